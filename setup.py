@@ -1,0 +1,42 @@
+"""Builds the C kernel as CPython extensions.
+
+The kernel sources under kernel/ are shared with the wasm32 build (web/build-wasm.sh);
+only kernel/py/ holds CPython glue. SIMD variants are chosen at run time
+(__builtin_cpu_supports), so the wheel runs on any x86-64 and uses AVX2 where present.
+"""
+import glob
+import os
+
+import numpy
+from setuptools import Extension, setup
+
+CFLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
+if os.environ.get("QUANTANN_DEBUG"):
+    CFLAGS = ["-O0", "-g", "-std=c11", "-Wall", "-fsanitize=address,undefined"]
+
+
+def sources(*patterns):
+    return sorted(f for p in patterns for f in glob.glob(p))
+
+
+extensions = [
+    Extension(
+        "quantann._kernel",
+        sources=sources("kernel/*.c", "kernel/py/index_module.c"),
+        include_dirs=["kernel", numpy.get_include()],
+        extra_compile_args=CFLAGS,
+        extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),
+    ),
+]
+if glob.glob("kernel/py/model_module.c"):
+    extensions.append(
+        Extension(
+            "quantann._model",
+            sources=sources("kernel/model/*.c", "kernel/py/model_module.c"),
+            include_dirs=["kernel", numpy.get_include()],
+            extra_compile_args=CFLAGS,
+            extra_link_args=["-lpthread"],
+        )
+    )
+
+setup(ext_modules=extensions)
