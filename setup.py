@@ -39,4 +39,9 @@ if glob.glob("kernel/py/model_module.c"):
         )
     )
 
+# QUANTANN_EXT=_kernel (or _model) builds just one extension, for quick iteration.
+only = os.environ.get("QUANTANN_EXT")
+if only:
+    extensions = [e for e in extensions if e.name.endswith(only)]
+
 setup(ext_modules=extensions)
