@@ -10,7 +10,7 @@ import os
 import numpy
 from setuptools import Extension, setup
 
-CFLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
+CFLAGS = ["-O3", "-std=gnu11", "-ffp-contract=off", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
 if os.environ.get("QUANTANN_DEBUG"):
     CFLAGS = ["-O0", "-g", "-std=c11", "-Wall", "-fsanitize=address,undefined"]
 

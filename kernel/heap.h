@@ -1,0 +1,41 @@
+/* A binary max-heap of (distance, node). Candidate queues that need the minimum store
+ * negated distances. */
+#ifndef QA_HEAP_H
+#define QA_HEAP_H
+#include <stdint.h>
+
+typedef struct { float d; int32_t id; } qa_pair;
+
+typedef struct {
+    qa_pair *a;
+    int n, cap;
+} qa_heap;
+
+static inline void qa_heap_push(qa_heap *h, float d, int32_t id) {
+    int i = h->n++;
+    while (i > 0) {
+        int p = (i - 1) >> 1;
+        if (h->a[p].d >= d) break;
+        h->a[i] = h->a[p];
+        i = p;
+    }
+    h->a[i].d = d;
+    h->a[i].id = id;
+}
+
+static inline void qa_heap_pop(qa_heap *h) {
+    qa_pair last = h->a[--h->n];
+    int i = 0, n = h->n;
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h->a[c + 1].d > h->a[c].d) c++;
+        if (h->a[c].d <= last.d) break;
+        h->a[i] = h->a[c];
+        i = c;
+    }
+    if (n > 0) h->a[i] = last;
+}
+
+static inline qa_pair qa_heap_top(const qa_heap *h) { return h->a[0]; }
+#endif

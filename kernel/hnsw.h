@@ -1,0 +1,71 @@
+/* HNSW graph over a "space" (how distances are computed), built and searched in place on
+ * arrays the host allocates.
+ *
+ * Layout (see FORMAT.md):
+ *   links0[n * M0]   level-0 neighbours of each node, -1 terminated when not full
+ *   level[n]         top level of each node
+ *   up_nodes[n_up]   ascending rows whose level > 0, and up_off[n_up] where their lists
+ *                    start in `upper`: level l (1..level) at upper[up_off + (l-1) * M]
+ * Only ~1/M of the nodes have upper levels, so a binary search over up_nodes costs less
+ * memory than an offset per node and is only done on the few upper-level hops.
+ */
+#ifndef QA_HNSW_H
+#define QA_HNSW_H
+#include "heap.h"
+#include "quant.h"
+#include "visited.h"
+
+typedef struct {
+    int64_t n;          /* nodes (rows) */
+    int M, M0;          /* max links on upper levels / level 0 */
+    int32_t *links0;
+    uint8_t *level;
+    const int32_t *up_nodes;
+    const int64_t *up_off;
+    int64_t n_up;
+    int32_t *upper;
+    int32_t entry;      /* -1 when empty */
+    int max_level;
+    const uint8_t *deleted; /* bitset over rows, NULL when nothing is deleted */
+} qa_graph;
+
+/* Where distances come from. Float space: the full vectors (building). Code space: the
+ * quantized codes (searching, and inserting after load). */
+typedef struct {
+    int metric;
+    int d;
+    const float *vectors;     /* float space: n x d */
+    const qa_quantizer *qz;   /* code space */
+    const uint8_t *codes;
+    const float *norms;       /* |x^|^2 per code, L2 only (may be NULL for IP) */
+} qa_space;
+
+/* Per-thread working memory. */
+typedef struct {
+    qa_visited vis;
+    qa_heap cand, res;
+    qa_pair *tmp;          /* neighbour selection */
+    int32_t *nbr;          /* copy of a neighbour list */
+    float *fbuf;           /* decoded vector */
+    int16_t *wbuf[2];      /* query weights */
+} qa_scratch;
+
+int qa_scratch_init(qa_scratch *s, int64_t cap, int ef, int M0, int dpad);
+void qa_scratch_free(qa_scratch *s);
+
+/* Insert rows [start, end) whose float vectors are vecs[(r - start) * d], using nthreads
+ * threads (1 in wasm). Returns 0, or -1 when memory ran out. */
+int qa_hnsw_insert(qa_graph *g, const qa_space *sp, int64_t start, int64_t end,
+                   const float *vecs, int ef_construction, int nthreads);
+
+/* Search for the `nres` nearest non-deleted rows; writes rows and distances in ascending
+ * distance order and returns how many were found. The query is a float vector, prepared
+ * for the space inside. Counts distance computations into *ndist if not NULL. */
+int qa_hnsw_search(const qa_graph *g, const qa_space *sp, const float *q, int ef, int nres,
+                   qa_scratch *s, int32_t *out_rows, float *out_d, int64_t *ndist);
+
+/* Deleted-row test. */
+static inline int qa_is_deleted(const qa_graph *g, int32_t r) {
+    return g->deleted && (g->deleted[r >> 3] >> (r & 7) & 1);
+}
+#endif

@@ -1,0 +1,38 @@
+#include "rerank.h"
+#include "heap.h"
+#include <stdlib.h>
+
+int qa_rerank(int metric, const float *q, const float *rows, const int32_t *row_ids, int m,
+              int d, int k, int32_t *out_rows, float *out_d) {
+    if (k > m) k = m;
+    if (k <= 0) return 0;
+    qa_pair *buf = (qa_pair *)malloc(sizeof(qa_pair) * (size_t)(k + 1));
+    if (!buf) return -1;
+    qa_heap h = {buf, 0, k + 1};
+    for (int i = 0; i < m; i++) {
+        float dist = qa_dist_f32(metric, q, rows + (int64_t)i * d, (size_t)d);
+        int32_t id = row_ids[i];
+        if (h.n < k) {
+            qa_heap_push(&h, dist, id);
+        } else {
+            qa_pair t = qa_heap_top(&h);
+            if (dist < t.d || (dist == t.d && id < t.id)) {
+                qa_heap_pop(&h);
+                qa_heap_push(&h, dist, id);
+            }
+        }
+    }
+    int n = h.n;
+    for (int i = n - 1; i >= 0; i--) {
+        out_rows[i] = qa_heap_top(&h).id;
+        out_d[i] = qa_heap_top(&h).d;
+        qa_heap_pop(&h);
+    }
+    /* equal distances leave the heap in arbitrary order: settle ties by row */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && out_d[j] == out_d[j - 1] && out_rows[j] < out_rows[j - 1]; j--) {
+            int32_t r = out_rows[j]; out_rows[j] = out_rows[j - 1]; out_rows[j - 1] = r;
+        }
+    free(buf);
+    return n;
+}

@@ -1,0 +1,39 @@
+"""quantann: on-device vector search.
+
+Quantized codes and the HNSW graph stay in memory; the graph search runs on the codes;
+the full vectors of the few best candidates are read from external storage in one batch
+and reranked exactly.
+
+    import quantann
+    index = quantann.Index.build(vectors, quant="sq8", metric="cosine")
+    index.save("passages.qann")
+    index = quantann.open("passages.qann", memory_budget="300MB")
+    ids, distances = index.search(queries, k=10, ef=64, rerank=4)
+"""
+from .errors import FormatError, MemoryBudgetError, QuantannError
+from .index import NO_ID, Index, QueryStats
+from .store import MemoryStore, MmapStore, PreadStore, VectorStore
+
+__version__ = "0.1.0"
+
+
+def open(path, store="pread", memory_budget=None, verify: bool = True) -> Index:
+    """Opens an index file (or http:// URL) without reading its full vectors.
+
+    store: "pread" (default), "mmap", "memory", or a VectorStore. memory_budget: bytes or
+    a string like "300MB"; refuses (MemoryBudgetError) when the in-memory part would not
+    fit. verify: check the in-memory part's checksums."""
+    from .fileformat import read_index
+    return read_index(path, store=store, memory_budget=memory_budget, verify=verify)
+
+
+def build(vectors, path=None, **kwargs) -> Index:
+    """Index.build(vectors, **kwargs), saved to `path` when given."""
+    index = Index.build(vectors, **kwargs)
+    if path is not None:
+        index.save(path)
+    return index
+
+
+__all__ = ["open", "build", "Index", "QueryStats", "NO_ID", "FormatError", "MemoryBudgetError",
+           "QuantannError", "VectorStore", "MemoryStore", "MmapStore", "PreadStore"]

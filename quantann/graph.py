@@ -1,0 +1,91 @@
+"""The HNSW graph: its arrays (owned here, in numpy) and the calls that fill them.
+
+Construction and search run in the C kernel (kernel/hnsw.c) on these arrays in place;
+see FORMAT.md for the layout.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernel
+
+MAX_LEVEL = 16
+
+
+@dataclass
+class Graph:
+    M: int
+    M0: int
+    links0: np.ndarray  # int32 [n, M0], -1 terminated
+    level: np.ndarray  # uint8 [n]
+    up_nodes: np.ndarray  # int32 [n_up], ascending
+    up_off: np.ndarray  # int64 [n_up]
+    upper: np.ndarray  # int32 pool
+    entry: int = -1
+    max_level: int = 0
+    ef_construction: int = 200
+
+    @property
+    def n(self) -> int:
+        return int(self.level.shape[0])
+
+    @classmethod
+    def empty(cls, M: int, ef_construction: int) -> "Graph":
+        if not 2 <= M <= 127:
+            raise ValueError(f"M must be between 2 and 127, got {M}")
+        return cls(M, 2 * M, np.empty((0, 2 * M), np.int32), np.empty(0, np.uint8),
+                   np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int32),
+                   ef_construction=ef_construction)
+
+    def random_levels(self, start: int, count: int, seed: int) -> np.ndarray:
+        """HNSW's level distribution, P(level >= l) = M^-l, seeded by the rows' position
+        so that a build is reproducible."""
+        rng = np.random.default_rng([seed, start])
+        u = rng.random(count)
+        lv = np.floor(-np.log(np.maximum(u, 1e-300)) / math.log(self.M))
+        return np.minimum(lv, MAX_LEVEL).astype(np.uint8)
+
+    def grow(self, levels: np.ndarray) -> None:
+        """Appends nodes with the given levels, their lists empty."""
+        start = self.n
+        m = len(levels)
+        links = np.full((m, self.M0), -1, np.int32)
+        self.links0 = np.concatenate([self.links0, links]) if start else links
+        self.level = np.concatenate([self.level, levels])
+        new_up = np.flatnonzero(levels > 0).astype(np.int32) + start
+        new_len = levels[levels > 0].astype(np.int64) * self.M
+        off = np.concatenate([[0], np.cumsum(new_len)[:-1]]).astype(np.int64) + self.upper.size
+        self.up_nodes = np.concatenate([self.up_nodes, new_up])
+        self.up_off = np.concatenate([self.up_off, off])
+        self.upper = np.concatenate([self.upper, np.full(int(new_len.sum()), -1, np.int32)])
+
+    def as_tuple(self, deleted: np.ndarray | None) -> tuple:
+        return (self.links0, self.level, self.up_nodes, self.up_off, self.upper, self.entry,
+                self.max_level, self.M, self.M0, deleted, self.n)
+
+    def insert(self, space: tuple, start: int, end: int, vecs: np.ndarray, threads: int) -> None:
+        self.entry, self.max_level = _kernel.hnsw_insert(
+            self.as_tuple(None), space, start, end, vecs, self.ef_construction, threads)
+
+    def nbytes(self) -> int:
+        return (self.links0.nbytes + self.level.nbytes + self.up_nodes.nbytes
+                + self.up_off.nbytes + self.upper.nbytes)
+
+    def neighbours(self, row: int, lev: int = 0) -> np.ndarray:
+        if lev == 0:
+            lst = self.links0[row]
+        else:
+            k = np.searchsorted(self.up_nodes, row)
+            if k >= len(self.up_nodes) or self.up_nodes[k] != row or self.level[row] < lev:
+                return np.empty(0, np.int32)
+            o = int(self.up_off[k]) + (lev - 1) * self.M
+            lst = self.upper[o:o + self.M]
+        return lst[lst >= 0]
+
+
+def default_threads() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)

@@ -1,0 +1,385 @@
+"""The index: quantizer + graph over codes in memory, full vectors in a store.
+
+    query ──► graph search over codes (C) ──► R = k·rerank candidate rows
+          ──► one batched store read of their float vectors ──► exact top-k (C)
+"""
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from . import _kernel
+from .budget import format_breakdown, human, parse_size
+from .errors import FormatError, MemoryBudgetError
+from .graph import MAX_LEVEL, Graph, default_threads
+from .quantize import KINDS, Quantizer, code_size, pad_dims
+from .store import MemoryStore, VectorStore, open_store
+
+METRICS = {"l2": 0, "ip": 1, "cosine": 1}
+FORMAT_VERSION = 1
+ARCH = "quantann"
+NO_ID = np.iinfo(np.uint64).max  # id of an empty result slot
+
+
+@dataclass
+class QueryStats:
+    """What one query cost."""
+    candidates: int = 0  # rows the graph search returned for rerank
+    vectors_read: int = 0  # full vectors fetched from the store
+    bytes_read: int = 0
+    ranges: int = 0  # contiguous runs fetched
+    store_reads: int = 0  # batched store calls (0 or 1)
+    distances: int = 0  # code distances computed in the graph search
+    graph_ms: float = 0.0
+    read_ms: float = 0.0
+    rerank_ms: float = 0.0
+
+
+def as_matrix(x, d: int | None = None, what: str = "vectors") -> np.ndarray:
+    """float32 C-contiguous (n, d) from float32/float16/float64/int8/uint8 input, checked."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must be numeric (float32, float16 or uint8), got {a.dtype}")
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ValueError(f"{what} must be a 2-D array (n, d), got shape {a.shape}")
+    if a.shape[0] == 0:
+        raise ValueError(f"no {what}: the array has 0 rows")
+    if a.shape[1] == 0:
+        raise ValueError(f"{what} have 0 dimensions")
+    if d is not None and a.shape[1] != d:
+        raise ValueError(f"{what} have dimension {a.shape[1]}, the index has {d}")
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    if not np.isfinite(a).all():
+        bad = int(np.flatnonzero(~np.isfinite(a).all(axis=1))[0])
+        raise ValueError(f"{what} contain NaN or infinity (row {bad})")
+    return a
+
+
+def normalize(x: np.ndarray, what: str = "vectors") -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+        raise ValueError(f"{what}: row {bad} is all zeros and has no direction under the cosine metric")
+    return np.ascontiguousarray(x / norms, dtype=np.float32)
+
+
+class Index:
+    """A quantized HNSW index. Make one with `Index.build` or `quantann.open`."""
+
+    def __init__(self, quantizer: Quantizer, metric: str, graph: Graph, codes: np.ndarray,
+                 norms: np.ndarray | None, ids: np.ndarray | None, store: VectorStore,
+                 deleted: np.ndarray | None = None, path: str | None = None,
+                 memory_budget: int | None = None):
+        self.quantizer = quantizer
+        self.metric = metric
+        self.graph = graph
+        self.codes = codes
+        self.norms = norms
+        self._ids = ids  # None: ids are the rows
+        self.store = store
+        self._pending: list[np.ndarray] = []  # vectors added since the last save
+        self._deleted = deleted  # bitset over rows, None when nothing is deleted
+        self.path = path
+        self.memory_budget = memory_budget
+        self.last_stats: list[QueryStats] = []
+        self._searcher = None
+
+    # ---- properties ------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self.quantizer.d
+
+    @property
+    def quant(self) -> str:
+        return self.quantizer.kind
+
+    @property
+    def rows(self) -> int:
+        """Rows held, deleted ones included."""
+        return self.graph.n
+
+    @property
+    def n_deleted(self) -> int:
+        if self._deleted is None:
+            return 0
+        return int(np.unpackbits(self._deleted, bitorder="little")[:self.rows].sum())
+
+    def __len__(self) -> int:
+        return self.rows - self.n_deleted
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids if self._ids is not None else np.arange(self.rows, dtype=np.uint64)
+
+    def __repr__(self):
+        return (f"<quantann.Index {len(self)} x {self.dim} {self.quant} {self.metric} "
+                f"M={self.graph.M} memory={human(self.memory()['total'])}>")
+
+    # ---- building ----------------------------------------------------------------------
+
+    @classmethod
+    def build(cls, vectors, quant: str = "sq8", metric: str = "cosine", M: int = 16,
+              ef_construction: int = 200, ids=None, threads: int | None = None,
+              progress: bool = False, seed: int = 0, clip: float | None = None) -> "Index":
+        """Trains the quantizer on `vectors`, encodes them and builds the graph from the
+        float vectors (both cores). The vectors stay in an in-memory store until `save`."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
+        if quant not in KINDS:
+            raise ValueError(f"unknown quantizer {quant!r}: choose one of {', '.join(KINDS)}")
+        if ef_construction < 1:
+            raise ValueError(f"ef_construction must be >= 1, got {ef_construction}")
+        x = as_matrix(vectors)
+        if x.shape[0] >= 2**31 - 1:
+            raise ValueError("at most 2^31 - 2 vectors per index")
+        if metric == "cosine":
+            x = normalize(x)
+        qz = Quantizer.train(quant, x, clip=clip, seed=seed)
+        idx = cls(qz, metric, Graph.empty(M, ef_construction), np.empty((0, qz.code_size), np.uint8),
+                  None, None, MemoryStore(np.empty((0, x.shape[1]), np.float32)))
+        idx._seed = seed
+        idx._append(x, ids, threads, progress, float_space=True)
+        idx.store = MemoryStore(x)
+        idx._pending = []
+        return idx
+
+    def _append(self, x: np.ndarray, ids, threads, progress, float_space: bool) -> None:
+        n0, m = self.rows, x.shape[0]
+        new_ids = self._check_new_ids(ids, m)
+        codes = self.quantizer.encode(x)
+        self.codes = np.concatenate([self.codes, codes]) if n0 else codes
+        if self.metric == "l2" and self.quant != "none":
+            nrm = (self.quantizer.decode(codes) ** 2).sum(axis=1, dtype=np.float32)
+            self.norms = np.concatenate([self.norms, nrm]) if self.norms is not None else nrm
+        if new_ids is not None or self._ids is not None:
+            old = self._ids if self._ids is not None else np.arange(n0, dtype=np.uint64)
+            new = new_ids if new_ids is not None else np.arange(n0, n0 + m, dtype=np.uint64)
+            self._ids = np.concatenate([old, new])
+        if self._deleted is not None:
+            grown = np.zeros((n0 + m + 7) // 8, np.uint8)
+            grown[:len(self._deleted)] = self._deleted
+            self._deleted = grown
+        self.graph.grow(self.graph.random_levels(n0, m, getattr(self, "_seed", 0)))
+        if float_space:  # building (from empty): distances between full vectors
+            space = (METRICS[self.metric], self.quantizer.kind_id, self.dim, self.quantizer.vmin,
+                     self.quantizer.scale, self.codes, None, x)
+        else:  # after load: the stored rows are codes; the new rows come as floats
+            space = self._space()
+        threads = threads or default_threads()
+        chunk = max(1000, m // 100)
+        bar = _progress(m, "build graph", progress)
+        for s in range(0, m, chunk):
+            e = min(m, s + chunk)
+            self.graph.insert(space, n0 + s, n0 + e, x[s:e], threads)
+            bar.update(e - s)
+        bar.close()
+        self._searcher = None
+
+    def _check_new_ids(self, ids, m):
+        if ids is None:
+            if self._ids is not None:
+                raise ValueError("this index has user ids: pass ids= for the new vectors")
+            return None
+        ids = np.asarray(ids)
+        if ids.shape != (m,):
+            raise ValueError(f"ids must have shape ({m},), got {ids.shape}")
+        if ids.dtype.kind not in "iu" or (ids.dtype.kind == "i" and (ids < 0).any()):
+            raise ValueError("ids must be non-negative integers")
+        ids = ids.astype(np.uint64)
+        if (ids == NO_ID).any():
+            raise ValueError(f"id {NO_ID} is reserved for empty result slots")
+        if len(np.unique(ids)) != m:
+            raise ValueError("ids contain duplicates")
+        if self.rows and np.isin(ids, self.ids).any():
+            raise ValueError(f"id {ids[np.isin(ids, self.ids)][0]} is already in the index")
+        return ids
+
+    def _space(self) -> tuple:
+        return (METRICS[self.metric], self.quantizer.kind_id, self.dim, self.quantizer.vmin,
+                self.quantizer.scale, self.codes, self.norms, None)
+
+    # ---- mutation ----------------------------------------------------------------------
+
+    def add(self, vectors, ids=None, threads: int | None = None, progress: bool = False) -> None:
+        """Adds vectors: codes from the trained quantizer, inserted into the graph over
+        the codes. Their full vectors are kept in memory until `save`."""
+        x = as_matrix(vectors, self.dim)
+        if self.metric == "cosine":
+            x = normalize(x)
+        if self.memory_budget is not None:
+            after = self.memory(extra_rows=x.shape[0])
+            if after["total"] > self.memory_budget:
+                raise MemoryBudgetError(
+                    f"adding {x.shape[0]} vectors would need {human(after['total'])}, over the "
+                    f"memory budget of {human(self.memory_budget)} ({format_breakdown(after)})",
+                    after, self.memory_budget)
+        self._append(x, ids, threads, progress, float_space=False)
+        self._pending.append(x)
+
+    def delete(self, ids) -> int:
+        """Marks the vectors with these ids deleted (search skips them; `save` drops
+        them). Returns how many were deleted; unknown ids raise KeyError."""
+        ids = np.atleast_1d(np.asarray(ids)).astype(np.uint64)
+        if self._ids is None:
+            rows = ids.astype(np.int64)
+            missing = ids[rows >= self.rows]
+        else:
+            order = np.argsort(self._ids, kind="stable")
+            pos = np.searchsorted(self._ids, ids, sorter=order)
+            pos = np.minimum(pos, len(order) - 1)
+            rows = order[pos].astype(np.int64)
+            missing = ids[self._ids[rows] != ids]
+        if len(missing):
+            raise KeyError(f"id {missing[0]} is not in the index")
+        if self._deleted is None:
+            self._deleted = np.zeros((self.rows + 7) // 8, np.uint8)
+            self._searcher = None
+        bits = np.unpackbits(self._deleted, bitorder="little")[:self.rows].astype(bool)
+        fresh = ~bits[rows]
+        bits[rows] = True
+        self._deleted[:] = np.packbits(bits, bitorder="little")
+        return int(np.unique(rows[fresh]).size)
+
+    # ---- search ------------------------------------------------------------------------
+
+    def _get_searcher(self):
+        if self._searcher is None:
+            self._searcher = _kernel.Searcher(self.graph.as_tuple(self._deleted), self._space())
+        return self._searcher
+
+    def prepare_queries(self, queries) -> np.ndarray:
+        q = as_matrix(queries, self.dim, "queries")
+        return normalize(q, "queries") if self.metric == "cosine" else q
+
+    def search(self, queries, k: int = 10, ef: int = 64, rerank: int = 4):
+        """Nearest neighbours of each query: (ids uint64 (nq, k), distances float32
+        (nq, k)), best first. Distances are squared L2, or 1 - inner product (ip,
+        cosine). rerank=0 returns the graph's approximate order and distances; rerank=r
+        rescores k·r candidates exactly from the store. Per-query costs go to
+        `last_stats`."""
+        q = self.prepare_queries(queries)
+        live = len(self)
+        if not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if live == 0:
+            raise ValueError("the index is empty")
+        if k > live:
+            raise ValueError(f"k={k} is larger than the {live} vectors in the index")
+        if ef < 1 or rerank < 0:
+            raise ValueError(f"ef must be >= 1 and rerank >= 0, got ef={ef}, rerank={rerank}")
+        nres = min(k * rerank if rerank else k, live)
+        nq = q.shape[0]
+        out_rows = np.full((nq, k), -1, np.int32)
+        out_d = np.full((nq, k), np.inf, np.float32)
+        rows_buf = np.empty(nres, np.int32)
+        dist_buf = np.empty(nres, np.float32)
+        searcher = self._get_searcher()
+        metric = METRICS[self.metric]
+        clock = time.perf_counter
+        self.last_stats = stats = []
+        for i in range(nq):
+            st = QueryStats()
+            t0 = clock()
+            found, st.distances = searcher.search(q[i], nres, max(ef, nres), rows_buf, dist_buf)
+            t1 = clock()
+            st.graph_ms = (t1 - t0) * 1e3
+            st.candidates = found
+            if rerank and found:
+                cand = np.sort(rows_buf[:found])
+                vecs, rs = self._read(cand)
+                t2 = clock()
+                _kernel.rerank(metric, q[i], self.dim, vecs, cand, k, out_rows[i], out_d[i])
+                st.rerank_ms = (clock() - t2) * 1e3
+                st.read_ms = (t2 - t1) * 1e3
+                st.vectors_read, st.bytes_read, st.ranges, st.store_reads = found, rs.bytes, rs.ranges, 1
+            else:
+                m = min(found, k)
+                out_rows[i, :m] = rows_buf[:m]
+                out_d[i, :m] = dist_buf[:m]
+            stats.append(st)
+        return self._rows_to_ids(out_rows), out_d
+
+    def _rows_to_ids(self, rows: np.ndarray) -> np.ndarray:
+        ids = np.full(rows.shape, NO_ID, np.uint64)
+        ok = rows >= 0
+        ids[ok] = rows[ok] if self._ids is None else self._ids[rows[ok]]
+        return ids
+
+    def _read(self, rows: np.ndarray):
+        """One batched read of full vectors for ascending rows (pending ones from RAM)."""
+        base = self.store.count
+        if not self._pending or rows[-1] < base:
+            return self.store.read(rows)
+        pend = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
+        self._pending = [pend]
+        cut = int(np.searchsorted(rows, base))
+        head, rs = self.store.read(rows[:cut]) if cut else (np.empty((0, self.dim), np.float32), None)
+        out = np.concatenate([head, pend[rows[cut:] - base]])
+        if rs is None:
+            from .store import ReadStats
+            rs = ReadStats(1, 0)
+        rs.bytes += (len(rows) - cut) * self.dim * 4
+        return out, rs
+
+    def vectors(self, chunk: int = 65536):
+        """Yields all full vectors in row order, in chunks."""
+        yield from self.store.all(chunk)
+        for p in self._pending:
+            yield p
+
+    # ---- memory ------------------------------------------------------------------------
+
+    def memory(self, extra_rows: int = 0) -> dict:
+        """Bytes held in memory, by part. `extra_rows` projects the size after adding."""
+        n = self.rows + extra_rows
+        scale = (n / self.rows) if self.rows else 1.0
+        codes = self.codes.nbytes + extra_rows * self.quantizer.code_size
+        graph = int(self.graph.nbytes() * scale) if extra_rows else self.graph.nbytes()
+        ids = 0 if self._ids is None else n * 8
+        other = (self.quantizer.nbytes()
+                 + (0 if self.norms is None else n * 4)
+                 + (0 if self._deleted is None else (n + 7) // 8)
+                 + 2 * n)  # the searcher's visited tags (uint16 per row)
+        pending = sum(p.nbytes for p in self._pending) + extra_rows * self.dim * 4
+        if isinstance(self.store, MemoryStore):
+            pending += self.store.nbytes()
+        out = {"codes": codes, "graph": graph, "ids": ids, "other": other}
+        if pending:
+            out["vectors_in_ram"] = pending
+        out["total"] = sum(out.values())
+        return out
+
+    def float_bytes(self) -> int:
+        return self.rows * self.dim * 4
+
+    # ---- saving ------------------------------------------------------------------------
+
+    def save(self, path, progress: bool = False) -> None:
+        """Writes the index and its full vectors to one file, atomically. Deleted rows
+        are dropped (compaction) on the way."""
+        from .fileformat import write_index
+        write_index(self, path, progress=progress)
+
+
+def _progress(total, desc, enabled):
+    if enabled:
+        try:
+            from tqdm import tqdm
+            return tqdm(total=total, desc=desc, unit="vec", unit_scale=True, leave=False)
+        except ImportError:
+            pass
+    return _NoBar()
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass

@@ -1,0 +1,83 @@
+"""Quantizers: how a float vector becomes a code.
+
+Training picks, per dimension, the range [lo, hi] between two quantiles of the data
+(clipping outliers that would otherwise waste levels), and splits it into 255 (sq8) or
+15 (sq4) steps. Encoding, decoding and query-vs-code distances run in the C kernel
+(kernel/quant.c); this module only holds and trains the parameters.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _kernel
+
+KINDS = {"none": 0, "sq8": 1, "sq4": 2}
+LEVELS = {"sq8": 255, "sq4": 15}
+# Quantiles that bound each dimension's range: wide enough to keep almost every value,
+# tight enough that a handful of outliers cannot stretch the grid.
+DEFAULT_CLIP = {"sq8": 0.0005, "sq4": 0.003}
+
+
+def pad_dims(d: int) -> int:
+    return (d + 63) // 64 * 64
+
+
+def code_size(kind: str, d: int) -> int:
+    if kind == "sq8":
+        return pad_dims(d)
+    if kind == "sq4":
+        return pad_dims(d) // 2
+    return 4 * d
+
+
+@dataclass
+class Quantizer:
+    kind: str
+    d: int
+    vmin: np.ndarray  # float32 [dpad]
+    scale: np.ndarray  # float32 [dpad]
+
+    @property
+    def kind_id(self) -> int:
+        return KINDS[self.kind]
+
+    @property
+    def code_size(self) -> int:
+        return code_size(self.kind, self.d)
+
+    @classmethod
+    def train(cls, kind: str, x: np.ndarray, clip: float | None = None, sample: int = 200_000,
+              seed: int = 0) -> "Quantizer":
+        if kind not in KINDS:
+            raise ValueError(f"unknown quantizer {kind!r}: choose one of {', '.join(KINDS)}")
+        n, d = x.shape
+        dpad = pad_dims(d)
+        vmin = np.zeros(dpad, np.float32)
+        scale = np.zeros(dpad, np.float32)
+        if kind != "none":
+            if n > sample:
+                rows = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+                x = x[rows]
+            c = DEFAULT_CLIP[kind] if clip is None else clip
+            lo, hi = np.quantile(x, [c, 1.0 - c], axis=0).astype(np.float32)
+            width = np.maximum(hi - lo, 1e-12)
+            vmin[:d] = lo
+            scale[:d] = width / LEVELS[kind]
+        return cls(kind, d, vmin, scale)
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        out = np.empty((x.shape[0], self.code_size), np.uint8)
+        _kernel.encode(self.kind_id, self.d, self.vmin, self.scale, x, out)
+        return out
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, self.code_size)
+        out = np.empty((codes.shape[0], self.d), np.float32)
+        _kernel.decode(self.kind_id, self.d, self.vmin, self.scale, codes, out)
+        return out
+
+    def nbytes(self) -> int:
+        return self.vmin.nbytes + self.scale.nbytes

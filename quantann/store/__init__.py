@@ -1,0 +1,28 @@
+"""Stores: where the full-precision vectors live, read one batch per query.
+
+A store serves `read(rows)` for ascending rows with one batched call and reports what it
+cost (ranges, bytes). Kinds: "pread" (local file, default), "mmap", "memory", and "http"
+(HTTP Range requests).
+"""
+from .base import ReadStats, VectorStore, coalesce
+from .file import MmapStore, PreadStore
+from .memory import MemoryStore
+
+__all__ = ["ReadStats", "VectorStore", "coalesce", "PreadStore", "MmapStore", "MemoryStore", "open_store"]
+
+KINDS = ("pread", "mmap", "memory", "http")
+
+
+def open_store(kind, path, offset, count, dim):
+    """The store `kind` over `count` float32 rows of `dim` at byte `offset` of `path`."""
+    if kind == "pread":
+        return PreadStore(path, offset, count, dim)
+    if kind == "mmap":
+        return MmapStore(path, offset, count, dim)
+    if kind == "memory":
+        with MmapStore(path, offset, count, dim) as m:
+            return MemoryStore(m.array.copy())
+    if kind == "http":
+        from .http import HttpStore
+        return HttpStore(path, offset, count, dim)
+    raise ValueError(f"unknown store {kind!r}: choose one of {', '.join(KINDS)} or pass a VectorStore")
