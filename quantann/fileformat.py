@@ -8,7 +8,7 @@ import zlib
 
 import numpy as np
 from gguf import GGMLQuantizationType as T
-from gguf import GGUFWriter
+from gguf import GGUFValueType, GGUFWriter
 
 from .budget import format_breakdown, human, parse_size
 from .errors import FormatError, MemoryBudgetError
@@ -135,7 +135,8 @@ def write_index(index: Index, path, progress: bool = False) -> None:
         w.add_string(f"{ARCH}.vectors.dtype", "f32")
         w.add_uint32(f"{ARCH}.vectors.crc32", vcrc & 0xFFFFFFFF)
         w.add_array(f"{ARCH}.checksums.tensors", list(tensors))
-        w.add_array(f"{ARCH}.checksums.crc32", [_crc(a) for a in tensors.values()])
+        w.add_key_value(f"{ARCH}.checksums.crc32", [_crc(a) for a in tensors.values()],
+                        GGUFValueType.ARRAY, sub_type=GGUFValueType.UINT32)
         for name, a in tensors.items():
             w.add_tensor_info(name, a.shape, a.dtype, a.nbytes, raw_dtype=_RAW[a.dtype])
         w.add_tensor_info("vectors", (n, qz.d), np.dtype(np.float32), n * qz.d * 4, raw_dtype=T.F32)

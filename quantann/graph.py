@@ -58,7 +58,7 @@ class Graph:
         self.level = np.concatenate([self.level, levels])
         new_up = np.flatnonzero(levels > 0).astype(np.int32) + start
         new_len = levels[levels > 0].astype(np.int64) * self.M
-        off = np.concatenate([[0], np.cumsum(new_len)[:-1]]).astype(np.int64) + self.upper.size
+        off = (np.cumsum(new_len) - new_len + self.upper.size).astype(np.int64)
         self.up_nodes = np.concatenate([self.up_nodes, new_up])
         self.up_off = np.concatenate([self.up_off, off])
         self.upper = np.concatenate([self.upper, np.full(int(new_len.sum()), -1, np.int32)])

@@ -67,9 +67,4 @@ int qm_forward(const qm_model *m, qm_pool *pool, const int32_t *ids, const int32
                int n_seq, float *out, float *hidden, void *scratch, uint64_t scratch_size,
                char *err, size_t err_len);
 
-/* y[t, :] = W x[t, :] + b for n rows of x (the matmul used by the forward pass). */
-void qm_matmul(qm_pool *pool, const qm_mat *w, const float *b, const float *x, int n, float *y,
-               void *xq);
-uint64_t qm_matmul_scratch(const qm_mat *w, int n);
-
 #endif

@@ -1,6 +1,7 @@
 /* Model setup from GGUF metadata (hyper-parameters, tensors, vocabulary index) and the
  * BERT WordPiece tokenizer (uncased: clean-up, CJK split, NFD accent strip, lower-case,
  * whitespace/punctuation split, greedy longest-match pieces). */
+#include <stdio.h>
 #include <string.h>
 
 #include "model.h"
