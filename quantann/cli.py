@@ -1,0 +1,224 @@
+"""The `quantann` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+from .budget import format_breakdown, human
+
+
+def _load_npy(path: str, what: str) -> np.ndarray:
+    try:
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise SystemExit(f"error: {what} file {path} does not exist")
+    except ValueError as e:
+        raise SystemExit(f"error: {path} is not a readable .npy array: {e}")
+    if a.ndim != 2 or a.dtype not in (np.float32, np.float16, np.uint8, np.float64, np.int8):
+        raise SystemExit(f"error: {what} must be a 2-D float32, float16 or uint8 array (n, d); "
+                         f"{path} holds {a.dtype}{list(a.shape)}")
+    return a
+
+
+def cmd_build(a):
+    import quantann
+    x = _load_npy(a.vectors, "vectors")
+    ids = np.load(a.ids) if a.ids else None
+    t0 = time.perf_counter()
+    print(f"building {a.quant} {a.metric} index of {x.shape[0]} x {x.shape[1]} "
+          f"(M={a.M}, ef_construction={a.ef_construction})", file=sys.stderr)
+    idx = quantann.Index.build(np.asarray(x), quant=a.quant, metric=a.metric, M=a.M,
+                               ef_construction=a.ef_construction, ids=ids, threads=a.threads,
+                               progress=not a.quiet)
+    t1 = time.perf_counter()
+    idx.save(a.output, progress=not a.quiet)
+    mem = quantann.open(a.output).memory()
+    print(f"wrote {a.output}: build {t1 - t0:.1f} s, save {time.perf_counter() - t1:.1f} s; "
+          f"in memory {human(mem['total'])} = {mem['total'] / idx.float_bytes():.1%} of the float32 "
+          f"vectors ({format_breakdown(mem)})", file=sys.stderr)
+
+
+def _open(a):
+    import quantann
+    return quantann.open(a.index, store=a.store, memory_budget=getattr(a, "memory_budget", None))
+
+
+def cmd_search(a):
+    idx = _open(a)
+    if a.text is not None:
+        from .text import search_text
+        ids, dist, texts = search_text(idx, a.index, [a.text], k=a.k, ef=a.ef, rerank=a.rerank, model=a.model)
+        for rank, (i, d, t) in enumerate(zip(ids[0], dist[0], texts[0])):
+            print(f"{rank + 1:3d}  id {int(i):>10}  dist {d:.4f}  {t[:120]!r}")
+        return
+    if a.queries is None:
+        raise SystemExit("error: give --queries Q.npy or --text \"...\"")
+    q = _load_npy(a.queries, "queries")
+    ids, dist = idx.search(np.asarray(q), k=a.k, ef=a.ef, rerank=a.rerank)
+    if a.json:
+        json.dump({"ids": ids.tolist(), "distances": dist.tolist()}, sys.stdout)
+        print()
+        return
+    for qi in range(len(ids)):
+        print(f"query {qi}: " + "  ".join(f"{int(i)}:{d:.4f}" for i, d in zip(ids[qi], dist[qi])))
+
+
+def cmd_eval(a):
+    from .evaluate import ground_truth, measure
+    idx = _open(a)
+    q = np.asarray(_load_npy(a.queries, "queries"), np.float32)
+    if a.limit:
+        q = q[:a.limit]
+    t0 = time.perf_counter()
+    truth = ground_truth(idx, q, a.k)
+    gt_s = time.perf_counter() - t0
+    r = measure(idx, q, truth, k=a.k, ef=a.ef, rerank=a.rerank)
+    r.pop("latencies_ms")
+    if a.json:
+        json.dump(r, sys.stdout)
+        print()
+        return
+    print(f"index      {a.index}: {r['n']} x {r['dim']} {r['quant']} {r['metric']}")
+    print(f"search     k={a.k} ef={a.ef} rerank={a.rerank}, {r['queries']} queries, one thread "
+          f"(ground truth by brute force in {gt_s:.1f} s)")
+    print(f"recall@{a.k}  {r['recall']:.4f} (min {r['recall_min']:.2f})")
+    print(f"QPS        {r['qps']:.0f}")
+    print(f"latency    p50 {r['p50_ms']:.3f} ms  p95 {r['p95_ms']:.3f} ms  p99 {r['p99_ms']:.3f} ms")
+    print(f"time split graph {r['graph_ms']:.3f} ms, store read {r['read_ms']:.3f} ms, rerank {r['rerank_ms']:.3f} ms")
+    print(f"reads      {r['vectors_read_per_query']:.1f} vectors, {human(int(r['bytes_read_per_query']))}, "
+          f"{r['ranges_per_query']:.1f} ranges, {r['store_reads_per_query']:.0f} batch per query")
+    print(f"memory     {human(r['memory_bytes'])} = {r['memory_fraction']:.1%} of the float32 vectors "
+          f"({human(r['float_bytes'])}): {format_breakdown(r['memory_breakdown'])}")
+
+
+def cmd_info(a):
+    import quantann
+    from .fileformat import verify_vectors
+    idx = quantann.open(a.index, store="mmap")
+    f = idx._file
+    print(f"file        {a.index} ({human(os.path.getsize(a.index))}), GGUF v{f.version}, "
+          f"quantann format {f.get('quantann.format_version')}")
+    print(f"vectors     {len(idx)} x {idx.dim}, metric {idx.metric}, quantizer {idx.quant}")
+    g = idx.graph
+    print(f"graph       HNSW M={g.M} (level 0: {g.M0}), ef_construction={g.ef_construction}, "
+          f"levels 0..{g.max_level}, {len(g.up_nodes)} nodes above level 0")
+    deg = (g.links0 >= 0).sum(1)
+    print(f"level-0 deg mean {deg.mean():.1f}, min {deg.min()}, max {deg.max()}")
+    mem = idx.memory()
+    print(f"memory      {human(mem['total'])} = {mem['total'] / idx.float_bytes():.1%} of float32 "
+          f"({human(idx.float_bytes())})")
+    for k, v in mem.items():
+        if k != "total":
+            print(f"  {k:<9} {v:>12} B")
+    print(f"ids         {'user ids' if idx._ids is not None else 'row numbers'}")
+    print(f"checksums   in-memory part ok" + (", vectors " + ("ok" if verify_vectors(idx) else "MISMATCH")
+                                                if a.verify else " (vectors: use --verify)"))
+
+
+def cmd_demo(a):
+    from .demo import run_demo
+    run_demo(data=a.data, workdir=a.workdir, quant=a.quant, queries=a.queries, show=a.show)
+
+
+def _add_search_args(p, k=10):
+    p.add_argument("-k", type=int, default=k, help="neighbours per query (default %(default)s)")
+    p.add_argument("--ef", type=int, default=64, help="search beam width; higher is slower and more exact (default %(default)s)")
+    p.add_argument("--rerank", type=int, default=4,
+                   help="rerank k*RERANK candidates with exact distances from the store; 0 = none (default %(default)s)")
+    p.add_argument("--store", default="pread", choices=["pread", "mmap", "memory"],
+                   help="how full vectors are read: pread from the file (default), mmap, or all in RAM")
+    p.add_argument("--memory-budget", help="refuse to open if the in-memory part exceeds this (e.g. 300MB)")
+
+
+def make_parser():
+    p = argparse.ArgumentParser(
+        prog="quantann",
+        description="On-device vector search: quantized HNSW in memory, one batched exact rerank "
+                    "from the full vectors on disk.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    b = sub.add_parser("build", help="build an index from a .npy array",
+                       description="Train the quantizer, build the HNSW graph (both cores) and write one "
+                                   "index file holding the in-memory part followed by the full vectors.")
+    b.add_argument("vectors", help="(n, d) float32, float16 or uint8 .npy file")
+    b.add_argument("-o", "--output", required=True, help="index file to write (atomically)")
+    b.add_argument("--quant", default="sq8", choices=["sq8", "sq4", "none"],
+                   help="codes kept in memory: 1 byte/dim, 4 bits/dim, or float32 (default %(default)s)")
+    b.add_argument("--metric", default="cosine", choices=["l2", "ip", "cosine"], help="default %(default)s")
+    b.add_argument("--M", type=int, default=16, help="graph degree (level 0 keeps 2M links; default %(default)s)")
+    b.add_argument("--ef-construction", type=int, default=200, help="build beam width (default %(default)s)")
+    b.add_argument("--ids", help="optional (n,) .npy of uint64 ids; default: row numbers")
+    b.add_argument("--threads", type=int, default=None, help="build threads (default: all cores)")
+    b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    b.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("search", help="search an index with query vectors or text",
+                       description="Print the k nearest ids and distances for each query.")
+    s.add_argument("index")
+    s.add_argument("--queries", help="(nq, d) .npy of query vectors")
+    s.add_argument("--text", help="a query text, embedded on the device (needs a text index and a model)")
+    s.add_argument("--model", help="GGUF embedding model for --text (default: the one recorded beside the index)")
+    s.add_argument("--json", action="store_true", help="one JSON object with ids and distances")
+    _add_search_args(s)
+    s.set_defaults(func=cmd_search)
+
+    e = sub.add_parser("eval", help="recall, latency and memory against brute force",
+                       description="Exact ground truth by brute force over the index's own full vectors, then "
+                                   "one query at a time on one thread: recall@k, QPS, p50/p95/p99, time split, "
+                                   "reads per query and counted memory.")
+    e.add_argument("index")
+    e.add_argument("--queries", required=True, help="(nq, d) .npy of query vectors")
+    e.add_argument("--limit", type=int, default=0, help="use only the first N queries")
+    e.add_argument("--json", action="store_true",
+                   help="one JSON object: recall, qps, p50_ms, p95_ms, p99_ms, memory_bytes, float_bytes, "
+                        "memory_fraction, vectors_read_per_query, ...")
+    _add_search_args(e)
+    e.set_defaults(func=cmd_eval)
+
+    i = sub.add_parser("info", help="header, counts and memory breakdown of an index file")
+    i.add_argument("index")
+    i.add_argument("--verify", action="store_true", help="also read all full vectors and check their checksum")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="build and search an index of real passages (ships with quantann)",
+                       description="Builds (or reuses) sq8 and float32 indexes of real text passages, runs their "
+                                   "queries, prints recall, latency and memory side by side, and shows a few "
+                                   "queries with their nearest passages.")
+    d.add_argument("--data", help="dataset folder like shared/datasets/minilm-100k (default: the 10k subset "
+                                  "that ships with quantann)")
+    d.add_argument("--workdir", default=None, help="where indexes are cached (default ~/.cache/quantann/demo)")
+    d.add_argument("--quant", default="sq8", choices=["sq8", "sq4"], help="default %(default)s")
+    d.add_argument("--queries", type=int, default=200, help="queries to measure (default %(default)s)")
+    d.add_argument("--show", type=int, default=3, help="queries to print with their passages (default %(default)s)")
+    d.set_defaults(func=cmd_demo)
+
+    for mod in ("quantann.model.cli", "quantann.bench.cli"):
+        try:
+            __import__(mod)
+            sys.modules[mod].register(sub)
+        except ImportError:
+            pass
+    return p
+
+
+def main(argv=None):
+    from .errors import QuantannError
+    args = make_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (QuantannError, ValueError, KeyError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
