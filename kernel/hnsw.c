@@ -378,6 +378,7 @@ int qa_hnsw_insert(qa_graph *g, const qa_space *sp, int64_t start, int64_t end,
         bc->end = start + 1;
         worker(bc);
         bc->end = save;
+        bc->next = start + 1; /* the worker's last fetch overshot */
     }
     if (nthreads < 1) nthreads = 1;
     if (nthreads > 64) nthreads = 64;
