@@ -1,0 +1,76 @@
+"""The command line, end to end, as a user runs it."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from quantann.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "quantann", *map(str, args)], capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, real):
+    x, q = real
+    d = tmp_path_factory.mktemp("cli")
+    np.save(d / "x.npy", x[:2000].astype(np.float16))
+    np.save(d / "q.npy", q[:30])
+    r = run("build", d / "x.npy", "-o", d / "i.qann", "--quant", "sq8", "--metric", "cosine", "-q")
+    assert r.returncode == 0, r.stderr
+    assert "of the float32 vectors" in r.stderr
+    return d
+
+
+def test_eval_json(files):
+    r = run("eval", files / "i.qann", "--queries", files / "q.npy", "-k", 10, "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    for key in ("recall", "qps", "p50_ms", "p95_ms", "p99_ms", "memory_bytes", "float_bytes",
+                "memory_fraction", "vectors_read_per_query"):
+        assert key in out
+    assert out["recall"] >= 0.95
+    assert out["float_bytes"] == 2000 * 384 * 4
+    assert out["memory_fraction"] == pytest.approx(out["memory_bytes"] / out["float_bytes"])
+    assert out["vectors_read_per_query"] == 40
+    assert out["p50_ms"] <= out["p95_ms"] <= out["p99_ms"]
+
+
+def test_search_and_info(files, capsys):
+    assert main(["search", str(files / "i.qann"), "--queries", str(files / "q.npy"), "-k", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert np.array(out["ids"]).shape == (30, 3)
+    assert main(["info", str(files / "i.qann"), "--verify"]) == 0
+    text = capsys.readouterr().out
+    assert "2000 x 384" in text and "vectors ok" in text
+
+
+def test_errors_are_messages_not_tracebacks(files, tmp_path):
+    np.save(tmp_path / "bad.npy", np.zeros((3, 7), np.float32))
+    r = run("search", files / "i.qann", "--queries", tmp_path / "bad.npy")
+    assert r.returncode == 1 and "dimension 7, the index has 384" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "junk.qann").write_bytes(b"hello")
+    r = run("info", tmp_path / "junk.qann")
+    assert r.returncode == 1 and "too short" in r.stderr
+    r = run("eval", files / "i.qann", "--queries", files / "q.npy", "--memory-budget", "1KB")
+    assert r.returncode == 1 and "over the budget" in r.stderr
+    r = run("build", tmp_path / "nope.npy", "-o", tmp_path / "o.qann")
+    assert r.returncode != 0 and "does not exist" in r.stderr
+
+
+@pytest.mark.parametrize("cmd", ["build", "search", "eval", "info", "demo"])
+def test_help(cmd):
+    r = run(cmd, "--help")
+    assert r.returncode == 0 and "usage: quantann " + cmd in r.stdout
+
+
+def test_demo_runs_on_builtin_data(tmp_path):
+    r = run("demo", "--workdir", tmp_path, "--queries", 30, "--show", 1)
+    assert r.returncode == 0, r.stderr
+    assert "sq8 codes + rerank x4 from disk" in r.stdout and "query:" in r.stdout
+    line = next(l for l in r.stdout.splitlines() if l.startswith("sq8 codes + rerank"))
+    assert float(line.split()[7]) >= 0.9  # recall@10 column

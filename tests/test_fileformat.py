@@ -1,0 +1,140 @@
+"""Bad files get a clear FormatError, never a crash; saving is atomic."""
+import os
+import struct
+
+import numpy as np
+import pytest
+from gguf import GGUFWriter
+
+import quantann
+from quantann import fileformat
+from quantann.gguf_file import GGUFFile
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory, real):
+    x, _ = real
+    path = tmp_path_factory.mktemp("ff") / "good.qann"
+    quantann.Index.build(x[:1500], quant="sq8", metric="l2").save(path)
+    return path, path.read_bytes()
+
+
+def write(tmp_path, data, name="bad.qann"):
+    p = tmp_path / name
+    p.write_bytes(data)
+    return p
+
+
+def test_good_file_opens(saved):
+    path, _ = saved
+    idx = quantann.open(path)
+    assert len(idx) == 1500 and idx.metric == "l2" and idx.norms is not None
+
+
+@pytest.mark.parametrize("cut", [0, 3, 10, 24, 100, 1000, 0.3, 0.6, 0.9, 0.999])
+def test_truncated(saved, tmp_path, cut):
+    _, data = saved
+    n = int(len(data) * cut) if isinstance(cut, float) else cut
+    p = write(tmp_path, data[:n])
+    with pytest.raises(quantann.FormatError, match="truncated|too short|corrupt"):
+        quantann.open(p)
+
+
+def test_flipped_byte_in_every_in_memory_tensor(saved, tmp_path):
+    path, data = saved
+    f = GGUFFile(path)
+    names = [n for n in f.tensors if n != "vectors"]
+    offsets = {n: f.tensors[n].offset + f.tensors[n].nbytes // 2 for n in names}
+    f.close()
+    for name, off in offsets.items():
+        bad = bytearray(data)
+        bad[off] ^= 0x5A
+        p = write(tmp_path, bytes(bad))
+        with pytest.raises(quantann.FormatError, match=f"checksum mismatch in tensor {name}"):
+            quantann.open(p)
+
+
+def test_random_header_corruption_never_crashes(saved, tmp_path):
+    """Any byte of the header and tensor table changed: an error naming the file, or (if
+    the byte did not matter) a working index."""
+    path, data = saved
+    f = GGUFFile(path)
+    header_end = f.data_offset
+    f.close()
+    rng = np.random.default_rng(0)
+    for pos in rng.choice(header_end, size=120, replace=False):
+        bad = bytearray(data)
+        bad[pos] = (bad[pos] + rng.integers(1, 256)) % 256
+        p = write(tmp_path, bytes(bad))
+        try:
+            idx = quantann.open(p)
+        except (quantann.FormatError, ValueError) as e:
+            assert str(p) in str(e) or "bad.qann" in str(e)
+            continue
+        idx.search(np.ones(idx.dim, np.float32), k=3)
+
+
+def test_foreign_files(tmp_path):
+    p = write(tmp_path, b"PK\x03\x04" + b"\0" * 100)
+    with pytest.raises(quantann.FormatError, match="not a GGUF file"):
+        quantann.open(p)
+    w = GGUFWriter(str(tmp_path / "model.gguf"), "bert")
+    w.add_tensor("x", np.zeros(4, np.float32))
+    w.write_header_to_file(); w.write_kv_data_to_file(); w.write_tensors_to_file(); w.close()
+    with pytest.raises(quantann.FormatError, match="not a quantann index .*'bert'"):
+        quantann.open(tmp_path / "model.gguf")
+    with pytest.raises(FileNotFoundError):
+        quantann.open(tmp_path / "missing.qann")
+
+
+def test_newer_format_version(saved, tmp_path):
+    _, data = saved
+    key = b"quantann.format_version"
+    i = data.index(key) + len(key)
+    vtype, value = struct.unpack_from("<II", data, i)
+    assert vtype == 4 and value == fileformat.FORMAT_VERSION
+    bad = bytearray(data)
+    struct.pack_into("<I", bad, i + 4, value + 1)
+    with pytest.raises(quantann.FormatError, match="newer quantann"):
+        quantann.open(write(tmp_path, bytes(bad)))
+
+
+def test_corrupt_graph_with_valid_checksums(real, tmp_path, monkeypatch):
+    """A file whose checksums agree but whose links point outside the index (crafted, not
+    damaged) is refused before the C search can follow them."""
+    x, _ = real
+    idx = quantann.Index.build(x[:300], quant="sq8")
+    idx.graph.links0[5, 0] = 10_000
+    idx.save(tmp_path / "evil.qann")
+    with pytest.raises(quantann.FormatError, match="link outside the index"):
+        quantann.open(tmp_path / "evil.qann")
+
+
+def test_save_is_atomic(real, tmp_path, monkeypatch):
+    x, _ = real
+    path = tmp_path / "a.qann"
+    quantann.Index.build(x[:200], quant="sq8").save(path)
+    before = path.read_bytes()
+    idx = quantann.Index.build(x[:400], quant="sq4")
+
+    def crash(*a, **k):
+        raise KeyboardInterrupt("power cut")
+    monkeypatch.setattr(fileformat, "_pad", crash)
+    with pytest.raises(KeyboardInterrupt):
+        idx.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["a.qann"]  # no temporary left behind
+    monkeypatch.undo()
+    idx.save(path)
+    assert len(quantann.open(path)) == 400
+
+
+def test_vectors_checksum(saved, tmp_path):
+    path, data = saved
+    idx = quantann.open(path)
+    assert fileformat.verify_vectors(idx)
+    off = idx._file.tensor("vectors").offset + 100
+    bad = bytearray(data)
+    bad[off] ^= 1
+    j = quantann.open(write(tmp_path, bytes(bad)))
+    assert not fileformat.verify_vectors(j)
