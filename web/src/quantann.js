@@ -1,0 +1,10 @@
+// quantann in the browser (and Node): open a .qann index built by `quantann build` and
+// search it with the same C kernel, compiled to wasm32.
+//
+//   import { openIndex } from './src/quantann.js';
+//   const index = await openIndex('/data/passages.qann', { memoryBudget: '300MB' });
+//   const { ids, distances, stats } = await index.search(query, { k: 10, ef: 64, rerank: 4 });
+export { openIndex, FormatError, MemoryBudgetError, parseSize } from './index.js';
+export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, importToIndexedDB, coalesce } from './stores.js';
+export { openSource } from './source.js';
+export { loadKernel } from './kernel.js';

@@ -1,0 +1,274 @@
+// Stores: where the full-precision vectors live. Each serves
+//   read(rows: Int32Array ascending) -> Promise<{vectors: Float32Array(rows.length * dim),
+//                                                 stats: {ranges, bytes, requests}}>
+// in one batched fetch per query.
+//   MemoryStore     a Float32Array in the JS heap (the reference)
+//   SourceStore     rows of the .qann file itself, through a byte source (File, bytes, Node file)
+//   HttpStore       HTTP Range requests: runs of neighbouring rows coalesced, all runs of a
+//                   query in one multipart/byteranges request when the server supports it
+//   IndexedDBStore  vectors in records of `chunkRows` rows; fill it with importToIndexedDB
+
+// Ascending rows -> [[first, last], ...] runs, merging gaps of up to maxGap rows.
+export function coalesce(rows, maxGap = 0) {
+  const runs = [];
+  for (let i = 0; i < rows.length; i++) {
+    const r = rows[i];
+    if (runs.length && r - runs[runs.length - 1][1] <= maxGap + 1) runs[runs.length - 1][1] = r;
+    else runs.push([r, r]);
+  }
+  return runs;
+}
+
+function checkRows(store, rows) {
+  if (rows.length && (rows[0] < 0 || rows[rows.length - 1] >= store.count))
+    throw new RangeError(`row outside the store's ${store.count} rows`);
+}
+
+// Copies the requested rows out of fetched runs: parts = [[firstRow, Float32Array], ...].
+function gather(rows, dim, parts) {
+  const out = new Float32Array(rows.length * dim);
+  let p = 0;
+  for (let i = 0; i < rows.length; i++) {
+    while (p < parts.length && rows[i] >= parts[p][0] + parts[p][1].length / dim) p++;
+    if (p >= parts.length || rows[i] < parts[p][0]) throw new Error(`row ${rows[i]} missing from the fetched ranges`);
+    const off = (rows[i] - parts[p][0]) * dim;
+    out.set(parts[p][1].subarray(off, off + dim), i * dim);
+  }
+  return out;
+}
+
+// Little-endian float32 view of bytes (copied when unaligned).
+function floats(bytes) {
+  if (bytes.byteOffset % 4) bytes = bytes.slice();
+  return new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+}
+
+export class MemoryStore {
+  constructor(vectors, dim) {
+    this.vectors = vectors;
+    this.dim = dim;
+    this.count = vectors.length / dim;
+  }
+  async read(rows) {
+    checkRows(this, rows);
+    const d = this.dim, out = new Float32Array(rows.length * d);
+    for (let i = 0; i < rows.length; i++) out.set(this.vectors.subarray(rows[i] * d, rows[i] * d + d), i * d);
+    return { vectors: out, stats: { ranges: rows.length ? 1 : 0, bytes: out.byteLength, requests: 0 } };
+  }
+  nbytes() { return this.vectors.byteLength; }
+}
+
+export class SourceStore {
+  constructor(source, offset, count, dim, { maxGap = 0 } = {}) {
+    if (source.size < offset + count * dim * 4)
+      throw new RangeError(`${source.name}: truncated: the vectors need ${offset + count * dim * 4} bytes, the file has ${source.size}`);
+    Object.assign(this, { source, offset, count, dim, maxGap });
+  }
+  async read(rows) {
+    checkRows(this, rows);
+    const rb = this.dim * 4, runs = coalesce(rows, this.maxGap);
+    const parts = await Promise.all(runs.map(async ([a, b]) => [a, floats(await this.source.read(this.offset + a * rb, (b - a + 1) * rb))]));
+    const bytes = runs.reduce((s, [a, b]) => s + (b - a + 1) * rb, 0);
+    return { vectors: gather(rows, this.dim, parts), stats: { ranges: runs.length, bytes, requests: 0 } };
+  }
+}
+
+/**
+ * Vectors at `offset + row * dim * 4` of a file on an HTTP server.
+ * mode 'multipart' (default): one request per query, all runs in one Range header; the
+ *   server answers multipart/byteranges (or merges them into one range, or ignores
+ *   multi-range: then the store switches to 'parallel' for good).
+ * mode 'parallel': one single-range request per run, concurrently.
+ * mode 'span': one request for the span from the first to the last row (gaps included).
+ */
+export class HttpStore {
+  constructor(url, offset, count, dim, { mode = 'multipart', maxGap = 0, maxRanges = 256 } = {}) {
+    Object.assign(this, { url, offset, count, dim, mode, maxGap, maxRanges });
+  }
+
+  async read(rows) {
+    checkRows(this, rows);
+    const rb = this.dim * 4;
+    let runs = coalesce(rows, this.maxGap);
+    if (this.mode === 'span' && runs.length) runs = [[runs[0][0], runs[runs.length - 1][1]]];
+    const bytes = runs.reduce((s, [a, b]) => s + (b - a + 1) * rb, 0);
+    const byteRanges = runs.map(([a, b]) => [this.offset + a * rb, this.offset + (b + 1) * rb - 1]);
+    let parts, requests;
+    if (runs.length <= 1 || this.mode !== 'multipart' || runs.length > this.maxRanges) {
+      parts = await Promise.all(byteRanges.map((r) => this._fetch([r])));
+      parts = parts.flat();
+      requests = byteRanges.length;
+    } else {
+      parts = await this._fetch(byteRanges);
+      requests = 1;
+      if (parts === null) { // the server does not do multi-range
+        this.mode = 'parallel';
+        return this.read(rows);
+      }
+    }
+    // byte parts -> row parts (a part may hold several runs when the server merged them)
+    const rowParts = parts.map(([start, data]) => {
+      const rel = start - this.offset;
+      const skip = (rb - (rel % rb)) % rb;
+      const first = Math.ceil(rel / rb);
+      return [first, floats(data.subarray(skip, skip + Math.floor((data.length - skip) / rb) * rb))];
+    }).sort((a, b) => a[0] - b[0]);
+    return { vectors: gather(rows, this.dim, rowParts), stats: { ranges: runs.length, bytes, requests } };
+  }
+
+  // -> [[byteStart, Uint8Array], ...], or null when a multi-range request came back whole.
+  async _fetch(ranges) {
+    const r = await fetch(this.url, { headers: { Range: 'bytes=' + ranges.map(([a, b]) => `${a}-${b}`).join(',') } });
+    if (r.status === 200) {
+      if (ranges.length > 1) { r.body?.cancel(); return null; }
+      throw new Error(`${this.url}: the server ignores Range requests (HTTP 200): it cannot serve as a vector store`);
+    }
+    if (r.status !== 206) throw new Error(`${this.url}: HTTP ${r.status} reading vectors`);
+    const type = r.headers.get('Content-Type') || '';
+    const body = new Uint8Array(await r.arrayBuffer());
+    const m = /multipart\/byteranges;\s*boundary="?([^";]+)"?/i.exec(type);
+    if (!m) {
+      const cr = /bytes (\d+)-(\d+)/.exec(r.headers.get('Content-Range') || '');
+      if (!cr) throw new Error(`${this.url}: 206 without Content-Range`);
+      return [[Number(cr[1]), body]];
+    }
+    return parseMultipart(body, m[1], this.url);
+  }
+}
+
+// multipart/byteranges body -> [[byteStart, Uint8Array], ...]
+function parseMultipart(body, boundary, url) {
+  const parts = [];
+  const dec = new TextDecoder('latin1');
+  const delim = new TextEncoder().encode(`--${boundary}`);
+  const find = (seq, from) => {
+    outer: for (let i = from; i + seq.length <= body.length; i++) {
+      for (let j = 0; j < seq.length; j++) if (body[i + j] !== seq[j]) continue outer;
+      return i;
+    }
+    return -1;
+  };
+  const crlf2 = new Uint8Array([13, 10, 13, 10]);
+  let pos = find(delim, 0);
+  while (pos >= 0) {
+    pos += delim.length;
+    if (body[pos] === 45 && body[pos + 1] === 45) break; // closing "--"
+    const hend = find(crlf2, pos);
+    if (hend < 0) throw new Error(`${url}: malformed multipart response`);
+    const cr = /content-range:\s*bytes (\d+)-(\d+)/i.exec(dec.decode(body.subarray(pos, hend)));
+    if (!cr) throw new Error(`${url}: multipart part without Content-Range`);
+    const start = Number(cr[1]), len = Number(cr[2]) - start + 1, at = hend + 4;
+    if (at + len > body.length) throw new Error(`${url}: truncated multipart response`);
+    parts.push([start, body.subarray(at, at + len)]);
+    pos = find(delim, at + len);
+  }
+  return parts;
+}
+
+// ---- IndexedDB ------------------------------------------------------------------------
+
+const req = (r) => new Promise((resolve, reject) => { r.onsuccess = () => resolve(r.result); r.onerror = () => reject(r.error); });
+const done = (tx) => new Promise((resolve, reject) => { tx.oncomplete = resolve; tx.onerror = () => reject(tx.error); tx.onabort = () => reject(tx.error || new Error('transaction aborted')); });
+
+async function openDB(name) {
+  const r = indexedDB.open(name, 1);
+  r.onupgradeneeded = () => {
+    r.result.createObjectStore('chunks');
+    r.result.createObjectStore('meta');
+  };
+  return req(r);
+}
+
+/**
+ * Copies `count` x `dim` float32 vectors at byte `offset` of `source` (URL, File, bytes or
+ * a byte source) into the IndexedDB database `dbName`, `chunkRows` rows per record, a
+ * batch of records per transaction. Resumable: the next chunk to write is committed with
+ * each batch, and a later call with the same source continues from there.
+ * onProgress({rows, count, bytes, seconds}).
+ */
+export async function importToIndexedDB(dbName, source, { offset, count, dim, chunkRows = 32, batchBytes = 8 << 20, onProgress, key } = {}) {
+  const { openSource } = await import('./source.js');
+  const src = source && typeof source.read === 'function' ? source : await openSource(source);
+  const db = await openDB(dbName);
+  try {
+    const id = key ?? `${src.name}|${src.size}|${offset}|${count}|${dim}|${chunkRows}`;
+    let meta = await req(db.transaction('meta').objectStore('meta').get('meta'));
+    if (!meta || meta.id !== id) { // a different source: start over
+      const tx = db.transaction(['chunks', 'meta'], 'readwrite');
+      tx.objectStore('chunks').clear();
+      meta = { id, count, dim, chunkRows, nextChunk: 0, complete: false };
+      tx.objectStore('meta').put(meta, 'meta');
+      await done(tx);
+    }
+    const nChunks = Math.ceil(count / chunkRows), rb = dim * 4;
+    const perBatch = Math.max(1, Math.floor(batchBytes / (chunkRows * rb)));
+    const t0 = performance.now();
+    let next = meta.nextChunk;
+    const startRow = next * chunkRows;
+    // read ahead one batch while the previous one is written
+    const fetchBatch = (c) => {
+      const r0 = c * chunkRows, r1 = Math.min(count, (c + perBatch) * chunkRows);
+      return src.read(offset + r0 * rb, (r1 - r0) * rb);
+    };
+    let pending = next < nChunks ? fetchBatch(next) : null;
+    while (next < nChunks) {
+      const bytes = await pending;
+      const c1 = Math.min(nChunks, next + perBatch);
+      pending = c1 < nChunks ? fetchBatch(c1) : null;
+      const expect = (Math.min(count, c1 * chunkRows) - next * chunkRows) * rb;
+      if (bytes.length !== expect) throw new RangeError(`${src.name}: truncated: expected ${expect} bytes of vectors at chunk ${next}, got ${bytes.length}`);
+      const tx = db.transaction(['chunks', 'meta'], 'readwrite');
+      const cs = tx.objectStore('chunks');
+      for (let c = next; c < c1; c++) {
+        const a = (c - next) * chunkRows * rb;
+        cs.put(bytes.slice(a, Math.min(bytes.length, a + chunkRows * rb)).buffer, c);
+      }
+      meta.nextChunk = c1;
+      meta.complete = c1 === nChunks;
+      tx.objectStore('meta').put(meta, 'meta');
+      await done(tx);
+      next = c1;
+      const rows = Math.min(count, next * chunkRows);
+      onProgress?.({ rows, count, bytes: (rows - startRow) * rb, seconds: (performance.now() - t0) / 1000 });
+    }
+    return { rows: count, resumedAt: startRow, seconds: (performance.now() - t0) / 1000 };
+  } finally {
+    db.close();
+  }
+}
+
+export class IndexedDBStore {
+  static async open(dbName) {
+    const db = await openDB(dbName);
+    const meta = await req(db.transaction('meta').objectStore('meta').get('meta'));
+    if (!meta || !meta.complete) {
+      db.close();
+      throw new Error(`IndexedDB ${dbName}: no complete import (run importToIndexedDB first)`);
+    }
+    const s = new IndexedDBStore();
+    Object.assign(s, { db, name: dbName, count: meta.count, dim: meta.dim, chunkRows: meta.chunkRows });
+    return s;
+  }
+
+  async read(rows) {
+    checkRows(this, rows);
+    const cr = this.chunkRows, rb = this.dim * 4;
+    const chunks = [];
+    for (const r of rows) {
+      const c = Math.floor(r / cr);
+      if (chunks[chunks.length - 1] !== c) chunks.push(c);
+    }
+    const os = this.db.transaction('chunks').objectStore('chunks');
+    const bufs = await Promise.all(chunks.map((c) => req(os.get(c))));
+    const parts = chunks.map((c, i) => {
+      if (!bufs[i]) throw new Error(`IndexedDB ${this.name}: chunk ${c} is missing`);
+      return [c * cr, new Float32Array(bufs[i])];
+    });
+    const bytes = bufs.reduce((s, b) => s + b.byteLength, 0);
+    return { vectors: gather(rows, this.dim, parts), stats: { ranges: chunks.length, bytes, requests: chunks.length } };
+  }
+
+  close() { this.db?.close(); this.db = null; }
+
+  static async delete(dbName) { await req(indexedDB.deleteDatabase(dbName)); }
+}

@@ -1,0 +1,41 @@
+// The wasm kernel returns the same ids as native Python, distances within float tolerance.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+
+import { openIndex } from '../src/quantann.js';
+import { DATA, testVectors } from '../testlib/vectors.js';
+
+const { expected, queries } = testVectors();
+
+for (const [name, exp] of Object.entries(expected)) {
+  for (const rerank of [exp.rerank, 0]) {
+    test(`${name} rerank=${rerank}: same ids as native`, async () => {
+      const index = await openIndex(DATA + exp.file);
+      const want = rerank ? exp.ids : exp.graph_ids;
+      const wantD = rerank ? exp.distances : exp.graph_distances;
+      let same = 0, maxErr = 0;
+      for (let i = 0; i < exp.nq; i++) {
+        const q = queries.subarray(i * exp.dim, (i + 1) * exp.dim);
+        const r = await index.search(q, { k: exp.k, ef: exp.ef, rerank });
+        assert.deepEqual(Array.from(r.ids, String), want[i], `query ${i}: ids differ`);
+        same++;
+        for (let j = 0; j < exp.k; j++) maxErr = Math.max(maxErr, Math.abs(r.distances[j] - wantD[i][j]));
+        if (rerank) assert.equal(r.stats.storeReads, 1);
+      }
+      assert.equal(same, exp.nq);
+      assert.ok(maxErr <= 1e-5, `distances differ by up to ${maxErr}`);
+      index.close();
+    });
+  }
+}
+
+test('in-memory bytes source and memory store give the same answers', async () => {
+  const exp = expected['sq8-cosine'];
+  const bytes = readFileSync(DATA + exp.file);
+  const index = await openIndex(new Uint8Array(bytes), { store: 'memory' });
+  const r = await index.search(queries.subarray(0, exp.dim * 5), { k: exp.k, ef: exp.ef, rerank: exp.rerank });
+  for (let i = 0; i < 5; i++) assert.deepEqual(Array.from(r.ids.subarray(i * exp.k, (i + 1) * exp.k), String), exp.ids[i]);
+  assert.equal(r.stats.length, 5);
+  index.close();
+});
