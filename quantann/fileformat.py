@@ -167,12 +167,57 @@ def _pad(f):
 
 def read_index(path, store="pread", memory_budget=None, verify: bool = True) -> Index:
     budget = parse_size(memory_budget)
+    if str(path).startswith(("http://", "https://")):
+        f = _fetch_url(str(path), budget)
+        return _read(f, path, "http" if store == "pread" else store, budget, verify)
     f = GGUFFile(path)
     try:
         return _read(f, path, store, budget, verify)
     except BaseException:
         f.close()
         raise
+
+
+def _fetch_url(url: str, budget) -> GGUFFile:
+    """The in-memory part of an index on an HTTP server: the header first (a prefix that
+    grows until it holds it), the memory budget checked on its sizes, then everything up
+    to the vectors in one Range request."""
+    from .store.http import HttpClient
+    client = HttpClient(url)
+    try:
+        buf, size = client.read(0, 1 << 16)
+        while True:
+            try:
+                f = GGUFFile.from_bytes(buf, size, url)
+                break
+            except FormatError:
+                if len(buf) >= size:
+                    raise
+                buf = buf + client.read(len(buf), min(size, 4 * len(buf)) - len(buf))[0]
+        _check_budget(f, url, budget, f.require(f"{ARCH}.count", int))
+        end = f.tensor("vectors").offset
+        if len(buf) < end:
+            buf = buf + client.read(len(buf), end - len(buf))[0]
+            f = GGUFFile.from_bytes(buf, size, url)
+        return f
+    finally:
+        client.close()
+
+
+def _check_budget(f: GGUFFile, path, budget, n: int) -> None:
+    """Refuses (MemoryBudgetError) an index whose in-memory part is over the budget,
+    from the sizes in the header."""
+    def size(name):
+        return f.tensors[name].nbytes if name in f.tensors else 0
+    breakdown = {"codes": size("codes"),
+                 "graph": sum(size(x) for x in ("graph.level", "graph.links0", "graph.up_nodes", "graph.up_off", "graph.upper")),
+                 "ids": size("ids"),
+                 "other": size("quant.vmin") + size("quant.scale") + size("norms") + 2 * n}
+    breakdown["total"] = sum(breakdown.values())
+    if budget is not None and breakdown["total"] > budget:
+        raise MemoryBudgetError(
+            f"{path}: the index needs {human(breakdown['total'])} in memory, over the budget of "
+            f"{human(budget)} ({format_breakdown(breakdown)})", breakdown, budget)
 
 
 def _read(f: GGUFFile, path, store, budget, verify) -> Index:
@@ -216,17 +261,7 @@ def _read(f: GGUFFile, path, store, budget, verify) -> Index:
             raise FormatError(f"{path}: tensor {name} must be 1-D")
 
     # the budget is checked on sizes from the header, before anything is mapped
-    def size(name):
-        return f.tensors[name].nbytes if name in f.tensors else 0
-    breakdown = {"codes": size("codes"),
-                 "graph": sum(size(x) for x in ("graph.level", "graph.links0", "graph.up_nodes", "graph.up_off", "graph.upper")),
-                 "ids": size("ids"),
-                 "other": size("quant.vmin") + size("quant.scale") + size("norms") + 2 * n}
-    breakdown["total"] = sum(breakdown.values())
-    if budget is not None and breakdown["total"] > budget:
-        raise MemoryBudgetError(
-            f"{path}: the index needs {human(breakdown['total'])} in memory, over the budget of "
-            f"{human(budget)} ({format_breakdown(breakdown)})", breakdown, budget)
+    _check_budget(f, path, budget, n)
 
     if verify:
         names = f.get(f"{ARCH}.checksums.tensors")

@@ -107,6 +107,20 @@ class GGUFFile:
             self.close()
             raise
 
+    @classmethod
+    def from_bytes(cls, buf: bytes, size: int | None = None, path: str = "<bytes>") -> "GGUFFile":
+        """Parses a file held in memory, or a prefix of it: `buf` holds the first bytes of a
+        file of `size` bytes (default len(buf)). Tensors are checked against `size`; only
+        those inside `buf` can be read (e.g. a header and the tensors before `vectors`
+        fetched over HTTP)."""
+        self = cls.__new__(cls)
+        self.path, self._fh, self._mm = str(path), None, buf
+        self.size = len(buf) if size is None else int(size)
+        if self.size < 24:
+            raise FormatError(f"{self.path}: too short to be a GGUF file ({self.size} bytes)")
+        self._parse(memoryview(buf))
+        return self
+
     def _parse(self, buf):
         c = _Cursor(buf, self.path)
         magic = bytes(c.take(4, "magic"))
@@ -180,8 +194,14 @@ class GGUFFile:
             raise FormatError(f"{self.path}: metadata {key} has the wrong type ({type(v).__name__})")
         return v
 
-    def raw(self, name: str) -> memoryview:
+    def _held(self, name: str) -> TensorInfo:
         t = self.tensor(name)
+        if t.offset + t.nbytes > len(self._mm):
+            raise FormatError(f"{self.path}: tensor {name} lies past the {len(self._mm)} bytes read")
+        return t
+
+    def raw(self, name: str) -> memoryview:
+        t = self._held(name)
         return memoryview(self._mm)[t.offset:t.offset + t.nbytes]
 
     def tensor(self, name: str) -> TensorInfo:
@@ -191,7 +211,7 @@ class GGUFFile:
 
     def array(self, name: str, dtype=None) -> np.ndarray:
         """Zero-copy read-only view of a tensor (plain types; `dtype` reinterprets)."""
-        t = self.tensor(name)
+        t = self._held(name)
         npdt = TENSOR_TYPES[t.type_id][1]
         if npdt is None and dtype is None:
             raise FormatError(f"{self.path}: tensor {name} is {t.type_name}; give a dtype to view it raw")
@@ -203,7 +223,7 @@ class GGUFFile:
 
     def close(self):
         mm, self._mm = getattr(self, "_mm", None), None
-        if mm is not None:
+        if mm is not None and hasattr(mm, "close"):
             try:
                 mm.close()
             except BufferError:
