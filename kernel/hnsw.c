@@ -152,10 +152,17 @@ static int search_layer(const qa_graph *g, const qa_space *sp, const qa_query *q
         qa_heap_pop(&s->cand);
         int cnt = read_links(g, c.id, lev, s->nbr, bc);
         if (cand_reserve(&s->cand, cnt)) return -1;
-        for (int i = 0; i < cnt; i++) QA_PREFETCH(base + (int64_t)s->nbr[i] * cs);
-        for (int i = 0; i < cnt; i++) {
+        /* keep the unvisited neighbours, then fetch all their cache lines before the
+         * first distance: the walk is bound by memory latency, not arithmetic */
+        int fresh = 0;
+        for (int i = 0; i < cnt; i++)
+            if (!qa_visited_test_set(&s->vis, s->nbr[i])) s->nbr[fresh++] = s->nbr[i];
+        for (int i = 0; i < fresh; i++) {
+            const uint8_t *p = base + (int64_t)s->nbr[i] * cs;
+            for (int off = 0; off < cs; off += 64) QA_PREFETCH(p + off);
+        }
+        for (int i = 0; i < fresh; i++) {
             int32_t nb = s->nbr[i];
-            if (qa_visited_test_set(&s->vis, nb)) continue;
             float d = qdist(sp, qq, nb);
             if (ndist) (*ndist)++;
             if (s->res.n < ef || d < lower) {
