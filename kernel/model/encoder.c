@@ -39,7 +39,32 @@ static void mm_task(void *c_, int i, int k) {
     float *rb = c->rowbuf ? c->rowbuf + (uint64_t)i * K : NULL;
     for (int t0 = 0; t0 < c->n; t0 += TB) {
         int t1 = t0 + TB < c->n ? t0 + TB : c->n;
-        for (int o = o0; o < o1; o++) {
+        int o = o0;
+        if (w->type == QM_T_Q8_0 || w->type == QM_T_Q4_0) { /* 2 x 4 tiles */
+            void (*tile)(const uint8_t *, size_t, const uint8_t *, size_t, int, float *) =
+                w->type == QM_T_Q8_0 ? qm_k.tile_q8_0 : qm_k.tile_q4_0;
+            for (; o + 2 <= o1; o += 2) {
+                const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
+                float b0 = c->b ? c->b[o] : 0.0f, b1 = c->b ? c->b[o + 1] : 0.0f, r[8];
+                int t = t0;
+                for (; t + 4 <= t1; t += 4) {
+                    tile(wr, w->row_bytes, c->xq + t * qrow, qrow, nb, r);
+                    for (int j = 0; j < 4; j++) {
+                        c->y[(uint64_t)(t + j) * N + o] = b0 + r[j];
+                        c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
+                    }
+                }
+                for (; t < t1; t++) /* remainder rows, one pair at a time */
+                    for (int k2 = 0; k2 < 2; k2++) {
+                        const uint8_t *w2 = wr + k2 * w->row_bytes;
+                        const qm_block_q8_0 *xr = (const qm_block_q8_0 *)(c->xq + t * qrow);
+                        c->y[(uint64_t)t * N + o + k2] = (k2 ? b1 : b0) +
+                            (w->type == QM_T_Q8_0 ? qm_k.dot_q8_0_q8_0((const qm_block_q8_0 *)w2, xr, nb)
+                                                  : qm_k.dot_q4_0_q8_0((const qm_block_q4_0 *)w2, xr, nb));
+                    }
+            }
+        }
+        for (; o < o1; o++) {
             const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
             float bias = c->b ? c->b[o] : 0.0f;
             switch (w->type) {

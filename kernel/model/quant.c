@@ -132,6 +132,20 @@ float qm_dot_f32_ref(const float *a, const float *b, int n) {
     return (s[0] + s[1]) + (s[2] + s[3]);
 }
 
+void qm_tile_q8_0_ref(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out) {
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 4; j++)
+            out[r * 4 + j] = qm_k.dot_q8_0_q8_0((const qm_block_q8_0 *)(w + r * ws),
+                                                (const qm_block_q8_0 *)(x + j * xs), nb);
+}
+
+void qm_tile_q4_0_ref(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out) {
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 4; j++)
+            out[r * 4 + j] = qm_k.dot_q4_0_q8_0((const qm_block_q4_0 *)(w + r * ws),
+                                                (const qm_block_q8_0 *)(x + j * xs), nb);
+}
+
 static void f16_to_f32_ref(const uint16_t *x, float *y, int n) {
     for (int i = 0; i < n; i++) y[i] = qm_fp16_to_fp32(x[i]);
 }
@@ -233,6 +247,50 @@ AVX2 static float dot_q4_0_q8_0_avx2(const qm_block_q4_0 *w, const qm_block_q8_0
         acc0 = _mm256_fmadd_ps(d0, p0, acc0);
     }
     return hsum256(_mm256_add_ps(acc0, acc1));
+}
+
+/* 2 x 4 tile: each weight block is loaded (and for Q4_0 decoded) once for 4 activation
+ * rows; sign trick on the activation side: maddubs(|x|, sign(w, x)) = sum w*x. */
+#define TILE_BODY(...)                                                                           \
+    __m256 acc[2][4];                                                                            \
+    for (int r = 0; r < 2; r++)                                                                  \
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm256_setzero_ps();                             \
+    for (int b = 0; b < nb; b++) {                                                               \
+        __m256i a0, a1;                                                                          \
+        __m256 dw0, dw1;                                                                         \
+        __VA_ARGS__                                                                              \
+        for (int j = 0; j < 4; j++) {                                                            \
+            const qm_block_q8_0 *xb = (const qm_block_q8_0 *)(x + j * xs) + b;                   \
+            const __m256i y = _mm256_loadu_si256((const __m256i *)xb->qs);                       \
+            const __m256i ay = _mm256_sign_epi8(y, y);                                           \
+            const __m256 dx = _mm256_set1_ps(h2f(xb->d));                                        \
+            __m256 s0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ay, _mm256_sign_epi8(a0, y)), _mm256_set1_epi16(1))); \
+            __m256 s1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ay, _mm256_sign_epi8(a1, y)), _mm256_set1_epi16(1))); \
+            acc[0][j] = _mm256_fmadd_ps(_mm256_mul_ps(s0, dx), dw0, acc[0][j]);                  \
+            acc[1][j] = _mm256_fmadd_ps(_mm256_mul_ps(s1, dx), dw1, acc[1][j]);                  \
+        }                                                                                        \
+    }                                                                                            \
+    for (int r = 0; r < 2; r++)                                                                  \
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = hsum256(acc[r][j]);
+
+AVX2 static void tile_q8_0_avx2(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out) {
+    TILE_BODY({
+        const qm_block_q8_0 *w0 = (const qm_block_q8_0 *)w + b, *w1 = (const qm_block_q8_0 *)(w + ws) + b;
+        a0 = _mm256_loadu_si256((const __m256i *)w0->qs);
+        a1 = _mm256_loadu_si256((const __m256i *)w1->qs);
+        dw0 = _mm256_set1_ps(h2f(w0->d));
+        dw1 = _mm256_set1_ps(h2f(w1->d));
+    })
+}
+
+AVX2 static void tile_q4_0_avx2(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out) {
+    TILE_BODY({
+        const qm_block_q4_0 *w0 = (const qm_block_q4_0 *)w + b, *w1 = (const qm_block_q4_0 *)(w + ws) + b;
+        a0 = nibbles_q4(w0->qs);
+        a1 = nibbles_q4(w1->qs);
+        dw0 = _mm256_set1_ps(h2f(w0->d));
+        dw1 = _mm256_set1_ps(h2f(w1->d));
+    })
 }
 
 AVX2 static float dot_f32_avx2(const float *a, const float *b, int n) {
@@ -356,12 +414,12 @@ static float dot_f32_wasm(const float *a, const float *b, int n) {
 
 static const qm_kernels k_scalar = {
     qm_quantize_q8_0_ref, qm_dot_q8_0_q8_0_ref, qm_dot_q4_0_q8_0_ref, qm_dot_f32_ref,
-    f16_to_f32_ref,       qm_gelu_ref,          qm_exp_sub_ref,
+    f16_to_f32_ref,       qm_tile_q8_0_ref,     qm_tile_q4_0_ref,     qm_gelu_ref, qm_exp_sub_ref,
 };
 
 qm_kernels qm_k = {
     qm_quantize_q8_0_ref, qm_dot_q8_0_q8_0_ref, qm_dot_q4_0_q8_0_ref, qm_dot_f32_ref,
-    f16_to_f32_ref,       qm_gelu_ref,          qm_exp_sub_ref,
+    f16_to_f32_ref,       qm_tile_q8_0_ref,     qm_tile_q4_0_ref,     qm_gelu_ref, qm_exp_sub_ref,
 };
 static int simd_level = QM_SIMD_SCALAR;
 
@@ -376,6 +434,8 @@ int qm_simd_set(int level) {
         qm_k.dot_q4_0_q8_0 = dot_q4_0_q8_0_avx2;
         qm_k.dot_f32 = dot_f32_avx2;
         qm_k.f16_to_f32 = f16_to_f32_avx2;
+        qm_k.tile_q8_0 = tile_q8_0_avx2;
+        qm_k.tile_q4_0 = tile_q4_0_avx2;
         qm_k.gelu = gelu_avx2;
         qm_k.exp_sub = exp_sub_avx2;
         simd_level = QM_SIMD_AVX2;

@@ -40,6 +40,10 @@ typedef struct {
     float (*dot_q4_0_q8_0)(const qm_block_q4_0 *w, const qm_block_q8_0 *x, int nb);
     float (*dot_f32)(const float *a, const float *b, int n);
     void (*f16_to_f32)(const uint16_t *x, float *y, int n);
+    /* 2 weight rows x 4 activation rows: out[r*4 + j] = dot(w row r, x row j). Rows are
+     * ws / xs bytes apart; nb blocks each. */
+    void (*tile_q8_0)(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out);
+    void (*tile_q4_0)(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out);
     void (*gelu)(float *x, int n);            /* in place, erf form */
     void (*exp_sub)(float *x, int n, float m); /* x = exp(x - m) in place */
 } qm_kernels;
@@ -58,6 +62,8 @@ void qm_dequantize_q4_0(const qm_block_q4_0 *x, float *y, int k);
 float qm_dot_q8_0_q8_0_ref(const qm_block_q8_0 *w, const qm_block_q8_0 *x, int nb);
 float qm_dot_q4_0_q8_0_ref(const qm_block_q4_0 *w, const qm_block_q8_0 *x, int nb);
 float qm_dot_f32_ref(const float *a, const float *b, int n);
+void qm_tile_q8_0_ref(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out);
+void qm_tile_q4_0_ref(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out);
 void qm_gelu_ref(float *x, int n);
 void qm_exp_sub_ref(float *x, int n, float m);
 
