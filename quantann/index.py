@@ -61,11 +61,11 @@ def as_matrix(x, d: int | None = None, what: str = "vectors") -> np.ndarray:
 
 
 def normalize(x: np.ndarray, what: str = "vectors") -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if (norms == 0).any():
-        bad = int(np.flatnonzero(norms[:, 0] == 0)[0])
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+    if not norms.all():
+        bad = int(np.flatnonzero(norms == 0)[0])
         raise ValueError(f"{what}: row {bad} is all zeros and has no direction under the cosine metric")
-    return np.ascontiguousarray(x / norms, dtype=np.float32)
+    return x / norms[:, None]
 
 
 class Index:
@@ -251,6 +251,10 @@ class Index:
     def _get_searcher(self):
         if self._searcher is None:
             self._searcher = _kernel.Searcher(self.graph.as_tuple(self._deleted), self._space())
+            # the store reads in the same C call as the search, unless rows are pending
+            src = self.store.native_source() if self.store.count == self.rows else None
+            self._searcher.set_source(src)
+            self._native = src is not None
         return self._searcher
 
     def prepare_queries(self, queries) -> np.ndarray:
@@ -283,8 +287,17 @@ class Index:
         metric = METRICS[self.metric]
         clock = time.perf_counter
         self.last_stats = stats = []
+        native = self._native and rerank > 0
         for i in range(nq):
             st = QueryStats()
+            if native:  # the whole pipeline in one kernel call
+                (_, st.candidates, st.distances, st.ranges, st.bytes_read, g_ns, r_ns,
+                 k_ns) = searcher.query(q[i], k, nres, max(ef, nres), out_rows[i], out_d[i])
+                st.graph_ms, st.read_ms, st.rerank_ms = g_ns * 1e-6, r_ns * 1e-6, k_ns * 1e-6
+                st.vectors_read = st.candidates
+                st.store_reads = 1 if st.candidates else 0
+                stats.append(st)
+                continue
             t0 = clock()
             found, st.distances = searcher.search(q[i], nres, max(ef, nres), rows_buf, dist_buf)
             t1 = clock()
@@ -306,6 +319,8 @@ class Index:
         return self._rows_to_ids(out_rows), out_d
 
     def _rows_to_ids(self, rows: np.ndarray) -> np.ndarray:
+        if self._ids is None:
+            return rows.astype(np.uint64)  # -1 (empty slot) wraps to NO_ID
         ids = np.full(rows.shape, NO_ID, np.uint64)
         ok = rows >= 0
         ids[ok] = rows[ok] if self._ids is None else self._ids[rows[ok]]

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "hnsw.h"
@@ -212,6 +213,60 @@ static PyObject *py_hnsw_insert(PyObject *self, PyObject *args) {
     return Py_BuildValue("ii", entry, maxl);
 }
 
+/* Reads rows (ascending) of row_bytes each at base + row * row_bytes into dst, one
+ * pread per run of neighbouring rows (gap <= max_gap rows; the gap rows go to a bounce
+ * buffer and are dropped). Returns 0, an errno, or -1 at end of file. Counts runs and
+ * bytes fetched. No Python calls: runs without the GIL. */
+static int read_rows_fd(int fd, int64_t base, int64_t row_bytes, const int32_t *r, Py_ssize_t m,
+                        char *dst, int max_gap, char **bounce, size_t *bounce_cap, int *ranges,
+                        int64_t *bytes) {
+    Py_ssize_t i = 0;
+    while (i < m) {
+        Py_ssize_t j = i;
+        while (j + 1 < m && r[j + 1] > r[j] && r[j + 1] - r[j] <= max_gap + 1) j++;
+        int64_t nrows = (int64_t)r[j] - r[i] + 1;
+        size_t len = (size_t)(nrows * row_bytes);
+        off_t off = (off_t)(base + (int64_t)r[i] * row_bytes);
+        char *target = dst + i * row_bytes;
+        int dense = nrows == j - i + 1;
+        if (!dense) {
+            if (*bounce_cap < len) {
+                char *b = realloc(*bounce, len);
+                if (!b) return ENOMEM;
+                *bounce = b;
+                *bounce_cap = len;
+            }
+            target = *bounce;
+        }
+        size_t got = 0;
+        while (got < len) {
+            ssize_t k = pread(fd, target + got, len - got, off + (off_t)got);
+            if (k < 0) {
+                if (errno == EINTR) continue;
+                return errno;
+            }
+            if (k == 0) return -1;
+            got += (size_t)k;
+        }
+        if (!dense)
+            for (Py_ssize_t t = i; t <= j; t++)
+                memcpy(dst + t * row_bytes, *bounce + (size_t)(r[t] - r[i]) * row_bytes, (size_t)row_bytes);
+        (*ranges)++;
+        *bytes += (int64_t)len;
+        i = j + 1;
+    }
+    return 0;
+}
+
+static PyObject *read_error(int err) {
+    if (err == -1) {
+        PyErr_SetString(PyExc_EOFError, "vector file is shorter than the index says: truncated");
+        return NULL;
+    }
+    errno = err;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
 /* ---- Searcher: holds the index arrays and one scratch; one call per query ------------- */
 
 typedef struct {
@@ -219,12 +274,24 @@ typedef struct {
     gs_t gs;
     qa_scratch s;
     int ready;
+    /* where full vectors come from for the one-call query: a file or a buffer */
+    int src_fd;
+    int64_t src_base;
+    int src_max_gap;
+    buf_t src_buf;
+    /* per-query working memory */
+    int32_t *cand;
+    float *cand_d, *vecs;
+    int cap;
+    char *bounce;
+    size_t bounce_cap;
 } Searcher;
 
 static int Searcher_init(Searcher *self, PyObject *args, PyObject *kw) {
     PyObject *graph, *space;
     if (!PyArg_ParseTuple(args, "OO", &graph, &space)) return -1;
     if (self->ready) { qa_scratch_free(&self->s); gs_release(&self->gs); self->ready = 0; }
+    self->src_fd = -1;
     if (gs_parse(graph, space, &self->gs, 0)) return -1;
     if (qa_scratch_init(&self->s, self->gs.g.n, 64, self->gs.g.M0, self->gs.qz.dpad)) {
         gs_release(&self->gs);
@@ -237,6 +304,8 @@ static int Searcher_init(Searcher *self, PyObject *args, PyObject *kw) {
 
 static void Searcher_dealloc(Searcher *self) {
     if (self->ready) { qa_scratch_free(&self->s); gs_release(&self->gs); }
+    rel(&self->src_buf);
+    free(self->cand); free(self->cand_d); free(self->vecs); free(self->bounce);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -260,8 +329,106 @@ static PyObject *Searcher_search(Searcher *self, PyObject *args) {
     return Py_BuildValue("iL", found, (long long)ndist);
 }
 
+/* set_source(("fd", fd, base, max_gap) | ("buffer", array) | None) */
+static PyObject *Searcher_set_source(Searcher *self, PyObject *args) {
+    PyObject *src;
+    if (!PyArg_ParseTuple(args, "O", &src)) return NULL;
+    rel(&self->src_buf);
+    self->src_fd = -1;
+    if (src == Py_None) Py_RETURN_NONE;
+    const char *kind;
+    PyObject *a1 = NULL;
+    long long base = 0;
+    int max_gap = 0;
+    if (!PyArg_ParseTuple(src, "s|OLi", &kind, &a1, &base, &max_gap)) return NULL;
+    if (strcmp(kind, "fd") == 0) {
+        self->src_fd = (int)PyLong_AsLong(a1);
+        if (PyErr_Occurred()) return NULL;
+        self->src_base = base;
+        self->src_max_gap = max_gap;
+    } else if (strcmp(kind, "buffer") == 0) {
+        if (get_buf(a1, &self->src_buf, 0, 4 * (Py_ssize_t)self->gs.sp.d, self->gs.g.n, "vectors buffer")) return NULL;
+    } else {
+        PyErr_Format(PyExc_ValueError, "unknown source %s", kind);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int cmp_i32(const void *a, const void *b) {
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+static inline int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* query(q, k, nres, ef, rows_out int32[k], dist_out float32[k]) ->
+ *   (found, candidates, ndist, ranges, bytes, graph_ns, read_ns, rerank_ns)
+ * The whole pipeline in one call: graph search for nres candidates, their rows sorted,
+ * read from the source in one batch, exact rerank to k. Needs a source. */
+static PyObject *Searcher_query(Searcher *self, PyObject *args) {
+    PyObject *q_o, *r_o, *d_o;
+    int k, nres, ef;
+    if (!PyArg_ParseTuple(args, "OiiiOO", &q_o, &k, &nres, &ef, &r_o, &d_o)) return NULL;
+    if (!self->ready || (self->src_fd < 0 && !self->src_buf.held)) {
+        PyErr_SetString(PyExc_RuntimeError, "searcher has no vector source");
+        return NULL;
+    }
+    if (k <= 0 || nres < k) { PyErr_SetString(PyExc_ValueError, "need 0 < k <= nres"); return NULL; }
+    const int d = self->gs.sp.d;
+    if (nres > self->cap) {
+        free(self->cand); free(self->cand_d); free(self->vecs);
+        self->cand = malloc(sizeof(int32_t) * (size_t)nres);
+        self->cand_d = malloc(sizeof(float) * (size_t)nres);
+        self->vecs = malloc(sizeof(float) * (size_t)nres * (size_t)d);
+        self->cap = (self->cand && self->cand_d && self->vecs) ? nres : 0;
+        if (!self->cap) return PyErr_NoMemory();
+    }
+    buf_t q, r, dd;
+    if (get_buf(q_o, &q, 0, 4, d, "query")) return NULL;
+    if (get_buf(r_o, &r, 1, 4, k, "rows_out")) { rel(&q); return NULL; }
+    if (get_buf(d_o, &dd, 1, 4, k, "dist_out")) { rel(&q); rel(&r); return NULL; }
+    int found, kept = 0, ranges = 0, err = 0;
+    int64_t ndist = 0, bytes = 0, t0, t1, t2, t3;
+    Py_BEGIN_ALLOW_THREADS
+    t0 = now_ns();
+    found = qa_hnsw_search(&self->gs.g, &self->gs.sp, q.b.buf, ef, nres, &self->s, self->cand, self->cand_d, &ndist);
+    t1 = now_ns();
+    if (found > 0) {
+        qsort(self->cand, (size_t)found, sizeof(int32_t), cmp_i32);
+        if (self->src_fd >= 0) {
+            err = read_rows_fd(self->src_fd, self->src_base, (int64_t)d * 4, self->cand, found, (char *)self->vecs,
+                               self->src_max_gap, &self->bounce, &self->bounce_cap, &ranges, &bytes);
+        } else {
+            const float *base = self->src_buf.b.buf;
+            for (int i = 0; i < found; i++) {
+                memcpy(self->vecs + (size_t)i * d, base + (int64_t)self->cand[i] * d, (size_t)d * 4);
+                if (i == 0 || self->cand[i] != self->cand[i - 1] + 1) ranges++;
+            }
+            bytes = (int64_t)found * d * 4;
+        }
+    }
+    t2 = now_ns();
+    if (found > 0 && !err)
+        kept = qa_rerank(self->gs.sp.metric, q.b.buf, self->vecs, self->cand, found, d, k, r.b.buf, dd.b.buf);
+    t3 = now_ns();
+    Py_END_ALLOW_THREADS
+    rel(&q); rel(&r); rel(&dd);
+    if (found < 0 || kept < 0) return PyErr_NoMemory();
+    if (err) return read_error(err);
+    return Py_BuildValue("iiLiLLLL", kept, found, (long long)ndist, ranges, (long long)bytes,
+                         (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 - t2));
+}
+
 static PyMethodDef Searcher_methods[] = {
     {"search", (PyCFunction)Searcher_search, METH_VARARGS, "search(q, nres, ef, rows_out, dist_out) -> (found, ndist)"},
+    {"set_source", (PyCFunction)Searcher_set_source, METH_VARARGS, "set_source(('fd', fd, base, max_gap) | ('buffer', vectors) | None)"},
+    {"query", (PyCFunction)Searcher_query, METH_VARARGS,
+     "query(q, k, nres, ef, rows_out, dist_out) -> (found, candidates, ndist, ranges, bytes, graph_ns, read_ns, rerank_ns)"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject SearcherType = {
@@ -297,9 +464,7 @@ static PyObject *py_rerank(PyObject *self, PyObject *args) {
     return PyLong_FromLong(found);
 }
 
-/* pread_rows(fd, base, row_bytes, rows int32 ascending, out, max_gap_rows) -> ranges.
- * Neighbouring rows (gap <= max_gap_rows) are read with one pread; the gap rows are read
- * into a bounce buffer and dropped. */
+/* pread_rows(fd, base, row_bytes, rows int32 ascending, out, max_gap_rows) -> ranges */
 static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
     int fd, max_gap;
     long long base, row_bytes;
@@ -309,53 +474,16 @@ static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
     if (get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
     Py_ssize_t m = rows.b.len / 4;
     if (get_buf(out_o, &out, 1, (Py_ssize_t)row_bytes, m, "out")) { rel(&rows); return NULL; }
-    const int32_t *r = rows.b.buf;
-    char *dst = out.b.buf;
-    int ranges = 0, err = 0;
-    Py_ssize_t short_read = -1;
+    int ranges = 0, err;
+    int64_t bytes = 0;
     char *bounce = NULL;
     size_t bounce_cap = 0;
     Py_BEGIN_ALLOW_THREADS
-    Py_ssize_t i = 0;
-    while (i < m && !err) {
-        Py_ssize_t j = i;
-        while (j + 1 < m && r[j + 1] > r[j] && r[j + 1] - r[j] <= max_gap + 1) j++;
-        int64_t nrows = (int64_t)r[j] - r[i] + 1;
-        size_t len = (size_t)(nrows * row_bytes);
-        off_t off = (off_t)(base + (int64_t)r[i] * row_bytes);
-        char *target = dst + i * row_bytes;
-        int dense = nrows == j - i + 1;
-        if (!dense) {
-            if (bounce_cap < len) {
-                free(bounce);
-                bounce = malloc(len);
-                bounce_cap = bounce ? len : 0;
-                if (!bounce) { err = ENOMEM; break; }
-            }
-            target = bounce;
-        }
-        size_t got = 0;
-        while (got < len) {
-            ssize_t k = pread(fd, target + got, len - got, off + (off_t)got);
-            if (k < 0) { if (errno == EINTR) continue; err = errno; break; }
-            if (k == 0) { short_read = i; err = -1; break; }
-            got += (size_t)k;
-        }
-        if (!err && !dense)
-            for (Py_ssize_t t = i; t <= j; t++)
-                memcpy(dst + t * row_bytes, bounce + (size_t)(r[t] - r[i]) * row_bytes, (size_t)row_bytes);
-        ranges++;
-        i = j + 1;
-    }
+    err = read_rows_fd(fd, base, row_bytes, rows.b.buf, m, out.b.buf, max_gap, &bounce, &bounce_cap, &ranges, &bytes);
     Py_END_ALLOW_THREADS
     free(bounce);
     rel(&rows); rel(&out);
-    if (err == -1) {
-        PyErr_Format(PyExc_EOFError, "vector file is truncated: row %d lies past its end", r ? (int)0 : 0);
-        return NULL;
-    }
-    if (err) { errno = err; return PyErr_SetFromErrno(PyExc_OSError); }
-    (void)short_read;
+    if (err) return read_error(err);
     return PyLong_FromLong(ranges);
 }
 

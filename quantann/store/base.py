@@ -45,6 +45,11 @@ class VectorStore:
             rows = np.arange(s, min(self.count, s + chunk), dtype=np.int32)
             yield self.read(rows)[0]
 
+    def native_source(self):
+        """How the C kernel can read rows itself, in the same call as the search:
+        ("fd", fd, offset, max_gap), ("buffer", array), or None (go through `read`)."""
+        return None
+
     def close(self) -> None:
         pass
 

@@ -35,6 +35,9 @@ class PreadStore(VectorStore):
         span = sum(b - a + 1 for a, b in coalesce(rows, self.max_gap)) if self.max_gap else len(rows)
         return out, ReadStats(ranges=ranges, bytes=span * self.row_bytes)
 
+    def native_source(self):
+        return ("fd", self.fd, self.offset, self.max_gap) if self.fd >= 0 else None
+
     def drop_cache(self) -> bool:
         """Asks the OS to drop this file's cached pages (for cold-read benchmarks)."""
         if not hasattr(os, "posix_fadvise"):
@@ -57,6 +60,9 @@ class MmapStore(VectorStore):
         self.path, self.offset, self.count, self.dim = str(path), int(offset), int(count), int(dim)
         self.array = (np.memmap(self.path, np.float32, "r", offset, (count, dim))
                       if count else np.empty((0, dim), np.float32))
+
+    def native_source(self):
+        return ("buffer", self.array) if self.count else None
 
     def _read(self, rows):
         out = np.asarray(self.array[rows], dtype=np.float32)

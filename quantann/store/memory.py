@@ -15,6 +15,9 @@ class MemoryStore(VectorStore):
         out = self.array[rows]
         return out, ReadStats(ranges=1 if len(rows) else 0, bytes=out.nbytes)
 
+    def native_source(self):
+        return ("buffer", self.array)
+
     def all(self, chunk: int = 65536):
         for s in range(0, self.count, chunk):
             yield self.array[s:s + chunk]
