@@ -8,3 +8,4 @@ export { openIndex, FormatError, MemoryBudgetError, parseSize } from './index.js
 export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, importToIndexedDB, coalesce } from './stores.js';
 export { openSource } from './source.js';
 export { loadKernel } from './kernel.js';
+export { openLazyIndex, vectorsForFraction } from './lazy.js';
