@@ -25,8 +25,53 @@ def _load_npy(path: str, what: str) -> np.ndarray:
     return a
 
 
+def _read_texts(path: str) -> list[str]:
+    texts = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                texts.append(json.loads(line)["text"])
+            except (ValueError, KeyError, TypeError):
+                raise SystemExit(f"error: {path}:{n}: expected a JSON object with a \"text\" field")
+    return texts
+
+
+def cmd_build_text(a):
+    from .text import TextIndex
+    texts = _read_texts(a.texts or a.vectors)
+    vectors = None
+    if a.texts:  # vectors given, texts attached
+        vectors = np.asarray(_load_npy(a.vectors, "vectors"))
+        if len(vectors) != len(texts):
+            raise SystemExit(f"error: {a.vectors} has {len(vectors)} rows but {a.texts} has {len(texts)} texts")
+    elif not a.model:
+        raise SystemExit("error: building from texts needs --model MODEL.gguf to embed them")
+    ti = TextIndex.create(a.model, quant=a.quant, M=a.M, ef_construction=a.ef_construction)
+    if vectors is None:
+        print(f"embedding {len(texts)} texts with {a.model}", file=sys.stderr)
+        vectors = _embed_with_progress(ti.embedder, texts, not a.quiet)
+    ti.add_texts(texts, vectors=vectors, progress=not a.quiet)
+    ti.save(a.output, progress=not a.quiet)
+    print(f"wrote {a.output} and {a.output}.texts ({len(texts)} texts)", file=sys.stderr)
+
+
+def _embed_with_progress(embedder, texts, progress):
+    from .index import _progress
+    bar = _progress(len(texts), "embed", progress)
+    out = []
+    for s in range(0, len(texts), 256):
+        out.append(embedder.embed(texts[s:s + 256]))
+        bar.update(len(out[-1]))
+    bar.close()
+    return np.concatenate(out)
+
+
 def cmd_build(a):
     import quantann
+    if a.texts or a.vectors.endswith(".jsonl"):
+        return cmd_build_text(a)
     x = _load_npy(a.vectors, "vectors")
     ids = np.load(a.ids) if a.ids else None
     t0 = time.perf_counter()
@@ -49,13 +94,18 @@ def _open(a):
 
 
 def cmd_search(a):
-    idx = _open(a)
     if a.text is not None:
-        from .text import search_text
-        ids, dist, texts = search_text(idx, a.index, [a.text], k=a.k, ef=a.ef, rerank=a.rerank, model=a.model)
-        for rank, (i, d, t) in enumerate(zip(ids[0], dist[0], texts[0])):
-            print(f"{rank + 1:3d}  id {int(i):>10}  dist {d:.4f}  {t[:120]!r}")
+        from .text import TextIndex
+        ti = TextIndex.open(a.index, model=a.model, store=a.store, memory_budget=a.memory_budget)
+        hits = ti.search_text(a.text, k=a.k, ef=a.ef, rerank=a.rerank)
+        if a.json:
+            json.dump([{"id": i, "distance": d, "text": t} for i, d, t in hits], sys.stdout)
+            print()
+            return
+        for rank, (i, d, t) in enumerate(hits):
+            print(f"{rank + 1:3d}  id {i:>8}  dist {d:.4f}  {(t or '')[:110]}")
         return
+    idx = _open(a)
     if a.queries is None:
         raise SystemExit("error: give --queries Q.npy or --text \"...\"")
     q = _load_npy(a.queries, "queries")
@@ -146,7 +196,11 @@ def make_parser():
     b = sub.add_parser("build", help="build an index from a .npy array",
                        description="Train the quantizer, build the HNSW graph (both cores) and write one "
                                    "index file holding the in-memory part followed by the full vectors.")
-    b.add_argument("vectors", help="(n, d) float32, float16 or uint8 .npy file")
+    b.add_argument("vectors", help="(n, d) float32, float16 or uint8 .npy file, or a .jsonl of texts "
+                                   "({\"text\": ...} per line) to embed with --model")
+    b.add_argument("--texts", help="a .jsonl of the texts of VECTORS' rows, kept beside the index (INDEX.texts) "
+                                   "for `search --text`")
+    b.add_argument("--model", help="GGUF embedding model: embeds a .jsonl input, and is recorded for text queries")
     b.add_argument("-o", "--output", required=True, help="index file to write (atomically)")
     b.add_argument("--quant", default="sq8", choices=["sq8", "sq4", "none"],
                    help="codes kept in memory: 1 byte/dim, 4 bits/dim, or float32 (default %(default)s)")
