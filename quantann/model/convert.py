@@ -107,7 +107,7 @@ def quantize_q4_0(arr: np.ndarray) -> np.ndarray:
     best_err = np.full(len(x), np.inf, dtype=np.float32)
     best_d = np.zeros(len(x), dtype=np.float32)
     best_q = np.zeros(x.shape, dtype=np.uint8)
-    for f in np.linspace(0.75, 1.15, 21):
+    for f in np.linspace(0.8, 1.1, 7):
         d = (mx / -8.0 * f).astype(np.float32)
         inv = np.divide(1.0, d, out=np.zeros_like(d), where=d != 0)
         q = np.clip(np.floor(x * inv[:, None] + 8.5), 0, 15)
