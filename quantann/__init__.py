@@ -13,6 +13,7 @@ and reranked exactly.
 from .errors import FormatError, MemoryBudgetError, QuantannError
 from .index import NO_ID, Index, QueryStats
 from .store import MemoryStore, MmapStore, PreadStore, VectorStore
+from .text import TextIndex
 
 __version__ = "0.1.0"
 
@@ -35,5 +36,12 @@ def build(vectors, path=None, **kwargs) -> Index:
     return index
 
 
-__all__ = ["open", "build", "Index", "QueryStats", "NO_ID", "FormatError", "MemoryBudgetError",
+def __getattr__(name):
+    if name == "Embedder":  # the model kernel is loaded only when asked for
+        from .model.embedder import Embedder
+        return Embedder
+    raise AttributeError(f"module 'quantann' has no attribute {name!r}")
+
+
+__all__ = ["open", "build", "Index", "TextIndex", "Embedder", "QueryStats", "NO_ID", "FormatError", "MemoryBudgetError",
            "QuantannError", "VectorStore", "MemoryStore", "MmapStore", "PreadStore"]
