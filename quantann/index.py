@@ -84,6 +84,8 @@ class Index:
         self.store = store
         self._pending: list[np.ndarray] = []  # vectors added since the last save
         self._deleted = deleted  # bitset over rows, None when nothing is deleted
+        self._n_deleted = 0 if deleted is None else int(
+            np.unpackbits(deleted, bitorder="little")[:graph.n].sum())
         self.path = path
         self.memory_budget = memory_budget
         self.last_stats: list[QueryStats] = []
@@ -106,9 +108,7 @@ class Index:
 
     @property
     def n_deleted(self) -> int:
-        if self._deleted is None:
-            return 0
-        return int(np.unpackbits(self._deleted, bitorder="little")[:self.rows].sum())
+        return self._n_deleted
 
     def __len__(self) -> int:
         return self.rows - self.n_deleted
@@ -244,7 +244,9 @@ class Index:
         fresh = ~bits[rows]
         bits[rows] = True
         self._deleted[:] = np.packbits(bits, bitorder="little")
-        return int(np.unique(rows[fresh]).size)
+        newly = int(np.unique(rows[fresh]).size)
+        self._n_deleted += newly
+        return newly
 
     # ---- search ------------------------------------------------------------------------
 
