@@ -90,6 +90,7 @@ class Index:
         self.memory_budget = memory_budget
         self.last_stats: list[QueryStats] = []
         self._searcher = None
+        self._pool: list = []  # extra searchers for threaded batches
 
     # ---- properties ------------------------------------------------------------------
 
@@ -252,6 +253,7 @@ class Index:
 
     def _get_searcher(self):
         if self._searcher is None:
+            self._pool = []
             self._searcher = _kernel.Searcher(self.graph.as_tuple(self._deleted), self._space())
             # the store reads in the same C call as the search, unless rows are pending
             src = self.store.native_source() if self.store.count == self.rows else None
@@ -263,11 +265,12 @@ class Index:
         q = as_matrix(queries, self.dim, "queries")
         return normalize(q, "queries") if self.metric == "cosine" else q
 
-    def search(self, queries, k: int = 10, ef: int = 64, rerank: int = 4):
+    def search(self, queries, k: int = 10, ef: int = 64, rerank: int = 4, threads: int = 1):
         """Nearest neighbours of each query: (ids uint64 (nq, k), distances float32
         (nq, k)), best first. Distances are squared L2, or 1 - inner product (ip,
         cosine). rerank=0 returns the graph's approximate order and distances; rerank=r
-        rescores k·r candidates exactly from the store. Per-query costs go to
+        rescores k·r candidates exactly from the store. threads > 1 splits a batch of
+        queries over threads (each with its own search scratch). Per-query costs go to
         `last_stats`."""
         q = self.prepare_queries(queries)
         live = len(self)
@@ -283,25 +286,44 @@ class Index:
         nq = q.shape[0]
         out_rows = np.full((nq, k), -1, np.int32)
         out_d = np.full((nq, k), np.inf, np.float32)
-        rows_buf = np.empty(nres, np.int32)
-        dist_buf = np.empty(nres, np.float32)
+        stats = [None] * nq
         searcher = self._get_searcher()
+        args = (q, k, max(ef, nres), nres, rerank, out_rows, out_d, stats)
+        threads = max(1, min(int(threads), nq))
+        if threads == 1:
+            self._search_range(searcher, 0, nq, *args)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+            while len(self._pool) < threads - 1:  # more scratch, same arrays
+                s = _kernel.Searcher(self.graph.as_tuple(self._deleted), self._space())
+                s.set_source(self.store.native_source() if self._native else None)
+                self._pool.append(s)
+            bounds = np.linspace(0, nq, threads + 1).astype(int)
+            with ThreadPoolExecutor(threads) as ex:
+                jobs = [ex.submit(self._search_range, s, lo, hi, *args)
+                        for s, lo, hi in zip([searcher] + self._pool, bounds[:-1], bounds[1:])]
+                for j in jobs:
+                    j.result()
+        self.last_stats = stats
+        return self._rows_to_ids(out_rows), out_d
+
+    def _search_range(self, searcher, lo, hi, q, k, ef, nres, rerank, out_rows, out_d, stats):
+        native = self._native and rerank > 0
         metric = METRICS[self.metric]
         clock = time.perf_counter
-        self.last_stats = stats = []
-        native = self._native and rerank > 0
-        for i in range(nq):
-            st = QueryStats()
+        rows_buf = np.empty(nres, np.int32)
+        dist_buf = np.empty(nres, np.float32)
+        for i in range(lo, hi):
+            st = stats[i] = QueryStats()
             if native:  # the whole pipeline in one kernel call
                 (_, st.candidates, st.distances, st.ranges, st.bytes_read, g_ns, r_ns,
-                 k_ns) = searcher.query(q[i], k, nres, max(ef, nres), out_rows[i], out_d[i])
+                 k_ns) = searcher.query(q[i], k, nres, ef, out_rows[i], out_d[i])
                 st.graph_ms, st.read_ms, st.rerank_ms = g_ns * 1e-6, r_ns * 1e-6, k_ns * 1e-6
                 st.vectors_read = st.candidates
                 st.store_reads = 1 if st.candidates else 0
-                stats.append(st)
                 continue
             t0 = clock()
-            found, st.distances = searcher.search(q[i], nres, max(ef, nres), rows_buf, dist_buf)
+            found, st.distances = searcher.search(q[i], nres, ef, rows_buf, dist_buf)
             t1 = clock()
             st.graph_ms = (t1 - t0) * 1e3
             st.candidates = found
@@ -317,8 +339,6 @@ class Index:
                 m = min(found, k)
                 out_rows[i, :m] = rows_buf[:m]
                 out_d[i, :m] = dist_buf[:m]
-            stats.append(st)
-        return self._rows_to_ids(out_rows), out_d
 
     def _rows_to_ids(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:

@@ -229,3 +229,12 @@ def test_uint8_and_float16_input(real):
     b = quantann.Index.build(u, quant="sq8", metric="l2")
     ids, _ = b.search(u[:20].astype(np.float32), k=1)
     assert (ids[:, 0] == np.arange(20)).all()
+
+
+def test_threaded_batch_equals_serial(built, real):
+    _, q = real
+    idx = built["sq4"]
+    a = idx.search(q, k=10, ef=64, rerank=3)
+    b = idx.search(q, k=10, ef=64, rerank=3, threads=3)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert len(idx.last_stats) == len(q) and all(s.store_reads == 1 for s in idx.last_stats)
