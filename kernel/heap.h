@@ -3,6 +3,7 @@
 #ifndef QA_HEAP_H
 #define QA_HEAP_H
 #include <stdint.h>
+#include <stdlib.h>
 
 typedef struct { float d; int32_t id; } qa_pair;
 
@@ -38,4 +39,16 @@ static inline void qa_heap_pop(qa_heap *h) {
 }
 
 static inline qa_pair qa_heap_top(const qa_heap *h) { return h->a[0]; }
+
+/* Room for `extra` more pushes (candidate queues grow when a search visits more than
+ * foreseen). Returns -1 when memory ran out. */
+static inline int qa_heap_reserve(qa_heap *h, int extra) {
+    if (h->n + extra <= h->cap) return 0;
+    int cap = (h->n + extra) * 2;
+    qa_pair *a = (qa_pair *)realloc(h->a, sizeof(qa_pair) * (size_t)cap);
+    if (!a) return -1;
+    h->a = a;
+    h->cap = cap;
+    return 0;
+}
 #endif

@@ -39,17 +39,6 @@ void qa_scratch_free(qa_scratch *s) {
     memset(s, 0, sizeof(*s));
 }
 
-/* Grow the candidate heap when a search visits more than foreseen. */
-static int cand_reserve(qa_heap *h, int extra) {
-    if (h->n + extra <= h->cap) return 0;
-    int cap = (h->n + extra) * 2;
-    qa_pair *a = (qa_pair *)realloc(h->a, sizeof(qa_pair) * (size_t)cap);
-    if (!a) return -1;
-    h->a = a;
-    h->cap = cap;
-    return 0;
-}
-
 /* ---- distances in a space ----------------------------------------------------------- */
 
 static inline float qdist(const qa_space *sp, const qa_query *qq, int32_t node) {
@@ -151,7 +140,7 @@ static int search_layer(const qa_graph *g, const qa_space *sp, const qa_query *q
         if (-c.d > lower && s->res.n >= ef) break;
         qa_heap_pop(&s->cand);
         int cnt = read_links(g, c.id, lev, s->nbr, bc);
-        if (cand_reserve(&s->cand, cnt)) return -1;
+        if (qa_heap_reserve(&s->cand, cnt)) return -1;
         /* keep the unvisited neighbours, then fetch all their cache lines before the
          * first distance: the walk is bound by memory latency, not arithmetic */
         int fresh = 0;
