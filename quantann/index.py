@@ -382,7 +382,7 @@ class Index:
         other = (self.quantizer.nbytes()
                  + (0 if self.norms is None else n * 4)
                  + (0 if self._deleted is None else (n + 7) // 8)
-                 + 2 * n)  # the searcher's visited tags (uint16 per row)
+                 + 2 * n * (1 + len(self._pool)))  # each searcher's visited tags (uint16 per row)
         pending = sum(p.nbytes for p in self._pending) + extra_rows * self.dim * 4
         if isinstance(self.store, MemoryStore):
             pending += self.store.nbytes()
