@@ -54,14 +54,12 @@ static void mm_task(void *c_, int i, int k) {
                         c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
                     }
                 }
-                for (; t < t1; t++) /* remainder rows, one pair at a time */
-                    for (int k2 = 0; k2 < 2; k2++) {
-                        const uint8_t *w2 = wr + k2 * w->row_bytes;
-                        const qm_block_q8_0 *xr = (const qm_block_q8_0 *)(c->xq + t * qrow);
-                        c->y[(uint64_t)t * N + o + k2] = (k2 ? b1 : b0) +
-                            (w->type == QM_T_Q8_0 ? qm_k.dot_q8_0_q8_0((const qm_block_q8_0 *)w2, xr, nb)
-                                                  : qm_k.dot_q4_0_q8_0((const qm_block_q4_0 *)w2, xr, nb));
-                    }
+                for (; t < t1; t++) { /* remainder rows: the same tile with stride 0, so a
+                                         * row's result never depends on how rows were batched */
+                    tile(wr, w->row_bytes, c->xq + t * qrow, 0, nb, r);
+                    c->y[(uint64_t)t * N + o] = b0 + r[0];
+                    c->y[(uint64_t)t * N + o + 1] = b1 + r[4];
+                }
             }
         }
         for (; o < o1; o++) {
@@ -144,43 +142,69 @@ typedef struct {
     const int32_t *seq_len, *seq_start;
     int n_seq, max_seq;
     float *scores;        /* max_seq floats per thread */
+    float *kt;            /* head_dim x max_seq floats per thread: K of one head, transposed */
 } attn_ctx;
+
+/* One attention row: s = softmax(q K^T * scale), o = s V. Written as plain loops over
+ * contiguous j (scores) and d (output) that the compiler vectorizes; the AVX2 clone runs
+ * the same operations in the same order per element, so both give identical results. */
+#define ATTN_ROW_BODY                                                             \
+    for (int j = 0; j < L; j++) sc[j] = 0.0f;                                     \
+    for (int d = 0; d < hd; d++) {                                                \
+        const float qd = qi[d] * scale, *kr = kt + (uint64_t)d * L;               \
+        for (int j = 0; j < L; j++) sc[j] += qd * kr[j];                          \
+    }                                                                             \
+    float mx = sc[0];                                                             \
+    for (int j = 1; j < L; j++) mx = sc[j] > mx ? sc[j] : mx;                     \
+    qm_k.exp_sub(sc, L, mx);                                                      \
+    float sum = 0.0f;                                                             \
+    for (int j = 0; j < L; j++) sum += sc[j];                                     \
+    const float inv = 1.0f / sum;                                                 \
+    for (int d = 0; d < hd; d++) o[d] = 0.0f;                                     \
+    for (int j = 0; j < L; j++) {                                                 \
+        const float pj = sc[j] * inv, *vj = v + (uint64_t)j * D;                  \
+        for (int d = 0; d < hd; d++) o[d] += pj * vj[d];                          \
+    }
+
+static void attn_row_ref(const float *qi, const float *kt, const float *v, float *sc, float *o,
+                         int L, int hd, int D, float scale) {
+    ATTN_ROW_BODY
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,fma"))) static void attn_row_avx2(const float *qi, const float *kt,
+        const float *v, float *sc, float *o, int L, int hd, int D, float scale) {
+    ATTN_ROW_BODY
+}
+#endif
 
 static void attn_task(void *c_, int wi, int wk) {
     attn_ctx *c = (attn_ctx *)c_;
     int D = c->m->n_embd, H = c->m->n_head, hd = D / H;
     float scale = 1.0f / sqrtf((float)hd);
     float *sc = c->scores + (uint64_t)wi * c->max_seq;
+    float *kt = c->kt + (uint64_t)wi * c->max_seq * hd;
+    void (*row)(const float *, const float *, const float *, float *, float *, int, int, int, float) =
+        attn_row_ref;
+#if defined(__x86_64__)
+    if (qm_simd_level() == QM_SIMD_AVX2) row = attn_row_avx2;
+#endif
     int n_pairs = c->n_seq * H;
     for (int p = wi; p < n_pairs; p += wk) { /* interleaved: sequences differ in cost */
         int s = p / H, h = p % H, L = c->seq_len[s];
         uint64_t base = (uint64_t)c->seq_start[s] * D + (uint64_t)h * hd;
-        for (int i = 0; i < L; i++) {
-            const float *qi = c->q + base + (uint64_t)i * D;
-            float mx = -INFINITY;
-            for (int j = 0; j < L; j++) {
-                sc[j] = qm_k.dot_f32(qi, c->k + base + (uint64_t)j * D, hd) * scale;
-                if (sc[j] > mx) mx = sc[j];
-            }
-            qm_k.exp_sub(sc, L, mx);
-            float sum = 0.0f;
-            for (int j = 0; j < L; j++) sum += sc[j];
-            float inv = 1.0f / sum;
-            float *o = c->out + base + (uint64_t)i * D;
-            for (int d = 0; d < hd; d++) o[d] = 0.0f;
-            for (int j = 0; j < L; j++) {
-                const float *vj = c->v + base + (uint64_t)j * D;
-                float pj = sc[j] * inv;
-                for (int d = 0; d < hd; d++) o[d] += pj * vj[d];
-            }
-        }
+        for (int j = 0; j < L; j++)
+            for (int d = 0; d < hd; d++) kt[(uint64_t)d * L + j] = c->k[base + (uint64_t)j * D + d];
+        for (int i = 0; i < L; i++)
+            row(c->q + base + (uint64_t)i * D, kt, c->v + base, sc, c->out + base + (uint64_t)i * D, L, hd,
+                D, scale);
     }
 }
 
 /* ---------------------------------------------------------------- forward */
 
 typedef struct {
-    float *x, *q, *k, *v, *a, *h, *scores, *rowbuf;
+    float *x, *q, *k, *v, *a, *h, *scores, *kt, *rowbuf;
     int32_t *seq_start;
     uint8_t *xq;
 } scratch_t;
@@ -200,6 +224,7 @@ static uint64_t carve(const qm_model *m, int T, int max_seq, int nt, uint8_t *ba
     TAKE(a, float, T * D);
     TAKE(h, float, T * F);
     TAKE(scores, float, (uint64_t)nt * max_seq);
+    TAKE(kt, float, (uint64_t)nt * max_seq * (D / (uint64_t)m->n_head));
     TAKE(rowbuf, float, (uint64_t)nt * kmax);
     TAKE(seq_start, int32_t, T + 1);
     TAKE(xq, uint8_t, (uint64_t)T * (kmax / QM_QK) * sizeof(qm_block_q8_0));
@@ -260,7 +285,7 @@ int qm_forward(const qm_model *m, qm_pool *pool, const int32_t *ids, const int32
         matmul_ex(pool, &L->k, L->k_b, S.x, T, S.k, S.xq, NULL, 0, S.rowbuf, L->k.type == L->q.type);
         matmul_ex(pool, &L->v, L->v_b, S.x, T, S.v, S.xq, NULL, 0, S.rowbuf,
                   L->v.type == L->k.type && L->k.type == L->q.type);
-        attn_ctx ac = {m, S.q, S.k, S.v, S.a, seq_len, S.seq_start, n_seq, max_seq, S.scores};
+        attn_ctx ac = {m, S.q, S.k, S.v, S.a, seq_len, S.seq_start, n_seq, max_seq, S.scores, S.kt};
         qm_pool_run(pool, attn_task, &ac);
         /* x = LN(x + attn W_o + b_o) */
         matmul_ex(pool, &L->o, L->o_b, S.a, T, S.q, S.xq, S.x, 0, S.rowbuf, 0);
