@@ -378,12 +378,12 @@ static PyObject *mod_kernel(PyObject *m, PyObject *args) {
         if (!a || !b || PyObject_GetBuffer(a, &w, PyBUF_SIMPLE) < 0) return NULL;
         if (PyObject_GetBuffer(b, &x, PyBUF_SIMPLE) < 0) { PyBuffer_Release(&w); return NULL; }
         int nb = (int)(x.len / (Py_ssize_t)sizeof(qm_block_q8_0));
-        size_t wb = name[4] == '8' ? sizeof(qm_block_q8_0) : sizeof(qm_block_q4_0);
+        size_t wb = name[5] == '8' ? sizeof(qm_block_q8_0) : sizeof(qm_block_q4_0);
         PyObject *r = NULL;
         if (x.len % sizeof(qm_block_q8_0) || (size_t)w.len != nb * wb) {
             PyErr_SetString(PyExc_ValueError, "block counts differ");
         } else {
-            float v = name[4] == '8' ? qm_k.dot_q8_0_q8_0(w.buf, x.buf, nb) : qm_k.dot_q4_0_q8_0(w.buf, x.buf, nb);
+            float v = name[5] == '8' ? qm_k.dot_q8_0_q8_0(w.buf, x.buf, nb) : qm_k.dot_q4_0_q8_0(w.buf, x.buf, nb);
             r = PyFloat_FromDouble(v);
         }
         PyBuffer_Release(&w);
