@@ -1,4 +1,5 @@
 #include "distance.h"
+#include <math.h>
 
 int qa_have_avx2 = 0;
 
@@ -120,4 +121,12 @@ float qa_l2sq_f32(const float *a, const float *b, size_t d) {
     return l2sq_simd128(a, b, d);
 #endif
     return qa_l2sq_f32_ref(a, b, d);
+}
+
+int qa_normalize(float *v, size_t d) {
+    float n2 = qa_dot_f32(v, v, d);
+    if (!(n2 > 0.0f)) return -1;
+    float inv = 1.0f / sqrtf(n2);
+    for (size_t i = 0; i < d; i++) v[i] *= inv;
+    return 0;
 }

@@ -61,11 +61,12 @@ def as_matrix(x, d: int | None = None, what: str = "vectors") -> np.ndarray:
 
 
 def normalize(x: np.ndarray, what: str = "vectors") -> np.ndarray:
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))
-    if not norms.all():
-        bad = int(np.flatnonzero(norms == 0)[0])
+    """Unit-length copy of the rows, by the kernel (the wasm build normalises the same way)."""
+    out = np.array(x, dtype=np.float32, order="C", copy=True)
+    bad = _kernel.normalize_rows(out, out.shape[1])
+    if bad >= 0:
         raise ValueError(f"{what}: row {bad} is all zeros and has no direction under the cosine metric")
-    return x / norms[:, None]
+    return out
 
 
 class Index:

@@ -530,6 +530,23 @@ static PyObject *py_float_dists(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* normalize_rows(x float32 (n, d), d) -> index of the first zero row, or -1. In place. */
+static PyObject *py_normalize_rows(PyObject *self, PyObject *args) {
+    PyObject *x_o;
+    int d;
+    if (!PyArg_ParseTuple(args, "Oi", &x_o, &d)) return NULL;
+    if (d <= 0) { PyErr_SetString(PyExc_ValueError, "d must be positive"); return NULL; }
+    buf_t x;
+    if (get_buf(x_o, &x, 1, 4, 0, "x")) return NULL;
+    Py_ssize_t n = x.b.len / (4 * (Py_ssize_t)d), bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (qa_normalize((float *)x.b.buf + i * d, (size_t)d) && bad < 0) bad = i;
+    Py_END_ALLOW_THREADS
+    rel(&x);
+    return PyLong_FromSsize_t(bad);
+}
+
 static PyObject *py_cpu(PyObject *self, PyObject *noargs) {
     return Py_BuildValue("{s:i}", "avx2", qa_have_avx2);
 }
@@ -550,6 +567,7 @@ static PyMethodDef methods[] = {
     {"pread_rows", py_pread_rows, METH_VARARGS, "pread_rows(fd, base, row_bytes, rows, out, max_gap) -> ranges"},
     {"int_dots", py_int_dots, METH_VARARGS, "int_dots(kind, w, codes, dpad, ref) -> [int]"},
     {"float_dists", py_float_dists, METH_VARARGS, "float_dists(metric, q, x, d, ref) -> [float]"},
+    {"normalize_rows", py_normalize_rows, METH_VARARGS, "normalize_rows(x, d) -> first zero row or -1 (in place)"},
     {"cpu", py_cpu, METH_NOARGS, "SIMD features in use"},
     {"set_simd", py_set_simd, METH_VARARGS, "set_simd(on): use SIMD variants (True) or the scalar references"},
     {NULL, NULL, 0, NULL}};
