@@ -21,13 +21,15 @@ if [ $full = 1 ]; then
   for p in clang lld wasi-libc libclang-rt-dev-wasm32 chromium; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
   done
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
   if [ ${#need[@]} -gt 0 ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
   fi
-  if [ -f web/package.json ]; then
-    (cd web && npm install --no-audit --no-fund --silent)
+  if [ -f web/package-lock.json ] && [ ! -d web/node_modules/playwright-core ]; then
+    (cd web && npm ci --no-audit --no-fund --silent)
   fi
 fi
 # the native kernel, built in place so the checkout is importable and the CLI installed
