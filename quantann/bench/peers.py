@@ -67,7 +67,8 @@ class Quantann(Method):
     family = "quantann"
 
     def __init__(self, quant: str, M=16, efc=200, cold=False, store="pread", reranks=None,
-                 fetch_latency_ms=0.0):
+                 fetch_latency_ms=0.0, efs=None):
+        self.efs = efs
         self.quant, self.M, self.efc, self.cold, self.store = quant, M, efc, cold, store
         self.fetch_latency_ms = fetch_latency_ms
         self.name = f"quantann {quant}" + (" cold" if cold else "") + (f" M={M}" if M != 16 else "")
@@ -88,8 +89,9 @@ class Quantann(Method):
 
     def sweep(self, k):
         out = []
+        efs = self.efs.get(k, _ef(k)) if isinstance(self.efs, dict) else (self.efs or _ef(k))
         for r in self.reranks:
-            for ef in _ef(k):
+            for ef in efs:
                 if ef >= k * max(r, 1):
                     out.append({"ef": ef, "rerank": r})
         return out

@@ -41,7 +41,7 @@ def single_thread():
 
 def machine() -> dict:
     info = {"platform": platform.platform(), "python": platform.python_version(),
-            "cores": os.cpu_count()}
+            "cores": os.cpu_count(), "loadavg": os.getloadavg()}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -124,7 +124,7 @@ def measure_config(m, ds: Dataset, k: int, p: dict, repeats: int, warmup: int = 
         "qps": float(np.median(qps)), "qps_min": float(qps.min()), "qps_max": float(qps.max()),
         "qps_iqr": [float(np.percentile(qps, 25)), float(np.percentile(qps, 75))],
         "memory_bytes": int(m.memory()), "float_bytes": int(ds.n * ds.dim * 4),
-        "build_s": m.build_s, "rss_bytes": rss_bytes(), "rss_load_delta": getattr(m, "rss_delta", None),
+        "build_s": m.build_s, "rss_bytes": rss_bytes(), "loadavg_1m": os.getloadavg()[0], "rss_load_delta": getattr(m, "rss_delta", None),
         "latencies_ms": [round(float(x) * 1e3, 4) for x in passes[med]],
     }
     row["memory_fraction"] = row["memory_bytes"] / row["float_bytes"]
@@ -227,7 +227,7 @@ def compare(a_lat, b_lat, a_qps, b_qps, seed=0, n_boot=2000) -> dict:
         from scipy.stats import mannwhitneyu
         u = mannwhitneyu(a_lat, b_lat, alternative="less")
         out["mannwhitney_p_a_faster"] = float(u.pvalue)
-        out["prob_a_faster"] = float(u.statistic / (len(a_lat) * len(b_lat)))
+        out["prob_a_faster"] = float(1.0 - u.statistic / (len(a_lat) * len(b_lat)))  # U counts pairs with a > b
     except ImportError:
         pass
     return out
