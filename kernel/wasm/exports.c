@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../distance.h"
 #include "../hnsw.h"
 #include "../quant.h"
 #include "../rerank.h"
@@ -163,6 +164,16 @@ int qa_wasm_rerank(qa_wasm_index *h, const float *q, const float *rows, const in
     int found = qa_rerank(h->sp.metric, q, rows, row_ids, m, h->sp.d, k, out_rows, out_d);
     if (found < 0) fail("out of memory in rerank");
     return found;
+}
+
+/* Unit length in place, as native Python's normalisation (the same qa_normalize, the same
+ * lane order under SIMD128 as under AVX2): rows of v[n * d]. Returns the first all-zero
+ * row (left as is), or -1. */
+EXPORT(qa_wasm_normalize) int qa_wasm_normalize(float *v, int n, int d) {
+    int bad = -1;
+    for (int i = 0; i < n; i++)
+        if (qa_normalize(v + (int64_t)i * d, (size_t)d) && bad < 0) bad = i;
+    return bad;
 }
 
 /* Float distances from q to each of m vectors (tests hold wasm to native with this). */

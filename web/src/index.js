@@ -209,22 +209,18 @@ class Index {
     return this.bufs[name].ptr;
   }
 
-  // Unit length under the cosine metric, as Python's numpy normalization: x / |x| with
-  // |x|^2 summed in numpy's float32 pairwise order, so both prepare identical bits.
+  // Checks for NaN/infinity and, under the cosine metric, scales each row to unit length
+  // in the kernel (qa_normalize, as native Python does), so both prepare identical bits.
   prepare(q) {
-    const d = this.dim;
-    const out = new Float32Array(q.length);
-    for (let r = 0; r < q.length / d; r++) {
-      const x = q.subarray(r * d, (r + 1) * d);
-      for (let i = 0; i < d; i++) if (!Number.isFinite(x[i])) throw new RangeError(`queries contain NaN or infinity (row ${r})`);
-      if (this.metric !== 'cosine') { out.set(x, r * d); continue; }
-      const sq = new Float32Array(d);
-      for (let i = 0; i < d; i++) sq[i] = Math.fround(x[i] * x[i]);
-      const norm = Math.fround(Math.sqrt(pairwiseSum(sq, 0, d)));
-      if (norm === 0) throw new RangeError(`queries: row ${r} is all zeros and has no direction under the cosine metric`);
-      for (let i = 0; i < d; i++) out[r * d + i] = Math.fround(x[i] / norm);
-    }
-    return out;
+    const d = this.dim, n = q.length / d;
+    for (let i = 0; i < q.length; i++)
+      if (!Number.isFinite(q[i])) throw new RangeError(`queries contain NaN or infinity (row ${Math.floor(i / d)})`);
+    if (this.metric !== 'cosine') return Float32Array.from(q);
+    const K = this.kernel, p = this._buf('prep', Float32Array, q.length);
+    K.view(Float32Array, p, q.length).set(q);
+    const bad = K.x.qa_wasm_normalize(p, n, d);
+    if (bad >= 0) throw new RangeError(`queries: row ${bad} is all zeros and has no direction under the cosine metric`);
+    return K.view(Float32Array, p, q.length).slice();
   }
 
   /**
@@ -299,25 +295,4 @@ class Index {
     this.bufs = {};
     this.store?.close?.();
   }
-}
-
-// numpy's float32 pairwise summation (8 accumulators per block of up to 128, halves above).
-function pairwiseSum(a, lo, n) {
-  const f = Math.fround;
-  if (n < 8) {
-    let s = 0;
-    for (let i = 0; i < n; i++) s = f(s + a[lo + i]);
-    return s;
-  }
-  if (n <= 128) {
-    const r = Array.from(a.subarray(lo, lo + 8));
-    let i = 8;
-    for (; i < n - (n % 8); i += 8) for (let j = 0; j < 8; j++) r[j] = f(r[j] + a[lo + i + j]);
-    let s = f(f(f(r[0] + r[1]) + f(r[2] + r[3])) + f(f(r[4] + r[5]) + f(r[6] + r[7])));
-    for (; i < n; i++) s = f(s + a[lo + i]);
-    return s;
-  }
-  let n2 = Math.floor(n / 2);
-  n2 -= n2 % 8;
-  return f(pairwiseSum(a, lo, n2) + pairwiseSum(a, lo + n2, n - n2));
 }

@@ -33,7 +33,7 @@ test('Chromium: same ids as native through the HTTP and IndexedDB stores', { ski
     assert.ok(!r.error, r.error);
     for (const c of r.cases) {
       assert.equal(c.same, c.nq, `${c.name} via ${c.store}: ${c.nq - c.same} queries differ (${c.mismatches})`);
-      assert.ok(c.maxErr <= 1e-5, `${c.name} via ${c.store}: distances differ by ${c.maxErr}`);
+      assert.equal(c.maxErr, 0, `${c.name} via ${c.store}: distances differ by ${c.maxErr}`);
     }
     assert.equal(r.cases.length, 4);
     assert.ok(r.ok);
