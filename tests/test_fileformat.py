@@ -138,3 +138,45 @@ def test_vectors_checksum(saved, tmp_path):
     bad[off] ^= 1
     j = quantann.open(write(tmp_path, bytes(bad)))
     assert not fileformat.verify_vectors(j)
+
+
+def test_crash_at_every_write_leaves_old_or_new(real, tmp_path, monkeypatch):
+    """A crash after any number of writes (the process dies mid-save) leaves the old
+    file byte for byte, and the next save succeeds."""
+    import builtins
+
+    import gguf.gguf_writer as gw
+    x, _ = real
+    path = tmp_path / "c.qann"
+    quantann.Index.build(x[:100], quant="sq8").save(path)
+    before = path.read_bytes()
+    idx = quantann.Index.build(x[:150], quant="sq4")
+    state = {"n": 0, "crash_at": None}
+
+    class Dying:
+        """A file whose write() kills the save after `crash_at` writes."""
+        def __init__(self, f):
+            self._f = f
+
+        def write(self, b):
+            if state["crash_at"] is not None and state["n"] >= state["crash_at"]:
+                raise SystemExit("killed")
+            state["n"] += 1
+            return self._f.write(b)
+
+        def __getattr__(self, name):
+            return getattr(self._f, name)
+
+    monkeypatch.setattr(gw, "open", lambda *a, **k: Dying(builtins.open(*a, **k)), raising=False)
+    idx.save(tmp_path / "probe.qann")
+    total = state["n"]
+    assert total > 5
+    for crash_at in range(total):
+        state.update(n=0, crash_at=crash_at)
+        with pytest.raises(SystemExit):
+            idx.save(path)
+        assert path.read_bytes() == before, crash_at
+        assert sorted(os.listdir(tmp_path)) == ["c.qann", "probe.qann"]
+    state["crash_at"] = None
+    idx.save(path)
+    assert len(quantann.open(path)) == 150
