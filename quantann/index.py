@@ -92,6 +92,7 @@ class Index:
         self.last_stats: list[QueryStats] = []
         self._searcher = None
         self._pool: list = []  # extra searchers for threaded batches
+        self.seed = 0  # level draws are seeded by (seed, first row of the batch)
 
     # ---- properties ------------------------------------------------------------------
 
@@ -145,7 +146,7 @@ class Index:
         qz = Quantizer.train(quant, x, clip=clip, seed=seed)
         idx = cls(qz, metric, Graph.empty(M, ef_construction), np.empty((0, qz.code_size), np.uint8),
                   None, None, MemoryStore(np.empty((0, x.shape[1]), np.float32)))
-        idx._seed = seed
+        idx.seed = seed
         idx._append(x, ids, threads, progress, float_space=True)
         idx.store = MemoryStore(x)
         idx._pending = []
@@ -167,7 +168,7 @@ class Index:
             grown = np.zeros((n0 + m + 7) // 8, np.uint8)
             grown[:len(self._deleted)] = self._deleted
             self._deleted = grown
-        self.graph.grow(self.graph.random_levels(n0, m, getattr(self, "_seed", 0)))
+        self.graph.grow(self.graph.random_levels(n0, m, self.seed))
         if float_space:  # building (from empty): distances between full vectors
             space = (METRICS[self.metric], self.quantizer.kind_id, self.dim, self.quantizer.vmin,
                      self.quantizer.scale, self.codes, None, x)
