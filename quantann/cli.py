@@ -188,7 +188,7 @@ def cmd_serve(a):
         h, p = server.server_address[:2]
         print(f"serving {a.index} ({len(idx)} vectors) on http://{h}:{p}: POST /search, GET /healthz, "
               f"GET /metrics" + (", text queries on" if ti and ti.embedder else ""), file=sys.stderr, flush=True)
-    serve(idx, a.host, a.port, ti, ready)
+    serve(idx, a.host, a.port, ti, ready, defaults={"k": a.k, "ef": a.ef, "rerank": a.rerank})
 
 
 def cmd_demo(a):

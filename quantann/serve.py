@@ -58,17 +58,16 @@ class BadRequest(Exception):
 
 
 class Service:
-    def __init__(self, index, text_index=None, max_k: int = 1000):
+    def __init__(self, index, text_index=None, max_k: int = 1000, defaults=None):
         self.index = index
+        self.defaults = {"k": 10, "ef": 64, "rerank": 4, **(defaults or {})}
         self.text_index = text_index
         self.max_k = max_k
         self.metrics = Metrics(index)
         self.lock = threading.Lock()
 
     def search(self, body: dict) -> dict:
-        k = body.get("k", 10)
-        ef = body.get("ef", 64)
-        rerank = body.get("rerank", 4)
+        k, ef, rerank = (body.get(n, self.defaults[n]) for n in ("k", "ef", "rerank"))
         for name, v in (("k", k), ("ef", ef), ("rerank", rerank)):
             if not isinstance(v, int) or isinstance(v, bool):
                 raise BadRequest(f"{name} must be an integer")
@@ -156,9 +155,10 @@ def make_handler(service: Service):
     return Handler
 
 
-def serve(index, host="127.0.0.1", port=8080, text_index=None, ready=None):
-    """Runs until interrupted. `ready(server)` is called once listening (for tests)."""
-    service = Service(index, text_index)
+def serve(index, host="127.0.0.1", port=8080, text_index=None, ready=None, defaults=None):
+    """Runs until interrupted. `ready(server)` is called once listening (for tests);
+    `defaults` holds k, ef, rerank for requests that leave them out."""
+    service = Service(index, text_index, defaults=defaults)
     server = ThreadingHTTPServer((host, port), make_handler(service))
     server.daemon_threads = True
     if ready:
