@@ -39,7 +39,9 @@ def _native(path, queries, k, ef, rerank):
 
 
 def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=16, efc=200, timeout=1800,
-        log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+        chunk=None, idb_cache=0, log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+    """chunk: rows per IndexedDB record (default: the store's IDB_CHUNK_ROWS); idb_cache: bytes
+    of the IndexedDB store's record cache (0: none)."""
     from ..bench.build import quantann_files
     from ..bench.datasets import MINILM, minilm
     ds = minilm(subset, data or MINILM, queries=nq)
@@ -57,7 +59,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         with Server({"/": web, "/bench": tmp, "/cache": cache}) as s:
             url = (f"{s.url}/bench.html?index=/cache/{os.path.basename(paths[quant])}"
                    f"&lazy=/cache/{os.path.basename(paths['none'])}&queries=/bench/queries.f32"
-                   f"&nq={len(queries)}&ef={ef}&rerank={rerank}")
+                   f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}"
+                   + (f"&chunk={int(chunk)}" if chunk else ""))
             log(f"[browser] chromium {url}")
             p = subprocess.run(["node", os.path.join(web, "tools", "run-page.js"), url, "--timeout", str(timeout)],
                                cwd=web, capture_output=True, text=True, timeout=timeout + 60)
@@ -84,6 +87,11 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         "idb_import_s": page["idb_import_s"], "idb_import_us_per_vector": page["idb_import_us_per_vector"],
         "idb_per_vector_us": page["idb_per_vector_us"],
         "idb_import_speedup": page["idb_per_vector_us"] / page["idb_import_us_per_vector"],
+        "idb_import_write_us_per_vector": page["idb_import_write_us_per_vector"],
+        "idb_import_fetch_wait_us_per_vector": page["idb_import_fetch_wait_us_per_vector"],
+        "idb_write_speedup": page["idb_per_vector_us"] / page["idb_import_write_us_per_vector"],
+        "idb_chunk_rows": page["chunk_rows"], "idb_cache_bytes": page["idb_cache_bytes"],
+        "idb_cache_hit_rate": page["idb_cache_hit_rate"],
         "user_agent": page["userAgent"],
     }
     if "lazy" in page:
@@ -116,7 +124,8 @@ def main(args) -> dict:
                  f"  split: kernel {r['kernel_ms']:.2f} ms, store {r['store_ms']:.2f} ms, rerank {r['rerank_ms']:.3f} ms",
                  f"  wasm {r['wasm_bytes']} bytes, wasm memory {r['wasm_memory'] / 1e6:.1f} MB",
                  f"  IndexedDB import {r['idb_import_s']:.2f} s ({r['idb_import_us_per_vector']:.1f} us/vector; one record per vector: "
-                 f"{r['idb_per_vector_us']:.1f} us/vector, {r['idb_import_speedup']:.1f}x)"]
+                 f"{r['idb_per_vector_us']:.1f} us/vector, {r['idb_import_speedup']:.1f}x; writes alone "
+                 f"{r['idb_import_write_us_per_vector']:.1f} us/vector, {r['idb_write_speedup']:.1f}x)"]
         if "lazy_p99_ms" in r:
             lines.append(f"  lazy baseline at 20% memory: recall@10 {r['lazy_recall']:.3f}, p50 {r['lazy_p50_ms']:.2f} ms, p99 {r['lazy_p99_ms']:.2f} ms")
         print("\n".join(lines))

@@ -179,66 +179,90 @@ async function openDB(name) {
   return req(r);
 }
 
+// 4 rows (6 KB at d=384) per record: the best store read by measurement (docs/BROWSER.md)
+export const IDB_CHUNK_ROWS = 4;
+
 /**
  * Copies `count` x `dim` float32 vectors at byte `offset` of `source` (URL, File, bytes or
- * a byte source) into the IndexedDB database `dbName`, `chunkRows` rows per record, a
- * batch of records per transaction. Resumable: the next chunk to write is committed with
- * each batch, and a later call with the same source continues from there.
- * onProgress({rows, count, bytes, seconds}).
+ * a byte source) into the IndexedDB database `dbName`, `chunkRows` rows per record (an
+ * ArrayBuffer, or a Float32Array with format 'f32'), `batchBytes` of records per
+ * readwrite transaction (durability 'relaxed': each batch commits its records and the
+ * resume point together, so a lost batch is simply written again). Resumable: a later call
+ * with the same source continues after the last committed batch. The next batch is read
+ * from the source while the current one is written.
+ * onProgress({rows, count, bytes, seconds}). Returns {rows, resumedAt, seconds, fetchSeconds
+ * (waiting for the source), writeSeconds (in write transactions), records, transactions}.
  */
-export async function importToIndexedDB(dbName, source, { offset, count, dim, chunkRows = 32, batchBytes = 8 << 20, onProgress, key } = {}) {
+export async function importToIndexedDB(dbName, source, { offset, count, dim, chunkRows = IDB_CHUNK_ROWS,
+  batchBytes = 16 << 20, format = 'buffer', durability = 'relaxed', onProgress, key } = {}) {
   const { openSource } = await import('./source.js');
   const src = source && typeof source.read === 'function' ? source : await openSource(source);
   const db = await openDB(dbName);
   try {
-    const id = key ?? `${src.name}|${src.size}|${offset}|${count}|${dim}|${chunkRows}`;
+    const id = key ?? `${src.name}|${src.size}|${offset}|${count}|${dim}|${chunkRows}|${format}`;
     let meta = await req(db.transaction('meta').objectStore('meta').get('meta'));
     if (!meta || meta.id !== id) { // a different source: start over
       const tx = db.transaction(['chunks', 'meta'], 'readwrite');
       tx.objectStore('chunks').clear();
-      meta = { id, count, dim, chunkRows, nextChunk: 0, complete: false };
+      meta = { id, count, dim, chunkRows, format, nextChunk: 0, complete: false };
       tx.objectStore('meta').put(meta, 'meta');
       await done(tx);
     }
     const nChunks = Math.ceil(count / chunkRows), rb = dim * 4;
     const perBatch = Math.max(1, Math.floor(batchBytes / (chunkRows * rb)));
-    const t0 = performance.now();
-    let next = meta.nextChunk;
+    const now = () => performance.now();
+    const t0 = now();
+    let next = meta.nextChunk, fetchMs = 0, writeMs = 0, records = 0, transactions = 0;
     const startRow = next * chunkRows;
-    // read ahead one batch while the previous one is written
     const fetchBatch = (c) => {
       const r0 = c * chunkRows, r1 = Math.min(count, (c + perBatch) * chunkRows);
       return src.read(offset + r0 * rb, (r1 - r0) * rb);
     };
     let pending = next < nChunks ? fetchBatch(next) : null;
     while (next < nChunks) {
+      const tf = now();
       const bytes = await pending;
+      fetchMs += now() - tf;
       const c1 = Math.min(nChunks, next + perBatch);
-      pending = c1 < nChunks ? fetchBatch(c1) : null;
+      pending = c1 < nChunks ? fetchBatch(c1) : null; // read ahead while this batch is written
       const expect = (Math.min(count, c1 * chunkRows) - next * chunkRows) * rb;
       if (bytes.length !== expect) throw new RangeError(`${src.name}: truncated: expected ${expect} bytes of vectors at chunk ${next}, got ${bytes.length}`);
-      const tx = db.transaction(['chunks', 'meta'], 'readwrite');
+      const tw = now();
+      const tx = db.transaction(['chunks', 'meta'], 'readwrite', { durability });
       const cs = tx.objectStore('chunks');
       for (let c = next; c < c1; c++) {
-        const a = (c - next) * chunkRows * rb;
-        cs.put(bytes.slice(a, Math.min(bytes.length, a + chunkRows * rb)).buffer, c);
+        const a = bytes.byteOffset + (c - next) * chunkRows * rb;
+        const buf = bytes.buffer.slice(a, Math.min(bytes.byteOffset + bytes.length, a + chunkRows * rb));
+        cs.put(format === 'f32' ? new Float32Array(buf) : format === 'blob' ? new Blob([buf]) : buf, c);
       }
       meta.nextChunk = c1;
       meta.complete = c1 === nChunks;
       tx.objectStore('meta').put(meta, 'meta');
       await done(tx);
+      writeMs += now() - tw;
+      records += c1 - next;
+      transactions++;
       next = c1;
       const rows = Math.min(count, next * chunkRows);
-      onProgress?.({ rows, count, bytes: (rows - startRow) * rb, seconds: (performance.now() - t0) / 1000 });
+      onProgress?.({ rows, count, bytes: (rows - startRow) * rb, seconds: (now() - t0) / 1000 });
     }
-    return { rows: count, resumedAt: startRow, seconds: (performance.now() - t0) / 1000 };
+    return { rows: count, resumedAt: startRow, seconds: (now() - t0) / 1000, fetchSeconds: fetchMs / 1000,
+      writeSeconds: writeMs / 1000, records, transactions };
   } finally {
     db.close();
   }
 }
 
+/**
+ * Vectors in IndexedDB records of `chunkRows` rows (written by importToIndexedDB).
+ * A query's rows become one readonly transaction with every record get issued at once
+ * (mode 'parallel'; 'getAll' reads runs of neighbouring records with one getAll each,
+ * 'serial' awaits the gets one by one: both for the profile only). cacheBytes > 0 keeps
+ * the most recently used records in an LRU of at most that many bytes of vectors
+ * (cacheBytes() reports what it holds).
+ */
 export class IndexedDBStore {
-  static async open(dbName) {
+  static async open(dbName, { mode = 'parallel', cacheBytes = 0 } = {}) {
     const db = await openDB(dbName);
     const meta = await req(db.transaction('meta').objectStore('meta').get('meta'));
     if (!meta || !meta.complete) {
@@ -246,29 +270,91 @@ export class IndexedDBStore {
       throw new Error(`IndexedDB ${dbName}: no complete import (run importToIndexedDB first)`);
     }
     const s = new IndexedDBStore();
-    Object.assign(s, { db, name: dbName, count: meta.count, dim: meta.dim, chunkRows: meta.chunkRows });
+    Object.assign(s, { db, name: dbName, count: meta.count, dim: meta.dim, chunkRows: meta.chunkRows,
+      format: meta.format || 'buffer', mode, cacheMax: cacheBytes, cache: new Map(), cached: 0, hits: 0, misses: 0 });
+    if (s.format === 'blob') // Blob records: keep the handles (no vector bytes), read slices
+      s.blobs = await req(db.transaction('chunks').objectStore('chunks').getAll());
     return s;
   }
 
   async read(rows) {
     checkRows(this, rows);
+    if (this.blobs) return this._readBlobs(rows);
     const cr = this.chunkRows, rb = this.dim * 4;
     const chunks = [];
     for (const r of rows) {
       const c = Math.floor(r / cr);
       if (chunks[chunks.length - 1] !== c) chunks.push(c);
     }
-    const os = this.db.transaction('chunks').objectStore('chunks');
-    const bufs = await Promise.all(chunks.map((c) => req(os.get(c))));
-    const parts = chunks.map((c, i) => {
-      if (!bufs[i]) throw new Error(`IndexedDB ${this.name}: chunk ${c} is missing`);
-      return [c * cr, new Float32Array(bufs[i])];
-    });
-    const bytes = bufs.reduce((s, b) => s + b.byteLength, 0);
-    return { vectors: gather(rows, this.dim, parts), stats: { ranges: chunks.length, bytes, requests: chunks.length } };
+    const got = new Array(chunks.length), want = [];
+    for (let i = 0; i < chunks.length; i++) {
+      const v = this.cacheMax ? this.cache.get(chunks[i]) : undefined;
+      if (v) { // LRU: move to the back
+        this.cache.delete(chunks[i]);
+        this.cache.set(chunks[i], v);
+        got[i] = v;
+        this.hits++;
+      } else want.push(i);
+    }
+    this.misses += want.length;
+    let bytes = 0;
+    if (want.length) {
+      const os = this.db.transaction('chunks', 'readonly').objectStore('chunks');
+      if (this.mode === 'getAll') {
+        const runs = [];
+        for (const i of want) {
+          const last = runs[runs.length - 1];
+          if (last && chunks[i] === chunks[last[last.length - 1]] + 1) last.push(i); else runs.push([i]);
+        }
+        await Promise.all(runs.map(async (run) => {
+          const vals = run.length === 1 ? [await req(os.get(chunks[run[0]]))]
+            : await req(os.getAll(IDBKeyRange.bound(chunks[run[0]], chunks[run[run.length - 1]])));
+          run.forEach((i, j) => { got[i] = vals[j]; });
+        }));
+      } else if (this.mode === 'serial') {
+        for (const i of want) got[i] = await req(os.get(chunks[i]));
+      } else {
+        await Promise.all(want.map(async (i) => { got[i] = await req(os.get(chunks[i])); }));
+      }
+      for (const i of want) {
+        const v = got[i];
+        if (!v) throw new Error(`IndexedDB ${this.name}: chunk ${chunks[i]} is missing`);
+        got[i] = v instanceof Float32Array ? v : new Float32Array(v);
+        bytes += got[i].byteLength;
+        if (this.cacheMax) this._put(chunks[i], got[i]);
+      }
+    }
+    const parts = chunks.map((c, i) => [c * cr, got[i]]);
+    return { vectors: gather(rows, this.dim, parts), stats: { ranges: chunks.length, bytes, requests: want.length } };
   }
 
-  close() { this.db?.close(); this.db = null; }
+  // Blob records: one slice read per run of neighbouring rows, all at once.
+  async _readBlobs(rows) {
+    const cr = this.chunkRows, rb = this.dim * 4, runs = [];
+    for (const [a, b] of coalesce(rows)) // split runs at record boundaries
+      for (let x = a; x <= b; x = (Math.floor(x / cr) + 1) * cr) runs.push([x, Math.min(b, (Math.floor(x / cr) + 1) * cr - 1)]);
+    const parts = await Promise.all(runs.map(async ([a, b]) => {
+      const blob = this.blobs[Math.floor(a / cr)], o = (a % cr) * rb;
+      return [a, new Float32Array(await blob.slice(o, o + (b - a + 1) * rb).arrayBuffer())];
+    }));
+    return { vectors: gather(rows, this.dim, parts), stats: { ranges: runs.length, bytes: rows.length * rb, requests: runs.length } };
+  }
+
+  _put(c, v) {
+    if (v.byteLength > this.cacheMax) return;
+    this.cache.set(c, v);
+    this.cached += v.byteLength;
+    for (const [k, old] of this.cache) {
+      if (this.cached <= this.cacheMax) break;
+      this.cache.delete(k);
+      this.cached -= old.byteLength;
+    }
+  }
+
+  // Bytes of vectors held by the record cache.
+  cacheBytes() { return this.cached; }
+
+  close() { this.db?.close(); this.db = null; this.cache?.clear(); this.cached = 0; }
 
   static async delete(dbName) { await req(indexedDB.deleteDatabase(dbName)); }
 }

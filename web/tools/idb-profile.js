@@ -1,0 +1,24 @@
+#!/usr/bin/env node
+// Runs web/idb-profile.html in headless Chromium over an index file and a raw float32
+// queries file; prints the page's JSON (docs/BROWSER.md).
+//   node tools/idb-profile.js INDEX.qann QUERIES.f32 [query string, e.g. 'nq=300&reps=5']
+import { spawn } from 'node:child_process';
+import { basename, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { runPage } from './run-page.js';
+
+const [index, queries, extra = ''] = process.argv.slice(2);
+const web = fileURLToPath(new URL('..', import.meta.url));
+const proc = spawn(process.env.PYTHON || 'python3', ['-m', 'quantann.web.server', '--port', '0', `/=${web}`,
+  `/idx=${dirname(index)}`, `/q=${dirname(queries)}`], { cwd: fileURLToPath(new URL('../..', import.meta.url)), stdio: ['ignore', 'pipe', 'inherit'] });
+const url = await new Promise((resolve, reject) => {
+  proc.stdout.on('data', (b) => { const m = /at (http:\/\/\S+)/.exec(String(b)); if (m) resolve(m[1]); });
+  proc.on('exit', (c) => reject(new Error(`server exited with ${c}`)));
+});
+try {
+  const r = await runPage(`${url}/idb-profile.html?index=/idx/${basename(index)}&queries=/q/${basename(queries)}&${extra}`, { timeout: 3600 });
+  process.stdout.write(JSON.stringify(r, null, 1) + '\n');
+} finally {
+  proc.kill();
+}
