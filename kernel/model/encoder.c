@@ -36,7 +36,8 @@ static void mm_task(void *c_, int i, int k) {
     uint64_t qrow = (uint64_t)nb * sizeof(qm_block_q8_0);
     qm_share(N, i, k, 8, &o0, &o1);
     if (o0 >= o1) return;
-    float *rb = c->rowbuf ? c->rowbuf + (uint64_t)i * K : NULL;
+    float *rb = c->rowbuf ? c->rowbuf + (uint64_t)i * 2 * K : NULL;
+    uint8_t *pad = (uint8_t *)rb; /* quantized weights need no F16 row buffer: reuse it */
     for (int t0 = 0; t0 < c->n; t0 += TB) {
         int t1 = t0 + TB < c->n ? t0 + TB : c->n;
         int o = o0;
@@ -54,11 +55,17 @@ static void mm_task(void *c_, int i, int k) {
                         c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
                     }
                 }
-                for (; t < t1; t++) { /* remainder rows: the same tile with stride 0, so a
-                                         * row's result never depends on how rows were batched */
-                    tile(wr, w->row_bytes, c->xq + t * qrow, 0, nb, r);
-                    c->y[(uint64_t)t * N + o] = b0 + r[0];
-                    c->y[(uint64_t)t * N + o + 1] = b1 + r[4];
+                if (t < t1) { /* 1..3 remainder rows: one tile over a padded copy. Each
+                               * output depends only on its own row, so results never
+                               * depend on how rows are grouped into tiles. */
+                    int nr = t1 - t;
+                    for (int j = 0; j < 4; j++)
+                        memcpy(pad + j * qrow, c->xq + (t + (j < nr ? j : nr - 1)) * qrow, qrow);
+                    tile(wr, w->row_bytes, pad, qrow, nb, r);
+                    for (int j = 0; j < nr; j++) {
+                        c->y[(uint64_t)(t + j) * N + o] = b0 + r[j];
+                        c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
+                    }
                 }
             }
         }
@@ -187,7 +194,7 @@ static void attn_task(void *c_, int wi, int wk) {
     void (*row)(const float *, const float *, const float *, float *, float *, int, int, int, float) =
         attn_row_ref;
 #if defined(__x86_64__)
-    if (qm_simd_level() == QM_SIMD_AVX2) row = attn_row_avx2;
+    if (qm_simd_level() == QM_SIMD_AVX2 || qm_simd_level() == QM_SIMD_AVX512VNNI) row = attn_row_avx2;
 #endif
     int n_pairs = c->n_seq * H;
     for (int p = wi; p < n_pairs; p += wk) { /* interleaved: sequences differ in cost */
@@ -225,7 +232,7 @@ static uint64_t carve(const qm_model *m, int T, int max_seq, int nt, uint8_t *ba
     TAKE(h, float, T * F);
     TAKE(scores, float, (uint64_t)nt * max_seq);
     TAKE(kt, float, (uint64_t)nt * max_seq * (D / (uint64_t)m->n_head));
-    TAKE(rowbuf, float, (uint64_t)nt * kmax);
+    TAKE(rowbuf, float, (uint64_t)nt * 2 * kmax); /* per thread: an F16 row, or 4 padded Q8_0 rows */
     TAKE(seq_start, int32_t, T + 1);
     TAKE(xq, uint8_t, (uint64_t)T * (kmax / QM_QK) * sizeof(qm_block_q8_0));
 #undef TAKE

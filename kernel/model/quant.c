@@ -293,6 +293,50 @@ AVX2 static void tile_q4_0_avx2(const uint8_t *w, size_t ws, const uint8_t *x, s
     })
 }
 
+/* The same tiles with AVX-512 VNNI on 256-bit vectors: vpdpbusd replaces maddubs + madd. */
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+#define TILE_BODY_VNNI(...)                                                                      \
+    __m256 acc[2][4];                                                                            \
+    for (int r = 0; r < 2; r++)                                                                  \
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm256_setzero_ps();                             \
+    for (int b = 0; b < nb; b++) {                                                               \
+        __m256i a0, a1;                                                                          \
+        __m256 dw0, dw1;                                                                         \
+        __VA_ARGS__                                                                              \
+        for (int j = 0; j < 4; j++) {                                                            \
+            const qm_block_q8_0 *xb = (const qm_block_q8_0 *)(x + j * xs) + b;                   \
+            const __m256i y = _mm256_loadu_si256((const __m256i *)xb->qs);                       \
+            const __m256i ay = _mm256_sign_epi8(y, y);                                           \
+            const __m256 dx = _mm256_set1_ps(_cvtsh_ss(xb->d));                                  \
+            __m256 s0 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ay, _mm256_sign_epi8(a0, y))); \
+            __m256 s1 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ay, _mm256_sign_epi8(a1, y))); \
+            acc[0][j] = _mm256_fmadd_ps(_mm256_mul_ps(s0, dx), dw0, acc[0][j]);                  \
+            acc[1][j] = _mm256_fmadd_ps(_mm256_mul_ps(s1, dx), dw1, acc[1][j]);                  \
+        }                                                                                        \
+    }                                                                                            \
+    for (int r = 0; r < 2; r++)                                                                  \
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = hsum256(acc[r][j]);
+
+VNNI static void tile_q8_0_vnni(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out) {
+    TILE_BODY_VNNI({
+        const qm_block_q8_0 *w0 = (const qm_block_q8_0 *)w + b, *w1 = (const qm_block_q8_0 *)(w + ws) + b;
+        a0 = _mm256_loadu_si256((const __m256i *)w0->qs);
+        a1 = _mm256_loadu_si256((const __m256i *)w1->qs);
+        dw0 = _mm256_set1_ps(_cvtsh_ss(w0->d));
+        dw1 = _mm256_set1_ps(_cvtsh_ss(w1->d));
+    })
+}
+
+VNNI static void tile_q4_0_vnni(const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, int nb, float *out) {
+    TILE_BODY_VNNI({
+        const qm_block_q4_0 *w0 = (const qm_block_q4_0 *)w + b, *w1 = (const qm_block_q4_0 *)(w + ws) + b;
+        a0 = nibbles_q4(w0->qs);
+        a1 = nibbles_q4(w1->qs);
+        dw0 = _mm256_set1_ps(_cvtsh_ss(w0->d));
+        dw1 = _mm256_set1_ps(_cvtsh_ss(w1->d));
+    })
+}
+
 AVX2 static float dot_f32_avx2(const float *a, const float *b, int n) {
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int i = 0;
@@ -427,7 +471,7 @@ int qm_simd_set(int level) {
     qm_k = k_scalar;
     simd_level = QM_SIMD_SCALAR;
 #if defined(__x86_64__)
-    if (level == QM_SIMD_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+    if ((level == QM_SIMD_AVX2 || level == QM_SIMD_AVX512VNNI) && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
         __builtin_cpu_supports("f16c")) {
         qm_k.quantize_q8_0 = quantize_q8_0_avx2;
         qm_k.dot_q8_0_q8_0 = dot_q8_0_q8_0_avx2;
@@ -439,6 +483,13 @@ int qm_simd_set(int level) {
         qm_k.gelu = gelu_avx2;
         qm_k.exp_sub = exp_sub_avx2;
         simd_level = QM_SIMD_AVX2;
+        if (level == QM_SIMD_AVX512VNNI && __builtin_cpu_supports("avx512f") &&
+            __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+            __builtin_cpu_supports("avx512vnni")) {
+            qm_k.tile_q8_0 = tile_q8_0_vnni;
+            qm_k.tile_q4_0 = tile_q4_0_vnni;
+            simd_level = QM_SIMD_AVX512VNNI;
+        }
     }
 #endif
 #if defined(__wasm_simd128__)
@@ -454,7 +505,7 @@ int qm_simd_set(int level) {
 
 int qm_simd_init(void) {
 #if defined(__x86_64__)
-    return qm_simd_set(QM_SIMD_AVX2);
+    return qm_simd_set(QM_SIMD_AVX512VNNI);
 #elif defined(__wasm_simd128__)
     return qm_simd_set(QM_SIMD_WASM);
 #else

@@ -28,7 +28,8 @@ typedef struct {
 _Static_assert(sizeof(qm_block_q8_0) == 34, "Q8_0 block is 34 bytes");
 _Static_assert(sizeof(qm_block_q4_0) == 18, "Q4_0 block is 18 bytes");
 
-enum { QM_SIMD_SCALAR = 0, QM_SIMD_AVX2 = 1, QM_SIMD_WASM = 2 };
+/* Dispatch levels. AVX512VNNI = the AVX2 kernels with VNNI matmul tiles. */
+enum { QM_SIMD_SCALAR = 0, QM_SIMD_AVX2 = 1, QM_SIMD_WASM = 2, QM_SIMD_AVX512VNNI = 3 };
 
 float qm_fp16_to_fp32(uint16_t h);
 uint16_t qm_fp32_to_fp16(float f);

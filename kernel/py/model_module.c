@@ -390,12 +390,30 @@ static PyObject *mod_kernel(PyObject *m, PyObject *args) {
         PyBuffer_Release(&x);
         return r;
     }
+    if (!strcmp(name, "tile_q8_0") || !strcmp(name, "tile_q4_0")) { /* 2 weight rows x 4 rows */
+        Py_buffer w, x;
+        if (!a || !b || PyObject_GetBuffer(a, &w, PyBUF_SIMPLE) < 0) return NULL;
+        if (PyObject_GetBuffer(b, &x, PyBUF_SIMPLE) < 0) { PyBuffer_Release(&w); return NULL; }
+        size_t wb = name[6] == '8' ? sizeof(qm_block_q8_0) : sizeof(qm_block_q4_0);
+        int nb = (int)(x.len / 4 / (Py_ssize_t)sizeof(qm_block_q8_0));
+        PyObject *r = NULL;
+        if (nb < 1 || (size_t)x.len != 4 * nb * sizeof(qm_block_q8_0) || (size_t)w.len != 2 * nb * wb) {
+            PyErr_SetString(PyExc_ValueError, "tile expects 2 weight rows and 4 activation rows of equal blocks");
+        } else {
+            float o[8];
+            (name[6] == '8' ? qm_k.tile_q8_0 : qm_k.tile_q4_0)(w.buf, nb * wb, x.buf, nb * sizeof(qm_block_q8_0), nb, o);
+            r = Py_BuildValue("[ffffffff]", o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]);
+        }
+        PyBuffer_Release(&w);
+        PyBuffer_Release(&x);
+        return r;
+    }
     PyErr_Format(PyExc_ValueError, "unknown kernel %s", name);
     return NULL;
 }
 
 static PyMethodDef module_methods[] = {
-    {"set_simd", mod_set_simd, METH_VARARGS, "set_simd(level) -> level in use (0 scalar, 1 AVX2)"},
+    {"set_simd", mod_set_simd, METH_VARARGS, "set_simd(level) -> level in use (0 scalar, 1 AVX2, 3 AVX2 + AVX-512 VNNI tiles)"},
     {"simd_level", mod_simd_level, METH_NOARGS, "SIMD level in use"},
     {"kernel", mod_kernel, METH_VARARGS, "run one dispatched kernel (for tests)"},
     {NULL, NULL, 0, NULL},
@@ -416,5 +434,6 @@ PyMODINIT_FUNC PyInit__model(void) {
     PyModule_AddObject(mod, "GGUFError", FormatError);
     PyModule_AddIntConstant(mod, "SIMD_SCALAR", QM_SIMD_SCALAR);
     PyModule_AddIntConstant(mod, "SIMD_AVX2", QM_SIMD_AVX2);
+    PyModule_AddIntConstant(mod, "SIMD_AVX512VNNI", QM_SIMD_AVX512VNNI);
     return mod;
 }
