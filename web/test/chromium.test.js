@@ -1,5 +1,6 @@
 // The shared test vectors in headless Chromium (Debian's chromium via playwright-core):
-// same ids as native Python through the HTTP Range and IndexedDB stores.
+// same ids and bit-identical distances as native Python through the HTTP Range, IndexedDB
+// and OPFS stores, and an interrupted OPFS import resumed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -25,7 +26,7 @@ export function startServer(mounts) {
   });
 }
 
-test('Chromium: same ids as native through the HTTP and IndexedDB stores', { skip, timeout: 300000 }, async () => {
+test('Chromium: same ids as native through the HTTP, IndexedDB and OPFS stores; OPFS import resumes', { skip, timeout: 300000 }, async () => {
   testVectors();
   const server = await startServer([`/data=${DATA}`]);
   try {
@@ -35,7 +36,17 @@ test('Chromium: same ids as native through the HTTP and IndexedDB stores', { ski
       assert.equal(c.same, c.nq, `${c.name} via ${c.store}: ${c.nq - c.same} queries differ (${c.mismatches})`);
       assert.equal(c.maxErr, 0, `${c.name} via ${c.store}: distances differ by ${c.maxErr}`);
     }
-    assert.equal(r.cases.length, 4);
+    assert.deepEqual(r.cases.map((c) => c.store), ['http', 'http', 'http', 'indexeddb', 'opfs', 'opfs-async']);
+    const z = r.resume, rb = 384 * 4;
+    assert.equal(z.aborted, 'AbortError');
+    assert.equal(z.afterAbort, 2 * Math.floor((256 << 10) / rb) * rb, 'an aborted import keeps its committed batches');
+    assert.match(z.truncated, /truncated/);
+    assert.equal(z.afterTruncated, 1200 * rb, 'the whole rows before the cut are kept');
+    assert.ok(!z.completeAfterTruncated);
+    assert.equal(z.resumedAtRow * rb, z.afterTruncated, 'resumed from the last committed byte');
+    assert.equal(z.resumedBytes, z.total - z.afterTruncated, 'only the rest is written again');
+    assert.ok(z.fileEqual, `the resumed file differs from the source (${z.fileBytes} of ${z.total} bytes)`);
+    assert.ok(z.complete);
     assert.ok(r.ok);
   } finally {
     server.close();
