@@ -45,8 +45,8 @@ def test_bench_quick_end_to_end(tmp_path):
     sub = p.add_subparsers()
     cli.register(sub)
     out = tmp_path / "r.json"
-    a = p.parse_args(["bench", "--quick", "--subset", "2000", "--k", "10", "--queries", "40",
-                      "--cold-queries", "10", "--rounds", "1", "--json", str(out)])
+    a = p.parse_args(["bench", "--quick", "--subset", "2000", "--k", "10", "--queries", "20", "--lean",
+                      "--cold-queries", "5", "--rounds", "1", "--json", str(out)])
     a.func(a)
     res = json.loads(out.read_text())
     names = {r["method"] for r in res["rows"]}

@@ -39,6 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--small-M", type=int, default=12,
                    help="also run quantann sq4 with this M (to fit 20%% memory); 0 to skip")
     p.add_argument("--ef-construction", type=int, default=200)
+    p.add_argument("--lean", action="store_true",
+                   help="shorter sweeps (ef 16-256 / 128-512, rerank 1,2,4), cold rows at k=10 only")
     p.add_argument("--quick", action="store_true", help="fewer configs, 2 repeats, 200 queries")
     p.add_argument("--json", help="write the raw results here (default bench/results/<dataset>.json)")
     p.add_argument("--out", default=RESULTS, help="results directory (JSON, tables, plots)")
@@ -68,7 +70,7 @@ def suite(a, ds):
     methods = [Quantann("sq8", M, efc), Quantann("sq4", M, efc)]
     if not big:
         methods.append(Quantann("none", M, efc))
-    cold_efs = {10: (32, 64, 128), 100: (128, 256)}
+    cold_efs = {10: (32, 64, 128), 100: () if a.lean else (128, 256)}
     if not a.no_cold:
         for q in ("sq8", "sq4"):
             m = Quantann(q, M, efc, cold=True, reranks=(2, 4), efs=cold_efs)
@@ -89,7 +91,7 @@ def suite(a, ds):
                 methods.append(m)
         methods.append(Lazy(memory_fraction=0.20, M=M, efc=efc, efs=(32, 64, 128)))
         if not a.no_cold:
-            m = Lazy(memory_fraction=0.20, M=M, efc=efc, cold=True, efs=(64,))
+            m = Lazy(memory_fraction=0.20, M=M, efc=efc, cold=True, efs={10: (64,)})
             m.max_queries = cold_q
             methods.append(m)
     # the lazy baseline at quantann's own memory fractions (filled in once sq4/sq8 are loaded)
@@ -125,6 +127,9 @@ def run(a) -> None:
         a.cold_queries = min(a.cold_queries, 100)
         if len(ds.queries) > 200:
             ds.queries, ds.truth = ds.queries[:200], ds.truth[:200]
+    if a.lean:
+        from . import peers
+        peers.LEAN["on"] = True
     single_thread()
     from .runner import machine as _machine
     machine_start = _machine()
@@ -143,7 +148,7 @@ def run(a) -> None:
             frac = ref.memory() / (ds.n * ds.dim * 4)
             lat = a.fetch_latency_ms if m[0] == "lazy-matched-lat" else 0.0
             m = Lazy(memory_fraction=frac, M=a.M, efc=a.ef_construction, cold=cold, fetch_latency_ms=lat,
-                     efs=(64,) if cold or lat or ds.n > 200_000 else None)
+                     efs={10: (64,)} if cold or lat or ds.n > 200_000 else None)
             m.name = f"lazy float HNSW, memory = quantann {q} ({frac:.1%})" + (" cold" if cold else "")
             if lat:
                 m.name += f" +{lat:g}ms/fetch (simulated)"

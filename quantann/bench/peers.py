@@ -23,7 +23,14 @@ EF_SWEEP = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384)
 EF_SWEEP_100 = (100, 128, 160, 200, 256, 320, 400, 512, 768)
 
 
+LEAN = {"on": False}  # --lean: a shorter sweep for a loaded machine or a short time budget
+EF_LEAN = (16, 32, 64, 128, 256)
+EF_LEAN_100 = (128, 256, 512)
+
+
 def _ef(k):
+    if LEAN["on"]:
+        return EF_LEAN if k <= 10 else EF_LEAN_100
     return EF_SWEEP if k <= 10 else EF_SWEEP_100
 
 
@@ -74,7 +81,7 @@ class Quantann(Method):
         self.name = f"quantann {quant}" + (" cold" if cold else "") + (f" M={M}" if M != 16 else "")
         if fetch_latency_ms:
             self.name += f" +{fetch_latency_ms:g}ms/fetch (simulated)"
-        self.reranks = reranks or ((0, 1) if quant == "none" else (1, 2, 4, 8))
+        self.reranks = reranks or ((0, 1) if quant == "none" else ((1, 2, 4) if LEAN["on"] else (1, 2, 4, 8)))
 
     def load(self, ds: Dataset, log=print):
         import quantann
@@ -157,7 +164,9 @@ class Lazy(Method):
         self.warm_queries = ds.queries
 
     def sweep(self, k):
-        efs = self.efs or ((32, 64, 128) if k <= 10 else (128, 256))
+        efs = self.efs or ((32, 64, 128) if k <= 10 else ((256,) if LEAN["on"] else (128, 256)))
+        if isinstance(efs, dict):
+            efs = efs.get(k, ())
         return [{"ef": ef} for ef in efs if ef >= k]
 
     def set(self, p):
@@ -261,7 +270,8 @@ class Faiss(Method):
     def sweep(self, k):
         if not self.refine:
             return [{"ef": ef} for ef in _ef(k)]
-        return [{"ef": ef, "rerank": r} for r in (2, 4) for ef in _ef(k) if ef >= k * r]
+        rr = (2,) if LEAN["on"] else (2, 4)
+        return [{"ef": ef, "rerank": r} for r in rr for ef in _ef(k) if ef >= k * r]
 
     def set(self, p):
         self.p = p

@@ -223,3 +223,75 @@ def write_report(results_dir: str) -> list[str]:
             f.write("\n".join(md))
         written.append(out)
     return written
+
+
+# ---- the issue's targets ---------------------------------------------------------------------
+
+def _best(rows, pred, k=10, thr=0.0, key="qps"):
+    c = [r for r in rows if r["k"] == k and pred(r) and r["recall"] >= thr]
+    if not c:
+        return None
+    return max(c, key=lambda r: r[key]) if key == "qps" else min(c, key=lambda r: r[key])
+
+
+def targets(minilm: dict | None, scen: dict | None) -> str:
+    """The target table: what was asked, what was measured, met or not."""
+    lines = ["| target | measured | met? |", "|---|---|---|"]
+    is_qa = lambda r: r["method"] in ("quantann sq8", "quantann sq4", "quantann none")  # noqa: E731
+    if minilm:
+        rows, head = minilm["rows"], minilm.get("headline", {})
+        hn = _best(rows, lambda r: r["method"] == "hnswlib float32 (RAM)", thr=0.95)
+        qa = _best(rows, is_qa, thr=0.95)
+        h = head.get("recall95_vs_hnswlib", {})
+        if qa and hn:
+            mem = qa["memory_bytes"] / hn["memory_bytes"]
+            duel = (f"; interleaved head-to-head ({h.get('rounds')} rounds): QPS ratio {h['qps_ratio']:.2f} "
+                    f"[95% CI {h['qps_ratio_ci95'][0]:.2f}–{h['qps_ratio_ci95'][1]:.2f}], "
+                    f"P(quantann query faster) {h.get('prob_a_faster', float('nan')):.2f}" if "qps_ratio" in h else "")
+            ok = (h.get("qps_ratio", qa["qps"] / hn["qps"]) >= 1.0) and mem <= 0.30
+            lines.append(f"| recall@10 ≥ 0.95: quantann QPS ≥ hnswlib, memory ≤ 30% of hnswlib's | "
+                         f"sweep medians: {qa['method']} ({_params(qa['params'])}) {qa['qps']:.0f} QPS, recall "
+                         f"{qa['recall']:.3f} vs hnswlib (ef={hn['params']['ef']}) {hn['qps']:.0f} QPS, recall "
+                         f"{hn['recall']:.3f}{duel}; memory {_mb(qa['memory_bytes'])} vs {_mb(hn['memory_bytes'])} MiB "
+                         f"= {mem:.0%} | {'yes' if ok else 'no'} |")
+        fs = _best(rows, lambda r: r["method"] == "FAISS HNSWSQ8 + RefineFlat", thr=0.99)
+        qa = _best(rows, is_qa, thr=0.99)
+        h = head.get("recall99_vs_faiss_sq8_refine", {})
+        if qa and fs:
+            duel = (f"; interleaved: QPS ratio {h['qps_ratio']:.2f} [95% CI {h['qps_ratio_ci95'][0]:.2f}–"
+                    f"{h['qps_ratio_ci95'][1]:.2f}], P(quantann faster) {h.get('prob_a_faster', float('nan')):.2f}"
+                    if "qps_ratio" in h else "")
+            ok = h.get("qps_ratio", qa["qps"] / fs["qps"]) >= 1.0
+            lines.append(f"| recall@10 ≥ 0.99: quantann QPS ≥ FAISS HNSWSQ8 + RefineFlat | sweep medians: "
+                         f"{qa['method']} ({_params(qa['params'])}) {qa['qps']:.0f} QPS, recall {qa['recall']:.3f} vs "
+                         f"FAISS ({_params(fs['params'])}) {fs['qps']:.0f} QPS, recall {fs['recall']:.3f}{duel}; memory "
+                         f"{qa['memory_fraction']:.0%} vs {fs['memory_fraction']:.0%} of the floats | {'yes' if ok else 'no'} |")
+        for tag, what in (("at20pct_vs_lazy", "warm file cache"), ("at20pct_vs_lazy_cold", "cold: page cache dropped before each query"),
+                          ("memory_matched_vs_lazy", "warm, both at sq4's memory"),
+                          ("memory_matched_vs_lazy_cold", "cold, both at sq4's memory")):
+            h = head.get(tag)
+            if not h or "p99_ratio_b_over_a" not in h:
+                continue
+            ok = h["p99_ratio_b_over_a"] >= 10 and h["a_recall"] >= h["b_recall"] - 1e-9
+            lines.append(f"| at 20% memory: quantann p99 ≥ 10× lower than the lazy baseline's, recall ≥ ({what}) | "
+                         f"{h['a']} ({_params(h['a_params'])}, memory {h['a_memory_fraction']:.1%}, recall {h['a_recall']:.3f}) "
+                         f"p99 {h['p99_a_ms']:.2f} ms vs {h['b']} (ef={h['b_params'].get('ef')}, memory "
+                         f"{h['b_memory_fraction']:.1%}, recall {h['b_recall']:.3f}) p99 {h['p99_b_ms']:.2f} ms: "
+                         f"{h['p99_ratio_b_over_a']:.1f}× [95% CI {h['p99_ratio_ci95'][0]:.1f}–{h['p99_ratio_ci95'][1]:.1f}]; "
+                         f"QPS {h['qps_ratio']:.1f}× | {'yes' if ok else 'no'} |")
+    if scen:
+        rows = scen["rows"]
+        fb = scen["dataset"]["n"] * scen["dataset"]["dim"] * 4
+        q = _best(rows, lambda r: r["method"] in ("quantann sq8", "quantann sq4") and r["memory_fraction"] <= 0.25,
+                  thr=0.95)
+        name = scen["dataset"]["name"]
+        if q:
+            lines.append(f"| {name}: recall@10 ≥ 0.95 with counted memory ≤ 25% of {fb / 1e9:.2f} GB | "
+                         f"{q['method']} ({_params(q['params'])}): recall {q['recall']:.3f} (min {q['recall_min']:.1f}), "
+                         f"{q['qps']:.0f} QPS, p99 {q['p99_ms']:.1f} ms, counted memory {q['memory_bytes'] / 1e6:.0f} MB "
+                         f"= {q['memory_fraction']:.1%} | yes |")
+        else:
+            b = max((r for r in rows if r["memory_fraction"] <= 0.25), key=lambda r: r["recall"], default=None)
+            lines.append(f"| {name}: recall@10 ≥ 0.95 at ≤ 25% memory | best within 25%: "
+                         f"{b and b['recall']:.3f} | no |")
+    return "\n".join(lines)
