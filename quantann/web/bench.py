@@ -38,10 +38,20 @@ def _native(path, queries, k, ef, rerank):
     return np.array(ids, np.int64), np.array(lat)
 
 
+def _summary(reps: list, key: str) -> dict:
+    v = sorted(r[key] for r in reps)
+    return {"median": v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2,
+            "min": v[0], "max": v[-1], "all": [r[key] for r in reps]}
+
+
 def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=16, efc=200, timeout=1800,
-        chunk=None, idb_cache=0, log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+        chunk=None, idb_cache=0, stores=None, reps=1, isolated=False, lazy=True, k100=True,
+        log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """chunk: rows per IndexedDB record (default: the store's IDB_CHUNK_ROWS); idb_cache: bytes
-    of the IndexedDB store's record cache (0: none)."""
+    of the IndexedDB store's record cache (0: none). stores: e.g. ("indexeddb", "opfs",
+    "opfs-async"): the k=10 queries through each, `reps` times, interleaved (out["stores"]:
+    per store, the median and min-max over the repeats, ids equal to native). isolated: serve
+    with COOP/COEP (cross-origin isolated page: 5 us timer instead of 100 us)."""
     from ..bench.build import quantann_files
     from ..bench.datasets import MINILM, minilm
     ds = minilm(subset, data or MINILM, queries=nq)
@@ -56,11 +66,14 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     try:
         queries.tofile(os.path.join(tmp, "queries.f32"))
         cache = os.path.dirname(paths[quant])
-        with Server({"/": web, "/bench": tmp, "/cache": cache}) as s:
+        with Server({"/": web, "/bench": tmp, "/cache": cache}, isolated=isolated) as s:
             url = (f"{s.url}/bench.html?index=/cache/{os.path.basename(paths[quant])}"
-                   f"&lazy=/cache/{os.path.basename(paths['none'])}&queries=/bench/queries.f32"
+                   + (f"&lazy=/cache/{os.path.basename(paths['none'])}" if lazy else "")
+                   + f"&queries=/bench/queries.f32"
                    f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}"
-                   + (f"&chunk={int(chunk)}" if chunk else ""))
+                   + (f"&chunk={int(chunk)}" if chunk else "")
+                   + (f"&stores={','.join(stores)}&reps={int(reps)}" if stores else "")
+                   + ("" if k100 else "&k100=0"))
             log(f"[browser] chromium {url}")
             p = subprocess.run(["node", os.path.join(web, "tools", "run-page.js"), url, "--timeout", str(timeout)],
                                cwd=web, capture_output=True, text=True, timeout=timeout + 60)
@@ -71,15 +84,17 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         shutil.rmtree(tmp, ignore_errors=True)
     if "error" in page:
         raise RuntimeError(f"the benchmark page failed: {page['error']}")
-    rows10, rows100 = np.array(page["k10"]["rows"]), np.array(page["k100"]["rows"])
+    rows10 = np.array(page["k10"]["rows"])
+    rows100 = np.array(page["k100"]["rows"]) if page.get("k100") else None
     out = {
         "dataset": ds.name, "n": ds.n, "dim": ds.dim, "queries": len(queries), "quant": quant, "store": "indexeddb",
         "k": k, "ef": ef, "rerank": rerank,
         "recall": _recall(rows10, ds.truth, 10), "recall_at_10": _recall(rows10, ds.truth, 10),
-        "recall_at_100": _recall(rows100, ds.truth, 100),
+        "recall_at_100": _recall(rows100, ds.truth, 100) if rows100 is not None else None,
         "p50_ms": page["k10"]["p50_ms"], "p95_ms": page["k10"]["p95_ms"], "p99_ms": page["k10"]["p99_ms"],
         "kernel_ms": page["k10"]["kernel_ms"], "store_ms": page["k10"]["store_ms"], "rerank_ms": page["k10"]["rerank_ms"],
-        "k100_p50_ms": page["k100"]["p50_ms"], "k100_p99_ms": page["k100"]["p99_ms"],
+        "k100_p50_ms": page["k100"]["p50_ms"] if rows100 is not None else None,
+        "k100_p99_ms": page["k100"]["p99_ms"] if rows100 is not None else None,
         "native_p50_ms": float(np.percentile(native_lat, 50)), "native_p99_ms": float(np.percentile(native_lat, 99)),
         "native_recall": _recall(native_ids, ds.truth, 10),
         "ids_match": float(np.mean([np.array_equal(a, b) for a, b in zip(rows10, native_ids)])),
@@ -92,8 +107,29 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         "idb_write_speedup": page["idb_per_vector_us"] / page["idb_import_write_us_per_vector"],
         "idb_chunk_rows": page["chunk_rows"], "idb_cache_bytes": page["idb_cache_bytes"],
         "idb_cache_hit_rate": page["idb_cache_hit_rate"],
-        "user_agent": page["userAgent"],
+        "user_agent": page["userAgent"], "cross_origin_isolated": page.get("crossOriginIsolated"),
     }
+    for key in ("opfs_import_s", "opfs_import_us_per_vector", "opfs_import_write_us_per_vector",
+                "opfs_import_fetch_wait_us_per_vector"):
+        if key in page:
+            out[key] = page[key]
+    if "opfs_import_us_per_vector" in page:
+        out["opfs_import_speedup"] = page["idb_per_vector_us"] / page["opfs_import_us_per_vector"]
+        out["opfs_write_speedup"] = page["idb_per_vector_us"] / page["opfs_import_write_us_per_vector"]
+    if page.get("stores"):
+        out["stores"] = {}
+        for name, st in page["stores"].items():
+            rows = np.array(st["rows"])
+            summ = {key: _summary(st["reps"], key) for key in
+                    ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "kernel_ms", "kernel_p50_ms", "store_ms",
+                     "store_p50_ms", "store_p99_ms", "rerank_ms")}
+            if st["reps"][0].get("worker_read_ms") is not None:
+                summ["worker_read_ms"] = _summary(st["reps"], "worker_read_ms")
+            summ["ids_match"] = float(np.mean([np.array_equal(a, b) for a, b in zip(rows, native_ids)]))
+            summ["recall_at_10"] = _recall(rows, ds.truth, 10)
+            summ["same_rows_every_rep"] = st["same_rows_as_first_rep"]
+            summ["reps"] = len(st["reps"])
+            out["stores"][name] = summ
     if "lazy" in page:
         lz = page["lazy"]
         out.update({"lazy_p50_ms": lz["p50_ms"], "lazy_p95_ms": lz["p95_ms"], "lazy_p99_ms": lz["p99_ms"],

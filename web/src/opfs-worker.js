@@ -30,11 +30,11 @@ function readMeta(h) {
   try { return JSON.parse(dec.decode(b)); } catch { return null; }
 }
 
-function writeMeta(h, m) {
+function writeMeta(h, m, flush = true) {
   const b = enc.encode(JSON.stringify(m));
   h.truncate(0);
   h.write(b, { at: 0 });
-  h.flush();
+  if (flush) h.flush();
 }
 
 function closeAll() {
@@ -65,7 +65,10 @@ const ops = {
     return { written: meta.written, complete: meta.complete };
   },
 
-  write({ at, bytes }) {
+  // flush: 'batch' (data flushed before the meta records it: durable even across an OS
+  // crash) or 'none' (left to the OS: a closed tab or crashed browser still keeps the
+  // written bytes, an OS crash may not); the last batch is always flushed.
+  write({ at, bytes, flush = 'batch' }) {
     if (at !== meta.written) throw new Error(`OPFS import: write at ${at}, but ${meta.written} bytes are committed`);
     const t0 = now();
     const v = new Uint8Array(bytes);
@@ -75,12 +78,16 @@ const ops = {
       if (n <= 0) throw new Error(`OPFS import: the write at ${at + done} wrote nothing (quota?)`);
       done += n;
     }
-    data.flush();
+    const t1 = now();
     meta.written = at + v.length;
     meta.complete = meta.written === meta.total;
-    writeMeta(metaHandle, meta);
-    return { written: meta.written, writeMs: now() - t0 };
+    if (flush !== 'none' || meta.complete) data.flush();
+    const t2 = now();
+    writeMeta(metaHandle, meta, flush !== 'none' || meta.complete);
+    return { written: meta.written, writeMs: now() - t0, dataWriteMs: t1 - t0, flushMs: t2 - t1, metaMs: now() - t2 };
   },
+
+  ping() { return 0; },
 
   async open({ file, metaFile }) {
     closeAll();

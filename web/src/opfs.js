@@ -104,9 +104,11 @@ async function* batches(source, start, end, batchBytes) {
  * read from the source while the current one is written.
  * onProgress({rows, count, bytes, seconds}). Returns {rows, resumedAt, seconds,
  * fetchSeconds (waiting for the source), writeSeconds (writes + flushes in the Worker),
- * batches, bytes}.
+ * flushSeconds (the flushes and meta writes alone), batches, bytes}. flush 'none': no flush
+ * per batch (only the last): a closed tab or crashed browser keeps the written bytes, an OS
+ * crash may lose some of what the meta records.
  */
-export async function importToOPFS(name, source, { offset, count, dim, batchBytes = 16 << 20, onProgress, signal, key } = {}) {
+export async function importToOPFS(name, source, { offset, count, dim, batchBytes = 16 << 20, flush = 'batch', onProgress, signal, key } = {}) {
   const { openSource } = await import('./source.js');
   const src = source && typeof source.read === 'function' ? source : await openSource(source);
   const rb = dim * 4, total = count * rb;
@@ -118,7 +120,7 @@ export async function importToOPFS(name, source, { offset, count, dim, batchByte
     const t0 = now();
     const begun = await rpc.call('begin', { ...files(name), id, total, count, dim, offset });
     const startRow = begun.written / rb;
-    let at = begun.written, fetchMs = 0, writeMs = 0, nb = 0;
+    let at = begun.written, fetchMs = 0, writeMs = 0, flushMs = 0, nb = 0;
     it = batches(src, offset + at, offset + total, batchBytes);
     let pending = at < total ? it.next() : null;
     while (at < total) {
@@ -131,8 +133,9 @@ export async function importToOPFS(name, source, { offset, count, dim, batchByte
       if (got >= rb) { // a short batch (the source ended early): its whole rows are kept
         let bytes = got === want ? value : value.subarray(0, Math.floor(got / rb) * rb);
         if (bytes.byteOffset !== 0 || bytes.byteLength !== bytes.buffer.byteLength) bytes = bytes.slice();
-        const w = await rpc.call('write', { at, bytes: bytes.buffer }, [bytes.buffer]);
+        const w = await rpc.call('write', { at, bytes: bytes.buffer, flush }, [bytes.buffer]);
         writeMs += w.writeMs;
+        flushMs += w.flushMs + w.metaMs;
         at = w.written;
         nb++;
         onProgress?.({ rows: at / rb, count, bytes: at - begun.written, seconds: (now() - t0) / 1000 });
@@ -140,7 +143,7 @@ export async function importToOPFS(name, source, { offset, count, dim, batchByte
       if (got < want) throw new RangeError(`${src.name}: truncated: the vectors end at byte ${end} of ${total}; ${at / rb} of ${count} rows imported (a later call resumes from there)`);
     }
     return { rows: count, resumedAt: startRow, seconds: (now() - t0) / 1000, fetchSeconds: fetchMs / 1000,
-      writeSeconds: writeMs / 1000, batches: nb, bytes: at - begun.written };
+      writeSeconds: writeMs / 1000, flushSeconds: flushMs / 1000, batches: nb, bytes: at - begun.written };
   } finally {
     it?.return().catch(() => {}); // stop reading the source
     await rpc.call('close').catch(() => {}); // release the handles before the Worker goes
