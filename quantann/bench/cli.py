@@ -139,6 +139,7 @@ def run(a) -> None:
         methods = [m for m in methods if any(s in (m.name if not isinstance(m, tuple) else "lazy") for s in a.methods)]
     rows = []
     loaded = {}
+    path = a.json or os.path.join(a.out, f"{ds.name}{'-quick' if a.quick else ''}.json")
     for m in methods:
         if isinstance(m, tuple):  # lazy at quantann's memory fraction
             _, q, cold = m[:3]
@@ -156,6 +157,7 @@ def run(a) -> None:
                 m.max_queries = min(a.cold_queries, len(ds.queries))
         rows += run_sweep([m], ds, a.k, a.repeats, log=log, quick=a.quick)
         loaded[m.name] = m
+        save(path + ".partial", {"dataset": ds.name, "rows": rows})  # a checkpoint of a long run
     headline = {}
     if 10 in a.k and a.rounds:
         headline = headlines(rows, loaded, ds, a, log)
@@ -166,8 +168,9 @@ def run(a) -> None:
                "repeats": a.repeats, "rounds": a.rounds, "quick": a.quick,
                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t_start)),
                "elapsed_s": time.time() - t_start, "rows": rows, "headline": headline}
-    path = a.json or os.path.join(a.out, f"{ds.name}{'-quick' if a.quick else ''}.json")
     save(path, payload)
+    if os.path.exists(path + ".partial"):
+        os.remove(path + ".partial")
     log(f"[bench] wrote {path} ({len(rows)} rows) in {time.time() - t_start:.0f} s")
 
 
