@@ -4,43 +4,19 @@
 // machinery). Requests: {id, op, args} -> {id, ok, result} | {id, ok: false, error, name}.
 //   begin  {file, metaFile, id, total}  open (or reset) an import; -> {written, meta}
 //   write  {at, bytes}                   write a batch, flush, commit {written} to the meta
-//   open   {file, metaFile}             open a store for reading; -> meta
+//   open   {name}                       open a store for reading (OPFSSyncStore); -> meta
 //   read   {rows: Int32Array}           the rows' vectors (ascending rows) -> ArrayBuffer
 //   close  {}
-const enc = new TextEncoder(), dec = new TextDecoder();
-let data = null, meta = null, metaHandle = null, rowBytes = 0, readMs = 0, reads = 0;
+import { OPFSSyncStore, readMeta, syncHandle, writeMeta } from './opfs-sync.js';
+
+let data = null, meta = null, metaHandle = null, store = null;
 const now = () => performance.now();
-
-async function dir() { return navigator.storage.getDirectory(); }
-
-// A sync access handle; read-only (shared between tabs) where the browser supports modes.
-async function syncHandle(name, create, mode) {
-  const fh = await (await dir()).getFileHandle(name, { create });
-  if (mode) {
-    try { return await fh.createSyncAccessHandle({ mode }); } catch (e) { if (e.name !== 'TypeError') throw e; }
-  }
-  return fh.createSyncAccessHandle();
-}
-
-function readMeta(h) {
-  const n = h.getSize();
-  if (!n) return null;
-  const b = new Uint8Array(n);
-  h.read(b, { at: 0 });
-  try { return JSON.parse(dec.decode(b)); } catch { return null; }
-}
-
-function writeMeta(h, m, flush = true) {
-  const b = enc.encode(JSON.stringify(m));
-  h.truncate(0);
-  h.write(b, { at: 0 });
-  if (flush) h.flush();
-}
 
 function closeAll() {
   data?.close();
   metaHandle?.close();
-  data = metaHandle = null;
+  store?.close();
+  data = metaHandle = store = null;
 }
 
 const ops = {
@@ -89,46 +65,18 @@ const ops = {
 
   ping() { return 0; },
 
-  async open({ file, metaFile }) {
+  async open({ name }) {
     closeAll();
-    const mh = await syncHandle(metaFile, false, 'read-only');
-    meta = readMeta(mh);
-    mh.close();
-    if (!meta || !meta.complete) throw new Error(`OPFS ${file}: no complete import (run importToOPFS first)`);
-    data = await syncHandle(file, false, 'read-only');
-    if (data.getSize() < meta.total) { closeAll(); throw new Error(`OPFS ${file}: the file is shorter than its import`); }
-    rowBytes = meta.dim * 4;
-    return meta;
+    store = await OPFSSyncStore.open(name);
+    return store.meta;
   },
 
-  // Runs of neighbouring rows are read with one call each, straight into the output.
   read({ rows }) {
-    const t0 = now(), rb = rowBytes, out = new Uint8Array(rows.length * rb);
-    let runs = 0, strict = true;
-    for (let i = 1; i < rows.length; i++) if (rows[i] <= rows[i - 1]) { strict = false; break; }
-    if (strict) {
-      for (let i = 0; i < rows.length;) {
-        let j = i + 1;
-        while (j < rows.length && rows[j] === rows[j - 1] + 1) j++;
-        const want = out.subarray(i * rb, j * rb);
-        if (data.read(want, { at: rows[i] * rb }) !== want.length) throw new Error(`OPFS: short read at row ${rows[i]}`);
-        runs++;
-        i = j;
-      }
-    } else { // duplicates or unsorted: one read per row
-      for (let i = 0; i < rows.length; i++) {
-        const want = out.subarray(i * rb, (i + 1) * rb);
-        if (data.read(want, { at: rows[i] * rb }) !== rb) throw new Error(`OPFS: short read at row ${rows[i]}`);
-      }
-      runs = rows.length;
-    }
-    const ms = now() - t0;
-    readMs += ms;
-    reads++;
-    return [{ buffer: out.buffer, runs, ms }, [out.buffer]];
+    const r = store.readSync(rows);
+    return [r, [r.buffer]];
   },
 
-  stats() { return { readMs, reads }; },
+  stats() { return { readMs: store?.readMs, reads: store?.reads }; },
 
   close() { closeAll(); return true; },
 };

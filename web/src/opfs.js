@@ -177,7 +177,7 @@ export class OPFSStore {
     if (mode === 'worker') {
       s.rpc = new WorkerRpc();
       try {
-        s.meta = await s.rpc.call('open', files(name));
+        s.meta = await s.rpc.call('open', { name });
       } catch (e) {
         s.rpc.terminate();
         throw e;

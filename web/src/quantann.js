@@ -7,6 +7,7 @@
 export { openIndex, FormatError, MemoryBudgetError, parseSize } from './index.js';
 export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, IDB_CHUNK_ROWS, importToIndexedDB, coalesce } from './stores.js';
 export { importToOPFS, OPFSStore, opfsImportState, opfsSupported } from './opfs.js';
+export { openIndexInWorker } from './in-worker.js';
 export { openSource } from './source.js';
 export { loadKernel } from './kernel.js';
 export { openLazyIndex, vectorsForFraction } from './lazy.js';

@@ -1,0 +1,35 @@
+// A whole index in a dedicated module Worker (src/in-worker.js is the main-thread side):
+// the kernel, and the vectors read synchronously from OPFS (OPFSSyncStore) or any store
+// openIndex accepts. Requests: {id, op, args} -> {id, ok, result} | {id, ok: false, error}.
+//   open   {source, opfs?, options}   -> {dim, count, metric, quant, memory, wasmMemory}
+//   search {queries, options}         -> openIndex's search result (buffers transferred)
+//   close  {}
+import { openIndex } from './index.js';
+import { OPFSSyncStore } from './opfs-sync.js';
+
+let index = null;
+
+const ops = {
+  async open({ source, opfs, options = {} }) {
+    const store = opfs ? await OPFSSyncStore.open(opfs) : options.store;
+    index = await openIndex(source, { ...options, store });
+    return { dim: index.dim, count: index.count, metric: index.metric, quant: index.quant,
+      memory: index.memory(), wasmMemory: index.wasmMemory };
+  },
+  async search({ queries, options }) {
+    const r = await index.search(queries, options);
+    return [r, [r.ids.buffer, r.rows.buffer, r.distances.buffer]];
+  },
+  close() { index?.close(); index = null; return true; },
+};
+
+self.onmessage = async (e) => {
+  const { id, op, args } = e.data;
+  try {
+    const r = await ops[op](args);
+    const [result, transfer] = Array.isArray(r) ? r : [r, []];
+    self.postMessage({ id, ok: true, result }, transfer);
+  } catch (err) {
+    self.postMessage({ id, ok: false, error: String(err?.message || err), name: err?.name });
+  }
+};

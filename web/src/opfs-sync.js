@@ -1,0 +1,86 @@
+// OPFS through sync access handles: only inside a dedicated Worker (createSyncAccessHandle
+// does not exist on the main thread). Shared by src/opfs-worker.js (the OPFS store's and
+// the import's Worker) and src/index-worker.js (a whole index in a Worker).
+const dec = new TextDecoder(), enc = new TextEncoder();
+const now = () => performance.now();
+
+export const opfsFiles = (name) => ({ file: `${name}.f32`, metaFile: `${name}.meta.json` });
+
+// A sync access handle; read-only (shared between tabs) where the browser supports modes.
+export async function syncHandle(name, create, mode) {
+  const fh = await (await navigator.storage.getDirectory()).getFileHandle(name, { create });
+  if (mode) {
+    try { return await fh.createSyncAccessHandle({ mode }); } catch (e) { if (e.name !== 'TypeError') throw e; }
+  }
+  return fh.createSyncAccessHandle();
+}
+
+export function readMeta(h) {
+  const n = h.getSize();
+  if (!n) return null;
+  const b = new Uint8Array(n);
+  h.read(b, { at: 0 });
+  try { return JSON.parse(dec.decode(b)); } catch { return null; }
+}
+
+export function writeMeta(h, m, flush = true) {
+  const b = enc.encode(JSON.stringify(m));
+  h.truncate(0);
+  h.write(b, { at: 0 });
+  if (flush) h.flush();
+}
+
+/**
+ * The vectors of an OPFS import (importToOPFS), read synchronously: readSync(rows) reads
+ * each run of neighbouring rows (ascending rows) with one read(view, {at}) straight into
+ * the output; read(rows) is the same behind the store interface.
+ */
+export class OPFSSyncStore {
+  static async open(name) {
+    const { file, metaFile } = opfsFiles(name);
+    const mh = await syncHandle(metaFile, false, 'read-only');
+    const meta = readMeta(mh);
+    mh.close();
+    if (!meta || !meta.complete) throw new Error(`OPFS ${file}: no complete import (run importToOPFS first)`);
+    const data = await syncHandle(file, false, 'read-only');
+    if (data.getSize() < meta.total) { data.close(); throw new Error(`OPFS ${file}: the file is shorter than its import`); }
+    const s = new OPFSSyncStore();
+    Object.assign(s, { name, meta, data, count: meta.count, dim: meta.dim, readMs: 0, reads: 0 });
+    return s;
+  }
+
+  // -> {buffer: ArrayBuffer(rows.length * dim * 4), runs, ms}
+  readSync(rows) {
+    const t0 = now(), rb = this.dim * 4, out = new Uint8Array(rows.length * rb), data = this.data;
+    if (rows.length && (rows[0] < 0 || rows[rows.length - 1] >= this.count)) throw new RangeError(`row outside the store's ${this.count} rows`);
+    let runs = 0, strict = true;
+    for (let i = 1; i < rows.length; i++) if (rows[i] <= rows[i - 1]) { strict = false; break; }
+    if (strict) {
+      for (let i = 0; i < rows.length;) {
+        let j = i + 1;
+        while (j < rows.length && rows[j] === rows[j - 1] + 1) j++;
+        const want = out.subarray(i * rb, j * rb);
+        if (data.read(want, { at: rows[i] * rb }) !== want.length) throw new Error(`OPFS: short read at row ${rows[i]}`);
+        runs++;
+        i = j;
+      }
+    } else { // duplicates or unsorted: one read per row
+      for (let i = 0; i < rows.length; i++) {
+        const want = out.subarray(i * rb, (i + 1) * rb);
+        if (data.read(want, { at: rows[i] * rb }) !== rb) throw new Error(`OPFS: short read at row ${rows[i]}`);
+      }
+      runs = rows.length;
+    }
+    const ms = now() - t0;
+    this.readMs += ms;
+    this.reads++;
+    return { buffer: out.buffer, runs, ms };
+  }
+
+  async read(rows) {
+    const r = this.readSync(rows);
+    return { vectors: new Float32Array(r.buffer), stats: { ranges: r.runs, bytes: r.buffer.byteLength, requests: 0 } };
+  }
+
+  close() { this.data?.close(); this.data = null; }
+}
