@@ -113,13 +113,17 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw)
     if (max_tokens < 2) max_tokens = 2;
     PyObject *b = text_bytes(t);
     if (!b) return NULL;
-    int32_t ids[1 << 16];
+    int32_t *ids = PyMem_Malloc(sizeof(int32_t) * (size_t)max_tokens);
+    if (!ids) {
+        Py_DECREF(b);
+        return PyErr_NoMemory();
+    }
     int n = qm_tokenize(&self->m, (const uint8_t *)PyBytes_AS_STRING(b), (uint64_t)PyBytes_GET_SIZE(b), ids,
                         max_tokens);
     Py_DECREF(b);
     PyObject *lst = PyList_New(n);
-    if (!lst) return NULL;
-    for (int i = 0; i < n; i++) PyList_SET_ITEM(lst, i, PyLong_FromLong(ids[i]));
+    for (int i = 0; lst && i < n; i++) PyList_SET_ITEM(lst, i, PyLong_FromLong(ids[i]));
+    PyMem_Free(ids);
     return lst;
 }
 
