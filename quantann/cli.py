@@ -296,13 +296,13 @@ def main(argv=None):
     from .errors import QuantannError
     args = make_parser().parse_args(argv)
     try:
-        args.func(args)
+        rc = args.func(args)
     except (QuantannError, ValueError, KeyError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except BrokenPipeError:
         return 0
-    return 0
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":
