@@ -38,7 +38,8 @@ export async function openIndexInWorker(source, { opfs, memoryBudget, verify, st
     ...info,
     inWorker: true,
     memory: () => info.memory,
-    search: (queries, options) => call('search', { queries: queries instanceof Float32Array ? queries : Float32Array.from(queries), options }),
+    // a copy: posting a subarray would clone its whole underlying buffer
+    search: (queries, options) => call('search', { queries: Float32Array.from(queries), options }),
     close: () => call('close').catch(() => {}).finally(() => worker.terminate()),
   };
 }

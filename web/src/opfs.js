@@ -173,8 +173,9 @@ export async function opfsImportState(name) {
 export class OPFSStore {
   static async open(name, { mode = 'worker', maxGap = 0 } = {}) {
     const s = new OPFSStore();
-    Object.assign(s, { name, mode, maxGap, workerMs: 0 });
+    Object.assign(s, { name, mode, maxGap });
     if (mode === 'worker') {
+      s.workerMs = 0; // time spent reading inside the Worker
       s.rpc = new WorkerRpc();
       try {
         s.meta = await s.rpc.call('open', { name });
