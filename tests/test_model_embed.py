@@ -49,7 +49,8 @@ def test_f32_matches_sentence_transformers(fixed_texts, f32_emb):
     assert dist.max() < 1e-4, dist.max()
 
 
-@pytest.mark.parametrize("kind,mean_min", [("f16", 0.99999), ("q8_0", 0.999), ("q4_0", 0.95)])
+@pytest.mark.parametrize("kind,mean_min", [("f16", 0.99999), ("q8_0", 0.999), ("q4_0", 0.99),
+                                            ("q4_0-pure", 0.95)])
 def test_quantized_close_to_f32(fixed_texts, f32_emb, kind, mean_min):
     with open_model(kind, max_tokens=256) as m:
         e = m.embed(fixed_texts)

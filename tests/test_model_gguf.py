@@ -41,8 +41,10 @@ def test_names_and_keys_follow_llama_cpp_bert():
     assert vocab[101] == "[CLS]" and vocab[2088] == "\u2581world" and "ing" in vocab  # "##ing"
 
 
-@pytest.mark.parametrize("kind,qtype", [("f32", "F32"), ("f16", "F16"), ("q8_0", "Q8_0"), ("q4_0", "Q4_0")])
+@pytest.mark.parametrize("kind,qtype", [("f32", "F32"), ("f16", "F16"), ("q8_0", "Q8_0"), ("q4_0", "Q4_0"),
+                                        ("q4_0-pure", "Q4_0")])
 def test_tensor_types(kind, qtype):
+    from quantann.model.convert import Q4_0_MIX_Q8_0, _in_mix
     from quantann.model.embedder import Embedder
 
     with Embedder.open(model_path(kind), n_threads=1) as e:
@@ -51,8 +53,29 @@ def test_tensor_types(kind, qtype):
     for t in tensors:
         if t["name"].startswith(("position_embd", "token_types")) or t["shape"][1] == 1:
             assert t["type"] == "F32", t["name"]
+        elif kind == "q4_0" and _in_mix(t["name"], Q4_0_MIX_Q8_0):
+            assert t["type"] == "Q8_0", t["name"]
         else:
             assert t["type"] == qtype, t["name"]
+
+
+def test_q4_0_mix_is_recorded():
+    from quantann.model.convert import Q4_0_MIX_Q8_0
+
+    f = reader("q4_0")
+    mix = bytes(f.fields["quantann.quant_mix"].parts[-1]).decode()
+    assert mix.startswith("q4_0") and all(p in mix for p in Q4_0_MIX_Q8_0)
+    assert int(f.fields["general.file_type"].parts[-1][0]) == int(gguf.LlamaFileType.MOSTLY_Q4_0)
+    assert bytes(reader("q4_0-pure").fields["quantann.quant_mix"].parts[-1]).decode() == "q4_0"
+    n_q8 = sum(t.tensor_type == gguf.GGMLQuantizationType.Q8_0 for t in f.tensors)
+    assert n_q8 == sum(1 for t in f.tensors if _mixed(t.name))
+    assert 0 < n_q8 < 37
+
+
+def _mixed(name):
+    from quantann.model.convert import Q4_0_MIX_Q8_0, _in_mix
+
+    return _in_mix(name, Q4_0_MIX_Q8_0)
 
 
 def test_q4_0_blocks_decode_with_ggml_reference():

