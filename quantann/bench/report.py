@@ -199,6 +199,8 @@ def write_report(results_dir: str) -> list[str]:
             continue
         with open(path) as f:
             res = json.load(f)
+        if "rows" not in res:
+            continue
         rows, name = res["rows"], res["dataset"]["name"]
         ks = sorted({r["k"] for r in rows})
         md = [f"# {name}: full results", "",
