@@ -67,7 +67,7 @@ static inline void prep_node(const qa_space *sp, int32_t node, qa_query *qq, qa_
 
 /* ---- adjacency ---------------------------------------------------------------------- */
 
-static int32_t *links_at(const qa_graph *g, int32_t node, int lev, int *cap) {
+int32_t *qa_hnsw_links(const qa_graph *g, int32_t node, int lev, int *cap) {
     if (lev == 0) {
         *cap = g->M0;
         return g->links0 + (int64_t)node * g->M0;
@@ -93,7 +93,7 @@ static void node_unlock(build_ctx *bc, int32_t node);
 /* Copies node's list at `lev` into out; returns its length. */
 static inline int read_links(const qa_graph *g, int32_t node, int lev, int32_t *out, build_ctx *bc) {
     int cap, n = 0;
-    int32_t *l = links_at(g, node, lev, &cap);
+    int32_t *l = qa_hnsw_links(g, node, lev, &cap);
     if (!l) return 0;
     if (bc) node_lock(bc, node);
     while (n < cap && l[n] >= 0) { out[n] = l[n]; n++; }
@@ -261,7 +261,7 @@ static void add_backlink(build_ctx *bc, int32_t e, int32_t q, float dq, int lev,
     const qa_graph *g = bc->g;
     int cap;
     node_lock(bc, e);
-    int32_t *l = links_at(g, e, lev, &cap);
+    int32_t *l = qa_hnsw_links(g, e, lev, &cap);
     int n = 0;
     while (n < cap && l[n] >= 0) {
         if (l[n] == q) { node_unlock(bc, e); return; }
@@ -324,7 +324,7 @@ static int insert_one(build_ctx *bc, int32_t q, qa_scratch *s) {
         for (int i = 0; i < kept; i++) { sel[i] = s->tmp[i].id; seld[i] = s->tmp[i].d; }
         int cap;
         node_lock(bc, q);
-        int32_t *l = links_at(g, q, lev, &cap);
+        int32_t *l = qa_hnsw_links(g, q, lev, &cap);
         for (int i = 0; i < cap; i++) l[i] = i < kept ? sel[i] : -1;
         node_unlock(bc, q);
         for (int i = 0; i < kept; i++) add_backlink(bc, sel[i], q, seld[i], lev, s);

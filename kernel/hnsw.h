@@ -64,6 +64,10 @@ int qa_hnsw_insert(qa_graph *g, const qa_space *sp, int64_t start, int64_t end,
 int qa_hnsw_search(const qa_graph *g, const qa_space *sp, const float *q, int ef, int nres,
                    qa_scratch *s, int32_t *out_rows, float *out_d, int64_t *ndist);
 
+/* The list of `node` at level `lev` (level 0, or an upper level the node has) and its
+ * capacity in *cap; NULL (cap 0) when the node has no such level. -1 ends a short list. */
+int32_t *qa_hnsw_links(const qa_graph *g, int32_t node, int lev, int *cap);
+
 /* Deleted-row test. */
 static inline int qa_is_deleted(const qa_graph *g, int32_t r) {
     return g->deleted && (g->deleted[r >> 3] >> (r & 7) & 1);

@@ -84,24 +84,8 @@ void qa_lru_put(qa_lru *c, int32_t row, const float *v) {
 /* ---- graph access (same layout as hnsw.c) ---------------------------------------------- */
 
 static int lazy_links(const qa_graph *g, int32_t node, int lev, int32_t *out) {
-    const int32_t *l;
-    int cap;
-    if (lev == 0) {
-        l = g->links0 + (int64_t)node * g->M0;
-        cap = g->M0;
-    } else {
-        int64_t lo = 0, hi = g->n_up - 1;
-        l = NULL;
-        while (lo <= hi) {
-            int64_t mid = (lo + hi) >> 1;
-            if (g->up_nodes[mid] < node) lo = mid + 1;
-            else if (g->up_nodes[mid] > node) hi = mid - 1;
-            else { l = g->upper + g->up_off[mid] + (int64_t)(lev - 1) * g->M; break; }
-        }
-        if (!l) return 0;
-        cap = g->M;
-    }
-    int n = 0;
+    int cap, n = 0;
+    const int32_t *l = qa_hnsw_links(g, node, lev, &cap);
     while (n < cap && l[n] >= 0) { out[n] = l[n]; n++; }
     return n;
 }

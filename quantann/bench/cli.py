@@ -7,6 +7,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -42,7 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--lean", action="store_true",
                    help="shorter sweeps (ef 16-256 / 128-512, rerank 1,2,4), cold rows at k=10 only")
     p.add_argument("--quick", action="store_true", help="fewer configs, 2 repeats, 200 queries")
-    p.add_argument("--json", help="write the raw results here (default bench/results/<dataset>.json)")
+    p.add_argument("--json", nargs="?", const="-",
+                   help="write the raw results to this file (default bench/results/<dataset>.json); "
+                        "--json alone also prints them as one JSON object on stdout")
     p.add_argument("--out", default=RESULTS, help="results directory (JSON, tables, plots)")
     p.add_argument("--browser", action="store_true", help="run the browser benchmark (quantann.web.bench)")
     p.set_defaults(func=main)
@@ -139,7 +142,8 @@ def run(a) -> None:
         methods = [m for m in methods if any(s in (m.name if not isinstance(m, tuple) else "lazy") for s in a.methods)]
     rows = []
     loaded = {}
-    path = a.json or os.path.join(a.out, f"{ds.name}{'-quick' if a.quick else ''}.json")
+    path = (a.json if a.json not in (None, "-")
+            else os.path.join(a.out, f"{ds.name}{'-quick' if a.quick else ''}.json"))
     for m in methods:
         if isinstance(m, tuple):  # lazy at quantann's memory fraction
             _, q, cold = m[:3]
@@ -172,6 +176,8 @@ def run(a) -> None:
     if os.path.exists(path + ".partial"):
         os.remove(path + ".partial")
     log(f"[bench] wrote {path} ({len(rows)} rows) in {time.time() - t_start:.0f} s")
+    if a.json == "-":
+        print(json.dumps(payload))
 
 
 def headlines(rows, loaded, ds, a, log) -> dict:
