@@ -40,6 +40,19 @@ static inline void qa_heap_pop(qa_heap *h) {
 
 static inline qa_pair qa_heap_top(const qa_heap *h) { return h->a[0]; }
 
+/* Keeps the `keep` smallest, writes them in ascending order to ids/dists and empties the
+ * heap; returns how many were written. */
+static inline int qa_heap_drain_sorted(qa_heap *h, int keep, int32_t *ids, float *dists) {
+    while (h->n > keep) qa_heap_pop(h);
+    int m = h->n;
+    for (int i = m - 1; i >= 0; i--) {
+        ids[i] = h->a[0].id;
+        dists[i] = h->a[0].d;
+        qa_heap_pop(h);
+    }
+    return m;
+}
+
 /* Room for `extra` more pushes (candidate queues grow when a search visits more than
  * foreseen). Returns -1 when memory ran out. */
 static inline int qa_heap_reserve(qa_heap *h, int extra) {

@@ -183,15 +183,7 @@ int qa_hnsw_search(const qa_graph *g, const qa_space *sp, const float *q, int ef
     if (ndist) (*ndist)++;
     int32_t ep = greedy(g, sp, &qq, g->entry, &d, g->max_level, 0, s, NULL, ndist);
     if (search_layer(g, sp, &qq, ep, d, ef, 0, s, NULL, 1, ndist)) return -1;
-    while (s->res.n > nres) qa_heap_pop(&s->res);
-    int m = s->res.n;
-    for (int i = m - 1; i >= 0; i--) {
-        qa_pair p = qa_heap_top(&s->res);
-        out_rows[i] = p.id;
-        out_d[i] = p.d;
-        qa_heap_pop(&s->res);
-    }
-    return m;
+    return qa_heap_drain_sorted(&s->res, nres, out_rows, out_d);
 }
 
 /* ---- construction ------------------------------------------------------------------- */

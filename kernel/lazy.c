@@ -122,16 +122,6 @@ static int park(qa_lazy *ls, const int32_t *rows, int cnt) {
     return m;
 }
 
-static int reserve(qa_heap *h, int extra) {
-    if (h->n + extra <= h->cap) return 0;
-    int cap = (h->n + extra) * 2;
-    qa_pair *a = (qa_pair *)realloc(h->a, sizeof(qa_pair) * (size_t)cap);
-    if (!a) return -1;
-    h->a = a;
-    h->cap = cap;
-    return 0;
-}
-
 static int run(qa_lazy *ls) {
     const qa_graph *g = ls->g;
     qa_scratch *s = ls->s;
@@ -183,7 +173,7 @@ static int run(qa_lazy *ls) {
             for (int i = 0; i < cnt; i++)
                 if (s->vis.tag[nbr[i]] != s->vis.epoch) fresh[nf++] = nbr[i];
             if (park(ls, fresh, nf)) return ls->n_missing;
-            if (reserve(&s->cand, nf)) return -1;
+            if (qa_heap_reserve(&s->cand, nf)) return -1;
             for (int i = 0; i < nf; i++) {
                 int32_t nb = fresh[i];
                 qa_visited_test_set(&s->vis, nb);
@@ -240,13 +230,5 @@ int qa_lazy_resume(qa_lazy *ls) {
 int qa_lazy_result(qa_lazy *ls, int32_t *out_rows, float *out_d) {
     qa_scratch *s = ls->s;
     if (ls->phase != QA_LAZY_DONE) return 0;
-    while (s->res.n > ls->nres) qa_heap_pop(&s->res);
-    int m = s->res.n;
-    for (int i = m - 1; i >= 0; i--) {
-        qa_pair p = qa_heap_top(&s->res);
-        out_rows[i] = p.id;
-        out_d[i] = p.d;
-        qa_heap_pop(&s->res);
-    }
-    return m;
+    return qa_heap_drain_sorted(&s->res, ls->nres, out_rows, out_d);
 }

@@ -22,12 +22,7 @@ int qa_rerank(int metric, const float *q, const float *rows, const int32_t *row_
             }
         }
     }
-    int n = h.n;
-    for (int i = n - 1; i >= 0; i--) {
-        out_rows[i] = qa_heap_top(&h).id;
-        out_d[i] = qa_heap_top(&h).d;
-        qa_heap_pop(&h);
-    }
+    int n = qa_heap_drain_sorted(&h, k, out_rows, out_d);
     /* equal distances leave the heap in arbitrary order: settle ties by row */
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && out_d[j] == out_d[j - 1] && out_rows[j] < out_rows[j - 1]; j--) {
