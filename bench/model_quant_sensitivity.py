@@ -29,18 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from quantann.model import convert as cv  # noqa: E402
 from quantann.model.embedder import Embedder  # noqa: E402
+from quantann.jsonl import read_texts  # noqa: E402
 from quantann.model.report import default_dataset  # noqa: E402
 
 
 def passages(n, start):
-    out = []
-    with open(default_dataset() / "passages.jsonl", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= start + n:
-                break
-            if i >= start:
-                out.append(json.loads(line)["text"])
-    return out
+    return read_texts(default_dataset() / "passages.jsonl", start=start, limit=n)
 
 
 def load_weights():

@@ -34,13 +34,8 @@ def cpu_s():
 
 
 def load_texts(ds, n, name="passages.jsonl"):
-    out = []
-    with open(Path(ds) / name, encoding="utf-8") as f:
-        for line in f:
-            out.append(json.loads(line)["text"])
-            if len(out) >= n:
-                break
-    return out
+    from quantann.jsonl import read_texts
+    return read_texts(Path(ds) / name, limit=n)
 
 
 def worker(a):

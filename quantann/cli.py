@@ -26,16 +26,11 @@ def _load_npy(path: str, what: str) -> np.ndarray:
 
 
 def _read_texts(path: str) -> list[str]:
-    texts = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                texts.append(json.loads(line)["text"])
-            except (ValueError, KeyError, TypeError):
-                raise SystemExit(f"error: {path}:{n}: expected a JSON object with a \"text\" field")
-    return texts
+    from .jsonl import read_texts
+    try:
+        return read_texts(path)
+    except ValueError as e:
+        raise SystemExit(f"error: {e}")
 
 
 def cmd_build_text(a):
@@ -166,7 +161,7 @@ def cmd_info(a):
         if k != "total":
             print(f"  {k:<9} {v:>12} B")
     print(f"ids         {'user ids' if idx._ids is not None else 'row numbers'}")
-    print(f"checksums   in-memory part ok" + (", vectors " + ("ok" if verify_vectors(idx) else "MISMATCH")
+    print("checksums   in-memory part ok" + (", vectors " + ("ok" if verify_vectors(idx) else "MISMATCH")
                                                 if a.verify else " (vectors: use --verify)"))
 
 

@@ -1,8 +1,6 @@
 """`quantann demo`: real passages, a quantized index next to a float32 one."""
 from __future__ import annotations
 
-import gzip
-import json
 import os
 import sys
 from pathlib import Path
@@ -10,16 +8,15 @@ from pathlib import Path
 import numpy as np
 
 from .budget import human
+from .jsonl import read_texts
 
 BUILTIN = Path(__file__).parent / "data" / "demo-10k"
 
 
 def _texts(folder: Path, name: str) -> list[str]:
-    for fn, opener in ((f"{name}.jsonl", open), (f"{name}.jsonl.gz", gzip.open)):
-        p = folder / fn
-        if p.exists():
-            with opener(p, "rt", encoding="utf-8") as f:
-                return [json.loads(line)["text"] for line in f]
+    for fn in (f"{name}.jsonl", f"{name}.jsonl.gz"):
+        if (folder / fn).exists():
+            return read_texts(folder / fn)
     return []
 
 

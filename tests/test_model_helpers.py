@@ -2,8 +2,6 @@
 
 Converting is quick (about a second per type) and needs only numpy, safetensors and gguf
 plus the installed model package; the files go to one temporary folder per session."""
-import json
-import os
 import tempfile
 from pathlib import Path
 
@@ -36,14 +34,9 @@ def dataset() -> Path:
 
 
 def passages(n: int, start: int = 0) -> list:
-    out = []
-    with open(dataset() / "passages.jsonl", encoding="utf-8") as f:
-        for i, line in enumerate(f):
-            if i >= start + n:
-                break
-            if i >= start:
-                out.append(json.loads(line)["text"])
-    return out
+    from quantann.jsonl import read_texts
+
+    return read_texts(dataset() / "passages.jsonl", start=start, limit=n)
 
 
 TRICKY = [

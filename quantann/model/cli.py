@@ -111,16 +111,13 @@ def cmd_embed(args) -> int:
 
     from .embedder import Embedder
 
-    texts = []
-    with open(args.input, encoding="utf-8") as f:
-        for ln, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                texts.append(json.loads(line)[args.field])
-            except (ValueError, KeyError) as e:
-                print(f"{args.input}:{ln}: not a JSON object with a {args.field!r} field ({e})", file=sys.stderr)
-                return 2
+    from ..jsonl import read_texts
+
+    try:
+        texts = read_texts(args.input, field=args.field)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     emb = Embedder.open(args.model, n_threads=args.threads, max_tokens=args.max_tokens)
     tmp = args.output + ".tmp.npy"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), emb.dim))

@@ -8,7 +8,6 @@ quantized query embeddings, against the top-10 found with the float reference em
 """
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .embedder import Embedder
+from ..jsonl import read_texts
 
 
 def default_dataset() -> Path | None:
@@ -28,18 +28,6 @@ def default_dataset() -> Path | None:
         if (c / "queries.jsonl").exists():
             return c
     return None
-
-
-def read_texts(path, limit: int | None = None, field: str = "text") -> list[str]:
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            out.append(json.loads(line)[field])
-            if limit and len(out) >= limit:
-                break
-    return out
 
 
 def hidden_stats(ref: np.ndarray, q: np.ndarray) -> dict:
@@ -89,7 +77,7 @@ def run(models, reference=None, dataset=None, n_layer_texts: int = 100, n_querie
     ds = Path(dataset) if dataset else default_dataset()
     if ds is None:
         raise FileNotFoundError("minilm-100k dataset not found: pass --dataset or set QUANTANN_MINILM")
-    queries = read_texts(ds / "queries.jsonl", n_queries)
+    queries = read_texts(ds / "queries.jsonl", limit=n_queries)
     layer_texts = queries[:n_layer_texts]
     try:
         ref = Embedder.open(reference, n_threads=threads, max_tokens=max_tokens)
