@@ -3,7 +3,6 @@ ids) followed by the full vectors, so that opening reads only the former. FORMAT
 documents every key and tensor."""
 from __future__ import annotations
 
-import os
 import zlib
 
 import numpy as np
@@ -14,7 +13,7 @@ from .budget import format_breakdown, human, parse_size
 from .errors import FormatError, MemoryBudgetError
 from .gguf_file import GGUFFile, atomic_write
 from .graph import MAX_LEVEL, Graph
-from .index import ARCH, FORMAT_VERSION, METRICS, NO_ID, Index, _progress
+from .index import ARCH, FORMAT_VERSION, METRICS, Index, _progress
 from .quantize import KINDS, Quantizer, code_size, pad_dims
 from .store import VectorStore, open_store
 

@@ -6,17 +6,16 @@
 from __future__ import annotations
 
 import time
-import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import _kernel
-from .budget import format_breakdown, human, parse_size
-from .errors import FormatError, MemoryBudgetError
-from .graph import MAX_LEVEL, Graph, default_threads
-from .quantize import KINDS, Quantizer, code_size, pad_dims
-from .store import MemoryStore, VectorStore, open_store
+from .budget import format_breakdown, human
+from .errors import MemoryBudgetError
+from .graph import Graph, default_threads
+from .quantize import KINDS, Quantizer
+from .store import MemoryStore, VectorStore
 
 METRICS = {"l2": 0, "ip": 1, "cosine": 1}
 FORMAT_VERSION = 1

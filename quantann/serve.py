@@ -73,7 +73,6 @@ class Service:
                 raise BadRequest(f"{name} must be an integer")
         if k > self.max_k:
             raise BadRequest(f"k={k} is over this server's limit of {self.max_k}")
-        texts = None
         if "text" in body:
             if self.text_index is None or self.text_index.embedder is None:
                 raise BadRequest("this server has no embedding model: send vectors, or start it with --model")

@@ -111,8 +111,7 @@ def suite(a, ds):
 def run(a) -> None:
     from . import datasets
     from .peers import Lazy
-    from .runner import (best_at, compare, head_to_head, load_method, machine, run_sweep, save,
-                         single_thread)
+    from .runner import machine, run_sweep, save, single_thread
     t_start = time.time()
     log = lambda s: print(s, file=sys.stderr, flush=True)  # noqa: E731
     if a.scenario:

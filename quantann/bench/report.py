@@ -5,7 +5,6 @@ import glob
 import json
 import os
 
-import numpy as np
 
 from .datasets import REPO
 
