@@ -53,14 +53,14 @@ def cmd_build_text(a):
 
 
 def _embed_with_progress(embedder, texts, progress):
-    from .index import _progress
-    bar = _progress(len(texts), "embed", progress)
-    out = []
-    for s in range(0, len(texts), 256):
-        out.append(embedder.embed(texts[s:s + 256]))
-        bar.update(len(out[-1]))
+    from .progress import Progress
+    bar = Progress(len(texts), "embed", "text", progress)
+    out = np.empty((len(texts), embedder.dim), np.float32)
+    for start, vecs in embedder.embed_iter(texts):
+        out[start:start + len(vecs)] = vecs
+        bar.update(len(vecs))
     bar.close()
-    return np.concatenate(out)
+    return out
 
 
 def cmd_build(a):

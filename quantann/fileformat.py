@@ -13,7 +13,8 @@ from .budget import format_breakdown, human, parse_size
 from .errors import FormatError, MemoryBudgetError
 from .gguf_file import GGUFFile, atomic_write
 from .graph import MAX_LEVEL, Graph
-from .index import ARCH, FORMAT_VERSION, METRICS, Index, _progress
+from .index import ARCH, FORMAT_VERSION, METRICS, Index
+from .progress import Progress
 from .quantize import KINDS, Quantizer, code_size, pad_dims
 from .store import VectorStore, open_store
 
@@ -147,7 +148,7 @@ def write_index(index: Index, path, progress: bool = False) -> None:
         for a in tensors.values():
             f.write(memoryview(a).cast("B"))
             _pad(f)
-        bar = _progress(n, "write vectors", progress)
+        bar = Progress(n, "write vectors", enabled=progress)
         for c in vector_chunks():
             f.write(memoryview(c).cast("B"))
             bar.update(len(c))

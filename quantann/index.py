@@ -14,6 +14,7 @@ from . import _kernel
 from .budget import format_breakdown, human
 from .errors import MemoryBudgetError
 from .graph import Graph, default_threads
+from .progress import Progress
 from .quantize import KINDS, Quantizer
 from .store import MemoryStore, VectorStore
 
@@ -175,7 +176,7 @@ class Index:
             space = self._space()
         threads = threads or default_threads()
         chunk = max(1000, m // 100)
-        bar = _progress(m, "build graph", progress)
+        bar = Progress(m, "build graph", enabled=progress)
         for s in range(0, m, chunk):
             e = min(m, s + chunk)
             self.graph.insert(space, n0 + s, n0 + e, x[s:e], threads)
@@ -403,21 +404,3 @@ class Index:
         are dropped (compaction) on the way."""
         from .fileformat import write_index
         write_index(self, path, progress=progress)
-
-
-def _progress(total, desc, enabled):
-    if enabled:
-        try:
-            from tqdm import tqdm
-            return tqdm(total=total, desc=desc, unit="vec", unit_scale=True, leave=False)
-        except ImportError:
-            pass
-    return _NoBar()
-
-
-class _NoBar:
-    def update(self, n):
-        pass
-
-    def close(self):
-        pass

@@ -76,42 +76,13 @@ def cmd_convert(args) -> int:
     return 0
 
 
-class _Progress:
-    """tqdm when installed, else a plain line on stderr."""
-
-    def __init__(self, total, enabled=True):
-        self.total, self.n, self.t0, self.bar = total, 0, time.perf_counter(), None
-        self.enabled = enabled and total > 0
-        if self.enabled:
-            try:
-                from tqdm import tqdm
-                self.bar = tqdm(total=total, unit="text", file=sys.stderr)
-            except ImportError:
-                pass
-
-    def update(self, k):
-        self.n += k
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(k)
-        else:
-            dt = time.perf_counter() - self.t0
-            print(f"\r{self.n}/{self.total} texts, {self.n / max(dt, 1e-9):.0f}/s", end="", file=sys.stderr)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled:
-            print(file=sys.stderr)
-
-
 def cmd_embed(args) -> int:
     import numpy as np
 
     from .embedder import Embedder
 
     from ..jsonl import read_texts
+    from ..progress import Progress
 
     try:
         texts = read_texts(args.input, field=args.field)
@@ -121,7 +92,7 @@ def cmd_embed(args) -> int:
     emb = Embedder.open(args.model, n_threads=args.threads, max_tokens=args.max_tokens)
     tmp = args.output + ".tmp.npy"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), emb.dim))
-    bar = _Progress(len(texts), not args.no_progress)
+    bar = Progress(len(texts), "embed", "text", not args.no_progress)
     t0 = time.perf_counter()
     for start, vecs in emb.embed_iter(texts, chunk=args.chunk):
         out[start:start + len(vecs)] = vecs
