@@ -4,6 +4,7 @@
 //   open   {source, opfs?, options}   -> {dim, count, metric, quant, memory, wasmMemory}
 //   search {queries, options}         -> openIndex's search result (buffers transferred)
 //   close  {}
+import { serve } from './worker-rpc.js';
 import { openIndex } from './index.js';
 import { OPFSSyncStore } from './opfs-sync.js';
 
@@ -23,13 +24,4 @@ const ops = {
   close() { index?.close(); index = null; return true; },
 };
 
-self.onmessage = async (e) => {
-  const { id, op, args } = e.data;
-  try {
-    const r = await ops[op](args);
-    const [result, transfer] = Array.isArray(r) ? r : [r, []];
-    self.postMessage({ id, ok: true, result }, transfer);
-  } catch (err) {
-    self.postMessage({ id, ok: false, error: String(err?.message || err), name: err?.name });
-  }
-};
+serve(ops);

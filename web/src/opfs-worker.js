@@ -7,6 +7,7 @@
 //   open   {name}                       open a store for reading (OPFSSyncStore); -> meta
 //   read   {rows: Int32Array}           the rows' vectors (ascending rows) -> ArrayBuffer
 //   close  {}
+import { serve } from './worker-rpc.js';
 import { OPFSSyncStore, readMeta, syncHandle, writeMeta } from './opfs-sync.js';
 
 let data = null, meta = null, metaHandle = null, store = null;
@@ -81,13 +82,4 @@ const ops = {
   close() { closeAll(); return true; },
 };
 
-self.onmessage = async (e) => {
-  const { id, op, args } = e.data;
-  try {
-    const r = await ops[op](args);
-    const [result, transfer] = Array.isArray(r) ? r : [r, []];
-    self.postMessage({ id, ok: true, result }, transfer);
-  } catch (err) {
-    self.postMessage({ id, ok: false, error: String(err?.message || err), name: err?.name });
-  }
-};
+serve(ops);
