@@ -3,7 +3,7 @@
 #define QA_DISTANCE_H
 #include "simd.h"
 
-enum { QA_METRIC_L2 = 0, QA_METRIC_IP = 1 }; /* cosine = IP over unit vectors */
+#include "constants.h" /* QA_METRIC_L2, QA_METRIC_IP; cosine = IP over unit vectors */
 
 /* Sum of a[i]*b[i] over 8 interleaved lanes, reduced in a fixed order. */
 float qa_dot_f32(const float *a, const float *b, size_t d);

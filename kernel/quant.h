@@ -17,7 +17,8 @@
 #define QA_QUANT_H
 #include "simd.h"
 
-enum { QA_QUANT_NONE = 0, QA_QUANT_SQ8 = 1, QA_QUANT_SQ4 = 2 };
+#include "constants.h"
+enum { QA_QUANT_NONE = QA_CODEC_NONE, QA_QUANT_SQ8 = QA_CODEC_SQ8, QA_QUANT_SQ4 = QA_CODEC_SQ4 };
 
 typedef struct {
     int kind;

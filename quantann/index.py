@@ -18,9 +18,7 @@ from .progress import Progress
 from .quantize import KINDS, Quantizer
 from .store import MemoryStore, VectorStore
 
-METRICS = {"l2": 0, "ip": 1, "cosine": 1}
-FORMAT_VERSION = 1
-ARCH = "quantann"
+from .constants import ARCH, FORMAT_VERSION, METRICS  # noqa: E402  (re-exported)
 NO_ID = np.iinfo(np.uint64).max  # id of an empty result slot
 
 

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernel
+from .constants import CODECS
 
-KINDS = {"none": 0, "sq8": 1, "sq4": 2}
+KINDS = dict(CODECS)
 LEVELS = {"sq8": 255, "sq4": 15}
 # Quantiles that bound each dimension's range: wide enough to keep almost every value,
 # tight enough that a handful of outliers cannot stretch the grid.

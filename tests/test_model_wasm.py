@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted((ROOT / "kernel" / "model").glob("*.c"))
+SOURCES = sorted((ROOT / "kernel" / "model").glob("*.c")) + sorted((ROOT / "kernel" / "gguf").glob("*.c"))
 
 
 @pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.name)

@@ -41,9 +41,9 @@ static void mm_task(void *c_, int i, int k) {
     for (int t0 = 0; t0 < c->n; t0 += TB) {
         int t1 = t0 + TB < c->n ? t0 + TB : c->n;
         int o = o0;
-        if (w->type == QM_T_Q8_0 || w->type == QM_T_Q4_0) { /* 2 x 4 tiles */
+        if (w->type == QA_T_Q8_0 || w->type == QA_T_Q4_0) { /* 2 x 4 tiles */
             void (*tile)(const uint8_t *, size_t, const uint8_t *, size_t, int, float *) =
-                w->type == QM_T_Q8_0 ? qm_k.tile_q8_0 : qm_k.tile_q4_0;
+                w->type == QA_T_Q8_0 ? qm_k.tile_q8_0 : qm_k.tile_q4_0;
             for (; o + 2 <= o1; o += 2) {
                 const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
                 float b0 = c->b ? c->b[o] : 0.0f, b1 = c->b ? c->b[o + 1] : 0.0f, r[8];
@@ -73,17 +73,17 @@ static void mm_task(void *c_, int i, int k) {
             const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
             float bias = c->b ? c->b[o] : 0.0f;
             switch (w->type) {
-            case QM_T_Q8_0:
+            case QA_T_Q8_0:
                 for (int t = t0; t < t1; t++)
                     c->y[(uint64_t)t * N + o] = bias + qm_k.dot_q8_0_q8_0((const qm_block_q8_0 *)wr,
                         (const qm_block_q8_0 *)(c->xq + t * qrow), nb);
                 break;
-            case QM_T_Q4_0:
+            case QA_T_Q4_0:
                 for (int t = t0; t < t1; t++)
                     c->y[(uint64_t)t * N + o] = bias + qm_k.dot_q4_0_q8_0((const qm_block_q4_0 *)wr,
                         (const qm_block_q8_0 *)(c->xq + t * qrow), nb);
                 break;
-            case QM_T_F16:
+            case QA_T_F16:
                 qm_k.f16_to_f32((const uint16_t *)wr, rb, K);
                 for (int t = t0; t < t1; t++)
                     c->y[(uint64_t)t * N + o] = bias + qm_k.dot_f32(rb, c->x + (uint64_t)t * K, K);
@@ -107,7 +107,7 @@ static void mm_task(void *c_, int i, int k) {
 static void matmul_ex(qm_pool *pool, const qm_mat *w, const float *b, const float *x, int n,
                       float *y, void *xq, const float *res, int gelu, float *rowbuf, int reuse_xq) {
     mm_ctx c = {w, b, x, res, n, gelu, y, NULL, rowbuf};
-    if (w->type == QM_T_Q8_0 || w->type == QM_T_Q4_0) {
+    if (w->type == QA_T_Q8_0 || w->type == QA_T_Q4_0) {
         c.xq = (const uint8_t *)xq;
         if (!reuse_xq) {
             mm_ctx qc = c;
@@ -133,10 +133,10 @@ static void embed_row(const qm_mat *e, int id, float *out) {
     const uint8_t *r = e->data + (uint64_t)id * e->row_bytes;
     int D = (int)e->n_in;
     switch (e->type) {
-    case QM_T_F32: memcpy(out, r, (size_t)D * 4); break;
-    case QM_T_F16: qm_k.f16_to_f32((const uint16_t *)r, out, D); break;
-    case QM_T_Q8_0: qm_dequantize_q8_0((const qm_block_q8_0 *)r, out, D); break;
-    case QM_T_Q4_0: qm_dequantize_q4_0((const qm_block_q4_0 *)r, out, D); break;
+    case QA_T_F32: memcpy(out, r, (size_t)D * 4); break;
+    case QA_T_F16: qm_k.f16_to_f32((const uint16_t *)r, out, D); break;
+    case QA_T_Q8_0: qm_dequantize_q8_0((const qm_block_q8_0 *)r, out, D); break;
+    case QA_T_Q4_0: qm_dequantize_q4_0((const qm_block_q4_0 *)r, out, D); break;
     }
 }
 
@@ -251,22 +251,22 @@ int qm_forward(const qm_model *m, qm_pool *pool, const int32_t *ids, const int32
     int nt = pool ? pool->n_threads : 1;
     for (int s = 0; s < n_seq; s++) {
         if (seq_len[s] < 1 || seq_len[s] > m->n_ctx) {
-            qm_set_err(err, err_len, "sequence %d has %d tokens (1..%d allowed)", s, seq_len[s], m->n_ctx);
-            return QM_ERR_ARG;
+            qa_set_err(err, err_len, "sequence %d has %d tokens (1..%d allowed)", s, seq_len[s], m->n_ctx);
+            return QA_ERR_ARG;
         }
         T += seq_len[s];
         if (seq_len[s] > max_seq) max_seq = seq_len[s];
     }
     for (int t = 0; t < T; t++)
         if (ids[t] < 0 || ids[t] >= m->n_vocab) {
-            qm_set_err(err, err_len, "token id %d out of range", ids[t]);
-            return QM_ERR_ARG;
+            qa_set_err(err, err_len, "token id %d out of range", ids[t]);
+            return QA_ERR_ARG;
         }
     scratch_t S;
     uint8_t *base = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
     if (carve(m, T, max_seq, nt, base, &S) > scratch_size) {
-        qm_set_err(err, err_len, "forward scratch too small");
-        return QM_ERR_SPACE;
+        qa_set_err(err, err_len, "forward scratch too small");
+        return QA_ERR_SPACE;
     }
     for (int s = 0, t = 0; s <= n_seq; s++) {
         S.seq_start[s] = t;
@@ -323,5 +323,5 @@ int qm_forward(const qm_model *m, qm_pool *pool, const int32_t *ids, const int32
             for (int d = 0; d < D; d++) o[d] *= inv;
         }
     }
-    return QM_OK;
+    return QA_OK;
 }

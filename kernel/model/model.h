@@ -7,14 +7,14 @@
 #ifndef QM_MODEL_H
 #define QM_MODEL_H
 
-#include "gguf.h"
+#include "../gguf/gguf.h"
 #include "quant.h"
 #include "threads.h"
 
 #define QM_MAX_LAYERS 48
 
 typedef struct {
-    uint32_t type;        /* qm_ggml_type */
+    uint32_t type;        /* qa_ggml_type */
     int64_t n_in, n_out;  /* row length (ne[0]) and row count (ne[1]) */
     uint64_t row_bytes;
     const uint8_t *data;
@@ -46,8 +46,8 @@ typedef struct {
 } qm_model;
 
 /* Arena bytes qm_model_init needs for this file's vocabulary (0 on error). */
-uint64_t qm_model_arena_size(const qm_gguf *g);
-int qm_model_init(qm_model *m, const qm_gguf *g, void *arena, uint64_t arena_size, char *err,
+uint64_t qm_model_arena_size(const qa_gguf *g);
+int qm_model_init(qm_model *m, const qa_gguf *g, void *arena, uint64_t arena_size, char *err,
                   size_t err_len);
 
 /* Token id of a piece (bytes), or -1. */

@@ -21,9 +21,9 @@ static uint32_t hash_cap(uint64_t n_vocab) {
     return cap;
 }
 
-uint64_t qm_model_arena_size(const qm_gguf *g) {
-    const qm_gguf_kv *t = qm_gguf_find_kv(g, "tokenizer.ggml.tokens");
-    if (!t || t->type != QM_GV_ARRAY || t->arr_type != QM_GV_STRING || t->arr_n == 0 ||
+uint64_t qm_model_arena_size(const qa_gguf *g) {
+    const qa_gguf_kv *t = qa_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    if (!t || t->type != QA_GV_ARRAY || t->arr_type != QA_GV_STRING || t->arr_n == 0 ||
         t->arr_n > (1u << 24))
         return 0;
     return t->arr_n * (sizeof(const uint8_t *) + sizeof(uint32_t)) + (uint64_t)hash_cap(t->arr_n) * 4 + 64;
@@ -42,81 +42,81 @@ int qm_vocab_find(const qm_model *m, const uint8_t *s, uint32_t n) {
 
 /* ---------------------------------------------------------------- model setup */
 
-static int get_mat(const qm_gguf *g, const char *name, int64_t n_in, int64_t n_out, qm_mat *m,
+static int get_mat(const qa_gguf *g, const char *name, int64_t n_in, int64_t n_out, qm_mat *m,
                    char *err, size_t err_len) {
-    const qm_gguf_tensor *t = qm_gguf_find_tensor(g, name);
+    const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
     if (!t) {
-        qm_set_err(err, err_len, "missing tensor '%s'", name);
-        return QM_ERR_FORMAT;
+        qa_set_err(err, err_len, "missing tensor '%s'", name);
+        return QA_ERR_FORMAT;
     }
     if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != 1 || t->ne[3] != 1) {
-        qm_set_err(err, err_len, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+        qa_set_err(err, err_len, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
                    (long long)t->ne[0], (long long)t->ne[1], (long long)n_in, (long long)n_out);
-        return QM_ERR_FORMAT;
+        return QA_ERR_FORMAT;
     }
-    if (t->type != QM_T_F32 && t->type != QM_T_F16 && t->type != QM_T_Q8_0 && t->type != QM_T_Q4_0) {
-        qm_set_err(err, err_len, "tensor '%s': unsupported type %u", name, t->type);
-        return QM_ERR_UNSUPPORTED;
+    if (t->type != QA_T_F32 && t->type != QA_T_F16 && t->type != QA_T_Q8_0 && t->type != QA_T_Q4_0) {
+        qa_set_err(err, err_len, "tensor '%s': unsupported type %u", name, t->type);
+        return QA_ERR_UNSUPPORTED;
     }
     m->type = t->type;
     m->n_in = n_in;
     m->n_out = n_out;
-    m->row_bytes = qm_ggml_row_bytes(t->type, n_in);
+    m->row_bytes = qa_ggml_row_bytes(t->type, n_in);
     m->data = t->data;
-    return QM_OK;
+    return QA_OK;
 }
 
 /* A float vector (or small matrix) that must be stored as F32. */
-static int get_f32(const qm_gguf *g, const char *name, int64_t n0, int64_t n1_min, int64_t *n1,
+static int get_f32(const qa_gguf *g, const char *name, int64_t n0, int64_t n1_min, int64_t *n1,
                    const float **out, char *err, size_t err_len) {
-    const qm_gguf_tensor *t = qm_gguf_find_tensor(g, name);
+    const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
     if (!t) {
-        qm_set_err(err, err_len, "missing tensor '%s'", name);
-        return QM_ERR_FORMAT;
+        qa_set_err(err, err_len, "missing tensor '%s'", name);
+        return QA_ERR_FORMAT;
     }
-    if (t->type != QM_T_F32) {
-        qm_set_err(err, err_len, "tensor '%s': type %u, F32 expected", name, t->type);
-        return QM_ERR_UNSUPPORTED;
+    if (t->type != QA_T_F32) {
+        qa_set_err(err, err_len, "tensor '%s': type %u, F32 expected", name, t->type);
+        return QA_ERR_UNSUPPORTED;
     }
     if (t->ne[0] != n0 || t->ne[1] < n1_min || t->ne[2] != 1 || t->ne[3] != 1 ||
         (!n1 && t->ne[1] != n1_min)) {
-        qm_set_err(err, err_len, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+        qa_set_err(err, err_len, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
                    (long long)t->ne[0], (long long)t->ne[1], (long long)n0, (long long)n1_min);
-        return QM_ERR_FORMAT;
+        return QA_ERR_FORMAT;
     }
     if (n1) *n1 = t->ne[1];
     *out = (const float *)t->data;
-    return QM_OK;
+    return QA_OK;
 }
 
-static int get_u32(const qm_gguf *g, const char *key, uint32_t lo, uint32_t hi, int *out, char *err,
+static int get_u32(const qa_gguf *g, const char *key, uint32_t lo, uint32_t hi, int *out, char *err,
                    size_t err_len) {
     uint32_t v;
-    if (qm_gguf_get_u32(g, key, &v) != QM_OK) {
-        qm_set_err(err, err_len, "missing or non-integer metadata key '%s'", key);
-        return QM_ERR_FORMAT;
+    if (qa_gguf_get_u32(g, key, &v) != QA_OK) {
+        qa_set_err(err, err_len, "missing or non-integer metadata key '%s'", key);
+        return QA_ERR_FORMAT;
     }
     if (v < lo || v > hi) {
-        qm_set_err(err, err_len, "metadata '%s' = %u out of range [%u, %u]", key, v, lo, hi);
-        return QM_ERR_FORMAT;
+        qa_set_err(err, err_len, "metadata '%s' = %u out of range [%u, %u]", key, v, lo, hi);
+        return QA_ERR_FORMAT;
     }
     *out = (int)v;
-    return QM_OK;
+    return QA_OK;
 }
 
 #define TRY(x)                   \
     do {                         \
         int rc_ = (x);           \
-        if (rc_ != QM_OK) return rc_; \
+        if (rc_ != QA_OK) return rc_; \
     } while (0)
 
-int qm_model_init(qm_model *m, const qm_gguf *g, void *arena, uint64_t arena_size, char *err,
+int qm_model_init(qm_model *m, const qa_gguf *g, void *arena, uint64_t arena_size, char *err,
                   size_t err_len) {
     memset(m, 0, sizeof *m);
-    const qm_gguf_kv *arch = qm_gguf_find_kv(g, "general.architecture");
-    if (!arch || arch->type != QM_GV_STRING || !(arch->val[0] == 4 && !memcmp(arch->val + 8, "bert", 4))) {
-        qm_set_err(err, err_len, "general.architecture is not 'bert'");
-        return QM_ERR_UNSUPPORTED;
+    const qa_gguf_kv *arch = qa_gguf_find_kv(g, "general.architecture");
+    if (!arch || arch->type != QA_GV_STRING || !(arch->val[0] == 4 && !memcmp(arch->val + 8, "bert", 4))) {
+        qa_set_err(err, err_len, "general.architecture is not 'bert'");
+        return QA_ERR_UNSUPPORTED;
     }
     TRY(get_u32(g, "bert.embedding_length", 32, 1 << 16, &m->n_embd, err, err_len));
     TRY(get_u32(g, "bert.feed_forward_length", 32, 1 << 18, &m->n_ff, err, err_len));
@@ -124,39 +124,39 @@ int qm_model_init(qm_model *m, const qm_gguf *g, void *arena, uint64_t arena_siz
     TRY(get_u32(g, "bert.attention.head_count", 1, 1024, &m->n_head, err, err_len));
     TRY(get_u32(g, "bert.context_length", 2, 1 << 16, &m->n_ctx, err, err_len));
     if (m->n_embd % m->n_head || m->n_embd % QM_QK || m->n_ff % QM_QK) {
-        qm_set_err(err, err_len, "unsupported shape: embedding %d, heads %d, feed-forward %d", m->n_embd,
+        qa_set_err(err, err_len, "unsupported shape: embedding %d, heads %d, feed-forward %d", m->n_embd,
                    m->n_head, m->n_ff);
-        return QM_ERR_UNSUPPORTED;
+        return QA_ERR_UNSUPPORTED;
     }
-    if (qm_gguf_get_f32(g, "bert.attention.layer_norm_epsilon", &m->eps) != QM_OK || !(m->eps > 0)) {
-        qm_set_err(err, err_len, "missing or bad bert.attention.layer_norm_epsilon");
-        return QM_ERR_FORMAT;
+    if (qa_gguf_get_f32(g, "bert.attention.layer_norm_epsilon", &m->eps) != QA_OK || !(m->eps > 0)) {
+        qa_set_err(err, err_len, "missing or bad bert.attention.layer_norm_epsilon");
+        return QA_ERR_FORMAT;
     }
     uint32_t pool = 1;
-    qm_gguf_get_u32(g, "bert.pooling_type", &pool);
+    qa_gguf_get_u32(g, "bert.pooling_type", &pool);
     if (pool != 1 && pool != 2) {
-        qm_set_err(err, err_len, "unsupported bert.pooling_type %u (1 mean or 2 cls)", pool);
-        return QM_ERR_UNSUPPORTED;
+        qa_set_err(err, err_len, "unsupported bert.pooling_type %u (1 mean or 2 cls)", pool);
+        return QA_ERR_UNSUPPORTED;
     }
     m->pooling = (int)pool;
     m->normalize = 1;
-    qm_gguf_get_bool(g, "quantann.normalize", &m->normalize);
+    qa_gguf_get_bool(g, "quantann.normalize", &m->normalize);
 
     /* vocabulary */
-    const qm_gguf_kv *toks = qm_gguf_find_kv(g, "tokenizer.ggml.tokens");
-    const qm_gguf_kv *mdl = qm_gguf_find_kv(g, "tokenizer.ggml.model");
-    if (!mdl || mdl->type != QM_GV_STRING || !(mdl->val[0] == 4 && !memcmp(mdl->val + 8, "bert", 4))) {
-        qm_set_err(err, err_len, "tokenizer.ggml.model is not 'bert' (WordPiece)");
-        return QM_ERR_UNSUPPORTED;
+    const qa_gguf_kv *toks = qa_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    const qa_gguf_kv *mdl = qa_gguf_find_kv(g, "tokenizer.ggml.model");
+    if (!mdl || mdl->type != QA_GV_STRING || !(mdl->val[0] == 4 && !memcmp(mdl->val + 8, "bert", 4))) {
+        qa_set_err(err, err_len, "tokenizer.ggml.model is not 'bert' (WordPiece)");
+        return QA_ERR_UNSUPPORTED;
     }
     uint64_t need = qm_model_arena_size(g);
     if (!toks || !need) {
-        qm_set_err(err, err_len, "missing or bad tokenizer.ggml.tokens");
-        return QM_ERR_FORMAT;
+        qa_set_err(err, err_len, "missing or bad tokenizer.ggml.tokens");
+        return QA_ERR_FORMAT;
     }
     if (arena_size < need) {
-        qm_set_err(err, err_len, "model arena too small");
-        return QM_ERR_SPACE;
+        qa_set_err(err, err_len, "model arena too small");
+        return QA_ERR_SPACE;
     }
     m->n_vocab = (int)toks->arr_n;
     uint8_t *a = (uint8_t *)(((uintptr_t)arena + 15) & ~(uintptr_t)15);
@@ -173,8 +173,8 @@ int qm_model_init(qm_model *m, const qm_gguf *g, void *arena, uint64_t arena_siz
         uint64_t n = 0;
         for (int b = 7; b >= 0; b--) n = n << 8 | p[b];
         if (n > 1024) {
-            qm_set_err(err, err_len, "token %d is %llu bytes long", i, (unsigned long long)n);
-            return QM_ERR_FORMAT;
+            qa_set_err(err, err_len, "token %d is %llu bytes long", i, (unsigned long long)n);
+            return QA_ERR_FORMAT;
         }
         m->tok_str[i] = p + 8;
         m->tok_len[i] = (uint32_t)n;
@@ -184,8 +184,8 @@ int qm_model_init(qm_model *m, const qm_gguf *g, void *arena, uint64_t arena_siz
         while (m->hash[h]) h = (h + 1) & m->hash_mask;
         m->hash[h] = (uint32_t)i + 1;
     }
-    const qm_gguf_kv *tt = qm_gguf_find_kv(g, "tokenizer.ggml.token_type");
-    if (tt && tt->type == QM_GV_ARRAY && tt->arr_type == QM_GV_I32 && tt->arr_n == toks->arr_n) {
+    const qa_gguf_kv *tt = qa_gguf_find_kv(g, "tokenizer.ggml.token_type");
+    if (tt && tt->type == QA_GV_ARRAY && tt->arr_type == QA_GV_I32 && tt->arr_n == toks->arr_n) {
         for (int i = 0; i < m->n_vocab && m->n_control < 16; i++) {
             const uint8_t *q = tt->val + 4 * (uint64_t)i;
             int32_t ty = (int32_t)((uint32_t)q[0] | (uint32_t)q[1] << 8 | (uint32_t)q[2] << 16 | (uint32_t)q[3] << 24);
@@ -193,17 +193,17 @@ int qm_model_init(qm_model *m, const qm_gguf *g, void *arena, uint64_t arena_siz
         }
     }
     uint32_t hi = (uint32_t)m->n_vocab - 1;
-    if (qm_gguf_find_kv(g, "quantann.cls_token_id"))
+    if (qa_gguf_find_kv(g, "quantann.cls_token_id"))
         TRY(get_u32(g, "quantann.cls_token_id", 0, hi, &m->cls_id, err, err_len));
     else
         TRY(get_u32(g, "tokenizer.ggml.bos_token_id", 0, hi, &m->cls_id, err, err_len));
-    if (qm_gguf_find_kv(g, "tokenizer.ggml.seperator_token_id"))
+    if (qa_gguf_find_kv(g, "tokenizer.ggml.seperator_token_id"))
         TRY(get_u32(g, "tokenizer.ggml.seperator_token_id", 0, hi, &m->sep_id, err, err_len));
     else
         TRY(get_u32(g, "tokenizer.ggml.eos_token_id", 0, hi, &m->sep_id, err, err_len));
     TRY(get_u32(g, "tokenizer.ggml.unknown_token_id", 0, hi, &m->unk_id, err, err_len));
     m->pad_id = 0;
-    if (qm_gguf_find_kv(g, "tokenizer.ggml.padding_token_id"))
+    if (qa_gguf_find_kv(g, "tokenizer.ggml.padding_token_id"))
         TRY(get_u32(g, "tokenizer.ggml.padding_token_id", 0, hi, &m->pad_id, err, err_len));
     m->max_word_chars = 100;
 
@@ -236,7 +236,7 @@ int qm_model_init(qm_model *m, const qm_gguf *g, void *arena, uint64_t arena_siz
 #undef MAT
 #undef VEC
     }
-    return QM_OK;
+    return QA_OK;
 }
 
 /* ---------------------------------------------------------------- tokenizer */

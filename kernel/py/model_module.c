@@ -16,9 +16,9 @@ typedef struct {
     PyObject_HEAD
     Py_buffer view;
     int has_view;
-    qm_gguf g;
-    qm_gguf_kv *kv;
-    qm_gguf_tensor *tensors;
+    qa_gguf g;
+    qa_gguf_kv *kv;
+    qa_gguf_tensor *tensors;
     void *arena;
     qm_model m;
     qm_pool pool;
@@ -52,15 +52,15 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     self->has_view = 1;
     const uint8_t *p = (const uint8_t *)self->view.buf;
     uint64_t len = (uint64_t)self->view.len, n_kv, n_t;
-    int rc = qm_gguf_counts(p, len, &n_kv, &n_t, err, sizeof err);
+    int rc = qa_gguf_counts(p, len, &n_kv, &n_t, err, sizeof err);
     if (rc) goto fail;
-    self->kv = PyMem_RawCalloc(n_kv ? n_kv : 1, sizeof(qm_gguf_kv));
-    self->tensors = PyMem_RawCalloc(n_t ? n_t : 1, sizeof(qm_gguf_tensor));
+    self->kv = PyMem_RawCalloc(n_kv ? n_kv : 1, sizeof(qa_gguf_kv));
+    self->tensors = PyMem_RawCalloc(n_t ? n_t : 1, sizeof(qa_gguf_tensor));
     if (!self->kv || !self->tensors) {
         PyErr_NoMemory();
         return -1;
     }
-    rc = qm_gguf_parse(&self->g, p, len, self->kv, n_kv, self->tensors, n_t, err, sizeof err);
+    rc = qa_gguf_parse(&self->g, p, len, self->kv, n_kv, self->tensors, n_t, err, sizeof err);
     if (rc) goto fail;
     uint64_t asz = qm_model_arena_size(&self->g);
     if (!asz) {
@@ -137,11 +137,11 @@ static int run_batches(ModelObject *self, const int32_t *ids, const int32_t *len
     void *scratch = PyMem_RawMalloc(ssz);
     if (!scratch) {
         snprintf(err, err_len, "out of memory for %llu bytes of scratch", (unsigned long long)ssz);
-        return QM_ERR_SPACE;
+        return QA_ERR_SPACE;
     }
-    int rc = QM_OK;
+    int rc = QA_OK;
     uint64_t tok = 0;
-    for (int s0 = 0; s0 < n_seq && rc == QM_OK;) {
+    for (int s0 = 0; s0 < n_seq && rc == QA_OK;) {
         int s1 = s0, T = 0;
         while (s1 < n_seq && (s1 == s0 || T + lens[s1] <= batch_tokens)) T += lens[s1++];
         rc = qm_forward(&self->m, &self->pool, ids + tok, lens + s0, s1 - s0,
@@ -256,7 +256,7 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kw) 
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyErr_SetString(rc == QM_ERR_ARG ? PyExc_ValueError : PyExc_RuntimeError, err);
+        PyErr_SetString(rc == QA_ERR_ARG ? PyExc_ValueError : PyExc_RuntimeError, err);
         Py_CLEAR(out);
         Py_CLEAR(hid);
     }
@@ -273,10 +273,10 @@ done:
 
 static const char *type_name(uint32_t t) {
     switch (t) {
-    case QM_T_F32: return "F32";
-    case QM_T_F16: return "F16";
-    case QM_T_Q8_0: return "Q8_0";
-    case QM_T_Q4_0: return "Q4_0";
+    case QA_T_F32: return "F32";
+    case QA_T_F16: return "F16";
+    case QA_T_Q8_0: return "Q8_0";
+    case QA_T_Q4_0: return "Q4_0";
     default: return "?";
     }
 }
@@ -287,7 +287,7 @@ static PyObject *Model_info(ModelObject *self, PyObject *unused) {
     PyObject *tensors = PyList_New(0);
     if (!tensors) return NULL;
     for (uint64_t i = 0; i < self->g.n_tensors; i++) {
-        const qm_gguf_tensor *t = &self->g.tensors[i];
+        const qa_gguf_tensor *t = &self->g.tensors[i];
         PyObject *e = Py_BuildValue("{s:s#,s:s,s:(LL),s:K}", "name", (const char *)t->name,
                                     (Py_ssize_t)t->name_len, "type", type_name(t->type), "shape",
                                     (long long)t->ne[0], (long long)t->ne[1], "nbytes",

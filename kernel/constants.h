@@ -1,0 +1,53 @@
+/* generated from quantann/constants.json by scripts/gen_constants.py: do not edit */
+#ifndef QA_CONSTANTS_H
+#define QA_CONSTANTS_H
+
+#define QA_FORMAT_ARCH "quantann"
+#define QA_FORMAT_VERSION 1
+#define QA_FORMAT_ALIGNMENT 32
+
+#define QA_METRIC_L2 0
+#define QA_METRIC_IP 1
+
+#define QA_CODEC_NONE 0
+#define QA_CODEC_SQ8 1
+#define QA_CODEC_SQ4 2
+#define QA_CODEC_COUNT 3
+
+#define QA_KEY_FORMAT_VERSION "quantann.format_version"
+#define QA_KEY_DIM "quantann.dim"
+#define QA_KEY_METRIC "quantann.metric"
+#define QA_KEY_QUANT "quantann.quant"
+#define QA_KEY_COUNT "quantann.count"
+#define QA_KEY_HNSW_M "quantann.hnsw.M"
+#define QA_KEY_HNSW_M0 "quantann.hnsw.M0"
+#define QA_KEY_HNSW_ENTRY "quantann.hnsw.entry"
+#define QA_KEY_HNSW_MAX_LEVEL "quantann.hnsw.max_level"
+#define QA_KEY_HNSW_EF_CONSTRUCTION "quantann.hnsw.ef_construction"
+#define QA_KEY_VECTORS_DTYPE "quantann.vectors.dtype"
+#define QA_KEY_VECTORS_CRC32 "quantann.vectors.crc32"
+#define QA_KEY_CHECKSUM_TENSORS "quantann.checksums.tensors"
+#define QA_KEY_CHECKSUM_CRC32 "quantann.checksums.crc32"
+
+#define QA_TENSOR_VMIN "quant.vmin"
+#define QA_TENSOR_SCALE "quant.scale"
+#define QA_TENSOR_CODES "codes"
+#define QA_TENSOR_NORMS "norms"
+#define QA_TENSOR_LEVEL "graph.level"
+#define QA_TENSOR_LINKS0 "graph.links0"
+#define QA_TENSOR_UP_NODES "graph.up_nodes"
+#define QA_TENSOR_UP_OFF "graph.up_off"
+#define QA_TENSOR_UPPER "graph.upper"
+#define QA_TENSOR_IDS "ids"
+#define QA_TENSOR_VECTORS "vectors"
+
+#define QA_MAX_DIM 65536LL
+#define QA_MAX_ROWS 2147483646LL
+#define QA_MAX_LEVEL 16LL
+#define QA_MAX_M 127LL
+#define QA_MAX_K 100000LL
+#define QA_MAX_EF 1048576LL
+#define QA_MAX_CANDIDATES 1048576LL
+#define QA_MAX_EF_CONSTRUCTION 65536LL
+
+#endif

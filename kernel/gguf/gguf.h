@@ -1,0 +1,87 @@
+/* GGUF reader over a byte buffer (a memory map natively, an ArrayBuffer in wasm).
+ *
+ * Nothing in the buffer is trusted: every length, count, offset, type and size is checked
+ * against the buffer's length before it is used, and arithmetic is overflow-checked. A bad
+ * file yields QA_ERR_FORMAT and a message naming what is wrong, never an out-of-bounds read.
+ * Weights are not copied: tensor records point into the buffer.
+ *
+ * Layout (GGUF v2/v3, little endian):
+ *   u32 magic "GGUF" | u32 version | u64 n_tensors | u64 n_kv
+ *   n_kv    x { string key | u32 value_type | value }
+ *   n_tensors x { string name | u32 n_dims | u64 ne[n_dims] | u32 ggml_type | u64 offset }
+ *   padding to general.alignment (default 32) | tensor data (offsets relative to here)
+ *   string = u64 length + bytes; array = u32 item type + u64 count + items
+ */
+#ifndef QA_GGUF_H
+#define QA_GGUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { QA_OK = 0, QA_ERR_FORMAT = -1, QA_ERR_UNSUPPORTED = -2, QA_ERR_SPACE = -3, QA_ERR_ARG = -4 };
+
+enum qa_gguf_vtype {
+    QA_GV_U8 = 0, QA_GV_I8, QA_GV_U16, QA_GV_I16, QA_GV_U32, QA_GV_I32, QA_GV_F32, QA_GV_BOOL,
+    QA_GV_STRING, QA_GV_ARRAY, QA_GV_U64, QA_GV_I64, QA_GV_F64, QA_GV_COUNT
+};
+
+/* ggml tensor type ids (ggml.h numbering). The reader knows the block size of each so
+ * that it can check any tensor's extent; what a kernel can compute with is its own table
+ * (kernel/model: the types table). */
+enum qa_ggml_type {
+    QA_T_F32 = 0, QA_T_F16 = 1, QA_T_Q4_0 = 2, QA_T_Q4_1 = 3, QA_T_Q5_0 = 6, QA_T_Q5_1 = 7,
+    QA_T_Q8_0 = 8, QA_T_Q8_1 = 9, QA_T_Q2_K = 10, QA_T_Q3_K = 11, QA_T_Q4_K = 12, QA_T_Q5_K = 13,
+    QA_T_Q6_K = 14, QA_T_Q8_K = 15, QA_T_I8 = 24, QA_T_I16 = 25, QA_T_I32 = 26, QA_T_I64 = 27,
+    QA_T_F64 = 28, QA_T_BF16 = 30, QA_T_COUNT = 31
+};
+
+typedef struct {
+    const uint8_t *key;   /* not NUL-terminated */
+    uint64_t key_len;
+    uint32_t type;        /* qa_gguf_vtype */
+    uint32_t arr_type;    /* item type when type == ARRAY */
+    uint64_t arr_n;       /* item count when type == ARRAY */
+    const uint8_t *val;   /* first byte of the value (after the array header for arrays) */
+} qa_gguf_kv;
+
+typedef struct {
+    const uint8_t *name;
+    uint64_t name_len;
+    uint32_t n_dims;
+    uint32_t type;        /* qa_ggml_type */
+    int64_t ne[4];        /* ne[0] = innermost (row length) */
+    uint64_t offset;      /* relative to data start */
+    const uint8_t *data;  /* checked: data .. data + nbytes lies inside the buffer */
+    uint64_t nbytes;
+} qa_gguf_tensor;
+
+typedef struct {
+    const uint8_t *buf;
+    uint64_t len;
+    uint32_t version;
+    uint32_t alignment;
+    uint64_t n_kv, n_tensors;
+    qa_gguf_kv *kv;          /* host-provided arrays */
+    qa_gguf_tensor *tensors;
+    uint64_t data_start;
+} qa_gguf;
+
+/* Reads the counts from the header (checked against len) so the host can size the arrays. */
+int qa_gguf_counts(const uint8_t *buf, uint64_t len, uint64_t *n_kv, uint64_t *n_tensors,
+                   char *err, size_t err_len);
+/* Parses and validates the whole header; kv/tensors must hold the counts above. */
+int qa_gguf_parse(qa_gguf *g, const uint8_t *buf, uint64_t len, qa_gguf_kv *kv, uint64_t kv_cap,
+                  qa_gguf_tensor *tensors, uint64_t tensor_cap, char *err, size_t err_len);
+
+const qa_gguf_kv *qa_gguf_find_kv(const qa_gguf *g, const char *key);
+const qa_gguf_tensor *qa_gguf_find_tensor(const qa_gguf *g, const char *name);
+/* Scalar getters: convert any integer type; return QA_ERR_FORMAT if missing or of a wrong type. */
+int qa_gguf_get_u32(const qa_gguf *g, const char *key, uint32_t *out);
+int qa_gguf_get_f32(const qa_gguf *g, const char *key, float *out);
+int qa_gguf_get_bool(const qa_gguf *g, const char *key, int *out);
+/* Bytes per row of n elements of a type (0 if the type is unknown or n is not a block multiple). */
+uint64_t qa_ggml_row_bytes(uint32_t type, int64_t n);
+
+void qa_set_err(char *err, size_t err_len, const char *fmt, ...);
+
+#endif

@@ -1,0 +1,45 @@
+/* ggml tensor types the model kernel computes with: one row per type.
+ *
+ * Each type lives in its own file under kernel/model/types/ (the packed block struct with
+ * its size asserted at compile time, a scalar reference for to-float and the dot product,
+ * and SIMD variants held to the reference by the tests) and contributes one row here.
+ * A matmul multiplies weight rows of type T by activations quantized once per row to
+ * T's `act_type` (Q8_0 for the 32-blocks, Q8_K for the K-quants, F32 for float weights),
+ * so a dot product never converts a weight to float.
+ *
+ * Adding a type = its file + its row in types.c (qa_types[]); tests loop over the table.
+ */
+#ifndef QA_MODEL_TYPES_H
+#define QA_MODEL_TYPES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../gguf/gguf.h" /* enum qa_ggml_type: the ggml type ids */
+
+typedef struct {
+    uint32_t type;      /* qa_ggml_type */
+    const char *name;   /* "Q4_1", as ggml names it */
+    int blck;           /* values per block */
+    int size;           /* bytes per block */
+    uint32_t act_type;  /* the activation type vec_dot takes */
+    /* n values (a multiple of blck) of blocks x -> floats y */
+    void (*to_float)(const void *x, float *y, int64_t n);
+    /* activations: n floats -> blocks of act_type (NULL when act_type is F32) */
+    void (*quantize_act)(const float *x, void *y, int64_t n);
+    /* sum over n values of weight blocks w times activation blocks a (scalar reference) */
+    float (*vec_dot_ref)(int64_t n, const void *w, const void *a);
+    /* the dispatched variant (AVX2 / AVX-512 VNNI / SIMD128), same result as the reference
+     * up to float summation order; set by qa_types_init from the CPU's features */
+    float (*vec_dot)(int64_t n, const void *w, const void *a);
+} qa_type_traits;
+
+/* The row of a type, or NULL when the model kernel cannot compute with it. */
+const qa_type_traits *qa_type_get(uint32_t type);
+/* Every row, for tests and reports. */
+extern qa_type_traits *const qa_types[]; /* rows are filled in by qa_types_init */
+extern const int qa_n_types;
+/* Picks the SIMD variants (once; safe to call again). */
+void qa_types_init(void);
+
+#endif

@@ -1,0 +1,16 @@
+"""quantann's shared constants, read from constants.json (the one definition; C and JS
+get generated copies: scripts/gen_constants.py)."""
+import json
+from pathlib import Path
+
+_C = json.loads((Path(__file__).with_name("constants.json")).read_text())
+
+ARCH: str = _C["format"]["arch"]
+FORMAT_VERSION: int = _C["format"]["version"]
+ALIGNMENT: int = _C["format"]["alignment"]
+METRICS: dict = dict(_C["metrics"])
+CODECS: dict = dict(_C["codecs"])
+KEYS: dict = dict(_C["keys"])
+TENSORS: dict = dict(_C["tensors"])
+LIMITS: dict = dict(_C["limits"])
+SIZE_UNITS: dict = dict(_C["size_units"])

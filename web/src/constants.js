@@ -1,0 +1,68 @@
+// generated from quantann/constants.json by scripts/gen_constants.py: do not edit
+export const CONSTANTS = Object.freeze({
+  "format": {
+    "arch": "quantann",
+    "version": 1,
+    "alignment": 32
+  },
+  "metrics": {
+    "l2": 0,
+    "ip": 1,
+    "cosine": 1
+  },
+  "codecs": {
+    "none": 0,
+    "sq8": 1,
+    "sq4": 2
+  },
+  "keys": {
+    "format_version": "quantann.format_version",
+    "dim": "quantann.dim",
+    "metric": "quantann.metric",
+    "quant": "quantann.quant",
+    "count": "quantann.count",
+    "hnsw_M": "quantann.hnsw.M",
+    "hnsw_M0": "quantann.hnsw.M0",
+    "hnsw_entry": "quantann.hnsw.entry",
+    "hnsw_max_level": "quantann.hnsw.max_level",
+    "hnsw_ef_construction": "quantann.hnsw.ef_construction",
+    "vectors_dtype": "quantann.vectors.dtype",
+    "vectors_crc32": "quantann.vectors.crc32",
+    "checksum_tensors": "quantann.checksums.tensors",
+    "checksum_crc32": "quantann.checksums.crc32"
+  },
+  "tensors": {
+    "vmin": "quant.vmin",
+    "scale": "quant.scale",
+    "codes": "codes",
+    "norms": "norms",
+    "level": "graph.level",
+    "links0": "graph.links0",
+    "up_nodes": "graph.up_nodes",
+    "up_off": "graph.up_off",
+    "upper": "graph.upper",
+    "ids": "ids",
+    "vectors": "vectors"
+  },
+  "limits": {
+    "max_dim": 65536,
+    "max_rows": 2147483646,
+    "max_level": 16,
+    "max_M": 127,
+    "max_k": 100000,
+    "max_ef": 1048576,
+    "max_candidates": 1048576,
+    "max_ef_construction": 65536
+  },
+  "size_units": {
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000000,
+    "GB": 1000000000,
+    "TB": 1000000000000,
+    "KiB": 1024,
+    "MiB": 1048576,
+    "GiB": 1073741824,
+    "TiB": 1099511627776
+  }
+});
