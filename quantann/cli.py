@@ -145,9 +145,9 @@ def cmd_info(a):
     import quantann
     from .fileformat import verify_vectors
     idx = quantann.open(a.index, store="mmap")
-    f = idx._file
-    print(f"file        {a.index} ({human(os.path.getsize(a.index))}), GGUF v{f.version}, "
-          f"quantann format {f.get('quantann.format_version')}")
+    f = idx.file
+    print(f"file        {a.index} ({human(f.size)}), GGUF v{f.gguf_version}, "
+          f"quantann format {f.format_version}")
     print(f"vectors     {len(idx)} x {idx.dim}, metric {idx.metric}, quantizer {idx.quant}")
     g = idx.graph
     print(f"graph       HNSW M={g.M} (level 0: {g.M0}), ef_construction={g.ef_construction}, "
@@ -160,9 +160,12 @@ def cmd_info(a):
     for k, v in mem.items():
         if k != "total":
             print(f"  {k:<9} {v:>12} B")
-    print(f"ids         {'user ids' if idx._ids is not None else 'row numbers'}")
-    print("checksums   in-memory part ok" + (", vectors " + ("ok" if verify_vectors(idx) else "MISMATCH")
+    print(f"ids         {'user ids' if idx.has_user_ids else 'row numbers'}")
+    ok = verify_vectors(f) if a.verify else True
+    print("checksums   in-memory part ok" + (", vectors " + ("ok" if ok else "MISMATCH")
                                                 if a.verify else " (vectors: use --verify)"))
+    if not ok:
+        raise SystemExit(f"error: {a.index}: the vectors do not match their checksum: the file is corrupt")
 
 
 def cmd_serve(a):

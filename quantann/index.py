@@ -13,6 +13,7 @@ import numpy as np
 from . import _kernel
 from .budget import format_breakdown, human
 from .errors import MemoryBudgetError
+from .fileformat import IndexFile, read_index, write_index
 from .graph import Graph, default_threads
 from .progress import Progress
 from .quantize import KINDS, Quantizer
@@ -73,7 +74,7 @@ class Index:
     def __init__(self, quantizer: Quantizer, metric: str, graph: Graph, codes: np.ndarray,
                  norms: np.ndarray | None, ids: np.ndarray | None, store: VectorStore,
                  deleted: np.ndarray | None = None, path: str | None = None,
-                 memory_budget: int | None = None):
+                 memory_budget: int | None = None, file: IndexFile | None = None):
         self.quantizer = quantizer
         self.metric = metric
         self.graph = graph
@@ -86,6 +87,7 @@ class Index:
         self._n_deleted = 0 if deleted is None else int(
             np.unpackbits(deleted, bitorder="little")[:graph.n].sum())
         self.path = path
+        self.file = file  # the file it was opened from (header values, vectors' offset and CRC)
         self.memory_budget = memory_budget
         self.last_stats: list[QueryStats] = []
         self._searcher = None
@@ -118,11 +120,30 @@ class Index:
     def ids(self) -> np.ndarray:
         return self._ids if self._ids is not None else np.arange(self.rows, dtype=np.uint64)
 
+    @property
+    def has_user_ids(self) -> bool:
+        """False when the ids are the row numbers."""
+        return self._ids is not None
+
+    def deleted_mask(self) -> np.ndarray | None:
+        """bool per row, True for deleted rows; None when nothing was ever deleted."""
+        if self._deleted is None:
+            return None
+        return np.unpackbits(self._deleted, bitorder="little")[:self.rows].astype(bool)
+
     def __repr__(self):
         return (f"<quantann.Index {len(self)} x {self.dim} {self.quant} {self.metric} "
                 f"M={self.graph.M} memory={human(self.memory()['total'])}>")
 
-    # ---- building ----------------------------------------------------------------------
+    # ---- opening and building ----------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, store="pread", memory_budget=None) -> "Index":
+        """Opens an index file or http(s) URL without reading its full vectors (see
+        quantann.open)."""
+        p = read_index(path, store=store, memory_budget=memory_budget)
+        return cls(p.quantizer, p.metric, p.graph, p.codes, p.norms, p.ids, p.store, path=str(path),
+                   memory_budget=p.memory_budget, file=p.file)
 
     @classmethod
     def build(cls, vectors, quant: str = "sq8", metric: str = "cosine", M: int = 16,
@@ -400,5 +421,4 @@ class Index:
     def save(self, path, progress: bool = False) -> None:
         """Writes the index and its full vectors to one file, atomically. Deleted rows
         are dropped (compaction) on the way."""
-        from .fileformat import write_index
         write_index(self, path, progress=progress)

@@ -96,7 +96,7 @@ class Service:
             stats = self.index.last_stats
         self.metrics.observe(stats)
         out = {"ids": ids.tolist(), "distances": dist.tolist(), "stats": [asdict(s) for s in stats]}
-        if self.text_index is not None and self.text_index._stored is not None:
+        if self.text_index is not None and self.text_index.has_stored_texts:
             out["texts"] = [self.text_index.texts(row) for row in ids]
         return out
 

@@ -126,6 +126,11 @@ class TextIndex:
     def __len__(self):
         return 0 if self.index is None else len(self.index)
 
+    @property
+    def has_stored_texts(self) -> bool:
+        """True when texts were saved beside the index (its payload store exists)."""
+        return self._stored is not None
+
     def add_texts(self, texts, ids=None, vectors=None, progress: bool = False) -> np.ndarray:
         """Embeds `texts` (unless `vectors` are given) and adds them; returns their ids."""
         texts = list(texts)

@@ -88,7 +88,7 @@ def test_open_reads_no_vector(built, tmp_path):
     path = tmp_path / "x.qann"
     built["sq8"].save(path)
     j = quantann.open(path)
-    off = j._file.tensor("vectors").offset
+    off = j.file.vectors_offset
     j.store.close()
     del j
     with open(path, "r+b") as f:

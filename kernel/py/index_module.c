@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "hnsw.h"
+#include "py/file_glue.h"
 #include "quant.h"
 #include "rerank.h"
 
@@ -569,6 +570,7 @@ static PyMethodDef methods[] = {
     {"float_dists", py_float_dists, METH_VARARGS, "float_dists(metric, q, x, d, ref) -> [float]"},
     {"normalize_rows", py_normalize_rows, METH_VARARGS, "normalize_rows(x, d) -> first zero row or -1 (in place)"},
     {"cpu", py_cpu, METH_NOARGS, "SIMD features in use"},
+    QA_FILE_METHODS
     {"set_simd", py_set_simd, METH_VARARGS, "set_simd(on): use SIMD variants (True) or the scalar references"},
     {NULL, NULL, 0, NULL}};
 

@@ -2,7 +2,8 @@
 export const CONSTANTS = Object.freeze({
   "format": {
     "arch": "quantann",
-    "version": 1,
+    "version": 2,
+    "min_version": 1,
     "alignment": 32
   },
   "metrics": {
@@ -29,7 +30,8 @@ export const CONSTANTS = Object.freeze({
     "vectors_dtype": "quantann.vectors.dtype",
     "vectors_crc32": "quantann.vectors.crc32",
     "checksum_tensors": "quantann.checksums.tensors",
-    "checksum_crc32": "quantann.checksums.crc32"
+    "checksum_crc32": "quantann.checksums.crc32",
+    "checksum_header": "quantann.checksums.header"
   },
   "tensors": {
     "vmin": "quant.vmin",
