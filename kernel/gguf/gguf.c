@@ -1,14 +1,68 @@
 #include "gguf.h"
 
 #include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
+
+/* A small formatter for error messages (%s %.*s %d %u %lld %llu %x, zero padding and
+ * width), so that the kernel needs no stdio: the wasm build then imports nothing. */
+void qa_vformat(char *out, size_t cap, const char *fmt, va_list ap) {
+    size_t o = 0;
+#define PUT(ch) do { if (o + 1 < cap) out[o++] = (ch); } while (0)
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%') { PUT(*f); continue; }
+        f++;
+        char pad = ' ';
+        int width = 0, prec = -1, ll = 0;
+        if (*f == '0') pad = '0', f++;
+        while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
+        if (*f == '.' && f[1] == '*') prec = va_arg(ap, int), f += 2;
+        while (*f == 'l') ll++, f++;
+        if (*f == 'z') ll = 2, f++;
+        char num[24];
+        int nl = 0, neg = 0;
+        unsigned long long u = 0;
+        switch (*f) {
+        case 's': {
+            const char *s = va_arg(ap, const char *);
+            if (!s) s = "(null)";
+            for (int i = 0; s[i] && (prec < 0 || i < prec); i++) PUT(s[i]);
+            continue;
+        }
+        case 'd': {
+            long long v = ll >= 2 ? va_arg(ap, long long) : ll ? va_arg(ap, long) : va_arg(ap, int);
+            neg = v < 0;
+            u = neg ? 0ull - (unsigned long long)v : (unsigned long long)v;
+            break;
+        }
+        case 'u': case 'x':
+            u = ll >= 2 ? va_arg(ap, unsigned long long) : ll ? va_arg(ap, unsigned long) : va_arg(ap, unsigned);
+            break;
+        case '%': PUT('%'); continue;
+        case '\0': f--; continue;
+        default: PUT('%'); PUT(*f); continue;
+        }
+        unsigned base = *f == 'x' ? 16 : 10;
+        do { num[nl++] = "0123456789abcdef"[u % base]; u /= base; } while (u);
+        if (neg) num[nl++] = '-';
+        for (int i = nl; i < width; i++) PUT(pad);
+        while (nl) PUT(num[--nl]);
+    }
+    if (cap) out[o < cap ? o : cap - 1] = 0;
+#undef PUT
+}
+
+void qa_format(char *out, size_t cap, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    qa_vformat(out, cap, fmt, ap);
+    va_end(ap);
+}
 
 void qa_set_err(char *err, size_t err_len, const char *fmt, ...) {
     if (!err || !err_len) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
+    qa_vformat(err, err_len, fmt, ap);
     va_end(ap);
 }
 
@@ -94,7 +148,7 @@ static int read_counts(cur_t *c, uint32_t *version, uint64_t *n_kv, uint64_t *n_
     rd_u64(c, n_kv);
     /* Each tensor record takes at least 8+4+8+4+8 bytes, each kv at least 8+4+1. */
     if (*n_tensors > (c->flen - 24) / 32 || *n_kv > (c->flen - 24) / 13) {
-        qa_set_err(err, err_len, "corrupt GGUF header: %llu tensors / %llu keys cannot fit in %llu bytes",
+        qa_set_err(err, err_len, "truncated or corrupt GGUF header: %llu tensors / %llu keys cannot fit in %llu bytes",
                    (unsigned long long)*n_tensors, (unsigned long long)*n_kv,
                    (unsigned long long)c->flen);
         return QA_ERR_FORMAT;

@@ -101,6 +101,8 @@ int qa_gguf_get_bool(const qa_gguf *g, const char *key, int *out);
 /* Bytes per row of n elements of a type (0 if the type is unknown or n is not a block multiple). */
 uint64_t qa_ggml_row_bytes(uint32_t type, int64_t n);
 
+/* Messages: %s %.*s %d %u %lld %llu %x with width and zero padding (no stdio needed). */
 void qa_set_err(char *err, size_t err_len, const char *fmt, ...);
+void qa_format(char *out, size_t cap, const char *fmt, ...);
 
 #endif

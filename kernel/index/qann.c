@@ -1,6 +1,5 @@
 #include "qann.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +11,8 @@
 #define MAX_TENSORS 16
 
 /* The tensors of a .qann, in file order (FORMAT.md). */
-enum { T_VMIN, T_SCALE, T_CODES, T_NORMS, T_LEVEL, T_LINKS0, T_UP_NODES, T_UP_OFF, T_UPPER, T_IDS, T_VECTORS,
-       T_COUNT };
+enum { T_VMIN = QA_QANN_VMIN, T_SCALE, T_CODES, T_NORMS, T_LEVEL, T_LINKS0, T_UP_NODES, T_UP_OFF, T_UPPER,
+       T_IDS, T_VECTORS, T_COUNT };
 static const char *const tensor_name[T_COUNT] = {
     QA_TENSOR_VMIN,  QA_TENSOR_SCALE,  QA_TENSOR_CODES, QA_TENSOR_NORMS, QA_TENSOR_LEVEL,   QA_TENSOR_LINKS0,
     QA_TENSOR_UP_NODES, QA_TENSOR_UP_OFF, QA_TENSOR_UPPER, QA_TENSOR_IDS, QA_TENSOR_VECTORS};
@@ -75,10 +74,12 @@ static int str_is(const qa_gguf_kv *e, const char *s) {
 
 /* "[a, b]" in numpy order (slowest dimension first), as FORMAT.md writes shapes. */
 static void shape_str(char *out, size_t cap, int nd, const int64_t *ne) {
-    size_t o = 0;
-    o += (size_t)snprintf(out, cap, "[");
-    for (int i = nd - 1; i >= 0 && o < cap; i--)
-        o += (size_t)snprintf(out + o, cap - o, "%lld%s", (long long)ne[i], i ? ", " : "]");
+    size_t o = 1;
+    qa_format(out, cap, "[");
+    for (int i = nd - 1; i >= 0 && o < cap; i--) {
+        qa_format(out + o, cap - o, "%lld%s", (long long)ne[i], i ? ", " : "]");
+        o += strlen(out + o);
+    }
 }
 
 static int expect_tensor(hdr_t *h, int role, uint32_t type, int nd, int64_t slow, int64_t fast, char *err,
@@ -274,6 +275,12 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
     h->info.mem_ids = NB(T_IDS);
     h->info.mem_other = NB(T_VMIN) + NB(T_SCALE) + NB(T_NORMS) + 2 * n;
 #undef NB
+    for (int r = 0; r < T_COUNT; r++)
+        if (h->t[r]) {
+            h->info.offset[r] = g->data_start + h->t[r]->offset;
+            h->info.nbytes[r] = h->t[r]->nbytes;
+        }
+    h->info.header = *a;
     return QA_OK;
 }
 
@@ -325,8 +332,13 @@ static int all_finite(const float *x, uint64_t n) {
 }
 
 /* Every link and offset the search can follow, against the index's size and levels. */
-static int check_graph(const qa_index_arrays *a, char *err, size_t el) {
+int qa_qann_check_graph(const qa_index_arrays *a, char *err, size_t el) {
     const int64_t n = a->n;
+    if (n < 1 || n > QA_MAX_ROWS || a->M < 2 || a->M > QA_MAX_M || a->M0 != 2 * a->M || a->entry < 0 ||
+        a->entry >= n || a->max_level < 0 || a->max_level > QA_MAX_LEVEL || a->n_up < 0 || a->n_upper < 0 ||
+        !a->level || !a->links0)
+        FAIL("header values out of range (count=%lld, M=%d, M0=%d, entry=%d, max_level=%d)", (long long)n, a->M,
+             a->M0, a->entry, a->max_level);
     const uint8_t *level = a->level;
     for (int64_t i = 0; i < n; i++)
         if (level[i] > a->max_level) FAIL("corrupt graph: row %lld has level %d, above the top level %d", (long long)i, level[i], a->max_level);
@@ -438,7 +450,7 @@ int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_in
         qa_set_err(err, el, "norms are not finite");
         goto done;
     }
-    if ((rc = check_graph(a, err, el))) goto done;
+    if ((rc = qa_qann_check_graph(a, err, el))) goto done;
     if (a->ids && (rc = check_ids(a->ids, a->n, err, el))) goto done;
     *out = *a;
 done:

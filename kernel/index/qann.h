@@ -25,6 +25,10 @@
 #include "../gguf/gguf.h"
 #include "arrays.h"
 
+/* The tensors of a .qann, in file order (names: kernel/constants.h, QA_TENSOR_*). */
+enum { QA_QANN_VMIN, QA_QANN_SCALE, QA_QANN_CODES, QA_QANN_NORMS, QA_QANN_LEVEL, QA_QANN_LINKS0,
+       QA_QANN_UP_NODES, QA_QANN_UP_OFF, QA_QANN_UPPER, QA_QANN_IDS, QA_QANN_VECTORS, QA_QANN_TENSORS };
+
 typedef struct {
     uint32_t gguf_version;
     uint32_t format_version;
@@ -33,6 +37,9 @@ typedef struct {
     uint64_t part_bytes;     /* header + in-memory tensors: the vectors tensor starts here */
     /* memory of the in-memory part once open, by part (as Index.memory() counts it) */
     uint64_t mem_codes, mem_graph, mem_ids, mem_other;
+    /* the header values (pointers NULL) and where each tensor lies in the file (0, 0: absent) */
+    qa_index_arrays header;
+    uint64_t offset[QA_QANN_TENSORS], nbytes[QA_QANN_TENSORS];
 } qa_qann_info;
 
 /* buf: the first len bytes of a file of file_len bytes (8-byte aligned).
@@ -49,6 +56,11 @@ int qa_qann_read(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_index_a
                  size_t err_len);
 int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_index_arrays *out,
                       qa_qann_info *info, char *err, size_t err_len);
+
+/* The graph checks of qa_qann_read alone (a.n, M, M0, entry, max_level and the graph
+ * arrays): every link in [-1, n) and, above level 0, only to rows that have that level;
+ * levels <= max_level, the entry on it; up_nodes, up_off and the pool size. */
+int qa_qann_check_graph(const qa_index_arrays *a, char *err, size_t err_len);
 
 /* The header checksum of a format-2 file (for the writer): the CRC-32 of the header bytes
  * [0, end of the tensor records) with the 4 value bytes of quantann.checksums.header

@@ -2,10 +2,9 @@
  * rerank.c as the native build, behind a handle the JavaScript host drives with explicit
  * memory (web/src/kernel.js).
  *
- * The host allocates every array in linear memory (qa_wasm_alloc), copies the in-memory
- * tensors of the .qann file there and calls qa_wasm_open, which checks every value the
- * search will follow (the same checks as quantann/fileformat.py: _check_graph) before
- * handing out a handle. Per query the host makes one qa_wasm_search call (graph search
+ * The host copies the in-memory part of the .qann file into linear memory once; the one
+ * .qann reader (kernel/index/qann.c, the same C as the native build) checks it and points
+ * the arrays into it, and qa_wasm_open makes a search handle over them. Per query the host makes one qa_wasm_search call (graph search
  * over the codes), one batched store read of the candidates' float vectors, and one
  * qa_wasm_rerank call. No stdio, no threads, no WASI imports.
  */
@@ -15,6 +14,7 @@
 
 #include "../distance.h"
 #include "../hnsw.h"
+#include "../index/qann.h"
 #include "../quant.h"
 #include "../rerank.h"
 
@@ -28,7 +28,7 @@ typedef struct {
     int64_t last_ndist; /* code distances computed by the last search */
 } qa_wasm_index;
 
-static const char *last_error = "";
+static char last_error[512];
 
 /* The message of the last failed call (a NUL-terminated string in linear memory). */
 EXPORT(qa_wasm_error) const char *qa_wasm_error(void) { return last_error; }
@@ -36,100 +36,88 @@ EXPORT(qa_wasm_error) const char *qa_wasm_error(void) { return last_error; }
 EXPORT(qa_wasm_alloc) void *qa_wasm_alloc(size_t n) { return malloc(n ? n : 1); }
 EXPORT(qa_wasm_free) void qa_wasm_free(void *p) { free(p); }
 
-/* CRC-32 (zlib's polynomial), as the file's checksums are written by Python's zlib.crc32. */
-EXPORT(qa_wasm_crc32) uint32_t qa_wasm_crc32(const uint8_t *p, size_t n, uint32_t crc) {
-    static uint32_t table[256];
-    if (!table[1]) {
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-            table[i] = c;
-        }
-    }
-    crc = ~crc;
-    for (size_t i = 0; i < n; i++) crc = table[(crc ^ p[i]) & 255] ^ (crc >> 8);
-    return ~crc;
-}
-
 static int fail(const char *msg) {
-    last_error = msg;
+    qa_format(last_error, sizeof last_error, "%s", msg);
     return -1;
 }
 
-/* Every link and offset the search can follow, checked against the index's size. */
-static int check_graph(const qa_graph *g) {
-    const int64_t n = g->n;
-    for (int64_t i = 0; i < n; i++)
-        if (g->level[i] > 16) return fail("corrupt graph: level above the maximum");
-    if (g->entry < 0 || g->entry >= n) return fail("corrupt graph: entry point outside the index");
-    if (g->level[g->entry] != g->max_level) return fail("corrupt graph: entry point is not on the top level");
-    for (int64_t i = 0; i < n * g->M0; i++)
-        if (g->links0[i] < -1 || g->links0[i] >= n) return fail("corrupt graph: level-0 link outside the index");
-    int64_t k = 0, off = 0;
-    for (int64_t i = 0; i < n; i++) {
-        if (!g->level[i]) continue;
-        if (k >= g->n_up || g->up_nodes[k] != i)
-            return fail("corrupt graph: upper-level node list does not match the levels");
-        if (g->up_off[k] != off) return fail("corrupt graph: upper-level offsets");
-        off += (int64_t)g->level[i] * g->M;
-        k++;
+/* ---- opening a .qann: the one reader (kernel/index/qann.c) ----------------------------
+ * 1. qa_wasm_qann_info over a prefix of the file: the header checked, its sizes (for the
+ *    memory budget) and where the in-memory part ends; -5 (QA_ERR_NEED_MORE) with out[0]
+ *    = the prefix length to fetch next.
+ * 2. qa_wasm_qann_read over the in-memory part, in wasm memory: everything checked, the
+ *    arrays point into that buffer (which the host keeps until close).
+ * 3. qa_wasm_open over those arrays. */
+
+enum { INFO_FIXED = 20, INFO_DOUBLES = INFO_FIXED + 2 * QA_QANN_TENSORS };
+
+/* out[INFO_DOUBLES]: header_bytes, part_bytes, memory codes, graph, ids, other,
+ * gguf_version, format_version, metric, cosine, codec, d, n, M, M0, entry, max_level,
+ * ef_construction, vectors_offset, vectors_crc32, then (offset, bytes) of each tensor in
+ * QA_QANN_* order (0, 0 when absent). Returns 0, QA_ERR_NEED_MORE or an error. */
+EXPORT(qa_wasm_qann_info) int qa_wasm_qann_info(const uint8_t *buf, size_t len, double file_len, double *out) {
+    qa_qann_info in;
+    if (!(file_len >= 0 && file_len < 9007199254740992.0)) return fail("bad file length"), QA_ERR_ARG;
+    int rc = qa_qann_info_read(buf, len, (uint64_t)file_len, &in, last_error, sizeof last_error);
+    memset(out, 0, sizeof(double) * INFO_DOUBLES);
+    out[0] = (double)in.header_bytes;
+    if (rc) return rc;
+    const qa_index_arrays *h = &in.header;
+    double v[INFO_FIXED] = {(double)in.header_bytes, (double)in.part_bytes, (double)in.mem_codes,
+                            (double)in.mem_graph, (double)in.mem_ids, (double)in.mem_other, in.gguf_version,
+                            in.format_version, h->metric, h->cosine, h->codec, h->d, (double)h->n, h->M, h->M0,
+                            h->entry, h->max_level, h->ef_construction, (double)h->vectors_offset,
+                            h->vectors_crc32};
+    memcpy(out, v, sizeof v);
+    for (int t = 0; t < QA_QANN_TENSORS; t++) {
+        out[INFO_FIXED + 2 * t] = (double)in.offset[t];
+        out[INFO_FIXED + 2 * t + 1] = (double)in.nbytes[t];
     }
-    if (k != g->n_up) return fail("corrupt graph: upper-level node list does not match the levels");
-    for (int64_t i = 0; i < off; i++)
-        if (g->upper[i] < -1 || g->upper[i] >= n) return fail("corrupt graph: upper-level link outside the index");
-    return 0;
+    return QA_OK;
 }
 
-/* Opens an index over host-filled arrays (which must outlive the handle). n_upper is the
- * length of `upper` in int32s; it must equal the sum of level * M over the upper nodes.
- * Returns NULL (see qa_wasm_error) when a value is out of range or memory ran out. */
-EXPORT(qa_wasm_open)
-qa_wasm_index *qa_wasm_open(int metric, int kind, int d, int32_t n, int M, int M0, int32_t entry,
-                            int max_level, const float *vmin, const float *scale, const uint8_t *codes,
-                            const float *norms, uint8_t *level, int32_t *links0, const int32_t *up_nodes,
-                            const int64_t *up_off, int32_t n_up, int32_t *upper, int32_t n_upper) {
-    if ((metric != QA_METRIC_L2 && metric != QA_METRIC_IP) ||
-        (kind != QA_QUANT_NONE && kind != QA_QUANT_SQ8 && kind != QA_QUANT_SQ4))
-        return fail("unknown metric or quantizer"), NULL;
-    if (d < 1 || d > 65536 || n < 1 || M < 2 || M > 127 || M0 != 2 * M || n_up < 0 || n_upper < 0)
-        return fail("header values out of range"), NULL;
-    if (metric == QA_METRIC_L2 && kind != QA_QUANT_NONE && !norms)
-        return fail("an L2 index over codes needs its norms tensor"), NULL;
-    qa_wasm_index *h = (qa_wasm_index *)calloc(1, sizeof *h);
-    if (!h) return fail("out of memory"), NULL;
-    h->qz.kind = kind;
-    h->qz.d = d;
-    h->qz.dpad = qa_pad_dims(d);
-    h->qz.code_size = qa_code_size(kind, d);
-    h->qz.vmin = vmin;
-    h->qz.scale = scale;
-    h->g.n = n;
-    h->g.M = M;
-    h->g.M0 = M0;
-    h->g.links0 = links0;
-    h->g.level = level;
-    h->g.up_nodes = up_nodes;
-    h->g.up_off = up_off;
-    h->g.n_up = n_up;
-    h->g.upper = upper;
-    h->g.entry = entry;
-    h->g.max_level = max_level;
-    h->sp.metric = metric;
-    h->sp.d = d;
-    h->sp.qz = &h->qz;
-    h->sp.codes = codes;
-    h->sp.norms = metric == QA_METRIC_L2 ? norms : NULL;
-    int64_t pool = 0;
-    for (int64_t i = 0; i < n; i++) pool += (int64_t)level[i] * M;
-    if (pool != n_upper) {
-        free(h);
-        return fail("corrupt graph: upper-level pool size"), NULL;
-    }
-    if (check_graph(&h->g)) {
-        free(h);
+/* The arrays of the in-memory part buf[0, len) (the host frees the result with
+ * qa_wasm_free after qa_wasm_open), or NULL (see qa_wasm_error). */
+EXPORT(qa_wasm_qann_read) qa_index_arrays *qa_wasm_qann_read(const uint8_t *buf, size_t len, double file_len) {
+    if (!(file_len >= 0 && file_len < 9007199254740992.0)) return fail("bad file length"), NULL;
+    qa_index_arrays *a = (qa_index_arrays *)malloc(sizeof *a);
+    if (!a) return fail("out of memory"), NULL;
+    if (qa_qann_read(buf, len, (uint64_t)file_len, a, last_error, sizeof last_error)) {
+        free(a);
         return NULL;
     }
-    if (qa_scratch_init(&h->s, n, 64, M0, h->qz.dpad)) {
+    return a;
+}
+
+/* Opens an index over arrays checked by qa_wasm_qann_read (their buffer must outlive the
+ * handle). Returns NULL (see qa_wasm_error) when memory ran out. */
+EXPORT(qa_wasm_open) qa_wasm_index *qa_wasm_open(const qa_index_arrays *a) {
+    qa_wasm_index *h = (qa_wasm_index *)calloc(1, sizeof *h);
+    if (!h) return fail("out of memory"), NULL;
+    h->qz.kind = a->codec;
+    h->qz.d = a->d;
+    h->qz.dpad = qa_pad_dims(a->d);
+    h->qz.code_size = qa_code_size(a->codec, a->d);
+    h->qz.vmin = a->vmin;
+    h->qz.scale = a->scale;
+    /* the graph is only read by search; qa_graph's pointers are not const for the build */
+    h->g.n = (int32_t)a->n;
+    h->g.M = a->M;
+    h->g.M0 = a->M0;
+    h->g.links0 = (int32_t *)a->links0;
+    h->g.level = (uint8_t *)a->level;
+    h->g.up_nodes = a->up_nodes;
+    h->g.up_off = a->up_off;
+    h->g.n_up = (int32_t)a->n_up;
+    h->g.upper = (int32_t *)a->upper;
+    h->g.entry = a->entry;
+    h->g.max_level = a->max_level;
+    h->sp.metric = a->metric;
+    h->sp.d = a->d;
+    h->sp.qz = &h->qz;
+    h->sp.codes = a->codes;
+    h->sp.norms = a->metric == QA_METRIC_L2 ? a->norms : NULL;
+    if (qa_scratch_init(&h->s, a->n, 64, a->M0, h->qz.dpad)) {
         free(h);
         return fail("out of memory"), NULL;
     }
@@ -211,10 +199,10 @@ qa_wasm_lazy *qa_wasm_lazy_open(int metric, int d, int32_t n, int M, int M0, int
     if (!h) return fail("out of memory"), NULL;
     h->g = (qa_graph){.n = n, .M = M, .M0 = M0, .links0 = links0, .level = level, .up_nodes = up_nodes,
                       .up_off = up_off, .n_up = n_up, .upper = upper, .entry = entry, .max_level = max_level};
-    int64_t pool = 0;
-    for (int64_t i = 0; i < n; i++) pool += (int64_t)level[i] * M;
-    if (pool != n_upper || check_graph(&h->g)) {
-        if (pool != n_upper) fail("corrupt graph: upper-level pool size");
+    qa_index_arrays a = {.n = n, .M = M, .M0 = M0, .entry = entry, .max_level = max_level, .level = level,
+                         .links0 = links0, .up_nodes = up_nodes, .up_off = up_off, .n_up = n_up, .upper = upper,
+                         .n_upper = n_upper};
+    if (qa_qann_check_graph(&a, last_error, sizeof last_error)) {
         free(h);
         return NULL;
     }

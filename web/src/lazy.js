@@ -2,7 +2,7 @@
 // float HNSW (the graph of a quant='none' .qann) whose vectors stay in the store behind
 // an LRU cache in wasm memory. The C search (kernel/lazy.c) parks whenever a step needs
 // vectors that are not cached; the host reads them in one batch, puts them and resumes.
-import { parseGGUF } from './gguf.js';
+import { readHeader } from './index.js';
 import { loadKernel } from './kernel.js';
 import { openSource } from './source.js';
 
@@ -18,22 +18,21 @@ export async function openLazyIndex(source, { store, memoryFraction = 0.2, cache
   const src = await openSource(source);
   const K = await loadKernel(wasm);
   if (!K.x.qa_wasm_lazy_open) throw new Error('this wasm build has no lazy baseline (kernel/lazy.c was absent)');
-  const hdr = parseGGUF(await src.read(0, 1 << 20), src.size, src.name);
-  const md = hdr.metadata, A = 'quantann';
-  if (md.get(`${A}.quant`) !== 'none') throw new Error(`${src.name}: the lazy baseline needs a quant='none' index`);
-  const n = md.get(`${A}.count`), d = md.get(`${A}.dim`), M = md.get(`${A}.hnsw.M`), M0 = md.get(`${A}.hnsw.M0`);
-  const ts = GRAPH.map((t) => hdr.tensors.get(t)).filter(Boolean);
+  const { info } = await readHeader(src, K); // the header, checked by the kernel's reader
+  if (info.quant !== 'none') throw new Error(`${src.name}: the lazy baseline needs a quant='none' index`);
+  const { n, d, M, M0 } = info;
+  const ts = GRAPH.map((t) => info.tensors.get(t)).filter(Boolean);
   const lo = Math.min(...ts.map((t) => t.offset)), hi = Math.max(...ts.map((t) => t.offset + t.nbytes));
   const part = await src.read(lo, hi - lo); // only the graph: the float "codes" stay out
   const ptrs = {};
   for (const t of ts) ptrs[t.name] = K.copyIn(Uint8Array, part.subarray(t.offset - lo, t.offset - lo + t.nbytes));
   const graphBytes = ts.reduce((s, t) => s + t.nbytes, 0);
   const cap = Math.min(n, Math.max(M0 + 1, cacheVectors ?? vectorsForFraction(graphBytes, n, d, memoryFraction)));
-  const len = (t) => hdr.tensors.get(t)?.shape[0] ?? 0;
-  const metric = md.get(`${A}.metric`);
-  const h = K.x.qa_wasm_lazy_open(metric === 'l2' ? 0 : 1, d, n, M, M0, md.get(`${A}.hnsw.entry`), md.get(`${A}.hnsw.max_level`),
+  const len = (t, size) => (info.tensors.get(t)?.nbytes ?? 0) / size;
+  const metric = info.metric;
+  const h = K.x.qa_wasm_lazy_open(metric === 'l2' ? 0 : 1, d, n, M, M0, info.entry, info.maxLevel,
     ptrs['graph.level'], ptrs['graph.links0'], ptrs['graph.up_nodes'] ?? 0, ptrs['graph.up_off'] ?? 0,
-    len('graph.up_nodes'), ptrs['graph.upper'] ?? 0, len('graph.upper'), cap);
+    len('graph.up_nodes', 4), ptrs['graph.upper'] ?? 0, len('graph.upper', 4), cap);
   if (!h) throw new Error(`${src.name}: ${K.error()}`);
   return new LazyIndex(K, h, { n, d, metric, cap, graphBytes, store, ptrs });
 }
