@@ -71,6 +71,49 @@ def test_random_header_corruption_never_crashes(saved, tmp_path):
         idx.search(np.ones(idx.dim, np.float32), k=3)
 
 
+def test_header_prefix_mode(saved):
+    """The kernel says exactly how many bytes the header needs, from any prefix, and then
+    where the in-memory part ends: a streamed reader fetches no more than that."""
+    _, data = saved
+    info = _kernel.qann_info(data, len(data))
+    assert info["part_bytes"] > info["header_bytes"] > 24
+    n, steps = 24, 0
+    while True:
+        got = _kernel.qann_info(data[:n], len(data))
+        if isinstance(got, dict):
+            break
+        assert n < got <= info["header_bytes"]
+        n, steps = got, steps + 1
+    assert got == info and n <= info["header_bytes"] and steps > 3
+    with pytest.raises(ValueError, match="in-memory part needs"):
+        _kernel.qann_read(data[:info["part_bytes"] - 1], len(data))
+
+
+def test_reads_format_1(tmp_path, real):
+    """A format-1 file (no header checksum, written before it existed) still opens."""
+    x, _ = real
+    path = tmp_path / "v1.qann"
+    idx = quantann.Index.build(x[:300], quant="sq8")
+    from gguf import GGUFWriter
+    from quantann import constants
+
+    class V1Writer(GGUFWriter):
+        def add_uint32(self, key, val):
+            if key == constants.KEYS["checksum_header"]:
+                return
+            super().add_uint32(key, 1 if key == constants.KEYS["format_version"] else val)
+    import quantann.fileformat as ff
+    orig = ff.GGUFWriter, ff._patch_header_crc
+    ff.GGUFWriter, ff._patch_header_crc = V1Writer, lambda p: None
+    try:
+        idx.save(path)
+    finally:
+        ff.GGUFWriter, ff._patch_header_crc = orig
+    j = quantann.open(path)
+    assert j.file.format_version == 1
+    assert np.array_equal(j.search(x[:20], k=5)[0], idx.search(x[:20], k=5)[0])
+
+
 def test_foreign_files(tmp_path):
     p = write(tmp_path, b"PK\x03\x04" + b"\0" * 100)
     with pytest.raises(quantann.FormatError, match="not a GGUF file"):
@@ -135,6 +178,10 @@ def test_vectors_checksum(saved, tmp_path):
     bad[off] ^= 1
     j = quantann.open(write(tmp_path, bytes(bad)))
     assert not fileformat.verify_vectors(j.file)
+    from quantann.cli import main
+    assert main(["info", str(path), "--verify"]) == 0
+    with pytest.raises(SystemExit, match="do not match their checksum"):  # exit status 1
+        main(["info", str(tmp_path / "bad.qann"), "--verify"])
 
 
 def test_crash_at_every_write_leaves_old_or_new(real, tmp_path, monkeypatch):
@@ -177,3 +224,107 @@ def test_crash_at_every_write_leaves_old_or_new(real, tmp_path, monkeypatch):
     state["crash_at"] = None
     idx.save(path)
     assert len(quantann.open(path)) == 150
+
+
+# ---- crash consistency ------------------------------------------------------------------
+
+def _temps(directory):
+    return sorted(n for n in os.listdir(directory) if ".tmp-" in n)
+
+
+def test_two_threads_saving_one_path(real, tmp_path):
+    """Each thread writes its own temporary (pid and thread in the name): the file is
+    always one of the two indexes, whole, and no temporary is left."""
+    import threading
+    x, _ = real
+    a = quantann.Index.build(x[:300], quant="sq8")
+    b = quantann.Index.build(x[:500], quant="sq4")
+    path = tmp_path / "t.qann"
+    for _ in range(20):
+        start = threading.Barrier(2)
+
+        def save(idx):
+            start.wait()
+            idx.save(path)
+        ts = [threading.Thread(target=save, args=(i,)) for i in (a, b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        got = quantann.open(path)
+        assert (len(got), got.quant) in ((300, "sq8"), (500, "sq4"))
+        ids, _ = got.search(x[7], k=1)
+        assert ids[0, 0] == 7
+        assert _temps(tmp_path) == []
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(real, tmp_path):
+    import subprocess
+    import sys
+    x, _ = real
+    path = tmp_path / "s.qann"
+    quantann.Index.build(x[:100], quant="sq8").save(path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".s.qann.tmp-{dead_pid}-1"
+    live = tmp_path / f".s.qann.tmp-{os.getpid()}-1"  # a writer of this (live) process
+    other = tmp_path / f".other.qann.tmp-{dead_pid}-1"  # another file's: not ours to touch
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    quantann.open(path)
+    assert not stale.exists() and live.exists() and other.exists()
+    stale.write_bytes(b"partial")
+    quantann.Index.build(x[:120], quant="sq8").save(path)
+    assert not stale.exists() and live.exists()
+
+
+CHILD = r"""
+import sys, numpy as np, quantann
+path, rounds = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(0)
+for r in range(rounds):
+    idx = quantann.open(path)
+    add = np.random.default_rng(len(idx)).standard_normal((400, 64)).astype(np.float32)
+    print("adding", len(idx), flush=True)
+    idx.add(add)
+    print("saving", len(idx), flush=True)
+    idx.save(path)
+    print("saved", len(idx), flush=True)
+"""
+
+
+def test_kill_during_add_and_save(tmp_path):
+    """A real process adding and saving in a loop, killed with SIGKILL 20 times (half while
+    adding, half while saving): the file is always the old or the new index, whole, and
+    the next open removes the killed save's temporary."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    path = tmp_path / "k.qann"
+    x = np.random.default_rng(1).standard_normal((2000, 64)).astype(np.float32)
+    quantann.Index.build(x, quant="sq8", metric="l2").save(path)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(quantann.__file__))))
+    rnd = random.Random(3)
+    last, temps_cleaned = 2000, 0
+    for r in range(20):
+        p = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "50"], stdout=subprocess.PIPE, text=True, env=env)
+        phase = "saving" if r % 2 else "adding"
+        for line in p.stdout:
+            if line.startswith(phase):
+                break
+        time.sleep(rnd.uniform(0, 0.03))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        p.stdout.close()
+        temps_cleaned += len(_temps(tmp_path))
+        idx = quantann.open(path)  # removes the dead writer's temporary
+        assert len(idx) in (last, last + 400), (r, len(idx), last)
+        last = len(idx)
+        probe = np.random.default_rng(last - 400).standard_normal((1, 64)).astype(np.float32) if last > 2000 else x[:1]
+        ids, d = idx.search(probe, k=1)
+        assert d[0, 0] < 1e-3  # the last vectors written are all there
+        assert _temps(tmp_path) == []
+    print(f"{temps_cleaned} temporaries of killed saves removed over 20 kills; final rows {last}")
