@@ -71,6 +71,21 @@ def test_random_header_corruption_never_crashes(saved, tmp_path):
         idx.search(np.ones(idx.dim, np.float32), k=3)
 
 
+def test_kernel_crc32_is_zlibs():
+    """The kernel's CRC-32 (carry-less multiply on x86-64, tables elsewhere) equals
+    zlib.crc32, which wrote the checksums, at every length, offset and start value."""
+    import zlib
+    rng = np.random.default_rng(0)
+    data = rng.bytes(5000)
+    for n in list(range(0, 300)) + [1023, 1024, 4096, 4999]:
+        for off in (0, 1, 7):
+            seed = int(rng.integers(0, 2**32))
+            chunk = data[off:off + n]
+            assert _kernel.crc32(chunk, seed) == zlib.crc32(chunk, seed), (n, off)
+    big = rng.bytes(3 << 20)
+    assert _kernel.crc32(big) == zlib.crc32(big)
+
+
 def test_header_prefix_mode(saved):
     """The kernel says exactly how many bytes the header needs, from any prefix, and then
     where the in-memory part ends: a streamed reader fetches no more than that."""

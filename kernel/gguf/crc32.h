@@ -1,6 +1,7 @@
 /* CRC-32 (the zlib / PNG polynomial, reflected 0xEDB88320), as Python's zlib.crc32 writes
- * the checksums of a .qann file. Slicing by 16 bytes: a few GB/s, so checking every
- * in-memory tensor on open costs about what mapping it does. */
+ * the checksums of a .qann file. Carry-less multiplication on x86-64 (PCLMUL), slicing by 16
+ * bytes elsewhere (wasm): checking every in-memory tensor on open costs little next to
+ * mapping it. */
 #ifndef QA_CRC32_H
 #define QA_CRC32_H
 

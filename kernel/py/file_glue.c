@@ -4,6 +4,7 @@
 #define PY_SSIZE_T_CLEAN
 #include "file_glue.h"
 
+#include "gguf/crc32.h"
 #include "gguf/gguf.h"
 #include "index/qann.h"
 
@@ -153,4 +154,16 @@ done:
     PyMem_Free(ts);
     PyBuffer_Release(&b);
     return out;
+}
+
+PyObject *qa_py_crc32(PyObject *self, PyObject *args) {
+    Py_buffer b;
+    unsigned int crc = 0;
+    if (!PyArg_ParseTuple(args, "y*|I", &b, &crc)) return NULL;
+    uint32_t out;
+    Py_BEGIN_ALLOW_THREADS
+    out = qa_crc32(crc, (const uint8_t *)b.buf, (size_t)b.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&b);
+    return PyLong_FromUnsignedLong(out);
 }
