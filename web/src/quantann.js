@@ -7,7 +7,6 @@
 export { openIndex, FormatError, MemoryBudgetError, parseSize } from './index.js';
 export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, IDB_CHUNK_ROWS, importToIndexedDB, coalesce } from './stores.js';
 export { importToOPFS, OPFSStore, opfsImportState, opfsSupported } from './opfs.js';
-export { openIndexInWorker } from './in-worker.js';
+export { openIndexInWorker } from './index-worker-client.js';
 export { openSource } from './source.js';
 export { loadKernel } from './kernel.js';
-export { openLazyIndex, vectorsForFraction } from './lazy.js';

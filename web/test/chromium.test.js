@@ -15,7 +15,7 @@ const skip = !existsSync(CHROMIUM) ? `no ${CHROMIUM}` : !playwright ? 'npm playw
 
 // The Python static server (Range support), on a free port; resolves to its URL.
 export function startServer(mounts) {
-  const args = ['-m', 'quantann.web.server', '--port', '0', ...mounts];
+  const args = ['-m', 'quantann.pageserver', '--port', '0', ...mounts];
   const proc = spawn(process.env.PYTHON || 'python3', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     proc.stdout.on('data', (b) => {
