@@ -22,6 +22,8 @@ if len(sys.argv) == 1:
     sys.argv += ["-q", "build_ext", "--inplace"]
 setup(
     name="quantann-bench-lazy",
+    # its own build folder: in build/, the package's wheel would pick the module up
+    options={"build": {"build_base": "bench/.build"}},
     ext_modules=[Extension(
         "bench._lazy",
         sources=KERNEL + ["bench/lazy/lazy.c", "bench/lazy/py_module.c"],
