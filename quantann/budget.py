@@ -8,6 +8,7 @@ Sizes print in decimal units with two decimals, rounded half up: "52.00 MB".
 """
 from __future__ import annotations
 
+import numbers
 import re
 
 from .constants import SIZE_UNITS
@@ -24,9 +25,9 @@ def parse_size(s) -> int | None:
     """Bytes from a positive int or a string like "300MB", "1.5GiB", "4096"; None stays None."""
     if s is None:
         return None
-    if isinstance(s, bool) or not isinstance(s, (int, float, str)):
+    if isinstance(s, bool) or not isinstance(s, (numbers.Real, str)):
         raise ValueError(f"cannot read memory size {s!r}: {_CHOICES}")
-    if not isinstance(s, str):
+    if not isinstance(s, str):  # a number of bytes (int, float or numpy scalar)
         if s != s or s in (float("inf"), float("-inf")) or s != int(s) or s <= 0 or s > MAX_BYTES:
             raise ValueError(f"memory size must be a positive whole number of bytes, got {s!r}")
         return int(s)
