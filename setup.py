@@ -29,21 +29,6 @@ extensions = [
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),
     ),
 ]
-# Further CPython glue files kernel/py/<name>_module.c become quantann._<name>, over the
-# same kernel sources (e.g. the lazy-loading baseline used by the benchmarks).
-for glue in sources("kernel/py/*_module.c"):
-    name = os.path.basename(glue)[: -len("_module.c")]
-    if name in ("index", "model"):
-        continue
-    extensions.append(
-        Extension(
-            f"quantann._{name}",
-            sources=sources("kernel/*.c") + [glue],
-            include_dirs=["kernel", numpy.get_include()],
-            extra_compile_args=CFLAGS,
-            extra_link_args=["-lpthread"],
-        )
-    )
 if glob.glob("kernel/py/model_module.c"):
     extensions.append(
         Extension(

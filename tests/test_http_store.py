@@ -7,7 +7,7 @@ import pytest
 import quantann
 from quantann.errors import FormatError, MemoryBudgetError
 from quantann.store.http import HttpStore
-from quantann.web.server import Handler, Server, parse_ranges
+from quantann.pageserver import Handler, Server, parse_ranges
 
 
 @pytest.fixture(scope="module")

@@ -88,7 +88,7 @@ def cmd_embed(args) -> int:
         texts = read_texts(args.input, field=args.field)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1  # as every command: 1 for errors, 2 only for usage (argparse)
     emb = Embedder.open(args.model, n_threads=args.threads, max_tokens=args.max_tokens)
     tmp = args.output + ".tmp.npy"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), emb.dim))

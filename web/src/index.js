@@ -9,6 +9,7 @@
 // wasm32 limit before anything is fetched, and every tensor against its checksum.
 import { CONSTANTS } from './constants.js';
 import { loadKernel, WASM32_LIMIT } from './kernel.js';
+import { formatSize as human, parseSize } from './sizes.js';
 import { openSource } from './source.js';
 import { SourceStore } from './stores.js';
 
@@ -29,16 +30,6 @@ export class MemoryBudgetError extends Error {
     this.needed = needed;
     this.budget = budget;
   }
-}
-
-const human = (b) => (b >= 1024 ** 3 ? `${(b / 1024 ** 3).toFixed(2)} GiB` : b >= 1024 ** 2 ? `${(b / 1024 ** 2).toFixed(1)} MiB` : `${(b / 1024).toFixed(1)} KiB`);
-
-export function parseSize(s) {
-  if (s == null || typeof s === 'number') return s;
-  const m = /^\s*([\d.]+)\s*([kmgt]?i?b?)?\s*$/i.exec(s);
-  if (!m) throw new Error(`bad size ${JSON.stringify(s)}`);
-  const unit = (m[2] || '').toLowerCase().replace('b', '').replace('i', '');
-  return Math.round(Number(m[1]) * 1024 ** ' kmgt'.indexOf(unit || ' '));
 }
 
 // qa_wasm_qann_info's output (kernel/wasm/exports.c): fixed fields, then (offset, bytes)

@@ -42,7 +42,7 @@ test('random garbage after the magic never crashes', async () => {
 });
 
 test('over the memory budget: refused from the header', async () => {
-  await rejects(bytes(), { memoryBudget: '100KB' }, MemoryBudgetError, /over the budget of 100\.0 KiB/);
+  await rejects(bytes(), { memoryBudget: '100KB' }, MemoryBudgetError, /over the budget of 100\.00 KB/);
   const index = await openIndex(bytes(), { memoryBudget: '10MB' });
   assert.ok(index.memory().total < 10 * 1024 * 1024);
   index.close();

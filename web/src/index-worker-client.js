@@ -1,5 +1,5 @@
-// openIndexInWorker: the whole index (kernel + store) in a dedicated Worker
-// (src/index-worker.js), so that the vectors can be read from OPFS with synchronous
+// The main-thread side of src/index-worker.js. openIndexInWorker: the whole index
+// (kernel + store) in a dedicated Worker, so that the vectors can be read from OPFS with synchronous
 // reads and the page's main thread stays free; a query is one postMessage there and back.
 //
 //   const index = await openIndexInWorker('/data/passages.qann', { opfs: 'passages' });

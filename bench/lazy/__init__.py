@@ -2,7 +2,7 @@
 in the external store (the same local file quantann reads), behind an LRU cache that
 holds only a fraction of them.
 
-The search runs in C (kernel/lazy.c) and is resumable: when a step needs vectors that
+The search runs in C (bench/lazy/lazy.c, built as bench/_lazy by bench/setup_lazy.py) and is resumable: when a step needs vectors that
 are not cached, it parks and hands back the missing rows; this driver reads them with
 one batched store read, puts them into the cache (evicting the least recently used) and
 resumes. The graph is the one of a quant='none' quantann index (same layout), so with a
@@ -16,14 +16,16 @@ import time
 
 import numpy as np
 
-from ..index import METRICS, QueryStats
+from quantann.constants import METRICS
+from quantann.index import QueryStats
 
 
 def _lazy():
     try:
         from .. import _lazy as mod
-    except ImportError as e:  # pragma: no cover - build problem
-        raise ImportError("quantann._lazy is not built: run `python setup.py build_ext --inplace`") from e
+    except ImportError as e:
+        raise ImportError("the lazy baseline's extension bench._lazy is not built: run "
+                          "`python bench/setup_lazy.py`") from e
     return mod
 
 
@@ -60,7 +62,7 @@ class LazyIndex:
              store: str = "pread", fetch_latency_ms: float = 0.0) -> "LazyIndex":
         """From a quant='none' .qann file: its graph, and its vectors through `store`.
         Give the cache size as a fraction of the vectors or of the float bytes in all."""
-        from .. import open as qopen
+        from quantann import open as qopen
         idx = qopen(path, store=store)
         if idx.quant != "none":
             raise ValueError(f"{path}: the lazy baseline needs a quant='none' index (float graph)")

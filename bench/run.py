@@ -1,24 +1,34 @@
-"""`quantann bench`: the benchmark suite from the command line.
+"""The benchmark suite from the command line (from the repository root):
 
-    quantann bench --quick --subset 10000            # a minute: iterate on a change
-    quantann bench --k 10 100                        # minilm-100k, the full sweep
-    quantann bench --scenario 480k                   # generated 480K x 768 at scale
-    quantann bench report                            # tables + plots from bench/results
+    python -m bench.run --quick --subset 10000           # a minute: iterate on a change
+    python -m bench.run --k 10 100                       # minilm-100k, the full sweep
+    python -m bench.run --scenario 480k                  # generated 480K x 768 at scale
+    python -m bench.run report                           # tables + plots from bench/results
+    python -m bench.run --browser                        # headless Chromium (bench/web/browser.py)
+
+`python bench/run.py ...` works too. The lazy-loading baseline needs its extension:
+`python bench/setup_lazy.py` (bench/_lazy*.so).
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
 
-from .datasets import MINILM, REPO
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    __package__ = "bench"
+
+from bench.datasets import MINILM, REPO  # noqa: E402
 
 RESULTS = os.path.join(REPO, "bench", "results")
 
 
-def register(subparsers) -> None:
-    p = subparsers.add_parser("bench", help="benchmark quantann against its peers (see BENCHMARKS.md)")
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench.run",
+                                description="benchmark quantann against its peers (see BENCHMARKS.md)")
     p.add_argument("action", nargs="?", default="run", choices=("run", "report"),
                    help="run the suite (default) or rebuild tables and plots from saved JSON")
     p.add_argument("--data", default=MINILM if os.path.isdir(MINILM) else None,
@@ -47,17 +57,15 @@ def register(subparsers) -> None:
                    help="write the raw results to this file (default bench/results/<dataset>.json); "
                         "--json alone also prints them as one JSON object on stdout")
     p.add_argument("--out", default=RESULTS, help="results directory (JSON, tables, plots)")
-    p.add_argument("--browser", action="store_true", help="run the browser benchmark (quantann.web.bench)")
-    p.set_defaults(func=main)
+    p.add_argument("--browser", action="store_true", help="run the browser benchmark (bench/web/browser.py)")
+    return p
 
 
-def main(a) -> None:
+def main(argv=None) -> None:
+    a = make_parser().parse_args(argv)
     if a.browser:
-        try:
-            from ..web import bench as web_bench
-        except ImportError as e:
-            raise SystemExit(f"error: the browser benchmark (quantann.web.bench) is not available: {e}")
-        return web_bench.main(a)
+        from .web import browser
+        return browser.main(a)
     if a.action == "report":
         from .report import write_report
         write_report(a.out)
@@ -166,7 +174,7 @@ def run(a) -> None:
         headline = headlines(rows, loaded, ds, a, log)
     payload = {"dataset": {"name": ds.name, "n": ds.n, "dim": ds.dim, "queries": len(ds.queries),
                            "metric": ds.metric, "note": ds.note},
-               "command": "quantann bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "",
+               "command": "python -m bench.run " + " ".join(sys.argv[1:]),
                "machine": machine(), "machine_at_start": machine_start, "M": a.M, "ef_construction": a.ef_construction,
                "repeats": a.repeats, "rounds": a.rounds, "quick": a.quick,
                "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t_start)),
@@ -256,3 +264,7 @@ class _queries:
 
     def __exit__(self, *exc):
         self.ds.queries, self.ds.truth = self.saved
+
+
+if __name__ == "__main__":
+    main()

@@ -1,24 +1,28 @@
 // The lazy-loading baseline in the browser (in the style of WebANNS), for benchmarks: a
 // float HNSW (the graph of a quant='none' .qann) whose vectors stay in the store behind
-// an LRU cache in wasm memory. The C search (kernel/lazy.c) parks whenever a step needs
-// vectors that are not cached; the host reads them in one batch, puts them and resumes.
-import { readHeader } from './index.js';
-import { loadKernel } from './kernel.js';
-import { openSource } from './source.js';
+// an LRU cache in wasm memory. The C search (bench/lazy/lazy.c, in its own module
+// dist/lazy.wasm built by bench/lazy/build-wasm.sh) parks whenever a step needs vectors
+// that are not cached; the host reads them in one batch, puts them and resumes.
+// It borrows the product module's file reader and wasm loader; the product never imports it.
+import { readHeader } from '../../web/src/index.js';
+import { loadKernel } from '../../web/src/kernel.js';
+import { openSource } from '../../web/src/source.js';
+
+const LAZY_WASM = new URL('./dist/lazy.wasm', import.meta.url);
 
 const GRAPH = ['graph.level', 'graph.links0', 'graph.up_nodes', 'graph.up_off', 'graph.upper'];
 
 // Cache capacity (vectors) so that graph + cache block + visited tags = fraction of the
-// float bytes (as quantann/bench/lazy.py: LazyIndex.vectors_for_fraction).
+// float bytes (as bench/lazy/__init__.py: LazyIndex.vectors_for_fraction).
 export function vectorsForFraction(graphBytes, n, d, fraction) {
   return Math.max(0, Math.floor((fraction * n * d * 4 - (graphBytes + n * 4 + n * 2)) / (d * 4 + 12)));
 }
 
-export async function openLazyIndex(source, { store, memoryFraction = 0.2, cacheVectors, wasm } = {}) {
+export async function openLazyIndex(source, { store, memoryFraction = 0.2, cacheVectors, wasm = LAZY_WASM } = {}) {
   const src = await openSource(source);
   const K = await loadKernel(wasm);
-  if (!K.x.qa_wasm_lazy_open) throw new Error('this wasm build has no lazy baseline (kernel/lazy.c was absent)');
-  const { info } = await readHeader(src, K); // the header, checked by the kernel's reader
+  // the header, checked by the product kernel's one .qann reader
+  const { info } = await readHeader(src, await loadKernel());
   if (info.quant !== 'none') throw new Error(`${src.name}: the lazy baseline needs a quant='none' index`);
   const { n, d, M, M0 } = info;
   const ts = GRAPH.map((t) => info.tensors.get(t)).filter(Boolean);

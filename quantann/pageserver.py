@@ -1,7 +1,11 @@
-"""A static file server for the browser runtime: HTTP/1.1 keep-alive, byte ranges (one
-range -> 206; several -> 206 multipart/byteranges), correct types for .js and .wasm.
+"""The page server: a static file server for the browser runtime's pages, JS module and
+index files, with HTTP/1.1 keep-alive, byte ranges (one range -> 206; several -> 206
+multipart/byteranges) and correct types for .js and .wasm.
 
-    python -m quantann.web.server [--port 8000] [--isolated] [DIR] [/prefix=DIR ...]
+    python -m quantann.pageserver [--port 8000] [--isolated] [DIR] [/prefix=DIR ...]
+
+Symbolic links are followed when they resolve inside their mount's directory; any other
+path outside it gets 403.
 
 --isolated sends COOP/COEP (same-origin / require-corp), so that pages are cross-origin
 isolated: SharedArrayBuffer, and performance.now() at 5 us instead of 100 us resolution.
@@ -22,6 +26,7 @@ TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "applicat
          ".jsonl": "application/x-ndjson", ".css": "text/css"}
 _RANGE = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
 BOUNDARY = "QUANTANN-BYTERANGES"
+FORBIDDEN = object()  # translate_path: the path resolves outside its mount
 
 
 def parse_ranges(header: str, size: int):
@@ -53,15 +58,32 @@ class Handler(SimpleHTTPRequestHandler):
         pass
 
     def translate_path(self, path):
+        """The file a URL path names, FORBIDDEN when it resolves outside its mount (a
+        symlink out, or ..), or None when no mount serves it."""
         path = unquote(urlsplit(path).path)
         for prefix, root in self.mounts.items():
             if path == prefix.rstrip("/") or path.startswith(prefix):
                 rel = path[len(prefix):].lstrip("/")
+                if "\0" in rel:
+                    return FORBIDDEN
                 full = os.path.realpath(os.path.join(root, rel))
                 if full == root or full.startswith(root + os.sep):
                     return full
-                return os.path.join(root, "\0forbidden")
-        return os.path.join(next(iter(self.mounts.values())), "\0missing")
+                return FORBIDDEN
+        return None
+
+    def _file(self):
+        """The requested file's path, or None after sending 403 / 404."""
+        path = self.translate_path(self.path)
+        if path is FORBIDDEN:
+            self.send_error(403, "outside the served directory")
+            return None
+        if path is not None and os.path.isdir(path):
+            path = os.path.join(path, "index.html")
+        if path is None or not os.path.isfile(path):
+            self.send_error(404, "not found")
+            return None
+        return path
 
     def guess_type(self, path):
         return TYPES.get(os.path.splitext(path)[1], None) or super().guess_type(path)
@@ -75,9 +97,9 @@ class Handler(SimpleHTTPRequestHandler):
         super().end_headers()
 
     def do_GET(self):
-        path = self.translate_path(self.path)
-        if os.path.isdir(path):
-            path = os.path.join(path, "index.html")
+        path = self._file()
+        if path is None:
+            return
         try:
             f = open(path, "rb")
         except OSError:
@@ -121,9 +143,8 @@ class Handler(SimpleHTTPRequestHandler):
                 self.wfile.write(tail)
 
     def do_HEAD(self):
-        path = self.translate_path(self.path)
-        if not os.path.isfile(path):
-            self.send_error(404, "not found")
+        path = self._file()
+        if path is None:
             return
         self.send_response(200)
         self.send_header("Content-Type", self.guess_type(path))
@@ -166,7 +187,7 @@ class Server:
 
 def web_dir() -> str:
     """The repository's web/ folder (pages, JS module, built wasm)."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "web")
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
 
 
 def main(argv=None):

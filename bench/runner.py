@@ -62,7 +62,7 @@ def machine() -> dict:
             vers[mod] = None
     info["versions"] = vers
     try:
-        from .. import _kernel
+        from quantann import _kernel
         info["simd"] = _kernel.cpu()
     except Exception:
         pass

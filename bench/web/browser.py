@@ -1,9 +1,11 @@
-"""`quantann bench --browser`: the index in headless Chromium (wasm kernel, vectors in
+"""`python -m bench.run --browser`: the index in headless Chromium (wasm kernel, vectors in
 IndexedDB) against native Python on the same index and queries, in the same run.
 
-Serves web/ and the benchmark's index files from 127.0.0.1, opens web/bench.html with
-Debian's chromium (driven by playwright-core through web/tools/run-page.js), and
-computes recall and agreement with native from the ids the page returns.
+Serves the repository (the page bench/web/bench.html imports ../../web/src/) and the
+benchmark's index files from 127.0.0.1, opens the page with Debian's chromium (driven by
+playwright-core through web/tools/run-page.js), and computes recall and agreement with
+native from the ids the page returns. The lazy baseline runs in its own wasm module,
+bench/web/dist/lazy.wasm (bench/lazy/build-wasm.sh), built here when missing.
 """
 from __future__ import annotations
 
@@ -17,7 +19,11 @@ import time
 
 import numpy as np
 
-from .server import Server, web_dir
+from quantann.pageserver import Server
+
+from ..datasets import REPO
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def _recall(rows, truth, k):
@@ -52,24 +58,26 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     "opfs-async"): the k=10 queries through each, `reps` times, interleaved (out["stores"]:
     per store, the median and min-max over the repeats, ids equal to native). isolated: serve
     with COOP/COEP (cross-origin isolated page: 5 us timer instead of 100 us)."""
-    from ..bench.build import quantann_files
-    from ..bench.datasets import MINILM, minilm
+    from ..build import quantann_files
+    from ..datasets import MINILM, minilm
     ds = minilm(subset, data or MINILM, queries=nq)
     paths = quantann_files(ds, M, efc, quants=(quant, "none"), log=log)
     queries = np.ascontiguousarray(ds.queries, np.float32)
     log(f"[browser] native {quant} on {ds.name} ...")
     native_ids, native_lat = _native(paths[quant], queries, k, ef, rerank)
-    web = web_dir()
+    web = os.path.join(REPO, "web")
     if not os.path.exists(os.path.join(web, "dist", "quantann.wasm")):
         subprocess.run([os.path.join(web, "build-wasm.sh")], check=True)
+    if lazy and not os.path.exists(os.path.join(HERE, "dist", "lazy.wasm")):
+        subprocess.run([os.path.join(REPO, "bench", "lazy", "build-wasm.sh")], check=True)
     tmp = tempfile.mkdtemp(prefix="quantann-browser-")
     try:
         queries.tofile(os.path.join(tmp, "queries.f32"))
         cache = os.path.dirname(paths[quant])
-        with Server({"/": web, "/bench": tmp, "/cache": cache}, isolated=isolated) as s:
-            url = (f"{s.url}/bench.html?index=/cache/{os.path.basename(paths[quant])}"
+        with Server({"/": REPO, "/queries": tmp, "/cache": cache}, isolated=isolated) as s:
+            url = (f"{s.url}/bench/web/bench.html?index=/cache/{os.path.basename(paths[quant])}"
                    + (f"&lazy=/cache/{os.path.basename(paths['none'])}" if lazy else "")
-                   + f"&queries=/bench/queries.f32"
+                   + f"&queries=/queries/queries.f32"
                    f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}"
                    + (f"&chunk={int(chunk)}" if chunk else "")
                    + (f"&stores={','.join(stores)}&reps={int(reps)}" if stores else "")
@@ -140,7 +148,7 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
 
 
 def main(args) -> dict:
-    """Entry point for `quantann bench --browser` (args: .data, .subset, .k, .json, and
+    """Entry point for `python -m bench.run --browser` (args: .data, .subset, .k, .json, and
     optionally .queries, .quant, .M, .ef_construction)."""
     k = args.k[0] if isinstance(getattr(args, "k", None), (list, tuple)) else (getattr(args, "k", None) or 10)
     r = run(data=getattr(args, "data", None), subset=getattr(args, "subset", None),

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MINILM = "/work/shared/datasets/minilm-100k"
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# the default data set: ../shared beside the repository (override with --data)
+MINILM = os.path.normpath(os.path.join(REPO, "..", "shared", "datasets", "minilm-100k"))
 CACHE = os.path.join(REPO, "bench", "cache")
 
 
@@ -43,7 +44,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
 
 def exact_topk(base: np.ndarray, queries: np.ndarray, k: int, chunk: int = 65536) -> np.ndarray:
     """Exact top-k rows by inner product (unit vectors: cosine), best first (BLAS)."""
-    from ..evaluate import exact_knn
+    from quantann.evaluate import exact_knn
     chunks = (base[s:s + chunk] for s in range(0, len(base), chunk))
     return exact_knn(chunks, np.ascontiguousarray(queries, np.float32), k, "ip")
 
@@ -133,7 +134,7 @@ def synthetic(n: int, d: int = 768, nq: int = 1000, seed: int = 0, cache: bool =
     truth = _cached_truth(f"{tag}-q{nq}", np.asarray(base), q, 100)
     name = f"synthetic-{n // 1000}k-{d}d"
     return Dataset(name, np.asarray(base), q, truth,
-                   note=f"quantann.bench.datasets.clustered(n={n}, d={d}, seed={seed}), generator v{GEN_VERSION}")
+                   note=f"bench.datasets.clustered(n={n}, d={d}, seed={seed}), generator v{GEN_VERSION}")
 
 
 def fingerprint(x: np.ndarray) -> str:

@@ -40,9 +40,9 @@ def key(ds: Dataset, M: int, efc: int) -> str:
 def quantann_files(ds: Dataset, M: int = 16, efc: int = 200, quants=("sq8", "sq4", "none"),
                    threads: int | None = None, log=print) -> dict:
     """{quant: path of a saved .qann} for the dataset, building what is missing."""
-    from .. import Index
-    from ..quantize import Quantizer
-    from ..store import MemoryStore
+    from quantann import Index
+    from quantann.quantize import Quantizer
+    from quantann.store import MemoryStore
     os.makedirs(CACHE, exist_ok=True)
     k = key(ds, M, efc)
     paths = {q: os.path.join(CACHE, f"qa-{k}-{q}.qann") for q in quants}

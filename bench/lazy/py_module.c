@@ -1,4 +1,5 @@
-/* CPython glue for the lazy-loading baseline (kernel/lazy.c): quantann._lazy.
+/* CPython glue for the lazy-loading baseline (bench/lazy/lazy.c): bench._lazy,
+ * built by bench/setup_lazy.py (never part of the quantann package).
  *
  *   s = LazySearcher(graph_tuple, metric, d, cache_cap, cache_mem, missing)
  *   r = s.begin(q, ef, nres)        # r > 0: rows missing[0..r) are needed
@@ -202,7 +203,7 @@ static PyMethodDef Lazy_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject LazyType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._lazy.LazySearcher",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "bench._lazy.LazySearcher",
     .tp_basicsize = sizeof(LazySearcher),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
@@ -223,7 +224,7 @@ static PyMethodDef methods[] = {
     {"lru_bytes", py_lru_bytes, METH_VARARGS, "lru_bytes(n, cap, d) -> bytes of the cache block"},
     {NULL, NULL, 0, NULL}};
 
-static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_lazy", "quantann lazy-loading baseline", -1, methods};
+static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_lazy", "quantann benchmarks: the lazy-loading baseline", -1, methods};
 
 PyMODINIT_FUNC PyInit__lazy(void) {
     qa_cpu_init();
