@@ -22,7 +22,7 @@ def sources(*patterns):
 extensions = [
     Extension(
         "quantann._kernel",
-        sources=sources("kernel/*.c", "kernel/py/index_module.c"),
+        sources=sources("kernel/*.c", "kernel/codec/*.c", "kernel/index/index.c", "kernel/py/index_module.c"),
         include_dirs=["kernel", numpy.get_include()],
         extra_compile_args=CFLAGS,
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),
@@ -37,7 +37,7 @@ for glue in sources("kernel/py/*_module.c"):
     extensions.append(
         Extension(
             f"quantann._{name}",
-            sources=sources("kernel/*.c") + [glue],
+            sources=sources("kernel/*.c", "kernel/codec/*.c") + [glue],
             include_dirs=["kernel", numpy.get_include()],
             extra_compile_args=CFLAGS,
             extra_link_args=["-lpthread"],
