@@ -4,7 +4,6 @@
 
 #include <math.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -41,11 +40,33 @@ struct qa_searcher {
     char err[256];
 };
 
+/* Error messages: a tiny formatter (%s, %d, %lld) rather than vsnprintf, which would pull
+ * stdio (and WASI imports) into the wasm build. */
 static void say(char *err, size_t len, const char *fmt, ...) {
     if (!err || !len) return;
+    size_t o = 0;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err, len, fmt, ap);
+#define PUT(ch) do { if (o + 1 < len) err[o++] = (ch); } while (0)
+    for (const char *f = fmt; *f; f++) {
+        if (*f != '%') { PUT(*f); continue; }
+        f++;
+        if (*f == 's') {
+            for (const char *t = va_arg(ap, const char *); *t; t++) PUT(*t);
+            continue;
+        }
+        long long v;
+        if (*f == 'd') v = va_arg(ap, int);
+        else { f += 2; v = va_arg(ap, long long); } /* %lld */
+        char digits[24];
+        int nd = 0;
+        unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+        do { digits[nd++] = (char)('0' + u % 10); u /= 10; } while (u);
+        if (v < 0) PUT('-');
+        while (nd) PUT(digits[--nd]);
+    }
+#undef PUT
+    err[o] = 0;
     va_end(ap);
 }
 

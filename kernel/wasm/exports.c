@@ -1,13 +1,11 @@
-/* wasm32 entry points of the index kernel: the same hnsw.c / quant.c / distance.c /
- * rerank.c as the native build, behind a handle the JavaScript host drives with explicit
- * memory (web/src/kernel.js).
+/* wasm32 entry points of the index kernel: the index ABI (kernel/index/index.h) over the
+ * same hnsw.c / codec / distance.c / rerank.c as the native build, driven by the
+ * JavaScript host with explicit memory (web/src/kernel.js, web/src/index.js).
  *
  * The host allocates every array in linear memory (qa_wasm_alloc), copies the in-memory
- * tensors of the .qann file there and calls qa_wasm_open, which checks every value the
- * search will follow (the same checks as quantann/fileformat.py: _check_graph) before
- * handing out a handle. Per query the host makes one qa_wasm_search call (graph search
- * over the codes), one batched store read of the candidates' float vectors, and one
- * qa_wasm_rerank call. No stdio, no threads, no WASI imports.
+ * tensors of the .qann file there, lays out a qa_index_arrays and opens it; the graph is
+ * checked (check_graph) before a handle is given out. No stdio, no threads, no WASI
+ * imports.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,18 +13,10 @@
 
 #include "../distance.h"
 #include "../hnsw.h"
-#include "../quant.h"
 #include "../rerank.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 
-typedef struct {
-    qa_graph g;
-    qa_space sp;
-    qa_quantizer qz;
-    qa_scratch s;
-    int64_t last_ndist; /* code distances computed by the last search */
-} qa_wasm_index;
 
 static const char *last_error = "";
 
@@ -80,90 +70,63 @@ static int check_graph(const qa_graph *g) {
     return 0;
 }
 
-/* Opens an index over host-filled arrays (which must outlive the handle). n_upper is the
- * length of `upper` in int32s; it must equal the sum of level * M over the upper nodes.
- * Returns NULL (see qa_wasm_error) when a value is out of range or memory ran out. */
-EXPORT(qa_wasm_open)
-qa_wasm_index *qa_wasm_open(int metric, int kind, int d, int32_t n, int M, int M0, int32_t entry,
-                            int max_level, const float *vmin, const float *scale, const uint8_t *codes,
-                            const float *norms, uint8_t *level, int32_t *links0, const int32_t *up_nodes,
-                            const int64_t *up_off, int32_t n_up, int32_t *upper, int32_t n_upper) {
-    if ((metric != QA_METRIC_L2 && metric != QA_METRIC_IP) ||
-        (kind != QA_QUANT_NONE && kind != QA_QUANT_SQ8 && kind != QA_QUANT_SQ4))
-        return fail("unknown metric or quantizer"), NULL;
-    if (d < 1 || d > 65536 || n < 1 || M < 2 || M > 127 || M0 != 2 * M || n_up < 0 || n_upper < 0)
-        return fail("header values out of range"), NULL;
-    if (metric == QA_METRIC_L2 && kind != QA_QUANT_NONE && !norms)
-        return fail("an L2 index over codes needs its norms tensor"), NULL;
-    qa_wasm_index *h = (qa_wasm_index *)calloc(1, sizeof *h);
-    if (!h) return fail("out of memory"), NULL;
-    h->qz.kind = kind;
-    h->qz.d = d;
-    h->qz.dpad = qa_pad_dims(d);
-    h->qz.code_size = qa_code_size(kind, d);
-    h->qz.vmin = vmin;
-    h->qz.scale = scale;
-    h->g.n = n;
-    h->g.M = M;
-    h->g.M0 = M0;
-    h->g.links0 = links0;
-    h->g.level = level;
-    h->g.up_nodes = up_nodes;
-    h->g.up_off = up_off;
-    h->g.n_up = n_up;
-    h->g.upper = upper;
-    h->g.entry = entry;
-    h->g.max_level = max_level;
-    h->sp.metric = metric;
-    h->sp.d = d;
-    h->sp.qz = &h->qz;
-    h->sp.codes = codes;
-    h->sp.norms = metric == QA_METRIC_L2 ? norms : NULL;
-    int64_t pool = 0;
-    for (int64_t i = 0; i < n; i++) pool += (int64_t)level[i] * M;
-    if (pool != n_upper) {
-        free(h);
-        return fail("corrupt graph: upper-level pool size"), NULL;
+/* ---- the index ABI (kernel/index/index.h) ---------------------------------------------
+ * The host lays a qa_index_arrays out in linear memory (offsets: web/src/kernel.js, held
+ * to the struct below), opens an index over it, and per query: writes the query into the
+ * searcher's buffer, begin, reads the rows it names into the searcher's vectors buffer,
+ * finish. Parameters and stats are structs in linear memory, not positional arguments. */
+#include <stddef.h>
+#include "../index/index.h"
+
+#define FIELD(f, off) _Static_assert(offsetof(qa_index_arrays, f) == off, "web/src/kernel.js ARRAYS." #f);
+FIELD(metric, 0) FIELD(cosine, 4) FIELD(codec, 8) FIELD(d, 12) FIELD(n, 16) FIELD(M, 24) FIELD(M0, 28)
+FIELD(entry, 32) FIELD(max_level, 36) FIELD(ef_construction, 40) FIELD(vmin, 44) FIELD(scale, 48)
+FIELD(codes, 52) FIELD(norms, 56) FIELD(level, 60) FIELD(links0, 64) FIELD(up_nodes, 68) FIELD(up_off, 72)
+FIELD(n_up, 80) FIELD(upper, 88) FIELD(n_upper, 96) FIELD(ids, 104) FIELD(deleted, 108)
+_Static_assert(sizeof(qa_index_arrays) == 128, "web/src/kernel.js ARRAYS_BYTES");
+_Static_assert(offsetof(qa_search_params, max_gap) == 24 && sizeof(qa_search_stats) == 48, "web/src/kernel.js");
+
+static char open_error[256];
+
+/* An index over the arrays at `a` (which must outlive it). Returns NULL (see
+ * qa_wasm_error) when a value is out of range or memory ran out. */
+EXPORT(qa_wasm_index_open) qa_index *qa_wasm_index_open(const qa_index_arrays *a) {
+    qa_index *ix;
+    if (a->n > 0) { /* every link the search can follow (the file reader's checks) */
+        qa_graph g = {.n = a->n, .M = a->M, .M0 = a->M0, .links0 = (int32_t *)a->links0,
+                      .level = (uint8_t *)a->level, .up_nodes = a->up_nodes, .up_off = a->up_off,
+                      .n_up = a->n_up, .upper = (int32_t *)a->upper, .entry = a->entry,
+                      .max_level = a->max_level};
+        int64_t pool = 0;
+        for (int64_t i = 0; i < a->n; i++) pool += (int64_t)a->level[i] * a->M;
+        if (a->M < 2 || a->M > 127 || a->M0 != 2 * a->M) return fail("header values out of range"), NULL;
+        if (pool != a->n_upper) return fail("corrupt graph: upper-level pool size"), NULL;
+        if (check_graph(&g)) return NULL;
     }
-    if (check_graph(&h->g)) {
-        free(h);
-        return NULL;
-    }
-    if (qa_scratch_init(&h->s, n, 64, M0, h->qz.dpad)) {
-        free(h);
-        return fail("out of memory"), NULL;
-    }
-    return h;
+    if (qa_index_open(a, &ix, open_error, sizeof open_error)) return fail(open_error), NULL;
+    return ix;
 }
+EXPORT(qa_wasm_index_close) void qa_wasm_index_close(qa_index *ix) { qa_index_close(ix); }
 
-EXPORT(qa_wasm_close) void qa_wasm_close(qa_wasm_index *h) {
-    if (!h) return;
-    qa_scratch_free(&h->s);
-    free(h);
+EXPORT(qa_wasm_searcher_new) qa_searcher *qa_wasm_searcher_new(qa_index *ix) {
+    qa_searcher *s = qa_searcher_new(ix);
+    if (!s) fail("out of memory");
+    return s;
 }
+EXPORT(qa_wasm_searcher_free) void qa_wasm_searcher_free(qa_searcher *s) { qa_searcher_free(s); }
+EXPORT(qa_wasm_searcher_error) const char *qa_wasm_searcher_error(qa_searcher *s) { return qa_searcher_error(s); }
+EXPORT(qa_wasm_searcher_query) float *qa_wasm_searcher_query(qa_searcher *s) { return qa_searcher_query(s); }
+EXPORT(qa_wasm_searcher_rows) const int32_t *qa_wasm_searcher_rows(qa_searcher *s) { return qa_searcher_rows(s); }
+EXPORT(qa_wasm_searcher_vectors) float *qa_wasm_searcher_vectors(qa_searcher *s) { return qa_searcher_vectors(s); }
 
-/* Graph search over the codes: the nres best rows in ascending approximate distance.
- * Returns how many were found, or -1 when memory ran out. */
-EXPORT(qa_wasm_search)
-int qa_wasm_search(qa_wasm_index *h, const float *q, int ef, int nres, int32_t *out_rows, float *out_d) {
-    h->last_ndist = 0;
-    int found = qa_hnsw_search(&h->g, &h->sp, q, ef, nres, &h->s, out_rows, out_d, &h->last_ndist);
-    if (found < 0) fail("out of memory in search");
-    return found;
+/* begin over the query in the searcher's buffer: rows to fetch (>= 0), or < 0 on error */
+EXPORT(qa_wasm_search_begin) int qa_wasm_search_begin(qa_searcher *s, const qa_search_params *p) {
+    return (int)qa_search_begin(s, qa_searcher_query(s), p);
 }
-
-EXPORT(qa_wasm_last_distances) double qa_wasm_last_distances(qa_wasm_index *h) {
-    return (double)h->last_ndist;
-}
-
-/* Exact rerank of m candidates whose float vectors are rows[m * d]: the best k in
- * ascending distance (ties by row). */
-EXPORT(qa_wasm_rerank)
-int qa_wasm_rerank(qa_wasm_index *h, const float *q, const float *rows, const int32_t *row_ids, int m,
-                   int k, int32_t *out_rows, float *out_d) {
-    int found = qa_rerank(h->sp.metric, q, rows, row_ids, m, h->sp.d, k, out_rows, out_d);
-    if (found < 0) fail("out of memory in rerank");
-    return found;
+/* finish over the searcher's vectors buffer: k rows, distances and the stats */
+EXPORT(qa_wasm_search_finish)
+int qa_wasm_search_finish(qa_searcher *s, int32_t *out_rows, float *out_d, qa_search_stats *st) {
+    return qa_search_finish(s, NULL, out_rows, out_d, st);
 }
 
 /* Unit length in place, as native Python's normalisation (the same qa_normalize, the same
