@@ -234,6 +234,21 @@ static int grow_vectors(qa_searcher *s, int64_t m) {
     return s->vecs ? 0 : -1;
 }
 
+int64_t qa_coalesce_rows(const int32_t *rows, int64_t m, int64_t max_gap, int32_t *ranges, int64_t *span) {
+    int64_t nr = 0, covered = 0;
+    for (int64_t i = 0; i < m;) {
+        int64_t j = i;
+        while (j + 1 < m && rows[j + 1] > rows[j] && (int64_t)rows[j + 1] - rows[j] <= max_gap + 1) j++;
+        ranges[2 * nr] = rows[i];
+        ranges[2 * nr + 1] = rows[j];
+        covered += (int64_t)rows[j] - rows[i] + 1;
+        nr++;
+        i = j + 1;
+    }
+    if (span) *span = covered;
+    return nr;
+}
+
 static int cmp_i32(const void *a, const void *b) {
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
     return (x > y) - (x < y);
@@ -300,17 +315,7 @@ int64_t qa_search_begin(qa_searcher *s, const float *q, const qa_search_params *
     if (p->rerank && found) {
         memcpy(s->rows, s->cand, sizeof(int32_t) * (size_t)found);
         qsort(s->rows, (size_t)found, sizeof(int32_t), cmp_i32);
-        /* runs of rows at most max_gap apart become one range */
-        int64_t nr = 0, span = 0;
-        for (int i = 0; i < found;) {
-            int j = i;
-            while (j + 1 < found && (int64_t)s->rows[j + 1] - s->rows[j] <= p->max_gap + 1) j++;
-            s->ranges[2 * nr] = s->rows[i];
-            s->ranges[2 * nr + 1] = s->rows[j];
-            span += (int64_t)s->rows[j] - s->rows[i] + 1;
-            nr++;
-            i = j + 1;
-        }
+        int64_t span, nr = qa_coalesce_rows(s->rows, found, p->max_gap, s->ranges, &span);
         if (grow_vectors(s, found)) {
             say(s->err, sizeof s->err, "out of memory for %d candidate vectors", found);
             return QA_ENOMEM;

@@ -89,6 +89,11 @@ float *qa_searcher_query(qa_searcher *s);
 const int32_t *qa_searcher_rows(const qa_searcher *s);
 const int32_t *qa_searcher_ranges(const qa_searcher *s);
 float *qa_searcher_vectors(qa_searcher *s);
+/* Groups ascending rows into runs whose neighbours are at most max_gap rows apart: writes
+ * (first, last) pairs to ranges[2 * runs], returns the number of runs and the rows they
+ * cover (gaps included) in *span. The one definition of the coalescing of a batched read. */
+int64_t qa_coalesce_rows(const int32_t *rows, int64_t m, int64_t max_gap, int32_t *ranges, int64_t *span);
+
 /* The stats so far (after begin: candidates, distances, fetch, ranges, span). */
 void qa_searcher_stats(const qa_searcher *s, qa_search_stats *st);
 /* Reranks `vectors` (fetch x d, in the order of qa_searcher_rows; NULL = the searcher's

@@ -661,15 +661,7 @@ static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
     const int32_t *r = rows.b.buf;
     int32_t *ranges = malloc(2 * sizeof(int32_t) * (size_t)(m ? m : 1));
     if (!ranges) { rel(&rows); rel(&out); return PyErr_NoMemory(); }
-    int64_t nr = 0;
-    for (Py_ssize_t i = 0; i < m;) { /* the same runs as qa_search_begin */
-        Py_ssize_t j = i;
-        while (j + 1 < m && r[j + 1] > r[j] && (int64_t)r[j + 1] - r[j] <= (int64_t)max_gap + 1) j++;
-        ranges[2 * nr] = r[i];
-        ranges[2 * nr + 1] = r[j];
-        nr++;
-        i = j + 1;
-    }
+    int64_t nr = qa_coalesce_rows(r, m, max_gap, ranges, NULL);
     int err;
     char *bounce = NULL;
     size_t bounce_cap = 0;
