@@ -68,27 +68,26 @@ def as_matrix(x, d: int | None = None, what: str = "vectors") -> np.ndarray:
 
 class _ReadersWriter:
     """Many readers (searches) or one writer (add, delete); a waiting writer holds new
-    readers off so it cannot starve."""
+    readers off so it cannot starve. Plain methods over one Lock: searches pay two lock
+    round trips, not a context manager."""
 
     def __init__(self):
-        self._cond = threading.Condition()
+        self._cond = threading.Condition(threading.Lock())
         self._readers = 0
         self._writer = False
         self._waiting = 0
 
-    @contextmanager
-    def read(self):
+    def acquire_read(self):
         with self._cond:
             while self._writer or self._waiting:
                 self._cond.wait()
             self._readers += 1
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._readers -= 1
-                if not self._readers:
-                    self._cond.notify_all()
+
+    def release_read(self):
+        with self._cond:
+            self._readers -= 1
+            if not self._readers and self._waiting:
+                self._cond.notify_all()
 
     @contextmanager
     def write(self):
@@ -108,6 +107,8 @@ class _ReadersWriter:
 
 def _count(value, name: str) -> int:
     """An integer search/build parameter as given (the kernel checks its range)."""
+    if type(value) is int:
+        return value
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an integer, got {value!r}")
     return int(value)
@@ -147,7 +148,7 @@ class Index:
         self._native = False  # the kernel reads the store itself (pread, mmap, memory)
         self._idle: list = []  # searchers of _kix not in use
         self._n_searchers = 0  # searchers of _kix in all
-        self._pool_cond = threading.Condition()
+        self._pool_cond = threading.Condition(threading.Lock())
         self._rw = _ReadersWriter()
         self.seed = 0  # level draws are seeded by (seed, first row of the batch)
 
@@ -326,10 +327,9 @@ class Index:
             self._idle = []
             self._n_searchers = 0
 
-    @contextmanager
-    def _searcher(self):
-        """Borrows a searcher: an idle one, a new one while fewer than max_threads exist,
-        or the next one returned."""
+    def _borrow(self):
+        """A searcher: an idle one, a new one while fewer than max_threads exist, or the
+        next one returned. Returns (searcher, its kernel index, native source?)."""
         with self._pool_cond:
             if self._kix is None:
                 kix = self._kernel_index()
@@ -344,14 +344,13 @@ class Index:
             else:
                 s = _kernel.Searcher(self._kix)
                 self._n_searchers += 1
-            kix, native = self._kix, self._native
-        try:
-            yield s, native
-        finally:
-            with self._pool_cond:
-                if kix is self._kix:
-                    self._idle.append(s)
-                self._pool_cond.notify()
+            return s, self._kix, self._native
+
+    def _give_back(self, s, kix) -> None:
+        with self._pool_cond:
+            if kix is self._kix:  # searchers of a replaced kernel index are dropped
+                self._idle.append(s)
+            self._pool_cond.notify()
 
     def prepare_queries(self, queries) -> np.ndarray:
         q = as_matrix(queries, self.dim, "queries")
@@ -367,15 +366,16 @@ class Index:
         q = as_matrix(queries, self.dim, "queries")
         k, ef, rerank = _count(k, "k"), _count(ef, "ef"), _count(rerank, "rerank")
         threads = _count(threads, "threads")
-        if not 1 <= threads <= LIMITS["max_threads"]:
+        if threads != 1 and not 1 <= threads <= LIMITS["max_threads"]:
             raise ValueError(f"threads={threads} is out of range: it must be 1..{LIMITS['max_threads']}")
         nq = q.shape[0]
         # outputs sized only for a k the kernel will accept (it names the bad value)
         kk = k if 1 <= k <= min(LIMITS["max_k"], len(self)) else 1
-        out_rows = np.full((nq, kk), -1, np.int32)
-        out_d = np.full((nq, kk), np.inf, np.float32)
+        out_rows = np.empty((nq, kk), np.int32)  # the kernel fills every slot (-1, inf past the results)
+        out_d = np.empty((nq, kk), np.float32)
         stats = [None] * nq
-        with self._rw.read():
+        self._rw.acquire_read()
+        try:
             threads = min(threads, nq)
             if threads == 1:
                 self._search_batch(q, k, ef, rerank, out_rows, out_d, stats, 0, nq)
@@ -387,19 +387,22 @@ class Index:
                             for lo, hi in zip(bounds[:-1], bounds[1:])]
                     for j in jobs:
                         j.result()
+        finally:
+            self._rw.release_read()
         self.last_stats = stats
         return self._rows_to_ids(out_rows), out_d
 
     def _search_batch(self, q, k, ef, rerank, out_rows, out_d, stats, lo, hi):
         """Queries lo..hi with one borrowed searcher: one kernel call for the batch when the
         kernel reads the store itself, else begin / store read / finish per query."""
-        with self._searcher() as (s, native):
+        s, kix, native = self._borrow()
+        try:
             if native or not rerank:
-                raw = np.zeros((hi - lo, 9), np.int64)
+                raw = np.empty((hi - lo, 9), np.int64)
                 s.search(q[lo:hi], k, ef, rerank, out_rows[lo:hi], out_d[lo:hi], raw)
-                for i, (cand, dist, fetch, ranges, nbytes, g_ns, r_ns, k_ns, _) in enumerate(raw.tolist()):
-                    stats[lo + i] = QueryStats(cand, fetch, nbytes, ranges, 1 if fetch else 0, dist,
-                                               g_ns * 1e-6, r_ns * 1e-6, k_ns * 1e-6)
+                for i, (cand, dist, fetch, ranges, nbytes, g_ns, r_ns, k_ns, _) in enumerate(raw.tolist(), lo):
+                    stats[i] = QueryStats(cand, fetch, nbytes, ranges, 1 if fetch else 0, dist,
+                                          g_ns * 1e-6, r_ns * 1e-6, k_ns * 1e-6)
                 return
             clock = time.perf_counter
             for i in range(lo, hi):
@@ -413,6 +416,8 @@ class Index:
                                            (clock() - t2) * 1e3)
                 if rs is not None:
                     st.bytes_read, st.ranges, st.store_reads = rs.bytes, rs.ranges, 1
+        finally:
+            self._give_back(s, kix)
 
     def _rows_to_ids(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:
