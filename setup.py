@@ -22,7 +22,9 @@ def sources(*patterns):
 extensions = [
     Extension(
         "quantann._kernel",
-        sources=sources("kernel/*.c", "kernel/codec/*.c", "kernel/index/index.c", "kernel/py/index_module.c"),
+        # the product kernel: no benchmark code (the lazy-loading baseline is its own module)
+        sources=[f for f in sources("kernel/*.c", "kernel/codec/*.c", "kernel/index/index.c", "kernel/py/index_module.c")
+                 if not f.endswith("lazy.c")],
         include_dirs=["kernel", numpy.get_include()],
         extra_compile_args=CFLAGS,
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),
