@@ -280,7 +280,7 @@ def test_build_parameters_bounded(real):
         quantann.Index.build(x[:50], M=1000)
     with pytest.raises(ValueError, match="ef_construction=2147483647 is out of range: it must be 1..65536"):
         quantann.Index.build(x[:50], ef_construction=2**31 - 1)
-    with pytest.raises(ValueError, match="threads=100000 is out of range 1..256"):
+    with pytest.raises(ValueError, match="threads=100000 is out of range: it must be 1..256"):
         quantann.Index.build(x[:50], threads=100000)
 
 

@@ -82,7 +82,7 @@ static int64_t count_deleted(const uint8_t *bits, int64_t n) {
 
 #define RANGE(v, lo, hi, what)                                                                 \
     if ((int64_t)(v) < (lo) || (int64_t)(v) > (hi)) {                                          \
-        say(err, err_len, "%s=%lld is out of range %lld..%lld", what, (long long)(v),          \
+        say(err, err_len, "%s=%lld is out of range: it must be %lld..%lld", what, (long long)(v), \
             (long long)(lo), (long long)(hi));                                                 \
         return QA_EINVAL;                                                                      \
     }
