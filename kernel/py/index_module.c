@@ -103,6 +103,10 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
     PyObject *o[A_COUNT] = {0};
     long long d, M, M0, entry, max_level, efc;
     int metric, cosine, codec;
+    if (self->ix) { /* searchers point into it: an Index is made once */
+        PyErr_SetString(PyExc_RuntimeError, "this Index is already initialised");
+        return -1;
+    }
     index_release(self);
     if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiLLLLLL|OOOOOOOOOO", kwlist, &metric, &cosine, &codec, &d, &M,
                                      &M0, &entry, &max_level, &efc, &o[A_VMIN], &o[A_SCALE], &o[A_CODES],

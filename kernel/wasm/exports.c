@@ -129,6 +129,34 @@ int qa_wasm_search_finish(qa_searcher *s, int32_t *out_rows, float *out_d, qa_se
     return qa_search_finish(s, NULL, out_rows, out_d, st);
 }
 
+/* The codec table for the tests (web/test/codecs.test.js): the number of variants of a
+ * row, and the distances from q to n codes by variant v (0 = the scalar reference), one
+ * code at a time (batch = 0) or in one dist_batch call. Returns -1 for a bad row/variant. */
+EXPORT(qa_wasm_codec_variants) int qa_wasm_codec_variants(int kind) {
+    const qa_codec *c = qa_codec_get(kind);
+    return c ? c->n_variants : -1;
+}
+EXPORT(qa_wasm_codec_distances)
+int qa_wasm_codec_distances(int kind, int v, int metric, int d, const float *vmin, const float *scale, const float *q,
+                            const uint8_t *codes, const float *norms, int n, int batch, float *out) {
+    const qa_codec *c = qa_codec_get(kind);
+    qa_quantizer qz;
+    if (!c || v < 0 || v >= c->n_variants || n < 0 || qa_quantizer_init(&qz, kind, d, vmin, scale)) return -1;
+    int16_t *w = (int16_t *)calloc((size_t)qz.dpad, sizeof(int16_t));
+    int32_t *nodes = (int32_t *)malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    if (!w || !nodes) { free(w); free(nodes); return -1; }
+    qa_query qq = {.w = w};
+    c->prepare(&qz, q, &qq);
+    for (int i = 0; i < n; i++) nodes[i] = i;
+    if (batch) c->variants[v].dist_batch(&qz, metric, &qq, codes, norms, nodes, n, out);
+    else
+        for (int i = 0; i < n; i++)
+            out[i] = c->variants[v].dist(&qz, metric, &qq, codes + (int64_t)i * qz.code_size, norms ? norms[i] : 0.0f);
+    free(w);
+    free(nodes);
+    return 0;
+}
+
 /* Unit length in place, as native Python's normalisation (the same qa_normalize, the same
  * lane order under SIMD128 as under AVX2): rows of v[n * d]. Returns the first all-zero
  * row (left as is), or -1. */
