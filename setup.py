@@ -22,8 +22,9 @@ def sources(*patterns):
 extensions = [
     Extension(
         "quantann._kernel",
-        sources=sources("kernel/*.c", "kernel/gguf/*.c", "kernel/index/*.c", "kernel/py/index_module.c",
-                        "kernel/py/file_glue.c"),
+        # the product kernel: no benchmark code (the lazy-loading baseline is bench/'s own module)
+        sources=sources("kernel/*.c", "kernel/codec/*.c", "kernel/gguf/*.c", "kernel/index/*.c",
+                        "kernel/py/index_module.c", "kernel/py/file_glue.c"),
         include_dirs=["kernel", numpy.get_include()],
         extra_compile_args=CFLAGS,
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),

@@ -16,7 +16,7 @@ os.chdir(REPO)  # setuptools wants relative source paths
 
 CFLAGS = ["-O3", "-std=gnu11", "-ffp-contract=off", "-fno-strict-aliasing", "-Wall", "-Wno-unused-function"]
 # the index kernel (graph search, distances, codes), whatever its folder layout
-KERNEL = sorted(glob.glob("kernel/*.c") + glob.glob("kernel/index/*.c") + glob.glob("kernel/gguf/*.c"))
+KERNEL = sorted(glob.glob("kernel/*.c") + glob.glob("kernel/codec/*.c") + glob.glob("kernel/index/*.c") + glob.glob("kernel/gguf/*.c"))
 
 if len(sys.argv) == 1:
     sys.argv += ["-q", "build_ext", "--inplace"]

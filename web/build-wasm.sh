@@ -13,6 +13,6 @@ $CC --target=wasm32-wasi -O3 -msimd128 -ffp-contract=off -std=gnu11 \
     -Wl,--no-entry -Wl,--gc-sections -Wl,--strip-all \
     -Wl,--max-memory=4294967296 -Wl,-z,stack-size=1048576 \
     -o web/dist/quantann.wasm \
-    kernel/distance.c kernel/quant.c kernel/hnsw.c kernel/rerank.c \
+    kernel/distance.c kernel/codec/*.c kernel/hnsw.c kernel/rerank.c kernel/index/index.c \
     kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/index/qann.c kernel/wasm/exports.c
 ls -l web/dist/quantann.wasm | awk '{print "web/dist/quantann.wasm: " $5 " bytes"}'

@@ -20,8 +20,7 @@
 
 /* QA_ERR_NEED_MORE: the bytes given are a prefix of the file that ends inside the part
  * asked for; the prefix length needed is returned beside it. */
-enum { QA_OK = 0, QA_ERR_FORMAT = -1, QA_ERR_UNSUPPORTED = -2, QA_ERR_SPACE = -3, QA_ERR_ARG = -4,
-       QA_ERR_NEED_MORE = -5 };
+#include "../errors.h" /* QA_OK, QA_ERR_* */
 
 enum qa_gguf_vtype {
     QA_GV_U8 = 0, QA_GV_I8, QA_GV_U16, QA_GV_I16, QA_GV_U32, QA_GV_I32, QA_GV_F32, QA_GV_BOOL,

@@ -1,12 +1,11 @@
-/* wasm32 entry points of the index kernel: the same hnsw.c / quant.c / distance.c /
- * rerank.c as the native build, behind a handle the JavaScript host drives with explicit
- * memory (web/src/kernel.js).
+/* wasm32 entry points of the index kernel: the index ABI (kernel/index/index.h) over the
+ * same hnsw.c / codec / distance.c / rerank.c as the native build, driven by the
+ * JavaScript host with explicit memory (web/src/kernel.js, web/src/index.js).
  *
  * The host copies the in-memory part of the .qann file into linear memory once; the one
- * .qann reader (kernel/index/qann.c, the same C as the native build) checks it and points
- * the arrays into it, and qa_wasm_open makes a search handle over them. Per query the host makes one qa_wasm_search call (graph search
- * over the codes), one batched store read of the candidates' float vectors, and one
- * qa_wasm_rerank call. No stdio, no threads, no WASI imports.
+ * .qann reader (kernel/index/qann.c, the same C as the native build) checks every value
+ * and points a qa_index_arrays into it, and the index ABI opens a handle over those
+ * arrays. No stdio, no threads, no WASI imports.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -15,18 +14,10 @@
 #include "../distance.h"
 #include "../hnsw.h"
 #include "../index/qann.h"
-#include "../quant.h"
 #include "../rerank.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
 
-typedef struct {
-    qa_graph g;
-    qa_space sp;
-    qa_quantizer qz;
-    qa_scratch s;
-    int64_t last_ndist; /* code distances computed by the last search */
-} qa_wasm_index;
 
 static char last_error[512];
 
@@ -47,7 +38,7 @@ static int fail(const char *msg) {
  *    = the prefix length to fetch next.
  * 2. qa_wasm_qann_read over the in-memory part, in wasm memory: everything checked, the
  *    arrays point into that buffer (which the host keeps until close).
- * 3. qa_wasm_open over those arrays. */
+ * 3. qa_wasm_index_open over those arrays (below). */
 
 enum { INFO_FIXED = 20, INFO_DOUBLES = INFO_FIXED + 2 * QA_QANN_TENSORS };
 
@@ -89,69 +80,80 @@ EXPORT(qa_wasm_qann_read) qa_index_arrays *qa_wasm_qann_read(const uint8_t *buf,
     return a;
 }
 
-/* Opens an index over arrays checked by qa_wasm_qann_read (their buffer must outlive the
- * handle). Returns NULL (see qa_wasm_error) when memory ran out. */
-EXPORT(qa_wasm_open) qa_wasm_index *qa_wasm_open(const qa_index_arrays *a) {
-    qa_wasm_index *h = (qa_wasm_index *)calloc(1, sizeof *h);
-    if (!h) return fail("out of memory"), NULL;
-    h->qz.kind = a->codec;
-    h->qz.d = a->d;
-    h->qz.dpad = qa_pad_dims(a->d);
-    h->qz.code_size = qa_code_size(a->codec, a->d);
-    h->qz.vmin = a->vmin;
-    h->qz.scale = a->scale;
-    /* the graph is only read by search; qa_graph's pointers are not const for the build */
-    h->g.n = (int32_t)a->n;
-    h->g.M = a->M;
-    h->g.M0 = a->M0;
-    h->g.links0 = (int32_t *)a->links0;
-    h->g.level = (uint8_t *)a->level;
-    h->g.up_nodes = a->up_nodes;
-    h->g.up_off = a->up_off;
-    h->g.n_up = (int32_t)a->n_up;
-    h->g.upper = (int32_t *)a->upper;
-    h->g.entry = a->entry;
-    h->g.max_level = a->max_level;
-    h->sp.metric = a->metric;
-    h->sp.d = a->d;
-    h->sp.qz = &h->qz;
-    h->sp.codes = a->codes;
-    h->sp.norms = a->metric == QA_METRIC_L2 ? a->norms : NULL;
-    if (qa_scratch_init(&h->s, a->n, 64, a->M0, h->qz.dpad)) {
-        free(h);
-        return fail("out of memory"), NULL;
-    }
-    return h;
+/* ---- the index ABI (kernel/index/index.h) ---------------------------------------------
+ * The host lays a qa_index_arrays out in linear memory (offsets: web/src/kernel.js, held
+ * to the struct below), opens an index over it, and per query: writes the query into the
+ * searcher's buffer, begin, reads the rows it names into the searcher's vectors buffer,
+ * finish. Parameters and stats are structs in linear memory, not positional arguments. */
+#include <stddef.h>
+#include "../index/index.h"
+
+#define FIELD(f, off) _Static_assert(offsetof(qa_index_arrays, f) == off, "web/src/kernel.js ARRAYS." #f);
+FIELD(metric, 0) FIELD(cosine, 4) FIELD(codec, 8) FIELD(d, 12) FIELD(n, 16) FIELD(M, 24) FIELD(M0, 28)
+FIELD(entry, 32) FIELD(max_level, 36) FIELD(ef_construction, 40) FIELD(vmin, 44) FIELD(scale, 48)
+FIELD(codes, 52) FIELD(norms, 56) FIELD(level, 60) FIELD(links0, 64) FIELD(up_nodes, 68) FIELD(up_off, 72)
+FIELD(n_up, 80) FIELD(upper, 88) FIELD(n_upper, 96) FIELD(ids, 104) FIELD(deleted, 108)
+_Static_assert(sizeof(qa_index_arrays) == 128, "web/src/kernel.js ARRAYS_BYTES");
+_Static_assert(offsetof(qa_search_params, max_gap) == 24 && sizeof(qa_search_stats) == 48, "web/src/kernel.js");
+
+static char open_error[256];
+
+/* An index over arrays checked by qa_wasm_qann_read (their buffer must outlive it).
+ * Returns NULL (see qa_wasm_error) when a value is out of range or memory ran out. */
+EXPORT(qa_wasm_index_open) qa_index *qa_wasm_index_open(const qa_index_arrays *a) {
+    qa_index *ix;
+    if (qa_index_open(a, &ix, open_error, sizeof open_error)) return fail(open_error), NULL;
+    return ix;
+}
+EXPORT(qa_wasm_index_close) void qa_wasm_index_close(qa_index *ix) { qa_index_close(ix); }
+
+EXPORT(qa_wasm_searcher_new) qa_searcher *qa_wasm_searcher_new(qa_index *ix) {
+    qa_searcher *s = qa_searcher_new(ix);
+    if (!s) fail("out of memory");
+    return s;
+}
+EXPORT(qa_wasm_searcher_free) void qa_wasm_searcher_free(qa_searcher *s) { qa_searcher_free(s); }
+EXPORT(qa_wasm_searcher_error) const char *qa_wasm_searcher_error(qa_searcher *s) { return qa_searcher_error(s); }
+EXPORT(qa_wasm_searcher_query) float *qa_wasm_searcher_query(qa_searcher *s) { return qa_searcher_query(s); }
+EXPORT(qa_wasm_searcher_rows) const int32_t *qa_wasm_searcher_rows(qa_searcher *s) { return qa_searcher_rows(s); }
+EXPORT(qa_wasm_searcher_vectors) float *qa_wasm_searcher_vectors(qa_searcher *s) { return qa_searcher_vectors(s); }
+
+/* begin over the query in the searcher's buffer: rows to fetch (>= 0), or < 0 on error */
+EXPORT(qa_wasm_search_begin) int qa_wasm_search_begin(qa_searcher *s, const qa_search_params *p) {
+    return (int)qa_search_begin(s, qa_searcher_query(s), p);
+}
+/* finish over the searcher's vectors buffer: k rows, distances and the stats */
+EXPORT(qa_wasm_search_finish)
+int qa_wasm_search_finish(qa_searcher *s, int32_t *out_rows, float *out_d, qa_search_stats *st) {
+    return qa_search_finish(s, NULL, out_rows, out_d, st);
 }
 
-EXPORT(qa_wasm_close) void qa_wasm_close(qa_wasm_index *h) {
-    if (!h) return;
-    qa_scratch_free(&h->s);
-    free(h);
+/* The codec table for the tests (web/test/codecs.test.js): the number of variants of a
+ * row, and the distances from q to n codes by variant v (0 = the scalar reference), one
+ * code at a time (batch = 0) or in one dist_batch call. Returns -1 for a bad row/variant. */
+EXPORT(qa_wasm_codec_variants) int qa_wasm_codec_variants(int kind) {
+    const qa_codec *c = qa_codec_get(kind);
+    return c ? c->n_variants : -1;
 }
-
-/* Graph search over the codes: the nres best rows in ascending approximate distance.
- * Returns how many were found, or -1 when memory ran out. */
-EXPORT(qa_wasm_search)
-int qa_wasm_search(qa_wasm_index *h, const float *q, int ef, int nres, int32_t *out_rows, float *out_d) {
-    h->last_ndist = 0;
-    int found = qa_hnsw_search(&h->g, &h->sp, q, ef, nres, &h->s, out_rows, out_d, &h->last_ndist);
-    if (found < 0) fail("out of memory in search");
-    return found;
-}
-
-EXPORT(qa_wasm_last_distances) double qa_wasm_last_distances(qa_wasm_index *h) {
-    return (double)h->last_ndist;
-}
-
-/* Exact rerank of m candidates whose float vectors are rows[m * d]: the best k in
- * ascending distance (ties by row). */
-EXPORT(qa_wasm_rerank)
-int qa_wasm_rerank(qa_wasm_index *h, const float *q, const float *rows, const int32_t *row_ids, int m,
-                   int k, int32_t *out_rows, float *out_d) {
-    int found = qa_rerank(h->sp.metric, q, rows, row_ids, m, h->sp.d, k, out_rows, out_d);
-    if (found < 0) fail("out of memory in rerank");
-    return found;
+EXPORT(qa_wasm_codec_distances)
+int qa_wasm_codec_distances(int kind, int v, int metric, int d, const float *vmin, const float *scale, const float *q,
+                            const uint8_t *codes, const float *norms, int n, int batch, float *out) {
+    const qa_codec *c = qa_codec_get(kind);
+    qa_quantizer qz;
+    if (!c || v < 0 || v >= c->n_variants || n < 0 || qa_quantizer_init(&qz, kind, d, vmin, scale)) return -1;
+    int16_t *w = (int16_t *)calloc((size_t)qz.dpad, sizeof(int16_t));
+    int32_t *nodes = (int32_t *)malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    if (!w || !nodes) { free(w); free(nodes); return -1; }
+    qa_query qq = {.w = w};
+    c->prepare(&qz, q, &qq);
+    for (int i = 0; i < n; i++) nodes[i] = i;
+    if (batch) c->variants[v].dist_batch(&qz, metric, &qq, codes, norms, nodes, n, out);
+    else
+        for (int i = 0; i < n; i++)
+            out[i] = c->variants[v].dist(&qz, metric, &qq, codes + (int64_t)i * qz.code_size, norms ? norms[i] : 0.0f);
+    free(w);
+    free(nodes);
+    return 0;
 }
 
 /* Unit length in place, as native Python's normalisation (the same qa_normalize, the same
@@ -169,3 +171,74 @@ EXPORT(qa_wasm_float_dists)
 void qa_wasm_float_dists(int metric, const float *q, const float *x, int m, int d, float *out) {
     for (int i = 0; i < m; i++) out[i] = qa_dist_f32(metric, q, x + (int64_t)i * d, (size_t)d);
 }
+
+/* ---- the lazy-loading baseline (kernel/lazy.c), for the browser benchmark ---------------
+ * A float HNSW search whose vectors live in the store behind an LRU cache of `cap`
+ * vectors: begin, then while it returns r > 0, the host reads rows missing[0..r) in one
+ * batch, puts them, and resumes. */
+#if __has_include("../lazy.h")
+#include "../lazy.h"
+
+typedef struct {
+    qa_graph g;
+    qa_lru cache;
+    qa_scratch s;
+    qa_lazy ls;
+    int metric;
+    void *mem;       /* the cache block */
+    size_t mem_bytes;
+    float *q;        /* [d] the query, written by the host */
+    int32_t *missing; /* [M0 + 1] */
+} qa_wasm_lazy;
+
+EXPORT(qa_wasm_lazy_open)
+qa_wasm_lazy *qa_wasm_lazy_open(int metric, int d, int32_t n, int M, int M0, int32_t entry, int max_level,
+                                uint8_t *level, int32_t *links0, const int32_t *up_nodes, const int64_t *up_off,
+                                int32_t n_up, int32_t *upper, int32_t n_upper, int32_t cap) {
+    if (d < 1 || n < 1 || M < 2 || M > 127 || M0 != 2 * M || cap < M0 + 1)
+        return fail("bad parameters (the cache must hold at least M0 + 1 vectors)"), NULL;
+    qa_wasm_lazy *h = (qa_wasm_lazy *)calloc(1, sizeof *h);
+    if (!h) return fail("out of memory"), NULL;
+    h->g = (qa_graph){.n = n, .M = M, .M0 = M0, .links0 = links0, .level = level, .up_nodes = up_nodes,
+                      .up_off = up_off, .n_up = n_up, .upper = upper, .entry = entry, .max_level = max_level};
+    int64_t pool = 0;
+    for (int64_t i = 0; i < n; i++) pool += (int64_t)level[i] * M;
+    if (pool != n_upper || check_graph(&h->g)) {
+        if (pool != n_upper) fail("corrupt graph: upper-level pool size");
+        free(h);
+        return NULL;
+    }
+    h->metric = metric;
+    h->mem_bytes = qa_lru_bytes(n, cap, d);
+    h->mem = aligned_alloc(16, (h->mem_bytes + 15) & ~(size_t)15);
+    h->q = (float *)malloc(sizeof(float) * (size_t)d);
+    h->missing = (int32_t *)malloc(sizeof(int32_t) * (size_t)(M0 + 1));
+    if (!h->mem || !h->q || !h->missing || qa_lru_init(&h->cache, h->mem, h->mem_bytes, n, cap, d) ||
+        qa_scratch_init(&h->s, n, 64, M0, qa_pad_dims(d))) {
+        free(h->mem); free(h->q); free(h->missing); free(h);
+        return fail("out of memory"), NULL;
+    }
+    return h;
+}
+
+EXPORT(qa_wasm_lazy_query) float *qa_wasm_lazy_query(qa_wasm_lazy *h) { return h->q; }
+EXPORT(qa_wasm_lazy_missing) int32_t *qa_wasm_lazy_missing(qa_wasm_lazy *h) { return h->missing; }
+EXPORT(qa_wasm_lazy_cache_bytes) double qa_wasm_lazy_cache_bytes(qa_wasm_lazy *h) { return (double)h->mem_bytes; }
+
+EXPORT(qa_wasm_lazy_begin) int qa_wasm_lazy_begin(qa_wasm_lazy *h, int ef, int nres) {
+    return qa_lazy_begin(&h->ls, &h->g, &h->cache, &h->s, h->metric, h->q, ef, nres, h->missing);
+}
+EXPORT(qa_wasm_lazy_put) void qa_wasm_lazy_put(qa_wasm_lazy *h, const int32_t *rows, const float *vecs, int m) {
+    for (int i = 0; i < m; i++) qa_lru_put(&h->cache, rows[i], vecs + (int64_t)i * h->cache.d);
+}
+EXPORT(qa_wasm_lazy_resume) int qa_wasm_lazy_resume(qa_wasm_lazy *h) { return qa_lazy_resume(&h->ls); }
+EXPORT(qa_wasm_lazy_result) int qa_wasm_lazy_result(qa_wasm_lazy *h, int32_t *out_rows, float *out_d) {
+    return qa_lazy_result(&h->ls, out_rows, out_d);
+}
+EXPORT(qa_wasm_lazy_rounds) double qa_wasm_lazy_rounds(qa_wasm_lazy *h) { return (double)h->ls.rounds; }
+EXPORT(qa_wasm_lazy_close) void qa_wasm_lazy_close(qa_wasm_lazy *h) {
+    if (!h) return;
+    qa_scratch_free(&h->s);
+    free(h->mem); free(h->q); free(h->missing); free(h);
+}
+#endif

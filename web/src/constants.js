@@ -54,7 +54,8 @@ export const CONSTANTS = Object.freeze({
     "max_k": 100000,
     "max_ef": 1048576,
     "max_candidates": 1048576,
-    "max_ef_construction": 65536
+    "max_ef_construction": 65536,
+    "max_threads": 256
   },
   "size_units": {
     "B": 1,

@@ -1,14 +1,15 @@
-// An opened .qann index in the wasm kernel:
+// An opened .qann index in the wasm kernel, searched through the kernel's index ABI
+// (kernel/index/index.h):
 //
-//   query ──► graph search over the codes (one kernel call)
-//         ──► R = k·rerank candidate rows ──► ONE batched store read of their vectors
-//         ──► exact rerank (one kernel call) ──► top k
+//   query ──► begin: graph search over the codes ──► R = k·rerank candidate rows
+//         ──► ONE batched store read of their vectors (awaited)
+//         ──► finish: exact rerank ──► top k
 //
 // Opening reads only the in-memory part (header, quantizer, codes, graph, ids): the
 // vectors stay in the store. Every size is checked against the memory budget and the
 // wasm32 limit before anything is fetched, and every tensor against its checksum.
 import { CONSTANTS } from './constants.js';
-import { loadKernel, WASM32_LIMIT } from './kernel.js';
+import { loadKernel, SEARCH_PARAMS, SEARCH_STATS, WASM32_LIMIT } from './kernel.js';
 import { formatSize as human, parseSize } from './sizes.js';
 import { openSource } from './source.js';
 import { SourceStore } from './stores.js';
@@ -138,6 +139,9 @@ class Index {
     this.ptrs = {};
     this.bufs = {}; // per-query scratch, grown on demand
     this.handle = 0;
+    this.arrays = 0;
+    this.searchers = []; // every searcher made, and the idle ones
+    this.idle = [];
     this.lastStats = [];
   }
 
@@ -151,9 +155,9 @@ class Index {
       if (rest.length < len - head.length) throw new FormatError(`${src.name}: truncated: the in-memory part needs ${len} bytes, got ${head.length + rest.length}`);
       K.view(Uint8Array, part + head.length, rest.length).set(rest);
     }
-    const arrays = x.qa_wasm_qann_read(part, len, src.size);
+    const arrays = x.qa_wasm_qann_read(part, len, src.size); // every value checked by the one reader
     if (!arrays) throw new FormatError(`${src.name}: ${K.error()}`);
-    this.handle = x.qa_wasm_open(arrays);
+    this.handle = x.qa_wasm_index_open(arrays); // the index copies the arrays struct
     K.free(arrays);
     if (!this.handle) throw new RangeError(`${src.name}: ${K.error()}`);
     const ids = this.info.tensors.get('ids');
@@ -173,72 +177,68 @@ class Index {
     return this.bufs[name].ptr;
   }
 
-  // Checks for NaN/infinity and, under the cosine metric, scales each row to unit length
-  // in the kernel (qa_normalize, as native Python does), so both prepare identical bits.
-  prepare(q) {
-    const d = this.dim, n = q.length / d;
-    for (let i = 0; i < q.length; i++)
-      if (!Number.isFinite(q[i])) throw new RangeError(`queries contain NaN or infinity (row ${Math.floor(i / d)})`);
-    if (this.metric !== 'cosine') return Float32Array.from(q);
-    const K = this.kernel, p = this._buf('prep', Float32Array, q.length);
-    K.view(Float32Array, p, q.length).set(q);
-    const bad = K.x.qa_wasm_normalize(p, n, d);
-    if (bad >= 0) throw new RangeError(`queries: row ${bad} is all zeros and has no direction under the cosine metric`);
-    return K.view(Float32Array, p, q.length).slice();
+  // A searcher (the kernel's per-query scratch) for one search call: concurrent searches
+  // of one Index (each awaiting its store read) each hold their own.
+  _borrow() {
+    if (this.idle.length) return this.idle.pop();
+    const s = this.kernel.x.qa_wasm_searcher_new(this.handle);
+    if (!s) throw new RangeError(this.kernel.error());
+    this.searchers.push(s);
+    return s;
   }
 
   /**
    * Nearest neighbours of one query (Float32Array of dim) or several (nq * dim):
    * {ids: BigUint64Array(nq*k), rows: Int32Array, distances: Float32Array, stats}.
    * Distances are squared L2, or 1 - inner product (ip, cosine). rerank=0 returns the
-   * graph's approximate order.
+   * graph's approximate order. The kernel checks k, ef and rerank against its limits.
    */
   async search(queries, { k = 10, ef = 64, rerank = 4 } = {}) {
     if (!this.handle) throw new Error('the index is closed');
     const d = this.dim, K = this.kernel, x = K.x;
     const q = queries instanceof Float32Array ? queries : Float32Array.from(queries);
     if (q.length === 0 || q.length % d) throw new RangeError(`queries have ${q.length} values, not a multiple of the index's dimension ${d}`);
-    if (!Number.isInteger(k) || k < 1 || k > this.count) throw new RangeError(`k must be an integer in 1..${this.count}, got ${k}`);
-    if (!(ef >= 1) || !(rerank >= 0)) throw new RangeError(`ef must be >= 1 and rerank >= 0, got ef=${ef}, rerank=${rerank}`);
-    const nq = q.length / d, nres = Math.min(rerank ? k * rerank : k, this.count);
-    const prepared = this.prepare(q);
-    const qp = this._buf('q', Float32Array, d);
-    const rp = this._buf('rows', Int32Array, nres), dp = this._buf('dists', Float32Array, nres);
-    const vp = rerank ? this._buf('vecs', Float32Array, nres * d) : 0;
-    const cp = this._buf('cand', Int32Array, nres);
-    const orp = this._buf('orows', Int32Array, k), odp = this._buf('odists', Float32Array, k);
-    const rows = new Int32Array(nq * k).fill(-1), dists = new Float32Array(nq * k).fill(Infinity);
+    for (const [name, v] of Object.entries({ k, ef, rerank }))
+      if (!Number.isSafeInteger(v)) throw new RangeError(`${name} must be an integer, got ${v}`);
+    const nq = q.length / d;
+    const kk = k >= 1 && k <= this.count ? k : 1; // outputs for a k the kernel accepts
+    const rows = new Int32Array(nq * kk).fill(-1), dists = new Float32Array(nq * kk).fill(Infinity);
+    const s = this._borrow();
+    const pp = this._buf(`params${s}`, Uint8Array, SEARCH_PARAMS.bytes + SEARCH_STATS.bytes);
+    const stp = pp + SEARCH_PARAMS.bytes;
+    const orp = this._buf(`orows${s}`, Int32Array, kk), odp = this._buf(`odists${s}`, Float32Array, kk);
+    K.writeStruct(SEARCH_PARAMS, pp, { k, ef, rerank, max_gap: 0 });
     const stats = [];
     const now = () => performance.now();
-    for (let i = 0; i < nq; i++) {
-      const st = { candidates: 0, vectorsRead: 0, bytesRead: 0, ranges: 0, requests: 0, storeReads: 0, distances: 0, kernelMs: 0, storeMs: 0, rerankMs: 0 };
-      K.view(Float32Array, qp, d).set(prepared.subarray(i * d, (i + 1) * d));
-      const t0 = now();
-      const found = x.qa_wasm_search(this.handle, qp, Math.max(ef, nres), nres, rp, dp);
-      const t1 = now();
-      if (found < 0) throw new RangeError(K.error());
-      st.kernelMs = t1 - t0;
-      st.candidates = found;
-      st.distances = x.qa_wasm_last_distances(this.handle);
-      if (rerank && found) {
-        const cand = K.view(Int32Array, rp, found).slice().sort();
-        const { vectors, stats: rs } = await this.store.read(cand);
-        const t2 = now();
-        K.view(Float32Array, vp, found * d).set(vectors);
-        K.view(Int32Array, cp, found).set(cand);
-        const m = x.qa_wasm_rerank(this.handle, qp, vp, cp, found, k, orp, odp);
-        if (m < 0) throw new RangeError(K.error());
-        rows.set(K.view(Int32Array, orp, m), i * k);
-        dists.set(K.view(Float32Array, odp, m), i * k);
-        st.rerankMs = now() - t2;
-        st.storeMs = t2 - t1;
-        Object.assign(st, { vectorsRead: found, bytesRead: rs.bytes, ranges: rs.ranges, requests: rs.requests ?? 0, storeReads: 1 });
-      } else {
-        const m = Math.min(found, k);
-        rows.set(K.view(Int32Array, rp, m), i * k);
-        dists.set(K.view(Float32Array, dp, m), i * k);
+    try {
+      for (let i = 0; i < nq; i++) {
+        const st = { candidates: 0, vectorsRead: 0, bytesRead: 0, ranges: 0, requests: 0, storeReads: 0, distances: 0, kernelMs: 0, storeMs: 0, rerankMs: 0 };
+        K.view(Float32Array, x.qa_wasm_searcher_query(s), d).set(q.subarray(i * d, (i + 1) * d)); // the one copy in
+        const t0 = now();
+        const m = x.qa_wasm_search_begin(s, pp);
+        const t1 = now();
+        if (m < 0) throw new RangeError(`${nq > 1 ? `query ${i}: ` : ''}${K.string(x.qa_wasm_searcher_error(s))}`);
+        st.kernelMs = t1 - t0;
+        let t2 = t1;
+        if (m > 0) {
+          const cand = K.view(Int32Array, x.qa_wasm_searcher_rows(s), m).slice(); // memory may grow while we wait
+          const { vectors, stats: rs } = await this.store.read(cand);
+          t2 = now();
+          K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d).set(vectors); // the one copy of the rows
+          Object.assign(st, { vectorsRead: m, bytesRead: rs.bytes, ranges: rs.ranges, requests: rs.requests ?? 0, storeReads: 1 });
+          st.storeMs = t2 - t1;
+        }
+        if (x.qa_wasm_search_finish(s, orp, odp, stp) < 0) throw new RangeError(K.string(x.qa_wasm_searcher_error(s)));
+        if (m > 0) st.rerankMs = now() - t2;
+        const ks = K.readStruct(SEARCH_STATS, stp);
+        st.candidates = ks.candidates;
+        st.distances = ks.distances;
+        rows.set(K.view(Int32Array, orp, ks.found), i * kk);
+        dists.set(K.view(Float32Array, odp, ks.found), i * kk);
+        stats.push(st);
       }
-      stats.push(st);
+    } finally {
+      this.idle.push(s);
     }
     const ids = new BigUint64Array(rows.length);
     for (let i = 0; i < rows.length; i++)
@@ -251,8 +251,13 @@ class Index {
   get wasmMemory() { return this.kernel.memoryBytes; }
 
   close() {
-    if (this.handle) this.kernel.x.qa_wasm_close(this.handle);
+    for (const s of this.searchers) this.kernel.x.qa_wasm_searcher_free(s);
+    this.searchers = [];
+    this.idle = [];
+    if (this.handle) this.kernel.x.qa_wasm_index_close(this.handle);
     this.handle = 0;
+    this.free(this.arrays);
+    this.arrays = 0;
     for (const p of Object.values(this.ptrs)) this.free(p);
     for (const b of Object.values(this.bufs)) this.free(b.ptr);
     this.ptrs = {};

@@ -59,3 +59,27 @@ test('past the wasm32 limit: refused before anything else is fetched', async () 
   await rejects(src, {}, MemoryBudgetError, /past the wasm32 limit of 4 GiB/);
   assert.ok(fetched <= 65536 * 2);
 });
+
+test('search parameters are checked in the kernel and named with their limit', async () => {
+  const exp = expected['sq8-cosine'];
+  const index = await openIndex(bytes());
+  const q = new Float32Array(exp.dim).fill(0.1);
+  const cases = [
+    [{ ef: 2 ** 31 - 1 }, /ef=2147483647 is out of range: it must be 1\.\.1048576/], // once wrapped ef + 2 in hnsw.c
+    [{ ef: 1e12 }, /ef=1000000000000 is out of range/],
+    [{ k: 1e12 }, /k=1000000000000 is out of range: it must be 1\.\.100000/],
+    [{ k: 0 }, /k=0 is out of range/],
+    [{ k: index.count + 1 }, new RegExp(`larger than the ${index.count} vectors`)],
+    [{ rerank: -1 }, /rerank=-1 is out of range/],
+    [{ k: 100, rerank: 20000 }, /k\*rerank=2000000 candidates is over the limit of 1048576/],
+    [{ k: 1.5 }, /k must be an integer/],
+  ];
+  for (const [opts, pattern] of cases)
+    await assert.rejects(index.search(q, opts), (e) => e instanceof RangeError && pattern.test(e.message));
+  await assert.rejects(index.search(new Float32Array(exp.dim)), /all zeros and has no direction/);
+  await assert.rejects(index.search(new Float32Array(exp.dim).fill(NaN)), /NaN or infinity/);
+  // still answers, and a huge rerank gives its buffers back
+  const r = await index.search(q, { k: 5, rerank: 10000 });
+  assert.equal(r.ids.length, 5);
+  index.close();
+});
