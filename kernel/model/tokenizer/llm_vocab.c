@@ -469,7 +469,7 @@ static uint64_t frag_cap(uint64_t len) { return 2 * len + 2; }
 
 uint64_t qa_tok_scratch_size(const qa_tok *t, uint64_t len) {
     uint64_t model = t->kind == QA_TOK_BPE ? qa_bpe_scratch_size(len) : qa_spm_scratch_size(len);
-    return 2 * ALIGN8(frag_cap(len) * sizeof(frag)) + model + 16;
+    return 2 * ALIGN8(frag_cap(len) * sizeof(frag)) + 65536 / 8 + model + 16;
 }
 
 static const uint8_t *find_bytes(const uint8_t *h, uint64_t hn, const uint8_t *s, uint32_t sn) {
@@ -485,17 +485,33 @@ static const uint8_t *find_bytes(const uint8_t *h, uint64_t hn, const uint8_t *s
 }
 
 /* Splits the raw fragments of a at every occurrence of each special token, into b
- * (ping-pong). Returns the fragment count and which buffer holds the result. */
+ * (ping-pong). Returns the fragment count and which buffer holds the result. pairs is a
+ * bitmap of the byte pairs in the text: most specials (Gemma has thousands) are ruled out
+ * by their first two bytes without a search. */
 static uint64_t partition(const qa_tok *t, const uint8_t *text, uint64_t len, int parse_special,
-                          frag *a, frag *b, frag **out) {
+                          frag *a, frag *b, uint64_t *pairs, frag **out) {
     uint64_t n = 0;
     if (len) a[n++] = (frag){0, len, -1};
+    if (!t->n_special || !len) {
+        *out = a;
+        return n;
+    }
+    memset(pairs, 0, 65536 / 8);
+    for (uint64_t i = 0; i + 1 < len; i++) {
+        uint32_t k = (uint32_t)text[i] << 8 | text[i + 1];
+        pairs[k >> 6] |= 1ull << (k & 63);
+    }
     for (int32_t k = 0; k < t->n_special; k++) {
         int32_t id = t->special[k];
         int ty = t->type[id];
         if (!parse_special && ty != QA_TT_USER) continue;
         const uint8_t *s = t->text[id];
         uint32_t sl = t->text_len[id];
+        if (sl > len) continue;
+        if (sl >= 2) {
+            uint32_t pk = (uint32_t)s[0] << 8 | s[1];
+            if (!(pairs[pk >> 6] >> (pk & 63) & 1)) continue;
+        }
         if (!find_bytes(text, len, s, sl)) continue; /* common case: not in the text at all */
         uint64_t m = 0;
         for (uint64_t i = 0; i < n; i++) {
@@ -535,9 +551,10 @@ int64_t qa_tok_encode(const qa_tok *t, const uint8_t *text, uint64_t len, int ad
     uint8_t *sp = (uint8_t *)(((uintptr_t)scratch + 7) & ~(uintptr_t)7);
     frag *fa = (frag *)sp;
     frag *fb = (frag *)(sp + ALIGN8(frag_cap(len) * sizeof(frag)));
-    void *model_scratch = sp + 2 * ALIGN8(frag_cap(len) * sizeof(frag));
+    uint64_t *pairs = (uint64_t *)(sp + 2 * ALIGN8(frag_cap(len) * sizeof(frag)));
+    void *model_scratch = (uint8_t *)pairs + 65536 / 8;
     frag *fr;
-    uint64_t nf = partition(t, text, len, parse_special, fa, fb, &fr);
+    uint64_t nf = partition(t, text, len, parse_special, fa, fb, pairs, &fr);
     uint64_t n = 0;
     if (add_special && t->add_bos) ids[n++] = t->bos;
     int prev_special = 1; /* SPM: a space goes before text that starts the input or follows a special */
