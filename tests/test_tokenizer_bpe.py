@@ -11,7 +11,8 @@ import pytest
 
 from quantann._tokenizer import Tokenizer, TokenizerError
 
-DATA = Path(__file__).resolve().parent / "data"
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
 PASSAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "minilm-100k" / "passages.jsonl"
 
 
@@ -42,16 +43,12 @@ def vocab():
 
 
 @pytest.fixture(scope="module")
-def hf(vocab):
-    from tokenizers import AddedToken, Tokenizer as HF, decoders, pre_tokenizers
-    from tokenizers.models import BPE
-    toks, merges, types = vocab
-    t = HF(BPE({s: i for i, s in enumerate(toks)}, [tuple(m.split(" ", 1)) for m in merges]))
-    t.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True),
-                                               pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
-    t.decoder = decoders.ByteLevel()
-    t.add_special_tokens([AddedToken(s, special=True, normalized=False) for s, ty in zip(toks, types) if ty == 3])
-    return t
+def hf():
+    """the `tokenizers` reference, built as bench/tokenizer_parity.py builds it"""
+    spec = importlib.util.spec_from_file_location("tokenizer_parity", ROOT / "bench" / "tokenizer_parity.py")
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m.hf_tokenizer(smollm_path())
 
 
 @pytest.fixture(scope="module")

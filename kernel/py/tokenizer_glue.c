@@ -18,6 +18,12 @@ typedef struct {
     void *arena;
     qa_tok t;
     int ready;
+    /* encode buffers, kept between calls (grown as needed; the GIL serialises calls):
+     * a fresh scratch of a few hundred KB per call would be a new mapping each time */
+    void *scratch;
+    uint64_t scratch_cap;
+    int32_t *ids;
+    uint64_t ids_cap;
 } TokObject;
 
 typedef struct {
@@ -31,6 +37,8 @@ static PyObject *TokError; /* quantann._tokenizer.TokenizerError (a ValueError) 
 static PyTypeObject StreamType;
 
 static void Tok_dealloc(TokObject *self) {
+    PyMem_RawFree(self->scratch);
+    PyMem_RawFree(self->ids);
     PyMem_RawFree(self->kv);
     PyMem_RawFree(self->tensors);
     PyMem_RawFree(self->arena);
@@ -109,29 +117,30 @@ static PyObject *Tok_encode(TokObject *self, PyObject *args, PyObject *kw) {
         return NULL;
     }
     uint64_t cap = qa_tok_max_ids(len), ssz = qa_tok_scratch_size(&self->t, len);
-    int32_t *ids = PyMem_RawMalloc(cap * sizeof(int32_t));
-    void *scratch = PyMem_RawMalloc(ssz);
-    if (!ids || !scratch) {
-        PyMem_RawFree(ids);
-        PyMem_RawFree(scratch);
+    if (cap > self->ids_cap) {
+        PyMem_RawFree(self->ids);
+        self->ids_cap = cap < 4096 ? 4096 : cap;
+        self->ids = PyMem_RawMalloc(self->ids_cap * sizeof(int32_t));
+    }
+    if (ssz > self->scratch_cap) {
+        PyMem_RawFree(self->scratch);
+        self->scratch_cap = ssz < (1u << 20) ? (1u << 20) : ssz;
+        self->scratch = PyMem_RawMalloc(self->scratch_cap);
+    }
+    if (!self->ids || !self->scratch) {
+        self->ids_cap = self->scratch_cap = 0;
         Py_DECREF(b);
         return PyErr_NoMemory();
     }
-    int64_t n;
-    Py_BEGIN_ALLOW_THREADS
-    n = qa_tok_encode(&self->t, (const uint8_t *)PyBytes_AS_STRING(b), len, add_special, parse_special,
-                      ids, cap, scratch, ssz);
-    Py_END_ALLOW_THREADS
+    int64_t n = qa_tok_encode(&self->t, (const uint8_t *)PyBytes_AS_STRING(b), len, add_special, parse_special,
+                              self->ids, self->ids_cap, self->scratch, self->scratch_cap);
     Py_DECREF(b);
-    PyMem_RawFree(scratch);
     if (n < 0) {
-        PyMem_RawFree(ids);
         PyErr_Format(PyExc_RuntimeError, "encode failed (%d)", (int)n);
         return NULL;
     }
     PyObject *lst = PyList_New((Py_ssize_t)n);
-    for (int64_t i = 0; lst && i < n; i++) PyList_SET_ITEM(lst, i, PyLong_FromLong(ids[i]));
-    PyMem_RawFree(ids);
+    for (int64_t i = 0; lst && i < n; i++) PyList_SET_ITEM(lst, i, PyLong_FromLong(self->ids[i]));
     return lst;
 }
 
