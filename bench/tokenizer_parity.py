@@ -71,6 +71,10 @@ def hard_strings():
     return [s for s in m.HARD], m.HARD_BYTES, m.PASSAGES
 
 
+def _b(s):
+    return s.encode("utf-8", "surrogatepass") if isinstance(s, str) else s
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", type=Path, default=None)
@@ -104,8 +108,7 @@ def main():
     if hf is not None:
         enc["tokenizers"] = lambda s: hf.encode(s, add_special_tokens=False).ids
     if llm is not None:
-        enc["llama.cpp"] = lambda s: llm.tokenize(s.encode("utf-8", "surrogatepass") if isinstance(s, str) else s,
-                                                  add_bos=False, special=False)
+        enc["llama.cpp"] = lambda s: llm.tokenize(_b(s), add_bos=False, special=False)
 
     print(f"model {model.name}: {ours.info()['model']}, pre '{ours.info()['pre']}', "
           f"{ours.info()['n_vocab']} tokens; {len(texts)} passages + {len(hard) + len(hard_bytes)} hard strings")
@@ -116,8 +119,13 @@ def main():
         if name == "quantann":
             continue
         bad = [i for i, s in enumerate(texts) if fn(s) != mine[i]]
-        cases = hard + (hard_bytes if name == "llama.cpp" else [])
-        bad_hard = [s for s in cases if fn(s) != enc["quantann"](s)]
+        if name == "llama.cpp":  # both ways of reading special tokens
+            cases = hard + hard_bytes
+            bad_hard = [s for s in cases if fn(s) != enc["quantann"](s) or
+                        llm.tokenize(_b(s), add_bos=True, special=True) != ours.encode(s, add_special=True, parse_special=True)]
+        else:  # tokenizers always matches its added (special) tokens
+            cases = hard
+            bad_hard = [s for s in cases if fn(s) != ours.encode(s, add_special=False, parse_special=True)]
         failed += len(bad) + len(bad_hard)
         print(f"vs {name}: {len(bad)} of {len(texts)} passages differ, {len(bad_hard)} of {len(cases)} hard strings")
         for i in bad[:5]:

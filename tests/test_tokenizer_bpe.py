@@ -45,10 +45,7 @@ def vocab():
 @pytest.fixture(scope="module")
 def hf():
     """the `tokenizers` reference, built as bench/tokenizer_parity.py builds it"""
-    spec = importlib.util.spec_from_file_location("tokenizer_parity", ROOT / "bench" / "tokenizer_parity.py")
-    m = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(m)
-    return m.hf_tokenizer(smollm_path())
+    return _module(ROOT / "bench" / "tokenizer_parity.py", "tokenizer_parity").hf_tokenizer(smollm_path())
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +61,17 @@ def sample():
     return [json.loads(x)["text"] for x in lines[::50]]  # 2,000 passages
 
 
-def hard_texts(recorded):
-    seen = []
-    for c in recorded["cases"]:
-        b = bytes.fromhex(c["text_hex"])
-        if b not in seen:
-            seen.append(b)
-    return seen
+def _module(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
+
+
+def hard_texts():
+    """the hard strings llama.cpp's ids were recorded for (UTF-8 ones, then invalid UTF-8)"""
+    m = _module(DATA / "make_token_ids.py", "make_token_ids")
+    return [s.encode("utf-8", "surrogatepass") for s in m.HARD] + m.HARD_BYTES
 
 
 def test_metadata_from_the_file(tok, vocab):
@@ -88,8 +89,8 @@ def test_passages_match_tokenizers(tok, hf, sample):
     assert not bad, f"{len(bad)} of {len(sample)} differ, first: {bad[0][:200]!r}"
 
 
-def test_hard_strings_match_tokenizers(tok, hf, recorded):
-    for b in hard_texts(recorded):
+def test_hard_strings_match_tokenizers(tok, hf):
+    for b in hard_texts():
         try:
             s = b.decode("utf-8")
         except UnicodeDecodeError:
@@ -113,10 +114,10 @@ def test_passages_match_llama_cpp(tok, recorded):
         assert tok.encode(json.loads(lines[i])["text"], add_special=False) == ids, i
 
 
-def test_round_trip(tok, sample, recorded):
+def test_round_trip(tok, sample):
     for s in sample[:500]:
         assert tok.decode(tok.encode(s, add_special=False)) == s
-    for b in hard_texts(recorded):
+    for b in hard_texts():
         if _complete(b):  # invalid UTF-8 is read as U+FFFD, so it cannot come back
             assert tok.decode_bytes(tok.encode(b, parse_special=True), special=True) == b
 
@@ -179,7 +180,7 @@ def test_bad_ids_and_files(tok, tmp_path):
         tok.encode(123)
 
 
-def _write(path, model, pre=None, tokens=("a", "b", "ab"), merges=("a b",)):
+def _write(path, model, pre=None, tokens=("a", "b", "ab"), merges=("a b",), types=None):
     import gguf
     w = gguf.GGUFWriter(str(path), "llama")
     if model is not None:
@@ -187,6 +188,8 @@ def _write(path, model, pre=None, tokens=("a", "b", "ab"), merges=("a b",)):
     if pre is not None:
         w.add_tokenizer_pre(pre)
     w.add_token_list(list(tokens))
+    if types is not None:
+        w.add_token_types(list(types))
     if merges is not None:
         w.add_token_merges(list(merges))
     w.write_header_to_file()
@@ -214,3 +217,30 @@ def test_tiny_vocab_merges_by_rank(tmp_path):
     assert t.encode("abc") == [3, 2]
     assert t.encode("bc") == [4]
     assert t.encode("a bc") == [0, 5, 4]  # Ġ is the byte-level space
+
+
+LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+                r"|\s*[\r\n]+|\s+(?!\S)|\s+")
+
+
+@pytest.mark.parametrize("pre", ["gpt2", "llama-bpe", "qwen2"])
+def test_other_pre_tokenizers_match_tokenizers(pre, vocab, sample, tmp_path):
+    """SmolLM2's vocabulary re-labelled with another tokenizer.ggml.pre, against `tokenizers`
+    with that pre-tokenizer's regex (llama3: whole words in the vocabulary skip merges)."""
+    from tokenizers import AddedToken, Regex, Tokenizer as HF, pre_tokenizers
+    from tokenizers.models import BPE
+    toks, merges, types = vocab
+    path = _write(tmp_path / "v.gguf", "gpt2", pre, tokens=toks, merges=merges, types=types)
+    ours = Tokenizer(path)
+    hf = HF(BPE({s: i for i, s in enumerate(toks)}, [tuple(m.split(" ", 1)) for m in merges],
+                ignore_merges=pre == "llama-bpe"))
+    if pre == "gpt2":
+        hf.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    else:
+        split = LLAMA3_SPLIT if pre == "llama-bpe" else LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")
+        hf.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(split), "isolated"),
+                                                    pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+    hf.add_special_tokens([AddedToken(s, special=True, normalized=False) for s, ty in zip(toks, types) if ty == 3])
+    texts = sample[:500] + [b.decode() for b in hard_texts() if _complete(b)]
+    for s in texts:
+        assert ours.encode(s, add_special=False, parse_special=True) == hf.encode(s, add_special_tokens=False).ids, s
