@@ -36,6 +36,7 @@ HARD = [
     "URL https://example.com/a?b=c&d=e#f", "emoji skin 👍🏽 flags 🇫🇷🇯🇵 keycap 1️⃣", "mixed123abc456",
     "\x00\x01\x07 control", "\U0001F600" * 20, "  \n  \n  x", "a\u2028b\u2029c\u0085d", "hello world",
     "Hello World HELLO", "the cat and the dog", "abc bcd", "Zebra é ü 日本",
+    "Unicode 15: Kawi \U00011F04\U00011F05x digits \U00011F50\U00011F51 CJK-I \U0002EBF0 z",
 ]
 # invalid UTF-8 (llama.cpp reads each bad byte as U+FFFD)
 HARD_BYTES = [b"\xff\xfe abc", b"caf\xc3", b"\xc3\x28 x", b"\xe2\x82 y", b"\x80\x80\x80", b"ok \xf0\x9f\x98 z",

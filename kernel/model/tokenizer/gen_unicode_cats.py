@@ -1,5 +1,7 @@
 """Generates unicode_cats.h: the character classes the byte-level BPE pre-tokenizers need
-(the \\p{L}, \\p{N} and \\s of their split regexes), from Python's unicodedata.
+(the \\p{L}, \\p{N} and \\s of their split regexes), from the Unicode 15.1 database that
+llama.cpp's tables come from (`pip install unicodedata2==15.1.0`; Python 3.11's own
+unicodedata is 14.0, which lacks 5,010 letters and numbers added since).
 
     python kernel/model/tokenizer/gen_unicode_cats.py > kernel/model/tokenizer/unicode_cats.h
 
@@ -8,7 +10,8 @@ llama.cpp and the Rust/Oniguruma regex engines use for \\s), OTHER = everything 
 Ranges are maximal runs of one class; codepoints not listed are OTHER.
 """
 import sys
-import unicodedata
+
+import unicodedata2 as unicodedata
 
 WHITE_SPACE = {0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, 0x85, 0xA0, 0x1680, *range(0x2000, 0x200B),
                0x2028, 0x2029, 0x202F, 0x205F, 0x3000}
