@@ -68,11 +68,11 @@ static int merge_find(const qa_tok *t, int32_t a, int32_t b, uint32_t *rank, int
     uint64_t k = key * 0x9E3779B97F4A7C15ull;
     uint32_t h = (uint32_t)(k >> 32) & t->merge_mask;
     for (;;) {
-        uint32_t r = t->merge_rank[h];
-        if (!r) return 0;
-        if (t->merge_key[h] == key) {
-            *rank = r;
-            *out = t->merge_out[h];
+        const qa_tok_merge *m = &t->merges[h];
+        if (!m->rank) return 0;
+        if (m->key == key) {
+            *rank = m->rank;
+            *out = m->out;
             return 1;
         }
         h = (h + 1) & t->merge_mask;

@@ -140,8 +140,8 @@ static int measure(const qa_gguf *g, sizes *z, char *err, size_t err_len) {
 
 static uint64_t layout_size(const sizes *z) {
     uint64_t n = z->n;
-    return ALIGN8(n * sizeof(void *)) * 2 + ALIGN8(n * 4) * 4 + ALIGN8(n) + ALIGN8(z->hash_cap * 4) +
-           z->merge_cap * (8 + 4 + 4) + ALIGN8(z->text_bytes) + ALIGN8(2 * z->max_len + 8) + 64;
+    return ALIGN8(n * sizeof(void *)) * 2 + ALIGN8(n * 4) * 4 + ALIGN8(n) + z->hash_cap * 8 +
+           z->merge_cap * sizeof(qa_tok_merge) + ALIGN8(z->text_bytes) + ALIGN8(2 * z->max_len + 8) + 64;
 }
 
 uint64_t qa_tok_arena_size(const qa_gguf *g, char *err, size_t err_len) {
@@ -165,33 +165,42 @@ static void *take(bump *b, uint64_t n) {
 
 /* ------------------------------------------------------------------ lookup */
 
+/* Entries: id + 1 in the low half (0 = empty), the key's full hash in the high half, so a
+ * probe touches a token's bytes only when the hashes agree. */
+static const uint8_t *key_of(const qa_tok *t, uint32_t id, uint32_t *n) {
+    int bpe = t->kind == QA_TOK_BPE;
+    *n = bpe ? t->piece_len[id] : t->text_len[id];
+    return bpe ? t->piece[id] : t->text[id];
+}
+
 int32_t qa_tok_find(const qa_tok *t, const uint8_t *s, uint32_t n) {
-    uint32_t h = hash_bytes(s, n) & t->hash_mask;
-    const int bpe = t->kind == QA_TOK_BPE;
+    uint32_t hv = hash_bytes(s, n), h = hv & t->hash_mask;
     for (;;) {
-        uint32_t e = t->hash[h];
+        uint64_t e = t->hash[h];
         if (!e) return -1;
-        uint32_t id = e - 1;
-        const uint8_t *k = bpe ? t->piece[id] : t->text[id];
-        uint32_t kl = bpe ? t->piece_len[id] : t->text_len[id];
-        if (kl == n && !memcmp(k, s, n)) return (int32_t)id;
+        if ((uint32_t)(e >> 32) == hv) {
+            uint32_t id = (uint32_t)e - 1, kl;
+            const uint8_t *k = key_of(t, id, &kl);
+            if (kl == n && !memcmp(k, s, n)) return (int32_t)id;
+        }
         h = (h + 1) & t->hash_mask;
     }
 }
 
 /* Later ids replace earlier ones with the same key (llama.cpp's token_to_id map). */
 static void hash_put(qa_tok *t, const uint8_t *s, uint32_t n, uint32_t id) {
-    uint32_t h = hash_bytes(s, n) & t->hash_mask;
-    const int bpe = t->kind == QA_TOK_BPE;
+    uint32_t hv = hash_bytes(s, n), h = hv & t->hash_mask;
     for (;;) {
-        uint32_t e = t->hash[h];
+        uint64_t e = t->hash[h];
         if (!e) break;
-        const uint8_t *k = bpe ? t->piece[e - 1] : t->text[e - 1];
-        uint32_t kl = bpe ? t->piece_len[e - 1] : t->text_len[e - 1];
-        if (kl == n && !memcmp(k, s, n)) break;
+        if ((uint32_t)(e >> 32) == hv) {
+            uint32_t kl;
+            const uint8_t *k = key_of(t, (uint32_t)e - 1, &kl);
+            if (kl == n && !memcmp(k, s, n)) break;
+        }
         h = (h + 1) & t->hash_mask;
     }
-    t->hash[h] = id + 1;
+    t->hash[h] = (uint64_t)hv << 32 | (id + 1);
 }
 
 /* GPT-2 byte-level alphabet: printable Latin-1 bytes stand for themselves, the other 68
@@ -267,11 +276,9 @@ static int build_merges(qa_tok *t, const qa_gguf *g, uint8_t *tmp, uint64_t max_
         if (a < 0 || b < 0 || ab < 0) continue; /* the pair could never be formed or named */
         uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
         uint32_t h = hash_pair(key) & t->merge_mask;
-        while (t->merge_rank[h] && t->merge_key[h] != key) h = (h + 1) & t->merge_mask;
-        if (t->merge_rank[h]) continue; /* first rank wins */
-        t->merge_key[h] = key;
-        t->merge_rank[h] = (uint32_t)r + 1;
-        t->merge_out[h] = ab;
+        while (t->merges[h].rank && t->merges[h].key != key) h = (h + 1) & t->merge_mask;
+        if (t->merges[h].rank) continue; /* first rank wins */
+        t->merges[h] = (qa_tok_merge){key, (uint32_t)r + 1, ab};
     }
     return QA_OK;
 }
@@ -300,10 +307,8 @@ int qa_tok_init(qa_tok *t, const qa_gguf *g, void *arena, uint64_t arena_size, c
     t->score = take(&b, n * 4);
     t->special = take(&b, n * 4);
     t->type = take(&b, n);
-    t->hash = take(&b, z.hash_cap * 4);
-    t->merge_key = take(&b, z.merge_cap * 8);
-    t->merge_rank = take(&b, z.merge_cap * 4);
-    t->merge_out = take(&b, z.merge_cap * 4);
+    t->hash = take(&b, z.hash_cap * 8);
+    t->merges = take(&b, z.merge_cap * sizeof(qa_tok_merge));
     uint8_t *pieces = take(&b, z.text_bytes ? z.text_bytes : 1);
     uint8_t *tmp = take(&b, 2 * z.max_len + 8);
     if (!tmp) {
@@ -312,8 +317,8 @@ int qa_tok_init(qa_tok *t, const qa_gguf *g, void *arena, uint64_t arena_size, c
     }
     t->hash_mask = (uint32_t)z.hash_cap - 1;
     t->merge_mask = (uint32_t)z.merge_cap - 1;
-    memset(t->hash, 0, z.hash_cap * 4);
-    memset(t->merge_rank, 0, z.merge_cap * 4);
+    memset(t->hash, 0, z.hash_cap * 8);
+    memset(t->merges, 0, z.merge_cap * sizeof(qa_tok_merge));
 
     const qa_gguf_kv *types = qa_gguf_find_kv(g, "tokenizer.ggml.token_type");
     if (types && (types->type != QA_GV_ARRAY || types->arr_type != QA_GV_I32 || types->arr_n < n)) {

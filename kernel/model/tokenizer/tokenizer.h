@@ -34,6 +34,12 @@ enum { QA_TT_NORMAL = 1, QA_TT_UNKNOWN = 2, QA_TT_CONTROL = 3, QA_TT_USER = 4, Q
        QA_TT_BYTE = 6 };
 
 typedef struct {
+    uint64_t key;           /* left id << 32 | right id */
+    uint32_t rank;          /* merge rank + 1; 0 = empty slot */
+    int32_t out;            /* the merged token */
+} qa_tok_merge;
+
+typedef struct {
     int kind, pre;
     int32_t n_vocab;
     const uint8_t **text;   /* token text as stored in the file (not NUL-terminated) */
@@ -43,14 +49,13 @@ typedef struct {
     uint32_t *piece_len;
     uint8_t *type;          /* QA_TT_* */
     float *score;           /* SPM merge priority */
-    /* Lookup: open addressing, id + 1 (0 = empty). Keyed on the piece for BPE (only tokens
-     * whose text is valid byte-level), on the text for SPM. */
-    uint32_t *hash;
+    /* Lookup: open addressing, hash << 32 | id + 1 (0 = empty). Keyed on the piece for BPE
+     * (only tokens whose text is valid byte-level), on the text for SPM. */
+    uint64_t *hash;
     uint32_t hash_mask;
-    /* BPE merges: (left id, right id) -> rank, merged id. Open addressing, rank + 1. */
-    uint64_t *merge_key;
-    uint32_t *merge_rank;
-    int32_t *merge_out;
+    /* BPE merges: (left id, right id) -> rank, merged id; open addressing, one cache line
+     * per probe */
+    qa_tok_merge *merges;
     uint32_t merge_mask;
     int32_t byte_id[256];   /* token of each single byte (BPE) or of <0xXX> (SPM); -1 = none */
     int32_t *special;       /* control / user-defined / unknown ids, longest text first */
