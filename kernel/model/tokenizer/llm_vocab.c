@@ -246,12 +246,25 @@ static int32_t opt_id(const qa_gguf *g, const char *key, int32_t n) {
     return qa_gguf_get_u32(g, key, &v) == QA_OK && v < (uint32_t)n ? (int32_t)v : -1;
 }
 
-static const char *const EOG_TEXT[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-                                       "<|endoftext|>", "<|end_of_text|>", "<EOT>", "<|eom_id|>",
-                                       "<end_of_utterance>", NULL};
+/* End-of-generation texts (llama.cpp's list: a generation stops at any of them). */
+static const char *const EOG_TEXT[] = {
+    "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>",
+    "<end_of_turn>", "<|endoftext|>", "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+    "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>", "<|tool_response>",
+    "<\xEF\xBD\x9C" "end\xE2\x96\x81" "of\xE2\x96\x81" "sentence\xEF\xBD\x9C>", "[e~[", NULL};
+/* Further texts llama.cpp treats as control tokens whatever their token_type says
+ * (fill-in-the-middle markers): not matched in text without parse_special, not decoded. */
+static const char *const CONTROL_TEXT[] = {
+    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "begin\xEF\xBD\x9C>",
+    "<PRE>", "\xE2\x96\x81<PRE>", "<|code_prefix|>", "<|prefix|>", "<|fim_suffix|>", "<fim-suffix>",
+    "<fim_suffix>", "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "hole\xEF\xBD\x9C>", "<SUF>", "\xE2\x96\x81<SUF>",
+    "<|code_suffix|>", "<|suffix|>", "<|fim_middle|>", "<fim-middle>", "<fim_middle>",
+    "<\xEF\xBD\x9C" "fim\xE2\x96\x81" "end\xEF\xBD\x9C>", "<MID>", "\xE2\x96\x81<MID>", "<|code_middle|>",
+    "<|middle|>", "<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]", "<|fim_repo|>",
+    "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>", "<|file_sep|>", NULL};
 
-static int eog_text(const qa_tok *t, int32_t id) {
-    for (const char *const *p = EOG_TEXT; *p; p++)
+static int text_in(const qa_tok *t, int32_t id, const char *const *list) {
+    for (const char *const *p = list; *p; p++)
         if (t->text_len[id] == strlen(*p) && !memcmp(t->text[id], *p, t->text_len[id])) return 1;
     return 0;
 }
@@ -394,6 +407,14 @@ int qa_tok_init(qa_tok *t, const qa_gguf *g, void *arena, uint64_t arena_size, c
     }
     if (kind == QA_TOK_BPE) build_merges(t, g, tmp, z.max_len);
 
+    /* control-looking texts become control tokens, as llama.cpp overrides them */
+    for (uint64_t i = 0; i < n; i++) {
+        uint8_t c = t->text_len[i] ? t->text[i][0] : 0;
+        if ((c == '<' || c == '[' || c == '_' || c == 0xE2) &&
+            (text_in(t, (int32_t)i, EOG_TEXT) || text_in(t, (int32_t)i, CONTROL_TEXT)))
+            t->type[i] = QA_TT_CONTROL;
+    }
+
     /* special tokens, longest text first (ties by id) */
     uint32_t max_sl = 0;
     for (uint64_t i = 0; i < n; i++) {
@@ -415,17 +436,19 @@ int qa_tok_init(qa_tok *t, const qa_gguf *g, void *arena, uint64_t arena_size, c
     t->unk = opt_id(g, "tokenizer.ggml.unknown_token_id", nv);
     t->pad = opt_id(g, "tokenizer.ggml.padding_token_id", nv);
     t->sep = opt_id(g, "tokenizer.ggml.seperator_token_id", nv);
-    if (t->eot < 0) /* as llama.cpp: the first control-looking end-of-turn token by name */
-        for (const char *const *q = EOG_TEXT; *q && t->eot < 0; q++) {
-            if (!strcmp(*q, "<|eom_id|>")) continue;
+    if (t->eot < 0) { /* as llama.cpp: an end-of-turn token found by its text */
+        static const char *const eot[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
+                                          "<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]",
+                                          "<end_of_utterance>", NULL};
+        for (const char *const *q = eot; *q && t->eot < 0; q++)
             for (int32_t i = 0; i < t->n_special; i++) {
-                int32_t id = t->special[i];
-                if (t->text_len[id] == strlen(*q) && !memcmp(t->text[id], *q, t->text_len[id])) {
-                    t->eot = id;
+                const char *one[] = {*q, NULL};
+                if (text_in(t, t->special[i], one)) {
+                    t->eot = t->special[i];
                     break;
                 }
             }
-        }
+    }
     int v;
     t->add_bos = add_bos;
     t->add_eos = 0;
@@ -447,7 +470,7 @@ int qa_tok_init(qa_tok *t, const qa_gguf *g, void *arena, uint64_t arena_size, c
 int qa_tok_is_eog(const qa_tok *t, int32_t id) {
     if (id < 0 || id >= t->n_vocab) return 0;
     if (id == t->eos || id == t->eot || id == t->eom) return 1;
-    return t->type[id] == QA_TT_CONTROL && eog_text(t, id);
+    return text_in(t, id, EOG_TEXT);
 }
 
 /* Specials decode to their text as written; others to their piece. */
