@@ -296,6 +296,36 @@ static int build_merges(qa_tok *t, const qa_gguf *g, uint8_t *tmp, uint64_t max_
     return QA_OK;
 }
 
+/* a before b: longer text, then lower id */
+static int special_before(const qa_tok *t, int32_t a, int32_t b) {
+    return t->text_len[a] > t->text_len[b] || (t->text_len[a] == t->text_len[b] && a < b);
+}
+
+static void sift_down(const qa_tok *t, int32_t *v, int32_t i, int32_t n) {
+    for (;;) {
+        int32_t c = 2 * i + 1;
+        if (c >= n) return;
+        if (c + 1 < n && special_before(t, v[c], v[c + 1])) c++; /* the later one rises */
+        if (!special_before(t, v[i], v[c])) return;
+        int32_t x = v[i];
+        v[i] = v[c];
+        v[c] = x;
+        i = c;
+    }
+}
+
+/* heap sort: no allocation, n log n whatever the lengths in the file */
+static void sort_specials(qa_tok *t) {
+    int32_t *v = t->special, n = t->n_special;
+    for (int32_t i = n / 2 - 1; i >= 0; i--) sift_down(t, v, i, n);
+    for (int32_t end = n - 1; end > 0; end--) {
+        int32_t x = v[0];
+        v[0] = v[end];
+        v[end] = x;
+        sift_down(t, v, 0, end);
+    }
+}
+
 int qa_tok_init(qa_tok *t, const qa_gguf *g, void *arena, uint64_t arena_size, char *err,
                 size_t err_len) {
     int pre, ignore_merges, add_bos;
@@ -416,17 +446,12 @@ int qa_tok_init(qa_tok *t, const qa_gguf *g, void *arena, uint64_t arena_size, c
     }
 
     /* special tokens, longest text first (ties by id) */
-    uint32_t max_sl = 0;
-    for (uint64_t i = 0; i < n; i++) {
-        if (is_special(t->type[i]) && t->text_len[i] > max_sl)
-            max_sl = t->text_len[i];
-    }
-    t->max_special_len = max_sl;
-    for (uint32_t l = max_sl; l > 0; l--)
-        for (uint64_t i = 0; i < n; i++) {
-            if (is_special(t->type[i]) && t->text_len[i] == l)
-                t->special[t->n_special++] = (int32_t)i;
+    for (uint64_t i = 0; i < n; i++)
+        if (is_special(t->type[i]) && t->text_len[i] > 0) {
+            t->special[t->n_special++] = (int32_t)i;
+            if (t->text_len[i] > t->max_special_len) t->max_special_len = t->text_len[i];
         }
+    sort_specials(t);
 
     int32_t nv = (int32_t)n;
     t->bos = opt_id(g, "tokenizer.ggml.bos_token_id", nv);
