@@ -2,7 +2,7 @@
 # make test : the whole test suite: Python, Node and headless Chromium
 PY ?= python3
 
-.PHONY: demo test setup setup-full kernel
+.PHONY: demo test setup setup-full kernel loadtest
 
 demo: setup
 	$(PY) -m quantann demo
@@ -19,3 +19,6 @@ setup-full:
 
 kernel:
 	$(PY) setup.py build_ext --inplace
+
+loadtest:
+	$(PY) scripts/loadtest.py
