@@ -67,6 +67,11 @@ class Server:
             kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
         return kb / 1024
 
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -264,6 +269,7 @@ def main():
                 for i in range(0, len(q) - b + 1, b)]
     clients = [int(c) for c in a.clients.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
+    print("load average before: %.1f %.1f %.1f" % os.getloadavg())
     print(f"quantann serve load test: {len(q)} real queries ({b} per request, k=10 ef={a.ef} rerank=4) on the "
           f"built-in 10k x 384 sq8 index; loopback, keep-alive clients; {os.cpu_count()} cores shared with the "
           f"clients (and with whatever else runs); {a.rounds} round(s) of {a.seconds:.0f} s per point, medians")
@@ -274,14 +280,18 @@ def main():
             with Server(index, t) as srv:
                 drive(srv.port, requests, 1, 0.5)  # warm up
                 for c in clients:
-                    results.setdefault((t, c), []).append(drive(srv.port, requests, c, a.seconds))
+                    cpu0 = srv.cpu_seconds()
+                    r = drive(srv.port, requests, c, a.seconds)
+                    r["cpu_us"] = (srv.cpu_seconds() - cpu0) / r["n"] * 1e6
+                    results.setdefault((t, c), []).append(r)
                 srv.stop()
-    print(f"\n{'threads':>7} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
+    print(f"\n{'threads':>7} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+          f"{'server CPU/req':>15}")
     med = {}
     for (t, c), rs in sorted(results.items()):
-        med[t, c] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99")}
+        med[t, c] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "cpu_us")}
         print(f"{t:>7} {c:>7} {med[t, c]['rps']:>8.0f} {med[t, c]['p50']:>8.2f} {med[t, c]['p99']:>8.2f} "
-              f"{sum(r['errors'] for r in rs):>6}")
+              f"{sum(r['errors'] for r in rs):>6} {med[t, c]['cpu_us']:>12.0f} us")
     if len(threads) > 1:
         t0, t1 = threads[0], threads[-1]
         print("throughput ratio --threads %d / --threads %d: " % (t1, t0)
@@ -289,6 +299,7 @@ def main():
 
     with Server(index, threads[-1]) as srv:
         others(srv, requests, q, a)
+    print("load average after: %.1f %.1f %.1f" % os.getloadavg())
     if tmp:
         tmp.cleanup()
 
