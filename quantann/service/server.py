@@ -44,9 +44,23 @@ class _LingeringTransport:
     def __init__(self, transport, protocol):
         self._t, self._p = transport, protocol
         self.lingering = False
+        self._pending: list[bytes] = []
 
     def __getattr__(self, name):
         return getattr(self._t, name)
+
+    def write(self, data: bytes) -> None:
+        """Writes of one loop iteration (an answer's head, then its body) go out as one."""
+        if not self._pending:
+            self._p.loop.call_soon(self._flush)
+        self._pending.append(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._t.is_closing():
+                self._t.write(data)
 
     def is_closing(self) -> bool:
         return self.lingering or self._t.is_closing()
@@ -54,6 +68,7 @@ class _LingeringTransport:
     def close(self) -> None:
         if self.lingering:
             return
+        self._flush()
         if (self._t.is_closing() or self._p.conn.their_state is not h11.SEND_BODY
                 or not self._t.can_write_eof()):
             self._t.close()
