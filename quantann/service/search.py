@@ -126,7 +126,7 @@ class Searcher:
         index = self.pool.index
         job = parse(body, self.limits, self.defaults, index.dim, len(index), self.embedder is not None)
         if job.text is not None:
-            with self.metrics.stage("embed"), self._embed_lock:
+            with self._embed_lock, self.metrics.stage("embed"):
                 job.queries = np.asarray(self.embedder.embed([job.text]), np.float32)
         self.step(job)
         return job
