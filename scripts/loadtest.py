@@ -67,10 +67,21 @@ class Server:
             kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
         return kb / 1024
 
-    def cpu_seconds(self) -> float:
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds of the event loop (the main thread) and of all other threads."""
+        loop = other = 0.0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # a thread that just ended
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+            if int(tid) == self.proc.pid:
+                loop += cpu
+            else:
+                other += cpu
+        return loop, other
 
     def stop(self) -> int:
         if self.proc.poll() is None:
@@ -252,6 +263,7 @@ def main():
     ap.add_argument("--ef", type=int, default=64, help="search beam of the measured requests (default %(default)s)")
     ap.add_argument("--batch", type=int, default=1, help="query vectors per request (default %(default)s)")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s, a 4 s endurance run")
+    ap.add_argument("--table-only", action="store_true", help="only the req/s table")
     ap.add_argument("--workdir", default=None, help="where the index is built (default: a temporary folder)")
     a = ap.parse_args()
     if a.quick:
@@ -282,23 +294,25 @@ def main():
                 for c in clients:
                     cpu0 = srv.cpu_seconds()
                     r = drive(srv.port, requests, c, a.seconds)
-                    r["cpu_us"] = (srv.cpu_seconds() - cpu0) / r["n"] * 1e6
+                    cpu1 = srv.cpu_seconds()
+                    r["loop_us"], r["pool_us"] = ((y - x) / r["n"] * 1e6 for x, y in zip(cpu0, cpu1))
                     results.setdefault((t, c), []).append(r)
                 srv.stop()
     print(f"\n{'threads':>7} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-          f"{'server CPU/req':>15}")
+          f"  server CPU per request: event loop, workers")
     med = {}
     for (t, c), rs in sorted(results.items()):
-        med[t, c] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "cpu_us")}
+        med[t, c] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "loop_us", "pool_us")}
         print(f"{t:>7} {c:>7} {med[t, c]['rps']:>8.0f} {med[t, c]['p50']:>8.2f} {med[t, c]['p99']:>8.2f} "
-              f"{sum(r['errors'] for r in rs):>6} {med[t, c]['cpu_us']:>12.0f} us")
+              f"{sum(r['errors'] for r in rs):>6}   {med[t, c]['loop_us']:>6.0f} us, {med[t, c]['pool_us']:>6.0f} us")
     if len(threads) > 1:
         t0, t1 = threads[0], threads[-1]
         print("throughput ratio --threads %d / --threads %d: " % (t1, t0)
               + ", ".join(f"{c} clients {med[t1, c]['rps'] / med[t0, c]['rps']:.2f}x" for c in clients))
 
-    with Server(index, threads[-1]) as srv:
-        others(srv, requests, q, a)
+    if not a.table_only:
+        with Server(index, threads[-1]) as srv:
+            others(srv, requests, q, a)
     print("load average after: %.1f %.1f %.1f" % os.getloadavg())
     if tmp:
         tmp.cleanup()
