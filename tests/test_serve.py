@@ -3,6 +3,7 @@ every user mistake is a 4xx JSON error; bodies over the limit are refused unread
 and idle clients do not hold the others; the token guards a network bind; SIGTERM
 finishes what is in flight. Speed figures live in scripts/loadtest.py, not here."""
 import http.client
+import importlib.util
 import json
 import os
 import re
@@ -34,7 +35,7 @@ TOKEN = "a-long-enough-test-token"
 class Running:
     """The service in a thread of this process, on a free loopback port."""
 
-    def __init__(self, path, threads=2, limits=Limits(), token=None, embedder=None, texts=None):
+    def __init__(self, path, threads=2, limits=Limits(), token=None, embedder=None, texts=None, parser=None):
         index = quantann.open(path)
         pool = SearchPool(index, threads, reopen=lambda: quantann.open(path))
         self.service = Service(pool, limits, DEFAULTS, token, embedder, texts)
@@ -45,7 +46,7 @@ class Running:
         def ready(server):
             box.append(server)
             started.set()
-        self.thread = threading.Thread(target=run, args=(self.service, sock, ready), daemon=True)
+        self.thread = threading.Thread(target=run, args=(self.service, sock, ready, parser), daemon=True)
         self.thread.start()
         assert started.wait(20)
         self.server = box[0]
@@ -99,9 +100,13 @@ def index_path(real, tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def srv(index_path):
-    s = Running(index_path, threads=2, limits=Limits(max_body=1 << 20, max_batch=64))
+PARSERS = ["h11"] + (["httptools"] if importlib.util.find_spec("httptools") else [])
+
+
+@pytest.fixture(scope="module", params=PARSERS)
+def srv(index_path, request):
+    """The service with each of uvicorn's HTTP parsers."""
+    s = Running(index_path, threads=2, limits=Limits(max_body=1 << 20, max_batch=64), parser=request.param)
     yield s
     s.stop()
 
@@ -305,17 +310,23 @@ def test_100mb_body_refused_without_reading(srv):
 
 # ---- slow, stalled and idle clients -----------------------------------------------------
 
-def test_stalled_and_idle_clients_do_not_hold_others(index_path, real):
-    """100 idle connections, a client stalled mid-headers and one mid-body: another
-    client is answered as usual; the stalled ones get 408 after --read-timeout."""
+@pytest.mark.parametrize("parser", PARSERS)
+def test_stalled_and_idle_clients_do_not_hold_others(index_path, real, parser):
+    """100 idle connections, a client stalled mid-headers and one mid-body, and one
+    stalled in its second request: another client is answered as usual; the stalled
+    ones get 408 after --read-timeout."""
     _, q = real
-    s = Running(index_path, threads=1, limits=Limits(read_timeout=1.5))
+    s = Running(index_path, threads=1, limits=Limits(read_timeout=1.5), parser=parser)
     try:
         idle = [socket.create_connection(("127.0.0.1", s.port)) for _ in range(100)]
         head = socket.create_connection(("127.0.0.1", s.port))
         head.sendall(b"POST /search HTTP/1.1\r\nhost: x\r\ncontent-le")
         body = socket.create_connection(("127.0.0.1", s.port))
         body.sendall(b"POST /search HTTP/1.1\r\nhost: x\r\ncontent-length: 5000\r\n\r\n{\"vector\": [")
+        second = socket.create_connection(("127.0.0.1", s.port))
+        second.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        assert read_answer(second).startswith(b"HTTP/1.1 200")
+        second.sendall(b"GET /heal")
         conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
         worst = 0.0
         for i in range(20):
@@ -323,10 +334,10 @@ def test_stalled_and_idle_clients_do_not_hold_others(index_path, real):
             assert call(s.port, "POST", "/search", {"vector": q[i].tolist()}, conn=conn)[0] == 200
             worst = max(worst, time.perf_counter() - t0)
         assert worst < 1.0  # lenient; the load test prints the figure
-        for stalled in (head, body, idle[0]):  # idle: no request within the timeout either
+        for stalled in (head, body, second, idle[0]):  # idle: no request within the timeout either
             stalled.settimeout(5)
             assert read_answer(stalled).startswith(b"HTTP/1.1 408")
-        for c in idle + [head, body]:
+        for c in idle + [head, body, second]:
             c.close()
         assert call(s.port, "POST", "/search", {"vector": q[0].tolist()}, conn=conn)[0] == 200
     finally:
@@ -453,25 +464,34 @@ def test_missing_extra_names_the_install_command(index_path):
 
 
 def test_sigterm_finishes_requests_in_flight(index_path, real):
-    """A long batch is in flight when SIGTERM arrives: it is answered in full, then the
-    server exits 0."""
+    """A request is half-sent when SIGTERM arrives: the server stops listening, waits
+    for the rest, answers it in full, then exits 0."""
     _, q = real
     p = subprocess.Popen([sys.executable, "-m", "quantann", "serve", str(index_path), "--port", "0",
                           "--threads", "1"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     try:
         port = int(re.search(r":(\d+) with", p.stderr.readline()).group(1))
-        box = {}
-        batch = {"vectors": np.repeat(q[:16], 16, axis=0).tolist(), "k": 10, "ef": 4096, "rerank": 409}
-        t = threading.Thread(target=lambda: box.update(r=call(port, "POST", "/search", batch)))
-        t.start()
-        time.sleep(1.0)  # the batch is being searched (256 queries at ef=4096)
-        assert t.is_alive(), "the batch finished before SIGTERM: make it longer"
+        body = json.dumps({"vectors": q[:32].tolist()}).encode()
+        c = socket.create_connection(("127.0.0.1", port), timeout=30)
+        c.sendall(b"POST /search HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body[:1000])
+        time.sleep(0.3)
         p.send_signal(signal.SIGTERM)
-        t.join(60)
-        assert box["r"][0] == 200 and len(box["r"][1]["ids"]) == 256
+        deadline = time.time() + 10
+        while time.time() < deadline:  # until the listening socket is closed
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                time.sleep(0.1)
+            except OSError:
+                break
+        else:
+            pytest.fail("the server kept listening after SIGTERM")
+        assert p.poll() is None  # still there: a request is in flight
+        c.sendall(body[1000:])
+        answer = read_answer(c)
+        assert answer.startswith(b"HTTP/1.1 200")
+        assert len(json.loads(answer.split(b"\r\n\r\n", 1)[1])["ids"]) == 32
         assert p.wait(30) == 0
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        c.close()
     finally:
         if p.poll() is None:
             p.kill()
