@@ -260,6 +260,15 @@ def test_paths_and_methods_are_json(srv):
     assert code == 405 and "GET is not allowed" in out["error"] and "POST" in headers["allow"]
 
 
+def test_not_http_is_a_json_400(srv):
+    for junk in (b"HELLO THERE\r\n\r\n", b"GET / HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n"):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(junk)
+        answer = read_answer(s)
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 400") and b'{"error": "not a valid HTTP/1.1 request' in answer
+
+
 def test_body_over_the_limit_is_refused_by_its_length(srv):
     """Content-Length over --max-body: 413 at once, and the connection closed."""
     code, out, headers = call(srv.port, "POST", "/search", b"x" * ((1 << 20) + 1))

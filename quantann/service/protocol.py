@@ -24,9 +24,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 LINGER_SECONDS = 2.0
 
 
-def _timeout_answer() -> bytes:
-    body = json.dumps({"error": "the request did not arrive in time (--read-timeout)"}).encode()
-    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+def _answer(status: bytes, message: str) -> bytes:
+    """A whole JSON error answer that closes the connection, for refusals made before
+    there is a request to answer through the app."""
+    body = json.dumps({"error": message}).encode()
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\nconnection: close\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
 
 
@@ -106,7 +108,14 @@ class _Deadline:
             self.on_timeout()
         cycle = self.cycle  # the previous request's, on a keep-alive connection
         if cycle is None or cycle.response_complete or not cycle.response_started:
-            self.transport.write(_timeout_answer())
+            self.transport.write(_answer(b"408 Request Timeout",
+                                         "the request did not arrive in time (--read-timeout)"))
+        self.transport.close()
+
+    def send_400_response(self, msg: str) -> None:
+        """Bytes that are not an HTTP/1.1 request (or a head over 16 KB): JSON like every
+        other refusal."""
+        self.transport.write(_answer(b"400 Bad Request", f"not a valid HTTP/1.1 request ({msg.rstrip('.')})"))
         self.transport.close()
 
 
