@@ -127,8 +127,9 @@ def test_search_matches_library(srv, index_path, real):
 
 
 def test_parallel_clients_get_their_own_answers(srv, index_path, real):
-    """8 clients at once over keep-alive connections, 2 search threads: every answer is
-    the library's answer to that client's query."""
+    """8 clients at once over keep-alive connections, 2 search threads, batches of 1 to
+    3 queries: every answer (ids and per-query stats) is the library's answer to that
+    client's queries."""
     _, q = real
     idx = quantann.open(index_path)
     want = idx.search(q, k=10, ef=64, rerank=4)[0].tolist()
@@ -136,9 +137,10 @@ def test_parallel_clients_get_their_own_answers(srv, index_path, real):
 
     def client(c):
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-        for i in range(c, len(q), 8):
-            code, out, _ = call(srv.port, "POST", "/search", {"vector": q[i].tolist()}, conn=conn)
-            if code != 200 or out["ids"][0] != want[i]:
+        b = 1 + c % 3
+        for i in range(c, len(q) - b, 8):
+            code, out, _ = call(srv.port, "POST", "/search", {"vectors": q[i:i + b].tolist()}, conn=conn)
+            if code != 200 or out["ids"] != want[i:i + b] or len(out["stats"]) != b:
                 bad.append((i, code))
         conn.close()
     threads = [threading.Thread(target=client, args=(c,)) for c in range(8)]
