@@ -95,7 +95,6 @@ class Service:
         self.metrics = Metrics(pool.index)
         self.searcher = Searcher(pool, self.metrics, limits, defaults, embedder, texts)
         self.budget = BodyBudget(limits.body_budget)
-        self.has_model = embedder is not None
 
     def check_token(self, request: Request) -> None:
         if self.token is None:
