@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup setup-full kernel
+.PHONY: demo test setup setup-full kernel loadtest
 
 demo: setup
 	$(PY) -m quantann demo
@@ -22,3 +22,6 @@ setup-full:
 # rebuild the native kernel after a C change (setup has made .venv)
 kernel:
 	$(PY) setup.py build_ext --inplace
+
+loadtest:
+	$(PY) scripts/loadtest.py
