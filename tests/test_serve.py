@@ -456,7 +456,7 @@ def test_cli_errors(index_path):
         busy.listen(1)
         port = busy.getsockname()[1]
         r = cli("serve", str(index_path), "--port", str(port))
-    assert r.returncode == 1 and r.stderr.strip() == f"error: port {port} is in use"
+    assert r.returncode == 1 and r.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}: the port is in use")
     r = cli("serve", str(index_path), "--port", "0", "--max-k", "0")
     assert r.returncode == 1 and "error: max-k must be at least 1" in r.stderr and "Traceback" not in r.stderr
     r = cli("serve", str(index_path), "--port", "0", "--ef", "5000")

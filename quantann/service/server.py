@@ -63,7 +63,7 @@ def listen(host: str, port: int) -> socket.socket:
     except OSError as e:
         sock.close()
         if e.errno == errno.EADDRINUSE:
-            raise ServeError(f"port {port} is in use") from None
+            raise ServeError(f"cannot listen on {host}:{port}: the port is in use (another server there? pick another --port, or --port 0 for a free one)") from None
         if e.errno in (errno.EACCES, errno.EPERM):
             raise ServeError(f"no permission to listen on port {port} (ports below 1024 need privileges)") from None
         if e.errno == errno.EADDRNOTAVAIL:
