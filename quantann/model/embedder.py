@@ -27,7 +27,8 @@ class Embedder:
     """A BERT-family sentence encoder (llama.cpp `bert` GGUF: F32, F16, Q8_0 or Q4_0).
 
     Texts are tokenized with BERT WordPiece from the file's vocabulary, truncated to
-    `max_tokens` (default: the model's context, 512 for MiniLM; [CLS] and [SEP] included),
+    `max_tokens` (default: the model's own max_seq_length when the file records it, 256 for
+    all-MiniLM-L6-v2, else its context; [CLS] and [SEP] included),
     run through the encoder in batches of about `batch_tokens` tokens (sequences are packed,
     not padded), mean-pooled and L2-normalised as the file's metadata says.
     """
@@ -53,7 +54,10 @@ class Embedder:
         self.info = self._m.info()
         self.dim = int(self.info["n_embd"])
         self.context = int(self.info["n_ctx"])
-        self.max_tokens = self.context if not max_tokens else max(2, min(int(max_tokens), self.context))
+        # the model's own truncation (sentence-transformers' max_seq_length, stored at
+        # conversion) unless the caller asks for another, at most the context
+        default = int(self.info.get("max_tokens", self.context))
+        self.max_tokens = default if not max_tokens else max(2, min(int(max_tokens), self.context))
         self.weight_type = self.info["weight_type"]
         self.n_threads = int(self.info["n_threads"])
 
