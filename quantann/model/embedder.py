@@ -79,7 +79,7 @@ class Embedder:
             texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._m.embed(texts, self.max_tokens, int(batch_tokens))
+        return self._checked(self._m.embed, texts, self.max_tokens, int(batch_tokens))
 
     def embed_iter(self, texts: Iterable[str], chunk: int = 256, batch_tokens: int = 1024):
         """Yields (start_row, embeddings) for consecutive chunks of texts."""
@@ -101,8 +101,18 @@ class Embedder:
         ids = [self.tokenize(t) for t in texts]
         lengths = np.array([len(x) for x in ids], dtype=np.int32)
         flat = np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]) if ids else np.zeros(0, np.int32)
-        emb, hidden = self._m.forward(flat, lengths, hidden=True)
+        emb, hidden = self._checked(self._m.forward, flat, lengths, hidden=True)
         return emb, hidden, lengths
+
+    def _checked(self, fn, *args, **kw):
+        """Runs a kernel call; a corrupt model found while computing (a non-finite output)
+        is a FormatError naming the file, as at open."""
+        from .. import _model
+
+        try:
+            return fn(*args, **kw)
+        except _model.GGUFError as e:
+            raise FormatError(f"{self.path}: {e}") from None
 
     def close(self) -> None:
         self._m = None
