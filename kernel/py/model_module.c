@@ -145,7 +145,13 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw)
 static int run_batches(ModelObject *self, const int32_t *ids, const int32_t *lens, int n_seq,
                        int batch_tokens, float *out, float *hidden, char *err, size_t err_len) {
     int max_len = 0;
-    for (int s = 0; s < n_seq; s++) if (lens[s] > max_len) max_len = lens[s];
+    uint64_t total = 0;
+    for (int s = 0; s < n_seq; s++) {
+        if (lens[s] > max_len) max_len = lens[s];
+        total += (uint64_t)lens[s];
+    }
+    /* scratch for the largest batch that can occur: never more tokens than there are */
+    if ((uint64_t)batch_tokens > total) batch_tokens = total > INT32_MAX ? INT32_MAX : (int)total;
     if (batch_tokens < max_len) batch_tokens = max_len;
     uint64_t ssz = qa_model_scratch_size(&self->m, batch_tokens, max_len, self->pool.n_threads);
     void *scratch = PyMem_RawMalloc(ssz);
