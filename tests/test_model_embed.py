@@ -231,6 +231,27 @@ def test_cli_embed_rows_in_order(tmp_path):
         assert v.dtype == np.float32 and np.allclose(v, m.embed(texts), atol=1e-6)
 
 
+def test_cli_embed_max_tokens(tmp_path):
+    """embed truncates at the model's own max_seq_length by default, --max-tokens changes it."""
+    from quantann.model.cli import main
+
+    texts = [" ".join(passages(30, start=50)), "short text"]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    got = {}
+    for mt in (None, 8, 512):
+        out = tmp_path / f"v{mt}.npy"
+        args = ["embed", str(model_path("q8_0")), "--input", str(inp), "-o", str(out), "--no-progress"]
+        assert main(args + (["--max-tokens", str(mt)] if mt else [])) == 0
+        got[mt] = np.load(out)
+    for mt, kw in ((None, {}), (8, {"max_tokens": 8}), (512, {"max_tokens": 512})):
+        with open_model("q8_0", **kw) as m:
+            assert np.allclose(got[mt], m.embed(texts), atol=1e-6), mt
+    with open_model("q8_0", max_tokens=256) as m:
+        assert np.allclose(got[None], m.embed(texts), atol=1e-6)
+    assert not np.allclose(got[None][0], got[8][0], atol=1e-3) and not np.allclose(got[None][0], got[512][0], atol=1e-3)
+
+
 def test_cli_help_lists_commands():
     import argparse
 
