@@ -152,7 +152,7 @@ def test_cli_build_eval_auto(tmp_path):
                                 "--rerank", "auto", "--json"], check=True, env=env, capture_output=True, text=True)
     r = json.loads(out.stdout)
     assert r["quant"] == "rabitq4" and r["recall"] >= 0.9
-    assert r["memory_fraction"] == pytest.approx(r["memory_bytes"] / r["float_bytes"]) > 0
+    assert r["memory_fraction"] > 0 and r["memory_fraction"] == pytest.approx(r["memory_bytes"] / r["float_bytes"])
     assert 10 <= r["vectors_read_per_query"] < 30 * 10  # at least k, at most the ef beam
     bad = subprocess.run(run + ["eval", str(tmp_path / "i.qann"), "--queries", str(tmp_path / "q.npy"),
                                 "--rerank", "lots"], env=env, capture_output=True, text=True)
