@@ -198,22 +198,29 @@ static inline int32_t dot_ref(const int16_t *w, const uint8_t *code, int dpad, i
 RQ_VARIANT(ref, , dot_ref)
 
 #ifdef QA_X86
-/* 16 dimensions at a time: each plane's 16 bits become lane masks, OR-ed into u (int16),
- * then one madd with the weights. */
+/* 32 dimensions at a time: each plane's 4 bytes are spread to 32 byte lanes (byte j/8 in
+ * lane j), tested against the lane's bit and OR-ed into u (bytes 0..15), then widened to
+ * int16 and madd-ed with the weights. */
 QA_TARGET_AVX2 static inline int32_t dot_avx2(const int16_t *w, const uint8_t *code, int dpad, int B) {
-    const __m256i sel = _mm256_setr_epi16(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192,
-                                          16384, (short)0x8000);
+    const __m256i spread = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                            2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    const __m256i sel = _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, (char)128, 1, 2, 4, 8, 16, 32, 64, (char)128,
+                                         1, 2, 4, 8, 16, 32, 64, (char)128, 1, 2, 4, 8, 16, 32, 64, (char)128);
     const int pb = dpad / 8;
     __m256i acc = _mm256_setzero_si256();
-    for (int g = 0; g < dpad / 16; g++) {
+    for (int g = 0; g < dpad / 32; g++) {
         __m256i u = _mm256_setzero_si256();
         for (int b = 0; b < B; b++) {
-            const uint8_t *p = code + b * pb + 2 * g;
-            __m256i m = _mm256_set1_epi16((short)(p[0] | p[1] << 8));
-            m = _mm256_cmpeq_epi16(_mm256_and_si256(m, sel), sel);
-            u = _mm256_or_si256(u, _mm256_and_si256(m, _mm256_set1_epi16((short)(1 << b))));
+            int32_t bits;
+            memcpy(&bits, code + b * pb + 4 * g, 4);
+            __m256i m = _mm256_shuffle_epi8(_mm256_set1_epi32(bits), spread);
+            m = _mm256_cmpeq_epi8(_mm256_and_si256(m, sel), sel);
+            u = _mm256_or_si256(u, _mm256_and_si256(m, _mm256_set1_epi8((char)(1 << b))));
         }
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(u, _mm256_loadu_si256((const __m256i *)(w + 16 * g))));
+        __m256i lo = _mm256_cvtepu8_epi16(_mm256_castsi256_si128(u));
+        __m256i hi = _mm256_cvtepu8_epi16(_mm256_extracti128_si256(u, 1));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(lo, _mm256_loadu_si256((const __m256i *)(w + 32 * g))));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(hi, _mm256_loadu_si256((const __m256i *)(w + 32 * g + 16))));
     }
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
