@@ -115,6 +115,8 @@ def main(argv=None):
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json")
+    ap.add_argument("--peers", default="hnswlib,faiss,usearch", help="peers to include (comma-separated)")
+    ap.add_argument("--efs", default=",".join(map(str, EFS)), help="ef values (comma-separated)")
     ap.add_argument("--build-only", action="store_true", help="build the cached indexes (both cores) and stop")
     a = ap.parse_args(argv)
     ds = minilm(a.subset, queries=a.queries)
@@ -125,13 +127,16 @@ def main(argv=None):
             methods.append(QA_(quant, M, rr))
     hn = Hnswlib(M=16)
     hn.name = "hnswlib float32 (RAM) M=16"
-    methods += [hn, FaissRaBitQ(4, 16), FaissRaBitQ(4, 16, refine=True), Usearch(M=16)]
+    peers = set(a.peers.split(","))
+    methods += [hn] if "hnswlib" in peers else []
+    methods += [FaissRaBitQ(4, 16), FaissRaBitQ(4, 16, refine=True)] if "faiss" in peers else []
+    methods += [Usearch(M=16)] if "usearch" in peers else []
     for m in methods:
         m.load(ds, log=print)
     if a.build_only:
         return
     rows = []
-    for ef in EFS:
+    for ef in (int(e) for e in a.efs.split(",")):
         res = {m.name: [] for m in methods}
         for _ in range(a.repeats):  # interleaved: every method once per repeat
             for m in methods:
