@@ -13,7 +13,11 @@
 #define QA_CODEC_NONE 0
 #define QA_CODEC_SQ8 1
 #define QA_CODEC_SQ4 2
-#define QA_CODEC_COUNT 3
+#define QA_CODEC_RABITQ1 3
+#define QA_CODEC_RABITQ2 4
+#define QA_CODEC_RABITQ3 5
+#define QA_CODEC_RABITQ4 6
+#define QA_CODEC_COUNT 7
 
 #define QA_KEY_FORMAT_VERSION "quantann.format_version"
 #define QA_KEY_DIM "quantann.dim"
@@ -43,6 +47,7 @@
 #define QA_TENSOR_IDS "ids"
 #define QA_TENSOR_VECTORS "vectors"
 
+#define QA_RERANK_AUTO -1LL
 #define QA_MAX_DIM 65536LL
 #define QA_MAX_ROWS 2147483646LL
 #define QA_MAX_LEVEL 16LL

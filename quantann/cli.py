@@ -184,11 +184,21 @@ def cmd_demo(a):
     run_demo(data=a.data, workdir=a.workdir, quant=a.quant, queries=a.queries, show=a.show)
 
 
+def _rerank_arg(text):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto', got {text!r}") from None
+
+
 def _add_search_args(p, k=10):
     p.add_argument("-k", type=int, default=k, help="neighbours per query (default %(default)s)")
     p.add_argument("--ef", type=int, default=64, help="search beam width; higher is slower and more exact (default %(default)s)")
-    p.add_argument("--rerank", type=int, default=4,
-                   help="rerank k*RERANK candidates with exact distances from the store; 0 = none (default %(default)s)")
+    p.add_argument("--rerank", type=_rerank_arg, default=4,
+                   help="rerank k*RERANK candidates with exact distances from the store; 0 = none; 'auto' "
+                        "(rabitq codes): only the candidates their error bound keeps (default %(default)s)")
     p.add_argument("--store", default="pread", choices=["pread", "mmap", "memory"],
                    help="how full vectors are read: pread from the file (default), mmap, or all in RAM")
     p.add_argument("--memory-budget", help="refuse to open if the in-memory part exceeds this (e.g. 300MB)")
@@ -214,8 +224,9 @@ def make_parser():
                    help="truncate each text to this many tokens when embedding (default: the model's own "
                         "max_seq_length, 256 for all-MiniLM-L6-v2)")
     b.add_argument("-o", "--output", required=True, help="index file to write (atomically)")
-    b.add_argument("--quant", default="sq8", choices=["sq8", "sq4", "none"],
-                   help="codes kept in memory: 1 byte/dim, 4 bits/dim, or float32 (default %(default)s)")
+    b.add_argument("--quant", default="sq8", choices=["sq8", "sq4", "none", "rabitq1", "rabitq2", "rabitq3", "rabitq4"],
+                   help="codes kept in memory: 1 byte/dim, 4 bits/dim, float32, or RaBitQ codes of 1..4 bits/dim "
+                        "with an error bound (for --rerank auto) (default %(default)s)")
     b.add_argument("--metric", default="cosine", choices=["l2", "ip", "cosine"], help="default %(default)s")
     b.add_argument("--M", type=int, default=16, help="graph degree (level 0 keeps 2M links; default %(default)s)")
     b.add_argument("--ef-construction", type=int, default=200, help="build beam width (default %(default)s)")

@@ -106,6 +106,17 @@ class _ReadersWriter:
                 self._cond.notify_all()
 
 
+def _rerank(value) -> int:
+    """rerank: a factor (0 = none), or "auto" (the kernel's code for reading only the
+    candidates the codes' error bound cannot rule out; rabitq codes)."""
+    if value == "auto":
+        return LIMITS["rerank_auto"]
+    r = _count(value, "rerank")
+    if r < 0:
+        raise ValueError(f"rerank={r} is out of range: it must be 0.. or 'auto'")
+    return r
+
+
 def _count(value, name: str) -> int:
     """An integer search/build parameter as given (the kernel checks its range)."""
     if type(value) is int:
@@ -390,11 +401,12 @@ class Index:
         """Nearest neighbours of each query: (ids uint64 (nq, k), distances float32
         (nq, k)), best first. Distances are squared L2, or 1 - inner product (ip,
         cosine). rerank=0 returns the graph's approximate order and distances; rerank=r
-        rescores k·r candidates exactly from the store. threads > 1 splits a batch of
+        rescores k·r candidates exactly from the store; rerank="auto" (rabitq codes)
+        rescores only the candidates of the ef beam whose error bound leaves them a chance. threads > 1 splits a batch of
         queries over threads. Safe to call from many threads at once. Per-query costs go
         to `last_stats`. The kernel checks k, ef and rerank against quantann's limits."""
         q = as_matrix(queries, self.dim, "queries")
-        k, ef, rerank = _count(k, "k"), _count(ef, "ef"), _count(rerank, "rerank")
+        k, ef, rerank = _count(k, "k"), _count(ef, "ef"), _rerank(rerank)
         threads = _count(threads, "threads")
         if threads != 1 and not 1 <= threads <= LIMITS["max_threads"]:
             raise ValueError(f"threads={threads} is out of range: it must be 1..{LIMITS['max_threads']}")

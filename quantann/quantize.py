@@ -1,6 +1,6 @@
 """Quantizers: how a float vector becomes a code.
 
-Training picks, per dimension, the range [lo, hi] between two quantiles of the data
+RaBitQ kinds (rabitq1..4) train only a centroid (the mean). SQ training picks, per dimension, the range [lo, hi] between two quantiles of the data
 (clipping outliers that would otherwise waste levels), and splits it into 255 (sq8) or
 15 (sq4) steps. Code sizes, encoding, decoding and query-vs-code distances are rows of the
 C kernel's codec table (kernel/codec/); this module only holds and trains the parameters.
@@ -54,7 +54,11 @@ class Quantizer:
         dpad = pad_dims(d)
         vmin = np.zeros(dpad, np.float32)
         scale = np.zeros(dpad, np.float32)
-        if kind != "none":
+        if kind.startswith("rabitq"):
+            # RaBitQ codes (kernel/codec/rabitq.c): vmin holds the centroid the residuals
+            # are taken to; the rotation is seeded in the kernel, scale is unused
+            vmin[:d] = x[:sample].mean(0, dtype=np.float64)
+        elif kind != "none":
             if n > sample:
                 rows = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
                 x = x[rows]

@@ -13,6 +13,10 @@ void qa_codec_select(int simd) {
     rows[QA_CODEC_NONE] = &qa_codec_none_row;
     rows[QA_CODEC_SQ8] = &qa_codec_sq8_row;
     rows[QA_CODEC_SQ4] = &qa_codec_sq4_row;
+    rows[QA_CODEC_RABITQ1] = &qa_codec_rabitq1_row;
+    rows[QA_CODEC_RABITQ2] = &qa_codec_rabitq2_row;
+    rows[QA_CODEC_RABITQ3] = &qa_codec_rabitq3_row;
+    rows[QA_CODEC_RABITQ4] = &qa_codec_rabitq4_row;
     for (int i = 0; i < QA_CODEC_COUNT; i++) {
         qa_codec c = *rows[i];
         int v = 0;
@@ -34,7 +38,9 @@ const qa_codec *qa_codec_get(int id) {
 
 int qa_code_size(int kind, int d) {
     if (kind < 0 || kind >= QA_CODEC_COUNT || d < 1) return -1;
-    const qa_codec *rows[QA_CODEC_COUNT] = {&qa_codec_none_row, &qa_codec_sq8_row, &qa_codec_sq4_row};
+    const qa_codec *rows[QA_CODEC_COUNT] = {&qa_codec_none_row,     &qa_codec_sq8_row,     &qa_codec_sq4_row,
+                                            &qa_codec_rabitq1_row, &qa_codec_rabitq2_row, &qa_codec_rabitq3_row,
+                                            &qa_codec_rabitq4_row};
     return rows[kind]->code_size(d);
 }
 

@@ -4,6 +4,8 @@
  *   float.c  NONE: the code is the float32 vector itself (also the "float space" of a build)
  *   sq8.c    SQ8:  one byte per dimension, x[i] ~ vmin[i] + scale[i] * c[i], c in 0..255
  *   sq4.c    SQ4:  four bits per dimension, ggml's Q4 nibble layout per block of 64 dims
+ *   rabitq.c RABITQ1..4: B bits per rotated dimension of the residual to a centroid, with
+ *            per-vector factors for an unbiased estimate and an error bound (rotation.h)
  * Dimensions are padded to a multiple of 64 with vmin = scale = 0.
  *
  * Graph search and rerank call through a row: the distance functions are picked once per
@@ -39,6 +41,10 @@ typedef struct {
     float wscale;       /* real weight = wscale * w */
     float bias;         /* sum q[i] * vmin[i] */
     float qnorm2;       /* |q|^2 */
+    /* RaBitQ kinds (rabitq.c): the query's residual to the centroid, rotated, is w */
+    int32_t wsum;       /* sum w[i] */
+    float qc_norm;      /* |q - c| */
+    float qc_dot;       /* q . c */
 } qa_query;
 
 /* Distances from a prepared query to codes, in the user's units (squared L2 or 1 - ip).
@@ -66,9 +72,10 @@ typedef struct {
     /* The variant in use (qa_codec_select). */
     qa_dist_fn dist;
     qa_dist_batch_fn dist_batch;
-    /* Bound on |approximate - exact| distance for a code (lets rerank stop early):
-     * NULL for every row now; a RaBitQ-style row fills it. */
-    float (*error_bound)(const qa_quantizer *qz, const qa_query *qq, const uint8_t *code);
+    /* Bound on |estimated - exact| distance for a code, in the distance's units, that holds
+     * with high probability over the rotation (lets rerank read only the candidates that
+     * may still be in the top k). NULL: the row gives no bound (none, sq8, sq4). */
+    float (*error_bound)(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code);
     const qa_codec_variant *variants; /* [0] = scalar reference */
     int n_variants;
 } qa_codec;
@@ -122,6 +129,7 @@ static inline int qa_quantize_level(float x, float vmin, float scale, int levels
 int qa_codec_avx2(void);
 
 extern const qa_codec qa_codec_none_row, qa_codec_sq8_row, qa_codec_sq4_row;
+extern const qa_codec qa_codec_rabitq1_row, qa_codec_rabitq2_row, qa_codec_rabitq3_row, qa_codec_rabitq4_row;
 
 #include <math.h>
 static inline int qa_quantize_level(float x, float vmin, float scale, int levels) {

@@ -30,7 +30,7 @@ struct qa_searcher {
     qa_scratch s;
     float *q;                  /* [dpad] the query as searched (normalised under cosine) */
     int32_t *cand, *rows, *ranges;
-    float *cand_d;
+    float *cand_d, *hi;        /* hi: upper bounds of the candidates (rerank auto) */
     int64_t cand_cap;          /* rows in cand, cand_d, rows; ranges holds 2x */
     float *vecs;
     int64_t vecs_cap;          /* rows in vecs */
@@ -194,9 +194,9 @@ qa_searcher *qa_searcher_new(const qa_index *ix) {
 }
 
 static void drop_query_buffers(qa_searcher *s) {
-    free(s->cand); free(s->cand_d); free(s->rows); free(s->ranges); free(s->vecs);
+    free(s->cand); free(s->cand_d); free(s->rows); free(s->ranges); free(s->vecs); free(s->hi);
     s->cand = s->rows = s->ranges = NULL;
-    s->cand_d = s->vecs = NULL;
+    s->cand_d = s->vecs = s->hi = NULL;
     s->cand_cap = s->vecs_cap = 0;
 }
 
@@ -217,12 +217,13 @@ void qa_searcher_stats(const qa_searcher *s, qa_search_stats *st) { *st = s->st;
 
 static int grow_candidates(qa_searcher *s, int64_t m) {
     if (m <= s->cand_cap) return 0;
-    free(s->cand); free(s->cand_d); free(s->rows); free(s->ranges);
+    free(s->cand); free(s->cand_d); free(s->rows); free(s->ranges); free(s->hi);
     s->cand = (int32_t *)malloc(sizeof(int32_t) * (size_t)m);
     s->cand_d = (float *)malloc(sizeof(float) * (size_t)m);
+    s->hi = (float *)malloc(sizeof(float) * (size_t)m);
     s->rows = (int32_t *)malloc(sizeof(int32_t) * (size_t)m);
     s->ranges = (int32_t *)malloc(2 * sizeof(int32_t) * (size_t)m);
-    s->cand_cap = s->cand && s->cand_d && s->rows && s->ranges ? m : 0;
+    s->cand_cap = s->cand && s->cand_d && s->rows && s->ranges && s->hi ? m : 0;
     return s->cand_cap ? 0 : -1;
 }
 
@@ -254,6 +255,37 @@ static int cmp_i32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static int cmp_f32(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* rerank auto: keeps, in place, the candidates whose lower bound (estimate - the codec's
+ * error bound) is not above the k-th smallest upper bound: the others cannot be in the top
+ * k (with the bound's confidence). Returns how many are kept (>= k when found >= k). */
+static int64_t keep_by_bound(qa_searcher *s, int64_t found, int64_t k) {
+    const qa_index *ix = s->ix;
+    const qa_codec *c = ix->sp.codec;
+    const int64_t cs = ix->qz.code_size;
+    qa_query qq = {.w = s->s.wbuf[0]};
+    c->prepare(&ix->qz, s->q, &qq);
+    float *lo = s->cand_d; /* becomes the lower bounds, as hi the upper */
+    for (int64_t i = 0; i < found; i++) {
+        float b = c->error_bound(&ix->qz, ix->sp.metric, &qq, ix->a.codes + s->cand[i] * cs);
+        s->hi[i] = lo[i] + b;
+        lo[i] -= b;
+    }
+    if (found <= k) return found;
+    memcpy(s->rows, s->hi, sizeof(float) * (size_t)found); /* rows is scratch here (same size) */
+    qsort(s->rows, (size_t)found, sizeof(float), cmp_f32);
+    float kth;
+    memcpy(&kth, (const float *)(const void *)s->rows + (k - 1), sizeof kth);
+    int64_t m = 0;
+    for (int64_t i = 0; i < found; i++)
+        if (lo[i] <= kth) s->cand[m++] = s->cand[i];
+    return m;
+}
+
 #define CHECK(v, lo, hi, what)                                                                 \
     if ((v) < (lo) || (v) > (hi)) {                                                            \
         say(s->err, sizeof s->err, "%s=%lld is out of range: it must be %lld..%lld", what,     \
@@ -269,9 +301,16 @@ int64_t qa_search_begin(qa_searcher *s, const float *q, const qa_search_params *
     memset(&s->st, 0, sizeof s->st);
     CHECK(p->k, 1, QA_MAX_K, "k");
     CHECK(p->ef, 1, QA_MAX_EF, "ef");
-    CHECK(p->rerank, 0, QA_MAX_CANDIDATES, "rerank");
+    const int autor = p->rerank == QA_RERANK_AUTO;
+    if (!autor) CHECK(p->rerank, 0, QA_MAX_CANDIDATES, "rerank");
     CHECK(p->max_gap, 0, QA_MAX_ROWS, "max_gap");
-    int64_t nres = p->rerank ? p->k * p->rerank : p->k; /* <= 1e5 * 2^20: no overflow */
+    if (autor && !ix->sp.codec->error_bound) {
+        say(s->err, sizeof s->err, "rerank=auto needs codes with an error bound (rabitq1..rabitq4), not %s",
+            ix->sp.codec->name);
+        return QA_EINVAL;
+    }
+    /* auto: every candidate of the beam, then the bound picks which to read */
+    int64_t nres = autor ? (p->ef > p->k ? p->ef : p->k) : p->rerank ? p->k * p->rerank : p->k;
     if (nres > QA_MAX_CANDIDATES) {
         say(s->err, sizeof s->err, "k*rerank=%lld candidates is over the limit of %lld",
             (long long)nres, (long long)QA_MAX_CANDIDATES);
@@ -312,6 +351,7 @@ int64_t qa_search_begin(qa_searcher *s, const float *q, const qa_search_params *
     s->k = p->k;
     s->rerank = p->rerank;
     s->st.candidates = found;
+    if (autor) found = (int)keep_by_bound(s, found, p->k);
     if (p->rerank && found) {
         memcpy(s->rows, s->cand, sizeof(int32_t) * (size_t)found);
         qsort(s->rows, (size_t)found, sizeof(int32_t), cmp_i32);

@@ -120,6 +120,8 @@ static int expect_list(hdr_t *h, int role, uint32_t type, int64_t *len, char *er
 
 static int code_size(int codec, int d) {
     int dpad = (d + 63) & ~63;
+    if (codec >= QA_CODEC_RABITQ1 && codec <= QA_CODEC_RABITQ4) /* B bit planes + 4 float factors */
+        return (codec - QA_CODEC_RABITQ1 + 1) * dpad / 8 + 16;
     return codec == QA_CODEC_SQ8 ? dpad : codec == QA_CODEC_SQ4 ? dpad / 2 : 4 * d;
 }
 
@@ -211,7 +213,11 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
     if (str_is(k_quant, "none")) a->codec = QA_CODEC_NONE;
     else if (str_is(k_quant, "sq8")) a->codec = QA_CODEC_SQ8;
     else if (str_is(k_quant, "sq4")) a->codec = QA_CODEC_SQ4;
-    else FAIL("unknown quantizer (none, sq8 or sq4 expected)");
+    else if (str_is(k_quant, "rabitq1")) a->codec = QA_CODEC_RABITQ1;
+    else if (str_is(k_quant, "rabitq2")) a->codec = QA_CODEC_RABITQ2;
+    else if (str_is(k_quant, "rabitq3")) a->codec = QA_CODEC_RABITQ3;
+    else if (str_is(k_quant, "rabitq4")) a->codec = QA_CODEC_RABITQ4;
+    else FAIL("unknown quantizer (none, sq8, sq4 or rabitq1..rabitq4 expected)");
     if (!str_is(k_dtype, "f32")) FAIL("vectors stored as another dtype than f32");
     if (d < 1 || d > QA_MAX_DIM) FAIL("header value out of range: dim=%u (1..%lld)", d, QA_MAX_DIM);
     if (n < 1 || n > (uint64_t)QA_MAX_ROWS) FAIL("header value out of range: count=%llu (1..%lld)", (unsigned long long)n, QA_MAX_ROWS);
@@ -445,6 +451,19 @@ int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_in
     if (a->codec == QA_CODEC_NONE && !all_finite((const float *)a->codes, (uint64_t)a->n * (uint64_t)a->d)) {
         qa_set_err(err, el, "float codes are not finite");
         goto done;
+    }
+    if (a->codec >= QA_CODEC_RABITQ1 && a->codec <= QA_CODEC_RABITQ4) {
+        /* each code ends in four float factors (|r|^2, scale, <c,r>, bound): finite, and
+         * |r|^2, scale and bound not negative, or an estimate could be NaN or unbounded */
+        int cs = code_size(a->codec, a->d);
+        for (int64_t r = 0; r < a->n; r++) {
+            float f[4];
+            memcpy(f, a->codes + r * cs + cs - 16, 16);
+            if (!all_finite(f, 4) || f[0] < 0.0f || f[1] < 0.0f || f[3] < 0.0f) {
+                qa_set_err(err, el, "rabitq code %lld has bad factors", (long long)r);
+                goto done;
+            }
+        }
     }
     if (a->norms && !all_finite(a->norms, (uint64_t)a->n)) {
         qa_set_err(err, el, "norms are not finite");

@@ -656,6 +656,40 @@ static PyObject *py_codec_distances(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* codec_bounds(kind, metric, d, vmin, scale, q, codes) -> float32 bytes: the row's error
+ * bound per code (tests check how often it holds). */
+static PyObject *py_codec_bounds(PyObject *self, PyObject *args) {
+    int kind, metric, d;
+    PyObject *vmin_o, *scale_o, *q_o, *c_o;
+    if (!PyArg_ParseTuple(args, "iiiOOOO", &kind, &metric, &d, &vmin_o, &scale_o, &q_o, &c_o)) return NULL;
+    qa_quantizer qz;
+    buf_t vmin, scale, q, c;
+    if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
+    const qa_codec *row = qa_codec_get(kind);
+    if (!row->error_bound) {
+        rel(&vmin); rel(&scale);
+        return PyErr_Format(PyExc_ValueError, "codec %s has no error bound", row->name);
+    }
+    if (get_buf(q_o, &q, 0, 4, d, "q")) { rel(&vmin); rel(&scale); return NULL; }
+    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); rel(&q); return NULL; }
+    int64_t n = c.b.len / qz.code_size;
+    int16_t *w = calloc((size_t)qz.dpad, sizeof(int16_t));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * n));
+    if (w && out) {
+        float *o = (float *)PyBytes_AS_STRING(out);
+        qa_query qq = {.w = w};
+        row->prepare(&qz, q.b.buf, &qq);
+        for (int64_t i = 0; i < n; i++)
+            o[i] = row->error_bound(&qz, metric, &qq, (const uint8_t *)c.b.buf + i * qz.code_size);
+    } else {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+    }
+    free(w);
+    rel(&vmin); rel(&scale); rel(&q); rel(&c);
+    return out;
+}
+
 /* 1 when (first, last) ranges are ascending and cover ascending `rows` exactly, each range
  * starting and ending on a row (what read_ranges_fd walks; ranges from Python are checked) */
 static int ranges_cover(const int32_t *rows, int64_t m, const int32_t *rg, int64_t nr) {
@@ -774,6 +808,8 @@ static PyMethodDef methods[] = {
     {"code_norms", py_code_norms, METH_VARARGS, "code_norms(kind, d, vmin, scale, codes, out)"},
     {"code_size", py_code_size, METH_VARARGS, "code_size(kind, d) -> bytes per code"},
     {"codecs", py_codecs, METH_NOARGS, "codecs() -> the codec table's rows and their variants"},
+    {"codec_bounds", py_codec_bounds, METH_VARARGS,
+     "codec_bounds(kind, metric, d, vmin, scale, q, codes) -> float32 bytes: the error bound per code"},
     {"codec_distances", py_codec_distances, METH_VARARGS,
      "codec_distances(kind, variant, metric, d, vmin, scale, q, codes, norms, batch) -> float32 bytes"},
     {"pread_rows", py_pread_rows, METH_VARARGS, "pread_rows(fd, base, row_bytes, rows, ranges, out)"},

@@ -21,6 +21,8 @@ CASES = [  # name, quant, metric, user ids
     ("sq8-cosine", "sq8", "cosine", False),
     ("sq4-l2-ids", "sq4", "l2", True),
     ("none-ip", "none", "ip", False),
+    ("rabitq4-cosine", "rabitq4", "cosine", False),  # searched with rerank="auto"
+    ("rabitq2-l2", "rabitq2", "l2", False),
 ]
 N, NQ, K, EF, RERANK = 3000, 60, 10, 64, 4
 
@@ -48,10 +50,11 @@ def main(out="web/dist/testdata"):
         quantann.Index.build(x, quant=quant, metric=metric, M=12, ef_construction=100, ids=ids, threads=2,
                              seed=1).save(path)
         index = quantann.open(path)
-        got_ids, got_d = index.search(q, k=K, ef=EF, rerank=RERANK)
+        rerank = "auto" if quant.startswith("rabitq") else RERANK
+        got_ids, got_d = index.search(q, k=K, ef=EF, rerank=rerank)
         graph_ids, graph_d = index.search(q, k=K, ef=EF, rerank=0)
         expected[name] = dict(file=f"{name}.qann", dim=int(x.shape[1]), metric=metric, quant=quant, k=K, ef=EF,
-                              rerank=RERANK, nq=int(len(q)), ids=got_ids.astype(str).tolist(),
+                              rerank=rerank, nq=int(len(q)), ids=got_ids.astype(str).tolist(),
                               distances=got_d.tolist(), graph_ids=graph_ids.astype(str).tolist(),
                               graph_distances=graph_d.tolist())
     huge_header(os.path.join(out, "huge.qann.header"))

@@ -14,7 +14,11 @@ export const CONSTANTS = Object.freeze({
   "codecs": {
     "none": 0,
     "sq8": 1,
-    "sq4": 2
+    "sq4": 2,
+    "rabitq1": 3,
+    "rabitq2": 4,
+    "rabitq3": 5,
+    "rabitq4": 6
   },
   "keys": {
     "format_version": "quantann.format_version",
@@ -47,6 +51,7 @@ export const CONSTANTS = Object.freeze({
     "vectors": "vectors"
   },
   "limits": {
+    "rerank_auto": -1,
     "max_dim": 65536,
     "max_rows": 2147483646,
     "max_level": 16,

@@ -18,7 +18,8 @@ test('every codec variant equals its reference, bit for bit', async () => {
     assert.equal(nv, 2, `${name}: the reference and SIMD128`);
     for (const d of [1, 7, 64, 100, 384]) {
       const dpad = padDims(d), n = 40;
-      const codeSize = name === 'none' ? 4 * d : name === 'sq8' ? dpad : dpad / 2;
+      const bits = name.startsWith('rabitq') ? Number(name.slice(6)) : 0; // B bit planes + 4 float factors
+      const codeSize = name === 'none' ? 4 * d : name === 'sq8' ? dpad : bits ? (bits * dpad) / 8 + 16 : dpad / 2;
       const vmin = new Float32Array(dpad), scale = new Float32Array(dpad);
       for (let i = 0; i < d; i++) { vmin[i] = -1 - rnd(); scale[i] = (2 + rnd()) / 255; }
       const codes = new Uint8Array(n * codeSize);
