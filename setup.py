@@ -43,11 +43,29 @@ for glue in sources("kernel/py/*_module.c"):
             extra_link_args=["-lpthread"],
         )
     )
+# Decoder files under kernel/model/ that the encoder extension does not use (helper F).
+DECODER_ONLY = ("kernel/model/ops_decoder.c", "kernel/model/sample.c")
 if glob.glob("kernel/py/model_module.c"):
     extensions.append(
         Extension(
             "quantann._model",
-            sources=sources("kernel/gguf/*.c", "kernel/model/*.c", "kernel/py/model_module.c"),
+            sources=[f for f in sources("kernel/gguf/*.c", "kernel/model/*.c", "kernel/py/model_module.c")
+                     if f not in DECODER_ONLY],
+            include_dirs=["kernel", numpy.get_include()],
+            extra_compile_args=CFLAGS,
+            extra_link_args=["-lpthread"],
+        )
+    )
+
+# The decoder (text generation): its own extension over the GGUF reader, the types table
+# and the decoder ops (helper F; the lead may fold it into quantann._model).
+if glob.glob("kernel/py/decoder_glue.c"):
+    extensions.append(
+        Extension(
+            "quantann._decoder",
+            sources=sources("kernel/gguf/*.c", "kernel/model/threads.c", "kernel/model/quant.c",
+                            "kernel/model/types/*.c", "kernel/model/ops_decoder.c", "kernel/model/sample.c",
+                            "kernel/model/arch/llama.c", "kernel/py/decoder_glue.c"),
             include_dirs=["kernel", numpy.get_include()],
             extra_compile_args=CFLAGS,
             extra_link_args=["-lpthread"],
