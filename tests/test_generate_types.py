@@ -94,3 +94,61 @@ def test_tile_matches_vec_dot(t):
                 for j in range(4):
                     want = _decoder.type_op(int(t), "dot", w[i + r].tobytes(), xs[j])
                     assert out[r * 4 + j] == pytest.approx(want, rel=1e-4, abs=1e-3)
+
+
+# ---------------------------------------------------------------- Q5_0 and the K-quants
+# The gguf package cannot quantize K-quants: blocks are random bytes with sane fp16 scales.
+
+BLOCK = {T.Q5_0: (32, 22), T.Q4_K: (256, 144), T.Q6_K: (256, 210)}
+
+
+def random_blocks(t, n_rows, n, seed):
+    rng = np.random.default_rng(seed)
+    blck, size = BLOCK[t]
+    b = rng.integers(0, 256, size=(n_rows, n // blck, size), dtype=np.uint8)
+    f16 = lambda k: np.frombuffer(rng.normal(scale=0.02, size=k).astype(np.float16).tobytes(), np.uint8).reshape(-1, 2)
+    cnt = n_rows * (n // blck)
+    if t == T.Q5_0:
+        b[..., 0:2] = f16(cnt).reshape(n_rows, n // blck, 2)
+    elif t == T.Q4_K:  # d, dmin
+        b[..., 0:2] = f16(cnt).reshape(n_rows, n // blck, 2)
+        b[..., 2:4] = f16(cnt).reshape(n_rows, n // blck, 2)
+    else:  # Q6_K: d last
+        b[..., 208:210] = f16(cnt).reshape(n_rows, n // blck, 2)
+    return b.reshape(n_rows, -1)
+
+
+@pytest.mark.parametrize("t", [T.Q5_0, T.Q4_K, T.Q6_K])
+def test_k_quant_to_float_matches_gguf(t):
+    for r in random_blocks(t, 32, 1024, 7):
+        got = _decoder.type_op(int(t), "to_float", r.tobytes())
+        np.testing.assert_allclose(got, dequantize(r, t).reshape(-1), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("t,n", [(T.Q5_0, 576), (T.Q4_K, 512), (T.Q4_K, 1536), (T.Q6_K, 768), (T.Q6_K, 256)])
+def test_k_quant_vec_dot_simd_matches_reference_and_exact(t, n):
+    act_t = T.Q8_0 if t == T.Q5_0 else T.Q8_K
+    w = random_blocks(t, 60, n, 8)
+    a = rows(60, n, 9)
+    for i in range(len(w)):
+        ab = act(t, a[i])
+        _decoder.set_simd(SCALAR)
+        ref = _decoder.type_op(int(t), "dot_ref", w[i].tobytes(), ab)
+        _decoder.set_simd(BEST)
+        got = _decoder.type_op(int(t), "dot", w[i].tobytes(), ab)
+        wf = dequantize(w[i], t).reshape(-1).astype(np.float64)
+        af = _decoder.type_op(int(act_t), "to_float", ab).astype(np.float64)
+        exact = float(wf @ af)  # integer products: only float rounding separates them
+        tol = 1e-4 * float(np.abs(wf) @ np.abs(af)) + 1e-6
+        assert abs(ref - exact) <= tol and abs(got - exact) <= tol
+
+
+def test_q8_k_activations_map_the_extreme_to_127_and_carry_sums():
+    x = rows(20, 512, 10)
+    for r in x:
+        ab = act(T.Q4_K, r)
+        blocks = np.frombuffer(ab, np.dtype([("d", "<f4"), ("qs", "i1", 256), ("bsums", "<i2", 16)]))
+        assert (np.abs(blocks["qs"]).max(1) == 127).all()
+        np.testing.assert_array_equal(blocks["bsums"], blocks["qs"].reshape(-1, 16, 16).astype(np.int32).sum(2))
+        deq = (blocks["d"][:, None] * blocks["qs"]).reshape(-1)
+        assert np.all(np.abs(deq - r) <= np.repeat(np.abs(blocks["d"]), 256) * 0.5 + 1e-6)

@@ -386,8 +386,7 @@ static PyObject *mod_set_simd(PyObject *mod, PyObject *args) {
     if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
     qa_types_init();
     int got = qm_simd_set(level), avx2 = got == QM_SIMD_AVX2 || got == QM_SIMD_AVX512VNNI;
-    qa_type_q8_1_init(avx2);
-    qa_type_q4_1_init(avx2);
+    qa_types_select(avx2);
     qa_ops_decoder_init(avx2);
     return PyLong_FromLong(got);
 }

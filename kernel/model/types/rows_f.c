@@ -1,7 +1,7 @@
 /* TEMPORARY (helper F, until helper B's types.c lands): the types table the decoder
- * computes with. F32 / F16 / Q8_0 rows wrap the encoder's kernels in quant.c; Q4_1 / Q8_1
- * are the decoder's own rows (types/q4_1.c, types/q8_1.c). At merge: delete this file, add
- * the rows qa_type_q4_1 and qa_type_q8_1 (and their init calls) to types.c, and give
+ * computes with. F32 / F16 / Q8_0 rows wrap the encoder's kernels in quant.c; Q4_1, Q8_1,
+ * Q5_0, Q8_K, Q4_K, Q6_K are the decoder's own rows (types/<type>.c). At merge: delete this
+ * file, add the rows qa_type_<type> (and their init calls) to types.c, and give
  * qa_type_tile a home next to qa_type_get. */
 #include <string.h>
 
@@ -24,17 +24,26 @@ static qa_type_traits row_f32 = {QA_T_F32, "F32", 1, 4, QA_T_F32, f32_to_float, 
 static qa_type_traits row_f16 = {QA_T_F16, "F16", 1, 2, QA_T_F32, f16_to_float, NULL, NULL, NULL};
 static qa_type_traits row_q8_0 = {QA_T_Q8_0, "Q8_0", 32, 34, QA_T_Q8_0, q8_0_to_float, q8_0_quantize, q8_0_dot_ref, q8_0_dot};
 
-qa_type_traits *const qa_types[] = {&row_f32, &row_f16, &row_q8_0, &qa_type_q4_1, &qa_type_q8_1};
+qa_type_traits *const qa_types[] = {&row_f32, &row_f16, &row_q8_0, &qa_type_q4_1, &qa_type_q8_1, &qa_type_q5_0,
+                                    &qa_type_q8_k, &qa_type_q4_k, &qa_type_q6_k};
 const int qa_n_types = sizeof qa_types / sizeof qa_types[0];
 
 extern qa_tile_fn qa_q4_1_tile;
 
-void qa_types_init(void) {
-    int level = qm_simd_init();
-    int avx2 = level == QM_SIMD_AVX2 || level == QM_SIMD_AVX512VNNI;
+/* The variants for a level: AVX2 (and VNNI tiles where the CPU has them) or scalar. */
+void qa_types_select(int avx2) {
     row_q8_0.quantize_act = q8_0_quantize;
     qa_type_q8_1_init(avx2);
     qa_type_q4_1_init(avx2);
+    qa_type_q5_0_init(avx2);
+    qa_type_q8_k_init(avx2);
+    qa_type_q4_k_init(avx2);
+    qa_type_q6_k_init(avx2);
+}
+
+void qa_types_init(void) {
+    int level = qm_simd_init();
+    qa_types_select(level == QM_SIMD_AVX2 || level == QM_SIMD_AVX512VNNI);
 }
 
 const qa_type_traits *qa_type_get(uint32_t type) {
