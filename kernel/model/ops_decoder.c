@@ -106,17 +106,18 @@ void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, f
 }
 
 void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_rot, int pos0,
-             float freq_base, float freq_scale) {
+             float freq_base, float freq_scale, int neox) {
     const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
     for (int t = 0; t < n; t++) {
         float *row = x + (uint64_t)t * row_stride;
         float theta = (float)(pos0 + t) * freq_scale;
         for (int i = 0; i < n_rot; i += 2, theta *= theta_scale) {
             float c = cosf(theta), s = sinf(theta);
+            int i0 = neox ? i / 2 : i, i1 = neox ? i / 2 + n_rot / 2 : i + 1;
             for (int h = 0; h < n_heads; h++) {
-                float *p = row + h * head_dim + i, a = p[0], b = p[1];
-                p[0] = a * c - b * s;
-                p[1] = a * s + b * c;
+                float *p = row + h * head_dim, a = p[i0], b = p[i1];
+                p[i0] = a * c - b * s;
+                p[i1] = a * s + b * c;
             }
         }
     }
@@ -124,6 +125,14 @@ void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_r
 
 void qa_silu_mul(float *g, const float *u, int64_t n) {
     for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void qa_gelu_mul(float *g, const float *u, int64_t n) {
+    const float k = 0.79788456080286535588f; /* sqrt(2/pi) */
+    for (int64_t i = 0; i < n; i++) {
+        float x = g[i];
+        g[i] = 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x))) * u[i];
+    }
 }
 
 int qa_argmax(const float *x, int n) {
@@ -210,7 +219,7 @@ uint64_t qa_attention_work_floats(int n_ctx, int head_dim) { return (uint64_t)n_
 typedef struct {
     const qa_kv_layer *kv;
     const float *q;
-    int row_stride, n, pos0, n_head;
+    int row_stride, n, pos0, n_head, n_swa;
     float scale;
     float *out, *work;
 } att_ctx;
@@ -224,26 +233,27 @@ static void att_task(void *c_, int wi, int wk) {
     qm_share(c->n * c->n_head, wi, wk, 1, &lo, &hi);
     for (int job = lo; job < hi; job++) {
         int t = job / c->n_head, h = job % c->n_head, npos = c->pos0 + t + 1;
+        int p0 = c->n_swa > 0 && npos > c->n_swa ? npos - c->n_swa : 0;
         const uint16_t *K = kv->k + (uint64_t)(h / group) * kv->n_ctx * hd;
         const uint16_t *V = kv->v + (uint64_t)(h / group) * kv->n_ctx * hd;
         /* the query rounded to fp16 like the keys (as ggml does before its f16 dot) */
         store_f16(q16, c->q + (uint64_t)t * c->row_stride + h * hd, hd);
         for (int i = 0; i < hd; i++) qh[i] = qm_fp16_to_fp32(q16[i]);
         float mx = -INFINITY;
-        for (int p = 0; p < npos; p++) {
+        for (int p = p0; p < npos; p++) {
             s[p] = dot_f16(qh, K + (uint64_t)p * hd, hd) * c->scale;
             if (s[p] > mx) mx = s[p];
         }
         float sum = 0.0f;
-        for (int p = 0; p < npos; p++) sum += (s[p] = expf(s[p] - mx));
+        for (int p = p0; p < npos; p++) sum += (s[p] = expf(s[p] - mx));
         float *o = c->out + (uint64_t)t * c->row_stride + h * hd, inv = 1.0f / sum;
         memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = 0; p < npos; p++) axpy_f16(o, s[p] * inv, V + (uint64_t)p * hd, hd);
+        for (int p = p0; p < npos; p++) axpy_f16(o, s[p] * inv, V + (uint64_t)p * hd, hd);
     }
 }
 
 void qa_attention(qm_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,
-                  int n_head, float scale, float *out, float *work) {
-    att_ctx c = {kv, q, row_stride, n, pos0, n_head, scale, out, work};
+                  int n_head, float scale, int n_swa, float *out, float *work) {
+    att_ctx c = {kv, q, row_stride, n, pos0, n_head, n_swa, scale, out, work};
     qm_pool_run(pool, att_task, &c);
 }

@@ -31,11 +31,13 @@ void qa_matmul(qm_pool *pool, int nw, const qa_dmat *const *w, float *const *y, 
 /* out[t] = x[t] / rms(x[t]) * g, rows of n_embd; out may be x. */
 void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, float eps);
 /* Rotates the first n_rot dims of each head of each of the n rows (row t at position
- * pos0 + t) in adjacent pairs (ggml's normal mode). */
+ * pos0 + t): in adjacent pairs (ggml's normal mode) or, with neox, dims i and i + n_rot/2. */
 void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_rot, int pos0,
-             float freq_base, float freq_scale);
+             float freq_base, float freq_scale, int neox);
 /* g = silu(g) * u over n values. */
 void qa_silu_mul(float *g, const float *u, int64_t n);
+/* g = gelu(g) * u over n values (tanh approximation, as ggml's GELU). */
+void qa_gelu_mul(float *g, const float *u, int64_t n);
 
 /* The KV cache of one layer: kv heads x n_ctx positions x head_dim, fp16. */
 typedef struct {
@@ -46,10 +48,11 @@ typedef struct {
 /* Stores n rows of k and v (n_head_kv * head_dim floats each) at positions pos0.. */
 void qa_kv_store(const qa_kv_layer *kv, const float *k, const float *v, int row_stride, int n, int pos0);
 /* Causal attention of n query rows (positions pos0..pos0+n-1; n_head heads of head_dim;
- * q head h reads kv head h / (n_head / n_head_kv)) over cache positions 0..pos. out has
- * the query layout. work: per thread (n_ctx + 2 * head_dim) floats. */
+ * q head h reads kv head h / (n_head / n_head_kv)) over cache positions 0..pos, or only
+ * the last n_swa of them (a sliding window; 0 = all). out has the query layout. work: per
+ * thread qa_attention_work_floats floats. */
 void qa_attention(qm_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,
-                  int n_head, float scale, float *out, float *work);
+                  int n_head, float scale, int n_swa, float *out, float *work);
 uint64_t qa_attention_work_floats(int n_ctx, int head_dim);
 
 int qa_argmax(const float *x, int n);

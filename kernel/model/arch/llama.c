@@ -115,9 +115,9 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         qa_set_err(err, el, "missing general.architecture");
         return QA_ERR_FORMAT;
     }
-    int qwen2 = !strcmp(m->arch, "qwen2");
-    if (strcmp(m->arch, "llama") && !qwen2) {
-        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2)", m->arch);
+    int qwen2 = !strcmp(m->arch, "qwen2"), gemma3 = !strcmp(m->arch, "gemma3");
+    if (strcmp(m->arch, "llama") && !qwen2 && !gemma3) {
+        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, gemma3)", m->arch);
         return QA_ERR_UNSUPPORTED;
     }
     const char *a = m->arch;
@@ -134,6 +134,12 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         return QA_ERR_FORMAT;
     }
     TRY(key_u32(g, a, "attention.key_length", &m->head_dim, m->n_embd / m->n_head, err, el));
+    int vlen;
+    TRY(key_u32(g, a, "attention.value_length", &vlen, m->head_dim, err, el));
+    if (vlen != m->head_dim) {
+        qa_set_err(err, el, "key length %d != value length %d is not supported", m->head_dim, vlen);
+        return QA_ERR_UNSUPPORTED;
+    }
     TRY(key_u32(g, a, "rope.dimension_count", &m->n_rot, m->head_dim, err, el));
     if (m->head_dim <= 0 || m->head_dim % 2 || m->n_rot > m->head_dim || m->n_rot % 2) {
         qa_set_err(err, el, "bad head size %d / rotary dims %d", m->head_dim, m->n_rot);
@@ -143,9 +149,20 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     m->freq_base = key_f32(g, a, "rope.freq_base", 10000.0f);
     m->freq_scale = 1.0f;
     float factor = key_f32(g, a, "rope.scaling.factor", 0.0f);
-    char stype[32] = "";
-    get_str(g, "llama.rope.scaling.type", stype, sizeof stype);
+    char stype[32] = "", key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    get_str(g, key, stype, sizeof stype);
     if (factor > 0.0f && strcmp(stype, "none")) m->freq_scale = 1.0f / factor;
+    m->neox = qwen2 || gemma3;
+    m->gelu = gemma3;
+    m->embd_scale = gemma3 ? sqrtf((float)m->n_embd) : 1.0f;
+    m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
+    m->freq_base_swa = m->freq_base;
+    if (gemma3) { /* as llama.cpp: every 6th layer global, the others a window with base 10000 */
+        TRY(key_u32(g, a, "attention.sliding_window", &m->n_swa, 0, err, el));
+        m->swa_pattern = 6;
+        m->freq_base_swa = 10000.0f;
+    }
 
     const qa_gguf_tensor *te = qa_gguf_find_tensor(g, "token_embd.weight");
     if (!te || te->n_dims != 2 || te->ne[0] != m->n_embd || te->ne[1] <= 0 || te->ne[1] > (1 << 24)) {
@@ -177,6 +194,10 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         TRY(get_vec(g, NAME("attn_q.bias"), dq, &L->bq, !qwen2, err, el));
         TRY(get_vec(g, NAME("attn_k.bias"), dkv, &L->bk, !qwen2, err, el));
         TRY(get_vec(g, NAME("attn_v.bias"), dkv, &L->bv, !qwen2, err, el));
+        TRY(get_vec(g, NAME("attn_q_norm.weight"), m->head_dim, &L->q_norm, !gemma3, err, el));
+        TRY(get_vec(g, NAME("attn_k_norm.weight"), m->head_dim, &L->k_norm, !gemma3, err, el));
+        TRY(get_vec(g, NAME("post_attention_norm.weight"), d, &L->post_attn_norm, !gemma3, err, el));
+        TRY(get_vec(g, NAME("post_ffw_norm.weight"), d, &L->post_ffn_norm, !gemma3, err, el));
 #undef NAME
     }
     return QA_OK;
@@ -265,15 +286,35 @@ static void mm_group(qm_pool *pool, int nw, const qa_dmat *const *w, float *cons
     for (int i = 0; i < nw; i++) qa_matmul(pool, 1, w + i, y + i, b ? b + i : NULL, x, n, xq, add);
 }
 
+/* out = W x; then, when the layer has a norm after the block, out = norm(out); x += out. */
+static void block_out(qa_llama_ctx *c, const qa_dmat *w, const float *in, int n, const float *post_norm) {
+    const qa_llama *m = c->m;
+    const qa_dmat *ws[1] = {w};
+    if (!post_norm) {
+        float *y[1] = {c->x};
+        qa_matmul(c->pool, 1, ws, y, NULL, in, n, c->xq, 1);
+        return;
+    }
+    float *y[1] = {c->xn};
+    qa_matmul(c->pool, 1, ws, y, NULL, in, n, c->xq, 0);
+    qa_rmsnorm(c->xn, post_norm, c->xn, n, m->n_embd, m->eps);
+    for (uint64_t i = 0; i < (uint64_t)n * m->n_embd; i++) c->x[i] += c->xn[i];
+}
+
 static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, int all) {
     const qa_llama *m = c->m;
     int d = m->n_embd, hd = m->head_dim, dq = m->n_head * hd, dkv = m->n_head_kv * hd, pos0 = c->n_past;
-    for (int t = 0; t < n; t++)
-        m->tok_embd.tt->to_float(m->tok_embd.data + (uint64_t)tok[t] * m->tok_embd.row_bytes, c->x + (uint64_t)t * d, d);
+    for (int t = 0; t < n; t++) {
+        float *xr = c->x + (uint64_t)t * d;
+        m->tok_embd.tt->to_float(m->tok_embd.data + (uint64_t)tok[t] * m->tok_embd.row_bytes, xr, d);
+        if (m->embd_scale != 1.0f)
+            for (int i = 0; i < d; i++) xr[i] *= m->embd_scale;
+    }
     uint64_t kv_layer = (uint64_t)m->n_head_kv * c->n_ctx * hd;
-    float scale = 1.0f / sqrtf((float)hd);
     for (int l = 0; l < m->n_layer; l++) {
         const qa_llama_layer *L = &m->layers[l];
+        int swa = m->swa_pattern && l % m->swa_pattern < m->swa_pattern - 1;
+        float base = swa ? m->freq_base_swa : m->freq_base;
         qa_kv_layer kv = {c->kv + 2 * l * kv_layer, c->kv + (2 * l + 1) * kv_layer, c->n_ctx, m->n_head_kv, hd};
         qa_rmsnorm(c->x, L->attn_norm, c->xn, n, d, m->eps);
         {
@@ -282,27 +323,26 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
             const float *b[3] = {L->bq, L->bk, L->bv};
             mm_group(c->pool, 3, w, y, b, c->xn, n, c->xq, 0);
         }
-        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, m->freq_base, m->freq_scale);
-        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, m->freq_base, m->freq_scale);
-        qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
-        qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, scale, c->att, c->work);
-        {
-            const qa_dmat *w[1] = {&L->o};
-            float *y[1] = {c->x};
-            qa_matmul(c->pool, 1, w, y, NULL, c->att, n, c->xq, 1);
+        if (L->q_norm) { /* per head: rows of head_dim */
+            qa_rmsnorm(c->q, L->q_norm, c->q, n * m->n_head, hd, m->eps);
+            qa_rmsnorm(c->k, L->k_norm, c->k, n * m->n_head_kv, hd, m->eps);
         }
+        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
+        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
+        qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
+        qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att, c->work);
+        block_out(c, &L->o, c->att, n, L->post_attn_norm);
         qa_rmsnorm(c->x, L->ffn_norm, c->xn, n, d, m->eps);
         {
             const qa_dmat *w[2] = {&L->gate, &L->up};
             float *y[2] = {c->gate, c->up};
             mm_group(c->pool, 2, w, y, NULL, c->xn, n, c->xq, 0);
         }
-        qa_silu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
-        {
-            const qa_dmat *w[1] = {&L->down};
-            float *y[1] = {c->x};
-            qa_matmul(c->pool, 1, w, y, NULL, c->gate, n, c->xq, 1);
-        }
+        if (m->gelu)
+            qa_gelu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
+        else
+            qa_silu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
+        block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
     }
     if (logits) {
         int first = all ? 0 : n - 1, rows = n - first;

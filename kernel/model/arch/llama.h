@@ -1,7 +1,11 @@
 /* Decoder-only transformers of the llama family, read from a GGUF in place:
- * llama (SmolLM2, TinyLlama, Llama 3.x) and qwen2 (q/k/v biases): pre-norm RMSNorm,
- * RoPE (normal mode), grouped-query attention over an fp16 KV cache, SwiGLU feed-forward,
- * tied or separate output matrix.
+ * llama (SmolLM2, TinyLlama, Llama 3.x): pre-norm RMSNorm, RoPE (normal mode),
+ * grouped-query attention over an fp16 KV cache, SwiGLU feed-forward, tied or separate
+ * output matrix. Variants are flags of the same forward:
+ *   qwen2   q/k/v biases, RoPE in neox mode
+ *   gemma3  embeddings scaled by sqrt(width), RMSNorm of q and k per head, norms after
+ *           attention and feed-forward too, GELU gate, neox RoPE, sliding-window
+ *           attention on 5 of every 6 layers (with their own RoPE base)
  *
  * The host owns every buffer: the KV cache (qa_llama_kv_bytes for n_ctx positions) and
  * the scratch (qa_llama_scratch_bytes for batches of n_batch tokens); eval never
@@ -18,6 +22,7 @@
 typedef struct {
     const float *attn_norm, *ffn_norm;
     const float *bq, *bk, *bv; /* NULL unless the architecture has them */
+    const float *q_norm, *k_norm, *post_attn_norm, *post_ffn_norm; /* gemma3 */
     qa_dmat q, k, v, o, gate, up, down;
 } qa_llama_layer;
 
@@ -26,6 +31,11 @@ typedef struct {
     int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_rot, n_ctx_train;
     float eps, freq_base, freq_scale;
     int tied; /* output matrix is the token embedding */
+    int neox, gelu;      /* RoPE mode; GELU instead of SiLU gate */
+    float embd_scale;    /* token embeddings are multiplied by it (1 = none) */
+    float attn_scale;    /* of q.k */
+    int n_swa, swa_pattern; /* sliding window on layers with l % swa_pattern < swa_pattern - 1 */
+    float freq_base_swa;
     qa_dmat tok_embd, output;
     const float *output_norm;
     qa_llama_layer layers[QA_LLAMA_MAX_LAYERS];
