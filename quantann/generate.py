@@ -77,15 +77,25 @@ class _Tokenizer:
     CONTROL, USER_DEFINED = 3, 4
 
     def __init__(self, dec):
-        from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
         model = dec.metadata("tokenizer.ggml.model")
         pre = dec.metadata("tokenizer.ggml.pre") or "default"
+        raw = dec.metadata("tokenizer.ggml.tokens")
+        types = dec.metadata("tokenizer.ggml.token_type")
+        if raw is None or types is None or len(raw) != len(types):
+            raise QuantannError("the model has no usable tokenizer.ggml.tokens / token_type")
+        texts = [t.decode("utf-8", "replace") for t in raw]
+        self._control = {i for i, ty in enumerate(types) if ty == self.CONTROL}
+        self._tk = None
+        if model == "llama":  # SentencePiece: decoding only, until the C tokenizer lands
+            self._bytes = [bytes([int(t[3:5], 16)]) if ty == 6 and len(t) == 6 and t.startswith("<0x")
+                           else t.replace("\u2581", " ").encode("utf-8") for t, ty in zip(texts, types)]
+            self._why = "SentencePiece ('llama') tokenization is not supported yet: pass token ids"
+            return
         if model != "gpt2":
-            raise QuantannError(f"tokenizer model {model!r} is not supported yet (only byte-level BPE 'gpt2')")
+            raise QuantannError(f"tokenizer model {model!r} is not supported (byte-level BPE 'gpt2', 'llama')")
         if pre not in ("smollm", "gpt2", "default"):
             raise QuantannError(f"pre-tokenizer {pre!r} is not supported yet (smollm, gpt2)")
-        texts = [t.decode("utf-8", "replace") for t in dec.metadata("tokenizer.ggml.tokens")]
-        types = dec.metadata("tokenizer.ggml.token_type")
+        from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
         merges = [tuple(m.decode("utf-8", "replace").split(" ", 1)) for m in dec.metadata("tokenizer.ggml.merges") or []]
         tk = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(texts)}, merges=merges))
         splits = [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
@@ -96,12 +106,13 @@ class _Tokenizer:
         special = [i for i, ty in enumerate(types) if ty in (self.CONTROL, self.USER_DEFINED)]
         tk.add_special_tokens([AddedToken(texts[i], special=True, normalized=False) for i in special])
         self._tk = tk
-        self._control = {i for i, ty in enumerate(types) if ty == self.CONTROL}
         bd = _byte_decoder()
         self._bytes = [t.encode("utf-8") if i in self._control or (types[i] == self.USER_DEFINED)
                        else bytes(bd.get(ch, 0x3f) for ch in t) for i, t in enumerate(texts)]
 
     def encode(self, text: str) -> list:
+        if self._tk is None:
+            raise QuantannError(self._why)
         return self._tk.encode(text, add_special_tokens=False).ids
 
     def token_bytes(self, i: int, special: bool = False) -> bytes:
@@ -139,7 +150,7 @@ class Generator:
         self.kv_bytes = kv_bytes
         self.memory = breakdown
         self.info = dec.info()
-        self._tok = _Tokenizer(dec)
+        self._tokenizer = None  # built on first use: token ids work without it
         self.bos = dec.metadata("tokenizer.ggml.bos_token_id")
         self.eos = dec.metadata("tokenizer.ggml.eos_token_id")
         self.add_bos = bool(dec.metadata("tokenizer.ggml.add_bos_token")) and self.bos is not None
@@ -191,6 +202,12 @@ class Generator:
         return cls(dec, mm, path, n_ctx, kv, breakdown)
 
     # -------------------------------------------------------- tokens
+
+    @property
+    def _tok(self):
+        if self._tokenizer is None:
+            self._tokenizer = _Tokenizer(self._dec)
+        return self._tokenizer
 
     def tokenize(self, text: str, add_bos: bool = None) -> list:
         """Token ids of text; special tokens written in it (e.g. <|im_start|>) are parsed."""

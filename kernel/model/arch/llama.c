@@ -73,6 +73,10 @@ static int get_mat(const qa_gguf *g, const char *name, int64_t n_in, int64_t n_o
                    type_name(t->type), t->type);
         return QA_ERR_UNSUPPORTED;
     }
+    if (n_in % tt->blck || (tt->act_type != QA_T_F32 && n_in % qa_type_get(tt->act_type)->blck)) {
+        qa_set_err(err, el, "tensor %s: rows of %lld values are not whole %s blocks", name, (long long)n_in, tt->name);
+        return QA_ERR_FORMAT;
+    }
     w->data = t->data;
     w->tt = tt;
     w->n_in = n_in;
