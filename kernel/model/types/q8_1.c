@@ -35,6 +35,7 @@ static void q8_1_to_float(const void *x_, float *y, int64_t n) {
 }
 
 #if defined(__x86_64__)
+#define R (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
 __attribute__((target("avx2,fma,f16c"))) static void q8_1_quantize_avx2(const float *x, void *y_, int64_t n) {
     qa_block_q8_1 *y = (qa_block_q8_1 *)y_;
     const __m256 sign = _mm256_set1_ps(-0.0f);
@@ -48,7 +49,6 @@ __attribute__((target("avx2,fma,f16c"))) static void q8_1_quantize_avx2(const fl
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         float d = _mm_cvtss_f32(m4) / 127.0f, id = d ? 1.0f / d : 0.0f;
         __m256 mul = _mm256_set1_ps(id);
-        const int R = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
         __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), R));
         __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), R));
         __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), R));
