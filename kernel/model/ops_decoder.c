@@ -128,10 +128,20 @@ void qa_silu_mul(float *g, const float *u, int64_t n) {
 }
 
 void qa_gelu_mul(float *g, const float *u, int64_t n) {
+    /* As ggml computes it on CPUs: the input rounded to fp16, GELU (tanh form) rounded to
+     * fp16 (its lookup table), identity beyond +-10. */
     const float k = 0.79788456080286535588f; /* sqrt(2/pi) */
     for (int64_t i = 0; i < n; i++) {
-        float x = g[i];
-        g[i] = 0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x))) * u[i];
+        float x = g[i], y;
+        if (x <= -10.0f) {
+            y = 0.0f;
+        } else if (x >= 10.0f) {
+            y = x;
+        } else {
+            x = qm_fp16_to_fp32(qm_fp32_to_fp16(x));
+            y = qm_fp16_to_fp32(qm_fp32_to_fp16(0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)))));
+        }
+        g[i] = y * u[i];
     }
 }
 
@@ -248,7 +258,8 @@ static void att_task(void *c_, int wi, int wk) {
         for (int p = p0; p < npos; p++) sum += (s[p] = expf(s[p] - mx));
         float *o = c->out + (uint64_t)t * c->row_stride + h * hd, inv = 1.0f / sum;
         memset(o, 0, (size_t)hd * sizeof(float));
-        for (int p = p0; p < npos; p++) axpy_f16(o, s[p] * inv, V + (uint64_t)p * hd, hd);
+        /* the weights rounded to fp16 like the values (as ggml multiplies them) */
+        for (int p = p0; p < npos; p++) axpy_f16(o, qm_fp16_to_fp32(qm_fp32_to_fp16(s[p] * inv)), V + (uint64_t)p * hd, hd);
     }
 }
 
