@@ -84,9 +84,10 @@ def run_llama(model, threads, n_tokens, n_ctx):
 
 
 def child(args):
-    os.sched_setaffinity(0, {1} if args.threads == 1 else {0, 1})
+    threads = args.threads[0]
+    os.sched_setaffinity(0, {1} if threads == 1 else {0, 1})
     fn = run_quantann if args.contender == "quantann" else run_llama
-    print(json.dumps(fn(args.model, args.threads, args.tokens, args.n_ctx)))
+    print(json.dumps(fn(args.model, threads, args.tokens, args.n_ctx)))
 
 
 def main():

@@ -12,6 +12,7 @@
 
 /* ---------------------------------------------------------------- matmul */
 
+#define PREFETCH_ROWS 4 /* decode: weight rows fetched ahead of the dot product */
 #define TB 16 /* tokens per block: their quantized rows stay in L1 while weight rows stream */
 
 uint64_t qa_act_row_bytes(const qa_dmat *w) {
@@ -74,6 +75,8 @@ static void mm_task(void *c_, int i, int k) {
             }
             for (; o < o1; o++) {
                 const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
+                if (o + PREFETCH_ROWS < o1) /* weights stream from memory once per token */
+                    for (uint64_t b = 0; b < w->row_bytes; b += 64) __builtin_prefetch(wr + PREFETCH_ROWS * w->row_bytes + b);
                 for (int t = t0; t < t1; t++) put(c, kw, t, o, dot(K, wr, c->xq + t * c->qrow));
             }
         }
