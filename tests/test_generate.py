@@ -230,14 +230,16 @@ def test_stats_are_reported(gen):
 @needs_model
 def test_logits_do_not_depend_on_batching(gen):
     """A prompt evaluated in one batch or token by token gives the same next-token choice
-    and nearly the same distribution (the tile and the single-row dot sum in other orders)."""
+    and nearly the same distribution (the tile and the single-row dot sum in other orders,
+    which this model amplifies at some positions)."""
     ids = gen.tokenize("The quick brown fox jumps over the lazy dog because")
     whole = gen.logits(ids)[-1]
     gen._dec.rewind(0)
     for t in ids:
         last = gen._dec.eval(np.array([t], np.int32))
     assert whole.argmax() == last.argmax()
-    np.testing.assert_allclose(whole, last, atol=0.05 * np.abs(whole).max())
+    p, q = _log_softmax(whole[None])[0], _log_softmax(last[None])[0]
+    assert float((np.exp(p) * (p - q)).sum()) <= 0.01
 
 
 # ---------------------------------------------------------------- bad input
