@@ -1,21 +1,27 @@
 # make demo : build and search an index of real passages (installs what is missing)
-# make test : the whole test suite: Python, Node and headless Chromium
-PY ?= python3
+# make test : the whole test suite: Python, Node and headless Chromium (installs what is missing)
+# Both install into the project's virtualenv, .venv (scripts/setup.sh), and run from it.
+VENV ?= .venv
+PY := $(VENV)/bin/python
 
-.PHONY: demo test setup setup-full kernel
+.PHONY: demo test setup setup-full kernel loadtest
 
 demo: setup
 	$(PY) -m quantann demo
 
 test: setup-full
 	$(PY) -m pytest -q
-	@if [ -f web/package.json ]; then cd web && node --test; fi
+	cd web && PYTHON="$(abspath $(PY))" node --test
 
 setup:
-	scripts/setup.sh
+	VENV="$(VENV)" scripts/setup.sh
 
 setup-full:
-	scripts/setup.sh --full
+	VENV="$(VENV)" scripts/setup.sh --full
 
+# rebuild the native kernel after a C change (setup has made .venv)
 kernel:
 	$(PY) setup.py build_ext --inplace
+
+loadtest:
+	$(PY) scripts/loadtest.py

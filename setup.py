@@ -22,55 +22,48 @@ def sources(*patterns):
 extensions = [
     Extension(
         "quantann._kernel",
-        sources=sources("kernel/*.c", "kernel/py/index_module.c"),
+        # the product kernel: no benchmark code (the lazy-loading baseline is bench/'s own module)
+        sources=sources("kernel/*.c", "kernel/codec/*.c", "kernel/gguf/*.c", "kernel/index/*.c",
+                        "kernel/py/index_module.c", "kernel/py/file_glue.c"),
         include_dirs=["kernel", numpy.get_include()],
         extra_compile_args=CFLAGS,
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),
     ),
 ]
-# Further CPython glue files kernel/py/<name>_module.c become quantann._<name>, over the
-# same kernel sources (e.g. the lazy-loading baseline used by the benchmarks).
-for glue in sources("kernel/py/*_module.c"):
-    name = os.path.basename(glue)[: -len("_module.c")]
-    if name in ("index", "model"):
-        continue
-    extensions.append(
-        Extension(
-            f"quantann._{name}",
-            sources=sources("kernel/*.c") + [glue],
-            include_dirs=["kernel", numpy.get_include()],
-            extra_compile_args=CFLAGS,
-            extra_link_args=["-lpthread"],
-        )
-    )
-# Decoder files under kernel/model/ that the encoder extension does not use (helper F).
-DECODER_ONLY = ("kernel/model/ops_decoder.c", "kernel/model/sample.c")
 if glob.glob("kernel/py/model_module.c"):
     extensions.append(
         Extension(
             "quantann._model",
-            sources=[f for f in sources("kernel/gguf/*.c", "kernel/model/*.c", "kernel/py/model_module.c")
-                     if f not in DECODER_ONLY],
+            sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
+                            "kernel/py/model_module.c"),
             include_dirs=["kernel", numpy.get_include()],
             extra_compile_args=CFLAGS,
             extra_link_args=["-lpthread"],
         )
     )
-
-# The decoder (text generation): its own extension over the GGUF reader, the types table
-# and the decoder ops (helper F; the lead may fold it into quantann._model).
+# The decoder LLM (text generation): quantann._decoder, over the same model kernel sources.
 if glob.glob("kernel/py/decoder_glue.c"):
     extensions.append(
         Extension(
             "quantann._decoder",
-            sources=sources("kernel/gguf/*.c", "kernel/model/threads.c", "kernel/model/quant.c",
-                            "kernel/model/types/*.c", "kernel/model/ops_decoder.c", "kernel/model/sample.c",
-                            "kernel/model/arch/llama.c", "kernel/py/decoder_glue.c"),
+            sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
+                            "kernel/py/decoder_glue.c"),
             include_dirs=["kernel", numpy.get_include()],
             extra_compile_args=CFLAGS,
             extra_link_args=["-lpthread"],
         )
     )
+# Decoder-LLM tokenizers (BPE / SentencePiece from a GGUF vocabulary): quantann._tokenizer.
+extensions.append(
+    Extension(
+        "quantann._tokenizer",
+        sources=sources("kernel/gguf/*.c")
+        + [f"kernel/model/tokenizer/{f}.c" for f in ("llm_vocab", "bpe", "spm", "pretokenize")]
+        + ["kernel/py/tokenizer_glue.c"],
+        include_dirs=["kernel"],
+        extra_compile_args=CFLAGS,
+    )
+)
 
 # QUANTANN_EXT=_kernel (or _model) builds just one extension, for quick iteration.
 only = os.environ.get("QUANTANN_EXT")

@@ -2,8 +2,8 @@
 import sys
 import time
 
-from quantann.bench.build import quantann_files
-from quantann.bench.datasets import synthetic
+from bench.build import quantann_files
+from bench.datasets import synthetic
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 480_000
 t = time.time()

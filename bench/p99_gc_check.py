@@ -9,9 +9,9 @@ import sys
 
 import numpy as np
 
-from quantann.bench.datasets import minilm
-from quantann.bench.peers import Lazy, Quantann
-from quantann.bench.runner import compare, head_to_head, load_method, save, single_thread
+from bench.datasets import minilm
+from bench.peers import Lazy, Quantann
+from bench.runner import compare, head_to_head, load_method, save, single_thread
 
 rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 7
 ds = minilm()

@@ -2,14 +2,14 @@
 load 5-8, which made its sweep rows incomparable across methods). Same cached indexes,
 same runner, 3 repeats; writes bench/results/minilm-100k-quiet-k10.json and the plot
 bench/plots/minilm-100k-recall-qps-k10-quiet.png.
-    python bench/quiet_sweep.py"""
+    python -m bench.quiet_sweep"""
 import os
 
-from quantann.bench import peers
-from quantann.bench.datasets import minilm
-from quantann.bench.peers import Faiss, Hnswlib, Quantann, Usearch
-from quantann.bench.report import plot_recall_qps
-from quantann.bench.runner import machine, run_sweep, save, single_thread
+from bench import peers
+from bench.datasets import minilm
+from bench.peers import Faiss, Hnswlib, Quantann, Usearch
+from bench.report import plot_recall_qps
+from bench.runner import machine, run_sweep, save, single_thread
 
 peers.LEAN["on"] = True
 single_thread()

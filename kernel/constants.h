@@ -3,7 +3,8 @@
 #define QA_CONSTANTS_H
 
 #define QA_FORMAT_ARCH "quantann"
-#define QA_FORMAT_VERSION 1
+#define QA_FORMAT_VERSION 2
+#define QA_FORMAT_MIN_VERSION 1
 #define QA_FORMAT_ALIGNMENT 32
 
 #define QA_METRIC_L2 0
@@ -28,6 +29,7 @@
 #define QA_KEY_VECTORS_CRC32 "quantann.vectors.crc32"
 #define QA_KEY_CHECKSUM_TENSORS "quantann.checksums.tensors"
 #define QA_KEY_CHECKSUM_CRC32 "quantann.checksums.crc32"
+#define QA_KEY_CHECKSUM_HEADER "quantann.checksums.header"
 
 #define QA_TENSOR_VMIN "quant.vmin"
 #define QA_TENSOR_SCALE "quant.scale"
@@ -49,5 +51,6 @@
 #define QA_MAX_EF 1048576LL
 #define QA_MAX_CANDIDATES 1048576LL
 #define QA_MAX_EF_CONSTRUCTION 65536LL
+#define QA_MAX_THREADS 256LL
 
 #endif

@@ -56,8 +56,10 @@ static inline int qa_heap_drain_sorted(qa_heap *h, int keep, int32_t *ids, float
 /* Room for `extra` more pushes (candidate queues grow when a search visits more than
  * foreseen). Returns -1 when memory ran out. */
 static inline int qa_heap_reserve(qa_heap *h, int extra) {
-    if (h->n + extra <= h->cap) return 0;
-    int cap = (h->n + extra) * 2;
+    if ((int64_t)h->n + extra <= h->cap) return 0;
+    int64_t want = ((int64_t)h->n + extra) * 2;
+    if ((int64_t)h->n + extra > INT32_MAX) return -1;
+    int cap = want > INT32_MAX ? INT32_MAX : (int)want;
     qa_pair *a = (qa_pair *)realloc(h->a, sizeof(qa_pair) * (size_t)cap);
     if (!a) return -1;
     h->a = a;

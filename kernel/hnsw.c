@@ -22,19 +22,37 @@ int qa_scratch_init(qa_scratch *s, int64_t cap, int ef, int M0, int dpad) {
     s->res.a = (qa_pair *)malloc(sizeof(qa_pair) * (size_t)qcap);
     s->tmp = (qa_pair *)malloc(sizeof(qa_pair) * (size_t)(qcap + M0 + 1));
     s->nbr = (int32_t *)malloc(sizeof(int32_t) * (size_t)(2 * M0 + 2));
+    s->dbuf = (float *)malloc(sizeof(float) * (size_t)(2 * M0 + 2));
     s->fbuf = (float *)malloc(sizeof(float) * (size_t)dpad + 64);
     s->wbuf[0] = (int16_t *)malloc(sizeof(int16_t) * (size_t)dpad + 64);
     s->wbuf[1] = (int16_t *)malloc(sizeof(int16_t) * (size_t)dpad + 64);
-    if (!s->cand.a || !s->res.a || !s->tmp || !s->nbr || !s->fbuf || !s->wbuf[0] || !s->wbuf[1]) {
+    if (!s->cand.a || !s->res.a || !s->tmp || !s->nbr || !s->dbuf || !s->fbuf || !s->wbuf[0] || !s->wbuf[1]) {
         qa_scratch_free(s);
         return -1;
     }
     return 0;
 }
 
+/* Heaps above this many bytes are given back after the search that grew them. */
+#define QA_SCRATCH_KEEP_BYTES (1 << 20)
+
+static void shrink_heap(qa_heap *h, int keep) {
+    if ((size_t)h->cap * sizeof(qa_pair) <= QA_SCRATCH_KEEP_BYTES || h->cap <= keep || h->n > keep) return;
+    qa_pair *a = (qa_pair *)realloc(h->a, sizeof(qa_pair) * (size_t)keep);
+    if (!a) return; /* keeping the larger block is harmless */
+    h->a = a;
+    h->cap = keep;
+}
+
+void qa_scratch_trim(qa_scratch *s, int ef, int M0) {
+    int qcap = ef + M0 + 2;
+    shrink_heap(&s->res, qcap);
+    shrink_heap(&s->cand, qcap * (M0 + 1));
+}
+
 void qa_scratch_free(qa_scratch *s) {
     qa_visited_free(&s->vis);
-    free(s->cand.a); free(s->res.a); free(s->tmp); free(s->nbr); free(s->fbuf);
+    free(s->cand.a); free(s->res.a); free(s->tmp); free(s->nbr); free(s->dbuf); free(s->fbuf);
     free(s->wbuf[0]); free(s->wbuf[1]);
     memset(s, 0, sizeof(*s));
 }
@@ -42,26 +60,23 @@ void qa_scratch_free(qa_scratch *s) {
 /* ---- distances in a space ----------------------------------------------------------- */
 
 static inline float qdist(const qa_space *sp, const qa_query *qq, int32_t node) {
-    if (sp->vectors)
-        return qa_dist_f32(sp->metric, qq->q, sp->vectors + (int64_t)node * sp->d, (size_t)sp->d);
-    return qa_code_dist(sp->qz, sp->metric, qq, sp->codes + (int64_t)node * sp->qz->code_size,
-                        sp->norms ? sp->norms[node] : 0.0f);
+    return sp->codec->dist(sp->qz, sp->metric, qq, sp->codes + (int64_t)node * sp->qz->code_size,
+                           sp->norms ? sp->norms[node] : 0.0f);
 }
 
 static inline void prep_vec(const qa_space *sp, const float *v, qa_query *qq, int16_t *w) {
-    qq->q = v;
-    if (sp->vectors) return;
     qq->w = w;
-    qa_query_prepare(sp->qz, v, qq);
+    sp->codec->prepare(sp->qz, v, qq);
 }
 
-/* A stored node as a query (for neighbour selection). */
+/* A stored node as a query (for neighbour selection). Float codes are the vector itself. */
 static inline void prep_node(const qa_space *sp, int32_t node, qa_query *qq, qa_scratch *s) {
-    if (sp->vectors) {
-        qq->q = sp->vectors + (int64_t)node * sp->d;
+    const uint8_t *code = sp->codes + (int64_t)node * sp->qz->code_size;
+    if (sp->qz->kind == QA_CODEC_NONE) {
+        prep_vec(sp, (const float *)code, qq, s->wbuf[1]);
         return;
     }
-    qa_decode(sp->qz, sp->codes + (int64_t)node * sp->qz->code_size, s->fbuf);
+    sp->codec->decode(sp->qz, code, s->fbuf);
     prep_vec(sp, s->fbuf, qq, s->wbuf[1]);
 }
 
@@ -111,11 +126,10 @@ static int32_t greedy(const qa_graph *g, const qa_space *sp, const qa_query *qq,
         while (changed) {
             changed = 0;
             int cnt = read_links(g, cur, lev, s->nbr, bc);
-            for (int i = 0; i < cnt; i++) {
-                float d = qdist(sp, qq, s->nbr[i]);
-                if (ndist) (*ndist)++;
-                if (d < *curd) { *curd = d; cur = s->nbr[i]; changed = 1; }
-            }
+            sp->codec->dist_batch(sp->qz, sp->metric, qq, sp->codes, sp->norms, s->nbr, cnt, s->dbuf);
+            if (ndist) *ndist += cnt;
+            for (int i = 0; i < cnt; i++)
+                if (s->dbuf[i] < *curd) { *curd = s->dbuf[i]; cur = s->nbr[i]; changed = 1; }
         }
     }
     return cur;
@@ -133,8 +147,8 @@ static int search_layer(const qa_graph *g, const qa_space *sp, const qa_query *q
     qa_heap_push(&s->cand, -epd, ep);
     if (!(skip_deleted && qa_is_deleted(g, ep))) qa_heap_push(&s->res, epd, ep);
     float lower = s->res.n ? epd : INFINITY;
-    const int cs = sp->vectors ? sp->d * 4 : sp->qz->code_size;
-    const uint8_t *base = sp->vectors ? (const uint8_t *)sp->vectors : sp->codes;
+    const int cs = sp->qz->code_size;
+    const uint8_t *base = sp->codes;
     while (s->cand.n) {
         qa_pair c = qa_heap_top(&s->cand);
         if (-c.d > lower && s->res.n >= ef) break;
@@ -150,10 +164,11 @@ static int search_layer(const qa_graph *g, const qa_space *sp, const qa_query *q
             const uint8_t *p = base + (int64_t)s->nbr[i] * cs;
             for (int off = 0; off < cs; off += 64) QA_PREFETCH(p + off);
         }
+        sp->codec->dist_batch(sp->qz, sp->metric, qq, sp->codes, sp->norms, s->nbr, fresh, s->dbuf);
+        if (ndist) *ndist += fresh;
         for (int i = 0; i < fresh; i++) {
             int32_t nb = s->nbr[i];
-            float d = qdist(sp, qq, nb);
-            if (ndist) (*ndist)++;
+            float d = s->dbuf[i];
             if (s->res.n < ef || d < lower) {
                 qa_heap_push(&s->cand, -d, nb);
                 if (!(skip_deleted && qa_is_deleted(g, nb))) {
@@ -171,8 +186,10 @@ int qa_hnsw_search(const qa_graph *g, const qa_space *sp, const float *q, int ef
                    qa_scratch *s, int32_t *out_rows, float *out_d, int64_t *ndist) {
     if (g->entry < 0 || nres <= 0) return 0;
     if (ef < nres) ef = nres;
-    if (s->res.cap < ef + 2) {
-        qa_pair *a = (qa_pair *)realloc(s->res.a, sizeof(qa_pair) * (size_t)(ef + 2));
+    /* callers bound ef (QA_MAX_EF); the int64 sum cannot wrap as ef + 2 once did */
+    if (ef > INT32_MAX - 2) return -1;
+    if (s->res.cap < (int64_t)ef + 2) {
+        qa_pair *a = (qa_pair *)realloc(s->res.a, sizeof(qa_pair) * ((size_t)ef + 2));
         if (!a) return -1;
         s->res.a = a;
         s->res.cap = ef + 2;
@@ -279,7 +296,7 @@ static int insert_one(build_ctx *bc, int32_t q, qa_scratch *s) {
     const qa_space *sp = bc->sp;
     const int L = g->level[q];
     qa_query qq;
-    prep_vec(sp, bc->vecs + (q - bc->start) * (int64_t)sp->d, &qq, s->wbuf[0]);
+    prep_vec(sp, bc->vecs + (q - bc->start) * (int64_t)sp->qz->d, &qq, s->wbuf[0]);
 
 #ifdef QA_THREADS
     pthread_mutex_lock(&bc->global);
@@ -334,7 +351,7 @@ static int insert_one(build_ctx *bc, int32_t q, qa_scratch *s) {
 static void *worker(void *arg) {
     build_ctx *bc = (build_ctx *)arg;
     qa_scratch s;
-    int dpad = bc->sp->qz ? bc->sp->qz->dpad : qa_pad_dims(bc->sp->d);
+    int dpad = bc->sp->qz->dpad;
     if (qa_scratch_init(&s, bc->g->n, bc->ef, bc->g->M0, dpad)) { bc->failed = 1; return NULL; }
     for (;;) {
 #ifdef QA_THREADS

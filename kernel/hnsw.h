@@ -12,7 +12,8 @@
 #ifndef QA_HNSW_H
 #define QA_HNSW_H
 #include "heap.h"
-#include "quant.h"
+#include "codec/codec.h"
+#include "distance.h"
 #include "visited.h"
 
 typedef struct {
@@ -29,15 +30,14 @@ typedef struct {
     const uint8_t *deleted; /* bitset over rows, NULL when nothing is deleted */
 } qa_graph;
 
-/* Where distances come from. Float space: the full vectors (building). Code space: the
- * quantized codes (searching, and inserting after load). */
+/* Where distances come from: a codec row over `n` codes. A build's float space is the NONE
+ * row over the full vectors; a search (or an insert after load) uses the index's codes. */
 typedef struct {
     int metric;
-    int d;
-    const float *vectors;     /* float space: n x d */
-    const qa_quantizer *qz;   /* code space */
-    const uint8_t *codes;
-    const float *norms;       /* |x^|^2 per code, L2 only (may be NULL for IP) */
+    const qa_codec *codec;    /* resolved once: its dist / dist_batch are the variant in use */
+    const qa_quantizer *qz;
+    const uint8_t *codes;     /* n x qz->code_size */
+    const float *norms;       /* |x^|^2 per code, L2 over SQ codes only, else NULL */
 } qa_space;
 
 /* Per-thread working memory. */
@@ -46,6 +46,7 @@ typedef struct {
     qa_heap cand, res;
     qa_pair *tmp;          /* neighbour selection */
     int32_t *nbr;          /* copy of a neighbour list */
+    float *dbuf;           /* distances to that list */
     float *fbuf;           /* decoded vector */
     int16_t *wbuf[2];      /* query weights */
 } qa_scratch;
@@ -57,6 +58,9 @@ void qa_scratch_free(qa_scratch *s);
  * threads (1 in wasm). Returns 0, or -1 when memory ran out. */
 int qa_hnsw_insert(qa_graph *g, const qa_space *sp, int64_t start, int64_t end,
                    const float *vecs, int ef_construction, int nthreads);
+
+/* Gives back scratch memory above what a search of `ef` needs (after a rare huge query). */
+void qa_scratch_trim(qa_scratch *s, int ef, int M0);
 
 /* Search for the `nres` nearest non-deleted rows; writes rows and distances in ascending
  * distance order and returns how many were found. The query is a float vector, prepared

@@ -1,4 +1,5 @@
 #include "rerank.h"
+#include "codec/codec.h"
 #include "heap.h"
 #include <stdlib.h>
 
@@ -9,8 +10,14 @@ int qa_rerank(int metric, const float *q, const float *rows, const int32_t *row_
     qa_pair *buf = (qa_pair *)malloc(sizeof(qa_pair) * (size_t)(k + 1));
     if (!buf) return -1;
     qa_heap h = {buf, 0, k + 1};
+    /* exact distances are the float row of the codec table */
+    const qa_codec *c = qa_codec_get(QA_CODEC_NONE);
+    qa_quantizer qz;
+    qa_quantizer_init(&qz, QA_CODEC_NONE, d, NULL, NULL);
+    qa_query qq;
+    c->prepare(&qz, q, &qq);
     for (int i = 0; i < m; i++) {
-        float dist = qa_dist_f32(metric, q, rows + (int64_t)i * d, (size_t)d);
+        float dist = c->dist(&qz, metric, &qq, (const uint8_t *)(rows + (int64_t)i * d), 0.0f);
         int32_t id = row_ids[i];
         if (h.n < k) {
             qa_heap_push(&h, dist, id);

@@ -23,9 +23,9 @@ def open(path, store="pread", memory_budget=None, verify: bool = True) -> Index:
 
     store: "pread" (default), "mmap", "memory", or a VectorStore. memory_budget: bytes or
     a string like "300MB"; refuses (MemoryBudgetError) when the in-memory part would not
-    fit. verify: check the in-memory part's checksums."""
-    from .fileformat import read_index
-    return read_index(path, store=store, memory_budget=memory_budget, verify=verify)
+    fit. The kernel checks the header, the checksums and the graph of every file it opens
+    (`verify` is kept for compatibility and changes nothing)."""
+    return Index.open(path, store=store, memory_budget=memory_budget)
 
 
 def build(vectors, path=None, **kwargs) -> Index:

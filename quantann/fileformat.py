@@ -1,6 +1,10 @@
 """The .qann file: a GGUF container holding the in-memory part (quantizer, codes, graph,
 ids) followed by the full vectors, so that opening reads only the former. FORMAT.md
-documents every key and tensor."""
+documents every key and tensor.
+
+Written here with the `gguf` package; read and checked by the kernel (kernel/index/qann.c,
+the same C in every runtime): this module maps the file, hands the bytes to the kernel and
+makes numpy views of the arrays at the offsets it returns."""
 from __future__ import annotations
 
 import zlib
@@ -9,13 +13,16 @@ import numpy as np
 from gguf import GGMLQuantizationType as T
 from gguf import GGUFValueType, GGUFWriter
 
+from dataclasses import dataclass
+
+from . import _kernel
 from .budget import format_breakdown, human, parse_size
+from .constants import ARCH, CODECS, FORMAT_VERSION, KEYS
 from .errors import FormatError, MemoryBudgetError
-from .gguf_file import GGUFFile, atomic_write
-from .graph import MAX_LEVEL, Graph
-from .index import ARCH, FORMAT_VERSION, METRICS, Index
+from .gguf_file import atomic_write, map_file, remove_stale_temps
+from .graph import Graph
 from .progress import Progress
-from .quantize import KINDS, Quantizer, code_size, pad_dims
+from .quantize import Quantizer
 from .store import VectorStore, open_store
 
 ALIGN = 32
@@ -32,15 +39,16 @@ def _crc(a: np.ndarray) -> int:
 
 # ---- writing -------------------------------------------------------------------------
 
-def _compacted(index: Index):
+def _compacted(index):
     """The index's arrays with deleted rows dropped: (keep rows, arrays dict, graph)."""
     n = index.rows
     g = index.graph
-    if index._deleted is None or index.n_deleted == 0:
+    user_ids = index.ids if index.has_user_ids else None
+    dead = index.deleted_mask()
+    if dead is None or index.n_deleted == 0:
         keep = None
-        arrays = dict(codes=index.codes, norms=index.norms, ids=index._ids)
+        arrays = dict(codes=index.codes, norms=index.norms, ids=user_ids)
         return keep, arrays, g
-    dead = np.unpackbits(index._deleted, bitorder="little")[:n].astype(bool)
     keep = np.flatnonzero(~dead)
     if len(keep) == 0:
         raise ValueError("nothing to save: every vector is deleted")
@@ -86,12 +94,13 @@ def _compacted(index: Index):
         max_level = int(level[entry])
     ng = Graph(g.M, g.M0, links0, level, up_nodes.astype(np.int32), up_off, upper, entry, max_level,
                g.ef_construction)
-    ids = index._ids[keep] if index._ids is not None else keep.astype(np.uint64)
+    ids = user_ids[keep] if user_ids is not None else keep.astype(np.uint64)
     arrays = dict(codes=index.codes[keep], norms=None if index.norms is None else index.norms[keep], ids=ids)
     return keep, arrays, ng
 
 
-def write_index(index: Index, path, progress: bool = False) -> None:
+def write_index(index, path, progress: bool = False) -> None:
+    """Writes an Index (its public arrays) to `path`, atomically."""
     keep, arrays, g = _compacted(index)
     qz = index.quantizer
     n = g.n
@@ -137,6 +146,7 @@ def write_index(index: Index, path, progress: bool = False) -> None:
         w.add_array(f"{ARCH}.checksums.tensors", list(tensors))
         w.add_key_value(f"{ARCH}.checksums.crc32", [_crc(a) for a in tensors.values()],
                         GGUFValueType.ARRAY, sub_type=GGUFValueType.UINT32)
+        w.add_uint32(KEYS["checksum_header"], 0)  # patched below, once the header is written
         for name, a in tensors.items():
             w.add_tensor_info(name, a.shape, a.dtype, a.nbytes, raw_dtype=_RAW[a.dtype])
         w.add_tensor_info("vectors", (n, qz.d), np.dtype(np.float32), n * qz.d * 4, raw_dtype=T.F32)
@@ -155,8 +165,19 @@ def write_index(index: Index, path, progress: bool = False) -> None:
         bar.close()
         _pad(f)
         w.close()
+        _patch_header_crc(tmp)
 
     atomic_write(path, write)
+
+
+def _patch_header_crc(path) -> None:
+    """Fills quantann.checksums.header: the kernel computes it over the header as written
+    (FORMAT.md), so the rule lives in one place."""
+    with open(path, "r+b") as f:
+        head = f.read(1 << 20)  # an index header is ~1.5 KB; at most 64 keys and 16 tensors
+        crc, at = _kernel.qann_header_crc(head)
+        f.seek(at)
+        f.write(crc.to_bytes(4, "little"))
 
 
 def _pad(f):
@@ -165,54 +186,93 @@ def _pad(f):
 
 # ---- reading -------------------------------------------------------------------------
 
-def read_index(path, store="pread", memory_budget=None, verify: bool = True) -> Index:
+@dataclass
+class IndexFile:
+    """What an index file says besides its arrays."""
+    path: str
+    size: int
+    gguf_version: int
+    format_version: int
+    vectors_offset: int  # byte offset of row 0 of the vectors
+    vectors_bytes: int
+    vectors_crc32: int
+
+
+@dataclass
+class IndexParts:
+    """An opened index file: everything an Index is made of."""
+    quantizer: Quantizer
+    metric: str
+    graph: Graph
+    codes: np.ndarray
+    norms: np.ndarray | None
+    ids: np.ndarray | None
+    store: VectorStore
+    file: IndexFile
+    memory_budget: int | None
+
+
+_METRIC_NAMES = {(0, False): "l2", (1, False): "ip", (1, True): "cosine"}
+_CODEC_NAMES = {v: k for k, v in CODECS.items()}
+
+
+def read_index(path, store="pread", memory_budget=None) -> IndexParts:
+    """Opens an index file (or http(s) URL): the kernel checks the header, the memory
+    budget is checked on the sizes it reports, then the kernel checks the in-memory part
+    and the arrays become numpy views of it (a memory map for local files)."""
     budget = parse_size(memory_budget)
-    if str(path).startswith(("http://", "https://")):
-        f = _fetch_url(str(path), budget)
-        return _read(f, path, "http" if store == "pread" else store, budget, verify)
-    f = GGUFFile(path)
+    name = str(path)
+    if name.startswith(("http://", "https://")):
+        buf, size = _fetch_url(name, budget)
+        kind = "http" if store == "pread" else store
+    else:
+        remove_stale_temps(path)
+        buf, size = map_file(path)
+        _check_budget(_info(buf, size, name), name, budget)
+        kind = store
+    r = _checked(_kernel.qann_read, buf, size, name)
+    return _parts(buf, r, name, size, kind, store, budget)
+
+
+def _checked(fn, buf, size, name):
     try:
-        return _read(f, path, store, budget, verify)
-    except BaseException:
-        f.close()
-        raise
+        return fn(buf, size)
+    except ValueError as e:
+        raise FormatError(f"{name}: {e}") from None
 
 
-def _fetch_url(url: str, budget) -> GGUFFile:
-    """The in-memory part of an index on an HTTP server: the header first (a prefix that
-    grows until it holds it), the memory budget checked on its sizes, then everything up
-    to the vectors in one Range request."""
+def _info(prefix, size, name):
+    """The header's sizes, or the prefix length needed (int) to read them."""
+    return _checked(_kernel.qann_info, prefix, size, name)
+
+
+def _fetch_url(url: str, budget):
+    """The in-memory part of an index on an HTTP server: a first 64 KiB, then exactly
+    the header's length if the kernel says it needs more, the budget checked on the
+    header's sizes, then the rest of the in-memory part in one Range request."""
     from .store.http import HttpClient
     client = HttpClient(url)
     try:
         buf, size = client.read(0, 1 << 16)
-        while True:
-            try:
-                f = GGUFFile.from_bytes(buf, size, url)
-                break
-            except FormatError:
-                if len(buf) >= size:
-                    raise
-                buf = buf + client.read(len(buf), min(size, 4 * len(buf)) - len(buf))[0]
-        _check_budget(f, url, budget, f.require(f"{ARCH}.count", int))
-        end = f.tensor("vectors").offset
+        info = _info(buf, size, url)
+        while isinstance(info, int):
+            buf += client.read(len(buf), info - len(buf))[0]
+            info = _info(buf, size, url)
+        _check_budget(info, url, budget)
+        end = info["part_bytes"]
         if len(buf) < end:
-            buf = buf + client.read(len(buf), end - len(buf))[0]
-            f = GGUFFile.from_bytes(buf, size, url)
-        return f
+            buf += client.read(len(buf), end - len(buf))[0]
+        part = np.empty(len(buf), np.uint8)  # 8-byte aligned, as the kernel wants
+        part[:] = np.frombuffer(buf, np.uint8)
+        return part, size
     finally:
         client.close()
 
 
-def _check_budget(f: GGUFFile, path, budget, n: int) -> None:
+def _check_budget(info, path, budget) -> None:
     """Refuses (MemoryBudgetError) an index whose in-memory part is over the budget,
     from the sizes in the header."""
-    def size(name):
-        return f.tensors[name].nbytes if name in f.tensors else 0
-    breakdown = {"codes": size("codes"),
-                 "graph": sum(size(x) for x in ("graph.level", "graph.links0", "graph.up_nodes", "graph.up_off", "graph.upper")),
-                 "ids": size("ids"),
-                 "other": size("quant.vmin") + size("quant.scale") + size("norms") + 2 * n}
+    breakdown = {k: info[k] for k in ("codes", "graph", "ids", "other")}
     breakdown["total"] = sum(breakdown.values())
     if budget is not None and breakdown["total"] > budget:
         raise MemoryBudgetError(
@@ -220,121 +280,45 @@ def _check_budget(f: GGUFFile, path, budget, n: int) -> None:
             f"{human(budget)} ({format_breakdown(breakdown)})", breakdown, budget)
 
 
-def _read(f: GGUFFile, path, store, budget, verify) -> Index:
-    arch = f.get("general.architecture")
-    if arch != ARCH:
-        raise FormatError(f"{path}: not a quantann index (GGUF architecture {arch!r})")
-    version = f.require(f"{ARCH}.format_version", int)
-    if version > FORMAT_VERSION:
-        raise FormatError(f"{path}: written by a newer quantann (format {version}); this version "
-                          f"reads format {FORMAT_VERSION} and older: upgrade quantann")
-    d = f.require(f"{ARCH}.dim", int)
-    metric = f.require(f"{ARCH}.metric", str)
-    kind = f.require(f"{ARCH}.quant", str)
-    n = f.require(f"{ARCH}.count", int)
-    M = f.require(f"{ARCH}.hnsw.M", int)
-    M0 = f.require(f"{ARCH}.hnsw.M0", int)
-    entry = f.require(f"{ARCH}.hnsw.entry", int)
-    max_level = f.require(f"{ARCH}.hnsw.max_level", int)
-    efc = f.get(f"{ARCH}.hnsw.ef_construction", 200)
-    if metric not in METRICS or kind not in KINDS:
-        raise FormatError(f"{path}: unknown metric {metric!r} or quantizer {kind!r}")
-    if not (1 <= d <= 65536 and 0 < n < 2**31 - 1 and 2 <= M <= 127 and M0 == 2 * M
-            and 0 <= entry < n and 0 <= max_level <= MAX_LEVEL):
-        raise FormatError(f"{path}: header values out of range (dim={d}, count={n}, M={M}, "
-                          f"M0={M0}, entry={entry}, max_level={max_level})")
-    if f.get(f"{ARCH}.vectors.dtype", "f32") != "f32":
-        raise FormatError(f"{path}: vectors stored as {f.get(f'{ARCH}.vectors.dtype')!r}, expected f32")
+def _parts(buf, r, path, size, kind, store, budget) -> IndexParts:
+    n, d = r["n"], r["d"]
+    spans = r["arrays"]
 
-    dpad = pad_dims(d)
-    expect = {"quant.vmin": ("F32", (dpad,)), "quant.scale": ("F32", (dpad,)),
-              "codes": ("I8", (n, code_size(kind, d))), "graph.level": ("I8", (n,)),
-              "graph.links0": ("I32", (n, M0)), "vectors": ("F32", (n, d))}
-    if metric == "l2" and kind != "none":
-        expect["norms"] = ("F32", (n,))
-    for name, (tname, shape) in expect.items():
-        t = f.tensor(name)
-        if t.type_name != tname or t.shape != shape:
-            raise FormatError(f"{path}: tensor {name} is {t.type_name}{list(t.shape)}, expected {tname}{list(shape)}")
-    for name in ("graph.up_nodes", "graph.up_off", "graph.upper", "ids"):
-        if name in f.tensors and len(f.tensors[name].shape) != 1:
-            raise FormatError(f"{path}: tensor {name} must be 1-D")
-
-    # the budget is checked on sizes from the header, before anything is mapped
-    _check_budget(f, path, budget, n)
-
-    if verify:
-        names = f.get(f"{ARCH}.checksums.tensors")
-        crcs = f.get(f"{ARCH}.checksums.crc32")
-        if names is None or crcs is None or len(names) != len(crcs):
-            raise FormatError(f"{path}: checksums missing")
-        for name, crc in zip(names, crcs):
-            if zlib.crc32(f.raw(name)) & 0xFFFFFFFF != int(crc):
-                raise FormatError(f"{path}: checksum mismatch in tensor {name}: the file is corrupt")
-
-    def arr(name, dtype=None, empty=None):
-        if name not in f.tensors:
+    def arr(name, dtype, shape=None, empty=None):
+        if spans[name] is None:
             return empty
-        return f.array(name, dtype)
+        off, count = spans[name]
+        a = np.frombuffer(buf, dtype, count * (1 if shape is None else shape), off)
+        return a if shape is None else a.reshape(count, shape)
 
-    qz = Quantizer(kind, d, np.array(arr("quant.vmin")), np.array(arr("quant.scale")))
-    codes = arr("codes", np.uint8).reshape(n, qz.code_size)
-    level = arr("graph.level", np.uint8)
-    links0 = arr("graph.links0")
-    up_nodes = arr("graph.up_nodes", empty=np.empty(0, np.int32))
-    up_off = arr("graph.up_off", empty=np.empty(0, np.int64))
-    upper = arr("graph.upper", empty=np.empty(0, np.int32))
-    ids = arr("ids", np.uint64)
-    norms = arr("norms")
-    _check_graph(path, n, M, level, links0, up_nodes, up_off, upper, entry, max_level)
-    if ids is not None and (ids.shape != (n,) or len(np.unique(ids)) != n):
-        raise FormatError(f"{path}: ids tensor has the wrong length or duplicate ids")
-    if not (np.isfinite(qz.vmin).all() and np.isfinite(qz.scale).all()):
-        raise FormatError(f"{path}: quantizer parameters are not finite")
-    if qz.kind == "none" and not np.isfinite(codes.view(np.float32)).all():
-        raise FormatError(f"{path}: float codes are not finite")
-
-    graph = Graph(M, M0, links0, level, up_nodes, up_off, upper, entry, max_level, efc)
-    vt = f.tensor("vectors")
+    kind_name = _CODEC_NAMES[r["codec"]]
+    qz = Quantizer(kind_name, d, np.array(arr("quant.vmin", np.float32)), np.array(arr("quant.scale", np.float32)))
+    graph = Graph(r["M"], r["M0"], arr("graph.links0", np.int32, r["M0"]), arr("graph.level", np.uint8),
+                  arr("graph.up_nodes", np.int32, empty=np.empty(0, np.int32)),
+                  arr("graph.up_off", np.int64, empty=np.empty(0, np.int64)),
+                  arr("graph.upper", np.int32, empty=np.empty(0, np.int32)), r["entry"], r["max_level"],
+                  r["ef_construction"])
+    info = r["info"]
+    f = IndexFile(path, size, info["gguf_version"], info["format_version"], r["vectors_offset"],
+                  n * d * 4, r["vectors_crc32"])
     if isinstance(store, VectorStore):
         if store.count != n or store.dim != d:
             raise ValueError(f"store holds {store.count} x {store.dim}, index has {n} x {d}")
         st = store
     else:
-        st = open_store(store, path, vt.offset, n, d)
-    idx = Index(qz, metric, graph, codes, norms, ids, st, path=str(path), memory_budget=budget)
-    idx._file = f  # keeps the memory map alive
-    return idx
+        st = open_store(kind, path, f.vectors_offset, n, d)
+    return IndexParts(qz, _METRIC_NAMES[r["metric"], r["cosine"]], graph, arr("codes", np.uint8, qz.code_size),
+                      arr("norms", np.float32), arr("ids", np.uint64), st, f, budget)
 
 
-def _check_graph(path, n, M, level, links0, up_nodes, up_off, upper, entry, max_level):
-    """Every value the C search will follow is checked, so a bad file cannot make it
-    read out of bounds."""
-    def bad(what):
-        raise FormatError(f"{path}: corrupt graph: {what}")
-    if level.max(initial=0) > MAX_LEVEL:
-        bad("level above the maximum")
-    if int(level[entry]) != max_level:
-        bad("entry point is not on the top level")
-    if links0.min(initial=0) < -1 or links0.max(initial=-1) >= n:
-        bad("level-0 link outside the index")
-    up_expected = np.flatnonzero(level > 0)
-    if len(up_nodes) != len(up_expected) or not np.array_equal(up_nodes, up_expected):
-        bad("upper-level node list does not match the levels")
-    if len(up_off) != len(up_nodes):
-        bad("upper-level offsets do not match the nodes")
-    lens = level[up_expected].astype(np.int64) * M
-    if len(lens) and (not np.array_equal(up_off, np.concatenate([[0], np.cumsum(lens)[:-1]]))
-                      or upper.size != lens.sum()):
-        bad("upper-level offsets or pool size")
-    if upper.size and (upper.min() < -1 or upper.max() >= n):
-        bad("upper-level link outside the index")
-
-
-def verify_vectors(index: Index) -> bool:
-    """Full read of the vectors against the stored checksum."""
-    f = index._file
-    want = f.get(f"{ARCH}.vectors.crc32")
-    if want is None:
-        return True
-    return zlib.crc32(f.raw("vectors")) & 0xFFFFFFFF == int(want)
+def verify_vectors(f: IndexFile) -> bool:
+    """Full read of the vectors of a local index file against the stored checksum."""
+    mm, _ = map_file(f.path)
+    with mm:
+        view = memoryview(mm)
+        crc, end = 0, f.vectors_offset + f.vectors_bytes
+        step = 1 << 24
+        for at in range(f.vectors_offset, end, step):
+            crc = zlib.crc32(view[at:min(end, at + step)], crc)
+        view.release()
+    return crc & 0xFFFFFFFF == f.vectors_crc32

@@ -55,73 +55,6 @@ class GenerationStats:
         return asdict(self)
 
 
-# ---------------------------------------------------------------- tokenizer (TEMPORARY)
-# TEMPORARY (helper F): byte-level BPE through the `tokenizers` package, built from the
-# GGUF vocabulary, until helper E's C tokenizer (quantann._tokenizer) lands. The lead swaps
-# _Tokenizer for it; Generator only calls encode(text) and token_bytes(id).
-
-def _byte_decoder() -> dict:
-    """GPT-2's byte-level alphabet: printable unicode character -> byte."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs)}
-
-
-class _Tokenizer:
-    CONTROL, USER_DEFINED = 3, 4
-
-    def __init__(self, dec):
-        model = dec.metadata("tokenizer.ggml.model")
-        pre = dec.metadata("tokenizer.ggml.pre") or "default"
-        raw = dec.metadata("tokenizer.ggml.tokens")
-        types = dec.metadata("tokenizer.ggml.token_type")
-        if raw is None or types is None or len(raw) != len(types):
-            raise QuantannError("the model has no usable tokenizer.ggml.tokens / token_type")
-        texts = [t.decode("utf-8", "replace") for t in raw]
-        self._control = {i for i, ty in enumerate(types) if ty == self.CONTROL}
-        self._tk = None
-        if model == "llama":  # SentencePiece: decoding only, until the C tokenizer lands
-            self._bytes = [bytes([int(t[3:5], 16)]) if ty == 6 and len(t) == 6 and t.startswith("<0x")
-                           else t.replace("\u2581", " ").encode("utf-8") for t, ty in zip(texts, types)]
-            self._why = "SentencePiece ('llama') tokenization is not supported yet: pass token ids"
-            return
-        if model != "gpt2":
-            raise QuantannError(f"tokenizer model {model!r} is not supported (byte-level BPE 'gpt2', 'llama')")
-        if pre not in ("smollm", "gpt2", "default"):
-            raise QuantannError(f"pre-tokenizer {pre!r} is not supported yet (smollm, gpt2)")
-        from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
-        merges = [tuple(m.decode("utf-8", "replace").split(" ", 1)) for m in dec.metadata("tokenizer.ggml.merges") or []]
-        tk = Tokenizer(models.BPE(vocab={t: i for i, t in enumerate(texts)}, merges=merges))
-        splits = [pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)]
-        if pre == "smollm":  # digits one by one, then GPT-2's pattern
-            splits.insert(0, pre_tokenizers.Split(Regex(r"\p{N}"), behavior="isolated"))
-        tk.pre_tokenizer = pre_tokenizers.Sequence(splits)
-        tk.decoder = decoders.ByteLevel()
-        special = [i for i, ty in enumerate(types) if ty in (self.CONTROL, self.USER_DEFINED)]
-        tk.add_special_tokens([AddedToken(texts[i], special=True, normalized=False) for i in special])
-        self._tk = tk
-        bd = _byte_decoder()
-        self._bytes = [t.encode("utf-8") if i in self._control or (types[i] == self.USER_DEFINED)
-                       else bytes(bd.get(ch, 0x3f) for ch in t) for i, t in enumerate(texts)]
-
-    def encode(self, text: str) -> list:
-        if self._tk is None:
-            raise QuantannError(self._why)
-        return self._tk.encode(text, add_special_tokens=False).ids
-
-    def token_bytes(self, i: int, special: bool = False) -> bytes:
-        """The bytes a token stands for; control tokens give b"" unless special."""
-        if i in self._control and not special:
-            return b""
-        return self._bytes[i]
-
-
 # ---------------------------------------------------------------- generator
 
 def _check_sampling(max_tokens, temperature, top_k, top_p, min_p, repeat_penalty):
@@ -205,19 +138,24 @@ class Generator:
 
     @property
     def _tok(self):
+        """The kernel's tokenizer over the GGUF vocabulary (BPE or SentencePiece)."""
         if self._tokenizer is None:
-            self._tokenizer = _Tokenizer(self._dec)
+            from . import _tokenizer
+            try:
+                self._tokenizer = _tokenizer.Tokenizer(self._mm)
+            except ValueError as e:
+                raise QuantannError(f"{self.path}: {e}") from None
         return self._tokenizer
 
     def tokenize(self, text: str, add_bos: bool = None) -> list:
         """Token ids of text; special tokens written in it (e.g. <|im_start|>) are parsed."""
-        ids = self._tok.encode(text)
+        ids = self._tok.encode(text, add_special=False, parse_special=True)
         if (self.add_bos if add_bos is None else add_bos) and self.bos is not None:
             ids = [int(self.bos)] + ids
         return ids
 
     def detokenize(self, ids, special: bool = False) -> str:
-        return b"".join(self._tok.token_bytes(int(i), special) for i in ids).decode("utf-8", "replace")
+        return self._tok.decode([int(i) for i in ids], special=special)
 
     def logits(self, ids) -> np.ndarray:
         """Teacher-forced logits [len(ids), n_vocab] from a fresh context (for evaluation)."""
@@ -286,7 +224,7 @@ class Generator:
             if tokens_out is not None:
                 tokens_out.append(tok)
             recent.append(tok)
-            pending += utf8.decode(self._tok.token_bytes(tok))
+            pending += utf8.decode(self._tok.decode_bytes([tok], special=False, strip_space=0))
             cut = min((pending.find(s) for s in stops if s in pending), default=-1)
             if cut >= 0:
                 if cut:

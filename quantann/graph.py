@@ -1,7 +1,7 @@
 """The HNSW graph: its arrays (owned here, in numpy) and the calls that fill them.
 
-Construction and search run in the C kernel (kernel/hnsw.c) on these arrays in place;
-see FORMAT.md for the layout.
+Construction and search run in the C kernel (the index ABI, kernel/index/index.h, over
+kernel/hnsw.c) on these arrays in place; see FORMAT.md for the layout.
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _kernel
+from .constants import LIMITS
 
-MAX_LEVEL = 16
+MAX_LEVEL = LIMITS["max_level"]
 
 
 @dataclass
@@ -35,8 +35,8 @@ class Graph:
 
     @classmethod
     def empty(cls, M: int, ef_construction: int) -> "Graph":
-        if not 2 <= M <= 127:
-            raise ValueError(f"M must be between 2 and 127, got {M}")
+        if not isinstance(M, (int, np.integer)) or not 2 <= M <= LIMITS["max_M"]:
+            raise ValueError(f"M={M!r} is out of range: it must be 2..{LIMITS['max_M']}")
         return cls(M, 2 * M, np.empty((0, 2 * M), np.int32), np.empty(0, np.uint8),
                    np.empty(0, np.int32), np.empty(0, np.int64), np.empty(0, np.int32),
                    ef_construction=ef_construction)
@@ -64,12 +64,9 @@ class Graph:
         self.upper = np.concatenate([self.upper, np.full(int(new_len.sum()), -1, np.int32)])
 
     def as_tuple(self, deleted: np.ndarray | None) -> tuple:
+        """The positional form the lazy-loading baseline (bench) still parses."""
         return (self.links0, self.level, self.up_nodes, self.up_off, self.upper, self.entry,
                 self.max_level, self.M, self.M0, deleted, self.n)
-
-    def insert(self, space: tuple, start: int, end: int, vecs: np.ndarray, threads: int) -> None:
-        self.entry, self.max_level = _kernel.hnsw_insert(
-            self.as_tuple(None), space, start, end, vecs, self.ef_construction, threads)
 
     def nbytes(self) -> int:
         return (self.links0.nbytes + self.level.nbytes + self.up_nodes.nbytes

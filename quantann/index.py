@@ -1,11 +1,19 @@
 """The index: quantizer + graph over codes in memory, full vectors in a store.
 
-    query ──► graph search over codes (C) ──► R = k·rerank candidate rows
-          ──► one batched store read of their float vectors ──► exact top-k (C)
+    query ──► begin: graph search over codes (C) ──► R = k·rerank candidate rows
+          ──► one batched store read of their float vectors
+          ──► finish: exact top-k (C)
+
+The pipeline is the kernel's (kernel/index/index.h); for the pread, mmap and memory
+stores the whole batch is one kernel call without the GIL. Searches may run from many
+threads at once: each borrows a searcher (its own scratch) from a pool; add and delete
+wait for running searches and hold new ones off (a readers-writer lock).
 """
 from __future__ import annotations
 
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,12 +21,13 @@ import numpy as np
 from . import _kernel
 from .budget import format_breakdown, human
 from .errors import MemoryBudgetError
+from .fileformat import IndexFile, read_index, write_index
 from .graph import Graph, default_threads
 from .progress import Progress
 from .quantize import KINDS, Quantizer
 from .store import MemoryStore, VectorStore
 
-from .constants import ARCH, FORMAT_VERSION, METRICS  # noqa: E402  (re-exported)
+from .constants import ARCH, FORMAT_VERSION, LIMITS, METRICS  # noqa: E402  (re-exported)
 NO_ID = np.iinfo(np.uint64).max  # id of an empty result slot
 
 
@@ -58,6 +67,54 @@ def as_matrix(x, d: int | None = None, what: str = "vectors") -> np.ndarray:
     return a
 
 
+class _ReadersWriter:
+    """Many readers (searches) or one writer (add, delete); a waiting writer holds new
+    readers off so it cannot starve. Plain methods over one Lock: searches pay two lock
+    round trips, not a context manager."""
+
+    def __init__(self):
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._waiting = 0
+
+    def acquire_read(self):
+        with self._cond:
+            while self._writer or self._waiting:
+                self._cond.wait()
+            self._readers += 1
+
+    def release_read(self):
+        with self._cond:
+            self._readers -= 1
+            if not self._readers and self._waiting:
+                self._cond.notify_all()
+
+    @contextmanager
+    def write(self):
+        with self._cond:
+            self._waiting += 1
+            while self._writer or self._readers:
+                self._cond.wait()
+            self._waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+def _count(value, name: str) -> int:
+    """An integer search/build parameter as given (the kernel checks its range)."""
+    if type(value) is int:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(value)
+
+
 def normalize(x: np.ndarray, what: str = "vectors") -> np.ndarray:
     """Unit-length copy of the rows, by the kernel (the wasm build normalises the same way)."""
     out = np.array(x, dtype=np.float32, order="C", copy=True)
@@ -73,7 +130,7 @@ class Index:
     def __init__(self, quantizer: Quantizer, metric: str, graph: Graph, codes: np.ndarray,
                  norms: np.ndarray | None, ids: np.ndarray | None, store: VectorStore,
                  deleted: np.ndarray | None = None, path: str | None = None,
-                 memory_budget: int | None = None):
+                 memory_budget: int | None = None, file: IndexFile | None = None):
         self.quantizer = quantizer
         self.metric = metric
         self.graph = graph
@@ -86,11 +143,25 @@ class Index:
         self._n_deleted = 0 if deleted is None else int(
             np.unpackbits(deleted, bitorder="little")[:graph.n].sum())
         self.path = path
+        self.file = file  # the file it was opened from (header values, vectors' offset and CRC)
         self.memory_budget = memory_budget
-        self.last_stats: list[QueryStats] = []
-        self._searcher = None
-        self._pool: list = []  # extra searchers for threaded batches
+        self._local = threading.local()  # last_stats: per thread, as searches run in parallel
+        self._kix = None  # the kernel index over the current arrays (None: make on use)
+        self._native = False  # the kernel reads the store itself (pread, mmap, memory)
+        self._idle: list = []  # searchers of _kix not in use
+        self._n_searchers = 0  # searchers of _kix in all
+        self._pool_cond = threading.Condition(threading.Lock())
+        self._rw = _ReadersWriter()
         self.seed = 0  # level draws are seeded by (seed, first row of the batch)
+
+    @property
+    def last_stats(self) -> list[QueryStats]:
+        """Per-query costs of this thread's last `search` (each thread sees its own)."""
+        return getattr(self._local, "stats", [])
+
+    @last_stats.setter
+    def last_stats(self, stats: list[QueryStats]) -> None:
+        self._local.stats = stats
 
     # ---- properties ------------------------------------------------------------------
 
@@ -118,11 +189,30 @@ class Index:
     def ids(self) -> np.ndarray:
         return self._ids if self._ids is not None else np.arange(self.rows, dtype=np.uint64)
 
+    @property
+    def has_user_ids(self) -> bool:
+        """False when the ids are the row numbers."""
+        return self._ids is not None
+
+    def deleted_mask(self) -> np.ndarray | None:
+        """bool per row, True for deleted rows; None when nothing was ever deleted."""
+        if self._deleted is None:
+            return None
+        return np.unpackbits(self._deleted, bitorder="little")[:self.rows].astype(bool)
+
     def __repr__(self):
         return (f"<quantann.Index {len(self)} x {self.dim} {self.quant} {self.metric} "
                 f"M={self.graph.M} memory={human(self.memory()['total'])}>")
 
-    # ---- building ----------------------------------------------------------------------
+    # ---- opening and building ----------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, store="pread", memory_budget=None) -> "Index":
+        """Opens an index file or http(s) URL without reading its full vectors (see
+        quantann.open)."""
+        p = read_index(path, store=store, memory_budget=memory_budget)
+        return cls(p.quantizer, p.metric, p.graph, p.codes, p.norms, p.ids, p.store, path=str(path),
+                   memory_budget=p.memory_budget, file=p.file)
 
     @classmethod
     def build(cls, vectors, quant: str = "sq8", metric: str = "cosine", M: int = 16,
@@ -134,8 +224,9 @@ class Index:
             raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
         if quant not in KINDS:
             raise ValueError(f"unknown quantizer {quant!r}: choose one of {', '.join(KINDS)}")
-        if ef_construction < 1:
-            raise ValueError(f"ef_construction must be >= 1, got {ef_construction}")
+        efc = _count(ef_construction, "ef_construction")
+        if not 1 <= efc <= LIMITS["max_ef_construction"]:
+            raise ValueError(f"ef_construction={efc} is out of range: it must be 1..{LIMITS['max_ef_construction']}")
         x = as_matrix(vectors)
         if x.shape[0] >= 2**31 - 1:
             raise ValueError("at most 2^31 - 2 vectors per index")
@@ -167,20 +258,19 @@ class Index:
             grown[:len(self._deleted)] = self._deleted
             self._deleted = grown
         self.graph.grow(self.graph.random_levels(n0, m, self.seed))
-        if float_space:  # building (from empty): distances between full vectors
-            space = (METRICS[self.metric], self.quantizer.kind_id, self.dim, self.quantizer.vmin,
-                     self.quantizer.scale, self.codes, None, x)
-        else:  # after load: the stored rows are codes; the new rows come as floats
-            space = self._space()
-        threads = threads or default_threads()
+        # building (from empty): distances between the full vectors; after load: the stored
+        # rows are codes and the new rows come as floats
+        space = x if float_space else None
+        threads = default_threads() if threads is None else _count(threads, "threads")
+        kix = self._kernel_index()
         chunk = max(1000, m // 100)
         bar = Progress(m, "build graph", enabled=progress)
         for s in range(0, m, chunk):
             e = min(m, s + chunk)
-            self.graph.insert(space, n0 + s, n0 + e, x[s:e], threads)
+            self.graph.entry, self.graph.max_level = kix.insert(n0 + s, n0 + e, x[s:e], space, threads)
             bar.update(e - s)
         bar.close()
-        self._searcher = None
+        self._reset_searchers()
 
     def _check_new_ids(self, ids, m):
         if ids is None:
@@ -201,9 +291,14 @@ class Index:
             raise ValueError(f"id {ids[np.isin(ids, self.ids)][0]} is already in the index")
         return ids
 
-    def _space(self) -> tuple:
-        return (METRICS[self.metric], self.quantizer.kind_id, self.dim, self.quantizer.vmin,
-                self.quantizer.scale, self.codes, self.norms, None)
+    def _kernel_index(self):
+        """The kernel's index (kernel/index/index.h) over this index's arrays."""
+        g, qz = self.graph, self.quantizer
+        return _kernel.Index(
+            METRICS[self.metric], int(self.metric == "cosine"), qz.kind_id, self.dim, g.M, g.M0, g.entry,
+            g.max_level, g.ef_construction, vmin=qz.vmin, scale=qz.scale, codes=self.codes,
+            norms=self.norms, level=g.level, links0=g.links0, up_nodes=g.up_nodes, up_off=g.up_off,
+            upper=g.upper, deleted=self._deleted)
 
     # ---- mutation ----------------------------------------------------------------------
 
@@ -220,12 +315,17 @@ class Index:
                     f"adding {x.shape[0]} vectors would need {human(after['total'])}, over the "
                     f"memory budget of {human(self.memory_budget)} ({format_breakdown(after)})",
                     after, self.memory_budget)
-        self._append(x, ids, threads, progress, float_space=False)
-        self._pending.append(x)
+        with self._rw.write():
+            self._append(x, ids, threads, progress, float_space=False)
+            self._pending.append(x)
 
     def delete(self, ids) -> int:
         """Marks the vectors with these ids deleted (search skips them; `save` drops
         them). Returns how many were deleted; unknown ids raise KeyError."""
+        with self._rw.write():
+            return self._delete(ids)
+
+    def _delete(self, ids) -> int:
         ids = np.atleast_1d(np.asarray(ids)).astype(np.uint64)
         if self._ids is None:
             rows = ids.astype(np.int64)
@@ -240,26 +340,47 @@ class Index:
             raise KeyError(f"id {missing[0]} is not in the index")
         if self._deleted is None:
             self._deleted = np.zeros((self.rows + 7) // 8, np.uint8)
-            self._searcher = None
         bits = np.unpackbits(self._deleted, bitorder="little")[:self.rows].astype(bool)
         fresh = ~bits[rows]
         bits[rows] = True
         self._deleted[:] = np.packbits(bits, bitorder="little")
         newly = int(np.unique(rows[fresh]).size)
         self._n_deleted += newly
+        self._reset_searchers()  # the kernel counts the live rows when it opens
         return newly
 
     # ---- search ------------------------------------------------------------------------
 
-    def _get_searcher(self):
-        if self._searcher is None:
-            self._pool = []
-            self._searcher = _kernel.Searcher(self.graph.as_tuple(self._deleted), self._space())
-            # the store reads in the same C call as the search, unless rows are pending
-            src = self.store.native_source() if self.store.count == self.rows else None
-            self._searcher.set_source(src)
-            self._native = src is not None
-        return self._searcher
+    def _reset_searchers(self) -> None:
+        with self._pool_cond:
+            self._kix = None
+            self._idle = []
+            self._n_searchers = 0
+
+    def _borrow(self):
+        """A searcher: an idle one, a new one while fewer than max_threads exist, or the
+        next one returned. Returns (searcher, its kernel index, native source?)."""
+        with self._pool_cond:
+            if self._kix is None:
+                kix = self._kernel_index()
+                # the kernel reads the store itself in the search call, unless rows are pending
+                src = self.store.native_source() if self.store.count == self.rows else None
+                kix.set_source(src)
+                self._kix, self._native = kix, src is not None
+            while not self._idle and self._n_searchers >= LIMITS["max_threads"]:
+                self._pool_cond.wait()
+            if self._idle:
+                s = self._idle.pop()
+            else:
+                s = _kernel.Searcher(self._kix)
+                self._n_searchers += 1
+            return s, self._kix, self._native
+
+    def _give_back(self, s, kix) -> None:
+        with self._pool_cond:
+            if kix is self._kix:  # searchers of a replaced kernel index are dropped
+                self._idle.append(s)
+            self._pool_cond.notify()
 
     def prepare_queries(self, queries) -> np.ndarray:
         q = as_matrix(queries, self.dim, "queries")
@@ -270,75 +391,63 @@ class Index:
         (nq, k)), best first. Distances are squared L2, or 1 - inner product (ip,
         cosine). rerank=0 returns the graph's approximate order and distances; rerank=r
         rescores k·r candidates exactly from the store. threads > 1 splits a batch of
-        queries over threads (each with its own search scratch). Per-query costs go to
-        `last_stats`."""
-        q = self.prepare_queries(queries)
-        live = len(self)
-        if not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
-        if live == 0:
-            raise ValueError("the index is empty")
-        if k > live:
-            raise ValueError(f"k={k} is larger than the {live} vectors in the index")
-        if ef < 1 or rerank < 0:
-            raise ValueError(f"ef must be >= 1 and rerank >= 0, got ef={ef}, rerank={rerank}")
-        nres = min(k * rerank if rerank else k, live)
+        queries over threads. Safe to call from many threads at once. Per-query costs go
+        to `last_stats`. The kernel checks k, ef and rerank against quantann's limits."""
+        q = as_matrix(queries, self.dim, "queries")
+        k, ef, rerank = _count(k, "k"), _count(ef, "ef"), _count(rerank, "rerank")
+        threads = _count(threads, "threads")
+        if threads != 1 and not 1 <= threads <= LIMITS["max_threads"]:
+            raise ValueError(f"threads={threads} is out of range: it must be 1..{LIMITS['max_threads']}")
         nq = q.shape[0]
-        out_rows = np.full((nq, k), -1, np.int32)
-        out_d = np.full((nq, k), np.inf, np.float32)
+        # outputs sized only for a k the kernel will accept (it names the bad value)
+        kk = k if 1 <= k <= min(LIMITS["max_k"], len(self)) else 1
+        out_rows = np.empty((nq, kk), np.int32)  # the kernel fills every slot (-1, inf past the results)
+        out_d = np.empty((nq, kk), np.float32)
         stats = [None] * nq
-        searcher = self._get_searcher()
-        args = (q, k, max(ef, nres), nres, rerank, out_rows, out_d, stats)
-        threads = max(1, min(int(threads), nq))
-        if threads == 1:
-            self._search_range(searcher, 0, nq, *args)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-            while len(self._pool) < threads - 1:  # more scratch, same arrays
-                s = _kernel.Searcher(self.graph.as_tuple(self._deleted), self._space())
-                s.set_source(self.store.native_source() if self._native else None)
-                self._pool.append(s)
-            bounds = np.linspace(0, nq, threads + 1).astype(int)
-            with ThreadPoolExecutor(threads) as ex:
-                jobs = [ex.submit(self._search_range, s, lo, hi, *args)
-                        for s, lo, hi in zip([searcher] + self._pool, bounds[:-1], bounds[1:])]
-                for j in jobs:
-                    j.result()
+        self._rw.acquire_read()
+        try:
+            threads = min(threads, nq)
+            if threads == 1:
+                self._search_batch(q, k, ef, rerank, out_rows, out_d, stats, 0, nq)
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+                bounds = np.linspace(0, nq, threads + 1).astype(int)
+                with ThreadPoolExecutor(threads) as ex:
+                    jobs = [ex.submit(self._search_batch, q, k, ef, rerank, out_rows, out_d, stats, lo, hi)
+                            for lo, hi in zip(bounds[:-1], bounds[1:])]
+                    for j in jobs:
+                        j.result()
+        finally:
+            self._rw.release_read()
         self.last_stats = stats
         return self._rows_to_ids(out_rows), out_d
 
-    def _search_range(self, searcher, lo, hi, q, k, ef, nres, rerank, out_rows, out_d, stats):
-        native = self._native and rerank > 0
-        metric = METRICS[self.metric]
-        clock = time.perf_counter
-        rows_buf = np.empty(nres, np.int32)
-        dist_buf = np.empty(nres, np.float32)
-        for i in range(lo, hi):
-            st = stats[i] = QueryStats()
-            if native:  # the whole pipeline in one kernel call
-                (_, st.candidates, st.distances, st.ranges, st.bytes_read, g_ns, r_ns,
-                 k_ns) = searcher.query(q[i], k, nres, ef, out_rows[i], out_d[i])
-                st.graph_ms, st.read_ms, st.rerank_ms = g_ns * 1e-6, r_ns * 1e-6, k_ns * 1e-6
-                st.vectors_read = st.candidates
-                st.store_reads = 1 if st.candidates else 0
-                continue
-            t0 = clock()
-            found, st.distances = searcher.search(q[i], nres, ef, rows_buf, dist_buf)
-            t1 = clock()
-            st.graph_ms = (t1 - t0) * 1e3
-            st.candidates = found
-            if rerank and found:
-                cand = np.sort(rows_buf[:found])
-                vecs, rs = self._read(cand)
+    def _search_batch(self, q, k, ef, rerank, out_rows, out_d, stats, lo, hi):
+        """Queries lo..hi with one borrowed searcher: one kernel call for the batch when the
+        kernel reads the store itself, else begin / store read / finish per query."""
+        s, kix, native = self._borrow()
+        try:
+            if native or not rerank:
+                raw = np.empty((hi - lo, 9), np.int64)
+                s.search(q[lo:hi], k, ef, rerank, out_rows[lo:hi], out_d[lo:hi], raw)
+                for i, (cand, dist, fetch, ranges, nbytes, g_ns, r_ns, k_ns, _) in enumerate(raw.tolist(), lo):
+                    stats[i] = QueryStats(cand, fetch, nbytes, ranges, 1 if fetch else 0, dist,
+                                          g_ns * 1e-6, r_ns * 1e-6, k_ns * 1e-6)
+                return
+            clock = time.perf_counter
+            for i in range(lo, hi):
+                t0 = clock()
+                rows = np.frombuffer(s.begin(q[i], k, ef, rerank, 0), np.int32)
+                t1 = clock()
+                vecs, rs = self._read(rows) if len(rows) else (None, None)
                 t2 = clock()
-                _kernel.rerank(metric, q[i], self.dim, vecs, cand, k, out_rows[i], out_d[i])
-                st.rerank_ms = (clock() - t2) * 1e3
-                st.read_ms = (t2 - t1) * 1e3
-                st.vectors_read, st.bytes_read, st.ranges, st.store_reads = found, rs.bytes, rs.ranges, 1
-            else:
-                m = min(found, k)
-                out_rows[i, :m] = rows_buf[:m]
-                out_d[i, :m] = dist_buf[:m]
+                _, cand, dist, _ = s.finish(vecs, out_rows[i], out_d[i])
+                st = stats[i] = QueryStats(cand, len(rows), 0, 0, 0, dist, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
+                                           (clock() - t2) * 1e3)
+                if rs is not None:
+                    st.bytes_read, st.ranges, st.store_reads = rs.bytes, rs.ranges, 1
+        finally:
+            self._give_back(s, kix)
 
     def _rows_to_ids(self, rows: np.ndarray) -> np.ndarray:
         if self._ids is None:
@@ -382,7 +491,7 @@ class Index:
         other = (self.quantizer.nbytes()
                  + (0 if self.norms is None else n * 4)
                  + (0 if self._deleted is None else (n + 7) // 8)
-                 + 2 * n * (1 + len(self._pool)))  # each searcher's visited tags (uint16 per row)
+                 + 2 * n * max(1, self._n_searchers))  # each searcher's visited tags (uint16 per row)
         pending = sum(p.nbytes for p in self._pending) + extra_rows * self.dim * 4
         if isinstance(self.store, MemoryStore):
             pending += self.store.nbytes()
@@ -400,5 +509,4 @@ class Index:
     def save(self, path, progress: bool = False) -> None:
         """Writes the index and its full vectors to one file, atomically. Deleted rows
         are dropped (compaction) on the way."""
-        from .fileformat import write_index
         write_index(self, path, progress=progress)

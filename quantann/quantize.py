@@ -2,8 +2,8 @@
 
 Training picks, per dimension, the range [lo, hi] between two quantiles of the data
 (clipping outliers that would otherwise waste levels), and splits it into 255 (sq8) or
-15 (sq4) steps. Encoding, decoding and query-vs-code distances run in the C kernel
-(kernel/quant.c); this module only holds and trains the parameters.
+15 (sq4) steps. Code sizes, encoding, decoding and query-vs-code distances are rows of the
+C kernel's codec table (kernel/codec/); this module only holds and trains the parameters.
 """
 from __future__ import annotations
 
@@ -22,15 +22,12 @@ DEFAULT_CLIP = {"sq8": 0.0005, "sq4": 0.003}
 
 
 def pad_dims(d: int) -> int:
+    """Codes and quantizer parameters are padded to a multiple of 64 dimensions."""
     return (d + 63) // 64 * 64
 
 
 def code_size(kind: str, d: int) -> int:
-    if kind == "sq8":
-        return pad_dims(d)
-    if kind == "sq4":
-        return pad_dims(d) // 2
-    return 4 * d
+    return _kernel.code_size(KINDS[kind], d)
 
 
 @dataclass

@@ -21,6 +21,7 @@ def c_header(c: dict) -> str:
     out = [f"/* {HEAD} */", "#ifndef QA_CONSTANTS_H", "#define QA_CONSTANTS_H", ""]
     f = c["format"]
     out += [f'#define QA_FORMAT_ARCH "{f["arch"]}"', f"#define QA_FORMAT_VERSION {f['version']}",
+            f"#define QA_FORMAT_MIN_VERSION {f['min_version']}",
             f"#define QA_FORMAT_ALIGNMENT {f['alignment']}", ""]
     out += [f"#define QA_METRIC_{ident(k)} {v}" for k, v in c["metrics"].items() if k != "cosine"]
     out += [""] + [f"#define QA_CODEC_{ident(k)} {v}" for k, v in c["codecs"].items()]

@@ -1,11 +1,11 @@
-"""The benchmark suite: the generator and an end-to-end quick run."""
+"""The benchmark suite (bench/, outside the package): the generator and an end-to-end quick run."""
 import json
 import os
 
 import numpy as np
 import pytest
 
-from quantann.bench.datasets import MINILM, clustered, exact_topk
+from bench.datasets import MINILM, clustered, exact_topk
 
 
 def test_generator_is_deterministic_and_prefix_stable():
@@ -36,18 +36,13 @@ def test_generator_is_clustered_not_iid():
     assert (s[:10] ** 2).sum() / (s ** 2).sum() > 0.2
 
 
-@pytest.mark.skipif(not os.path.isdir(MINILM), reason="minilm-100k not present")
+@pytest.mark.skipif(not os.path.isdir(MINILM), reason=f"minilm-100k not present at {MINILM}")
 def test_bench_quick_end_to_end(tmp_path):
-    import argparse
-
-    from quantann.bench import cli
-    p = argparse.ArgumentParser()
-    sub = p.add_subparsers()
-    cli.register(sub)
+    pytest.importorskip("bench._lazy", reason="bench._lazy is not built: run `python bench/setup_lazy.py`")
+    from bench import run
     out = tmp_path / "r.json"
-    a = p.parse_args(["bench", "--quick", "--subset", "2000", "--k", "10", "--queries", "20", "--lean",
-                      "--cold-queries", "5", "--rounds", "1", "--json", str(out)])
-    a.func(a)
+    run.main(["--quick", "--subset", "2000", "--k", "10", "--queries", "20", "--lean",
+              "--cold-queries", "5", "--rounds", "1", "--json", str(out), "--out", str(tmp_path)])
     res = json.loads(out.read_text())
     names = {r["method"] for r in res["rows"]}
     for want in ("quantann sq8", "quantann sq4", "quantann none", "hnswlib float32 (RAM)",

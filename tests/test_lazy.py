@@ -1,12 +1,14 @@
-"""The lazy-loading baseline: a resumable float HNSW search over an LRU vector cache."""
+"""The lazy-loading baseline (a benchmark peer, bench/lazy/): a resumable float HNSW
+search over an LRU vector cache. Its extension bench._lazy is built by
+`python bench/setup_lazy.py` (`make test` does)."""
 import numpy as np
 import pytest
 
 import quantann
-from quantann.bench.datasets import clustered, exact_topk
-from quantann.bench.lazy import LazyIndex
+from bench.datasets import clustered, exact_topk
+from bench.lazy import LazyIndex
 
-_lazy = pytest.importorskip("quantann._lazy")
+_lazy = pytest.importorskip("bench._lazy", reason="bench._lazy is not built: run `python bench/setup_lazy.py`")
 
 
 @pytest.fixture(scope="module")

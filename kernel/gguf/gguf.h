@@ -18,7 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { QA_OK = 0, QA_ERR_FORMAT = -1, QA_ERR_UNSUPPORTED = -2, QA_ERR_SPACE = -3, QA_ERR_ARG = -4 };
+/* QA_ERR_NEED_MORE: the bytes given are a prefix of the file that ends inside the part
+ * asked for; the prefix length needed is returned beside it. */
+#include "../errors.h" /* QA_OK, QA_ERR_* */
 
 enum qa_gguf_vtype {
     QA_GV_U8 = 0, QA_GV_I8, QA_GV_U16, QA_GV_I16, QA_GV_U32, QA_GV_I32, QA_GV_F32, QA_GV_BOOL,
@@ -51,7 +53,8 @@ typedef struct {
     uint32_t type;        /* qa_ggml_type */
     int64_t ne[4];        /* ne[0] = innermost (row length) */
     uint64_t offset;      /* relative to data start */
-    const uint8_t *data;  /* checked: data .. data + nbytes lies inside the buffer */
+    const uint8_t *data;  /* checked: data .. data + nbytes lies inside the buffer; NULL when
+                             the tensor lies past the prefix given to qa_gguf_parse_prefix */
     uint64_t nbytes;
 } qa_gguf_tensor;
 
@@ -64,14 +67,29 @@ typedef struct {
     qa_gguf_kv *kv;          /* host-provided arrays */
     qa_gguf_tensor *tensors;
     uint64_t data_start;
+    uint64_t file_len;       /* the whole file's length (== len unless parsed from a prefix) */
+    uint64_t info_end;       /* end of the tensor records: the header is buf[0, info_end) */
 } qa_gguf;
 
 /* Reads the counts from the header (checked against len) so the host can size the arrays. */
 int qa_gguf_counts(const uint8_t *buf, uint64_t len, uint64_t *n_kv, uint64_t *n_tensors,
                    char *err, size_t err_len);
-/* Parses and validates the whole header; kv/tensors must hold the counts above. */
+/* Parses and validates the whole header of a file held whole in buf (no duplicate keys or
+ * tensor names, no overlapping tensors); kv/tensors must hold the counts above. */
 int qa_gguf_parse(qa_gguf *g, const uint8_t *buf, uint64_t len, qa_gguf_kv *kv, uint64_t kv_cap,
                   qa_gguf_tensor *tensors, uint64_t tensor_cap, char *err, size_t err_len);
+
+/* Prefix mode. `buf` holds the first `len` bytes of a file of `file_len` bytes:
+ *   qa_gguf_header_size: QA_OK and *need = data_start (the header with its padding) when
+ *     the prefix holds the whole header; QA_ERR_NEED_MORE and *need = the prefix length
+ *     needed to read on (ask again with that many bytes); an error for a bad header.
+ *   qa_gguf_parse_prefix: qa_gguf_parse over a prefix holding the header; every tensor's
+ *     extent is checked against file_len, and `data` is set only for tensors inside buf. */
+int qa_gguf_header_size(const uint8_t *buf, uint64_t len, uint64_t file_len, uint64_t *need,
+                        char *err, size_t err_len);
+int qa_gguf_parse_prefix(qa_gguf *g, const uint8_t *buf, uint64_t len, uint64_t file_len, qa_gguf_kv *kv,
+                         uint64_t kv_cap, qa_gguf_tensor *tensors, uint64_t tensor_cap, char *err,
+                         size_t err_len);
 
 const qa_gguf_kv *qa_gguf_find_kv(const qa_gguf *g, const char *key);
 const qa_gguf_tensor *qa_gguf_find_tensor(const qa_gguf *g, const char *name);
@@ -82,6 +100,8 @@ int qa_gguf_get_bool(const qa_gguf *g, const char *key, int *out);
 /* Bytes per row of n elements of a type (0 if the type is unknown or n is not a block multiple). */
 uint64_t qa_ggml_row_bytes(uint32_t type, int64_t n);
 
+/* Messages: %s %.*s %d %u %lld %llu %x with width and zero padding (no stdio needed). */
 void qa_set_err(char *err, size_t err_len, const char *fmt, ...);
+void qa_format(char *out, size_t cap, const char *fmt, ...);
 
 #endif

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "quant.h"
+#include "threads.h"
 #include "types/decoder_types.h"
 
 #if defined(__x86_64__)
@@ -34,7 +34,7 @@ static void quantize_task(void *c_, int i, int k) {
     mm_ctx *c = (mm_ctx *)c_;
     const qa_type_traits *a = qa_type_get(c->w[0]->tt->act_type);
     int lo, hi, K = (int)c->w[0]->n_in;
-    qm_share(c->n, i, k, 1, &lo, &hi);
+    qa_share(c->n, i, k, 1, &lo, &hi);
     for (int t = lo; t < hi; t++) a->quantize_act(c->x + (uint64_t)t * K, (uint8_t *)c->xq + t * c->qrow, K);
 }
 
@@ -50,8 +50,8 @@ static void mm_task(void *c_, int i, int k) {
         const qa_dmat *w = c->w[kw];
         int64_t K = w->n_in;
         int o0, o1;
-        qm_share((int)w->n_out, i, k, 2, &o0, &o1);
-        qa_tile_fn tile = c->n >= 4 ? qa_type_tile(w->tt->type) : NULL;
+        qa_share((int)w->n_out, i, k, 2, &o0, &o1);
+        void (*tile)(int64_t, const void *, size_t, const void *, size_t, float *) = c->n >= 4 ? w->tt->tile : NULL;
         float (*dot)(int64_t, const void *, const void *) = w->tt->vec_dot;
         for (int t0 = 0; t0 < c->n; t0 += TB) {
             int t1 = t0 + TB < c->n ? t0 + TB : c->n, o = o0;
@@ -83,7 +83,7 @@ static void mm_task(void *c_, int i, int k) {
     }
 }
 
-void qa_matmul(qm_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *bias,
+void qa_matmul_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *bias,
                const float *x, int n, void *xq, int add) {
     static const float *const nobias[8] = {0};
     mm_ctx c = {nw, n, add, w, y, bias ? bias : nobias, x, (const uint8_t *)xq, qa_act_row_bytes(w[0])};
@@ -92,9 +92,9 @@ void qa_matmul(qm_pool *pool, int nw, const qa_dmat *const *w, float *const *y, 
     } else if (n == 1) {
         quantize_task(&c, 0, 1);
     } else {
-        qm_pool_run(pool, quantize_task, &c);
+        qa_pool_run(pool, quantize_task, &c);
     }
-    qm_pool_run(pool, mm_task, &c);
+    qa_pool_run(pool, mm_task, &c);
 }
 
 /* ---------------------------------------------------------------- elementwise */
@@ -141,8 +141,8 @@ void qa_gelu_mul(float *g, const float *u, int64_t n) {
         } else if (x >= 10.0f) {
             y = x;
         } else {
-            x = qm_fp16_to_fp32(qm_fp32_to_fp16(x));
-            y = qm_fp16_to_fp32(qm_fp32_to_fp16(0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)))));
+            x = qa_fp16_to_fp32(qa_fp32_to_fp16(x));
+            y = qa_fp16_to_fp32(qa_fp32_to_fp16(0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)))));
         }
         g[i] = y * u[i];
     }
@@ -160,14 +160,14 @@ int qa_argmax(const float *x, int n) {
 /* fp16 row helpers: dot of an fp32 query with an fp16 key row; y += a * fp16 row. */
 static float dot_f16_ref(const float *q, const uint16_t *k, int d) {
     float s = 0.0f;
-    for (int i = 0; i < d; i++) s += q[i] * qm_fp16_to_fp32(k[i]);
+    for (int i = 0; i < d; i++) s += q[i] * qa_fp16_to_fp32(k[i]);
     return s;
 }
 static void axpy_f16_ref(float *y, float a, const uint16_t *v, int d) {
-    for (int i = 0; i < d; i++) y[i] += a * qm_fp16_to_fp32(v[i]);
+    for (int i = 0; i < d; i++) y[i] += a * qa_fp16_to_fp32(v[i]);
 }
 static void store_f16_ref(uint16_t *y, const float *x, int d) {
-    for (int i = 0; i < d; i++) y[i] = qm_fp32_to_fp16(x[i]);
+    for (int i = 0; i < d; i++) y[i] = qa_fp32_to_fp16(x[i]);
 }
 
 #if defined(__x86_64__)
@@ -243,7 +243,7 @@ static void att_task(void *c_, int wi, int wk) {
     int hd = kv->head_dim, group = c->n_head / kv->n_head_kv, lo, hi;
     float *s = c->work + (uint64_t)wi * qa_attention_work_floats(kv->n_ctx, hd), *qh = s + kv->n_ctx;
     uint16_t *q16 = (uint16_t *)(qh + hd);
-    qm_share(c->n * c->n_head, wi, wk, 1, &lo, &hi);
+    qa_share(c->n * c->n_head, wi, wk, 1, &lo, &hi);
     for (int job = lo; job < hi; job++) {
         int t = job / c->n_head, h = job % c->n_head, npos = c->pos0 + t + 1;
         int p0 = c->n_swa > 0 && npos > c->n_swa ? npos - c->n_swa : 0;
@@ -251,7 +251,7 @@ static void att_task(void *c_, int wi, int wk) {
         const uint16_t *V = kv->v + (uint64_t)(h / group) * kv->n_ctx * hd;
         /* the query rounded to fp16 like the keys (as ggml does before its f16 dot) */
         store_f16(q16, c->q + (uint64_t)t * c->row_stride + h * hd, hd);
-        for (int i = 0; i < hd; i++) qh[i] = qm_fp16_to_fp32(q16[i]);
+        for (int i = 0; i < hd; i++) qh[i] = qa_fp16_to_fp32(q16[i]);
         float mx = -INFINITY;
         for (int p = p0; p < npos; p++) {
             s[p] = dot_f16(qh, K + (uint64_t)p * hd, hd) * c->scale;
@@ -262,12 +262,12 @@ static void att_task(void *c_, int wi, int wk) {
         float *o = c->out + (uint64_t)t * c->row_stride + h * hd, inv = 1.0f / sum;
         memset(o, 0, (size_t)hd * sizeof(float));
         /* the weights rounded to fp16 like the values (as ggml multiplies them) */
-        for (int p = p0; p < npos; p++) axpy_f16(o, qm_fp16_to_fp32(qm_fp32_to_fp16(s[p] * inv)), V + (uint64_t)p * hd, hd);
+        for (int p = p0; p < npos; p++) axpy_f16(o, qa_fp16_to_fp32(qa_fp32_to_fp16(s[p] * inv)), V + (uint64_t)p * hd, hd);
     }
 }
 
-void qa_attention(qm_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,
+void qa_attention(qa_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,
                   int n_head, float scale, int n_swa, float *out, float *work) {
     att_ctx c = {kv, q, row_stride, n, pos0, n_head, n_swa, scale, out, work};
-    qm_pool_run(pool, att_task, &c);
+    qa_pool_run(pool, att_task, &c);
 }

@@ -25,7 +25,7 @@ uint64_t qa_act_row_bytes(const qa_dmat *w);
 /* y[t][o] (+)= sum_i w[o][i] x[t][i] for t < n, for each of the nw matrices sharing x
  * (same n_in): one quantization of x into xq, one pass over the pool. add: accumulate
  * into y (a residual) instead of overwriting. bias[k] (may be NULL) is added per output. */
-void qa_matmul(qm_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *bias,
+void qa_matmul_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *bias,
                const float *x, int n, void *xq, int add);
 
 /* out[t] = x[t] / rms(x[t]) * g, rows of n_embd; out may be x. */
@@ -51,7 +51,7 @@ void qa_kv_store(const qa_kv_layer *kv, const float *k, const float *v, int row_
  * q head h reads kv head h / (n_head / n_head_kv)) over cache positions 0..pos, or only
  * the last n_swa of them (a sliding window; 0 = all). out has the query layout. work: per
  * thread qa_attention_work_floats floats. */
-void qa_attention(qm_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,
+void qa_attention(qa_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,
                   int n_head, float scale, int n_swa, float *out, float *work);
 uint64_t qa_attention_work_floats(int n_ctx, int head_dim);
 

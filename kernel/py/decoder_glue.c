@@ -13,7 +13,7 @@
 
 #include "model/arch/llama.h"
 #include "model/ops_decoder.h"
-#include "model/quant.h"
+#include "simd.h"
 #include "model/sample.h"
 #include "model/types.h"
 #include "model/types/decoder_types.h"
@@ -26,7 +26,7 @@ typedef struct {
     qa_gguf_kv *kv_recs;
     qa_gguf_tensor *tensors;
     qa_llama *m;
-    qm_pool pool;
+    qa_pool pool;
     int pool_started, started;
     qa_llama_ctx ctx;
     void *kv, *scratch, *sample_work;
@@ -37,7 +37,7 @@ typedef struct {
 static PyObject *FormatError, *UnsupportedError;
 
 static void Decoder_dealloc(DecoderObject *self) {
-    if (self->pool_started) qm_pool_stop(&self->pool);
+    if (self->pool_started) qa_pool_stop(&self->pool);
     if (self->lock) PyThread_free_lock(self->lock);
     PyMem_RawFree(self->kv_recs);
     PyMem_RawFree(self->tensors);
@@ -47,6 +47,15 @@ static void Decoder_dealloc(DecoderObject *self) {
     PyMem_RawFree(self->sample_work);
     if (self->has_view) PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The CPU flags (kernel/simd.h) are detected once; set_simd lowers them for the tests. */
+static void select_simd(int keep_flags) {
+    static int detected;
+    if (!detected && !keep_flags) qa_cpu_init();
+    detected = 1;
+    qa_types_init();
+    qa_ops_decoder_init(qa_have_avx2 && qa_have_fma_f16c);
 }
 
 static int Decoder_init(DecoderObject *self, PyObject *args, PyObject *kw) {
@@ -59,8 +68,8 @@ static int Decoder_init(DecoderObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "Decoder already initialised");
         return -1;
     }
-    if (n_threads < 1 || n_threads > QM_MAX_THREADS) {
-        PyErr_Format(PyExc_ValueError, "threads must be in 1..%d, got %d", QM_MAX_THREADS, n_threads);
+    if (n_threads < 1 || n_threads > QA_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads must be in 1..%d, got %d", QA_MAX_THREADS, n_threads);
         return -1;
     }
     if (PyObject_GetBuffer(buf, &self->view, PyBUF_SIMPLE) < 0) return -1;
@@ -77,13 +86,9 @@ static int Decoder_init(DecoderObject *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     if ((rc = qa_gguf_parse(&self->g, p, len, self->kv_recs, n_kv, self->tensors, n_t, err, sizeof err))) goto fail;
-    qa_types_init();
-    {
-        int lvl = qm_simd_level();
-        qa_ops_decoder_init(lvl == QM_SIMD_AVX2 || lvl == QM_SIMD_AVX512VNNI);
-    }
+    select_simd(0);
     if ((rc = qa_llama_load(self->m, &self->g, err, sizeof err))) goto fail;
-    qm_pool_start(&self->pool, n_threads);
+    qa_pool_start(&self->pool, n_threads);
     self->pool_started = 1;
     self->rng = 0x853c49e6748fea9bull;
     return 0;
@@ -333,6 +338,7 @@ static PyObject *mod_type_op(PyObject *mod, PyObject *args) {
     const char *op;
     Py_buffer a = {0}, b = {0};
     if (!PyArg_ParseTuple(args, "Isy*|y*", &type, &op, &a, &b)) return NULL;
+    select_simd(0);
     PyObject *res = NULL;
     qa_types_init();
     const qa_type_traits *tt = qa_type_get(type);
@@ -363,7 +369,7 @@ static PyObject *mod_type_op(PyObject *mod, PyObject *args) {
         }
         res = PyFloat_FromDouble(f(n, a.buf, b.buf));
     } else if (!strcmp(op, "tile")) { /* a: 2 weight rows, b: 4 activation rows */
-        qa_tile_fn tf = qa_type_tile(type);
+        void (*tf)(int64_t, const void *, size_t, const void *, size_t, float *) = tt->tile;
         if (!tf) {
             PyErr_SetString(PyExc_ValueError, "type has no tile");
             goto done;
@@ -384,11 +390,11 @@ done:
 static PyObject *mod_set_simd(PyObject *mod, PyObject *args) {
     int level;
     if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
-    qa_types_init();
-    int got = qm_simd_set(level), avx2 = got == QM_SIMD_AVX2 || got == QM_SIMD_AVX512VNNI;
-    qa_types_select(avx2);
-    qa_ops_decoder_init(avx2);
-    return PyLong_FromLong(got);
+    qa_cpu_init();
+    if (level == QA_SIMD_SCALAR) qa_have_avx2 = qa_have_fma_f16c = qa_have_avx512vnni = 0;
+    if (level == QA_SIMD_AVX2) qa_have_avx512vnni = 0;
+    select_simd(1);
+    return PyLong_FromLong(qa_types_level());
 }
 
 static PyMethodDef module_methods[] = {

@@ -1,6 +1,11 @@
-/* CPython glue for the index kernel: buffers in, buffers out. One call per query or per
- * batch; the GIL is released around kernel work. Host I/O for the local-file store
- * (pread of coalesced row ranges) lives here, not in the portable kernel. */
+/* CPython glue for the index ABI (kernel/index/index.h): buffers in, buffers out.
+ *
+ *   Index(**arrays)       a qa_index over numpy arrays named as in kernel/index/arrays.h
+ *   Searcher(index)       a qa_searcher: search() runs begin -> read -> finish for a batch
+ *                         in one call without the GIL when the index has a native source
+ *                         (a file descriptor read with pread, or a buffer); begin() and
+ *                         finish() let Python stores read in between.
+ * Host I/O (pread of the ranges begin returns) lives here, not in the portable kernel. */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
@@ -9,9 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "hnsw.h"
-#include "quant.h"
-#include "rerank.h"
+#include "codec/codec.h"
+#include "distance.h"
+#include "index/index.h"
+#include "py/file_glue.h"
 
 /* ---- buffers ------------------------------------------------------------------------ */
 
@@ -23,7 +29,7 @@ typedef struct {
 static int get_buf(PyObject *o, buf_t *out, int writable, Py_ssize_t itemsize, Py_ssize_t min_items,
                    const char *what) {
     out->held = 0;
-    if (o == Py_None) {
+    if (o == NULL || o == Py_None) {
         if (min_items > 0) {
             PyErr_Format(PyExc_ValueError, "%s is required", what);
             return -1;
@@ -48,185 +54,233 @@ static void rel(buf_t *b) {
     b->held = 0;
 }
 
-/* ---- graph + space from Python tuples --------------------------------------------------
- * graph = (links0, level, up_nodes, up_off, upper, entry, max_level, M, M0, deleted|None, n)
- * space = (metric, kind, d, vmin, scale, codes, norms|None, vectors|None)
- * `vectors` set -> float space (build); otherwise code space. */
-
-enum { B_LINKS, B_LEVEL, B_UPN, B_UPO, B_UPPER, B_DEL, B_VMIN, B_SCALE, B_CODES, B_NORMS, B_VECS, B_COUNT };
-
-typedef struct {
-    qa_graph g;
-    qa_space sp;
-    qa_quantizer qz;
-    buf_t bufs[B_COUNT];
-} gs_t;
-
-static void gs_release(gs_t *gs) {
-    for (int i = 0; i < B_COUNT; i++) rel(&gs->bufs[i]);
+static PyObject *kernel_error(int rc, const char *msg) {
+    PyErr_SetString(rc == QA_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, msg);
+    return NULL;
 }
 
-static int gs_parse(PyObject *graph, PyObject *space, gs_t *gs, int writable_graph) {
-    memset(gs, 0, sizeof(*gs));
-    PyObject *links0, *level, *upn, *upo, *upper, *del, *vmin, *scale, *codes, *norms, *vecs;
-    int entry, max_level, M, M0, metric, kind, d;
-    long long n;
-    if (!PyArg_ParseTuple(graph, "OOOOOiiiiOL;graph tuple", &links0, &level, &upn, &upo, &upper,
-                          &entry, &max_level, &M, &M0, &del, &n))
-        return -1;
-    if (!PyArg_ParseTuple(space, "iiiOOOOO;space tuple", &metric, &kind, &d, &vmin, &scale, &codes,
-                          &norms, &vecs))
-        return -1;
-    if (d <= 0 || M <= 0 || M0 <= 0 || M > 255 || M0 > 255 || n < 0 || n > INT32_MAX) {
-        PyErr_SetString(PyExc_ValueError, "bad graph/space parameters");
+static inline int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* ---- Index -------------------------------------------------------------------------- */
+
+enum { A_VMIN, A_SCALE, A_CODES, A_NORMS, A_LEVEL, A_LINKS0, A_UPN, A_UPO, A_UPPER, A_DEL, A_COUNT };
+static const char *array_names[A_COUNT] = {"vmin", "scale", "codes", "norms", "level",
+                                           "links0", "up_nodes", "up_off", "upper", "deleted"};
+
+typedef struct {
+    PyObject_HEAD
+    qa_index *ix;
+    qa_index_arrays a;
+    PyObject *objs[A_COUNT];
+    buf_t bufs[A_COUNT];
+    /* where full vectors come from for the one-call search: a file or a buffer */
+    int src_fd;
+    int64_t src_base;
+    int64_t src_max_gap;
+    buf_t src_buf;
+} IndexObject;
+
+static void index_release(IndexObject *self) {
+    if (self->ix) qa_index_close(self->ix);
+    self->ix = NULL;
+    for (int i = 0; i < A_COUNT; i++) {
+        rel(&self->bufs[i]);
+        Py_CLEAR(self->objs[i]);
+    }
+    rel(&self->src_buf);
+    self->src_fd = -1;
+}
+
+/* Index(metric, cosine, codec, d, M, M0, entry, max_level, ef_construction, vmin=, scale=,
+ *       codes=, norms=, level=, links0=, up_nodes=, up_off=, upper=, deleted=) */
+static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"metric", "cosine", "codec", "d", "M", "M0", "entry", "max_level",
+                             "ef_construction", "vmin", "scale", "codes", "norms", "level", "links0",
+                             "up_nodes", "up_off", "upper", "deleted", NULL};
+    PyObject *o[A_COUNT] = {0};
+    long long d, M, M0, entry, max_level, efc;
+    int metric, cosine, codec;
+    if (self->ix) { /* searchers point into it: an Index is made once */
+        PyErr_SetString(PyExc_RuntimeError, "this Index is already initialised");
         return -1;
     }
-    int dpad = qa_pad_dims(d);
-    gs->qz.kind = kind;
-    gs->qz.d = d;
-    gs->qz.dpad = dpad;
-    gs->qz.code_size = qa_code_size(kind, d);
-    buf_t *B = gs->bufs;
-    int w = writable_graph;
-    if (get_buf(links0, &B[B_LINKS], w, 4, n * M0, "links0") ||
-        get_buf(level, &B[B_LEVEL], w, 1, n, "level") ||
-        get_buf(upn, &B[B_UPN], 0, 4, 0, "up_nodes") ||
-        get_buf(upo, &B[B_UPO], 0, 8, 0, "up_off") ||
-        get_buf(upper, &B[B_UPPER], w, 4, 0, "upper") ||
-        get_buf(del, &B[B_DEL], 0, 1, 0, "deleted") ||
-        get_buf(vmin, &B[B_VMIN], 0, 4, kind ? dpad : 0, "vmin") ||
-        get_buf(scale, &B[B_SCALE], 0, 4, kind ? dpad : 0, "scale") ||
-        get_buf(codes, &B[B_CODES], 0, 1, vecs == Py_None ? n * gs->qz.code_size : 0, "codes") ||
-        get_buf(norms, &B[B_NORMS], 0, 4, 0, "norms") ||
-        get_buf(vecs, &B[B_VECS], 0, 4, 0, "vectors")) {
-        gs_release(gs);
+    index_release(self);
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiLLLLLL|OOOOOOOOOO", kwlist, &metric, &cosine, &codec, &d, &M,
+                                     &M0, &entry, &max_level, &efc, &o[A_VMIN], &o[A_SCALE], &o[A_CODES],
+                                     &o[A_NORMS], &o[A_LEVEL], &o[A_LINKS0], &o[A_UPN], &o[A_UPO], &o[A_UPPER],
+                                     &o[A_DEL]))
+        return -1;
+    if (d < 1 || d > QA_MAX_DIM || M < 1 || M > QA_MAX_M || M0 < 1 || M0 > 2 * QA_MAX_M) {
+        PyErr_Format(PyExc_ValueError, "dim=%lld, M=%lld or M0=%lld out of range", d, M, M0);
         return -1;
     }
-    if (B[B_UPN].b.len / 4 != B[B_UPO].b.len / 8) {
-        gs_release(gs);
-        PyErr_SetString(PyExc_ValueError, "up_nodes and up_off differ in length");
+    for (int i = 0; i < A_COUNT; i++)
+        if (get_buf(o[i], &self->bufs[i], 0, 1, 0, array_names[i])) {
+            index_release(self);
+            return -1;
+        }
+    buf_t *B = self->bufs;
+    int64_t n = B[A_LEVEL].b.len;
+    int cs = qa_code_size(codec, (int)d);
+    int64_t n_up = B[A_UPN].b.len / 4;
+    const char *bad = NULL;
+    if (cs < 0) bad = "unknown codec";
+    else if (B[A_CODES].b.len < n * cs) bad = "codes shorter than count x code size";
+    else if (B[A_LINKS0].b.len < n * M0 * 4) bad = "links0 shorter than count x M0";
+    else if (B[A_UPO].b.len / 8 != n_up) bad = "up_nodes and up_off differ in length";
+    else if (B[A_NORMS].held && B[A_NORMS].b.len < n * 4) bad = "norms shorter than count";
+    else if (B[A_DEL].held && B[A_DEL].b.len < (n + 7) / 8) bad = "deleted bitset shorter than count";
+    else if (codec != QA_CODEC_NONE && (B[A_VMIN].b.len < qa_pad_dims((int)d) * 4 || B[A_SCALE].b.len < qa_pad_dims((int)d) * 4))
+        bad = "quantizer parameters shorter than the padded dimensions";
+    if (bad) {
+        PyErr_SetString(PyExc_ValueError, bad);
+        index_release(self);
         return -1;
     }
-    if (B[B_DEL].held && B[B_DEL].b.len < (n + 7) / 8) {
-        gs_release(gs);
-        PyErr_SetString(PyExc_ValueError, "deleted bitset too short");
-        return -1;
+    for (int i = 0; i < A_COUNT; i++) {
+        self->objs[i] = o[i];
+        Py_XINCREF(o[i]);
     }
-    if (norms != Py_None && B[B_NORMS].b.len < 4 * n) {
-        gs_release(gs);
-        PyErr_SetString(PyExc_ValueError, "norms too short");
-        return -1;
-    }
-    gs->g.n = n;
-    gs->g.M = M;
-    gs->g.M0 = M0;
-    gs->g.links0 = (int32_t *)B[B_LINKS].b.buf;
-    gs->g.level = (uint8_t *)B[B_LEVEL].b.buf;
-    gs->g.up_nodes = (const int32_t *)B[B_UPN].b.buf;
-    gs->g.up_off = (const int64_t *)B[B_UPO].b.buf;
-    gs->g.n_up = B[B_UPN].b.len / 4;
-    gs->g.upper = (int32_t *)B[B_UPPER].b.buf;
-    gs->g.entry = entry;
-    gs->g.max_level = max_level;
-    gs->g.deleted = B[B_DEL].held ? (const uint8_t *)B[B_DEL].b.buf : NULL;
-    gs->qz.vmin = (const float *)B[B_VMIN].b.buf;
-    gs->qz.scale = (const float *)B[B_SCALE].b.buf;
-    gs->sp.metric = metric;
-    gs->sp.d = d;
-    gs->sp.qz = &gs->qz;
-    gs->sp.codes = (const uint8_t *)B[B_CODES].b.buf;
-    gs->sp.norms = norms != Py_None ? (const float *)B[B_NORMS].b.buf : NULL;
-    gs->sp.vectors = vecs != Py_None ? (const float *)B[B_VECS].b.buf : NULL;
-    if (gs->sp.vectors && B[B_VECS].b.len < 4 * n * (Py_ssize_t)d) {
-        gs_release(gs);
-        PyErr_SetString(PyExc_ValueError, "vectors too short");
+    qa_index_arrays *a = &self->a;
+    memset(a, 0, sizeof *a);
+    a->metric = metric;
+    a->cosine = cosine;
+    a->codec = codec;
+    a->d = (int)d;
+    a->n = n;
+    a->M = (int)M;
+    a->M0 = (int)M0;
+    a->entry = (int32_t)(entry < -1 ? -2 : entry > INT32_MAX ? INT32_MAX : entry);
+    a->max_level = (int)(max_level < 0 ? -1 : max_level > 255 ? 255 : max_level);
+    a->ef_construction = (int)(efc < 0 ? 0 : efc > INT32_MAX ? INT32_MAX : efc);
+    a->vmin = B[A_VMIN].b.buf;
+    a->scale = B[A_SCALE].b.buf;
+    a->codes = B[A_CODES].b.buf;
+    a->norms = B[A_NORMS].held ? B[A_NORMS].b.buf : NULL;
+    a->level = B[A_LEVEL].b.buf;
+    a->links0 = B[A_LINKS0].b.buf;
+    a->up_nodes = B[A_UPN].b.buf;
+    a->up_off = B[A_UPO].b.buf;
+    a->n_up = n_up;
+    a->upper = B[A_UPPER].b.buf;
+    a->n_upper = B[A_UPPER].b.len / 4;
+    a->deleted = B[A_DEL].held ? B[A_DEL].b.buf : NULL;
+    char err[256];
+    int rc = qa_index_open(a, &self->ix, err, sizeof err);
+    if (rc) {
+        index_release(self);
+        kernel_error(rc, err);
         return -1;
     }
     return 0;
 }
 
-/* ---- module functions --------------------------------------------------------------- */
-
-static PyObject *py_encode(PyObject *self, PyObject *args) {
-    int kind, d;
-    PyObject *vmin_o, *scale_o, *x_o, *out_o;
-    if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &x_o, &out_o)) return NULL;
-    qa_quantizer qz = {kind, d, qa_pad_dims(d), qa_code_size(kind, d), NULL, NULL};
-    buf_t vmin, scale, x, out;
-    if (get_buf(vmin_o, &vmin, 0, 4, kind ? qz.dpad : 0, "vmin")) return NULL;
-    if (get_buf(scale_o, &scale, 0, 4, kind ? qz.dpad : 0, "scale")) { rel(&vmin); return NULL; }
-    if (get_buf(x_o, &x, 0, 4, 0, "x")) { rel(&vmin); rel(&scale); return NULL; }
-    int64_t n = x.b.len / (4 * (int64_t)d);
-    if (get_buf(out_o, &out, 1, qz.code_size, n, "out")) { rel(&vmin); rel(&scale); rel(&x); return NULL; }
-    qz.vmin = vmin.b.buf;
-    qz.scale = scale.b.buf;
-    Py_BEGIN_ALLOW_THREADS
-    qa_encode(&qz, x.b.buf, n, out.b.buf);
-    Py_END_ALLOW_THREADS
-    rel(&vmin); rel(&scale); rel(&x); rel(&out);
-    Py_RETURN_NONE;
+static void Index_dealloc(IndexObject *self) {
+    index_release(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-static PyObject *py_decode(PyObject *self, PyObject *args) {
-    int kind, d;
-    PyObject *vmin_o, *scale_o, *c_o, *out_o;
-    if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &c_o, &out_o)) return NULL;
-    qa_quantizer qz = {kind, d, qa_pad_dims(d), qa_code_size(kind, d), NULL, NULL};
-    buf_t vmin, scale, c, out;
-    if (get_buf(vmin_o, &vmin, 0, 4, kind ? qz.dpad : 0, "vmin")) return NULL;
-    if (get_buf(scale_o, &scale, 0, 4, kind ? qz.dpad : 0, "scale")) { rel(&vmin); return NULL; }
-    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); return NULL; }
-    int64_t n = c.b.len / qz.code_size;
-    if (get_buf(out_o, &out, 1, 4 * (Py_ssize_t)d, n, "out")) { rel(&vmin); rel(&scale); rel(&c); return NULL; }
-    qz.vmin = vmin.b.buf;
-    qz.scale = scale.b.buf;
-    Py_BEGIN_ALLOW_THREADS
-    for (int64_t r = 0; r < n; r++)
-        qa_decode(&qz, (const uint8_t *)c.b.buf + r * qz.code_size, (float *)out.b.buf + r * d);
-    Py_END_ALLOW_THREADS
-    rel(&vmin); rel(&scale); rel(&c); rel(&out);
-    Py_RETURN_NONE;
+static PyObject *Index_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    IndexObject *self = (IndexObject *)type->tp_alloc(type, 0);
+    if (self) self->src_fd = -1;
+    return (PyObject *)self;
 }
 
-static PyObject *py_hnsw_insert(PyObject *self, PyObject *args) {
-    PyObject *graph, *space, *vecs_o;
-    long long start, end;
-    int ef, nthreads;
-    if (!PyArg_ParseTuple(args, "OOLLOii", &graph, &space, &start, &end, &vecs_o, &ef, &nthreads)) return NULL;
-    gs_t gs;
-    if (gs_parse(graph, space, &gs, 1)) return NULL;
-    buf_t vecs;
-    if (start < 0 || end > gs.g.n || start > end) {
-        gs_release(&gs);
-        PyErr_SetString(PyExc_ValueError, "insert range outside the graph");
+/* insert(start, end, vectors, space|None, threads) -> (entry, max_level) */
+static PyObject *Index_insert(IndexObject *self, PyObject *args) {
+    long long start, end, threads;
+    PyObject *v_o, *sp_o;
+    if (!PyArg_ParseTuple(args, "LLOOL", &start, &end, &v_o, &sp_o, &threads)) return NULL;
+    if (!self->ix) { PyErr_SetString(PyExc_RuntimeError, "index not initialised"); return NULL; }
+    const int d = self->a.d;
+    if (start < 0 || end < start || end > self->a.n) {
+        PyErr_Format(PyExc_ValueError, "insert range %lld..%lld outside the %lld rows", start, end, (long long)self->a.n);
         return NULL;
     }
-    if (get_buf(vecs_o, &vecs, 0, 4 * (Py_ssize_t)gs.sp.d, end - start, "vecs")) { gs_release(&gs); return NULL; }
+    buf_t v, sp, links, upper;
+    if (get_buf(v_o, &v, 0, 4 * (Py_ssize_t)d, end - start, "vectors")) return NULL;
+    if (get_buf(sp_o, &sp, 0, 4 * (Py_ssize_t)d, sp_o == Py_None ? 0 : end, "float space")) { rel(&v); return NULL; }
+    /* writable views of the same link arrays the index reads */
+    if (get_buf(self->objs[A_LINKS0], &links, 1, 1, 0, "links0")) { rel(&v); rel(&sp); return NULL; }
+    if (get_buf(self->objs[A_UPPER], &upper, 1, 1, 0, "upper")) { rel(&v); rel(&sp); rel(&links); return NULL; }
+    qa_insert_params p = {.start = start, .end = end, .vectors = v.b.buf,
+                          .space = sp.held ? sp.b.buf : NULL, .links0 = links.b.buf,
+                          .upper = upper.held ? upper.b.buf : NULL, .threads = threads};
+    if (!self->a.n_upper) p.upper = (int32_t *)self->a.upper;
+    char err[256];
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = qa_hnsw_insert(&gs.g, &gs.sp, start, end, vecs.b.buf, ef, nthreads);
+    rc = qa_index_insert(self->ix, &p, err, sizeof err);
     Py_END_ALLOW_THREADS
-    int entry = gs.g.entry, maxl = gs.g.max_level;
-    rel(&vecs);
-    gs_release(&gs);
-    if (rc) return PyErr_NoMemory();
-    return Py_BuildValue("ii", entry, maxl);
+    rel(&v); rel(&sp); rel(&links); rel(&upper);
+    if (rc) return kernel_error(rc, err);
+    qa_index_info info;
+    qa_index_info_get(self->ix, &info);
+    return Py_BuildValue("ii", info.entry, info.max_level);
 }
 
-/* Reads rows (ascending) of row_bytes each at base + row * row_bytes into dst, one
- * pread per run of neighbouring rows (gap <= max_gap rows; the gap rows go to a bounce
- * buffer and are dropped). Returns 0, an errno, or -1 at end of file. Counts runs and
- * bytes fetched. No Python calls: runs without the GIL. */
-static int read_rows_fd(int fd, int64_t base, int64_t row_bytes, const int32_t *r, Py_ssize_t m,
-                        char *dst, int max_gap, char **bounce, size_t *bounce_cap, int *ranges,
-                        int64_t *bytes) {
-    Py_ssize_t i = 0;
-    while (i < m) {
-        Py_ssize_t j = i;
-        while (j + 1 < m && r[j + 1] > r[j] && r[j + 1] - r[j] <= max_gap + 1) j++;
-        int64_t nrows = (int64_t)r[j] - r[i] + 1;
+/* set_source(("fd", fd, base, max_gap) | ("buffer", array) | None) */
+static PyObject *Index_set_source(IndexObject *self, PyObject *args) {
+    PyObject *src;
+    if (!PyArg_ParseTuple(args, "O", &src)) return NULL;
+    rel(&self->src_buf);
+    self->src_fd = -1;
+    if (src == Py_None) Py_RETURN_NONE;
+    const char *kind;
+    PyObject *a1 = NULL;
+    long long base = 0, max_gap = 0;
+    if (!PyArg_ParseTuple(src, "s|OLL", &kind, &a1, &base, &max_gap)) return NULL;
+    if (strcmp(kind, "fd") == 0) {
+        int fd = (int)PyLong_AsLong(a1);
+        if (PyErr_Occurred()) return NULL;
+        if (base < 0 || max_gap < 0) { PyErr_SetString(PyExc_ValueError, "negative offset or gap"); return NULL; }
+        self->src_fd = fd;
+        self->src_base = base;
+        self->src_max_gap = max_gap;
+    } else if (strcmp(kind, "buffer") == 0) {
+        if (get_buf(a1, &self->src_buf, 0, 4 * (Py_ssize_t)self->a.d, self->a.n, "vectors buffer")) return NULL;
+    } else {
+        PyErr_Format(PyExc_ValueError, "unknown source %s", kind);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef Index_methods[] = {
+    {"insert", (PyCFunction)Index_insert, METH_VARARGS, "insert(start, end, vectors, space|None, threads) -> (entry, max_level)"},
+    {"set_source", (PyCFunction)Index_set_source, METH_VARARGS, "set_source(('fd', fd, base, max_gap) | ('buffer', vectors) | None)"},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject IndexType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._kernel.Index",
+    .tp_basicsize = sizeof(IndexObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = Index_new,
+    .tp_init = (initproc)Index_init,
+    .tp_dealloc = (destructor)Index_dealloc,
+    .tp_methods = Index_methods,
+    .tp_doc = "The index ABI over numpy arrays (kernel/index/index.h).",
+};
+
+/* ---- reading rows -------------------------------------------------------------------- */
+
+/* Reads `rows` (ascending) grouped in `nr` ranges from fd at base + row * row_bytes into
+ * dst: one pread per range; gap rows go to a bounce buffer and are dropped. Returns 0, an
+ * errno, or -1 at end of file. No Python calls: runs without the GIL. */
+static int read_ranges_fd(int fd, int64_t base, int64_t row_bytes, const int32_t *rows, const int32_t *ranges,
+                          int64_t nr, char *dst, char **bounce, size_t *bounce_cap) {
+    int64_t i = 0;
+    for (int64_t r = 0; r < nr; r++) {
+        int32_t first = ranges[2 * r], last = ranges[2 * r + 1];
+        int64_t j = i;
+        while (rows[j] != last) j++;
+        int64_t nrows = (int64_t)last - first + 1;
         size_t len = (size_t)(nrows * row_bytes);
-        off_t off = (off_t)(base + (int64_t)r[i] * row_bytes);
+        off_t off = (off_t)(base + (int64_t)first * row_bytes);
         char *target = dst + i * row_bytes;
         int dense = nrows == j - i + 1;
         if (!dense) {
@@ -249,10 +303,8 @@ static int read_rows_fd(int fd, int64_t base, int64_t row_bytes, const int32_t *
             got += (size_t)k;
         }
         if (!dense)
-            for (Py_ssize_t t = i; t <= j; t++)
-                memcpy(dst + t * row_bytes, *bounce + (size_t)(r[t] - r[i]) * row_bytes, (size_t)row_bytes);
-        (*ranges)++;
-        *bytes += (int64_t)len;
+            for (int64_t t = i; t <= j; t++)
+                memcpy(dst + t * row_bytes, *bounce + (size_t)(rows[t] - first) * row_bytes, (size_t)row_bytes);
         i = j + 1;
     }
     return 0;
@@ -267,204 +319,341 @@ static PyObject *read_error(int err) {
     return PyErr_SetFromErrno(PyExc_OSError);
 }
 
-/* ---- Searcher: holds the index arrays and one scratch; one call per query ------------- */
+/* ---- Searcher ----------------------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
-    gs_t gs;
-    qa_scratch s;
-    int ready;
-    /* where full vectors come from for the one-call query: a file or a buffer */
-    int src_fd;
-    int64_t src_base;
-    int src_max_gap;
-    buf_t src_buf;
-    /* per-query working memory */
-    int32_t *cand;
-    float *cand_d, *vecs;
-    int cap;
+    IndexObject *index;
+    qa_searcher *s;
+    int busy;         /* one thread at a time: the Python pool hands each its own */
+    int64_t k;        /* of the last begin */
     char *bounce;
     size_t bounce_cap;
-} Searcher;
+} SearcherObject;
 
-static int Searcher_init(Searcher *self, PyObject *args, PyObject *kw) {
-    PyObject *graph, *space;
-    if (!PyArg_ParseTuple(args, "OO", &graph, &space)) return -1;
-    if (self->ready) { qa_scratch_free(&self->s); gs_release(&self->gs); self->ready = 0; }
-    self->src_fd = -1;
-    if (gs_parse(graph, space, &self->gs, 0)) return -1;
-    if (qa_scratch_init(&self->s, self->gs.g.n, 64, self->gs.g.M0, self->gs.qz.dpad)) {
-        gs_release(&self->gs);
-        PyErr_NoMemory();
-        return -1;
-    }
-    self->ready = 1;
+static int Searcher_init(SearcherObject *self, PyObject *args, PyObject *kw) {
+    IndexObject *index;
+    if (!PyArg_ParseTuple(args, "O!", &IndexType, &index)) return -1;
+    if (!index->ix) { PyErr_SetString(PyExc_ValueError, "index not initialised"); return -1; }
+    if (self->s) { qa_searcher_free(self->s); self->s = NULL; }
+    Py_XDECREF(self->index);
+    Py_INCREF(index);
+    self->index = index;
+    self->s = qa_searcher_new(index->ix);
+    if (!self->s) { PyErr_NoMemory(); return -1; }
     return 0;
 }
 
-static void Searcher_dealloc(Searcher *self) {
-    if (self->ready) { qa_scratch_free(&self->s); gs_release(&self->gs); }
-    rel(&self->src_buf);
-    free(self->cand); free(self->cand_d); free(self->vecs); free(self->bounce);
+static void Searcher_dealloc(SearcherObject *self) {
+    qa_searcher_free(self->s);
+    free(self->bounce);
+    Py_XDECREF(self->index);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* search(q float32[d], nres, ef, rows_out int32[nres], dist_out float32[nres]) -> (found, ndist) */
-static PyObject *Searcher_search(Searcher *self, PyObject *args) {
-    PyObject *q_o, *r_o, *d_o;
-    int nres, ef;
-    if (!PyArg_ParseTuple(args, "OiiOO", &q_o, &nres, &ef, &r_o, &d_o)) return NULL;
-    if (!self->ready) { PyErr_SetString(PyExc_RuntimeError, "searcher not initialised"); return NULL; }
-    buf_t q, r, d;
-    if (get_buf(q_o, &q, 0, 4, self->gs.sp.d, "query")) return NULL;
-    if (get_buf(r_o, &r, 1, 4, nres, "rows_out")) { rel(&q); return NULL; }
-    if (get_buf(d_o, &d, 1, 4, nres, "dist_out")) { rel(&q); rel(&r); return NULL; }
-    int found;
-    int64_t ndist = 0;
-    Py_BEGIN_ALLOW_THREADS
-    found = qa_hnsw_search(&self->gs.g, &self->gs.sp, q.b.buf, ef, nres, &self->s, r.b.buf, d.b.buf, &ndist);
-    Py_END_ALLOW_THREADS
-    rel(&q); rel(&r); rel(&d);
-    if (found < 0) return PyErr_NoMemory();
-    return Py_BuildValue("iL", found, (long long)ndist);
+static int claim(SearcherObject *self) {
+    if (!self->s) { PyErr_SetString(PyExc_RuntimeError, "searcher not initialised"); return -1; }
+    if (self->busy) { PyErr_SetString(PyExc_RuntimeError, "this searcher is in use by another thread"); return -1; }
+    self->busy = 1;
+    return 0;
 }
 
-/* set_source(("fd", fd, base, max_gap) | ("buffer", array) | None) */
-static PyObject *Searcher_set_source(Searcher *self, PyObject *args) {
-    PyObject *src;
-    if (!PyArg_ParseTuple(args, "O", &src)) return NULL;
-    rel(&self->src_buf);
-    self->src_fd = -1;
-    if (src == Py_None) Py_RETURN_NONE;
-    const char *kind;
-    PyObject *a1 = NULL;
-    long long base = 0;
-    int max_gap = 0;
-    if (!PyArg_ParseTuple(src, "s|OLi", &kind, &a1, &base, &max_gap)) return NULL;
-    if (strcmp(kind, "fd") == 0) {
-        self->src_fd = (int)PyLong_AsLong(a1);
-        if (PyErr_Occurred()) return NULL;
-        self->src_base = base;
-        self->src_max_gap = max_gap;
-    } else if (strcmp(kind, "buffer") == 0) {
-        if (get_buf(a1, &self->src_buf, 0, 4 * (Py_ssize_t)self->gs.sp.d, self->gs.g.n, "vectors buffer")) return NULL;
-    } else {
-        PyErr_Format(PyExc_ValueError, "unknown source %s", kind);
+enum { ST_CAND, ST_DIST, ST_FETCH, ST_RANGES, ST_BYTES, ST_GRAPH_NS, ST_READ_NS, ST_RERANK_NS, ST_FOUND, ST_COLS };
+
+/* search(queries (nq, d), k, ef, rerank, rows_out int32 (nq, k), dist_out float32 (nq, k),
+ *        stats_out int64 (nq, 9)) -> None
+ * The whole pipeline per query, the batch in one call without the GIL: begin, the rows
+ * read from the index's source (one pread per range begin returns, or copies from a
+ * buffer), finish. rerank = 0 needs no source. A failing query raises. */
+static PyObject *Searcher_search(SearcherObject *self, PyObject *args) {
+    PyObject *q_o, *r_o, *d_o, *st_o;
+    long long k, ef, rerank;
+    if (!PyArg_ParseTuple(args, "OLLLOOO", &q_o, &k, &ef, &rerank, &r_o, &d_o, &st_o)) return NULL;
+    if (claim(self)) return NULL;
+    IndexObject *ix = self->index;
+    const int d = ix->a.d;
+    const int native_fd = ix->src_fd >= 0, native_buf = ix->src_buf.held;
+    if (rerank && !native_fd && !native_buf) {
+        self->busy = 0;
+        PyErr_SetString(PyExc_RuntimeError, "the index has no native vector source: use begin/finish");
         return NULL;
+    }
+    buf_t q, r, dd, st;
+    if (get_buf(q_o, &q, 0, 4 * (Py_ssize_t)d, 0, "queries")) { self->busy = 0; return NULL; }
+    Py_ssize_t nq = q.b.len / (4 * (Py_ssize_t)d);
+    qa_index_info info;
+    qa_index_info_get(ix->ix, &info);
+    /* outputs need room only for a k the kernel accepts: begin names a bad one */
+    Py_ssize_t kk = k > 0 && k <= QA_MAX_K && k <= info.live ? (Py_ssize_t)k : 0;
+    if (get_buf(r_o, &r, 1, 4 * kk, nq, "rows_out")) { rel(&q); self->busy = 0; return NULL; }
+    if (get_buf(d_o, &dd, 1, 4 * kk, nq, "dist_out")) { rel(&q); rel(&r); self->busy = 0; return NULL; }
+    if (get_buf(st_o, &st, 1, 8 * ST_COLS, nq, "stats_out")) { rel(&q); rel(&r); rel(&dd); self->busy = 0; return NULL; }
+    qa_search_params p = {.k = k, .ef = ef, .rerank = rerank, .max_gap = native_fd ? ix->src_max_gap : 0};
+    int64_t rc = 0;
+    int io = 0;
+    Py_ssize_t i_fail = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const float *src = native_buf ? (const float *)ix->src_buf.b.buf : NULL;
+    for (Py_ssize_t i = 0; i < nq; i++) {
+        int64_t *S = (int64_t *)st.b.buf + i * ST_COLS;
+        int64_t t0 = now_ns();
+        i_fail = i;
+        rc = qa_search_begin(self->s, (const float *)q.b.buf + i * d, &p);
+        int64_t t1 = now_ns();
+        if (rc < 0) break;
+        qa_search_stats s;
+        qa_searcher_stats(self->s, &s);
+        int64_t bytes = 0;
+        if (rc > 0) {
+            float *v = qa_searcher_vectors(self->s);
+            const int32_t *rows = qa_searcher_rows(self->s);
+            if (native_fd) {
+                io = read_ranges_fd(ix->src_fd, ix->src_base, (int64_t)d * 4, rows, qa_searcher_ranges(self->s),
+                                    s.ranges, (char *)v, &self->bounce, &self->bounce_cap);
+                if (io) break;
+                bytes = s.span * d * 4;
+            } else {
+                for (int64_t j = 0; j < rc; j++)
+                    memcpy(v + j * d, src + (int64_t)rows[j] * d, (size_t)d * 4);
+                bytes = rc * d * 4;
+            }
+        }
+        int64_t t2 = now_ns();
+        rc = qa_search_finish(self->s, NULL, (int32_t *)r.b.buf + i * k, (float *)dd.b.buf + i * k, &s);
+        int64_t t3 = now_ns();
+        if (rc < 0) break;
+        S[ST_CAND] = s.candidates;
+        S[ST_DIST] = s.distances;
+        S[ST_FETCH] = s.fetch;
+        S[ST_RANGES] = s.ranges;
+        S[ST_BYTES] = bytes;
+        S[ST_GRAPH_NS] = t1 - t0;
+        S[ST_READ_NS] = t2 - t1;
+        S[ST_RERANK_NS] = t3 - t2;
+        S[ST_FOUND] = s.found;
+    }
+    Py_END_ALLOW_THREADS
+    rel(&q); rel(&r); rel(&dd); rel(&st);
+    self->busy = 0;
+    if (io) return read_error(io);
+    if (rc < 0) {
+        if (nq == 1) return kernel_error((int)rc, qa_searcher_error(self->s));
+        return PyErr_Format(rc == QA_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, "query %zd: %s", i_fail,
+                            qa_searcher_error(self->s));
     }
     Py_RETURN_NONE;
 }
 
-static int cmp_i32(const void *a, const void *b) {
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
-static inline int64_t now_ns(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (int64_t)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-/* query(q, k, nres, ef, rows_out int32[k], dist_out float32[k]) ->
- *   (found, candidates, ndist, ranges, bytes, graph_ns, read_ns, rerank_ns)
- * The whole pipeline in one call: graph search for nres candidates, their rows sorted,
- * read from the source in one batch, exact rerank to k. Needs a source. */
-static PyObject *Searcher_query(Searcher *self, PyObject *args) {
-    PyObject *q_o, *r_o, *d_o;
-    int k, nres, ef;
-    if (!PyArg_ParseTuple(args, "OiiiOO", &q_o, &k, &nres, &ef, &r_o, &d_o)) return NULL;
-    if (!self->ready || (self->src_fd < 0 && !self->src_buf.held)) {
-        PyErr_SetString(PyExc_RuntimeError, "searcher has no vector source");
-        return NULL;
-    }
-    if (k <= 0 || nres < k) { PyErr_SetString(PyExc_ValueError, "need 0 < k <= nres"); return NULL; }
-    const int d = self->gs.sp.d;
-    if (nres > self->cap) {
-        free(self->cand); free(self->cand_d); free(self->vecs);
-        self->cand = malloc(sizeof(int32_t) * (size_t)nres);
-        self->cand_d = malloc(sizeof(float) * (size_t)nres);
-        self->vecs = malloc(sizeof(float) * (size_t)nres * (size_t)d);
-        self->cap = (self->cand && self->cand_d && self->vecs) ? nres : 0;
-        if (!self->cap) return PyErr_NoMemory();
-    }
-    buf_t q, r, dd;
-    if (get_buf(q_o, &q, 0, 4, d, "query")) return NULL;
-    if (get_buf(r_o, &r, 1, 4, k, "rows_out")) { rel(&q); return NULL; }
-    if (get_buf(d_o, &dd, 1, 4, k, "dist_out")) { rel(&q); rel(&r); return NULL; }
-    int found, kept = 0, ranges = 0, err = 0;
-    int64_t ndist = 0, bytes = 0, t0, t1, t2, t3;
+/* begin(query float32[d], k, ef, rerank, max_gap) -> bytes of the int32 rows to fetch
+ * (ascending). The caller reads them and calls finish. */
+static PyObject *Searcher_begin(SearcherObject *self, PyObject *args) {
+    PyObject *q_o;
+    long long k, ef, rerank, max_gap;
+    if (!PyArg_ParseTuple(args, "OLLLL", &q_o, &k, &ef, &rerank, &max_gap)) return NULL;
+    if (claim(self)) return NULL;
+    buf_t q;
+    if (get_buf(q_o, &q, 0, 4, self->index->a.d, "query")) { self->busy = 0; return NULL; }
+    qa_search_params p = {.k = k, .ef = ef, .rerank = rerank, .max_gap = max_gap};
+    int64_t rc;
     Py_BEGIN_ALLOW_THREADS
-    t0 = now_ns();
-    found = qa_hnsw_search(&self->gs.g, &self->gs.sp, q.b.buf, ef, nres, &self->s, self->cand, self->cand_d, &ndist);
-    t1 = now_ns();
-    if (found > 0) {
-        qsort(self->cand, (size_t)found, sizeof(int32_t), cmp_i32);
-        if (self->src_fd >= 0) {
-            err = read_rows_fd(self->src_fd, self->src_base, (int64_t)d * 4, self->cand, found, (char *)self->vecs,
-                               self->src_max_gap, &self->bounce, &self->bounce_cap, &ranges, &bytes);
-        } else {
-            const float *base = self->src_buf.b.buf;
-            for (int i = 0; i < found; i++) {
-                memcpy(self->vecs + (size_t)i * d, base + (int64_t)self->cand[i] * d, (size_t)d * 4);
-                if (i == 0 || self->cand[i] != self->cand[i - 1] + 1) ranges++;
-            }
-            bytes = (int64_t)found * d * 4;
-        }
-    }
-    t2 = now_ns();
-    if (found > 0 && !err)
-        kept = qa_rerank(self->gs.sp.metric, q.b.buf, self->vecs, self->cand, found, d, k, r.b.buf, dd.b.buf);
-    t3 = now_ns();
+    rc = qa_search_begin(self->s, q.b.buf, &p);
     Py_END_ALLOW_THREADS
-    rel(&q); rel(&r); rel(&dd);
-    if (found < 0 || kept < 0) return PyErr_NoMemory();
-    if (err) return read_error(err);
-    return Py_BuildValue("iiLiLLLL", kept, found, (long long)ndist, ranges, (long long)bytes,
-                         (long long)(t1 - t0), (long long)(t2 - t1), (long long)(t3 - t2));
+    rel(&q);
+    self->busy = 0;
+    if (rc < 0) return kernel_error((int)rc, qa_searcher_error(self->s));
+    self->k = k;
+    return PyBytes_FromStringAndSize((const char *)qa_searcher_rows(self->s), (Py_ssize_t)(rc * 4));
+}
+
+/* finish(vectors float32 (fetch, d) | None, rows_out int32[k], dist_out float32[k]) ->
+ *   (found, candidates, distances, ranges) */
+static PyObject *Searcher_finish(SearcherObject *self, PyObject *args) {
+    PyObject *v_o, *r_o, *d_o;
+    if (!PyArg_ParseTuple(args, "OOO", &v_o, &r_o, &d_o)) return NULL;
+    if (claim(self)) return NULL;
+    qa_search_stats s;
+    qa_searcher_stats(self->s, &s);
+    buf_t v, r, dd;
+    if (get_buf(v_o, &v, 0, 4 * (Py_ssize_t)self->index->a.d, s.fetch, "vectors")) { self->busy = 0; return NULL; }
+    if (get_buf(r_o, &r, 1, 4, self->k, "rows_out")) { rel(&v); self->busy = 0; return NULL; }
+    if (get_buf(d_o, &dd, 1, 4, self->k, "dist_out")) { rel(&v); rel(&r); self->busy = 0; return NULL; }
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = qa_search_finish(self->s, v.held ? v.b.buf : NULL, r.b.buf, dd.b.buf, &s);
+    Py_END_ALLOW_THREADS
+    rel(&v); rel(&r); rel(&dd);
+    self->busy = 0;
+    if (rc) return kernel_error(rc, qa_searcher_error(self->s));
+    return Py_BuildValue("LLLL", (long long)s.found, (long long)s.candidates, (long long)s.distances, (long long)s.ranges);
 }
 
 static PyMethodDef Searcher_methods[] = {
-    {"search", (PyCFunction)Searcher_search, METH_VARARGS, "search(q, nres, ef, rows_out, dist_out) -> (found, ndist)"},
-    {"set_source", (PyCFunction)Searcher_set_source, METH_VARARGS, "set_source(('fd', fd, base, max_gap) | ('buffer', vectors) | None)"},
-    {"query", (PyCFunction)Searcher_query, METH_VARARGS,
-     "query(q, k, nres, ef, rows_out, dist_out) -> (found, candidates, ndist, ranges, bytes, graph_ns, read_ns, rerank_ns)"},
+    {"search", (PyCFunction)Searcher_search, METH_VARARGS,
+     "search(queries, k, ef, rerank, rows_out, dist_out, stats_out): begin -> read -> finish per query"},
+    {"begin", (PyCFunction)Searcher_begin, METH_VARARGS, "begin(query, k, ef, rerank, max_gap) -> rows to fetch (int32 bytes)"},
+    {"finish", (PyCFunction)Searcher_finish, METH_VARARGS, "finish(vectors|None, rows_out, dist_out) -> (found, candidates, distances, ranges)"},
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject SearcherType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._kernel.Searcher",
-    .tp_basicsize = sizeof(Searcher),
+    .tp_basicsize = sizeof(SearcherObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Searcher_init,
     .tp_dealloc = (destructor)Searcher_dealloc,
     .tp_methods = Searcher_methods,
-    .tp_doc = "Graph search over codes with its own scratch memory (not thread-safe).",
+    .tp_doc = "A searcher of one Index: its own scratch; one thread at a time.",
 };
 
-/* rerank(metric, q, rows_vectors (m x d), row_ids int32[m], k, rows_out, dist_out) -> found */
-static PyObject *py_rerank(PyObject *self, PyObject *args) {
-    int metric, k, d;
-    PyObject *q_o, *v_o, *id_o, *r_o, *dist_o;
-    if (!PyArg_ParseTuple(args, "iOiOOiOO", &metric, &q_o, &d, &v_o, &id_o, &k, &r_o, &dist_o)) return NULL;
-    buf_t q, v, ids, r, dd;
-    if (get_buf(q_o, &q, 0, 4, d, "query")) return NULL;
-    if (get_buf(id_o, &ids, 0, 4, 0, "row_ids")) { rel(&q); return NULL; }
-    int m = (int)(ids.b.len / 4);
-    if (get_buf(v_o, &v, 0, 4 * (Py_ssize_t)d, m, "rows")) { rel(&q); rel(&ids); return NULL; }
-    int kk = k < m ? k : m;
-    if (get_buf(r_o, &r, 1, 4, kk, "rows_out")) { rel(&q); rel(&ids); rel(&v); return NULL; }
-    if (get_buf(dist_o, &dd, 1, 4, kk, "dist_out")) { rel(&q); rel(&ids); rel(&v); rel(&r); return NULL; }
-    int found;
-    Py_BEGIN_ALLOW_THREADS
-    found = qa_rerank(metric, q.b.buf, v.b.buf, ids.b.buf, m, d, k, r.b.buf, dd.b.buf);
-    Py_END_ALLOW_THREADS
-    rel(&q); rel(&ids); rel(&v); rel(&r); rel(&dd);
-    if (found < 0) return PyErr_NoMemory();
-    return PyLong_FromLong(found);
+/* ---- module functions --------------------------------------------------------------- */
+
+static int quantizer_from(int kind, int d, PyObject *vmin_o, PyObject *scale_o, qa_quantizer *qz, buf_t *vmin,
+                          buf_t *scale) {
+    if (d < 1 || d > QA_MAX_DIM || qa_quantizer_init(qz, kind, d, NULL, NULL)) {
+        PyErr_Format(PyExc_ValueError, "unknown codec %d or bad dimension %d", kind, d);
+        return -1;
+    }
+    int need = kind != QA_CODEC_NONE ? qz->dpad : 0;
+    if (get_buf(vmin_o, vmin, 0, 4, need, "vmin")) return -1;
+    if (get_buf(scale_o, scale, 0, 4, need, "scale")) { rel(vmin); return -1; }
+    qz->vmin = vmin->b.buf;
+    qz->scale = scale->b.buf;
+    return 0;
 }
 
-/* pread_rows(fd, base, row_bytes, rows int32 ascending, out, max_gap_rows) -> ranges */
+static PyObject *py_encode(PyObject *self, PyObject *args) {
+    int kind, d;
+    PyObject *vmin_o, *scale_o, *x_o, *out_o;
+    if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &x_o, &out_o)) return NULL;
+    qa_quantizer qz;
+    buf_t vmin, scale, x, out;
+    if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
+    if (get_buf(x_o, &x, 0, 4, 0, "x")) { rel(&vmin); rel(&scale); return NULL; }
+    int64_t n = x.b.len / (4 * (int64_t)d);
+    if (get_buf(out_o, &out, 1, qz.code_size, n, "out")) { rel(&vmin); rel(&scale); rel(&x); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    qa_encode(&qz, x.b.buf, n, out.b.buf);
+    Py_END_ALLOW_THREADS
+    rel(&vmin); rel(&scale); rel(&x); rel(&out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_decode(PyObject *self, PyObject *args) {
+    int kind, d;
+    PyObject *vmin_o, *scale_o, *c_o, *out_o;
+    if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &c_o, &out_o)) return NULL;
+    qa_quantizer qz;
+    buf_t vmin, scale, c, out;
+    if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
+    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); return NULL; }
+    int64_t n = c.b.len / qz.code_size;
+    if (get_buf(out_o, &out, 1, 4 * (Py_ssize_t)d, n, "out")) { rel(&vmin); rel(&scale); rel(&c); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t r = 0; r < n; r++)
+        qa_decode(&qz, (const uint8_t *)c.b.buf + r * qz.code_size, (float *)out.b.buf + r * d);
+    Py_END_ALLOW_THREADS
+    rel(&vmin); rel(&scale); rel(&c); rel(&out);
+    Py_RETURN_NONE;
+}
+
+/* code_norms(kind, d, vmin, scale, codes, out float32[n]): |decoded code|^2 per code */
+static PyObject *py_code_norms(PyObject *self, PyObject *args) {
+    int kind, d;
+    PyObject *vmin_o, *scale_o, *c_o, *out_o;
+    if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &c_o, &out_o)) return NULL;
+    qa_quantizer qz;
+    buf_t vmin, scale, c, out;
+    if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
+    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); return NULL; }
+    int64_t n = c.b.len / qz.code_size;
+    if (get_buf(out_o, &out, 1, 4, n, "out")) { rel(&vmin); rel(&scale); rel(&c); return NULL; }
+    Py_BEGIN_ALLOW_THREADS
+    qa_code_norms(&qz, c.b.buf, n, out.b.buf);
+    Py_END_ALLOW_THREADS
+    rel(&vmin); rel(&scale); rel(&c); rel(&out);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_code_size(PyObject *self, PyObject *args) {
+    int kind, d;
+    if (!PyArg_ParseTuple(args, "ii", &kind, &d)) return NULL;
+    int cs = qa_code_size(kind, d);
+    if (cs < 0) return PyErr_Format(PyExc_ValueError, "unknown codec %d or bad dimension %d", kind, d);
+    return PyLong_FromLong(cs);
+}
+
+/* codecs() -> [{"id", "name", "variants": [names available here], "error_bound": bool}] */
+static PyObject *py_codecs(PyObject *self, PyObject *noargs) {
+    PyObject *out = PyList_New(0);
+    for (int id = 0; id < QA_CODEC_COUNT; id++) {
+        const qa_codec *c = qa_codec_get(id);
+        PyObject *vs = PyList_New(0);
+        for (int j = 0; j < c->n_variants; j++)
+            if (!c->variants[j].available || c->variants[j].available()) {
+                PyObject *nm = PyUnicode_FromString(c->variants[j].name);
+                PyList_Append(vs, nm);
+                Py_DECREF(nm);
+            }
+        PyObject *row = Py_BuildValue("{s:i,s:s,s:N,s:O}", "id", c->id, "name", c->name, "variants", vs,
+                                      "error_bound", c->error_bound ? Py_True : Py_False);
+        PyList_Append(out, row);
+        Py_DECREF(row);
+    }
+    return out;
+}
+
+/* codec_distances(kind, variant, metric, d, vmin, scale, q, codes, norms|None, batch) ->
+ *   float32 bytes, one distance per code: the named variant's dist (batch=False) or
+ *   dist_batch over every code (batch=True). Tests hold every variant to "ref". */
+static PyObject *py_codec_distances(PyObject *self, PyObject *args) {
+    int kind, metric, d, batch;
+    const char *variant;
+    PyObject *vmin_o, *scale_o, *q_o, *c_o, *n_o;
+    if (!PyArg_ParseTuple(args, "isiiOOOOOp", &kind, &variant, &metric, &d, &vmin_o, &scale_o, &q_o, &c_o, &n_o,
+                          &batch))
+        return NULL;
+    qa_quantizer qz;
+    buf_t vmin, scale, q, c, nrm;
+    if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
+    const qa_codec *row = qa_codec_get(kind);
+    const qa_codec_variant *v = NULL;
+    for (int j = 0; j < row->n_variants; j++)
+        if (!strcmp(row->variants[j].name, variant) && (!row->variants[j].available || row->variants[j].available()))
+            v = &row->variants[j];
+    if (!v) {
+        rel(&vmin); rel(&scale);
+        PyErr_Format(PyExc_ValueError, "codec %s has no variant %s here", row->name, variant);
+        return NULL;
+    }
+    if (get_buf(q_o, &q, 0, 4, d, "q")) { rel(&vmin); rel(&scale); return NULL; }
+    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); rel(&q); return NULL; }
+    int64_t n = c.b.len / qz.code_size;
+    if (get_buf(n_o, &nrm, 0, 4, n_o == Py_None ? 0 : n, "norms")) { rel(&vmin); rel(&scale); rel(&q); rel(&c); return NULL; }
+    int16_t *w = calloc((size_t)qz.dpad, sizeof(int16_t));
+    int32_t *nodes = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
+    PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * n));
+    if (w && nodes && out) {
+        float *o = (float *)PyBytes_AS_STRING(out);
+        qa_query qq = {.w = w};
+        row->prepare(&qz, q.b.buf, &qq);
+        const float *norms = nrm.held ? nrm.b.buf : NULL;
+        for (int64_t i = 0; i < n; i++) nodes[i] = (int32_t)i;
+        if (batch)
+            v->dist_batch(&qz, metric, &qq, c.b.buf, norms, nodes, (int)n, o);
+        else
+            for (int64_t i = 0; i < n; i++)
+                o[i] = v->dist(&qz, metric, &qq, (const uint8_t *)c.b.buf + i * qz.code_size, norms ? norms[i] : 0.0f);
+    } else {
+        Py_CLEAR(out);
+        PyErr_NoMemory();
+    }
+    free(w); free(nodes);
+    rel(&vmin); rel(&scale); rel(&q); rel(&c); rel(&nrm);
+    return out;
+}
+
+/* pread_rows(fd, base, row_bytes, rows int32 ascending, out, max_gap_rows) -> ranges
+ * (the PreadStore's read when a query cannot go through the one-call search) */
 static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
     int fd, max_gap;
     long long base, row_bytes;
@@ -474,47 +663,29 @@ static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
     if (get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
     Py_ssize_t m = rows.b.len / 4;
     if (get_buf(out_o, &out, 1, (Py_ssize_t)row_bytes, m, "out")) { rel(&rows); return NULL; }
-    int ranges = 0, err;
-    int64_t bytes = 0;
+    const int32_t *r = rows.b.buf;
+    int32_t *ranges = malloc(2 * sizeof(int32_t) * (size_t)(m ? m : 1));
+    if (!ranges) { rel(&rows); rel(&out); return PyErr_NoMemory(); }
+    int64_t nr = qa_coalesce_rows(r, m, max_gap, ranges, NULL);
+    int err;
     char *bounce = NULL;
     size_t bounce_cap = 0;
     Py_BEGIN_ALLOW_THREADS
-    err = read_rows_fd(fd, base, row_bytes, rows.b.buf, m, out.b.buf, max_gap, &bounce, &bounce_cap, &ranges, &bytes);
+    err = read_ranges_fd(fd, base, row_bytes, r, ranges, nr, out.b.buf, &bounce, &bounce_cap);
     Py_END_ALLOW_THREADS
     free(bounce);
+    free(ranges);
     rel(&rows); rel(&out);
     if (err) return read_error(err);
-    return PyLong_FromLong(ranges);
+    return PyLong_FromLongLong(nr);
 }
 
-/* dots(kind, w int16[dpad], codes, n, dpad, ref: bool) -> list of int: held to the
- * reference by the tests */
-static PyObject *py_int_dots(PyObject *self, PyObject *args) {
-    int kind, dpad, ref;
-    PyObject *w_o, *c_o;
-    if (!PyArg_ParseTuple(args, "iOOip", &kind, &w_o, &c_o, &dpad, &ref)) return NULL;
-    if (dpad <= 0 || dpad % 64) { PyErr_SetString(PyExc_ValueError, "dpad must be a positive multiple of 64"); return NULL; }
-    buf_t w, c;
-    if (get_buf(w_o, &w, 0, 2, dpad, "w")) return NULL;
-    int cs = kind == QA_QUANT_SQ8 ? dpad : dpad / 2;
-    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&w); return NULL; }
-    Py_ssize_t n = c.b.len / cs;
-    PyObject *out = PyList_New(n);
-    for (Py_ssize_t i = 0; i < n; i++) {
-        const uint8_t *ci = (const uint8_t *)c.b.buf + i * cs;
-        int32_t s = kind == QA_QUANT_SQ8 ? (ref ? qa_dot_sq8_ref(w.b.buf, ci, dpad) : qa_dot_sq8(w.b.buf, ci, dpad))
-                                         : (ref ? qa_dot_sq4_ref(w.b.buf, ci, dpad) : qa_dot_sq4(w.b.buf, ci, dpad));
-        PyList_SET_ITEM(out, i, PyLong_FromLong(s));
-    }
-    rel(&w); rel(&c);
-    return out;
-}
-
-/* float_dists(metric, q, X, ref) -> list: float kernels against their reference */
+/* float_dists(metric, q, X, d, ref) -> list: distance.c's float kernels against their reference */
 static PyObject *py_float_dists(PyObject *self, PyObject *args) {
     int metric, d, ref;
     PyObject *q_o, *x_o;
     if (!PyArg_ParseTuple(args, "iOOip", &metric, &q_o, &x_o, &d, &ref)) return NULL;
+    if (d <= 0) { PyErr_SetString(PyExc_ValueError, "d must be positive"); return NULL; }
     buf_t q, x;
     if (get_buf(q_o, &q, 0, 4, d, "q")) return NULL;
     if (get_buf(x_o, &x, 0, 4, 0, "x")) { rel(&q); return NULL; }
@@ -556,30 +727,45 @@ static PyObject *py_set_simd(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
     qa_cpu_init();
     if (!on) qa_have_avx2 = 0;
+    qa_codec_select(on);
     Py_RETURN_NONE;
 }
 
 static PyMethodDef methods[] = {
     {"encode", py_encode, METH_VARARGS, "encode(kind, d, vmin, scale, x, out)"},
     {"decode", py_decode, METH_VARARGS, "decode(kind, d, vmin, scale, codes, out)"},
-    {"hnsw_insert", py_hnsw_insert, METH_VARARGS, "hnsw_insert(graph, space, start, end, vecs, ef, nthreads) -> (entry, max_level)"},
-    {"rerank", py_rerank, METH_VARARGS, "rerank(metric, q, d, rows, row_ids, k, rows_out, dist_out) -> found"},
+    {"code_norms", py_code_norms, METH_VARARGS, "code_norms(kind, d, vmin, scale, codes, out)"},
+    {"code_size", py_code_size, METH_VARARGS, "code_size(kind, d) -> bytes per code"},
+    {"codecs", py_codecs, METH_NOARGS, "codecs() -> the codec table's rows and their variants"},
+    {"codec_distances", py_codec_distances, METH_VARARGS,
+     "codec_distances(kind, variant, metric, d, vmin, scale, q, codes, norms, batch) -> float32 bytes"},
     {"pread_rows", py_pread_rows, METH_VARARGS, "pread_rows(fd, base, row_bytes, rows, out, max_gap) -> ranges"},
-    {"int_dots", py_int_dots, METH_VARARGS, "int_dots(kind, w, codes, dpad, ref) -> [int]"},
     {"float_dists", py_float_dists, METH_VARARGS, "float_dists(metric, q, x, d, ref) -> [float]"},
     {"normalize_rows", py_normalize_rows, METH_VARARGS, "normalize_rows(x, d) -> first zero row or -1 (in place)"},
     {"cpu", py_cpu, METH_NOARGS, "SIMD features in use"},
+    QA_FILE_METHODS
     {"set_simd", py_set_simd, METH_VARARGS, "set_simd(on): use SIMD variants (True) or the scalar references"},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef moddef = {PyModuleDef_HEAD_INIT, "_kernel", "quantann index kernel", -1, methods};
 
+static PyObject *limits(void) {
+    return Py_BuildValue("{s:L,s:L,s:L,s:L,s:L,s:L,s:L}", "max_k", (long long)QA_MAX_K, "max_ef", (long long)QA_MAX_EF,
+                         "max_candidates", (long long)QA_MAX_CANDIDATES, "max_M", (long long)QA_MAX_M,
+                         "max_ef_construction", (long long)QA_MAX_EF_CONSTRUCTION, "max_threads",
+                         (long long)QA_MAX_THREADS, "max_rows", (long long)QA_MAX_ROWS);
+}
+
 PyMODINIT_FUNC PyInit__kernel(void) {
     qa_cpu_init();
-    if (PyType_Ready(&SearcherType) < 0) return NULL;
+    qa_codec_select(1);
+    if (PyType_Ready(&IndexType) < 0 || PyType_Ready(&SearcherType) < 0) return NULL;
     PyObject *m = PyModule_Create(&moddef);
     if (!m) return NULL;
+    Py_INCREF(&IndexType);
+    PyModule_AddObject(m, "Index", (PyObject *)&IndexType);
     Py_INCREF(&SearcherType);
     PyModule_AddObject(m, "Searcher", (PyObject *)&SearcherType);
+    PyModule_AddObject(m, "LIMITS", limits());
     return m;
 }

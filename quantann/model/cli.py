@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--field", default="text", help="JSON field holding the text")
     p.add_argument("--threads", type=int, default=None, help="threads (default: CPU count, at most 8)")
     p.add_argument("--max-tokens", type=int, default=None,
-                   help="truncate texts to this many tokens incl. [CLS]/[SEP] (default: model context)")
+                   help="truncate texts to this many tokens incl. [CLS]/[SEP] (default: the model's own "
+                        "max_seq_length, 256 for all-MiniLM-L6-v2; else its context)")
     p.add_argument("--chunk", type=int, default=256, help="texts per kernel call")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_embed)
@@ -88,7 +89,7 @@ def cmd_embed(args) -> int:
         texts = read_texts(args.input, field=args.field)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return 1  # as every command: 1 for errors, 2 only for usage (argparse)
     emb = Embedder.open(args.model, n_threads=args.threads, max_tokens=args.max_tokens)
     tmp = args.output + ".tmp.npy"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(texts), emb.dim))

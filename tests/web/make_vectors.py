@@ -65,7 +65,7 @@ def huge_header(path, n=200_000_000, d=384):
     """The header alone of an sq8 index too big for wasm32 (n x d codes), to test that
     the browser refuses it from the header, before fetching anything."""
     from gguf import GGMLQuantizationType as T
-    from gguf import GGUFWriter
+    from gguf import GGUFValueType, GGUFWriter
 
     from quantann.quantize import pad_dims
     w = GGUFWriter(path, "quantann")
@@ -76,6 +76,11 @@ def huge_header(path, n=200_000_000, d=384):
     w.add_uint64("quantann.count", n)
     w.add_string("quantann.metric", "cosine")
     w.add_string("quantann.quant", "sq8")
+    w.add_string("quantann.vectors.dtype", "f32")
+    w.add_uint32("quantann.vectors.crc32", 0)
+    names = ["quant.vmin", "quant.scale", "codes", "graph.level", "graph.links0"]
+    w.add_array("quantann.checksums.tensors", names)  # the header alone is read: CRCs unused
+    w.add_key_value("quantann.checksums.crc32", [0] * len(names), GGUFValueType.ARRAY, sub_type=GGUFValueType.UINT32)
     dp = pad_dims(d)
     for name, shape, dt, raw in (("quant.vmin", (dp,), np.float32, T.F32), ("quant.scale", (dp,), np.float32, T.F32),
                                  ("codes", (n, dp), np.int8, T.I8), ("graph.level", (n,), np.int8, T.I8),

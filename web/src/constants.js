@@ -2,7 +2,8 @@
 export const CONSTANTS = Object.freeze({
   "format": {
     "arch": "quantann",
-    "version": 1,
+    "version": 2,
+    "min_version": 1,
     "alignment": 32
   },
   "metrics": {
@@ -29,7 +30,8 @@ export const CONSTANTS = Object.freeze({
     "vectors_dtype": "quantann.vectors.dtype",
     "vectors_crc32": "quantann.vectors.crc32",
     "checksum_tensors": "quantann.checksums.tensors",
-    "checksum_crc32": "quantann.checksums.crc32"
+    "checksum_crc32": "quantann.checksums.crc32",
+    "checksum_header": "quantann.checksums.header"
   },
   "tensors": {
     "vmin": "quant.vmin",
@@ -52,7 +54,8 @@ export const CONSTANTS = Object.freeze({
     "max_k": 100000,
     "max_ef": 1048576,
     "max_candidates": 1048576,
-    "max_ef_construction": 65536
+    "max_ef_construction": 65536,
+    "max_threads": 256
   },
   "size_units": {
     "B": 1,

@@ -1,4 +1,4 @@
-// A whole index in a dedicated module Worker (src/in-worker.js is the main-thread side):
+// A whole index in a dedicated module Worker (src/index-worker-client.js is the main-thread side):
 // the kernel, and the vectors read synchronously from OPFS (OPFSSyncStore) or any store
 // openIndex accepts. Requests: {id, op, args} -> {id, ok, result} | {id, ok: false, error}.
 //   open   {source, opfs?, options}   -> {dim, count, metric, quant, memory, wasmMemory}

@@ -4,6 +4,21 @@
 
 export const WASM32_LIMIT = 4 * 1024 ** 3; // 65536 pages of 64 KiB
 
+// Layouts of the index ABI's structs in wasm32 linear memory (kernel/index/*.h); the C
+// side asserts the same offsets at compile time (kernel/wasm/exports.c).
+// [offset, type]: i32, i64 (a safe-integer Number), ptr (u32)
+export const ARRAYS = {
+  bytes: 128,
+  fields: { metric: [0, 'i32'], cosine: [4, 'i32'], codec: [8, 'i32'], d: [12, 'i32'], n: [16, 'i64'],
+    M: [24, 'i32'], M0: [28, 'i32'], entry: [32, 'i32'], max_level: [36, 'i32'], ef_construction: [40, 'i32'],
+    vmin: [44, 'ptr'], scale: [48, 'ptr'], codes: [52, 'ptr'], norms: [56, 'ptr'], level: [60, 'ptr'],
+    links0: [64, 'ptr'], up_nodes: [68, 'ptr'], up_off: [72, 'ptr'], n_up: [80, 'i64'], upper: [88, 'ptr'],
+    n_upper: [96, 'i64'], ids: [104, 'ptr'], deleted: [108, 'ptr'] },
+};
+export const SEARCH_PARAMS = { bytes: 32, fields: { k: [0, 'i64'], ef: [8, 'i64'], rerank: [16, 'i64'], max_gap: [24, 'i64'] } };
+export const SEARCH_STATS = { bytes: 48, fields: { candidates: [0, 'i64'], distances: [8, 'i64'], fetch: [16, 'i64'],
+  ranges: [24, 'i64'], span: [32, 'i64'], found: [40, 'i64'] } };
+
 const cache = new Map();
 
 async function loadBytes(url) {
@@ -38,13 +53,7 @@ export class Kernel {
 
   get memoryBytes() { return this.x.memory.buffer.byteLength; }
 
-  error() {
-    const p = this.x.qa_wasm_error();
-    const mem = new Uint8Array(this.x.memory.buffer);
-    let e = p;
-    while (mem[e]) e++;
-    return new TextDecoder().decode(mem.subarray(p, e));
-  }
+  error() { return this.string(this.x.qa_wasm_error()); }
 
   // Allocates `count` elements of a typed array type; returns the pointer.
   alloc(Type, count) {
@@ -63,4 +72,31 @@ export class Kernel {
   }
 
   free(p) { if (p) this.x.qa_wasm_free(p); }
+
+  // Writes `values` into a struct of `layout` at p (fields not given are left as they are).
+  // An i64 takes any integer Number as is (the kernel checks its range).
+  writeStruct(layout, p, values) {
+    const dv = new DataView(this.x.memory.buffer);
+    for (const [name, v] of Object.entries(values)) {
+      const [off, type] = layout.fields[name];
+      if (type === 'i32') dv.setInt32(p + off, v, true);
+      else if (type === 'ptr') dv.setUint32(p + off, v, true);
+      else dv.setBigInt64(p + off, BigInt(v), true);
+    }
+  }
+
+  readStruct(layout, p) {
+    const dv = new DataView(this.x.memory.buffer), out = {};
+    for (const [name, [off, type]] of Object.entries(layout.fields))
+      out[name] = type === 'i32' ? dv.getInt32(p + off, true) : type === 'ptr' ? dv.getUint32(p + off, true) : Number(dv.getBigInt64(p + off, true));
+    return out;
+  }
+
+  // A NUL-terminated string at p.
+  string(p) {
+    const mem = new Uint8Array(this.x.memory.buffer);
+    let e = p;
+    while (mem[e]) e++;
+    return new TextDecoder().decode(mem.subarray(p, e));
+  }
 }

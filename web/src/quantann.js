@@ -4,10 +4,10 @@
 //   import { openIndex } from './src/quantann.js';
 //   const index = await openIndex('/data/passages.qann', { memoryBudget: '300MB' });
 //   const { ids, distances, stats } = await index.search(query, { k: 10, ef: 64, rerank: 4 });
-export { openIndex, FormatError, MemoryBudgetError, parseSize } from './index.js';
+export { openIndex, FormatError, MemoryBudgetError } from './index.js';
+export { parseSize, formatSize } from './sizes.js';
 export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, IDB_CHUNK_ROWS, importToIndexedDB, coalesce } from './stores.js';
 export { importToOPFS, OPFSStore, opfsImportState, opfsSupported } from './opfs.js';
-export { openIndexInWorker } from './in-worker.js';
+export { openIndexInWorker } from './index-worker-client.js';
 export { openSource } from './source.js';
 export { loadKernel } from './kernel.js';
-export { openLazyIndex, vectorsForFraction } from './lazy.js';

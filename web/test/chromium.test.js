@@ -3,7 +3,9 @@
 // and OPFS stores, and an interrupted OPFS import resumed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { CHROMIUM, runPage } from '../tools/run-page.js';
@@ -13,9 +15,9 @@ let playwright = true;
 try { await import('playwright-core'); } catch { playwright = false; }
 const skip = !existsSync(CHROMIUM) ? `no ${CHROMIUM}` : !playwright ? 'npm playwright-core not installed' : false;
 
-// The Python static server (Range support), on a free port; resolves to its URL.
+// The page server (quantann/pageserver.py: Range support), on a free port; resolves to its URL.
 export function startServer(mounts) {
-  const args = ['-m', 'quantann.web.server', '--port', '0', ...mounts];
+  const args = ['-m', 'quantann.pageserver', '--port', '0', ...mounts];
   const proc = spawn(process.env.PYTHON || 'python3', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     proc.stdout.on('data', (b) => {
@@ -50,5 +52,35 @@ test('Chromium: same ids as native through the HTTP, IndexedDB and OPFS stores; 
     assert.ok(r.ok);
   } finally {
     server.close();
+  }
+});
+
+// The demo page (index.html) shows every error on the page and settles, instead of
+// staying on "loading…": a missing file, an index over the memory budget, a bad row.
+test('Chromium: the demo page shows its errors', { skip, timeout: 300000 }, async () => {
+  const { expected } = testVectors();
+  const demo = mkdtempSync(join(tmpdir(), 'quantann-demo-page-'));
+  copyFileSync(DATA + expected['sq8-cosine'].file, join(demo, 'passages.qann'));
+  writeFileSync(join(demo, 'passages.jsonl'), Array.from({ length: 20 }, (_, i) => JSON.stringify({ text: `passage ${i}`, src: 't' })).join('\n'));
+  const server = await startServer([`/data=${demo}`, `/empty=${mkdtempSync(join(tmpdir(), 'quantann-empty-'))}`]);
+  const page = (query) => runPage(`${server.url}/index.html?${query}`, { timeout: 60, log: () => {} });
+  try {
+    const missing = await page('data=/empty/');
+    assert.match(missing.error ?? '', /^error: .*passages\.qann/, JSON.stringify(missing));
+    const budget = await page('budget=1KB');
+    assert.match(budget.error ?? '', /^error: .*over the budget of 1\.00 KB/, JSON.stringify(budget));
+    const ambiguous = await page('budget=300M');
+    assert.match(ambiguous.error ?? '', /ambiguous .*300MB.*300MiB/, JSON.stringify(ambiguous));
+    for (const row of ['abc', '-1', '1.5', '999999999']) {
+      const bad = await page(`row=${row}`);
+      assert.match(bad.error ?? '', /row must be a whole number from 0 to \d+, got/, `${row}: ${JSON.stringify(bad)}`);
+      assert.doesNotMatch(bad.error, /NaN|undefined/);
+    }
+    const good = await page('row=3');
+    assert.ok(!good.error, good.error);
+    assert.match(good.status, /candidates; kernel/);
+  } finally {
+    server.close();
+    rmSync(demo, { recursive: true, force: true });
   }
 });

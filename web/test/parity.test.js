@@ -39,3 +39,16 @@ test('in-memory bytes source and memory store give the same answers', async () =
   assert.equal(r.stats.length, 5);
   index.close();
 });
+
+test('concurrent searches of one index (each awaiting its store read) give the sequential answers', async () => {
+  const exp = expected['sq8-cosine'];
+  const index = await openIndex(DATA + exp.file);
+  const one = (i) => index.search(queries.subarray(i * exp.dim, (i + 1) * exp.dim), { k: exp.k, ef: exp.ef, rerank: exp.rerank });
+  const n = Math.min(exp.nq, 20);
+  const together = await Promise.all(Array.from({ length: n }, (_, i) => one(i)));
+  for (let i = 0; i < n; i++) {
+    assert.deepEqual(Array.from(together[i].ids, String), exp.ids[i]);
+    assert.deepEqual(Array.from(together[i].distances), exp.distances[i]);
+  }
+  index.close();
+});

@@ -248,7 +248,7 @@ uint64_t qa_llama_scratch_bytes(const qa_llama *m, int n_batch, int n_ctx, int n
     return layout(m, n_batch, n_ctx, n_threads, off) + 64; /* + alignment slack */
 }
 
-int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qm_pool *pool, int n_ctx, int n_batch, void *kv,
+int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_ctx, int n_batch, void *kv,
                       uint64_t kv_len, void *scratch, uint64_t scratch_len, char *err, size_t el) {
     int nt = pool->n_threads > 0 ? pool->n_threads : 1;
     if (n_ctx <= 0 || n_batch <= 0) {
@@ -279,15 +279,15 @@ int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qm_pool *pool, int n_c
 /* ---------------------------------------------------------------- forward */
 
 /* Matmuls that read the same input: one pass when their activation types agree. */
-static void mm_group(qm_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *b,
+static void mm_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *b,
                      const float *x, int n, void *xq, int add) {
     int same = 1;
     for (int i = 1; i < nw; i++) same &= w[i]->tt->act_type == w[0]->tt->act_type;
     if (same) {
-        qa_matmul(pool, nw, w, y, b, x, n, xq, add);
+        qa_matmul_group(pool, nw, w, y, b, x, n, xq, add);
         return;
     }
-    for (int i = 0; i < nw; i++) qa_matmul(pool, 1, w + i, y + i, b ? b + i : NULL, x, n, xq, add);
+    for (int i = 0; i < nw; i++) qa_matmul_group(pool, 1, w + i, y + i, b ? b + i : NULL, x, n, xq, add);
 }
 
 /* out = W x; then, when the layer has a norm after the block, out = norm(out); x += out. */
@@ -296,11 +296,11 @@ static void block_out(qa_llama_ctx *c, const qa_dmat *w, const float *in, int n,
     const qa_dmat *ws[1] = {w};
     if (!post_norm) {
         float *y[1] = {c->x};
-        qa_matmul(c->pool, 1, ws, y, NULL, in, n, c->xq, 1);
+        qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 1);
         return;
     }
     float *y[1] = {c->xn};
-    qa_matmul(c->pool, 1, ws, y, NULL, in, n, c->xq, 0);
+    qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 0);
     qa_rmsnorm(c->xn, post_norm, c->xn, n, m->n_embd, m->eps);
     for (uint64_t i = 0; i < (uint64_t)n * m->n_embd; i++) c->x[i] += c->xn[i];
 }
@@ -353,7 +353,7 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         qa_rmsnorm(c->x + (uint64_t)first * d, m->output_norm, c->xn, rows, d, m->eps);
         const qa_dmat *w[1] = {&m->output};
         float *y[1] = {logits};
-        qa_matmul(c->pool, 1, w, y, NULL, c->xn, rows, c->xq, 0);
+        qa_matmul_group(c->pool, 1, w, y, NULL, c->xn, rows, c->xq, 0);
     }
     c->n_past += n;
 }

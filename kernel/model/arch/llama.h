@@ -46,7 +46,7 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t err_len);
 
 typedef struct {
     const qa_llama *m;
-    qm_pool *pool;
+    qa_pool *pool;
     int n_ctx, n_batch, n_threads, n_past;
     uint16_t *kv; /* n_layer x {k, v} x n_head_kv x n_ctx x head_dim fp16 */
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *work;
@@ -55,7 +55,7 @@ typedef struct {
 
 uint64_t qa_llama_kv_bytes(const qa_llama *m, int n_ctx);
 uint64_t qa_llama_scratch_bytes(const qa_llama *m, int n_batch, int n_ctx, int n_threads);
-int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qm_pool *pool, int n_ctx, int n_batch,
+int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_ctx, int n_batch,
                       void *kv, uint64_t kv_len, void *scratch, uint64_t scratch_len, char *err, size_t err_len);
 
 /* Appends n tokens at position c->n_past (in batches of n_batch) and advances n_past.

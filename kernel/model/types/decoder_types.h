@@ -58,20 +58,6 @@ _Static_assert(sizeof(qa_block_q8_1) == 36, "Q8_1 block is 36 bytes");
 _Static_assert(sizeof(qa_block_q4_1) == 20, "Q4_1 block is 20 bytes");
 
 extern qa_type_traits qa_type_q8_1, qa_type_q4_1, qa_type_q5_0, qa_type_q8_k, qa_type_q4_k, qa_type_q6_k;
-void qa_type_q8_1_init(int avx2);
-void qa_type_q4_1_init(int avx2);
-void qa_type_q5_0_init(int avx2);
-void qa_type_q8_k_init(int avx2);
-void qa_type_q4_k_init(int avx2);
-void qa_type_q6_k_init(int avx2);
-/* Re-picks every decoder row's variants (tests compare levels). */
-void qa_types_select(int avx2);
 void qa_q8_1_quantize_ref(const float *x, void *y, int64_t n);
-
-/* 2 weight rows x 4 activation rows (rows ws / xs bytes apart, n values each):
- * out[r*4 + j] = vec_dot(n, w row r, x row j). The prefill matmul's inner tile. */
-typedef void (*qa_tile_fn)(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out);
-/* The tile of a weight type, or NULL (the matmul then calls vec_dot per pair). */
-qa_tile_fn qa_type_tile(uint32_t type);
 
 #endif

@@ -3,7 +3,7 @@
  * Dot with Q8_1 activations (a = da * qa, sa = da * sum(qa)):
  *   sum_i x[i] a[i] = d * da * sum_i q[i] qa[i] + m * sa
  * so the integer products stay unsigned x signed bytes (maddubs / dpbusd, no sign trick). */
-#include "../quant.h"
+#include "simd_blocks.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -13,7 +13,7 @@
 static void q4_1_to_float(const void *x_, float *y, int64_t n) {
     const qa_block_q4_1 *x = (const qa_block_q4_1 *)x_;
     for (int64_t b = 0; b < n / 32; b++, y += 32) {
-        float d = qm_fp16_to_fp32(x[b].d), m = qm_fp16_to_fp32(x[b].m);
+        float d = qa_fp16_to_fp32(x[b].d), m = qa_fp16_to_fp32(x[b].m);
         for (int j = 0; j < 16; j++) {
             y[j] = d * (x[b].qs[j] & 15) + m;
             y[j + 16] = d * (x[b].qs[j] >> 4) + m;
@@ -29,15 +29,10 @@ static float q4_1_dot_ref(int64_t n, const void *w_, const void *a_) {
         int32_t acc = 0;
         for (int j = 0; j < 16; j++)
             acc += (w[b].qs[j] & 15) * a[b].qs[j] + (w[b].qs[j] >> 4) * a[b].qs[j + 16];
-        s += qm_fp16_to_fp32(w[b].d) * qm_fp16_to_fp32(a[b].d) * (float)acc
-           + qm_fp16_to_fp32(w[b].m) * qm_fp16_to_fp32(a[b].s);
+        s += qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d) * (float)acc
+           + qa_fp16_to_fp32(w[b].m) * qa_fp16_to_fp32(a[b].s);
     }
     return s;
-}
-
-static void q4_1_tile_ref(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out) {
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < 4; j++) out[r * 4 + j] = qa_type_q4_1.vec_dot(n, w + r * ws, x + j * xs);
 }
 
 #if defined(__x86_64__)
@@ -129,33 +124,30 @@ VNNI static float q4_1_dot_vnni(int64_t n, const void *w_, const void *a_) {
 #define DOT_AVX2(q, y) _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones)
 #define DOT_VNNI(q, y) _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y)
 
-AVX2 static void q4_1_tile_avx2(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out) {
+AVX2 static void q4_1_tile_avx2(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
+    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
     Q4_1_TILE(DOT_AVX2)
 }
-VNNI static void q4_1_tile_vnni(int64_t n, const uint8_t *w, size_t ws, const uint8_t *x, size_t xs, float *out) {
+VNNI static void q4_1_tile_vnni(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
+    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
     Q4_1_TILE(DOT_VNNI)
 }
 #endif
 
 qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_T_Q8_1,
-                               q4_1_to_float, qa_q8_1_quantize_ref, q4_1_dot_ref, q4_1_dot_ref};
-qa_tile_fn qa_q4_1_tile = q4_1_tile_ref;
+                               q4_1_to_float, qa_q8_1_quantize_ref, q4_1_dot_ref, q4_1_dot_ref,
+                               qa_q8_1_quantize_ref, NULL};
 
-void qa_type_q4_1_init(int avx2) {
+/* after qa_type_q8_1_select: borrows its activation quantizer */
+void qa_type_q4_1_select(void) {
     qa_type_q4_1.vec_dot = q4_1_dot_ref;
-    qa_q4_1_tile = q4_1_tile_ref;
-#if defined(__x86_64__)
-    if (avx2) {
-        qa_type_q4_1.vec_dot = q4_1_dot_avx2;
-        qa_q4_1_tile = q4_1_tile_avx2;
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512vl")) {
-            qa_q4_1_tile = q4_1_tile_vnni;
-            qa_type_q4_1.vec_dot = q4_1_dot_vnni;
-        }
+    qa_type_q4_1.tile = NULL;
+#if defined(QA_X86)
+    if (qa_model_avx2()) {
+        qa_type_q4_1.vec_dot = qa_have_avx512vnni ? q4_1_dot_vnni : q4_1_dot_avx2;
+        qa_type_q4_1.tile = qa_have_avx512vnni ? q4_1_tile_vnni : q4_1_tile_avx2;
     }
-#else
-    (void)avx2;
 #endif
     qa_type_q4_1.quantize_act = qa_type_q8_1.quantize_act;
+    qa_type_q4_1.quantize_act_ref = qa_q8_1_quantize_ref;
 }

@@ -4,7 +4,7 @@
  *   sum = d * da * sum_j sc_j * sum q qa  -  dmin * da * sum_j m_j * (bsum_2j + bsum_2j+1) */
 #include <string.h>
 
-#include "../quant.h"
+#include "simd_blocks.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -25,7 +25,7 @@ static inline void scale_min(int j, const uint8_t *q, int *sc, int *m) {
 static void q4_k_to_float(const void *x_, float *y, int64_t n) {
     const qa_block_q4_k *x = (const qa_block_q4_k *)x_;
     for (int64_t b = 0; b < n / QA_QK_K; b++) {
-        float d = qm_fp16_to_fp32(x[b].d), dmin = qm_fp16_to_fp32(x[b].dmin);
+        float d = qa_fp16_to_fp32(x[b].d), dmin = qa_fp16_to_fp32(x[b].dmin);
         const uint8_t *q = x[b].qs;
         for (int j = 0; j < 8; j += 2, q += 32) {
             int sc0, m0, sc1, m1;
@@ -56,7 +56,7 @@ static float q4_k_dot_ref(int64_t n, const void *w_, const void *a_) {
             sumi += sc0 * s0 + sc1 * s1;
             summ += m0 * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]) + m1 * (a[b].bsums[2 * j + 2] + a[b].bsums[2 * j + 3]);
         }
-        s += qm_fp16_to_fp32(w[b].d) * a[b].d * (float)sumi - qm_fp16_to_fp32(w[b].dmin) * a[b].d * (float)summ;
+        s += qa_fp16_to_fp32(w[b].d) * a[b].d * (float)sumi - qa_fp16_to_fp32(w[b].dmin) * a[b].d * (float)summ;
     }
     return s;
 }
@@ -98,8 +98,10 @@ AVX2 static float q4_k_dot_avx2(int64_t n, const void *w_, const void *a_) {
 qa_type_traits qa_type_q4_k = {QA_T_Q4_K, "Q4_K", QA_QK_K, sizeof(qa_block_q4_k), QA_T_Q8_K,
                                q4_k_to_float, NULL, q4_k_dot_ref, q4_k_dot_ref};
 
-void qa_type_q4_k_init(int avx2) {
+void qa_type_q4_k_select(void) {
+    int avx2 = qa_model_avx2();
     qa_type_q4_k.quantize_act = qa_type_q8_k.quantize_act;
+    qa_type_q4_k.quantize_act_ref = qa_type_q8_k.quantize_act;
     qa_type_q4_k.vec_dot = q4_k_dot_ref;
 #if defined(__x86_64__)
     if (avx2) qa_type_q4_k.vec_dot = q4_k_dot_avx2;

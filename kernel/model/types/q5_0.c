@@ -3,7 +3,7 @@
  * Dot with Q8_0 activations. */
 #include <string.h>
 
-#include "../quant.h"
+#include "simd_blocks.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -20,19 +20,19 @@ static inline int q5(const qa_block_q5_0 *x, int i) {
 static void q5_0_to_float(const void *x_, float *y, int64_t n) {
     const qa_block_q5_0 *x = (const qa_block_q5_0 *)x_;
     for (int64_t b = 0; b < n / 32; b++) {
-        float d = qm_fp16_to_fp32(x[b].d);
+        float d = qa_fp16_to_fp32(x[b].d);
         for (int i = 0; i < 32; i++) *y++ = d * q5(&x[b], i);
     }
 }
 
 static float q5_0_dot_ref(int64_t n, const void *w_, const void *a_) {
     const qa_block_q5_0 *w = (const qa_block_q5_0 *)w_;
-    const qm_block_q8_0 *a = (const qm_block_q8_0 *)a_;
+    const qa_block_q8_0 *a = (const qa_block_q8_0 *)a_;
     float s = 0.0f;
     for (int64_t b = 0; b < n / 32; b++) {
         int32_t acc = 0;
         for (int i = 0; i < 32; i++) acc += q5(&w[b], i) * a[b].qs[i];
-        s += qm_fp16_to_fp32(w[b].d) * qm_fp16_to_fp32(a[b].d) * (float)acc;
+        s += qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d) * (float)acc;
     }
     return s;
 }
@@ -51,7 +51,7 @@ AVX2 static inline __m256i bytes_from_bits(uint32_t x) {
 
 AVX2 static float q5_0_dot_avx2(int64_t n, const void *w_, const void *a_) {
     const qa_block_q5_0 *w = (const qa_block_q5_0 *)w_;
-    const qm_block_q8_0 *a = (const qm_block_q8_0 *)a_;
+    const qa_block_q8_0 *a = (const qa_block_q8_0 *)a_;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / 32; b++) {
         uint32_t qh;
@@ -76,8 +76,10 @@ AVX2 static float q5_0_dot_avx2(int64_t n, const void *w_, const void *a_) {
 qa_type_traits qa_type_q5_0 = {QA_T_Q5_0, "Q5_0", 32, sizeof(qa_block_q5_0), QA_T_Q8_0,
                                q5_0_to_float, NULL, q5_0_dot_ref, q5_0_dot_ref};
 
-void qa_type_q5_0_init(int avx2) {
+void qa_type_q5_0_select(void) {
+    int avx2 = qa_model_avx2();
     qa_type_q5_0.quantize_act = qa_type_get(QA_T_Q8_0)->quantize_act;
+    qa_type_q5_0.quantize_act_ref = qa_type_get(QA_T_Q8_0)->quantize_act_ref;
     qa_type_q5_0.vec_dot = q5_0_dot_ref;
 #if defined(__x86_64__)
     if (avx2) qa_type_q5_0.vec_dot = q5_0_dot_avx2;

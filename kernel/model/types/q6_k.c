@@ -3,7 +3,7 @@
  * Each 128 values: y[l], y[l+32], y[l+64], y[l+96] (l < 32) take ql[l] low, ql[l+32] low,
  * ql[l] high, ql[l+32] high nibbles and bits 0-1, 2-3, 4-5, 6-7 of qh[l].
  * Dot with Q8_K: the -32 offset is taken out once per 16 with the activation sums. */
-#include "../quant.h"
+#include "simd_blocks.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -23,7 +23,7 @@ static void q6_k_to_float(const void *x_, float *y, int64_t n) {
     const qa_block_q6_k *x = (const qa_block_q6_k *)x_;
     int8_t q[128];
     for (int64_t b = 0; b < n / QA_QK_K; b++) {
-        float d = qm_fp16_to_fp32(x[b].d);
+        float d = qa_fp16_to_fp32(x[b].d);
         for (int h = 0; h < 2; h++) {
             unpack128(x[b].ql + 64 * h, x[b].qh + 32 * h, q);
             for (int i = 0; i < 128; i++) *y++ = d * x[b].scales[8 * h + i / 16] * (q[i] - 32);
@@ -46,7 +46,7 @@ static float q6_k_dot_ref(int64_t n, const void *w_, const void *a_) {
                 sumi += w[b].scales[8 * h + g] * t;
             }
         }
-        s += qm_fp16_to_fp32(w[b].d) * a[b].d * (float)sumi;
+        s += qa_fp16_to_fp32(w[b].d) * a[b].d * (float)sumi;
     }
     return s;
 }
@@ -94,8 +94,10 @@ AVX2 static float q6_k_dot_avx2(int64_t n, const void *w_, const void *a_) {
 qa_type_traits qa_type_q6_k = {QA_T_Q6_K, "Q6_K", QA_QK_K, sizeof(qa_block_q6_k), QA_T_Q8_K,
                                q6_k_to_float, NULL, q6_k_dot_ref, q6_k_dot_ref};
 
-void qa_type_q6_k_init(int avx2) {
+void qa_type_q6_k_select(void) {
+    int avx2 = qa_model_avx2();
     qa_type_q6_k.quantize_act = qa_type_q8_k.quantize_act;
+    qa_type_q6_k.quantize_act_ref = qa_type_q8_k.quantize_act;
     qa_type_q6_k.vec_dot = q6_k_dot_ref;
 #if defined(__x86_64__)
     if (avx2) qa_type_q6_k.vec_dot = q6_k_dot_avx2;

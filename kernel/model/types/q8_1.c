@@ -3,7 +3,7 @@
  * Carrying s lets a Q4_1 dot add its offset m once per block (m * s) instead of per value. */
 #include <math.h>
 
-#include "../quant.h"
+#include "simd_blocks.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -21,15 +21,15 @@ void qa_q8_1_quantize_ref(const float *x, void *y_, int64_t n) {
             y[b].qs[j] = (int8_t)rintf(x[j] * id);
             sum += y[b].qs[j];
         }
-        y[b].d = qm_fp32_to_fp16(d);
-        y[b].s = qm_fp32_to_fp16((float)sum * d);
+        y[b].d = qa_fp32_to_fp16(d);
+        y[b].s = qa_fp32_to_fp16((float)sum * d);
     }
 }
 
 static void q8_1_to_float(const void *x_, float *y, int64_t n) {
     const qa_block_q8_1 *x = (const qa_block_q8_1 *)x_;
     for (int64_t b = 0; b < n / 32; b++) {
-        float d = qm_fp16_to_fp32(x[b].d);
+        float d = qa_fp16_to_fp32(x[b].d);
         for (int j = 0; j < 32; j++) y[b * 32 + j] = d * x[b].qs[j];
     }
 }
@@ -63,16 +63,18 @@ __attribute__((target("avx2,fma,f16c"))) static void q8_1_quantize_avx2(const fl
         i0 = _mm256_packs_epi16(i0, i2);
         i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256((__m256i *)y[b].qs, i0);
-        y[b].d = qm_fp32_to_fp16(d);
-        y[b].s = qm_fp32_to_fp16((float)sum * d);
+        y[b].d = qa_fp32_to_fp16(d);
+        y[b].s = qa_fp32_to_fp16((float)sum * d);
     }
 }
 #endif
 
 qa_type_traits qa_type_q8_1 = {QA_T_Q8_1, "Q8_1", 32, sizeof(qa_block_q8_1), QA_T_Q8_1,
-                               q8_1_to_float, qa_q8_1_quantize_ref, NULL, NULL};
+                               q8_1_to_float, qa_q8_1_quantize_ref, NULL, NULL,
+                               qa_q8_1_quantize_ref, NULL};
 /* quantize_act is the one place the activation SIMD shows: picked here. */
-void qa_type_q8_1_init(int avx2) {
+void qa_type_q8_1_select(void) {
+    int avx2 = qa_model_avx2();
     qa_type_q8_1.quantize_act = qa_q8_1_quantize_ref;
 #if defined(__x86_64__)
     if (avx2) qa_type_q8_1.quantize_act = q8_1_quantize_avx2;

@@ -2,6 +2,7 @@
  * values and the sums of each 16, which carry a K-quant's minimums / offsets. */
 #include <math.h>
 
+#include "simd_blocks.h"
 #include "decoder_types.h"
 
 static void q8_k_quantize_ref(const float *x, void *y_, int64_t n) {
@@ -44,4 +45,4 @@ qa_type_traits qa_type_q8_k = {QA_T_Q8_K, "Q8_K", QA_QK_K, sizeof(qa_block_q8_k)
                                q8_k_to_float, q8_k_quantize_ref, NULL, NULL};
 
 /* Activations are a small share of a matmul's work: the scalar quantizer serves every level. */
-void qa_type_q8_k_init(int avx2) { (void)avx2; }
+void qa_type_q8_k_select(void) {}

@@ -1,0 +1,176 @@
+"""`python -m bench.run --browser`: the index in headless Chromium (wasm kernel, vectors in
+IndexedDB) against native Python on the same index and queries, in the same run.
+
+Serves the repository (the page bench/web/bench.html imports ../../web/src/) and the
+benchmark's index files from 127.0.0.1, opens the page with Debian's chromium (driven by
+playwright-core through web/tools/run-page.js), and computes recall and agreement with
+native from the ids the page returns. The lazy baseline runs in its own wasm module,
+bench/web/dist/lazy.wasm (bench/lazy/build-wasm.sh), built here when missing.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from quantann.pageserver import Server
+
+from ..datasets import REPO
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _recall(rows, truth, k):
+    rows = np.asarray(rows)[:, :k]
+    return float(np.mean([len(np.intersect1d(r, t[:k])) / k for r, t in zip(rows, truth)]))
+
+
+def _native(path, queries, k, ef, rerank):
+    import quantann
+    idx = quantann.open(path)
+    idx.search(queries[:50], k=k, ef=ef, rerank=rerank)  # warm-up (page cache, searcher)
+    lat, ids = [], []
+    for q in queries:
+        t0 = time.perf_counter()
+        i, _ = idx.search(q, k=k, ef=ef, rerank=rerank)
+        lat.append((time.perf_counter() - t0) * 1e3)
+        ids.append(i[0])
+    return np.array(ids, np.int64), np.array(lat)
+
+
+def _summary(reps: list, key: str) -> dict:
+    v = sorted(r[key] for r in reps)
+    return {"median": v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2,
+            "min": v[0], "max": v[-1], "all": [r[key] for r in reps]}
+
+
+def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=16, efc=200, timeout=1800,
+        chunk=None, idb_cache=0, stores=None, reps=1, isolated=False, lazy=True, k100=True,
+        log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+    """chunk: rows per IndexedDB record (default: the store's IDB_CHUNK_ROWS); idb_cache: bytes
+    of the IndexedDB store's record cache (0: none). stores: e.g. ("indexeddb", "opfs",
+    "opfs-async"): the k=10 queries through each, `reps` times, interleaved (out["stores"]:
+    per store, the median and min-max over the repeats, ids equal to native). isolated: serve
+    with COOP/COEP (cross-origin isolated page: 5 us timer instead of 100 us)."""
+    from ..build import quantann_files
+    from ..datasets import MINILM, minilm
+    ds = minilm(subset, data or MINILM, queries=nq)
+    paths = quantann_files(ds, M, efc, quants=(quant, "none"), log=log)
+    queries = np.ascontiguousarray(ds.queries, np.float32)
+    log(f"[browser] native {quant} on {ds.name} ...")
+    native_ids, native_lat = _native(paths[quant], queries, k, ef, rerank)
+    web = os.path.join(REPO, "web")
+    if not os.path.exists(os.path.join(web, "dist", "quantann.wasm")):
+        subprocess.run([os.path.join(web, "build-wasm.sh")], check=True)
+    if lazy and not os.path.exists(os.path.join(HERE, "dist", "lazy.wasm")):
+        subprocess.run([os.path.join(REPO, "bench", "lazy", "build-wasm.sh")], check=True)
+    tmp = tempfile.mkdtemp(prefix="quantann-browser-")
+    try:
+        queries.tofile(os.path.join(tmp, "queries.f32"))
+        cache = os.path.dirname(paths[quant])
+        with Server({"/": REPO, "/queries": tmp, "/cache": cache}, isolated=isolated) as s:
+            url = (f"{s.url}/bench/web/bench.html?index=/cache/{os.path.basename(paths[quant])}"
+                   + (f"&lazy=/cache/{os.path.basename(paths['none'])}" if lazy else "")
+                   + f"&queries=/queries/queries.f32"
+                   f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}"
+                   + (f"&chunk={int(chunk)}" if chunk else "")
+                   + (f"&stores={','.join(stores)}&reps={int(reps)}" if stores else "")
+                   + ("" if k100 else "&k100=0"))
+            log(f"[browser] chromium {url}")
+            p = subprocess.run(["node", os.path.join(web, "tools", "run-page.js"), url, "--timeout", str(timeout)],
+                               cwd=web, capture_output=True, text=True, timeout=timeout + 60)
+            if p.returncode:
+                raise RuntimeError(f"browser run failed: {p.stderr[-2000:]}")
+            page = json.loads(p.stdout)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if "error" in page:
+        raise RuntimeError(f"the benchmark page failed: {page['error']}")
+    rows10 = np.array(page["k10"]["rows"])
+    rows100 = np.array(page["k100"]["rows"]) if page.get("k100") else None
+    out = {
+        "dataset": ds.name, "n": ds.n, "dim": ds.dim, "queries": len(queries), "quant": quant, "store": "indexeddb",
+        "k": k, "ef": ef, "rerank": rerank,
+        "recall": _recall(rows10, ds.truth, 10), "recall_at_10": _recall(rows10, ds.truth, 10),
+        "recall_at_100": _recall(rows100, ds.truth, 100) if rows100 is not None else None,
+        "p50_ms": page["k10"]["p50_ms"], "p95_ms": page["k10"]["p95_ms"], "p99_ms": page["k10"]["p99_ms"],
+        "kernel_ms": page["k10"]["kernel_ms"], "store_ms": page["k10"]["store_ms"], "rerank_ms": page["k10"]["rerank_ms"],
+        "k100_p50_ms": page["k100"]["p50_ms"] if rows100 is not None else None,
+        "k100_p99_ms": page["k100"]["p99_ms"] if rows100 is not None else None,
+        "native_p50_ms": float(np.percentile(native_lat, 50)), "native_p99_ms": float(np.percentile(native_lat, 99)),
+        "native_recall": _recall(native_ids, ds.truth, 10),
+        "ids_match": float(np.mean([np.array_equal(a, b) for a, b in zip(rows10, native_ids)])),
+        "wasm_bytes": page["wasm_bytes"], "wasm_memory": page["wasm_memory"], "index_memory": page["index_memory"],
+        "idb_import_s": page["idb_import_s"], "idb_import_us_per_vector": page["idb_import_us_per_vector"],
+        "idb_per_vector_us": page["idb_per_vector_us"],
+        "idb_import_speedup": page["idb_per_vector_us"] / page["idb_import_us_per_vector"],
+        "idb_import_write_us_per_vector": page["idb_import_write_us_per_vector"],
+        "idb_import_fetch_wait_us_per_vector": page["idb_import_fetch_wait_us_per_vector"],
+        "idb_write_speedup": page["idb_per_vector_us"] / page["idb_import_write_us_per_vector"],
+        "idb_chunk_rows": page["chunk_rows"], "idb_cache_bytes": page["idb_cache_bytes"],
+        "idb_cache_hit_rate": page["idb_cache_hit_rate"],
+        "user_agent": page["userAgent"], "cross_origin_isolated": page.get("crossOriginIsolated"),
+    }
+    for key in ("opfs_import_s", "opfs_import_us_per_vector", "opfs_import_write_us_per_vector",
+                "opfs_import_fetch_wait_us_per_vector"):
+        if key in page:
+            out[key] = page[key]
+    if "opfs_import_us_per_vector" in page:
+        out["opfs_import_speedup"] = page["idb_per_vector_us"] / page["opfs_import_us_per_vector"]
+        out["opfs_write_speedup"] = page["idb_per_vector_us"] / page["opfs_import_write_us_per_vector"]
+    if page.get("stores"):
+        out["stores"] = {}
+        for name, st in page["stores"].items():
+            rows = np.array(st["rows"])
+            summ = {key: _summary(st["reps"], key) for key in
+                    ("p50_ms", "p95_ms", "p99_ms", "mean_ms", "kernel_ms", "kernel_p50_ms", "store_ms",
+                     "store_p50_ms", "store_p99_ms", "rerank_ms")}
+            if st["reps"][0].get("worker_read_ms") is not None:
+                summ["worker_read_ms"] = _summary(st["reps"], "worker_read_ms")
+            summ["ids_match"] = float(np.mean([np.array_equal(a, b) for a, b in zip(rows, native_ids)]))
+            summ["recall_at_10"] = _recall(rows, ds.truth, 10)
+            summ["same_rows_every_rep"] = st["same_rows_as_first_rep"]
+            summ["reps"] = len(st["reps"])
+            out["stores"][name] = summ
+    if "lazy" in page:
+        lz = page["lazy"]
+        out.update({"lazy_p50_ms": lz["p50_ms"], "lazy_p95_ms": lz["p95_ms"], "lazy_p99_ms": lz["p99_ms"],
+                    "lazy_recall": _recall(np.array(lz["rows"]), ds.truth[:len(lz["rows"])], 10),
+                    "lazy_queries": len(lz["rows"]), "lazy_store_ms": lz["store_ms"],
+                    "lazy_memory": page["lazy_memory"], "lazy_cache_vectors": page["lazy_cache_vectors"]})
+    return out
+
+
+def main(args) -> dict:
+    """Entry point for `python -m bench.run --browser` (args: .data, .subset, .k, .json, and
+    optionally .queries, .quant, .M, .ef_construction)."""
+    k = args.k[0] if isinstance(getattr(args, "k", None), (list, tuple)) else (getattr(args, "k", None) or 10)
+    r = run(data=getattr(args, "data", None), subset=getattr(args, "subset", None),
+            nq=getattr(args, "queries", None) or 1000, quant=getattr(args, "quant", None) or "sq8", k=min(k, 10),
+            M=getattr(args, "M", 16) or 16, efc=getattr(args, "ef_construction", 200) or 200)
+    js = getattr(args, "json", None)
+    if js:
+        text = json.dumps(r)
+        print(text)
+        if js not in ("-", True) and isinstance(js, str):
+            with open(js, "w") as f:
+                f.write(text + "\n")
+    else:
+        lines = [f"browser (Chromium, wasm, IndexedDB) vs native on {r['dataset']} {r['quant']}:",
+                 f"  recall@10 {r['recall_at_10']:.3f}  recall@100 {r['recall_at_100']:.3f}  ids match native {r['ids_match']:.3f}",
+                 f"  p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f}  p99 {r['p99_ms']:.2f}  (native p50 {r['native_p50_ms']:.2f} ms)",
+                 f"  split: kernel {r['kernel_ms']:.2f} ms, store {r['store_ms']:.2f} ms, rerank {r['rerank_ms']:.3f} ms",
+                 f"  wasm {r['wasm_bytes']} bytes, wasm memory {r['wasm_memory'] / 1e6:.1f} MB",
+                 f"  IndexedDB import {r['idb_import_s']:.2f} s ({r['idb_import_us_per_vector']:.1f} us/vector; one record per vector: "
+                 f"{r['idb_per_vector_us']:.1f} us/vector, {r['idb_import_speedup']:.1f}x; writes alone "
+                 f"{r['idb_import_write_us_per_vector']:.1f} us/vector, {r['idb_write_speedup']:.1f}x)"]
+        if "lazy_p99_ms" in r:
+            lines.append(f"  lazy baseline at 20% memory: recall@10 {r['lazy_recall']:.3f}, p50 {r['lazy_p50_ms']:.2f} ms, p99 {r['lazy_p99_ms']:.2f} ms")
+        print("\n".join(lines))
+    return r

@@ -1,0 +1,133 @@
+/* The codec table: how a float vector becomes a code, and how far a query is from a code.
+ *
+ * One row per format (QA_CODEC_* from quantann/constants.json), one file per row:
+ *   float.c  NONE: the code is the float32 vector itself (also the "float space" of a build)
+ *   sq8.c    SQ8:  one byte per dimension, x[i] ~ vmin[i] + scale[i] * c[i], c in 0..255
+ *   sq4.c    SQ4:  four bits per dimension, ggml's Q4 nibble layout per block of 64 dims
+ * Dimensions are padded to a multiple of 64 with vmin = scale = 0.
+ *
+ * Graph search and rerank call through a row: the distance functions are picked once per
+ * query (a pointer in qa_space), and the graph hands a node's fresh neighbours to
+ * dist_batch in one call, so the indirect call is paid per expanded node, not per code.
+ *
+ * Each row lists its variants: [0] is the scalar reference, the others SIMD (AVX2 natively,
+ * SIMD128 in wasm). They give the same bits (integer dots are exact; float sums keep one
+ * lane order); tests/test_kernel.py holds every variant of every row to [0].
+ */
+#ifndef QA_CODEC_H
+#define QA_CODEC_H
+#include "../constants.h"
+#include "../simd.h"
+
+/* The trained parameters of one codec over d dimensions. */
+typedef struct {
+    int kind;           /* QA_CODEC_* */
+    int d;              /* real dimensions */
+    int dpad;           /* padded to a multiple of 64 */
+    int code_size;      /* bytes per vector */
+    const float *vmin;  /* [dpad] (SQ kinds) */
+    const float *scale; /* [dpad] */
+} qa_quantizer;
+
+/* A query prepared for one quantizer.
+ * SQ kinds fold the per-dimension scale into the query:
+ *     q . x^ = sum_i q[i] vmin[i] + sum_i (q[i] scale[i]) c[i] = bias + wscale * sum_i w[i] c[i]
+ * with w = round((q*scale) / wscale) in int16, |w| bounded so the int32 sum cannot overflow. */
+typedef struct {
+    const float *q;     /* float query, d values */
+    int16_t *w;         /* [dpad] integer weights (SQ kinds), caller-owned */
+    float wscale;       /* real weight = wscale * w */
+    float bias;         /* sum q[i] * vmin[i] */
+    float qnorm2;       /* |q|^2 */
+} qa_query;
+
+/* Distances from a prepared query to codes, in the user's units (squared L2 or 1 - ip).
+ * `norms` holds |x^|^2 per code (L2 over SQ codes), else NULL. */
+typedef float (*qa_dist_fn)(const qa_quantizer *qz, int metric, const qa_query *qq,
+                            const uint8_t *code, float xnorm2);
+typedef void (*qa_dist_batch_fn)(const qa_quantizer *qz, int metric, const qa_query *qq,
+                                 const uint8_t *codes, const float *norms,
+                                 const int32_t *nodes, int n, float *out);
+
+typedef struct {
+    const char *name;          /* "ref", "avx2", "simd128", ... */
+    int (*available)(void);    /* NULL: always */
+    qa_dist_fn dist;
+    qa_dist_batch_fn dist_batch;
+} qa_codec_variant;
+
+typedef struct {
+    int id;                    /* QA_CODEC_* */
+    const char *name;          /* as in quantann/constants.json */
+    int (*code_size)(int d);
+    void (*encode)(const qa_quantizer *qz, const float *x, uint8_t *code);  /* one vector */
+    void (*decode)(const qa_quantizer *qz, const uint8_t *code, float *out); /* d floats */
+    void (*prepare)(const qa_quantizer *qz, const float *q, qa_query *out);
+    /* The variant in use (qa_codec_select). */
+    qa_dist_fn dist;
+    qa_dist_batch_fn dist_batch;
+    /* Bound on |approximate - exact| distance for a code (lets rerank stop early):
+     * NULL for every row now; a RaBitQ-style row fills it. */
+    float (*error_bound)(const qa_quantizer *qz, const qa_query *qq, const uint8_t *code);
+    const qa_codec_variant *variants; /* [0] = scalar reference */
+    int n_variants;
+} qa_codec;
+
+/* The row of a codec id, or NULL for an unknown id. */
+const qa_codec *qa_codec_get(int id);
+/* Points every row at its fastest available variant (simd = 1) or its reference (0). */
+void qa_codec_select(int simd);
+
+static inline int qa_pad_dims(int d) { return (d + 63) & ~63; }
+/* Bytes of a code; -1 for an unknown kind. */
+int qa_code_size(int kind, int d);
+/* A quantizer from its parameters; returns -1 for an unknown kind or bad d. */
+int qa_quantizer_init(qa_quantizer *qz, int kind, int d, const float *vmin, const float *scale);
+
+/* Encode n row-major vectors; decode one code; |x^|^2 of n codes. */
+void qa_encode(const qa_quantizer *qz, const float *x, int64_t n, uint8_t *codes);
+void qa_decode(const qa_quantizer *qz, const uint8_t *code, float *out);
+void qa_code_norms(const qa_quantizer *qz, const uint8_t *codes, int64_t n, float *out);
+
+/* Rows' own pieces, shared by sq8.c and sq4.c: the int16 query weights. */
+void qa_sq_prepare(const qa_quantizer *qz, const float *q, qa_query *out, int cmax);
+/* From an exact integer dot to the user's distance (the same expression in every variant). */
+static inline float qa_sq_dist(int metric, const qa_query *qq, int32_t s, float xnorm2) {
+    float ip = qq->bias + qq->wscale * (float)s;
+    if (metric == QA_METRIC_L2) return qq->qnorm2 + xnorm2 - 2.0f * ip;
+    return 1.0f - ip;
+}
+static inline int qa_quantize_level(float x, float vmin, float scale, int levels);
+
+/* The two distance functions of a variant whose integer dot is `dot` (SQ rows). `attr`
+ * carries the target attribute so the dot inlines into the batch loop. */
+#define QA_SQ_VARIANT(suffix, attr, dot)                                                        \
+    attr static float dist_##suffix(const qa_quantizer *qz, int metric, const qa_query *qq,     \
+                                    const uint8_t *code, float xnorm2) {                        \
+        return qa_sq_dist(metric, qq, dot(qq->w, code, qz->dpad), xnorm2);                      \
+    }                                                                                           \
+    attr static void batch_##suffix(const qa_quantizer *qz, int metric, const qa_query *qq,     \
+                                    const uint8_t *codes, const float *norms,                   \
+                                    const int32_t *nodes, int n, float *out) {                  \
+        const int64_t cs = qz->code_size;                                                       \
+        const int dpad = qz->dpad;                                                              \
+        for (int i = 0; i < n; i++) {                                                           \
+            const int32_t r = nodes[i];                                                         \
+            out[i] = qa_sq_dist(metric, qq, dot(qq->w, codes + r * cs, dpad),                   \
+                                norms ? norms[r] : 0.0f);                                       \
+        }                                                                                       \
+    }
+
+/* 1 when the AVX2 variants may run (native x86-64 with AVX2, and SIMD not switched off). */
+int qa_codec_avx2(void);
+
+extern const qa_codec qa_codec_none_row, qa_codec_sq8_row, qa_codec_sq4_row;
+
+#include <math.h>
+static inline int qa_quantize_level(float x, float vmin, float scale, int levels) {
+    if (scale <= 0.0f) return 0;
+    float t = (x - vmin) / scale;
+    int c = (int)lrintf(t);
+    return c < 0 ? 0 : c > levels ? levels : c;
+}
+#endif

@@ -1,0 +1,85 @@
+/* SQ8: one byte per dimension, x[i] ~ vmin[i] + scale[i] * c[i], c in 0..255; codes are
+ * dpad bytes (zero past d). Distance: the exact int32 dot of the int16 query weights with
+ * the codes (codec.h), the same integer in every variant. */
+#include "codec.h"
+#include <string.h>
+
+static int code_size(int d) { return qa_pad_dims(d); }
+
+static void encode(const qa_quantizer *qz, const float *v, uint8_t *c) {
+    memset(c, 0, (size_t)qz->code_size);
+    for (int i = 0; i < qz->d; i++) c[i] = (uint8_t)qa_quantize_level(v[i], qz->vmin[i], qz->scale[i], 255);
+}
+
+static void decode(const qa_quantizer *qz, const uint8_t *c, float *out) {
+    for (int i = 0; i < qz->d; i++) out[i] = qz->vmin[i] + qz->scale[i] * (float)c[i];
+}
+
+static void prepare(const qa_quantizer *qz, const float *q, qa_query *out) { qa_sq_prepare(qz, q, out, 255); }
+
+/* ---- sum w[i] * c[i] ------------------------------------------------------------------ */
+
+static inline int32_t dot_ref(const int16_t *w, const uint8_t *c, int dpad) {
+    int32_t s = 0;
+    for (int i = 0; i < dpad; i++) s += (int32_t)w[i] * (int32_t)c[i];
+    return s;
+}
+QA_SQ_VARIANT(ref, , dot_ref)
+
+#ifdef QA_X86
+QA_TARGET_AVX2 static inline int32_t hsum_epi32_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+QA_TARGET_AVX2 static inline int32_t dot_avx2(const int16_t *w, const uint8_t *c, int dpad) {
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    for (int i = 0; i < dpad; i += 32) {
+        __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(c + i)));
+        __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(c + i + 16)));
+        acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(c0, _mm256_loadu_si256((const __m256i *)(w + i))));
+        acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(c1, _mm256_loadu_si256((const __m256i *)(w + i + 16))));
+    }
+    return hsum_epi32_avx2(_mm256_add_epi32(acc0, acc1));
+}
+QA_SQ_VARIANT(avx2, QA_TARGET_AVX2, dot_avx2)
+#endif
+
+#ifdef QA_WASM_SIMD
+static inline int32_t hsum_i32x4(v128_t v) {
+    return wasm_i32x4_extract_lane(v, 0) + wasm_i32x4_extract_lane(v, 1) +
+           wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
+}
+
+/* dot of 16 unsigned bytes (as i16) with 16 int16 weights */
+static inline v128_t dot16_u8(v128_t c, const int16_t *w) {
+    v128_t lo = wasm_u16x8_extend_low_u8x16(c), hi = wasm_u16x8_extend_high_u8x16(c);
+    return wasm_i32x4_add(wasm_i32x4_dot_i16x8(lo, wasm_v128_load(w)),
+                          wasm_i32x4_dot_i16x8(hi, wasm_v128_load(w + 8)));
+}
+
+static inline int32_t dot_simd128(const int16_t *w, const uint8_t *c, int dpad) {
+    v128_t acc = wasm_i32x4_splat(0);
+    for (int i = 0; i < dpad; i += 16) acc = wasm_i32x4_add(acc, dot16_u8(wasm_v128_load(c + i), w + i));
+    return hsum_i32x4(acc);
+}
+QA_SQ_VARIANT(simd128, , dot_simd128)
+#endif
+
+static const qa_codec_variant variants[] = {
+    {"ref", NULL, dist_ref, batch_ref},
+#ifdef QA_X86
+    {"avx2", qa_codec_avx2, dist_avx2, batch_avx2},
+#endif
+#ifdef QA_WASM_SIMD
+    {"simd128", NULL, dist_simd128, batch_simd128},
+#endif
+};
+
+const qa_codec qa_codec_sq8_row = {
+    .id = QA_CODEC_SQ8, .name = "sq8", .code_size = code_size, .encode = encode,
+    .decode = decode, .prepare = prepare, .error_bound = NULL,
+    .variants = variants, .n_variants = sizeof variants / sizeof variants[0],
+};

@@ -1,0 +1,51 @@
+"""The page server (quantann/pageserver.py): symlinks inside its root are served, any path
+that resolves outside gets 403, and a bad request never kills the handler."""
+import os
+import urllib.error
+import urllib.request
+
+import pytest
+
+from quantann.pageserver import Server
+
+
+@pytest.fixture()
+def served(tmp_path):
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    (root / "sub").mkdir(parents=True)
+    outside.mkdir()
+    (root / "sub" / "data.bin").write_bytes(bytes(range(256)))
+    (outside / "secret.txt").write_text("not yours")
+    os.symlink(root / "sub" / "data.bin", root / "inside-link.bin")
+    os.symlink(outside / "secret.txt", root / "outside-link.txt")
+    os.symlink(outside, root / "outside-dir")
+    with Server({"/": str(root)}) as s:
+        yield s.url
+
+
+def get(url, headers=None, method="GET"):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}, method=method), timeout=10) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def test_symlink_inside_root_is_served_with_ranges(served):
+    assert get(f"{served}/inside-link.bin") == (200, bytes(range(256)))
+    assert get(f"{served}/inside-link.bin", {"Range": "bytes=10-19"}) == (206, bytes(range(10, 20)))
+    assert get(f"{served}/inside-link.bin", method="HEAD")[0] == 200
+
+
+@pytest.mark.parametrize("path", ["/outside-link.txt", "/outside-dir/secret.txt", "/sub/../../outside/secret.txt",
+                                  "/%2e%2e/outside/secret.txt"])
+def test_paths_resolving_outside_root_are_403(served, path):
+    status, body = get(served + path)
+    assert status == 403 and b"not yours" not in body
+    assert get(served + path, method="HEAD")[0] == 403
+
+
+def test_bad_paths_do_not_kill_the_handler(served):
+    assert get(f"{served}/a%00b")[0] in (403, 404)
+    assert get(f"{served}/missing.bin")[0] == 404
+    assert get(f"{served}/sub/data.bin")[0] == 200  # the server still answers
