@@ -41,6 +41,18 @@ if glob.glob("kernel/py/model_module.c"):
             extra_link_args=["-lpthread"],
         )
     )
+# The decoder LLM (text generation): quantann._decoder, over the same model kernel sources.
+if glob.glob("kernel/py/decoder_glue.c"):
+    extensions.append(
+        Extension(
+            "quantann._decoder",
+            sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
+                            "kernel/py/decoder_glue.c"),
+            include_dirs=["kernel", numpy.get_include()],
+            extra_compile_args=CFLAGS,
+            extra_link_args=["-lpthread"],
+        )
+    )
 # Decoder-LLM tokenizers (BPE / SentencePiece from a GGUF vocabulary): quantann._tokenizer.
 extensions.append(
     Extension(

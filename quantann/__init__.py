@@ -40,8 +40,11 @@ def __getattr__(name):
     if name == "Embedder":  # the model kernel is loaded only when asked for
         from .model.embedder import Embedder
         return Embedder
+    if name == "Generator":  # the decoder kernel likewise
+        from .generate import Generator
+        return Generator
     raise AttributeError(f"module 'quantann' has no attribute {name!r}")
 
 
-__all__ = ["open", "build", "Index", "TextIndex", "Embedder", "QueryStats", "NO_ID", "FormatError", "MemoryBudgetError",
+__all__ = ["open", "build", "Index", "TextIndex", "Embedder", "Generator", "QueryStats", "NO_ID", "FormatError", "MemoryBudgetError",
            "QuantannError", "VectorStore", "MemoryStore", "MmapStore", "PreadStore"]

@@ -286,7 +286,7 @@ def make_parser():
     d.add_argument("--show", type=int, default=3, help="queries to print with their passages (default %(default)s)")
     d.set_defaults(func=cmd_demo)
 
-    for mod in ("quantann.model.cli",):
+    for mod in ("quantann.model.cli", "quantann.generate_cli"):
         try:
             __import__(mod)
             sys.modules[mod].register(sub)

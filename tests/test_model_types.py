@@ -11,7 +11,10 @@ gguf = pytest.importorskip("gguf")
 _model = pytest.importorskip("quantann._model")
 
 QT = gguf.GGMLQuantizationType
-ROWS = _model.types()
+# Weight rows (with a dot product); the activation-only rows (Q8_1, Q8_K: quantizers of the
+# rows that take them) are tested through those rows here and in test_generate_types.py.
+ALL_ROWS = _model.types()
+ROWS = [r for r in ALL_ROWS if r["has_dot"]]
 IDS = [r["name"] for r in ROWS]
 N = 1024  # values per row: a multiple of every block size (32 and 256)
 
@@ -50,13 +53,41 @@ def activations(row, rows=1, seed=1):
     if row["act_type"] == int(QT.F32):
         return x.tobytes(), x.astype(np.float64)
     blocks = [_model.type_quantize_act(row["type"], r, True) for r in x]
-    deq = gguf.quants.dequantize(np.frombuffer(b"".join(blocks), np.uint8).reshape(rows, -1), QT(row["act_type"]))
-    return b"".join(blocks), deq.astype(np.float64).reshape(rows, N)
+    raw = np.frombuffer(b"".join(blocks), np.uint8).reshape(rows, -1)
+    return b"".join(blocks), act_dequantize(raw, row["act_type"]).reshape(rows, N)
+
+
+def act_dequantize(raw, act_type):
+    """float64 values of activation blocks: gguf's dequantize, or ggml's layout by hand for the
+    activation-only types gguf does not decode (Q8_1: fp16 d, fp16 s, 32 int8; Q8_K: f32 d,
+    256 int8, 16 int16 sums)."""
+    if act_type == int(QT.Q8_1):
+        b = raw.reshape(-1).view(np.dtype([("d", "<f2"), ("s", "<f2"), ("qs", "i1", 32)]))
+    elif act_type == int(QT.Q8_K):
+        b = raw.reshape(-1).view(np.dtype([("d", "<f4"), ("qs", "i1", 256), ("bsums", "<i2", 16)]))
+    else:
+        return gguf.quants.dequantize(raw, QT(act_type)).astype(np.float64)
+    return (b["d"].astype(np.float64)[:, None] * b["qs"]).reshape(raw.shape[0], -1)
+
+
+def exact_dot(row, w, wd, a, ad):
+    """float64 dot of decoded weights and activations. Q8_1 blocks carry s = fp16(d * sum(qs))
+    and ggml's Q4_1 dot adds m * s per block (as llama.cpp does), so s's rounding is part of
+    the exact value there."""
+    exact = float(wd @ ad)
+    if row["act_type"] == int(QT.Q8_1):
+        m = np.frombuffer(bytes(w), np.dtype([("d", "<f2"), ("m", "<f2"), ("qs", "u1", 16)]))["m"]
+        b = np.frombuffer(a, np.dtype([("d", "<f2"), ("s", "<f2"), ("qs", "i1", 32)]))
+        d_sum = b["d"].astype(np.float64) * b["qs"].sum(1)
+        exact += float((m.astype(np.float64) * (b["s"].astype(np.float64) - d_sum)).sum())
+    return exact
 
 
 def test_table_holds_the_encoder_types():
     assert {"F32", "F16", "Q8_0", "Q4_0"} <= set(IDS)
-    assert len(set(r["type"] for r in ROWS)) == len(ROWS)
+    assert len(set(r["type"] for r in ALL_ROWS)) == len(ALL_ROWS)
+    # every weight row's activation type is a row too (the matmul sizes its blocks from it)
+    assert {r["act_type"] for r in ROWS} <= {r["type"] for r in ALL_ROWS}
 
 
 @pytest.mark.parametrize("row", ROWS, ids=IDS)
@@ -90,8 +121,8 @@ def test_activation_quantizer_variants_are_bit_exact(row, levels):
         assert _model.type_quantize_act(row["type"], x) == ref, lv
     # and the blocks decode (ggml's layout) to x within half a quantization step (plus the
     # fp16 rounding of the scale: 127 * 2^-11 of a step)
-    if row["act_type"] == int(QT.Q8_0):
-        deq = gguf.quants.dequantize(np.frombuffer(ref, np.uint8)[None], QT.Q8_0)[0]
+    if row["act_type"] in (int(QT.Q8_0), int(QT.Q8_1)):
+        deq = act_dequantize(np.frombuffer(ref, np.uint8)[None], row["act_type"])[0]
         step = np.abs(x.reshape(-1, 32)).max(1) / 127
         assert np.all(np.abs(deq - x).reshape(-1, 32) <= step[:, None] * 0.57 + 1e-12)
 
@@ -105,7 +136,7 @@ def test_dispatched_dot_equals_reference(row, levels):
         ref = _model.type_dot(row["type"], w[i].tobytes(), a_rows[i], N, True)
         scale = float(np.abs(wd[i] * ad[i]).sum())
         # the reference against a float64 dot of the decoded values
-        assert abs(ref - float(wd[i] @ ad[i])) <= 1e-5 * scale + 1e-6, row["name"]
+        assert abs(ref - exact_dot(row, w[i], wd[i], a_rows[i], ad[i])) <= 1e-5 * scale + 1e-6, row["name"]
         for lv in levels:
             _model.set_simd(lv)
             got = _model.type_dot(row["type"], w[i].tobytes(), a_rows[i], N)

@@ -4,7 +4,8 @@
  * Rows are selected in this order, so a type may borrow the quantizer of a type before it. */
 #include "types.h"
 
-#define QA_TYPE_ROWS(X) X(f32) X(f16) X(q8_0) X(q4_0)
+#define QA_TYPE_ROWS(X) X(f32) X(f16) X(q8_0) X(q4_0) \
+    X(q8_1) X(q4_1) X(q5_0) X(q8_k) X(q4_k) X(q6_k)
 
 #define DECLARE(n) extern qa_type_traits qa_type_##n; void qa_type_##n##_select(void);
 QA_TYPE_ROWS(DECLARE)

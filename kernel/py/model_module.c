@@ -381,9 +381,10 @@ static PyObject *mod_types(PyObject *m, PyObject *unused) {
     PyObject *l = PyList_New(0);
     for (int i = 0; l && i < qa_n_types; i++) {
         const qa_type_traits *t = qa_types[i];
-        PyObject *e = Py_BuildValue("{s:I,s:s,s:i,s:i,s:I,s:O,s:O}", "type", t->type, "name", t->name, "blck",
+        PyObject *e = Py_BuildValue("{s:I,s:s,s:i,s:i,s:I,s:O,s:O,s:O}", "type", t->type, "name", t->name, "blck",
                                     t->blck, "size", t->size, "act_type", t->act_type, "has_quantize_act",
-                                    t->quantize_act ? Py_True : Py_False, "has_tile", t->tile ? Py_True : Py_False);
+                                    t->quantize_act ? Py_True : Py_False, "has_tile", t->tile ? Py_True : Py_False,
+                                    "has_dot", t->vec_dot_ref ? Py_True : Py_False);
         if (!e || PyList_Append(l, e) < 0) {
             Py_XDECREF(e);
             Py_CLEAR(l);
@@ -462,7 +463,9 @@ static PyObject *mod_type_dot(PyObject *m, PyObject *args) {
     if (!PyArg_ParseTuple(args, "Iy*y*L|p", &type, &w, &a, &n, &ref)) return NULL;
     const qa_type_traits *t = type_arg(type);
     PyObject *r = NULL;
-    if (t && check_values(t, w.len, n) > 0) {
+    if (t && !t->vec_dot_ref) {
+        PyErr_Format(PyExc_ValueError, "%s is an activation type (no dot product)", t->name);
+    } else if (t && check_values(t, w.len, n) > 0) {
         if ((uint64_t)a.len != qa_ggml_row_bytes(t->act_type, n))
             PyErr_Format(PyExc_ValueError, "activations: %zd bytes are not %lld values", a.len, n);
         else

@@ -1,0 +1,381 @@
+#include "llama.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- loading */
+
+static int get_str(const qa_gguf *g, const char *key, char *out, size_t cap) {
+    const qa_gguf_kv *e = qa_gguf_find_kv(g, key);
+    if (!e || e->type != QA_GV_STRING) return QA_ERR_FORMAT;
+    uint64_t len;
+    memcpy(&len, e->val, 8); /* little endian hosts (x86-64, wasm32) */
+    if (len >= cap) return QA_ERR_FORMAT;
+    memcpy(out, e->val + 8, (size_t)len);
+    out[len] = 0;
+    return QA_OK;
+}
+
+static int key_u32(const qa_gguf *g, const char *arch, const char *name, int *out, int dflt, char *err, size_t el) {
+    char key[128];
+    uint32_t v;
+    snprintf(key, sizeof key, "%s.%s", arch, name);
+    if (qa_gguf_get_u32(g, key, &v) != QA_OK) {
+        if (dflt < 0) {
+            qa_set_err(err, el, "missing or bad %s", key);
+            return QA_ERR_FORMAT;
+        }
+        v = (uint32_t)dflt;
+    }
+    if (v > (1u << 24)) {
+        qa_set_err(err, el, "%s = %u is out of range", key, v);
+        return QA_ERR_FORMAT;
+    }
+    *out = (int)v;
+    return QA_OK;
+}
+
+static float key_f32(const qa_gguf *g, const char *arch, const char *name, float dflt) {
+    char key[128];
+    float v;
+    snprintf(key, sizeof key, "%s.%s", arch, name);
+    return qa_gguf_get_f32(g, key, &v) == QA_OK ? v : dflt;
+}
+
+static const char *type_name(uint32_t t) {
+    const qa_type_traits *tt = qa_type_get(t);
+    static const char *names[QA_T_COUNT] = {[QA_T_Q4_K] = "Q4_K", [QA_T_Q5_K] = "Q5_K", [QA_T_Q6_K] = "Q6_K",
+        [QA_T_Q2_K] = "Q2_K", [QA_T_Q3_K] = "Q3_K", [QA_T_Q5_0] = "Q5_0", [QA_T_Q5_1] = "Q5_1", [QA_T_BF16] = "BF16",
+        [QA_T_Q4_0] = "Q4_0", [QA_T_F16] = "F16"};
+    if (tt) return tt->name;
+    return t < QA_T_COUNT && names[t] ? names[t] : "unknown";
+}
+
+/* A matrix tensor of n_out rows of n_in values whose type the matmul computes with. */
+static int get_mat(const qa_gguf *g, const char *name, int64_t n_in, int64_t n_out, qa_dmat *w, int optional,
+                   char *err, size_t el) {
+    const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
+    memset(w, 0, sizeof *w);
+    if (!t) {
+        if (optional) return QA_OK;
+        qa_set_err(err, el, "missing tensor %s", name);
+        return QA_ERR_FORMAT;
+    }
+    if (t->n_dims > 2 || t->ne[0] != n_in || (t->n_dims == 2 ? t->ne[1] : 1) != n_out) {
+        qa_set_err(err, el, "tensor %s has shape [%lld, %lld], expected [%lld, %lld]", name, (long long)t->ne[0],
+                   (long long)(t->n_dims == 2 ? t->ne[1] : 1), (long long)n_in, (long long)n_out);
+        return QA_ERR_FORMAT;
+    }
+    const qa_type_traits *tt = qa_type_get(t->type);
+    if (!tt || !tt->vec_dot || (tt->act_type != QA_T_F32 && !qa_type_get(tt->act_type))) {
+        qa_set_err(err, el, "tensor %s has type %s (ggml type %u), which the decoder does not support", name,
+                   type_name(t->type), t->type);
+        return QA_ERR_UNSUPPORTED;
+    }
+    if (n_in % tt->blck || (tt->act_type != QA_T_F32 && n_in % qa_type_get(tt->act_type)->blck)) {
+        qa_set_err(err, el, "tensor %s: rows of %lld values are not whole %s blocks", name, (long long)n_in, tt->name);
+        return QA_ERR_FORMAT;
+    }
+    w->data = t->data;
+    w->tt = tt;
+    w->n_in = n_in;
+    w->n_out = n_out;
+    w->row_bytes = qa_ggml_row_bytes(t->type, n_in);
+    return QA_OK;
+}
+
+/* An F32 vector of n values (norm weights, biases). */
+static int get_vec(const qa_gguf *g, const char *name, int64_t n, const float **out, int optional, char *err,
+                   size_t el) {
+    const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
+    *out = NULL;
+    if (!t) {
+        if (optional) return QA_OK;
+        qa_set_err(err, el, "missing tensor %s", name);
+        return QA_ERR_FORMAT;
+    }
+    if (t->type != QA_T_F32 || t->n_dims != 1 || t->ne[0] != n) {
+        qa_set_err(err, el, "tensor %s must be F32 of %lld values", name, (long long)n);
+        return QA_ERR_FORMAT;
+    }
+    if (((uintptr_t)t->data & 3) != 0) {
+        qa_set_err(err, el, "tensor %s is not 4-byte aligned", name);
+        return QA_ERR_FORMAT;
+    }
+    *out = (const float *)t->data;
+    return QA_OK;
+}
+
+#define TRY(x)                   \
+    do {                         \
+        int rc_ = (x);           \
+        if (rc_) return rc_;     \
+    } while (0)
+
+int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
+    memset(m, 0, sizeof *m);
+    if (get_str(g, "general.architecture", m->arch, sizeof m->arch)) {
+        qa_set_err(err, el, "missing general.architecture");
+        return QA_ERR_FORMAT;
+    }
+    int qwen2 = !strcmp(m->arch, "qwen2"), gemma3 = !strcmp(m->arch, "gemma3");
+    if (strcmp(m->arch, "llama") && !qwen2 && !gemma3) {
+        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, gemma3)", m->arch);
+        return QA_ERR_UNSUPPORTED;
+    }
+    const char *a = m->arch;
+    TRY(key_u32(g, a, "embedding_length", &m->n_embd, -1, err, el));
+    TRY(key_u32(g, a, "block_count", &m->n_layer, -1, err, el));
+    TRY(key_u32(g, a, "feed_forward_length", &m->n_ff, -1, err, el));
+    TRY(key_u32(g, a, "attention.head_count", &m->n_head, -1, err, el));
+    TRY(key_u32(g, a, "attention.head_count_kv", &m->n_head_kv, m->n_head, err, el));
+    TRY(key_u32(g, a, "context_length", &m->n_ctx_train, 2048, err, el));
+    if (m->n_head <= 0 || m->n_head_kv <= 0 || m->n_head % m->n_head_kv || m->n_embd % m->n_head ||
+        m->n_layer <= 0 || m->n_layer > QA_LLAMA_MAX_LAYERS || m->n_ff <= 0) {
+        qa_set_err(err, el, "bad hyper-parameters: %d layers, width %d, %d heads, %d kv heads, ffn %d", m->n_layer,
+                   m->n_embd, m->n_head, m->n_head_kv, m->n_ff);
+        return QA_ERR_FORMAT;
+    }
+    TRY(key_u32(g, a, "attention.key_length", &m->head_dim, m->n_embd / m->n_head, err, el));
+    int vlen;
+    TRY(key_u32(g, a, "attention.value_length", &vlen, m->head_dim, err, el));
+    if (vlen != m->head_dim) {
+        qa_set_err(err, el, "key length %d != value length %d is not supported", m->head_dim, vlen);
+        return QA_ERR_UNSUPPORTED;
+    }
+    TRY(key_u32(g, a, "rope.dimension_count", &m->n_rot, m->head_dim, err, el));
+    if (m->head_dim <= 0 || m->head_dim % 2 || m->n_rot > m->head_dim || m->n_rot % 2) {
+        qa_set_err(err, el, "bad head size %d / rotary dims %d", m->head_dim, m->n_rot);
+        return QA_ERR_FORMAT;
+    }
+    m->eps = key_f32(g, a, "attention.layer_norm_rms_epsilon", 1e-5f);
+    m->freq_base = key_f32(g, a, "rope.freq_base", 10000.0f);
+    m->freq_scale = 1.0f;
+    float factor = key_f32(g, a, "rope.scaling.factor", 0.0f);
+    char stype[32] = "", key[96];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    get_str(g, key, stype, sizeof stype);
+    if (factor > 0.0f && strcmp(stype, "none")) m->freq_scale = 1.0f / factor;
+    m->neox = qwen2 || gemma3;
+    m->gelu = gemma3;
+    m->embd_scale = gemma3 ? sqrtf((float)m->n_embd) : 1.0f;
+    m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
+    m->freq_base_swa = m->freq_base;
+    if (gemma3) { /* as llama.cpp: every 6th layer global, the others a window with base 10000 */
+        TRY(key_u32(g, a, "attention.sliding_window", &m->n_swa, 0, err, el));
+        m->swa_pattern = 6;
+        m->freq_base_swa = 10000.0f;
+    }
+
+    const qa_gguf_tensor *te = qa_gguf_find_tensor(g, "token_embd.weight");
+    if (!te || te->n_dims != 2 || te->ne[0] != m->n_embd || te->ne[1] <= 0 || te->ne[1] > (1 << 24)) {
+        qa_set_err(err, el, "missing or bad tensor token_embd.weight");
+        return QA_ERR_FORMAT;
+    }
+    m->n_vocab = (int)te->ne[1];
+    int64_t d = m->n_embd, dq = (int64_t)m->n_head * m->head_dim, dkv = (int64_t)m->n_head_kv * m->head_dim;
+    TRY(get_mat(g, "token_embd.weight", d, m->n_vocab, &m->tok_embd, 0, err, el));
+    TRY(get_mat(g, "output.weight", d, m->n_vocab, &m->output, 1, err, el));
+    if (!m->output.data) {
+        m->output = m->tok_embd;
+        m->tied = 1;
+    }
+    TRY(get_vec(g, "output_norm.weight", d, &m->output_norm, 0, err, el));
+    for (int i = 0; i < m->n_layer; i++) {
+        qa_llama_layer *L = &m->layers[i];
+        char n[96];
+#define NAME(s) (snprintf(n, sizeof n, "blk.%d." s, i), n)
+        TRY(get_vec(g, NAME("attn_norm.weight"), d, &L->attn_norm, 0, err, el));
+        TRY(get_vec(g, NAME("ffn_norm.weight"), d, &L->ffn_norm, 0, err, el));
+        TRY(get_mat(g, NAME("attn_q.weight"), d, dq, &L->q, 0, err, el));
+        TRY(get_mat(g, NAME("attn_k.weight"), d, dkv, &L->k, 0, err, el));
+        TRY(get_mat(g, NAME("attn_v.weight"), d, dkv, &L->v, 0, err, el));
+        TRY(get_mat(g, NAME("attn_output.weight"), dq, d, &L->o, 0, err, el));
+        TRY(get_mat(g, NAME("ffn_gate.weight"), d, m->n_ff, &L->gate, 0, err, el));
+        TRY(get_mat(g, NAME("ffn_up.weight"), d, m->n_ff, &L->up, 0, err, el));
+        TRY(get_mat(g, NAME("ffn_down.weight"), m->n_ff, d, &L->down, 0, err, el));
+        TRY(get_vec(g, NAME("attn_q.bias"), dq, &L->bq, !qwen2, err, el));
+        TRY(get_vec(g, NAME("attn_k.bias"), dkv, &L->bk, !qwen2, err, el));
+        TRY(get_vec(g, NAME("attn_v.bias"), dkv, &L->bv, !qwen2, err, el));
+        TRY(get_vec(g, NAME("attn_q_norm.weight"), m->head_dim, &L->q_norm, !gemma3, err, el));
+        TRY(get_vec(g, NAME("attn_k_norm.weight"), m->head_dim, &L->k_norm, !gemma3, err, el));
+        TRY(get_vec(g, NAME("post_attention_norm.weight"), d, &L->post_attn_norm, !gemma3, err, el));
+        TRY(get_vec(g, NAME("post_ffw_norm.weight"), d, &L->post_ffn_norm, !gemma3, err, el));
+#undef NAME
+    }
+    return QA_OK;
+}
+
+/* ---------------------------------------------------------------- context */
+
+#define ALIGN(x) (((x) + 63) & ~(uint64_t)63)
+
+uint64_t qa_llama_kv_bytes(const qa_llama *m, int n_ctx) {
+    return (uint64_t)m->n_layer * 2 * m->n_head_kv * (uint64_t)n_ctx * m->head_dim * sizeof(uint16_t);
+}
+
+static uint64_t max_act_row(const qa_llama *m) {
+    uint64_t r = qa_act_row_bytes(&m->output);
+    for (int i = 0; i < m->n_layer; i++) {
+        const qa_dmat *ws[] = {&m->layers[i].q, &m->layers[i].k, &m->layers[i].v, &m->layers[i].o,
+                               &m->layers[i].gate, &m->layers[i].up, &m->layers[i].down};
+        for (int j = 0; j < 7; j++)
+            if (qa_act_row_bytes(ws[j]) > r) r = qa_act_row_bytes(ws[j]);
+    }
+    return r;
+}
+
+/* Scratch layout: x, xn (n_embd), q, att (n_head * head_dim), k, v (n_head_kv * head_dim),
+ * gate, up (n_ff) floats per token; quantized activations per token; attention work per thread. */
+static uint64_t layout(const qa_llama *m, int nb, int n_ctx, int nt, uint64_t off[11]) {
+    uint64_t dq = (uint64_t)m->n_head * m->head_dim, dkv = (uint64_t)m->n_head_kv * m->head_dim;
+    uint64_t sz[11] = {m->n_embd, m->n_embd, dq, dkv, dkv, dq, m->n_ff, m->n_ff, 0, 0, 0};
+    uint64_t o = 0;
+    for (int i = 0; i < 8; i++) {
+        off[i] = o;
+        o += ALIGN(sz[i] * nb * sizeof(float));
+    }
+    off[8] = o;
+    o += ALIGN(max_act_row(m) * nb);
+    off[9] = o;
+    o += ALIGN(qa_attention_work_floats(n_ctx, m->head_dim) * nt * sizeof(float));
+    return o;
+}
+
+uint64_t qa_llama_scratch_bytes(const qa_llama *m, int n_batch, int n_ctx, int n_threads) {
+    uint64_t off[11];
+    return layout(m, n_batch, n_ctx, n_threads, off) + 64; /* + alignment slack */
+}
+
+int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_ctx, int n_batch, void *kv,
+                      uint64_t kv_len, void *scratch, uint64_t scratch_len, char *err, size_t el) {
+    int nt = pool->n_threads > 0 ? pool->n_threads : 1;
+    if (n_ctx <= 0 || n_batch <= 0) {
+        qa_set_err(err, el, "n_ctx and n_batch must be positive");
+        return QA_ERR_ARG;
+    }
+    if (kv_len < qa_llama_kv_bytes(m, n_ctx) || scratch_len < qa_llama_scratch_bytes(m, n_batch, n_ctx, nt)) {
+        qa_set_err(err, el, "KV cache or scratch buffer too small");
+        return QA_ERR_SPACE;
+    }
+    memset(c, 0, sizeof *c);
+    c->m = m;
+    c->pool = pool;
+    c->n_ctx = n_ctx;
+    c->n_batch = n_batch;
+    c->n_threads = nt;
+    c->kv = (uint16_t *)kv;
+    uint64_t off[11];
+    layout(m, n_batch, n_ctx, nt, off);
+    uint8_t *base = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    float **f[8] = {&c->x, &c->xn, &c->q, &c->k, &c->v, &c->att, &c->gate, &c->up};
+    for (int i = 0; i < 8; i++) *f[i] = (float *)(base + off[i]);
+    c->xq = base + off[8];
+    c->work = (float *)(base + off[9]);
+    return QA_OK;
+}
+
+/* ---------------------------------------------------------------- forward */
+
+/* Matmuls that read the same input: one pass when their activation types agree. */
+static void mm_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *b,
+                     const float *x, int n, void *xq, int add) {
+    int same = 1;
+    for (int i = 1; i < nw; i++) same &= w[i]->tt->act_type == w[0]->tt->act_type;
+    if (same) {
+        qa_matmul_group(pool, nw, w, y, b, x, n, xq, add);
+        return;
+    }
+    for (int i = 0; i < nw; i++) qa_matmul_group(pool, 1, w + i, y + i, b ? b + i : NULL, x, n, xq, add);
+}
+
+/* out = W x; then, when the layer has a norm after the block, out = norm(out); x += out. */
+static void block_out(qa_llama_ctx *c, const qa_dmat *w, const float *in, int n, const float *post_norm) {
+    const qa_llama *m = c->m;
+    const qa_dmat *ws[1] = {w};
+    if (!post_norm) {
+        float *y[1] = {c->x};
+        qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 1);
+        return;
+    }
+    float *y[1] = {c->xn};
+    qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 0);
+    qa_rmsnorm(c->xn, post_norm, c->xn, n, m->n_embd, m->eps);
+    for (uint64_t i = 0; i < (uint64_t)n * m->n_embd; i++) c->x[i] += c->xn[i];
+}
+
+static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, int all) {
+    const qa_llama *m = c->m;
+    int d = m->n_embd, hd = m->head_dim, dq = m->n_head * hd, dkv = m->n_head_kv * hd, pos0 = c->n_past;
+    for (int t = 0; t < n; t++) {
+        float *xr = c->x + (uint64_t)t * d;
+        m->tok_embd.tt->to_float(m->tok_embd.data + (uint64_t)tok[t] * m->tok_embd.row_bytes, xr, d);
+        if (m->embd_scale != 1.0f)
+            for (int i = 0; i < d; i++) xr[i] *= m->embd_scale;
+    }
+    uint64_t kv_layer = (uint64_t)m->n_head_kv * c->n_ctx * hd;
+    for (int l = 0; l < m->n_layer; l++) {
+        const qa_llama_layer *L = &m->layers[l];
+        int swa = m->swa_pattern && l % m->swa_pattern < m->swa_pattern - 1;
+        float base = swa ? m->freq_base_swa : m->freq_base;
+        qa_kv_layer kv = {c->kv + 2 * l * kv_layer, c->kv + (2 * l + 1) * kv_layer, c->n_ctx, m->n_head_kv, hd};
+        qa_rmsnorm(c->x, L->attn_norm, c->xn, n, d, m->eps);
+        {
+            const qa_dmat *w[3] = {&L->q, &L->k, &L->v};
+            float *y[3] = {c->q, c->k, c->v};
+            const float *b[3] = {L->bq, L->bk, L->bv};
+            mm_group(c->pool, 3, w, y, b, c->xn, n, c->xq, 0);
+        }
+        if (L->q_norm) { /* per head: rows of head_dim */
+            qa_rmsnorm(c->q, L->q_norm, c->q, n * m->n_head, hd, m->eps);
+            qa_rmsnorm(c->k, L->k_norm, c->k, n * m->n_head_kv, hd, m->eps);
+        }
+        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
+        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
+        qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
+        qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att, c->work);
+        block_out(c, &L->o, c->att, n, L->post_attn_norm);
+        qa_rmsnorm(c->x, L->ffn_norm, c->xn, n, d, m->eps);
+        {
+            const qa_dmat *w[2] = {&L->gate, &L->up};
+            float *y[2] = {c->gate, c->up};
+            mm_group(c->pool, 2, w, y, NULL, c->xn, n, c->xq, 0);
+        }
+        if (m->gelu)
+            qa_gelu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
+        else
+            qa_silu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
+        block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
+    }
+    if (logits) {
+        int first = all ? 0 : n - 1, rows = n - first;
+        qa_rmsnorm(c->x + (uint64_t)first * d, m->output_norm, c->xn, rows, d, m->eps);
+        const qa_dmat *w[1] = {&m->output};
+        float *y[1] = {logits};
+        qa_matmul_group(c->pool, 1, w, y, NULL, c->xn, rows, c->xq, 0);
+    }
+    c->n_past += n;
+}
+
+int qa_llama_eval(qa_llama_ctx *c, const int32_t *tokens, int n, float *logits, int all, char *err, size_t el) {
+    if (n <= 0) {
+        qa_set_err(err, el, "no tokens to evaluate");
+        return QA_ERR_ARG;
+    }
+    if (n > c->n_ctx - c->n_past) {
+        qa_set_err(err, el, "context full: %d tokens + %d new exceed n_ctx %d", c->n_past, n, c->n_ctx);
+        return QA_ERR_SPACE;
+    }
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->m->n_vocab) {
+            qa_set_err(err, el, "token id %d out of range [0, %d)", tokens[i], c->m->n_vocab);
+            return QA_ERR_ARG;
+        }
+    for (int i = 0; i < n; i += c->n_batch) {
+        int k = n - i < c->n_batch ? n - i : c->n_batch, last = i + k == n;
+        float *out = all ? logits + (uint64_t)i * c->m->n_vocab : (last ? logits : NULL);
+        forward(c, tokens + i, k, logits ? out : NULL, all);
+    }
+    return QA_OK;
+}

@@ -1,0 +1,153 @@
+/* Q4_1 weights (32 values: fp16 scale d, fp16 minimum m, 4-bit q), byte-compatible with ggml:
+ *   x[i] = d * q[i] + m
+ * Dot with Q8_1 activations (a = da * qa, sa = da * sum(qa)):
+ *   sum_i x[i] a[i] = d * da * sum_i q[i] qa[i] + m * sa
+ * so the integer products stay unsigned x signed bytes (maddubs / dpbusd, no sign trick). */
+#include "simd_blocks.h"
+#include "decoder_types.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static void q4_1_to_float(const void *x_, float *y, int64_t n) {
+    const qa_block_q4_1 *x = (const qa_block_q4_1 *)x_;
+    for (int64_t b = 0; b < n / 32; b++, y += 32) {
+        float d = qa_fp16_to_fp32(x[b].d), m = qa_fp16_to_fp32(x[b].m);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (x[b].qs[j] & 15) + m;
+            y[j + 16] = d * (x[b].qs[j] >> 4) + m;
+        }
+    }
+}
+
+static float q4_1_dot_ref(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int32_t acc = 0;
+        for (int j = 0; j < 16; j++)
+            acc += (w[b].qs[j] & 15) * a[b].qs[j] + (w[b].qs[j] >> 4) * a[b].qs[j + 16];
+        s += qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d) * (float)acc
+           + qa_fp16_to_fp32(w[b].m) * qa_fp16_to_fp32(a[b].s);
+    }
+    return s;
+}
+
+#if defined(__x86_64__)
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+AVX2 static inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+AVX2 static inline __m256i nibbles(const uint8_t *qs) { /* 32 unsigned 4-bit values, in order */
+    __m128i t = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1);
+    return _mm256_and_si256(v, _mm256_set1_epi8(15));
+}
+
+AVX2 static float q4_1_dot_avx2(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float mins = 0.0f;
+    int64_t nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256 p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)), ones));
+        __m256 p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(w[b + 1].qs), _mm256_loadu_si256((const __m256i *)a[b + 1].qs)), ones));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(a[b + 1].d)), p1, acc1);
+        mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s) + _cvtsh_ss(w[b + 1].m) * _cvtsh_ss(a[b + 1].s);
+    }
+    for (; b < nb; b++) {
+        __m256 p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)), ones));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
+        mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+}
+
+/* The single-row dot with vpdpbusd (AVX-512 VNNI on 256-bit vectors), for decoding. */
+VNNI static float q4_1_dot_vnni(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    float mins = 0.0f;
+    int64_t nb = n / 32, b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        __m256 p0 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)));
+        __m256 p1 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(w[b + 1].qs), _mm256_loadu_si256((const __m256i *)a[b + 1].qs)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(a[b + 1].d)), p1, acc1);
+        mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s) + _cvtsh_ss(w[b + 1].m) * _cvtsh_ss(a[b + 1].s);
+    }
+    for (; b < nb; b++) {
+        __m256 p0 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)));
+        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
+        mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s);
+    }
+    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+}
+
+/* 2 x 4 tile: each weight block is decoded once for 4 activation rows. */
+#define Q4_1_TILE(DOT)                                                                              \
+    __m256 acc[2][4];                                                                               \
+    float mins[2][4] = {{0}};                                                                       \
+    for (int r = 0; r < 2; r++)                                                                     \
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm256_setzero_ps();                                \
+    const __m256i ones = _mm256_set1_epi16(1);                                                      \
+    (void)ones;                                                                                     \
+    for (int64_t b = 0; b < n / 32; b++) {                                                          \
+        const qa_block_q4_1 *w0 = (const qa_block_q4_1 *)w + b, *w1 = (const qa_block_q4_1 *)(w + ws) + b; \
+        const __m256i q0 = nibbles(w0->qs), q1 = nibbles(w1->qs);                                   \
+        const float d0 = _cvtsh_ss(w0->d), d1 = _cvtsh_ss(w1->d), m0 = _cvtsh_ss(w0->m), m1 = _cvtsh_ss(w1->m); \
+        for (int j = 0; j < 4; j++) {                                                               \
+            const qa_block_q8_1 *ab = (const qa_block_q8_1 *)(x + j * xs) + b;                     \
+            const __m256i y = _mm256_loadu_si256((const __m256i *)ab->qs);                          \
+            const float da = _cvtsh_ss(ab->d), sa = _cvtsh_ss(ab->s);                               \
+            acc[0][j] = _mm256_fmadd_ps(_mm256_set1_ps(d0 * da), _mm256_cvtepi32_ps(DOT(q0, y)), acc[0][j]); \
+            acc[1][j] = _mm256_fmadd_ps(_mm256_set1_ps(d1 * da), _mm256_cvtepi32_ps(DOT(q1, y)), acc[1][j]); \
+            mins[0][j] += m0 * sa;                                                                  \
+            mins[1][j] += m1 * sa;                                                                  \
+        }                                                                                           \
+    }                                                                                               \
+    for (int r = 0; r < 2; r++)                                                                     \
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = hsum8(acc[r][j]) + mins[r][j];
+
+#define DOT_AVX2(q, y) _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones)
+#define DOT_VNNI(q, y) _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y)
+
+AVX2 static void q4_1_tile_avx2(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
+    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
+    Q4_1_TILE(DOT_AVX2)
+}
+VNNI static void q4_1_tile_vnni(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
+    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
+    Q4_1_TILE(DOT_VNNI)
+}
+#endif
+
+qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_T_Q8_1,
+                               q4_1_to_float, qa_q8_1_quantize_ref, q4_1_dot_ref, q4_1_dot_ref,
+                               qa_q8_1_quantize_ref, NULL};
+
+/* after qa_type_q8_1_select: borrows its activation quantizer */
+void qa_type_q4_1_select(void) {
+    qa_type_q4_1.vec_dot = q4_1_dot_ref;
+    qa_type_q4_1.tile = NULL;
+#if defined(QA_X86)
+    if (qa_model_avx2()) {
+        qa_type_q4_1.vec_dot = qa_have_avx512vnni ? q4_1_dot_vnni : q4_1_dot_avx2;
+        qa_type_q4_1.tile = qa_have_avx512vnni ? q4_1_tile_vnni : q4_1_tile_avx2;
+    }
+#endif
+    qa_type_q4_1.quantize_act = qa_type_q8_1.quantize_act;
+    qa_type_q4_1.quantize_act_ref = qa_q8_1_quantize_ref;
+}

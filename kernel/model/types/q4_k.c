@@ -1,0 +1,111 @@
+/* Q4_K weights (ggml layout): 256 values in 8 sub-blocks of 32; each sub-block j has a
+ * 6-bit scale sc_j and 6-bit minimum m_j:  x = d * sc_j * q - dmin * m_j,  q in 0..15.
+ * Dot with Q8_K activations (a = da * qa, bsums = sums of 16 qa):
+ *   sum = d * da * sum_j sc_j * sum q qa  -  dmin * da * sum_j m_j * (bsum_2j + bsum_2j+1) */
+#include <string.h>
+
+#include "simd_blocks.h"
+#include "decoder_types.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* The 6-bit scale and minimum of sub-block j from the 12 packed bytes. */
+static inline void scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) {
+        *sc = q[j] & 63;
+        *m = q[j + 4] & 63;
+    } else {
+        *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+static void q4_k_to_float(const void *x_, float *y, int64_t n) {
+    const qa_block_q4_k *x = (const qa_block_q4_k *)x_;
+    for (int64_t b = 0; b < n / QA_QK_K; b++) {
+        float d = qa_fp16_to_fp32(x[b].d), dmin = qa_fp16_to_fp32(x[b].dmin);
+        const uint8_t *q = x[b].qs;
+        for (int j = 0; j < 8; j += 2, q += 32) {
+            int sc0, m0, sc1, m1;
+            scale_min(j, x[b].scales, &sc0, &m0);
+            scale_min(j + 1, x[b].scales, &sc1, &m1);
+            for (int l = 0; l < 32; l++) *y++ = d * sc0 * (q[l] & 0xF) - dmin * m0;
+            for (int l = 0; l < 32; l++) *y++ = d * sc1 * (q[l] >> 4) - dmin * m1;
+        }
+    }
+}
+
+static float q4_k_dot_ref(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q4_k *w = (const qa_block_q4_k *)w_;
+    const qa_block_q8_k *a = (const qa_block_q8_k *)a_;
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / QA_QK_K; b++) {
+        int32_t sumi = 0, summ = 0;
+        const uint8_t *q = w[b].qs;
+        const int8_t *qa = a[b].qs;
+        for (int j = 0; j < 8; j += 2, q += 32, qa += 64) {
+            int sc0, m0, sc1, m1, s0 = 0, s1 = 0;
+            scale_min(j, w[b].scales, &sc0, &m0);
+            scale_min(j + 1, w[b].scales, &sc1, &m1);
+            for (int l = 0; l < 32; l++) {
+                s0 += (q[l] & 0xF) * qa[l];
+                s1 += (q[l] >> 4) * qa[l + 32];
+            }
+            sumi += sc0 * s0 + sc1 * s1;
+            summ += m0 * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]) + m1 * (a[b].bsums[2 * j + 2] + a[b].bsums[2 * j + 3]);
+        }
+        s += qa_fp16_to_fp32(w[b].d) * a[b].d * (float)sumi - qa_fp16_to_fp32(w[b].dmin) * a[b].d * (float)summ;
+    }
+    return s;
+}
+
+#if defined(__x86_64__)
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+AVX2 static float q4_k_dot_avx2(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q4_k *w = (const qa_block_q4_k *)w_;
+    const qa_block_q8_k *a = (const qa_block_q8_k *)a_;
+    const __m256i m4 = _mm256_set1_epi8(0xF);
+    __m256 acc = _mm256_setzero_ps();
+    float mins = 0.0f;
+    for (int64_t b = 0; b < n / QA_QK_K; b++) {
+        int sc[8], m[8];
+        for (int j = 0; j < 8; j++) scale_min(j, w[b].scales, &sc[j], &m[j]);
+        int32_t summ = 0;
+        for (int j = 0; j < 8; j++) summ += m[j] * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
+        mins += _cvtsh_ss(w[b].dmin) * a[b].d * (float)summ;
+        __m256i sumi = _mm256_setzero_si256();
+        for (int j = 0; j < 4; j++) {
+            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(w[b].qs + 32 * j));
+            const __m256i lo = _mm256_and_si256(q4, m4), hi = _mm256_and_si256(_mm256_srli_epi16(q4, 4), m4);
+            const __m256i al = _mm256_loadu_si256((const __m256i *)(a[b].qs + 64 * j));
+            const __m256i ah = _mm256_loadu_si256((const __m256i *)(a[b].qs + 64 * j + 32));
+            __m256i pl = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, al), _mm256_set1_epi16((short)sc[2 * j]));
+            __m256i ph = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, ah), _mm256_set1_epi16((short)sc[2 * j + 1]));
+            sumi = _mm256_add_epi32(sumi, _mm256_add_epi32(pl, ph));
+        }
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * a[b].d), _mm256_cvtepi32_ps(sumi), acc);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s) - mins;
+}
+#endif
+
+qa_type_traits qa_type_q4_k = {QA_T_Q4_K, "Q4_K", QA_QK_K, sizeof(qa_block_q4_k), QA_T_Q8_K,
+                               q4_k_to_float, NULL, q4_k_dot_ref, q4_k_dot_ref};
+
+void qa_type_q4_k_select(void) {
+    int avx2 = qa_model_avx2();
+    qa_type_q4_k.quantize_act = qa_type_q8_k.quantize_act;
+    qa_type_q4_k.quantize_act_ref = qa_type_q8_k.quantize_act;
+    qa_type_q4_k.vec_dot = q4_k_dot_ref;
+#if defined(__x86_64__)
+    if (avx2) qa_type_q4_k.vec_dot = q4_k_dot_avx2;
+#else
+    (void)avx2;
+#endif
+}

@@ -1,0 +1,89 @@
+/* Q5_0 weights (ggml layout), the fallback of Q4_K_M files for rows that are not a
+ * multiple of 256: x = d * (q - 16), q = low 4 bits as in Q4_0 | bit i of qh << 4.
+ * Dot with Q8_0 activations. */
+#include <string.h>
+
+#include "simd_blocks.h"
+#include "decoder_types.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+static inline int q5(const qa_block_q5_0 *x, int i) {
+    uint32_t qh;
+    memcpy(&qh, x->qh, 4);
+    int lo = i < 16 ? (x->qs[i] & 0xF) : (x->qs[i - 16] >> 4);
+    return (lo | (int)(((qh >> i) & 1) << 4)) - 16;
+}
+
+static void q5_0_to_float(const void *x_, float *y, int64_t n) {
+    const qa_block_q5_0 *x = (const qa_block_q5_0 *)x_;
+    for (int64_t b = 0; b < n / 32; b++) {
+        float d = qa_fp16_to_fp32(x[b].d);
+        for (int i = 0; i < 32; i++) *y++ = d * q5(&x[b], i);
+    }
+}
+
+static float q5_0_dot_ref(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q5_0 *w = (const qa_block_q5_0 *)w_;
+    const qa_block_q8_0 *a = (const qa_block_q8_0 *)a_;
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int32_t acc = 0;
+        for (int i = 0; i < 32; i++) acc += q5(&w[b], i) * a[b].qs[i];
+        s += qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d) * (float)acc;
+    }
+    return s;
+}
+
+#if defined(__x86_64__)
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* byte i = 0xFF where bit i of x is set: byte i gets byte i/8 of x, all its bits but bit
+ * i%8 are forced to 1, and it compares equal to 0xFF iff that bit was set */
+AVX2 static inline __m256i bytes_from_bits(uint32_t x) {
+    const __m256i shuf = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
+    __m256i b = _mm256_shuffle_epi8(_mm256_set1_epi32((int)x), shuf);
+    b = _mm256_or_si256(b, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(b, _mm256_set1_epi64x(-1));
+}
+
+AVX2 static float q5_0_dot_avx2(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q5_0 *w = (const qa_block_q5_0 *)w_;
+    const qa_block_q8_0 *a = (const qa_block_q8_0 *)a_;
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b++) {
+        uint32_t qh;
+        memcpy(&qh, w[b].qh, 4);
+        __m128i t = _mm_loadu_si128((const __m128i *)w[b].qs);
+        __m256i q = _mm256_and_si256(_mm256_insertf128_si256(_mm256_castsi128_si256(t), _mm_srli_epi16(t, 4), 1),
+                                     _mm256_set1_epi8(15));
+        /* q - 16 as int8: set the top nibble where the fifth bit is clear */
+        q = _mm256_or_si256(q, _mm256_andnot_si256(bytes_from_bits(qh), _mm256_set1_epi8((char)0xF0)));
+        const __m256i y = _mm256_loadu_si256((const __m256i *)a[b].qs);
+        const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(y, q));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)),
+                              _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
+    }
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+#endif
+
+qa_type_traits qa_type_q5_0 = {QA_T_Q5_0, "Q5_0", 32, sizeof(qa_block_q5_0), QA_T_Q8_0,
+                               q5_0_to_float, NULL, q5_0_dot_ref, q5_0_dot_ref};
+
+void qa_type_q5_0_select(void) {
+    int avx2 = qa_model_avx2();
+    qa_type_q5_0.quantize_act = qa_type_get(QA_T_Q8_0)->quantize_act;
+    qa_type_q5_0.quantize_act_ref = qa_type_get(QA_T_Q8_0)->quantize_act_ref;
+    qa_type_q5_0.vec_dot = q5_0_dot_ref;
+#if defined(__x86_64__)
+    if (avx2) qa_type_q5_0.vec_dot = q5_0_dot_avx2;
+#else
+    (void)avx2;
+#endif
+}

@@ -1,0 +1,84 @@
+/* Q8_1: the activation type of Q4_1 (and Q5_1) weights, byte-compatible with ggml.
+ *   d (fp16) | s (fp16) | qs[32] int8        x[i] = d * qs[i],  s = d * sum(qs)
+ * Carrying s lets a Q4_1 dot add its offset m once per block (m * s) instead of per value. */
+#include <math.h>
+
+#include "simd_blocks.h"
+#include "decoder_types.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+void qa_q8_1_quantize_ref(const float *x, void *y_, int64_t n) {
+    qa_block_q8_1 *y = (qa_block_q8_1 *)y_;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        float amax = 0.0f;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            y[b].qs[j] = (int8_t)rintf(x[j] * id);
+            sum += y[b].qs[j];
+        }
+        y[b].d = qa_fp32_to_fp16(d);
+        y[b].s = qa_fp32_to_fp16((float)sum * d);
+    }
+}
+
+static void q8_1_to_float(const void *x_, float *y, int64_t n) {
+    const qa_block_q8_1 *x = (const qa_block_q8_1 *)x_;
+    for (int64_t b = 0; b < n / 32; b++) {
+        float d = qa_fp16_to_fp32(x[b].d);
+        for (int j = 0; j < 32; j++) y[b * 32 + j] = d * x[b].qs[j];
+    }
+}
+
+#if defined(__x86_64__)
+#define R (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+__attribute__((target("avx2,fma,f16c"))) static void q8_1_quantize_avx2(const float *x, void *y_, int64_t n) {
+    qa_block_q8_1 *y = (qa_block_q8_1 *)y_;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float d = _mm_cvtss_f32(m4) / 127.0f, id = d ? 1.0f / d : 0.0f;
+        __m256 mul = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), R));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), R));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), R));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), R));
+        __m256i s = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        int sum = _mm_cvtsi128_si32(s4);
+        i0 = _mm256_packs_epi32(i0, i1);
+        i2 = _mm256_packs_epi32(i2, i3);
+        i0 = _mm256_packs_epi16(i0, i2);
+        i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[b].qs, i0);
+        y[b].d = qa_fp32_to_fp16(d);
+        y[b].s = qa_fp32_to_fp16((float)sum * d);
+    }
+}
+#endif
+
+qa_type_traits qa_type_q8_1 = {QA_T_Q8_1, "Q8_1", 32, sizeof(qa_block_q8_1), QA_T_Q8_1,
+                               q8_1_to_float, qa_q8_1_quantize_ref, NULL, NULL,
+                               qa_q8_1_quantize_ref, NULL};
+/* quantize_act is the one place the activation SIMD shows: picked here. */
+void qa_type_q8_1_select(void) {
+    int avx2 = qa_model_avx2();
+    qa_type_q8_1.quantize_act = qa_q8_1_quantize_ref;
+#if defined(__x86_64__)
+    if (avx2) qa_type_q8_1.quantize_act = q8_1_quantize_avx2;
+#else
+    (void)avx2;
+#endif
+}
