@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup setup-full kernel fuzz
+.PHONY: demo test setup setup-full kernel loadtest fuzz
 
 demo: setup
 	$(PY) -m quantann demo
@@ -26,3 +26,6 @@ fuzz: setup
 # rebuild the native kernel after a C change (setup has made .venv)
 kernel:
 	$(PY) setup.py build_ext --inplace
+
+loadtest:
+	$(PY) scripts/loadtest.py

@@ -34,7 +34,8 @@ if glob.glob("kernel/py/model_module.c"):
     extensions.append(
         Extension(
             "quantann._model",
-            sources=sources("kernel/gguf/*.c", "kernel/model/*.c", "kernel/py/model_module.c"),
+            sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
+                            "kernel/py/model_module.c"),
             include_dirs=["kernel", numpy.get_include()],
             extra_compile_args=CFLAGS,
             extra_link_args=["-lpthread"],

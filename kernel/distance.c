@@ -1,15 +1,6 @@
 #include "distance.h"
 #include <math.h>
 
-int qa_have_avx2 = 0;
-
-void qa_cpu_init(void) {
-#if defined(QA_X86) && defined(__GNUC__)
-    __builtin_cpu_init();
-    qa_have_avx2 = __builtin_cpu_supports("avx2");
-#endif
-}
-
 /* Lane j accumulates elements i with i % 8 == j; the tail (d % 8) goes to lanes 0..; the
  * eight lanes are then summed as ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)), the order the
  * SIMD reductions below use. */

@@ -31,8 +31,12 @@
 #define QA_PREFETCH(p) ((void)0)
 #endif
 
-/* 1 when the AVX2 variants may run (set by qa_cpu_init). */
-extern int qa_have_avx2;
+/* CPU features, detected once by qa_cpu_init (kernel/simd.c); every kernel (index and
+ * model) selects its variants from these flags, and tests clear them to run the scalar
+ * references. */
+extern int qa_have_avx2;       /* AVX2 */
+extern int qa_have_fma_f16c;   /* FMA3 + F16C (the model kernel's AVX2 variants need them) */
+extern int qa_have_avx512vnni; /* AVX-512 F/BW/VL + VNNI (the model's matmul tiles) */
 void qa_cpu_init(void);
 
 #endif

@@ -173,46 +173,9 @@ def cmd_info(a):
         return 1
 
 
-def _check_port_free(host: str, port: int) -> None:
-    """Refuses a port another process listens on before the index is loaded (a server
-    finding out later would stop with a traceback or a log line, after the slow part)."""
-    import socket
-    if port == 0:
-        return
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as e:
-        raise SystemExit(f"error: cannot serve on {host}: {e.strerror}")
-    family, _, _, _, addr = infos[0]
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(addr)
-        except OSError as e:
-            raise SystemExit(f"error: cannot listen on {host}:{port}: {e.strerror or e} "
-                             "(another server there? pick another --port, or --port 0 for a free one)")
-
-
 def cmd_serve(a):
-    from .serve import serve
-    from .text import TextIndex, TextStore, sidecar
-    _check_port_free(a.host, a.port)
-    idx = _open(a)
-    ti = None
-    if os.path.exists(sidecar(a.index)) or a.model:
-        texts = TextStore(sidecar(a.index)) if os.path.exists(sidecar(a.index)) else None
-        model = a.model or (texts and texts.model and os.path.join(os.path.dirname(os.path.abspath(a.index)), texts.model))
-        emb = None
-        if model:
-            from .model.embedder import Embedder
-            emb = Embedder.open(model)
-        ti = TextIndex(emb, idx, texts)
-
-    def ready(server):
-        h, p = server.server_address[:2]
-        print(f"serving {a.index} ({len(idx)} vectors) on http://{h}:{p}: POST /search, GET /healthz, "
-              f"GET /metrics" + (", text queries on" if ti and ti.embedder else ""), file=sys.stderr, flush=True)
-    serve(idx, a.host, a.port, ti, ready, defaults={"k": a.k, "ef": a.ef, "rerank": a.rerank})
+    from .service.cli import run
+    return run(a)
 
 
 def cmd_demo(a):
@@ -287,12 +250,13 @@ def make_parser():
 
     v = sub.add_parser("serve", help="serve an index over HTTP with Prometheus metrics",
                        description='POST /search with {"vector": [...]}, {"vectors": [[...]]} or {"text": "..."} '
-                                   '(and optional k, ef, rerank); GET /healthz; GET /metrics (Prometheus).')
+                                   '(and optional k, ef, rerank); GET /healthz; GET /metrics (Prometheus). '
+                                   'See docs/SERVICE.md.')
     v.add_argument("index")
-    v.add_argument("--host", default="127.0.0.1", help="default %(default)s")
-    v.add_argument("--port", type=int, default=8080, help="default %(default)s; 0 picks a free port")
     v.add_argument("--model", help="GGUF embedding model for text queries (default: the one recorded beside the index)")
     _add_search_args(v)
+    from .service.cli import add_arguments as add_serve_arguments
+    add_serve_arguments(v)
     v.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="build and search an index of real passages (ships with quantann)",

@@ -145,7 +145,7 @@ class Index:
         self.path = path
         self.file = file  # the file it was opened from (header values, vectors' offset and CRC)
         self.memory_budget = memory_budget
-        self.last_stats: list[QueryStats] = []
+        self._local = threading.local()  # last_stats: per thread, as searches run in parallel
         self._kix = None  # the kernel index over the current arrays (None: make on use)
         self._native = False  # the kernel reads the store itself (pread, mmap, memory)
         self._idle: list = []  # searchers of _kix not in use
@@ -153,6 +153,15 @@ class Index:
         self._pool_cond = threading.Condition(threading.Lock())
         self._rw = _ReadersWriter()
         self.seed = 0  # level draws are seeded by (seed, first row of the batch)
+
+    @property
+    def last_stats(self) -> list[QueryStats]:
+        """Per-query costs of this thread's last `search` (each thread sees its own)."""
+        return getattr(self._local, "stats", [])
+
+    @last_stats.setter
+    def last_stats(self, stats: list[QueryStats]) -> None:
+        self._local.stats = stats
 
     # ---- properties ------------------------------------------------------------------
 

@@ -109,7 +109,7 @@ def test_serve_on_a_port_in_use(files):
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        failed(run("serve", files / "i.qann", "--port", port), "cannot listen", f"127.0.0.1:{port}", "--port")
+        failed(run("serve", files / "i.qann", "--port", port), "is in use", f"127.0.0.1:{port}", "--port")
 
 
 def test_serve_without_its_extra_names_the_install_command(files):

@@ -345,3 +345,24 @@ def test_add_and_delete_wait_for_searches(real):
         t.join()
     assert not errors
     assert len(idx) == 2000 - 4
+
+
+def test_last_stats_are_per_thread():
+    """Parallel searches each see their own per-query stats (the service reads them)."""
+    import threading
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2000, 32)).astype(np.float32)
+    idx = quantann.Index.build(x, quant="sq8", metric="l2", M=8, ef_construction=64)
+    seen = {}
+
+    def run(n):
+        for _ in range(20):
+            idx.search(x[:n], k=5, ef=32, rerank=2)
+            seen.setdefault(n, set()).add(len(idx.last_stats))
+
+    ts = [threading.Thread(target=run, args=(n,)) for n in (1, 3, 7)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert seen == {1: {1}, 3: {3}, 7: {7}}

@@ -76,14 +76,20 @@ def test_empty_string_is_cls_sep_embedding():
         assert np.isfinite(e).all()
 
 
-def test_over_long_text_truncated_at_context():
+def test_over_long_text_truncated_at_model_max_then_context():
     long = " ".join(passages(30))
-    with open_model("q8_0") as m:
-        ids = m.tokenize(long)
-        assert len(ids) == 512
+    with open_model("q8_0") as m:  # the model's own max_seq_length (256), recorded at conversion
+        assert m.max_tokens == 256 and len(m.tokenize(long)) == 256
         e = m.embed([long])
-        direct = m._m.forward(np.array(ids, np.int32), np.array([512], np.int32))
-        assert np.allclose(e, direct, atol=1e-6)
+        ids = m.tokenize(long)
+        assert np.allclose(e, m._m.forward(np.array(ids, np.int32), np.array([256], np.int32)), atol=1e-6)
+    for asked in (512, 100000):  # more than the model's own, up to its context
+        with open_model("q8_0", max_tokens=asked) as m:
+            ids = m.tokenize(long)
+            assert len(ids) == 512
+            e = m.embed([long])
+            direct = m._m.forward(np.array(ids, np.int32), np.array([512], np.int32))
+            assert np.allclose(e, direct, atol=1e-6)
     with open_model("q8_0", max_tokens=128) as m:
         assert len(m.tokenize(long)) == 128
         ids = m.tokenize(long)
@@ -144,19 +150,20 @@ def test_simd_kernels_match_reference(scalar_then_restore):
     if _model.set_simd(_model.SIMD_AVX2) != _model.SIMD_AVX2:
         pytest.skip("no AVX2 on this CPU")
     gguf = pytest.importorskip("gguf")
+    Q8, Q4, F32 = (int(gguf.GGMLQuantizationType[n]) for n in ("Q8_0", "Q4_0", "F32"))
     rng = np.random.default_rng(3)
     x = (rng.normal(size=1536) * rng.uniform(0.1, 10, size=1536)).astype(np.float32)
     w = rng.normal(size=1536).astype(np.float32)
     run = {}
     for level in (_model.SIMD_SCALAR, _model.SIMD_AVX2):
         _model.set_simd(level)
-        xq = _model.kernel("quantize_q8_0", x)
+        xq = _model.type_quantize_act(Q8, x)
         wq8 = gguf.quants.quantize(w[None], gguf.GGMLQuantizationType.Q8_0).tobytes()
         wq4 = gguf.quants.quantize(w[None], gguf.GGMLQuantizationType.Q4_0).tobytes()
         run[level] = dict(
-            xq=xq, d8=_model.kernel("dot_q8_0", wq8, xq), d4=_model.kernel("dot_q4_0", wq4, xq),
-            f32=_model.kernel("dot_f32", w, x), gelu=_model.kernel("gelu", x[:203] / 3),
-            exp=_model.kernel("exp_sub", x[:203] / 10, 1.5))
+            xq=xq, d8=_model.type_dot(Q8, wq8, xq, 1536), d4=_model.type_dot(Q4, wq4, xq, 1536),
+            f32=_model.type_dot(F32, w.tobytes(), x.tobytes(), 1536), gelu=_model.op("gelu", x[:203] / 3),
+            exp=_model.op("exp_sub", x[:203] / 10, 1.5))
     s, v = run[_model.SIMD_SCALAR], run[_model.SIMD_AVX2]
     assert s["xq"] == v["xq"]  # same blocks, bit for bit
     # our Q8_0 activations decode like ggml's
@@ -168,6 +175,10 @@ def test_simd_kernels_match_reference(scalar_then_restore):
     assert abs(s["d8"] - exact) <= 1e-4 * max(1.0, abs(exact))
     assert np.abs(s["gelu"] - v["gelu"]).max() < 1e-6
     assert np.allclose(s["exp"], v["exp"], rtol=2e-6, atol=0)
+    # the softmax op: exp_sub, normalised
+    sm = _model.op("softmax", x[:203] / 10)
+    e = np.exp(x[:203].astype(np.float64) / 10 - (x[:203] / 10).max())
+    assert np.allclose(sm, e / e.sum(), rtol=1e-5, atol=1e-9)
 
 
 def test_simd_tiles_match_reference(scalar_then_restore):
@@ -177,15 +188,23 @@ def test_simd_tiles_match_reference(scalar_then_restore):
     rng = np.random.default_rng(5)
     w = rng.normal(size=(2, 384)).astype(np.float32)
     x = (rng.normal(size=(4, 384)) * rng.uniform(0.1, 5, size=(4, 1))).astype(np.float32)
+    Q8 = int(gguf.GGMLQuantizationType.Q8_0)
     levels = [lv for lv in (_model.SIMD_SCALAR, _model.SIMD_AVX2, _model.SIMD_AVX512VNNI)
               if _model.set_simd(lv) == lv]
     out = {}
     for lv in levels:
         _model.set_simd(lv)
-        xq = b"".join(_model.kernel("quantize_q8_0", r) for r in x)
-        for name, qt in (("tile_q8_0", gguf.GGMLQuantizationType.Q8_0), ("tile_q4_0", gguf.GGMLQuantizationType.Q4_0)):
-            out[lv, name] = np.array(_model.kernel(name, gguf.quants.quantize(w, qt).tobytes(), xq))
-    for name in ("tile_q8_0", "tile_q4_0"):
+        xq = b"".join(_model.type_quantize_act(Q8, r) for r in x)
+        for qt in (gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0):
+            wq = gguf.quants.quantize(w, qt).tobytes()
+            tile = _model.type_tile(int(qt), wq, xq, 384)
+            if lv == _model.SIMD_SCALAR:  # no tile: the reference dots the matmul then uses
+                assert tile is None
+                h, q = len(wq) // 2, len(xq) // 4
+                tile = [_model.type_dot(int(qt), wq[r * h:(r + 1) * h], xq[j * q:(j + 1) * q], 384, True)
+                        for r in range(2) for j in range(4)]
+            out[lv, qt.name] = np.array(tile)
+    for name in ("Q8_0", "Q4_0"):
         ref = out[_model.SIMD_SCALAR, name]
         assert np.abs(ref).max() > 1
         for lv in levels[1:]:
@@ -210,6 +229,27 @@ def test_cli_embed_rows_in_order(tmp_path):
     v = np.load(out)
     with open_model("q8_0") as m:
         assert v.dtype == np.float32 and np.allclose(v, m.embed(texts), atol=1e-6)
+
+
+def test_cli_embed_max_tokens(tmp_path):
+    """embed truncates at the model's own max_seq_length by default, --max-tokens changes it."""
+    from quantann.model.cli import main
+
+    texts = [" ".join(passages(30, start=50)), "short text"]
+    inp = tmp_path / "in.jsonl"
+    inp.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    got = {}
+    for mt in (None, 8, 512):
+        out = tmp_path / f"v{mt}.npy"
+        args = ["embed", str(model_path("q8_0")), "--input", str(inp), "-o", str(out), "--no-progress"]
+        assert main(args + (["--max-tokens", str(mt)] if mt else [])) == 0
+        got[mt] = np.load(out)
+    for mt, kw in ((None, {}), (8, {"max_tokens": 8}), (512, {"max_tokens": 512})):
+        with open_model("q8_0", **kw) as m:
+            assert np.allclose(got[mt], m.embed(texts), atol=1e-6), mt
+    with open_model("q8_0", max_tokens=256) as m:
+        assert np.allclose(got[None], m.embed(texts), atol=1e-6)
+    assert not np.allclose(got[None][0], got[8][0], atol=1e-3) and not np.allclose(got[None][0], got[512][0], atol=1e-3)
 
 
 def test_cli_help_lists_commands():

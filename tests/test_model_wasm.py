@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted((ROOT / "kernel" / "model").glob("*.c")) + sorted((ROOT / "kernel" / "gguf").glob("*.c"))
+SOURCES = (sorted((ROOT / "kernel" / "model").rglob("*.c")) + sorted((ROOT / "kernel" / "gguf").glob("*.c"))
+           + [ROOT / "kernel" / "simd.c"])
 
 
-@pytest.mark.parametrize("src", SOURCES, ids=lambda p: p.name)
+@pytest.mark.parametrize("src", SOURCES, ids=lambda p: str(p.relative_to(ROOT / "kernel")))
 def test_compiles_for_wasm32(tmp_path, src):
     clang = shutil.which("clang")
     if clang is None:

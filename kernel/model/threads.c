@@ -4,8 +4,8 @@
 
 #ifndef __wasm__
 static void *worker(void *arg) {
-    qm_pool *p = ((qm_worker_arg *)arg)->pool;
-    int i = ((qm_worker_arg *)arg)->index;
+    qa_pool *p = ((qa_worker_arg *)arg)->pool;
+    int i = ((qa_worker_arg *)arg)->index;
     unsigned long seen = 0;
     for (;;) {
         pthread_mutex_lock(&p->mu);
@@ -15,7 +15,7 @@ static void *worker(void *arg) {
             return NULL;
         }
         seen = p->gen;
-        qm_task_fn fn = p->fn;
+        qa_task_fn fn = p->fn;
         void *ctx = p->ctx;
         pthread_mutex_unlock(&p->mu);
         fn(ctx, i, p->n_threads);
@@ -26,10 +26,10 @@ static void *worker(void *arg) {
 }
 #endif
 
-int qm_pool_start(qm_pool *p, int n_threads) {
+int qa_pool_start(qa_pool *p, int n_threads) {
     memset(p, 0, sizeof *p);
     if (n_threads < 1) n_threads = 1;
-    if (n_threads > QM_MAX_THREADS) n_threads = QM_MAX_THREADS;
+    if (n_threads > QA_MAX_THREADS) n_threads = QA_MAX_THREADS;
     p->n_threads = 1;
 #ifndef __wasm__
     if (n_threads > 1) {
@@ -50,7 +50,7 @@ int qm_pool_start(qm_pool *p, int n_threads) {
     return p->n_threads;
 }
 
-void qm_pool_stop(qm_pool *p) {
+void qa_pool_stop(qa_pool *p) {
 #ifndef __wasm__
     if (!p->started) return;
     pthread_mutex_lock(&p->mu);
@@ -66,7 +66,7 @@ void qm_pool_stop(qm_pool *p) {
     p->n_threads = 1;
 }
 
-void qm_pool_run(qm_pool *p, qm_task_fn fn, void *ctx) {
+void qa_pool_run(qa_pool *p, qa_task_fn fn, void *ctx) {
     if (!p || p->n_threads <= 1) {
         fn(ctx, 0, 1);
         return;

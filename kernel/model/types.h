@@ -32,14 +32,38 @@ typedef struct {
     /* the dispatched variant (AVX2 / AVX-512 VNNI / SIMD128), same result as the reference
      * up to float summation order; set by qa_types_init from the CPU's features */
     float (*vec_dot)(int64_t n, const void *w, const void *a);
+    /* Optional members (NULL when a type has none). quantize_act_ref: the scalar reference
+     * of quantize_act, which the tests hold it to bit for bit. tile: 2 weight rows x 4
+     * activation rows in one pass (each weight block decoded once for 4 rows); rows are ws
+     * / as bytes apart, out[r * 4 + j] = dot(weight row r, activation row j), equal to
+     * vec_dot up to float summation order. The matmul uses vec_dot where tile is NULL. */
+    void (*quantize_act_ref)(const float *x, void *y, int64_t n);
+    void (*tile)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float *out);
 } qa_type_traits;
+
+/* Shared by the type files: fp16 <-> fp32 as ggml rounds (types/f16.c), and the Q8_0 block,
+ * which is also the activation type of every 32-value block type. */
+float qa_fp16_to_fp32(uint16_t h);
+uint16_t qa_fp32_to_fp16(float f);
+
+#define QA_QK8_0 32
+typedef struct {
+    uint16_t d;              /* fp16 scale */
+    int8_t qs[QA_QK8_0];     /* x[i] = d * qs[i] */
+} qa_block_q8_0;
+_Static_assert(sizeof(qa_block_q8_0) == 34, "Q8_0 block is 34 bytes");
+
+/* Dispatch level the rows use (derived from the flags of kernel/simd.h; for reports). */
+enum { QA_SIMD_SCALAR = 0, QA_SIMD_AVX2 = 1, QA_SIMD_WASM = 2, QA_SIMD_AVX512VNNI = 3 };
+int qa_types_level(void);
 
 /* The row of a type, or NULL when the model kernel cannot compute with it. */
 const qa_type_traits *qa_type_get(uint32_t type);
 /* Every row, for tests and reports. */
 extern qa_type_traits *const qa_types[]; /* rows are filled in by qa_types_init */
 extern const int qa_n_types;
-/* Picks the SIMD variants (once; safe to call again). */
+/* Picks each row's variants from the CPU flags of kernel/simd.h (qa_cpu_init first); call
+ * again after changing the flags (tests force the scalar references that way). */
 void qa_types_init(void);
 
 #endif

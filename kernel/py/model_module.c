@@ -10,7 +10,9 @@
 #define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
 #include <numpy/arrayobject.h>
 
-#include "model/model.h"
+#include "model/arch.h"
+#include "model/tokenizer/wordpiece.h"
+#include "simd.h"
 
 typedef struct {
     PyObject_HEAD
@@ -20,16 +22,32 @@ typedef struct {
     qa_gguf_kv *kv;
     qa_gguf_tensor *tensors;
     void *arena;
-    qm_model m;
-    qm_pool pool;
+    qa_model m;
+    qa_pool pool;
     int pool_started;
     PyThread_type_lock lock;
 } ModelObject;
 
 static PyObject *FormatError; /* quantann._model.GGUFError (a ValueError) */
 
+/* Kernel messages may quote bytes from the file (names, keys): invalid UTF-8 is shown as
+ * U+FFFD rather than raising UnicodeDecodeError. */
+static void set_error(PyObject *type, const char *msg) {
+    PyObject *s = PyUnicode_DecodeUTF8(msg, (Py_ssize_t)strlen(msg), "replace");
+    if (!s) return;
+    PyErr_SetObject(type, s);
+    Py_DECREF(s);
+}
+
+/* Truncation in tokens: 0 or less = the model's own (hp.max_tokens), at most n_ctx. */
+static int clamp_tokens(const qa_model *m, int max_tokens) {
+    if (max_tokens <= 0) max_tokens = m->hp.max_tokens;
+    if (max_tokens > m->hp.n_ctx) max_tokens = m->hp.n_ctx;
+    return max_tokens < 2 ? 2 : max_tokens;
+}
+
 static void Model_dealloc(ModelObject *self) {
-    if (self->pool_started) qm_pool_stop(&self->pool);
+    if (self->pool_started) qa_pool_stop(&self->pool);
     if (self->lock) PyThread_free_lock(self->lock);
     PyMem_RawFree(self->kv);
     PyMem_RawFree(self->tensors);
@@ -62,28 +80,25 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
     }
     rc = qa_gguf_parse(&self->g, p, len, self->kv, n_kv, self->tensors, n_t, err, sizeof err);
     if (rc) goto fail;
-    uint64_t asz = qm_model_arena_size(&self->g);
-    if (!asz) {
-        snprintf(err, sizeof err, "missing or bad tokenizer.ggml.tokens");
-        goto fail;
-    }
+    uint64_t asz = qa_model_arena_size(&self->g, err, sizeof err);
+    if (!asz) goto fail;
     self->arena = PyMem_RawMalloc(asz);
     if (!self->arena) {
         PyErr_NoMemory();
         return -1;
     }
-    rc = qm_model_init(&self->m, &self->g, self->arena, asz, err, sizeof err);
+    rc = qa_model_init(&self->m, &self->g, self->arena, asz, err, sizeof err);
     if (rc) goto fail;
     self->lock = PyThread_allocate_lock();
     if (!self->lock) {
         PyErr_NoMemory();
         return -1;
     }
-    qm_pool_start(&self->pool, n_threads);
+    qa_pool_start(&self->pool, n_threads);
     self->pool_started = 1;
     return 0;
 fail:
-    PyErr_SetString(FormatError, err[0] ? err : "invalid GGUF file");
+    set_error(FormatError, err[0] ? err : "invalid GGUF file");
     return -1;
 }
 
@@ -109,8 +124,7 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw)
     int max_tokens = 0;
     CHECK_INIT(self);
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|i", kwlist, &t, &max_tokens)) return NULL;
-    if (max_tokens <= 0 || max_tokens > self->m.n_ctx) max_tokens = self->m.n_ctx;
-    if (max_tokens < 2) max_tokens = 2;
+    max_tokens = clamp_tokens(&self->m, max_tokens);
     PyObject *b = text_bytes(t);
     if (!b) return NULL;
     int32_t *ids = PyMem_Malloc(sizeof(int32_t) * (size_t)max_tokens);
@@ -118,7 +132,7 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw)
         Py_DECREF(b);
         return PyErr_NoMemory();
     }
-    int n = qm_tokenize(&self->m, (const uint8_t *)PyBytes_AS_STRING(b), (uint64_t)PyBytes_GET_SIZE(b), ids,
+    int n = qa_model_tokenize(&self->m, (const uint8_t *)PyBytes_AS_STRING(b), (uint64_t)PyBytes_GET_SIZE(b), ids,
                         max_tokens);
     Py_DECREF(b);
     PyObject *lst = PyList_New(n);
@@ -131,9 +145,15 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw)
 static int run_batches(ModelObject *self, const int32_t *ids, const int32_t *lens, int n_seq,
                        int batch_tokens, float *out, float *hidden, char *err, size_t err_len) {
     int max_len = 0;
-    for (int s = 0; s < n_seq; s++) if (lens[s] > max_len) max_len = lens[s];
+    uint64_t total = 0;
+    for (int s = 0; s < n_seq; s++) {
+        if (lens[s] > max_len) max_len = lens[s];
+        total += (uint64_t)lens[s];
+    }
+    /* scratch for the largest batch that can occur: never more tokens than there are */
+    if ((uint64_t)batch_tokens > total) batch_tokens = total > INT32_MAX ? INT32_MAX : (int)total;
     if (batch_tokens < max_len) batch_tokens = max_len;
-    uint64_t ssz = qm_scratch_size(&self->m, batch_tokens, max_len, self->pool.n_threads);
+    uint64_t ssz = qa_model_scratch_size(&self->m, batch_tokens, max_len, self->pool.n_threads);
     void *scratch = PyMem_RawMalloc(ssz);
     if (!scratch) {
         snprintf(err, err_len, "out of memory for %llu bytes of scratch", (unsigned long long)ssz);
@@ -144,8 +164,8 @@ static int run_batches(ModelObject *self, const int32_t *ids, const int32_t *len
     for (int s0 = 0; s0 < n_seq && rc == QA_OK;) {
         int s1 = s0, T = 0;
         while (s1 < n_seq && (s1 == s0 || T + lens[s1] <= batch_tokens)) T += lens[s1++];
-        rc = qm_forward(&self->m, &self->pool, ids + tok, lens + s0, s1 - s0,
-                        out + (uint64_t)s0 * self->m.n_embd, hidden, scratch, ssz, err, err_len);
+        rc = qa_model_encode(&self->m, &self->pool, ids + tok, lens + s0, s1 - s0,
+                        out + (uint64_t)s0 * self->m.hp.n_embd, hidden, scratch, ssz, err, err_len);
         tok += (uint64_t)T;
         s0 = s1;
     }
@@ -161,12 +181,11 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args, PyObject *kw) {
     CHECK_INIT(self);
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|ii", kwlist, &texts, &max_tokens, &batch_tokens))
         return NULL;
-    if (max_tokens <= 0 || max_tokens > self->m.n_ctx) max_tokens = self->m.n_ctx;
-    if (max_tokens < 2) max_tokens = 2;
+    max_tokens = clamp_tokens(&self->m, max_tokens);
     PyObject *seq = PySequence_Fast(texts, "texts must be a sequence of str");
     if (!seq) return NULL;
     Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
-    npy_intp dims[2] = {n, self->m.n_embd};
+    npy_intp dims[2] = {n, self->m.hp.n_embd};
     PyObject *out = PyArray_ZEROS(2, dims, NPY_FLOAT32, 0);
     int32_t *lens = PyMem_RawMalloc(sizeof(int32_t) * (n ? n : 1));
     uint64_t cap = 4096, used = 0;
@@ -181,7 +200,7 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args, PyObject *kw) {
             if (!nid) { Py_DECREF(b); goto nomem; }
             ids = nid;
         }
-        lens[i] = qm_tokenize(&self->m, (const uint8_t *)PyBytes_AS_STRING(b),
+        lens[i] = qa_model_tokenize(&self->m, (const uint8_t *)PyBytes_AS_STRING(b),
                               (uint64_t)PyBytes_GET_SIZE(b), ids + used, max_tokens);
         used += (uint64_t)lens[i];
         Py_DECREF(b);
@@ -194,7 +213,7 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args, PyObject *kw) {
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyErr_SetString(PyExc_RuntimeError, err);
+        set_error(rc == QA_ERR_FORMAT ? FormatError : PyExc_RuntimeError, err);
         goto fail;
     }
     PyMem_RawFree(ids);
@@ -226,9 +245,9 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kw) 
     npy_intp n = PyArray_DIM(lens, 0), T = 0;
     const int32_t *lp = (const int32_t *)PyArray_DATA(lens);
     for (npy_intp i = 0; i < n; i++) {
-        if (lp[i] < 1 || lp[i] > self->m.n_ctx) {
+        if (lp[i] < 1 || lp[i] > self->m.hp.n_ctx) {
             PyErr_Format(PyExc_ValueError, "sequence %zd has %d tokens (1..%d allowed)", (Py_ssize_t)i, lp[i],
-                         self->m.n_ctx);
+                         self->m.hp.n_ctx);
             goto done;
         }
         T += lp[i];
@@ -237,12 +256,12 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kw) 
         PyErr_SetString(PyExc_ValueError, "sum(lengths) != len(ids)");
         goto done;
     }
-    npy_intp dims[2] = {n, self->m.n_embd};
+    npy_intp dims[2] = {n, self->m.hp.n_embd};
     out = PyArray_ZEROS(2, dims, NPY_FLOAT32, 0);
     if (!out) goto done;
     float *hp = NULL;
     if (want_hidden) {
-        npy_intp hd[3] = {self->m.n_layer + 1, T, self->m.n_embd};
+        npy_intp hd[3] = {self->m.hp.n_layer + 1, T, self->m.hp.n_embd};
         hid = PyArray_ZEROS(3, hd, NPY_FLOAT32, 0);
         if (!hid) goto done;
         hp = (float *)PyArray_DATA((PyArrayObject *)hid);
@@ -256,7 +275,7 @@ static PyObject *Model_forward(ModelObject *self, PyObject *args, PyObject *kw) 
     PyThread_release_lock(self->lock);
     Py_END_ALLOW_THREADS
     if (rc) {
-        PyErr_SetString(rc == QA_ERR_ARG ? PyExc_ValueError : PyExc_RuntimeError, err);
+        set_error(rc == QA_ERR_ARG ? PyExc_ValueError : rc == QA_ERR_FORMAT ? FormatError : PyExc_RuntimeError, err);
         Py_CLEAR(out);
         Py_CLEAR(hid);
     }
@@ -271,27 +290,23 @@ done:
     return out;
 }
 
-static const char *type_name(uint32_t t) {
-    switch (t) {
-    case QA_T_F32: return "F32";
-    case QA_T_F16: return "F16";
-    case QA_T_Q8_0: return "Q8_0";
-    case QA_T_Q4_0: return "Q4_0";
-    default: return "?";
-    }
+static PyObject *type_name(uint32_t t) {
+    const qa_type_traits *tt = qa_type_get(t);
+    return tt ? PyUnicode_FromString(tt->name) : PyUnicode_FromFormat("type %u", (unsigned)t);
 }
 
 static PyObject *Model_info(ModelObject *self, PyObject *unused) {
     CHECK_INIT(self);
-    const qm_model *m = &self->m;
+    const qa_model *m = &self->m;
+    const qa_hparams *hp = &m->hp;
     PyObject *tensors = PyList_New(0);
     if (!tensors) return NULL;
     for (uint64_t i = 0; i < self->g.n_tensors; i++) {
         const qa_gguf_tensor *t = &self->g.tensors[i];
-        PyObject *e = Py_BuildValue("{s:s#,s:s,s:(LL),s:K}", "name", (const char *)t->name,
-                                    (Py_ssize_t)t->name_len, "type", type_name(t->type), "shape",
-                                    (long long)t->ne[0], (long long)t->ne[1], "nbytes",
-                                    (unsigned long long)t->nbytes);
+        PyObject *nm = PyUnicode_DecodeUTF8((const char *)t->name, (Py_ssize_t)t->name_len, "replace");
+        PyObject *e = nm ? Py_BuildValue("{s:N,s:N,s:(LL),s:K}", "name", nm, "type", type_name(t->type), "shape",
+                                         (long long)t->ne[0], (long long)t->ne[1], "nbytes",
+                                         (unsigned long long)t->nbytes) : NULL;
         if (!e || PyList_Append(tensors, e) < 0) {
             Py_XDECREF(e);
             Py_DECREF(tensors);
@@ -299,13 +314,30 @@ static PyObject *Model_info(ModelObject *self, PyObject *unused) {
         }
         Py_DECREF(e);
     }
-    return Py_BuildValue(
-        "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:i,s:i,s:i,s:i,s:s,s:i,s:N,s:K}", "n_vocab", m->n_vocab,
-        "n_ctx", m->n_ctx, "n_embd", m->n_embd, "n_ff", m->n_ff, "n_layer", m->n_layer, "n_head",
-        m->n_head, "pooling", m->pooling, "normalize", m->normalize, "eps", (double)m->eps, "cls_id",
-        m->cls_id, "sep_id", m->sep_id, "unk_id", m->unk_id, "pad_id", m->pad_id, "weight_type",
-        type_name(m->layers[0].up.type), "n_threads", self->pool.n_threads, "tensors", tensors,
-        "gguf_version", (unsigned long long)self->g.version);
+    /* the weight type most of the model uses: the first layer's feed-forward matrix */
+    const qa_gguf_tensor *up = qa_gguf_find_tensor(&self->g, "blk.0.ffn_up.weight");
+    PyObject *wt = up ? type_name(up->type) : PyUnicode_FromString("?");
+    PyObject *d = Py_BuildValue(
+        "{s:s,s:s,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:f,s:N,s:i,s:N,s:K}", "architecture", m->arch->name,
+        "tokenizer", m->tok.kind->name, "n_vocab", hp->n_vocab, "n_ctx", hp->n_ctx, "max_tokens", hp->max_tokens,
+        "n_embd", hp->n_embd, "n_ff", hp->n_ff, "n_layer", hp->n_layer, "n_head", hp->n_head, "pooling",
+        hp->pooling, "normalize", hp->normalize, "eps", (double)hp->eps, "weight_type", wt, "n_threads",
+        self->pool.n_threads, "tensors", tensors, "gguf_version", (unsigned long long)self->g.version);
+    if (d && !strcmp(m->tok.kind->name, "bert")) { /* WordPiece's special ids */
+        const qa_wordpiece *w = (const qa_wordpiece *)m->tok.state;
+        const char *keys[4] = {"cls_id", "sep_id", "unk_id", "pad_id"};
+        int vals[4] = {w->cls_id, w->sep_id, w->unk_id, w->pad_id};
+        for (int i = 0; i < 4; i++) {
+            PyObject *v = PyLong_FromLong(vals[i]);
+            if (!v || PyDict_SetItemString(d, keys[i], v) < 0) {
+                Py_XDECREF(v);
+                Py_DECREF(d);
+                return NULL;
+            }
+            Py_DECREF(v);
+        }
+    }
+    return d;
 }
 
 static PyMethodDef Model_methods[] = {
@@ -323,112 +355,194 @@ static PyTypeObject ModelType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._model.Model",
     .tp_basicsize = sizeof(ModelObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Model(buffer, n_threads=1): a BERT GGUF read in place from a buffer (mmap).",
+    .tp_doc = "Model(buffer, n_threads=1): a GGUF model read in place from a buffer (mmap).",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)Model_init,
     .tp_dealloc = (destructor)Model_dealloc,
     .tp_methods = Model_methods,
 };
 
-/* ---- kernel checks: each SIMD routine against its scalar reference */
+/* ---- kernel checks: the types table and the ops, each variant against its reference */
 
+/* Sets the CPU flags for a level (off the detected ones, never above them) and reselects. */
 static PyObject *mod_set_simd(PyObject *m, PyObject *args) {
     int level;
     if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
-    return PyLong_FromLong(qm_simd_set(level));
+    qa_cpu_init();
+    if (level == QA_SIMD_SCALAR) qa_have_avx2 = qa_have_fma_f16c = qa_have_avx512vnni = 0;
+    if (level == QA_SIMD_AVX2) qa_have_avx512vnni = 0;
+    qa_model_select_simd();
+    return PyLong_FromLong(qa_types_level());
 }
 
-static PyObject *mod_simd_level(PyObject *m, PyObject *unused) { return PyLong_FromLong(qm_simd_level()); }
+static PyObject *mod_simd_level(PyObject *m, PyObject *unused) { return PyLong_FromLong(qa_types_level()); }
+
+static PyObject *mod_types(PyObject *m, PyObject *unused) {
+    PyObject *l = PyList_New(0);
+    for (int i = 0; l && i < qa_n_types; i++) {
+        const qa_type_traits *t = qa_types[i];
+        PyObject *e = Py_BuildValue("{s:I,s:s,s:i,s:i,s:I,s:O,s:O}", "type", t->type, "name", t->name, "blck",
+                                    t->blck, "size", t->size, "act_type", t->act_type, "has_quantize_act",
+                                    t->quantize_act ? Py_True : Py_False, "has_tile", t->tile ? Py_True : Py_False);
+        if (!e || PyList_Append(l, e) < 0) {
+            Py_XDECREF(e);
+            Py_CLEAR(l);
+        }
+        Py_XDECREF(e);
+    }
+    return l;
+}
+
+static const qa_type_traits *type_arg(unsigned type) {
+    const qa_type_traits *t = qa_type_get(type);
+    if (!t) PyErr_Format(PyExc_ValueError, "type %u is not in the types table", type);
+    return t;
+}
+
+/* bytes of n values of type t, or -1 with an error if len does not match */
+static int64_t check_values(const qa_type_traits *t, Py_ssize_t len, int64_t n) {
+    if (n < 1 || n % t->blck || (uint64_t)len != qa_ggml_row_bytes(t->type, n)) {
+        PyErr_Format(PyExc_ValueError, "%zd bytes are not %lld values of %s", len, (long long)n, t->name);
+        return -1;
+    }
+    return n;
+}
+
+/* type_to_float(type, data, n) -> float32 array of n values */
+static PyObject *mod_type_to_float(PyObject *m, PyObject *args) {
+    unsigned type;
+    Py_buffer b;
+    long long n;
+    if (!PyArg_ParseTuple(args, "Iy*L", &type, &b, &n)) return NULL;
+    const qa_type_traits *t = type_arg(type);
+    PyObject *out = NULL;
+    if (t && check_values(t, b.len, n) > 0) {
+        npy_intp dims[1] = {(npy_intp)n};
+        out = PyArray_ZEROS(1, dims, NPY_FLOAT32, 0);
+        if (out) t->to_float(b.buf, (float *)PyArray_DATA((PyArrayObject *)out), n);
+    }
+    PyBuffer_Release(&b);
+    return out;
+}
 
 static PyArrayObject *f32_arg(PyObject *o) {
     return (PyArrayObject *)PyArray_FROMANY(o, NPY_FLOAT32, 1, 1, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ENSURECOPY);
 }
 
-/* kernel(name, *arrays) runs one dispatched kernel: quantize_q8_0(x) -> bytes,
- * dot_q8_0(wbytes, xbytes), dot_q4_0(wbytes, xbytes), dot_f32(a, b), gelu(x), exp_sub(x, m). */
-static PyObject *mod_kernel(PyObject *m, PyObject *args) {
-    const char *name;
-    PyObject *a = NULL, *b = NULL;
-    if (!PyArg_ParseTuple(args, "s|OO", &name, &a, &b)) return NULL;
-    if (!strcmp(name, "quantize_q8_0") || !strcmp(name, "gelu") || !strcmp(name, "exp_sub")) {
-        PyArrayObject *x = f32_arg(a);
-        if (!x) return NULL;
-        int n = (int)PyArray_DIM(x, 0);
-        float *xp = (float *)PyArray_DATA(x);
-        if (name[0] == 'q') {
-            if (n % QM_QK) { Py_DECREF(x); PyErr_SetString(PyExc_ValueError, "length % 32"); return NULL; }
-            PyObject *r = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n / QM_QK * sizeof(qm_block_q8_0)));
-            if (r) qm_k.quantize_q8_0(xp, (qm_block_q8_0 *)PyBytes_AS_STRING(r), n);
-            Py_DECREF(x);
-            return r;
-        }
-        if (name[0] == 'g') qm_k.gelu(xp, n);
-        else qm_k.exp_sub(xp, n, b ? (float)PyFloat_AsDouble(b) : 0.0f);
-        return (PyObject *)x;
+/* type_quantize_act(type, x float32, ref=False) -> bytes of the row's activation type */
+static PyObject *mod_type_quantize_act(PyObject *m, PyObject *args) {
+    unsigned type;
+    PyObject *xo;
+    int ref = 0;
+    if (!PyArg_ParseTuple(args, "IO|p", &type, &xo, &ref)) return NULL;
+    const qa_type_traits *t = type_arg(type);
+    if (!t) return NULL;
+    void (*q)(const float *, void *, int64_t) = ref ? t->quantize_act_ref : t->quantize_act;
+    if (!q) {
+        PyErr_Format(PyExc_ValueError, "%s has no activation quantizer", t->name);
+        return NULL;
     }
-    if (!strcmp(name, "dot_f32")) {
-        PyArrayObject *x = f32_arg(a), *y = f32_arg(b);
-        if (!x || !y || PyArray_DIM(x, 0) != PyArray_DIM(y, 0)) {
-            Py_XDECREF(x); Py_XDECREF(y);
-            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "length mismatch");
-            return NULL;
-        }
-        float r = qm_k.dot_f32(PyArray_DATA(x), PyArray_DATA(y), (int)PyArray_DIM(x, 0));
-        Py_DECREF(x); Py_DECREF(y);
-        return PyFloat_FromDouble(r);
+    PyArrayObject *x = f32_arg(xo);
+    if (!x) return NULL;
+    int64_t n = PyArray_DIM(x, 0);
+    uint64_t nb = qa_ggml_row_bytes(t->act_type, n);
+    PyObject *r = NULL;
+    if (!nb) PyErr_Format(PyExc_ValueError, "%lld values are not whole activation blocks", (long long)n);
+    else if ((r = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)nb))) q(PyArray_DATA(x), PyBytes_AS_STRING(r), n);
+    Py_DECREF(x);
+    return r;
+}
+
+/* type_dot(type, w bytes, a bytes, n, ref=False) -> float: n values of weights x activations */
+static PyObject *mod_type_dot(PyObject *m, PyObject *args) {
+    unsigned type;
+    Py_buffer w, a;
+    long long n;
+    int ref = 0;
+    if (!PyArg_ParseTuple(args, "Iy*y*L|p", &type, &w, &a, &n, &ref)) return NULL;
+    const qa_type_traits *t = type_arg(type);
+    PyObject *r = NULL;
+    if (t && check_values(t, w.len, n) > 0) {
+        if ((uint64_t)a.len != qa_ggml_row_bytes(t->act_type, n))
+            PyErr_Format(PyExc_ValueError, "activations: %zd bytes are not %lld values", a.len, n);
+        else
+            r = PyFloat_FromDouble((ref ? t->vec_dot_ref : t->vec_dot)(n, w.buf, a.buf));
     }
-    if (!strcmp(name, "dot_q8_0") || !strcmp(name, "dot_q4_0")) {
-        Py_buffer w, x;
-        if (!a || !b || PyObject_GetBuffer(a, &w, PyBUF_SIMPLE) < 0) return NULL;
-        if (PyObject_GetBuffer(b, &x, PyBUF_SIMPLE) < 0) { PyBuffer_Release(&w); return NULL; }
-        int nb = (int)(x.len / (Py_ssize_t)sizeof(qm_block_q8_0));
-        size_t wb = name[5] == '8' ? sizeof(qm_block_q8_0) : sizeof(qm_block_q4_0);
-        PyObject *r = NULL;
-        if (x.len % sizeof(qm_block_q8_0) || (size_t)w.len != nb * wb) {
-            PyErr_SetString(PyExc_ValueError, "block counts differ");
-        } else {
-            float v = name[5] == '8' ? qm_k.dot_q8_0_q8_0(w.buf, x.buf, nb) : qm_k.dot_q4_0_q8_0(w.buf, x.buf, nb);
-            r = PyFloat_FromDouble(v);
-        }
-        PyBuffer_Release(&w);
-        PyBuffer_Release(&x);
-        return r;
-    }
-    if (!strcmp(name, "tile_q8_0") || !strcmp(name, "tile_q4_0")) { /* 2 weight rows x 4 rows */
-        Py_buffer w, x;
-        if (!a || !b || PyObject_GetBuffer(a, &w, PyBUF_SIMPLE) < 0) return NULL;
-        if (PyObject_GetBuffer(b, &x, PyBUF_SIMPLE) < 0) { PyBuffer_Release(&w); return NULL; }
-        size_t wb = name[6] == '8' ? sizeof(qm_block_q8_0) : sizeof(qm_block_q4_0);
-        int nb = (int)(x.len / 4 / (Py_ssize_t)sizeof(qm_block_q8_0));
-        PyObject *r = NULL;
-        if (nb < 1 || (size_t)x.len != 4 * nb * sizeof(qm_block_q8_0) || (size_t)w.len != 2 * nb * wb) {
-            PyErr_SetString(PyExc_ValueError, "tile expects 2 weight rows and 4 activation rows of equal blocks");
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&a);
+    return r;
+}
+
+/* type_tile(type, w bytes (2 rows), a bytes (4 rows), n) -> 8 floats, or None without a tile */
+static PyObject *mod_type_tile(PyObject *m, PyObject *args) {
+    unsigned type;
+    Py_buffer w, a;
+    long long n;
+    if (!PyArg_ParseTuple(args, "Iy*y*L", &type, &w, &a, &n)) return NULL;
+    const qa_type_traits *t = type_arg(type);
+    PyObject *r = NULL;
+    if (t && n > 0 && n % t->blck == 0) {
+        uint64_t ws = qa_ggml_row_bytes(t->type, n), as = qa_ggml_row_bytes(t->act_type, n);
+        if ((uint64_t)w.len != 2 * ws || (uint64_t)a.len != 4 * as) {
+            PyErr_SetString(PyExc_ValueError, "tile expects 2 weight rows and 4 activation rows of n values");
+        } else if (!t->tile) {
+            r = Py_NewRef(Py_None);
         } else {
             float o[8];
-            (name[6] == '8' ? qm_k.tile_q8_0 : qm_k.tile_q4_0)(w.buf, nb * wb, x.buf, nb * sizeof(qm_block_q8_0), nb, o);
+            t->tile(n, w.buf, ws, a.buf, as, o);
             r = Py_BuildValue("[ffffffff]", o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]);
         }
-        PyBuffer_Release(&w);
-        PyBuffer_Release(&x);
-        return r;
+    } else if (t) {
+        PyErr_SetString(PyExc_ValueError, "n must be a positive multiple of the block");
     }
-    PyErr_Format(PyExc_ValueError, "unknown kernel %s", name);
-    return NULL;
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&a);
+    return r;
+}
+
+/* op(name, x, m=0, ref=False) runs one op on a copy of x: gelu, exp_sub (x - m), softmax */
+static PyObject *mod_op(PyObject *m, PyObject *args) {
+    const char *name;
+    PyObject *xo;
+    double mv = 0.0;
+    int ref = 0;
+    if (!PyArg_ParseTuple(args, "sO|dp", &name, &xo, &mv, &ref)) return NULL;
+    PyArrayObject *x = f32_arg(xo);
+    if (!x) return NULL;
+    float *xp = (float *)PyArray_DATA(x);
+    int n = (int)PyArray_DIM(x, 0);
+    if (!strcmp(name, "gelu")) (ref ? qa_gelu_ref : qa_gelu)(xp, n);
+    else if (!strcmp(name, "exp_sub")) (ref ? qa_exp_sub_ref : qa_exp_sub)(xp, n, (float)mv);
+    else if (!strcmp(name, "softmax") && n > 0) qa_softmax(xp, n);
+    else {
+        Py_DECREF(x);
+        PyErr_Format(PyExc_ValueError, "unknown op %s", name);
+        return NULL;
+    }
+    return (PyObject *)x;
 }
 
 static PyMethodDef module_methods[] = {
-    {"set_simd", mod_set_simd, METH_VARARGS, "set_simd(level) -> level in use (0 scalar, 1 AVX2, 3 AVX2 + AVX-512 VNNI tiles)"},
+    {"set_simd", mod_set_simd, METH_VARARGS,
+     "set_simd(level) -> level in use (0 scalar, 1 AVX2, 3 AVX2 + AVX-512 VNNI tiles; never above the CPU's)"},
     {"simd_level", mod_simd_level, METH_NOARGS, "SIMD level in use"},
-    {"kernel", mod_kernel, METH_VARARGS, "run one dispatched kernel (for tests)"},
+    {"types", mod_types, METH_NOARGS, "the types table: one dict per row"},
+    {"type_to_float", mod_type_to_float, METH_VARARGS, "type_to_float(type, data, n) -> float32[n]"},
+    {"type_quantize_act", mod_type_quantize_act, METH_VARARGS,
+     "type_quantize_act(type, x, ref=False) -> activation blocks (dispatched or reference)"},
+    {"type_dot", mod_type_dot, METH_VARARGS, "type_dot(type, w, a, n, ref=False) -> float"},
+    {"type_tile", mod_type_tile, METH_VARARGS, "type_tile(type, w2, a4, n) -> 8 dots, or None"},
+    {"op", mod_op, METH_VARARGS, "op(name, x, m=0, ref=False): gelu, exp_sub, softmax on a copy"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "quantann._model",
-                                       "BERT GGUF encoder kernel", -1, module_methods};
+                                       "GGUF model kernel (encoders)", -1, module_methods};
 
 PyMODINIT_FUNC PyInit__model(void) {
     import_array();
-    qm_simd_init();
+    qa_cpu_init();
+    qa_model_select_simd();
     if (PyType_Ready(&ModelType) < 0) return NULL;
     PyObject *mod = PyModule_Create(&moduledef);
     if (!mod) return NULL;
@@ -436,8 +550,8 @@ PyMODINIT_FUNC PyInit__model(void) {
     Py_INCREF(&ModelType);
     PyModule_AddObject(mod, "Model", (PyObject *)&ModelType);
     PyModule_AddObject(mod, "GGUFError", FormatError);
-    PyModule_AddIntConstant(mod, "SIMD_SCALAR", QM_SIMD_SCALAR);
-    PyModule_AddIntConstant(mod, "SIMD_AVX2", QM_SIMD_AVX2);
-    PyModule_AddIntConstant(mod, "SIMD_AVX512VNNI", QM_SIMD_AVX512VNNI);
+    PyModule_AddIntConstant(mod, "SIMD_SCALAR", QA_SIMD_SCALAR);
+    PyModule_AddIntConstant(mod, "SIMD_AVX2", QA_SIMD_AVX2);
+    PyModule_AddIntConstant(mod, "SIMD_AVX512VNNI", QA_SIMD_AVX512VNNI);
     return mod;
 }

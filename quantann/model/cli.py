@@ -41,7 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--field", default="text", help="JSON field holding the text")
     p.add_argument("--threads", type=int, default=None, help="threads (default: CPU count, at most 8)")
     p.add_argument("--max-tokens", type=int, default=None,
-                   help="truncate texts to this many tokens incl. [CLS]/[SEP] (default: model context)")
+                   help="truncate texts to this many tokens incl. [CLS]/[SEP] (default: the model's own "
+                        "max_seq_length, 256 for all-MiniLM-L6-v2; else its context)")
     p.add_argument("--chunk", type=int, default=256, help="texts per kernel call")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_embed)

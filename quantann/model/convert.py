@@ -13,8 +13,10 @@ llama.cpp loads it too:
   requested type, except position and token-type embeddings and 1-D tensors, which stay F32
   (as llama.cpp does).
 
-quantann adds two keys of its own under `quantann.*`: whether embeddings are L2-normalised
-and the tokenizer's lower-casing flag.
+quantann adds keys of its own under `quantann.*`: whether embeddings are L2-normalised, the
+tokenizer's lower-casing flag, and `quantann.max_seq_length`, the truncation the model was
+trained for (sentence-transformers' max_seq_length: 256 for all-MiniLM-L6-v2), which the
+kernel uses as its default instead of the context length.
 """
 from __future__ import annotations
 
@@ -224,6 +226,15 @@ def _pooling(src: Path) -> tuple[int, bool]:
     return pooling, normalize
 
 
+def _max_seq_length(src: Path) -> int | None:
+    """sentence-transformers' max_seq_length (sentence_bert_config.json), if the model says."""
+    p = src / "sentence_bert_config.json"
+    if not p.exists():
+        return None
+    v = json.loads(p.read_text()).get("max_seq_length")
+    return int(v) if isinstance(v, int) and v >= 2 else None
+
+
 def convert(source: str | os.PathLike | None, out: str | os.PathLike, type_name: str = "q8_0",
             progress=None, tensor_types: dict | None = None, weights: dict | None = None) -> Path:
     """Write the GGUF; returns its path. The file is written atomically (tmp + rename).
@@ -268,6 +279,9 @@ def convert(source: str | os.PathLike | None, out: str | os.PathLike, type_name:
     w.add_causal_attention(False)
     w.add_pooling_type(gguf.PoolingType(pooling))
     w.add_bool("quantann.normalize", normalize)
+    max_seq = _max_seq_length(src)
+    if max_seq:
+        w.add_uint32("quantann.max_seq_length", max_seq)
     w.add_bool("quantann.lowercase", lower)
     w.add_tokenizer_model("bert")
     w.add_tokenizer_pre("default")

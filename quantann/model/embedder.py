@@ -27,7 +27,8 @@ class Embedder:
     """A BERT-family sentence encoder (llama.cpp `bert` GGUF: F32, F16, Q8_0 or Q4_0).
 
     Texts are tokenized with BERT WordPiece from the file's vocabulary, truncated to
-    `max_tokens` (default: the model's context, 512 for MiniLM; [CLS] and [SEP] included),
+    `max_tokens` (default: the model's own max_seq_length when the file records it, 256 for
+    all-MiniLM-L6-v2, else its context; [CLS] and [SEP] included),
     run through the encoder in batches of about `batch_tokens` tokens (sequences are packed,
     not padded), mean-pooled and L2-normalised as the file's metadata says.
     """
@@ -53,7 +54,10 @@ class Embedder:
         self.info = self._m.info()
         self.dim = int(self.info["n_embd"])
         self.context = int(self.info["n_ctx"])
-        self.max_tokens = self.context if not max_tokens else max(2, min(int(max_tokens), self.context))
+        # the model's own truncation (sentence-transformers' max_seq_length, stored at
+        # conversion) unless the caller asks for another, at most the context
+        default = int(self.info.get("max_tokens", self.context))
+        self.max_tokens = default if not max_tokens else max(2, min(int(max_tokens), self.context))
         self.weight_type = self.info["weight_type"]
         self.n_threads = int(self.info["n_threads"])
 
@@ -75,7 +79,7 @@ class Embedder:
             texts = list(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return self._m.embed(texts, self.max_tokens, int(batch_tokens))
+        return self._checked(self._m.embed, texts, self.max_tokens, int(batch_tokens))
 
     def embed_iter(self, texts: Iterable[str], chunk: int = 256, batch_tokens: int = 1024):
         """Yields (start_row, embeddings) for consecutive chunks of texts."""
@@ -97,8 +101,18 @@ class Embedder:
         ids = [self.tokenize(t) for t in texts]
         lengths = np.array([len(x) for x in ids], dtype=np.int32)
         flat = np.concatenate([np.asarray(x, dtype=np.int32) for x in ids]) if ids else np.zeros(0, np.int32)
-        emb, hidden = self._m.forward(flat, lengths, hidden=True)
+        emb, hidden = self._checked(self._m.forward, flat, lengths, hidden=True)
         return emb, hidden, lengths
+
+    def _checked(self, fn, *args, **kw):
+        """Runs a kernel call; a corrupt model found while computing (a non-finite output)
+        is a FormatError naming the file, as at open."""
+        from .. import _model
+
+        try:
+            return fn(*args, **kw)
+        except _model.GGUFError as e:
+            raise FormatError(f"{self.path}: {e}") from None
 
     def close(self) -> None:
         self._m = None

@@ -1,0 +1,95 @@
+/* The architectures table (arch.h) and the binding helpers the architecture files share. */
+#include "arch.h"
+
+#include <string.h>
+
+#define QA_ARCH_ROWS(X) X(bert)
+
+#define DECLARE(n) extern const qa_arch qa_arch_##n;
+QA_ARCH_ROWS(DECLARE)
+#undef DECLARE
+#define ROW(n) &qa_arch_##n,
+static const qa_arch *const archs[] = {QA_ARCH_ROWS(ROW)};
+#undef ROW
+
+const qa_arch *qa_arch_of(const qa_gguf *g, char *err, size_t err_len) {
+    const qa_gguf_kv *kv = qa_gguf_find_kv(g, "general.architecture");
+    if (!kv || kv->type != QA_GV_STRING) {
+        qa_set_err(err, err_len, "missing general.architecture");
+        return NULL;
+    }
+    uint64_t n = 0;
+    for (int b = 7; b >= 0; b--) n = n << 8 | kv->val[b];
+    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
+        if (n == strlen(archs[i]->name) && !memcmp(kv->val + 8, archs[i]->name, n)) return archs[i];
+    qa_set_err(err, err_len, "unsupported general.architecture '%.*s' (supported: bert)", (int)(n < 64 ? n : 64),
+               (const char *)kv->val + 8);
+    return NULL;
+}
+
+int qa_bind_u32(const qa_gguf *g, const char *key, uint32_t lo, uint32_t hi, int *out, char *err,
+                size_t err_len) {
+    uint32_t v;
+    if (qa_gguf_get_u32(g, key, &v) != QA_OK) {
+        qa_set_err(err, err_len, "missing or non-integer metadata key '%s'", key);
+        return QA_ERR_FORMAT;
+    }
+    if (v < lo || v > hi) {
+        qa_set_err(err, err_len, "metadata '%s' = %u out of range [%u, %u]", key, v, lo, hi);
+        return QA_ERR_FORMAT;
+    }
+    *out = (int)v;
+    return QA_OK;
+}
+
+int qa_bind_mat(const qa_gguf *g, const char *name, int64_t n_in, int64_t n_out, qa_mat *m, char *err,
+                size_t err_len) {
+    const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
+    if (!t) {
+        qa_set_err(err, err_len, "missing tensor '%s'", name);
+        return QA_ERR_FORMAT;
+    }
+    if (t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != 1 || t->ne[3] != 1) {
+        qa_set_err(err, err_len, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+                   (long long)t->ne[0], (long long)t->ne[1], (long long)n_in, (long long)n_out);
+        return QA_ERR_FORMAT;
+    }
+    const qa_type_traits *tt = qa_type_get(t->type);
+    if (!tt) {
+        qa_set_err(err, err_len, "tensor '%s': unsupported type %u", name, t->type);
+        return QA_ERR_UNSUPPORTED;
+    }
+    m->tt = tt;
+    m->n_in = n_in;
+    m->n_out = n_out;
+    m->row_bytes = qa_ggml_row_bytes(t->type, n_in);
+    m->data = t->data;
+    if (!m->row_bytes || m->row_bytes * (uint64_t)n_out > t->nbytes) {
+        qa_set_err(err, err_len, "tensor '%s': rows of %lld do not fit %s blocks of %d", name, (long long)n_in,
+                   tt->name, tt->blck);
+        return QA_ERR_FORMAT;
+    }
+    return QA_OK;
+}
+
+int qa_bind_f32(const qa_gguf *g, const char *name, int64_t n0, int64_t n1_min, int64_t *n1, const float **out,
+                char *err, size_t err_len) {
+    const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
+    if (!t) {
+        qa_set_err(err, err_len, "missing tensor '%s'", name);
+        return QA_ERR_FORMAT;
+    }
+    if (t->type != QA_T_F32) {
+        qa_set_err(err, err_len, "tensor '%s': type %u, F32 expected", name, t->type);
+        return QA_ERR_UNSUPPORTED;
+    }
+    if (t->ne[0] != n0 || t->ne[1] < n1_min || t->ne[2] != 1 || t->ne[3] != 1 ||
+        (!n1 && t->ne[1] != n1_min)) {
+        qa_set_err(err, err_len, "tensor '%s' has shape [%lld, %lld], expected [%lld, %lld]", name,
+                   (long long)t->ne[0], (long long)t->ne[1], (long long)n0, (long long)n1_min);
+        return QA_ERR_FORMAT;
+    }
+    if (n1) *n1 = t->ne[1];
+    *out = (const float *)t->data;
+    return QA_OK;
+}

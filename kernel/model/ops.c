@@ -1,0 +1,302 @@
+/* Model ops (ops.h). The matmul is the hot loop: weight rows stream from the file while a
+ * block of TB tokens' quantized activations stays in L1; types with a 2 x 4 tile decode
+ * each weight block once for 4 tokens. */
+#include "ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../simd.h"
+
+/* ---------------------------------------------------------------- dispatch */
+
+static void (*gelu_fn)(float *, int) = qa_gelu_ref;
+static void (*exp_sub_fn)(float *, int, float) = qa_exp_sub_ref;
+typedef void (*attn_row_fn)(const float *, const float *, const float *, float *, float *, int, int, int, float);
+static void attn_row_ref(const float *qi, const float *kt, const float *v, float *sc, float *o, int L, int hd,
+                         int D, float scale);
+static attn_row_fn attn_row = attn_row_ref;
+
+void qa_gelu(float *x, int n) { gelu_fn(x, n); }
+void qa_exp_sub(float *x, int n, float m) { exp_sub_fn(x, n, m); }
+
+/* ---------------------------------------------------------------- matmul */
+
+#define TB 32 /* tokens per block: their quantized rows stay in L1 while weight rows stream */
+
+typedef struct {
+    const qa_mat *w;
+    const float *b, *x, *res;
+    int n, gelu;
+    float *y;
+    const uint8_t *xq;   /* activations quantized to w's act_type, or NULL for F32 */
+    uint64_t qrow;       /* bytes per quantized activation row */
+    float *rowbuf;       /* per thread: a weight row as floats, or 4 padded activation rows */
+    const qa_type_traits *f32;
+} mm_ctx;
+
+uint64_t qa_matmul_act_bytes(int64_t n, int64_t k) {
+    uint64_t most = 0;
+    for (int i = 0; i < qa_n_types; i++) {
+        uint64_t r = qa_ggml_row_bytes(qa_types[i]->act_type, k);
+        if (qa_types[i]->act_type != QA_T_F32 && r > most) most = r;
+    }
+    return (uint64_t)n * most;
+}
+
+uint64_t qa_matmul_rowbuf_floats(int64_t k) { return 2 * (uint64_t)k; }
+
+void qa_mat_row(const qa_mat *m, int64_t row, float *out) {
+    m->tt->to_float(m->data + (uint64_t)row * m->row_bytes, out, m->n_in);
+}
+
+static void quantize_task(void *c_, int i, int k) {
+    mm_ctx *c = (mm_ctx *)c_;
+    int lo, hi;
+    int64_t K = c->w->n_in;
+    qa_share(c->n, i, k, 1, &lo, &hi);
+    for (int t = lo; t < hi; t++)
+        c->w->tt->quantize_act(c->x + (uint64_t)t * K, (uint8_t *)c->xq + t * c->qrow, K);
+}
+
+static void mm_task(void *c_, int i, int k) {
+    mm_ctx *c = (mm_ctx *)c_;
+    const qa_mat *w = c->w;
+    const qa_type_traits *tt = w->tt;
+    int64_t K = w->n_in;
+    int N = (int)w->n_out, o0, o1;
+    uint64_t qrow = c->qrow;
+    qa_share(N, i, k, 8, &o0, &o1);
+    if (o0 >= o1) return;
+    float *rb = c->rowbuf + (uint64_t)i * qa_matmul_rowbuf_floats(K);
+    uint8_t *pad = (uint8_t *)rb; /* quantized weights need no float row: reuse it */
+    for (int t0 = 0; t0 < c->n; t0 += TB) {
+        int t1 = t0 + TB < c->n ? t0 + TB : c->n;
+        int o = o0;
+        if (c->xq && tt->tile) { /* 2 x 4 tiles */
+            for (; o + 2 <= o1; o += 2) {
+                const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
+                float b0 = c->b ? c->b[o] : 0.0f, b1 = c->b ? c->b[o + 1] : 0.0f, r[8];
+                int t = t0;
+                for (; t + 4 <= t1; t += 4) {
+                    tt->tile(K, wr, w->row_bytes, c->xq + t * qrow, qrow, r);
+                    for (int j = 0; j < 4; j++) {
+                        c->y[(uint64_t)(t + j) * N + o] = b0 + r[j];
+                        c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
+                    }
+                }
+                if (t < t1) { /* 1..3 remainder rows: one tile over a padded copy. Each
+                               * output depends only on its own row, so results never
+                               * depend on how rows are grouped into tiles. */
+                    int nr = t1 - t;
+                    for (int j = 0; j < 4; j++)
+                        memcpy(pad + j * qrow, c->xq + (t + (j < nr ? j : nr - 1)) * qrow, qrow);
+                    tt->tile(K, wr, w->row_bytes, pad, qrow, r);
+                    for (int j = 0; j < nr; j++) {
+                        c->y[(uint64_t)(t + j) * N + o] = b0 + r[j];
+                        c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
+                    }
+                }
+            }
+        }
+        for (; o < o1; o++) {
+            const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
+            float bias = c->b ? c->b[o] : 0.0f;
+            if (c->xq) { /* quantized activations */
+                for (int t = t0; t < t1; t++)
+                    c->y[(uint64_t)t * N + o] = bias + tt->vec_dot(K, wr, c->xq + t * qrow);
+            } else if (tt->type != QA_T_F32) { /* float activations, other weights: one row as F32 */
+                tt->to_float(wr, rb, K);
+                for (int t = t0; t < t1; t++)
+                    c->y[(uint64_t)t * N + o] = bias + c->f32->vec_dot(K, rb, c->x + (uint64_t)t * K);
+            } else {
+                for (int t = t0; t < t1; t++)
+                    c->y[(uint64_t)t * N + o] = bias + tt->vec_dot(K, wr, c->x + (uint64_t)t * K);
+            }
+        }
+        for (int t = t0; t < t1; t++) {
+            float *yr = c->y + (uint64_t)t * N;
+            if (c->res) {
+                const float *rr = c->res + (uint64_t)t * N;
+                for (int o = o0; o < o1; o++) yr[o] += rr[o];
+            }
+            if (c->gelu) gelu_fn(yr + o0, o1 - o0);
+        }
+    }
+}
+
+void qa_matmul(qa_pool *pool, const qa_mat *w, const float *b, const float *x, int n, float *y,
+               void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf) {
+    mm_ctx c = {w, b, x, res, n, gelu, y, NULL, 0, rowbuf, qa_type_get(QA_T_F32)};
+    if (w->tt->act_type != QA_T_F32) {
+        c.xq = (const uint8_t *)xq;
+        c.qrow = qa_ggml_row_bytes(w->tt->act_type, w->n_in);
+        if (!reuse_xq) qa_pool_run(pool, quantize_task, &c);
+    }
+    qa_pool_run(pool, mm_task, &c);
+}
+
+/* ---------------------------------------------------------------- norms, activations */
+
+void qa_layer_norm(float *x, int D, const float *w, const float *b, float eps) {
+    double s = 0.0, ss = 0.0;
+    for (int i = 0; i < D; i++) s += x[i];
+    float mean = (float)(s / D);
+    for (int i = 0; i < D; i++) { float d = x[i] - mean; ss += (double)d * d; }
+    float inv = 1.0f / sqrtf((float)(ss / D) + eps);
+    for (int i = 0; i < D; i++) x[i] = (x[i] - mean) * inv * w[i] + b[i];
+}
+
+void qa_softmax(float *x, int n) {
+    float mx = x[0], sum = 0.0f;
+    for (int j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
+    exp_sub_fn(x, n, mx);
+    for (int j = 0; j < n; j++) sum += x[j];
+    const float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) x[j] *= inv;
+}
+
+void qa_gelu_ref(float *x, int n) {
+    for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+}
+
+void qa_exp_sub_ref(float *x, int n, float m) {
+    for (int i = 0; i < n; i++) x[i] = expf(x[i] - m);
+}
+
+#if defined(QA_X86)
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* exp(x) for 8 floats (Cephes polynomial, ~1 ulp on [-87, 88]). */
+AVX2 static inline __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+/* GELU, erf form, erf by Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7). */
+AVX2 static void gelu_avx2(float *x, int n) {
+    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_loadu_ps(x + i);
+        __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
+        __m256 s = _mm256_and_ps(z, sign), a = _mm256_andnot_ps(sign, z);
+        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), one));
+        __m256 p = _mm256_set1_ps(1.061405429f);
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+        p = _mm256_mul_ps(p, t);
+        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
+        __m256 erf = _mm256_or_ps(_mm256_fnmadd_ps(p, e, one), s);
+        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(one, erf)));
+    }
+    qa_gelu_ref(x + i, n - i);
+}
+
+AVX2 static void exp_sub_avx2(float *x, int n, float m) {
+    __m256 mv = _mm256_set1_ps(m);
+    int i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv)));
+    qa_exp_sub_ref(x + i, n - i, m);
+}
+#endif /* QA_X86 */
+
+/* ---------------------------------------------------------------- attention */
+
+typedef struct {
+    const float *q, *k, *v;
+    float *out;
+    const int32_t *seq_len, *seq_start;
+    int n_seq, max_seq, D, H;
+    float *scratch;
+} attn_ctx;
+
+/* One attention row: s = softmax(q K^T * scale), o = s V. Written as plain loops over
+ * contiguous j (scores) and d (output) that the compiler vectorizes; the AVX2 clone runs
+ * the same operations in the same order per element, so both give identical results. */
+#define ATTN_ROW_BODY                                                             \
+    for (int j = 0; j < L; j++) sc[j] = 0.0f;                                     \
+    for (int d = 0; d < hd; d++) {                                                \
+        const float qd = qi[d] * scale, *kr = kt + (uint64_t)d * L;               \
+        for (int j = 0; j < L; j++) sc[j] += qd * kr[j];                          \
+    }                                                                             \
+    float mx = sc[0];                                                             \
+    for (int j = 1; j < L; j++) mx = sc[j] > mx ? sc[j] : mx;                     \
+    exp_sub_fn(sc, L, mx);                                                        \
+    float sum = 0.0f;                                                             \
+    for (int j = 0; j < L; j++) sum += sc[j];                                     \
+    const float inv = 1.0f / sum;                                                 \
+    for (int d = 0; d < hd; d++) o[d] = 0.0f;                                     \
+    for (int j = 0; j < L; j++) {                                                 \
+        const float pj = sc[j] * inv, *vj = v + (uint64_t)j * D;                  \
+        for (int d = 0; d < hd; d++) o[d] += pj * vj[d];                          \
+    }
+
+static void attn_row_ref(const float *qi, const float *kt, const float *v, float *sc, float *o, int L, int hd,
+                         int D, float scale) {
+    ATTN_ROW_BODY
+}
+
+#if defined(QA_X86)
+__attribute__((target("avx2,fma"))) static void attn_row_avx2(const float *qi, const float *kt, const float *v,
+                                                             float *sc, float *o, int L, int hd, int D,
+                                                             float scale) {
+    ATTN_ROW_BODY
+}
+#endif
+
+uint64_t qa_attention_scratch_floats(int d, int n_head, int max_seq) {
+    return (uint64_t)max_seq + (uint64_t)max_seq * (uint64_t)(d / n_head);
+}
+
+static void attn_task(void *c_, int wi, int wk) {
+    attn_ctx *c = (attn_ctx *)c_;
+    int D = c->D, H = c->H, hd = D / H;
+    float scale = 1.0f / sqrtf((float)hd);
+    float *sc = c->scratch + (uint64_t)wi * qa_attention_scratch_floats(D, H, c->max_seq);
+    float *kt = sc + c->max_seq; /* K of one head, transposed: hd x L */
+    int n_pairs = c->n_seq * H;
+    for (int p = wi; p < n_pairs; p += wk) { /* interleaved: sequences differ in cost */
+        int s = p / H, h = p % H, L = c->seq_len[s];
+        uint64_t base = (uint64_t)c->seq_start[s] * D + (uint64_t)h * hd;
+        for (int j = 0; j < L; j++)
+            for (int d = 0; d < hd; d++) kt[(uint64_t)d * L + j] = c->k[base + (uint64_t)j * D + d];
+        for (int i = 0; i < L; i++)
+            attn_row(c->q + base + (uint64_t)i * D, kt, c->v + base, sc, c->out + base + (uint64_t)i * D, L, hd, D,
+                     scale);
+    }
+}
+
+void qa_attention_encoder(qa_pool *pool, const float *q, const float *k, const float *v, float *out,
+                          int d, int n_head, const int32_t *seq_len, const int32_t *seq_start,
+                          int n_seq, int max_seq, float *scratch) {
+    attn_ctx c = {q, k, v, out, seq_len, seq_start, n_seq, max_seq, d, n_head, scratch};
+    qa_pool_run(pool, attn_task, &c);
+}
+
+void qa_ops_init(void) {
+    gelu_fn = qa_gelu_ref;
+    exp_sub_fn = qa_exp_sub_ref;
+    attn_row = attn_row_ref;
+#if defined(QA_X86)
+    if (qa_have_avx2 && qa_have_fma_f16c) {
+        gelu_fn = gelu_avx2;
+        exp_sub_fn = exp_sub_avx2;
+        attn_row = attn_row_avx2;
+    }
+#endif
+}

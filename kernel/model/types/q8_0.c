@@ -1,0 +1,146 @@
+/* Q8_0: blocks of 32 int8 with an fp16 scale (34 bytes, ggml's layout; the struct is in
+ * types.h because Q8_0 is also the activation type of every 32-value block type).
+ *   x[i] = d * qs[i],   d = max|x| / 127
+ * Weights Q8_0 x activations Q8_0: an integer dot per block, scaled by both d. */
+#include <math.h>
+
+#include "simd_blocks.h"
+
+#define QK QA_QK8_0
+
+static void quantize_ref(const float *x, void *y_, int64_t n) {
+    qa_block_q8_0 *y = (qa_block_q8_0 *)y_;
+    for (int64_t b = 0; b < n / QK; b++, x += QK) {
+        float amax = 0.0f;
+        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        y[b].d = qa_fp32_to_fp16(d);
+        for (int j = 0; j < QK; j++) y[b].qs[j] = (int8_t)rintf(x[j] * id);
+    }
+}
+
+static void to_float(const void *x_, float *y, int64_t n) {
+    const qa_block_q8_0 *x = (const qa_block_q8_0 *)x_;
+    for (int64_t b = 0; b < n / QK; b++) {
+        float d = qa_fp16_to_fp32(x[b].d);
+        for (int j = 0; j < QK; j++) y[b * QK + j] = d * x[b].qs[j];
+    }
+}
+
+static float dot_ref(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / QK; b++) {
+        int32_t acc = 0;
+        for (int j = 0; j < QK; j++) acc += (int32_t)w[b].qs[j] * x[b].qs[j];
+        s += (float)acc * (qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d));
+    }
+    return s;
+}
+
+#if defined(QA_X86)
+/* Same blocks as the reference, bit for bit: the same amax, scale and round-to-nearest-even. */
+QA_TARGET_MODEL_AVX2 static void quantize_avx2(const float *x, void *y_, int64_t n) {
+    qa_block_q8_0 *y = (qa_block_q8_0 *)y_;
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    for (int64_t b = 0; b < n / QK; b++, x += QK) {
+        __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
+        __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        float amax = _mm_cvtss_f32(m4);
+        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        y[b].d = qa_fp32_to_fp16(d);
+        __m256 mul = _mm256_set1_ps(id);
+        __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i1 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v1, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i2 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v2, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m256i i3 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v3, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        i0 = _mm256_packs_epi32(i0, i1);
+        i2 = _mm256_packs_epi32(i2, i3);
+        i0 = _mm256_packs_epi16(i0, i2);
+        /* packs interleave 128-bit lanes; restore element order */
+        i0 = _mm256_permutevar8x32_epi32(i0, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i *)y[b].qs, i0);
+    }
+}
+
+QA_TARGET_MODEL_AVX2 static float dot_avx2(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
+    int64_t nb = n / QK, b = 0;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (; b + 2 <= nb; b += 2) {
+        __m256 d0 = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
+        __m256 d1 = _mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(x[b + 1].d));
+        __m256 p0 = qa_mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
+        __m256 p1 = qa_mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[b + 1].qs), _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
+        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+        acc1 = _mm256_fmadd_ps(d1, p1, acc1);
+    }
+    for (; b < nb; b++) {
+        __m256 d0 = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
+        __m256 p0 = qa_mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
+        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
+    }
+    return qa_hsum256(_mm256_add_ps(acc0, acc1));
+}
+
+#define LOAD_Q8_0_PAIR                                                                           \
+    const qa_block_q8_0 *w0 = (const qa_block_q8_0 *)w + b;                                      \
+    const qa_block_q8_0 *w1 = (const qa_block_q8_0 *)((const uint8_t *)w + ws) + b;              \
+    a0 = _mm256_loadu_si256((const __m256i *)w0->qs);                                            \
+    a1 = _mm256_loadu_si256((const __m256i *)w1->qs);                                            \
+    dw0 = _mm256_set1_ps(_cvtsh_ss(w0->d));                                                      \
+    dw1 = _mm256_set1_ps(_cvtsh_ss(w1->d));
+
+QA_TARGET_MODEL_AVX2 static void tile_avx2(int64_t n, const void *w, size_t ws, const void *x, size_t xs, float *out) {
+    int64_t nb = n / QK;
+    QA_TILE_Q8_BODY(QA_DOT4_AVX2, LOAD_Q8_0_PAIR)
+}
+
+QA_TARGET_MODEL_VNNI static void tile_vnni(int64_t n, const void *w, size_t ws, const void *x, size_t xs, float *out) {
+    int64_t nb = n / QK;
+    QA_TILE_Q8_BODY(QA_DOT4_VNNI, LOAD_Q8_0_PAIR)
+}
+#endif /* QA_X86 */
+
+#if defined(QA_WASM_SIMD)
+static float dot_wasm(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
+    v128_t acc = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / QK; b++) {
+        v128_t s = wasm_i32x4_add(qa_dot_i8x16(wasm_v128_load(w[b].qs), wasm_v128_load(x[b].qs)),
+                                  qa_dot_i8x16(wasm_v128_load(w[b].qs + 16), wasm_v128_load(x[b].qs + 16)));
+        float d = qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d);
+        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
+    }
+    return qa_hsum_f32x4(acc);
+}
+#endif
+
+/* Q8_0 activations for the other 32-value block types (q4_0.c, ...): the dispatched
+ * quantizer of this row. */
+qa_type_traits qa_type_q8_0 = {
+    .type = QA_T_Q8_0, .name = "Q8_0", .blck = QK, .size = sizeof(qa_block_q8_0), .act_type = QA_T_Q8_0,
+    .to_float = to_float, .quantize_act = quantize_ref, .vec_dot_ref = dot_ref, .vec_dot = dot_ref,
+    .quantize_act_ref = quantize_ref, .tile = NULL,
+};
+
+void qa_type_q8_0_select(void) {
+    qa_type_q8_0.quantize_act = quantize_ref;
+    qa_type_q8_0.vec_dot = dot_ref;
+    qa_type_q8_0.tile = NULL;
+#if defined(QA_X86)
+    if (qa_model_avx2()) {
+        qa_type_q8_0.quantize_act = quantize_avx2;
+        qa_type_q8_0.vec_dot = dot_avx2;
+        qa_type_q8_0.tile = qa_have_avx512vnni ? tile_vnni : tile_avx2;
+    }
+#endif
+#if defined(QA_WASM_SIMD)
+    qa_type_q8_0.vec_dot = dot_wasm;
+#endif
+}

@@ -1,0 +1,84 @@
+/* Helpers shared by the block types' SIMD variants (static inline; included by the type files).
+ *
+ * x86: AVX2 + FMA + F16C variants are compiled with QA_TARGET_MODEL_AVX2 and chosen at run
+ * time (qa_have_avx2 && qa_have_fma_f16c); AVX-512 VNNI tiles with QA_TARGET_MODEL_VNNI.
+ * wasm32: SIMD128 variants are compiled in directly (-msimd128). */
+#ifndef QA_MODEL_SIMD_BLOCKS_H
+#define QA_MODEL_SIMD_BLOCKS_H
+
+#include "../../simd.h"
+#include "../types.h"
+
+#if defined(QA_X86)
+#define QA_TARGET_MODEL_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define QA_TARGET_MODEL_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+QA_TARGET_MODEL_AVX2 static inline float qa_hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* sum over 32 int8 products a*b as 8 float lanes; sign trick: maddubs(|a|, sign(b, a)). */
+QA_TARGET_MODEL_AVX2 static inline __m256 qa_mul_sum_i8(__m256i a, __m256i b) {
+    const __m256i ax = _mm256_sign_epi8(a, a), sy = _mm256_sign_epi8(b, a);
+    const __m256i dot = _mm256_maddubs_epi16(ax, sy);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, _mm256_set1_epi16(1)));
+}
+
+/* 2 x 4 tile over Q8_0 activations. The statement block passed in loads weight block b of
+ * rows 0 and 1 into a0, a1 (32 int8 each) and their scales into dw0, dw1. Each weight
+ * block is loaded (and decoded) once for 4 activation rows; the sign trick sits on the
+ * activation side: maddubs(|x|, sign(w, x)) = sum w*x. DOT4(ay, sw) sums 4 adjacent u8*s8
+ * products into int32 lanes (maddubs + madd on AVX2, vpdpbusd on VNNI). */
+#define QA_TILE_Q8_BODY(DOT4, ...)                                                               \
+    __m256 acc[2][4];                                                                            \
+    for (int r = 0; r < 2; r++)                                                                  \
+        for (int j = 0; j < 4; j++) acc[r][j] = _mm256_setzero_ps();                             \
+    for (int b = 0; b < nb; b++) {                                                               \
+        __m256i a0, a1;                                                                          \
+        __m256 dw0, dw1;                                                                         \
+        __VA_ARGS__                                                                              \
+        for (int j = 0; j < 4; j++) {                                                            \
+            const qa_block_q8_0 *xb = (const qa_block_q8_0 *)((const uint8_t *)x + j * xs) + b;  \
+            const __m256i y = _mm256_loadu_si256((const __m256i *)xb->qs);                       \
+            const __m256i ay = _mm256_sign_epi8(y, y);                                           \
+            const __m256 dx = _mm256_set1_ps(_cvtsh_ss(xb->d));                                  \
+            __m256 s0 = _mm256_cvtepi32_ps(DOT4(ay, _mm256_sign_epi8(a0, y)));                   \
+            __m256 s1 = _mm256_cvtepi32_ps(DOT4(ay, _mm256_sign_epi8(a1, y)));                   \
+            acc[0][j] = _mm256_fmadd_ps(_mm256_mul_ps(s0, dx), dw0, acc[0][j]);                  \
+            acc[1][j] = _mm256_fmadd_ps(_mm256_mul_ps(s1, dx), dw1, acc[1][j]);                  \
+        }                                                                                        \
+    }                                                                                            \
+    for (int r = 0; r < 2; r++)                                                                  \
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = qa_hsum256(acc[r][j]);
+
+#define QA_DOT4_AVX2(a, b) _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1))
+#define QA_DOT4_VNNI(a, b) _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b)
+#endif /* QA_X86 */
+
+#if defined(QA_WASM_SIMD)
+/* int32x4 of the 16 products a*b, summed pairwise */
+static inline v128_t qa_dot_i8x16(v128_t a, v128_t b) {
+    v128_t lo = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_low_i8x16(b));
+    v128_t hi = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_high_i8x16(a), wasm_i16x8_extend_high_i8x16(b));
+    return wasm_i32x4_add(lo, hi);
+}
+
+static inline float qa_hsum_f32x4(v128_t v) {
+    return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
+           (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
+}
+#endif /* QA_WASM_SIMD */
+
+/* Whether the x86 AVX2 (+FMA, F16C) variants may run; set from the CPU flags. */
+static inline int qa_model_avx2(void) {
+#if defined(QA_X86)
+    return qa_have_avx2 && qa_have_fma_f16c;
+#else
+    return 0;
+#endif
+}
+
+#endif

@@ -1,0 +1,74 @@
+"""The service's Prometheus metrics, in one registry per app.
+
+Requests and their latency per endpoint, errors by kind, per-query stage times (graph,
+read, rerank, total, embed; later endpoints add their own stages to the same histogram),
+what the store read, the index's memory by part, and the process's own (RSS, CPU, fds).
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               ProcessCollector, generate_latest)
+
+LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                   1.0, 2.5, 10.0)
+ENDPOINTS = ("/search", "/healthz", "/metrics")  # anything else is counted as "other"
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self, index):
+        r = self.registry = CollectorRegistry()
+        ProcessCollector(registry=r)
+        self.requests = Counter("quantann_http_requests", "HTTP requests answered", ["endpoint", "status"],
+                                registry=r)
+        self.request_seconds = Histogram("quantann_http_request_seconds", "Time from request to answer",
+                                         ["endpoint"], buckets=LATENCY_BUCKETS, registry=r)
+        self.in_flight = Gauge("quantann_http_requests_in_flight", "Requests being answered", registry=r)
+        self.errors = Counter("quantann_request_errors", "Requests refused or failed, by kind", ["kind"],
+                              registry=r)
+        self.queries = Counter("quantann_queries", "Queries answered", registry=r)
+        self.stage_seconds = Histogram("quantann_query_seconds", "Time per query by stage", ["stage"],
+                                       buckets=LATENCY_BUCKETS, registry=r)
+        self.vectors_read = Counter("quantann_vectors_read", "Full vectors read from the store", registry=r)
+        self.bytes_read = Counter("quantann_store_bytes_read", "Bytes read from the store", registry=r)
+        self.memory = Gauge("quantann_index_memory_bytes", "Bytes the index holds in memory", ["part"],
+                            registry=r)
+        self.size = Gauge("quantann_index_vectors", "Live vectors in the index", registry=r)
+        self._index = index
+        self._stages = [self.stage_seconds.labels(s) for s in ("graph", "read", "rerank", "total")]
+        for status in ("200", "400", "401", "404", "413"):  # so that rates start at 0, not absent
+            self.requests.labels("/search", status)
+
+    def request(self, endpoint: str, status: int, seconds: float) -> None:
+        endpoint = endpoint if endpoint in ENDPOINTS else "other"
+        self.requests.labels(endpoint, str(status)).inc()
+        self.request_seconds.labels(endpoint).observe(seconds)
+
+    def observe_queries(self, stats) -> None:
+        graph, read, rerank, total = self._stages
+        for st in stats:
+            graph.observe(st.graph_ms / 1e3)
+            read.observe(st.read_ms / 1e3)
+            rerank.observe(st.rerank_ms / 1e3)
+            total.observe((st.graph_ms + st.read_ms + st.rerank_ms) / 1e3)
+        self.queries.inc(len(stats))
+        self.vectors_read.inc(sum(st.vectors_read for st in stats))
+        self.bytes_read.inc(sum(st.bytes_read for st in stats))
+
+    @contextmanager
+    def stage(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stage_seconds.labels(name).observe(time.perf_counter() - t0)
+
+    def render(self) -> bytes:
+        for part, v in self._index.memory().items():
+            self.memory.labels(part).set(v)
+        self.size.set(len(self._index))
+        return generate_latest(self.registry)

@@ -1,0 +1,158 @@
+"""One /search request: parsed and checked, searched chunk by chunk, encoded.
+
+A job runs as a few pool jobs: `start` parses, checks and searches the first chunk, and
+each `step` the next; the event loop hands the pool back between chunks, so a batch of
+hundreds of queries shares the workers with single queries that arrive meanwhile.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+
+from ..errors import QuantannError
+from .limits import ApiError, Limits, json_depth
+
+CHUNK = 16  # queries per pool job
+FIELDS = {"vector", "vectors", "text", "k", "ef", "rerank"}
+
+
+def search_with_stats(index, q, k, ef, rerank):
+    """(ids, distances, per-query stats) of one search on `index` from this thread
+    (`Index.last_stats` is per thread, so parallel searches keep their own)."""
+    ids, dist = index.search(q, k=k, ef=ef, rerank=rerank)
+    return ids, dist, index.last_stats
+
+
+class SearchJob:
+    """A parsed, checked /search request and its results so far."""
+
+    def __init__(self, queries, text, k, ef, rerank):
+        self.queries, self.text = queries, text
+        self.k, self.ef, self.rerank = k, ef, rerank
+        self.parts: list = []  # (ids, distances, stats) per chunk
+        self.done = 0  # queries searched
+        self.body: bytes | None = None  # the encoded answer, once complete
+
+    @property
+    def total(self) -> int:
+        return 1 if self.queries is None else len(self.queries)
+
+
+def _integer(body: dict, name: str, default: int, lo: int, hi: int, flag: str) -> int:
+    v = body.get(name, default)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise ApiError(400, "bad_parameter", f"{name} must be an integer, got {json.dumps(v)[:40]}")
+    if not lo <= v <= hi:
+        raise ApiError(400, "out_of_range", f"{name}={v} is outside {lo}..{hi}"
+                       + (f" (this server's limit, {flag})" if v > hi else ""))
+    return v
+
+
+def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_model: bool) -> SearchJob:
+    """The request in `body`, checked against the limits and the index; ApiError otherwise."""
+    if json_depth(body, stop=limits.max_depth) > limits.max_depth:
+        raise ApiError(400, "too_deep", f"the JSON nests deeper than {limits.max_depth} levels")
+    try:
+        req = json.loads(body or b"{}")
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
+        raise ApiError(400, "bad_json", f"the body is not JSON: {e}") from None
+    if not isinstance(req, dict):
+        raise ApiError(400, "bad_request", 'the body must be a JSON object like {"vector": [...]}')
+    unknown = sorted(set(req) - FIELDS)
+    if unknown:
+        raise ApiError(400, "bad_request", f"unknown field {unknown[0]!r}: use {', '.join(sorted(FIELDS))}")
+    given = [n for n in ("vector", "vectors", "text") if n in req]
+    if len(given) != 1:
+        raise ApiError(400, "bad_request", 'send exactly one of {"vector": [...]}, {"vectors": [[...], ...]} '
+                                           'or {"text": "..."}')
+    k = _integer(req, "k", defaults["k"], 1, limits.max_k, "--max-k")
+    ef = _integer(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
+    rerank = _integer(req, "rerank", defaults["rerank"], 0, limits.max_ef, "--max-ef")
+    if k * rerank > limits.max_ef:
+        raise ApiError(400, "out_of_range", f"k*rerank={k * rerank} candidates is over this server's limit "
+                                            f"of {limits.max_ef} (--max-ef)")
+    if k > live:
+        raise ApiError(400, "out_of_range", f"k={k} is larger than the {live} vectors in the index")
+    if given[0] == "text":
+        text = req["text"]
+        if not has_model:
+            raise ApiError(400, "no_model", "this server has no embedding model: send vectors, or start it "
+                                            "on a text index with its model (--model)")
+        if not isinstance(text, str) or not text.strip():
+            raise ApiError(400, "bad_request", "text must be a non-empty string")
+        if len(text) > limits.max_text:
+            raise ApiError(400, "too_large", f"the text has {len(text)} characters, over this server's limit "
+                                             f"of {limits.max_text}")
+        return SearchJob(None, text, k, ef, rerank)
+    raw = req[given[0]]
+    if given[0] == "vector":
+        raw = [raw]
+    elif not isinstance(raw, list) or not raw:
+        raise ApiError(400, "bad_request", "vectors must be a non-empty list of vectors")
+    if len(raw) > limits.max_batch:
+        raise ApiError(400, "too_large", f"{len(raw)} vectors in one request is over this server's limit of "
+                                         f"{limits.max_batch} (--max-batch)")
+    try:
+        q = np.asarray(raw)
+    except ValueError:  # ragged rows
+        raise ApiError(400, "bad_vector", "every vector must be a list of the same number of numbers") from None
+    if q.dtype.kind not in "iuf" or q.ndim != 2:
+        raise ApiError(400, "bad_vector", "vectors must be lists of numbers")
+    if q.shape[1] != dim:
+        raise ApiError(400, "wrong_dimension", f"the vectors have dimension {q.shape[1]}, the index has {dim}")
+    with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
+        q = q.astype(np.float32)
+    finite = np.isfinite(q).all(axis=1)
+    if not finite.all():
+        raise ApiError(400, "bad_vector", f"vector {int(np.argmin(finite))} holds NaN or infinity "
+                                          f"(or a number beyond float32)")
+    return SearchJob(q, None, k, ef, rerank)
+
+
+class Searcher:
+    """Runs jobs on the index a worker thread is given; observes metrics; encodes."""
+
+    def __init__(self, pool, metrics, limits: Limits, defaults: dict, embedder=None, texts=None):
+        self.pool, self.metrics, self.limits = pool, metrics, limits
+        self.defaults = defaults
+        self.embedder, self.texts = embedder, texts
+        self._embed_lock = threading.Lock()  # the model has one scratch
+
+    def start(self, body: bytes) -> SearchJob:
+        """Pool job: parse, check, embed a text query, and search the first chunk."""
+        index = self.pool.index
+        job = parse(body, self.limits, self.defaults, index.dim, len(index), self.embedder is not None)
+        if job.text is not None:
+            with self._embed_lock, self.metrics.stage("embed"):
+                job.queries = np.asarray(self.embedder.embed([job.text]), np.float32)
+        self.step(job)
+        return job
+
+    def step(self, job: SearchJob) -> SearchJob:
+        """Pool job: search the next chunk; encode the answer after the last."""
+        lo, hi = job.done, min(job.done + CHUNK, job.total)
+        try:
+            ids, dist, stats = search_with_stats(self.pool.worker_index(), job.queries[lo:hi],
+                                                 job.k, job.ef, job.rerank)
+        except QuantannError as e:
+            raise ApiError(500, "index", f"the index failed: {e}") from None
+        except (ValueError, TypeError) as e:
+            raise ApiError(400, "bad_request", str(e)) from None
+        self.metrics.observe_queries(stats)
+        job.parts.append((ids, dist, stats))
+        job.done = hi
+        if job.done == job.total:
+            job.body = self._encode(job)
+            job.parts = []
+        return job
+
+    def _encode(self, job: SearchJob) -> bytes:
+        ids = [row for p in job.parts for row in p[0].tolist()]
+        out = {"ids": ids,
+               "distances": [row for p in job.parts for row in p[1].tolist()],
+               "stats": [vars(s) for p in job.parts for s in p[2]]}
+        if self.texts is not None:
+            out["texts"] = [self.texts.get(row) for row in ids]
+        return json.dumps(out).encode()

@@ -1,0 +1,322 @@
+#!/usr/bin/env python3
+"""A bounded loopback load test of `quantann serve` on the built-in 10k passages.
+
+    python scripts/loadtest.py            # about 2 minutes: the figures in docs/SERVICE.md
+    python scripts/loadtest.py --quick    # about 30 s
+
+Starts the server as a subprocess on a free loopback port (per `--threads` value) and
+drives it with keep-alive clients (raw asyncio sockets, requests encoded once, so the
+clients cost little of the CPU the server needs). Prints:
+  - req/s, p50 and p99 latency at 1, 4 and 16 clients for --threads 1 and --threads 2,
+    repeated `--rounds` times with the servers interleaved (medians), and their ratio;
+  - 200 sequential connections (connect, one request, close);
+  - another client's latency while 100 idle connections and stalled clients (one stops
+    mid-headers, one mid-body) hold connections;
+  - a 100 MB body: time to the 413, and the server's RSS before and after;
+  - 8 clients for --endurance seconds with errors counted, requests at the limits mixed
+    in (ef and k*rerank at --max-ef), and the server's RSS before and after.
+Everything runs on one machine: the clients compete with the server for the cores.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def build_index(workdir: Path) -> Path:
+    import quantann
+    from quantann.demo import BUILTIN
+    path = workdir / "demo-10k-sq8.qann"
+    if not path.exists():
+        x = np.load(BUILTIN / "vectors.npy").astype(np.float32)
+        print(f"building an sq8 index of the {len(x)} built-in passages -> {path}", file=sys.stderr)
+        quantann.Index.build(x, quant="sq8", metric="cosine").save(path)
+    return path
+
+
+class Server:
+    """`quantann serve` in a subprocess on a free loopback port."""
+
+    def __init__(self, index: Path, threads: int, *extra: str):
+        cmd = [sys.executable, "-m", "quantann", "serve", str(index), "--port", "0", "--threads", str(threads),
+               *extra]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stderr.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
+        if not m:
+            self.proc.kill()
+            raise SystemExit(f"error: the server did not start: {line}{self.proc.stderr.read()}")
+        self.port = int(m.group(1))
+
+    def rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
+        return kb / 1024
+
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds of the event loop (the main thread) and of all other threads."""
+        loop = other = 0.0
+        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+            try:
+                with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except FileNotFoundError:  # a thread that just ended
+                continue
+            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+            if int(tid) == self.proc.pid:
+                loop += cpu
+            else:
+                other += cpu
+        return loop, other
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        rc = self.proc.wait(30)
+        self.proc.stderr.close()
+        return rc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def request(body: dict, path: str = "/search") -> bytes:
+    data = json.dumps(body).encode()
+    return (f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(data)}\r\n\r\n").encode() + data
+
+
+async def read_response(reader) -> tuple[int, bytes, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = dict(line.lower().split(": ", 1) for line in lines[1:] if ": " in line)
+    body = await reader.readexactly(int(headers.get("content-length", 0)))
+    return status, body, headers.get("connection") == "close"
+
+
+async def keep_alive_client(port, requests, stop_at, lat, errors):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    i = 0
+    try:
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            writer.write(requests[i % len(requests)])
+            try:
+                status, _, close = await read_response(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                errors.append("connection lost")
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                continue
+            lat.append(time.perf_counter() - t0)
+            if status != 200:
+                errors.append(status)
+            if close:
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            i += 1
+    finally:
+        writer.close()
+
+
+def drive(port, requests, clients, seconds) -> dict:
+    """`clients` keep-alive clients for `seconds`: req/s, p50/p99 ms, errors."""
+    async def main():
+        lat, errors = [], []
+        stop_at = time.perf_counter() + seconds
+        t0 = time.perf_counter()
+        await asyncio.gather(*(keep_alive_client(port, requests[c::clients] or requests, stop_at, lat, errors)
+                               for c in range(clients)))
+        return lat, errors, time.perf_counter() - t0
+    lat, errors, wall = asyncio.run(main())
+    ms = np.array(lat) * 1e3
+    return {"rps": len(lat) / wall, "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
+            "max": float(ms.max()), "n": len(lat), "errors": len(errors)}
+
+
+def sequential_connects(port, req, n=200) -> float:
+    async def main():
+        t0 = time.perf_counter()
+        for _ in range(n):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(req)
+            status, _, _ = await read_response(reader)
+            assert status == 200, status
+            writer.close()
+            await writer.wait_closed()
+        return time.perf_counter() - t0
+    return asyncio.run(main())
+
+
+def held_connections(port, requests, seconds) -> dict:
+    """One client's latency alone, then while 100 idle connections, a client stalled
+    mid-headers and one stalled mid-body hold connections."""
+    async def main():
+        base = await measure()
+        holders = []
+        for _ in range(100):
+            holders.append(await asyncio.open_connection("127.0.0.1", port))
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"POST /search HTTP/1.1\r\nhost: localhost\r\ncontent-le")
+        holders.append((r, w))
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"POST /search HTTP/1.1\r\nhost: localhost\r\ncontent-length: 5000\r\n\r\n{\"vector\": [")
+        holders.append((r, w))
+        await asyncio.sleep(0.2)
+        held = await measure()
+        for _, w in holders:
+            w.close()
+        return base, held
+
+    async def measure():
+        lat, errors = [], []
+        await keep_alive_client(port, requests, time.perf_counter() + seconds, lat, errors)
+        ms = np.array(lat) * 1e3
+        return {"p50": float(np.percentile(ms, 50)), "max": float(ms.max()), "errors": len(errors)}
+    base, held = asyncio.run(main())
+    return {"alone": base, "held": held}
+
+
+def big_body(server: Server, size: int = 100 << 20) -> dict:
+    """Sends the head of a `size`-byte request and as much body as the server takes;
+    the time to its answer, the status, and the server's RSS around it."""
+    async def main():
+        rss0 = server.rss_mb()
+        t0 = time.perf_counter()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(f"POST /search HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+                     f"content-length: {size}\r\n\r\n".encode())
+
+        async def push():
+            chunk = b"[" + b"0.5," * (1 << 18)
+            try:
+                for _ in range(size // len(chunk)):
+                    writer.write(chunk)
+                    await writer.drain()
+            except ConnectionError:
+                pass
+        pusher = asyncio.create_task(push())
+        status, body, _ = await read_response(reader)
+        took = time.perf_counter() - t0
+        pusher.cancel()
+        writer.close()
+        return status, json.loads(body)["error"], took, rss0, server.rss_mb()
+    status, msg, took, rss0, rss1 = asyncio.run(main())
+    return {"status": status, "error": msg, "ms": took * 1e3, "rss_before": rss0, "rss_after": rss1}
+
+
+def others(srv: Server, requests, q, a) -> None:
+    """Connects, held connections, a huge body, and the endurance run, on one server."""
+    drive(srv.port, requests, 1, 0.5)
+    took = sequential_connects(srv.port, requests[0])
+    print(f"\n200 sequential connections (connect, one request, close): {took:.2f} s ({took / 200 * 1e3:.1f} ms each)")
+
+    h = held_connections(srv.port, requests, min(a.seconds, 3.0))
+    print(f"one client alone: p50 {h['alone']['p50']:.2f} ms, max {h['alone']['max']:.1f} ms; with 100 idle "
+          f"connections and 2 stalled clients: p50 {h['held']['p50']:.2f} ms, max {h['held']['max']:.1f} ms "
+          f"(delay added: p50 {h['held']['p50'] - h['alone']['p50']:+.2f} ms, max "
+          f"{h['held']['max'] - h['alone']['max']:+.1f} ms), errors {h['alone']['errors'] + h['held']['errors']}")
+
+    bb = big_body(srv)
+    print(f"100 MB body: {bb['status']} after {bb['ms']:.0f} ms ({bb['error']}); server RSS "
+          f"{bb['rss_before']:.0f} -> {bb['rss_after']:.0f} MB")
+
+    limit = [request({"vector": q[i].tolist(), "k": 10, "ef": 4096, "rerank": 409}) for i in range(0, len(q), 7)]
+    mixed = requests[:len(requests) // 2] + limit + requests[len(requests) // 2:]
+    drive(srv.port, limit, 2, 1.0)  # scratch at its largest before the baseline
+    rss0 = srv.rss_mb()
+    e = drive(srv.port, mixed, 8, a.endurance)
+    rss1 = srv.rss_mb()
+    print(f"8 clients for {a.endurance:.0f} s ({len(limit)} of {len(mixed)} requests at ef=4096, k*rerank=4090): "
+          f"{e['n']} requests, {e['errors']} errors, {e['rps']:.0f} req/s, p50 {e['p50']:.2f} ms, "
+          f"p99 {e['p99']:.2f} ms; server RSS {rss0:.0f} -> {rss1:.0f} MB")
+    rc = srv.stop()
+    print(f"server stopped on SIGTERM with exit status {rc}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=4.0, help="per measured point (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repeats; medians are shown (default %(default)s)")
+    ap.add_argument("--clients", default="1,4,16")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--endurance", type=float, default=15.0, help="seconds of the 8-client run (default %(default)s)")
+    ap.add_argument("--ef", type=int, default=64, help="search beam of the measured requests (default %(default)s)")
+    ap.add_argument("--batch", type=int, default=1, help="query vectors per request (default %(default)s)")
+    ap.add_argument("--quick", action="store_true", help="1 round of 2 s, a 4 s endurance run")
+    ap.add_argument("--table-only", action="store_true", help="only the req/s table")
+    ap.add_argument("--workdir", default=None, help="where the index is built (default: a temporary folder)")
+    a = ap.parse_args()
+    if a.quick:
+        a.seconds, a.rounds, a.endurance = 2.0, 1, 4.0
+    from quantann.demo import BUILTIN
+    tmp = None
+    if a.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="quantann-loadtest-")
+        a.workdir = tmp.name
+    index = build_index(Path(a.workdir))
+    q = np.load(BUILTIN / "queries.npy").astype(np.float32)
+    b = max(1, a.batch)
+    requests = [request({"vectors": q[i:i + b].tolist(), "k": 10, "ef": a.ef, "rerank": 4} if b > 1 else
+                        {"vector": q[i].tolist(), "k": 10, "ef": a.ef, "rerank": 4})
+                for i in range(0, len(q) - b + 1, b)]
+    clients = [int(c) for c in a.clients.split(",")]
+    threads = [int(t) for t in a.threads.split(",")]
+    print("load average before: %.1f %.1f %.1f" % os.getloadavg())
+    print(f"quantann serve load test: {len(q)} real queries ({b} per request, k=10 ef={a.ef} rerank=4) on the "
+          f"built-in 10k x 384 sq8 index; loopback, keep-alive clients; {os.cpu_count()} cores shared with the "
+          f"clients (and with whatever else runs); {a.rounds} round(s) of {a.seconds:.0f} s per point, medians")
+
+    results = {}
+    for rnd in range(a.rounds):
+        for t in (threads if rnd % 2 == 0 else threads[::-1]):  # interleaved
+            with Server(index, t) as srv:
+                drive(srv.port, requests, 1, 0.5)  # warm up
+                for c in clients:
+                    cpu0 = srv.cpu_seconds()
+                    r = drive(srv.port, requests, c, a.seconds)
+                    cpu1 = srv.cpu_seconds()
+                    r["loop_us"], r["pool_us"] = ((y - x) / r["n"] * 1e6 for x, y in zip(cpu0, cpu1))
+                    results.setdefault((t, c), []).append(r)
+                srv.stop()
+    print(f"\n{'threads':>7} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
+          f"  server CPU per request: event loop, workers")
+    med = {}
+    for (t, c), rs in sorted(results.items()):
+        med[t, c] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "loop_us", "pool_us")}
+        print(f"{t:>7} {c:>7} {med[t, c]['rps']:>8.0f} {med[t, c]['p50']:>8.2f} {med[t, c]['p99']:>8.2f} "
+              f"{sum(r['errors'] for r in rs):>6}   {med[t, c]['loop_us']:>6.0f} us, {med[t, c]['pool_us']:>6.0f} us")
+    if len(threads) > 1:
+        t0, t1 = threads[0], threads[-1]
+        print("throughput ratio --threads %d / --threads %d: " % (t1, t0)
+              + ", ".join(f"{c} clients {med[t1, c]['rps'] / med[t0, c]['rps']:.2f}x" for c in clients))
+
+    if not a.table_only:
+        with Server(index, threads[-1]) as srv:
+            others(srv, requests, q, a)
+    print("load average after: %.1f %.1f %.1f" % os.getloadavg())
+    if tmp:
+        tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""The model kernel's types table (kernel/model/types.c), row by row.
+
+Every row is held to the `gguf` package (the oracle: GGML_QUANT_SIZES for the block layout,
+gguf.quants.dequantize for to_float) and every dispatched variant to the row's scalar
+reference, at every SIMD level this CPU has. A new type is tested by adding its row.
+"""
+import numpy as np
+import pytest
+
+gguf = pytest.importorskip("gguf")
+_model = pytest.importorskip("quantann._model")
+
+QT = gguf.GGMLQuantizationType
+ROWS = _model.types()
+IDS = [r["name"] for r in ROWS]
+N = 1024  # values per row: a multiple of every block size (32 and 256)
+
+
+@pytest.fixture()
+def levels():
+    """The SIMD levels this CPU runs (scalar first); the best level is restored after."""
+    best = _model.set_simd(_model.SIMD_AVX512VNNI)
+    found = [lv for lv in (_model.SIMD_SCALAR, _model.SIMD_AVX2, _model.SIMD_AVX512VNNI) if _model.set_simd(lv) == lv]
+    yield found
+    _model.set_simd(best)
+
+
+def weights(row, rows=1, seed=0):
+    """(bytes, float64 values) of `rows` rows of N values of this type."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(rows, N)) * rng.uniform(0.05, 4, size=(rows, 1))).astype(np.float32)
+    t = QT(row["type"])
+    try:
+        data = np.ascontiguousarray(gguf.quants.quantize(x, t)).view(np.uint8).reshape(rows, -1)
+    except (NotImplementedError, gguf.quants.QuantError):
+        # types gguf cannot quantize: random blocks whose fp16 fields are finite (scales,
+        # mins); any byte pattern is a valid block otherwise
+        nb = N // row["blck"]
+        data = rng.integers(0, 256, size=(rows, nb * row["size"]), dtype=np.uint8)
+        deq = gguf.quants.dequantize(data, t)
+        data[~np.isfinite(deq).reshape(rows, nb, -1).all(-1).repeat(row["size"], 1)] = 0
+    deq = gguf.quants.dequantize(data, t).astype(np.float64).reshape(rows, N)
+    return data, deq
+
+
+def activations(row, rows=1, seed=1):
+    """(bytes, float64 values) of `rows` activation rows for this type's vec_dot."""
+    rng = np.random.default_rng(seed)
+    x = (rng.normal(size=(rows, N)) * rng.uniform(0.1, 10, size=(rows, N))).astype(np.float32)
+    if row["act_type"] == int(QT.F32):
+        return x.tobytes(), x.astype(np.float64)
+    blocks = [_model.type_quantize_act(row["type"], r, True) for r in x]
+    deq = gguf.quants.dequantize(np.frombuffer(b"".join(blocks), np.uint8).reshape(rows, -1), QT(row["act_type"]))
+    return b"".join(blocks), deq.astype(np.float64).reshape(rows, N)
+
+
+def test_table_holds_the_encoder_types():
+    assert {"F32", "F16", "Q8_0", "Q4_0"} <= set(IDS)
+    assert len(set(r["type"] for r in ROWS)) == len(ROWS)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_block_layout_matches_ggml(row):
+    assert QT(row["type"]).name == row["name"]
+    assert gguf.GGML_QUANT_SIZES[QT(row["type"])] == (row["blck"], row["size"])
+    act = QT(row["act_type"])
+    assert act in gguf.GGML_QUANT_SIZES and (row["act_type"] == int(QT.F32)) != row["has_quantize_act"]
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_to_float_equals_gguf_dequantize(row, levels):
+    data, deq = weights(row, rows=3)
+    for lv in levels:
+        _model.set_simd(lv)
+        for r in range(3):
+            ours = _model.type_to_float(row["type"], data[r].tobytes(), N)
+            np.testing.assert_allclose(ours, deq[r], rtol=1e-6, atol=1e-30, err_msg=f"level {lv}")
+    if row["name"] in ("F32", "F16", "Q8_0", "Q4_0"):  # one multiply per value: exact
+        assert np.array_equal(_model.type_to_float(row["type"], data[0].tobytes(), N), deq[0].astype(np.float32))
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["has_quantize_act"]], ids=lambda r: r["name"])
+def test_activation_quantizer_variants_are_bit_exact(row, levels):
+    x = (np.random.default_rng(7).normal(size=N) * 3).astype(np.float32)
+    x[5] = 0.0
+    x[64:96] = 0.0  # an all-zero block
+    ref = _model.type_quantize_act(row["type"], x, True)
+    for lv in levels:
+        _model.set_simd(lv)
+        assert _model.type_quantize_act(row["type"], x) == ref, lv
+    # and the blocks decode (ggml's layout) to x within half a quantization step (plus the
+    # fp16 rounding of the scale: 127 * 2^-11 of a step)
+    if row["act_type"] == int(QT.Q8_0):
+        deq = gguf.quants.dequantize(np.frombuffer(ref, np.uint8)[None], QT.Q8_0)[0]
+        step = np.abs(x.reshape(-1, 32)).max(1) / 127
+        assert np.all(np.abs(deq - x).reshape(-1, 32) <= step[:, None] * 0.57 + 1e-12)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+def test_dispatched_dot_equals_reference(row, levels):
+    w, wd = weights(row, rows=4, seed=2)
+    a, ad = activations(row, rows=4, seed=3)
+    a_rows = [a[i * len(a) // 4:(i + 1) * len(a) // 4] for i in range(4)]
+    for i in range(4):
+        ref = _model.type_dot(row["type"], w[i].tobytes(), a_rows[i], N, True)
+        scale = float(np.abs(wd[i] * ad[i]).sum())
+        # the reference against a float64 dot of the decoded values
+        assert abs(ref - float(wd[i] @ ad[i])) <= 1e-5 * scale + 1e-6, row["name"]
+        for lv in levels:
+            _model.set_simd(lv)
+            got = _model.type_dot(row["type"], w[i].tobytes(), a_rows[i], N)
+            if lv == _model.SIMD_SCALAR:
+                assert got == ref  # the scalar level runs the reference itself
+            else:  # same products, summed in another order
+                assert abs(got - ref) <= 2e-6 * scale + 1e-6, (row["name"], lv)
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["act_type"] != int(QT.F32)], ids=lambda r: r["name"])
+def test_tiles_equal_reference_dots(row, levels):
+    """The 2 x 4 matmul tiles (where a level has one) against the reference dots."""
+    w, wd = weights(row, rows=2, seed=4)
+    a, ad = activations(row, rows=4, seed=5)
+    na = len(a) // 4
+    ref = [_model.type_dot(row["type"], w[r].tobytes(), a[j * na:(j + 1) * na], N, True)
+           for r in range(2) for j in range(4)]
+    scale = [float(np.abs(wd[r] * ad[j]).sum()) for r in range(2) for j in range(4)]
+    tiled = 0
+    for lv in levels:
+        _model.set_simd(lv)
+        out = _model.type_tile(row["type"], w.tobytes(), a, N)
+        if out is None:
+            continue
+        tiled += 1
+        for k in range(8):
+            assert abs(out[k] - ref[k]) <= 2e-6 * scale[k] + 1e-6, (row["name"], lv, k)
+    if row["name"] in ("Q8_0", "Q4_0") and len(levels) > 1:
+        assert tiled >= 1  # the matmul's hot path is covered
+
+
+def test_bad_arguments_are_value_errors():
+    with pytest.raises(ValueError, match="not in the types table"):
+        _model.type_to_float(77, b"", 32)
+    with pytest.raises(ValueError, match="not 32 values of Q8_0"):
+        _model.type_to_float(int(QT.Q8_0), b"\0" * 33, 32)
+    with pytest.raises(ValueError, match="no activation quantizer"):
+        _model.type_quantize_act(int(QT.F32), np.zeros(32, np.float32))
+    with pytest.raises(ValueError, match="activations"):
+        _model.type_dot(int(QT.Q8_0), b"\0" * 34, b"\0" * 33, 32)
