@@ -6,6 +6,8 @@
   OUT/qann       the conformance .qann files, and good.qann with search parameters in its
                  last 16 bytes (fuzz_qann_open_search.c reads them there)
   OUT/tokenizer  u16 text length | u8 flags | text | vocabulary GGUF
+  OUT/model      u16 text length | u8 flags | text | model GGUF: a tiny synthetic BERT
+                 (tests/conformance/make_model_corpus.py) and the model conformance files
 and every reproducer of tests/conformance/fuzz/manifest.json in its target's folder, so that
 each run replays the findings.
 
@@ -72,6 +74,25 @@ def bpe_vocab(pre: str) -> bytes | None:
     return out.read_bytes()
 
 
+def model_seeds(out: Path) -> None:
+    out.mkdir(exist_ok=True)
+    files = sorted((CONF / "model").glob("*.gguf"))
+    try:  # the valid tiny BERT the model corpus is made from
+        spec = importlib.util.spec_from_file_location("make_model_corpus", CONF / "make_model_corpus.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        good = ROOT / "build" / "fuzz_good_model.gguf"
+        good.parent.mkdir(exist_ok=True)
+        mod.write(good)
+        files.append(good)
+    except ImportError:  # no gguf package: the bad files alone
+        pass
+    texts = [b"hello world", b"the good test file", b"a bad model text, hello", "h\u00e9llo \u2603 world".encode()]
+    for f in files:
+        for i, t in enumerate(texts):
+            (out / f"{f.stem}_{i}").write_bytes(struct.pack("<HB", len(t), i) + t + f.read_bytes())
+
+
 def main(out: Path) -> None:
     for d in ("gguf", "qann", "tokenizer"):
         (out / d).mkdir(parents=True, exist_ok=True)
@@ -99,10 +120,15 @@ def main(out: Path) -> None:
         for i, text in enumerate(TEXTS):
             t = text.encode("utf-8", "surrogateescape") if "\xff" not in text else b"\xff\xfe bad utf-8 follows"
             (out / "tokenizer" / f"{name}_{i}").write_bytes(struct.pack("<HB", len(t), i % 64) + t + v)
+    model_seeds(out / "model")
     for case in json.loads((CONF / "fuzz" / "manifest.json").read_text()):
         d = out / SEED_DIR[case["target"]]
         d.mkdir(exist_ok=True)
-        (d / Path(case["file"]).name).write_bytes((CONF / case["file"]).read_bytes())
+        blob = (CONF / case["file"]).read_bytes()
+        if case["target"] in ("tokenizer", "model"):  # their inputs carry a text first
+            t = case.get("text", "").encode()
+            blob = struct.pack("<HB", len(t), 0) + t + blob
+        (d / ("finding_" + Path(case["file"]).name)).write_bytes(blob)
 
 
 if __name__ == "__main__":

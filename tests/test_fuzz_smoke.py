@@ -16,9 +16,13 @@ CONF = ROOT / "tests" / "conformance"
 FINDINGS = json.loads((CONF / "fuzz" / "manifest.json").read_text())
 
 
-def open_file(kind, path):
+def open_file(kind, path, case_text=""):
     if kind == "index":
         return quantann.open(path)
+    if kind == "model":
+        from quantann.model.embedder import Embedder
+        with Embedder.open(path, n_threads=1) as e:
+            return e.embed([case_text])
     if kind == "tokenizer":
         from quantann._tokenizer import Tokenizer
         return Tokenizer(path.read_bytes())
@@ -29,7 +33,7 @@ def open_file(kind, path):
 def test_finding_gives_its_error(case):
     path = CONF / case["file"]
     with pytest.raises((quantann.FormatError, ValueError)) as e:
-        open_file(case["kind"], path)
+        open_file(case["kind"], path, case.get("text", ""))
     assert case["error"] in str(e.value), str(e.value)
 
 
