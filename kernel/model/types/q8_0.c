@@ -24,6 +24,7 @@ static void quantize_ref(const float *x, void *y_, int64_t n) {
             continue;
         }
         float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        if (!isfinite(id)) id = 0.0f; /* d below fp16's range: its fp16 scale is 0 anyway */
         y[b].d = qa_fp32_to_fp16(d);
         for (int j = 0; j < QK; j++) y[b].qs[j] = (int8_t)rintf(x[j] * id);
     }
