@@ -24,7 +24,7 @@ sources() { # the kernel C each target links, listed explicitly
     case $1 in
     gguf) echo kernel/gguf/gguf.c kernel/gguf/crc32.c ;;
     index_reader) echo kernel/index/qann.c kernel/gguf/gguf.c kernel/gguf/crc32.c ;;
-    qann_open_search) echo kernel/index/qann.c kernel/index/index.c kernel/hnsw.c kernel/distance.c \
+    qann_open_search) echo "$OUT/simd.o" kernel/index/qann.c kernel/index/index.c kernel/hnsw.c kernel/distance.c \
         kernel/rerank.c kernel/codec/codec.c kernel/codec/float.c kernel/codec/sq8.c kernel/codec/sq4.c \
         kernel/gguf/gguf.c kernel/gguf/crc32.c ;;
     tokenizer) echo kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/model/tokenizer/llm_vocab.c \
@@ -47,7 +47,7 @@ fi
 
 "$PYTHON" fuzz/make_seeds.py "$OUT/seeds"
 
-# kernel/simd.c (CPU detection) asks __builtin_cpu_supports for "f16c", which clang 14 does
+# kernel/simd.c (CPU detection, used by the index and model kernels) asks __builtin_cpu_supports for "f16c", which clang 14 does
 # not know: the host C compiler builds it, uninstrumented (it only reads cpuid)
 ${HOSTCC:-cc} -O1 -g -Ikernel -c kernel/simd.c -o "$OUT/simd.o"
 
