@@ -43,7 +43,8 @@ def cmd_build_text(a):
             raise SystemExit(f"error: {a.vectors} has {len(vectors)} rows but {a.texts} has {len(texts)} texts")
     elif not a.model:
         raise SystemExit("error: building from texts needs --model MODEL.gguf to embed them")
-    ti = TextIndex.create(a.model, quant=a.quant, M=a.M, ef_construction=a.ef_construction)
+    ti = TextIndex.create(a.model, quant=a.quant, M=a.M, ef_construction=a.ef_construction,
+                          max_tokens=a.max_tokens)
     if vectors is None:
         print(f"embedding {len(texts)} texts with {a.model}", file=sys.stderr)
         vectors = _embed_with_progress(ti.embedder, texts, not a.quiet)
@@ -209,6 +210,9 @@ def make_parser():
     b.add_argument("--texts", help="a .jsonl of the texts of VECTORS' rows, kept beside the index (INDEX.texts) "
                                    "for `search --text`")
     b.add_argument("--model", help="GGUF embedding model: embeds a .jsonl input, and is recorded for text queries")
+    b.add_argument("--max-tokens", type=int, default=None,
+                   help="truncate each text to this many tokens when embedding (default: the model's own "
+                        "max_seq_length, 256 for all-MiniLM-L6-v2)")
     b.add_argument("-o", "--output", required=True, help="index file to write (atomically)")
     b.add_argument("--quant", default="sq8", choices=["sq8", "sq4", "none"],
                    help="codes kept in memory: 1 byte/dim, 4 bits/dim, or float32 (default %(default)s)")

@@ -435,11 +435,13 @@ class Index:
                                           g_ns * 1e-6, r_ns * 1e-6, k_ns * 1e-6)
                 return
             clock = time.perf_counter
+            max_gap = int(getattr(self.store, "max_gap", 0))
             for i in range(lo, hi):
                 t0 = clock()
-                rows = np.frombuffer(s.begin(q[i], k, ef, rerank, 0), np.int32)
+                rows, ranges = s.begin(q[i], k, ef, rerank, max_gap)
+                rows, ranges = np.frombuffer(rows, np.int32), np.frombuffer(ranges, np.int32).reshape(-1, 2)
                 t1 = clock()
-                vecs, rs = self._read(rows) if len(rows) else (None, None)
+                vecs, rs = self._read(rows, ranges) if len(rows) else (None, None)
                 t2 = clock()
                 _, cand, dist, _ = s.finish(vecs, out_rows[i], out_d[i])
                 st = stats[i] = QueryStats(cand, len(rows), 0, 0, 0, dist, (t1 - t0) * 1e3, (t2 - t1) * 1e3,
@@ -457,15 +459,19 @@ class Index:
         ids[ok] = rows[ok] if self._ids is None else self._ids[rows[ok]]
         return ids
 
-    def _read(self, rows: np.ndarray):
-        """One batched read of full vectors for ascending rows (pending ones from RAM)."""
+    def _read(self, rows: np.ndarray, ranges: np.ndarray):
+        """One batched read of full vectors for ascending rows and their coalesced ranges
+        (pending rows from RAM)."""
         base = self.store.count
         if not self._pending or rows[-1] < base:
-            return self.store.read(rows)
+            return self.store.read(rows, ranges)
         pend = np.concatenate(self._pending) if len(self._pending) > 1 else self._pending[0]
         self._pending = [pend]
         cut = int(np.searchsorted(rows, base))
-        head, rs = self.store.read(rows[:cut]) if cut else (np.empty((0, self.dim), np.float32), None)
+        if cut:  # the store's ranges: those starting in it, the last one ending at its last row
+            ranges = ranges[ranges[:, 0] < base].copy()
+            ranges[-1, 1] = rows[cut - 1]
+        head, rs = self.store.read(rows[:cut], ranges) if cut else (np.empty((0, self.dim), np.float32), None)
         out = np.concatenate([head, pend[rows[cut:] - base]])
         if rs is None:
             from .store import ReadStats

@@ -102,11 +102,13 @@ class TextIndex:
         self._build_args = build_args or {}
 
     @classmethod
-    def create(cls, model=None, quant: str = "sq8", M: int = 16, ef_construction: int = 200) -> "TextIndex":
+    def create(cls, model=None, quant: str = "sq8", M: int = 16, ef_construction: int = 200,
+               max_tokens: int | None = None) -> "TextIndex":
         """An empty text index; `model` (a GGUF path or an Embedder) may be None when
-        every `add_texts` call brings its vectors."""
+        every `add_texts` call brings its vectors. `max_tokens` truncates the texts it
+        embeds (default: the model's own max_seq_length)."""
         from .model.embedder import Embedder
-        emb = Embedder.open(model) if isinstance(model, (str, os.PathLike)) else model
+        emb = Embedder.open(model, max_tokens=max_tokens) if isinstance(model, (str, os.PathLike)) else model
         return cls(emb, build_args=dict(quant=quant, M=M, ef_construction=ef_construction))
 
     @classmethod

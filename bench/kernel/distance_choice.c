@@ -1,17 +1,18 @@
 /* Why query-vs-code distances run in the integer domain: times the kernel's SQ8/SQ4
- * integer dot products (kernel/quant.c) against the alternative, decoding each code to
+ * integer dot products (the codec table, kernel/codec/, fastest variant) against the alternative, decoding each code to
  * floats in registers and taking a float dot product (AVX2, fused, no memory round trip).
  * Codes are visited in a random order over an array larger than the cache, as in a graph
  * search.
  *   gcc -O3 -std=gnu11 -ffp-contract=off -I../../kernel distance_choice.c \
- *       ../../kernel/quant.c ../../kernel/distance.c -lm -o /tmp/distance_choice && /tmp/distance_choice
+ *       ../../kernel/codec/*.c ../../kernel/simd.c ../../kernel/distance.c -lm \
+ *       -o /tmp/distance_choice && /tmp/distance_choice
  */
 #include <immintrin.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include "quant.h"
+#include "codec/codec.h"
 
 #define N 200000
 #define D 384
@@ -59,6 +60,7 @@ __attribute__((target("avx2,fma"))) static float dot_decode_sq4(const float *q, 
 
 int main(void) {
     qa_cpu_init();
+    qa_codec_select(1);
     float *vmin = aligned_alloc(64, D * 4), *scale = aligned_alloc(64, D * 4), *q = aligned_alloc(64, D * 4);
     int16_t *w = aligned_alloc(64, D * 2);
     uint8_t *codes = aligned_alloc(64, (size_t)N * D);
@@ -76,8 +78,12 @@ int main(void) {
         order[i] = order[j];
         order[j] = t;
     }
-    for (int kind = QA_QUANT_SQ8; kind <= QA_QUANT_SQ4; kind++) {
-        qa_quantizer qz = {kind, D, D, qa_code_size(kind, D), vmin, scale};
+    const int kinds[] = {QA_CODEC_SQ8, QA_CODEC_SQ4};
+    for (int k = 0; k < 2; k++) {
+        const int kind = kinds[k];
+        const qa_codec *codec = qa_codec_get(kind);
+        qa_quantizer qz;
+        if (!codec || qa_quantizer_init(&qz, kind, D, vmin, scale) != 0) return 1;
         qa_query qq;
         qq.w = w;
         const int cs = qz.code_size;
@@ -85,13 +91,13 @@ int main(void) {
         volatile float sink = 0;
         for (int rep = 0; rep < 5; rep++) {
             double t0 = now();
-            qa_query_prepare(&qz, q, &qq); /* per query, included */
+            codec->prepare(&qz, q, &qq); /* per query, included */
             float s = 0;
-            for (int r = 0; r < N; r++) s += qa_code_dist(&qz, QA_METRIC_IP, &qq, codes + (size_t)order[r] * cs, 0);
+            for (int r = 0; r < N; r++) s += codec->dist(&qz, QA_METRIC_IP, &qq, codes + (size_t)order[r] * cs, 0);
             double t1 = now();
             float s2 = 0;
             for (int r = 0; r < N; r++)
-                s2 += kind == QA_QUANT_SQ8 ? dot_decode_sq8(q, vmin, scale, codes + (size_t)order[r] * cs)
+                s2 += kind == QA_CODEC_SQ8 ? dot_decode_sq8(q, vmin, scale, codes + (size_t)order[r] * cs)
                                            : dot_decode_sq4(q, vmin, scale, codes + (size_t)order[r] * cs);
             double t2 = now();
             sink += s + s2;
@@ -100,7 +106,7 @@ int main(void) {
         }
         printf("%s d=%d, %d codes in random order (best of 5): integer domain %.1f ns/distance, "
                "decode-then-float %.1f ns/distance, ratio %.2fx\n",
-               kind == QA_QUANT_SQ8 ? "sq8" : "sq4", D, N, best_i / N * 1e9, best_f / N * 1e9, best_f / best_i);
+               codec->name, D, N, best_i / N * 1e9, best_f / N * 1e9, best_f / best_i);
     }
     return 0;
 }

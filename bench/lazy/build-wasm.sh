@@ -13,5 +13,6 @@ $CC --target=wasm32-wasi -O3 -msimd128 -ffp-contract=off -std=gnu11 \
     -Wl,--max-memory=4294967296 -Wl,-z,stack-size=1048576 \
     -o bench/web/dist/lazy.wasm \
     kernel/distance.c kernel/codec/*.c kernel/hnsw.c kernel/rerank.c \
-    kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/index/qann.c bench/lazy/lazy.c bench/lazy/wasm.c
+    kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/index/qann.c kernel/index/index.c \
+    bench/lazy/lazy.c bench/lazy/wasm.c
 ls -l bench/web/dist/lazy.wasm | awk '{print "bench/web/dist/lazy.wasm: " $5 " bytes"}'

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "lazy.h"
+#include "index/index.h"
 #include "index/qann.h"
 
 #define EXPORT(name) __attribute__((export_name(#name)))
@@ -75,6 +76,11 @@ EXPORT(qa_wasm_lazy_cache_bytes) double qa_wasm_lazy_cache_bytes(qa_wasm_lazy *h
 
 EXPORT(qa_wasm_lazy_begin) int qa_wasm_lazy_begin(qa_wasm_lazy *h, int ef, int nres) {
     return qa_lazy_begin(&h->ls, &h->g, &h->cache, &h->s, h->metric, h->q, ef, nres, h->missing);
+}
+/* The (first, last) ranges of m ascending rows within max_gap (the kernel's one coalescing),
+ * for the store read; returns how many. */
+EXPORT(qa_wasm_lazy_ranges) int qa_wasm_lazy_ranges(const int32_t *rows, int m, int max_gap, int32_t *ranges) {
+    return (int)qa_coalesce_rows(rows, m, max_gap, ranges, NULL);
 }
 EXPORT(qa_wasm_lazy_put) void qa_wasm_lazy_put(qa_wasm_lazy *h, const int32_t *rows, const float *vecs, int m) {
     for (int i = 0; i < m; i++) qa_lru_put(&h->cache, rows[i], vecs + (int64_t)i * h->cache.d);

@@ -66,7 +66,10 @@ class LazyIndex {
       const rows = K.view(Int32Array, x.qa_wasm_lazy_missing(h), r).slice();
       const t1 = now();
       st.kernelMs += t1 - t;
-      const { vectors, stats } = await this.store.read(rows);
+      const gp = K.alloc(Int32Array, 2 * r); // the store reads the ranges the kernel coalesced
+      const ranges = K.view(Int32Array, gp, 2 * x.qa_wasm_lazy_ranges(x.qa_wasm_lazy_missing(h), r, this.store.maxGap ?? 0, gp)).slice();
+      K.free(gp);
+      const { vectors, stats } = await this.store.read(rows, ranges);
       const t2 = now();
       st.storeMs += t2 - t1;
       st.vectorsRead += r;

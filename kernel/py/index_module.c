@@ -444,8 +444,9 @@ static PyObject *Searcher_search(SearcherObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
-/* begin(query float32[d], k, ef, rerank, max_gap) -> bytes of the int32 rows to fetch
- * (ascending). The caller reads them and calls finish. */
+/* begin(query float32[d], k, ef, rerank, max_gap) -> (rows, ranges): bytes of the int32
+ * rows to fetch (ascending) and of their coalesced (first, last) row ranges, the one
+ * coalescing (qa_coalesce_rows). The caller's store reads those ranges, then finish. */
 static PyObject *Searcher_begin(SearcherObject *self, PyObject *args) {
     PyObject *q_o;
     long long k, ef, rerank, max_gap;
@@ -462,7 +463,10 @@ static PyObject *Searcher_begin(SearcherObject *self, PyObject *args) {
     self->busy = 0;
     if (rc < 0) return kernel_error((int)rc, qa_searcher_error(self->s));
     self->k = k;
-    return PyBytes_FromStringAndSize((const char *)qa_searcher_rows(self->s), (Py_ssize_t)(rc * 4));
+    qa_search_stats st;
+    qa_searcher_stats(self->s, &st);
+    return Py_BuildValue("y#y#", (const char *)qa_searcher_rows(self->s), (Py_ssize_t)(rc * 4),
+                         (const char *)qa_searcher_ranges(self->s), (Py_ssize_t)(st.ranges * 8));
 }
 
 /* finish(vectors float32 (fetch, d) | None, rows_out int32[k], dist_out float32[k]) ->
@@ -490,7 +494,7 @@ static PyObject *Searcher_finish(SearcherObject *self, PyObject *args) {
 static PyMethodDef Searcher_methods[] = {
     {"search", (PyCFunction)Searcher_search, METH_VARARGS,
      "search(queries, k, ef, rerank, rows_out, dist_out, stats_out): begin -> read -> finish per query"},
-    {"begin", (PyCFunction)Searcher_begin, METH_VARARGS, "begin(query, k, ef, rerank, max_gap) -> rows to fetch (int32 bytes)"},
+    {"begin", (PyCFunction)Searcher_begin, METH_VARARGS, "begin(query, k, ef, rerank, max_gap) -> (rows, ranges) to fetch (int32 bytes)"},
     {"finish", (PyCFunction)Searcher_finish, METH_VARARGS, "finish(vectors|None, rows_out, dist_out) -> (found, candidates, distances, ranges)"},
     {NULL, NULL, 0, NULL}};
 
@@ -652,32 +656,65 @@ static PyObject *py_codec_distances(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* pread_rows(fd, base, row_bytes, rows int32 ascending, out, max_gap_rows) -> ranges
- * (the PreadStore's read when a query cannot go through the one-call search) */
+/* 1 when (first, last) ranges are ascending and cover ascending `rows` exactly, each range
+ * starting and ending on a row (what read_ranges_fd walks; ranges from Python are checked) */
+static int ranges_cover(const int32_t *rows, int64_t m, const int32_t *rg, int64_t nr) {
+    int64_t i = 0;
+    for (int64_t r = 0; r < nr; r++) {
+        if (i >= m || rows[i] != rg[2 * r] || rg[2 * r + 1] < rg[2 * r]) return 0;
+        for (i++; i < m && rows[i] <= rg[2 * r + 1]; i++)
+            if (rows[i] <= rows[i - 1]) return 0;
+        if (rows[i - 1] != rg[2 * r + 1]) return 0;
+    }
+    return i == m;
+}
+
+/* pread_rows(fd, base, row_bytes, rows int32 ascending, ranges int32 (first, last) pairs,
+ * out) -> None: one pread per range (a PreadStore's read of what begin returned) */
 static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
-    int fd, max_gap;
+    int fd;
     long long base, row_bytes;
-    PyObject *rows_o, *out_o;
-    if (!PyArg_ParseTuple(args, "iLLOOi", &fd, &base, &row_bytes, &rows_o, &out_o, &max_gap)) return NULL;
-    buf_t rows, out;
+    PyObject *rows_o, *ranges_o, *out_o;
+    if (!PyArg_ParseTuple(args, "iLLOOO", &fd, &base, &row_bytes, &rows_o, &ranges_o, &out_o)) return NULL;
+    buf_t rows, rg, out;
     if (get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
     Py_ssize_t m = rows.b.len / 4;
-    if (get_buf(out_o, &out, 1, (Py_ssize_t)row_bytes, m, "out")) { rel(&rows); return NULL; }
-    const int32_t *r = rows.b.buf;
-    int32_t *ranges = malloc(2 * sizeof(int32_t) * (size_t)(m ? m : 1));
-    if (!ranges) { rel(&rows); rel(&out); return PyErr_NoMemory(); }
-    int64_t nr = qa_coalesce_rows(r, m, max_gap, ranges, NULL);
+    if (get_buf(ranges_o, &rg, 0, 8, 0, "ranges")) { rel(&rows); return NULL; }
+    if (get_buf(out_o, &out, 1, (Py_ssize_t)row_bytes, m, "out")) { rel(&rows); rel(&rg); return NULL; }
+    if (!ranges_cover(rows.b.buf, m, rg.b.buf, rg.b.len / 8)) {
+        rel(&rows); rel(&rg); rel(&out);
+        PyErr_SetString(PyExc_ValueError, "ranges do not cover the rows (ascending (first, last) pairs on rows)");
+        return NULL;
+    }
     int err;
     char *bounce = NULL;
     size_t bounce_cap = 0;
     Py_BEGIN_ALLOW_THREADS
-    err = read_ranges_fd(fd, base, row_bytes, r, ranges, nr, out.b.buf, &bounce, &bounce_cap);
+    err = read_ranges_fd(fd, base, row_bytes, rows.b.buf, rg.b.buf, rg.b.len / 8, out.b.buf, &bounce, &bounce_cap);
     Py_END_ALLOW_THREADS
     free(bounce);
-    free(ranges);
-    rel(&rows); rel(&out);
+    rel(&rows); rel(&rg); rel(&out);
     if (err) return read_error(err);
-    return PyLong_FromLongLong(nr);
+    Py_RETURN_NONE;
+}
+
+/* coalesce_rows(rows int32 ascending, max_gap) -> bytes of the int32 (first, last) ranges:
+ * qa_coalesce_rows for a read that did not come from begin (a store's read(rows)) */
+static PyObject *py_coalesce_rows(PyObject *self, PyObject *args) {
+    PyObject *rows_o;
+    long long max_gap;
+    if (!PyArg_ParseTuple(args, "OL", &rows_o, &max_gap)) return NULL;
+    if (max_gap < 0) { PyErr_SetString(PyExc_ValueError, "negative max_gap"); return NULL; }
+    buf_t rows;
+    if (get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
+    Py_ssize_t m = rows.b.len / 4;
+    int32_t *ranges = malloc(2 * sizeof(int32_t) * (size_t)(m ? m : 1));
+    if (!ranges) { rel(&rows); return PyErr_NoMemory(); }
+    int64_t nr = qa_coalesce_rows(rows.b.buf, m, max_gap, ranges, NULL);
+    rel(&rows);
+    PyObject *o = PyBytes_FromStringAndSize((const char *)ranges, (Py_ssize_t)(nr * 8));
+    free(ranges);
+    return o;
 }
 
 /* float_dists(metric, q, X, d, ref) -> list: distance.c's float kernels against their reference */
@@ -739,7 +776,8 @@ static PyMethodDef methods[] = {
     {"codecs", py_codecs, METH_NOARGS, "codecs() -> the codec table's rows and their variants"},
     {"codec_distances", py_codec_distances, METH_VARARGS,
      "codec_distances(kind, variant, metric, d, vmin, scale, q, codes, norms, batch) -> float32 bytes"},
-    {"pread_rows", py_pread_rows, METH_VARARGS, "pread_rows(fd, base, row_bytes, rows, out, max_gap) -> ranges"},
+    {"pread_rows", py_pread_rows, METH_VARARGS, "pread_rows(fd, base, row_bytes, rows, ranges, out)"},
+    {"coalesce_rows", py_coalesce_rows, METH_VARARGS, "coalesce_rows(rows, max_gap) -> (first, last) ranges (int32 bytes)"},
     {"float_dists", py_float_dists, METH_VARARGS, "float_dists(metric, q, x, d, ref) -> [float]"},
     {"normalize_rows", py_normalize_rows, METH_VARARGS, "normalize_rows(x, d) -> first zero row or -1 (in place)"},
     {"cpu", py_cpu, METH_NOARGS, "SIMD features in use"},

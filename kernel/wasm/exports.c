@@ -117,6 +117,13 @@ EXPORT(qa_wasm_searcher_error) const char *qa_wasm_searcher_error(qa_searcher *s
 EXPORT(qa_wasm_searcher_query) float *qa_wasm_searcher_query(qa_searcher *s) { return qa_searcher_query(s); }
 EXPORT(qa_wasm_searcher_rows) const int32_t *qa_wasm_searcher_rows(qa_searcher *s) { return qa_searcher_rows(s); }
 EXPORT(qa_wasm_searcher_vectors) float *qa_wasm_searcher_vectors(qa_searcher *s) { return qa_searcher_vectors(s); }
+/* After begin: the (first, last) row ranges the rows were coalesced into, and how many */
+EXPORT(qa_wasm_searcher_ranges) const int32_t *qa_wasm_searcher_ranges(qa_searcher *s) { return qa_searcher_ranges(s); }
+EXPORT(qa_wasm_searcher_nranges) int qa_wasm_searcher_nranges(qa_searcher *s) {
+    qa_search_stats st;
+    qa_searcher_stats(s, &st);
+    return (int)st.ranges;
+}
 
 /* begin over the query in the searcher's buffer: rows to fetch (>= 0), or < 0 on error */
 EXPORT(qa_wasm_search_begin) int qa_wasm_search_begin(qa_searcher *s, const qa_search_params *p) {

@@ -1,14 +1,14 @@
 """Stores: where the full-precision vectors live, read one batch per query.
 
-A store serves `read(rows)` for ascending rows with one batched call and reports what it
-cost (ranges, bytes). Kinds: "pread" (local file, default), "mmap", "memory", and "http"
+A store serves `read(rows, ranges)` for ascending rows and the ranges the C kernel coalesced
+them into, with one batched call, and reports what it cost (ranges, bytes). Kinds: "pread" (local file, default), "mmap", "memory", and "http"
 (HTTP Range requests).
 """
-from .base import ReadStats, VectorStore, coalesce
+from .base import ReadStats, VectorStore
 from .file import MmapStore, PreadStore
 from .memory import MemoryStore
 
-__all__ = ["ReadStats", "VectorStore", "coalesce", "PreadStore", "MmapStore", "MemoryStore", "open_store"]
+__all__ = ["ReadStats", "VectorStore", "PreadStore", "MmapStore", "MemoryStore", "open_store"]
 
 KINDS = ("pread", "mmap", "memory", "http")
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _kernel
 from ..errors import FormatError
-from .base import ReadStats, VectorStore, coalesce
+from .base import ReadStats, VectorStore
 
 
 def _check_length(path, offset, count, dim):
@@ -29,11 +29,11 @@ class PreadStore(VectorStore):
         self.row_bytes = dim * 4
         self.fd = os.open(self.path, os.O_RDONLY)
 
-    def _read(self, rows):
+    def _read(self, rows, ranges):
         out = np.empty((len(rows), self.dim), np.float32)
-        ranges = _kernel.pread_rows(self.fd, self.offset, self.row_bytes, rows, out, self.max_gap)
-        span = sum(b - a + 1 for a, b in coalesce(rows, self.max_gap)) if self.max_gap else len(rows)
-        return out, ReadStats(ranges=ranges, bytes=span * self.row_bytes)
+        _kernel.pread_rows(self.fd, self.offset, self.row_bytes, rows, ranges, out)
+        span = int((ranges[:, 1] - ranges[:, 0] + 1).sum())
+        return out, ReadStats(ranges=len(ranges), bytes=span * self.row_bytes)
 
     def native_source(self):
         return ("fd", self.fd, self.offset, self.max_gap) if self.fd >= 0 else None
@@ -64,9 +64,9 @@ class MmapStore(VectorStore):
     def native_source(self):
         return ("buffer", self.array) if self.count else None
 
-    def _read(self, rows):
+    def _read(self, rows, ranges):
         out = np.asarray(self.array[rows], dtype=np.float32)
-        return out, ReadStats(ranges=len(coalesce(rows)), bytes=out.nbytes)
+        return out, ReadStats(ranges=len(ranges), bytes=out.nbytes)
 
     def all(self, chunk: int = 65536):
         for s in range(0, self.count, chunk):

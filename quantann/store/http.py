@@ -1,6 +1,7 @@
 """Vectors in a file on an HTTP server, read with Range requests.
 
-The rows of one query are coalesced into runs of neighbouring rows, and all runs go out
+The rows of one query come coalesced into runs of neighbouring rows (by the kernel's begin,
+within max_gap rows), and all runs go out
 in ONE request (`Range: bytes=a-b,c-d,...`, answered as multipart/byteranges). Servers
 that ignore multi-range requests (they answer 200 with the whole file) are detected on
 the first read and then served one single-range request per run. mode="span" fetches the
@@ -17,7 +18,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from ..errors import FormatError
-from .base import ReadStats, VectorStore, coalesce
+from .base import ReadStats, VectorStore
 
 _CRANGE = re.compile(rb"content-range:\s*bytes\s+(\d+)-(\d+)/(\d+|\*)", re.I)
 
@@ -119,11 +120,11 @@ class HttpStore(VectorStore):
             if size >= 0 and size < end:
                 raise FormatError(f"{url}: truncated: vectors need {end} bytes, the file has {size}")
 
-    def _read(self, rows):
+    def _read(self, rows, ranges):
         out = np.empty((len(rows), self.dim), np.float32)
         if not len(rows):
             return out, ReadStats()
-        runs = coalesce(rows, self.max_gap)
+        runs = [(int(a), int(b)) for a, b in ranges]
         if self.mode == "span":
             runs = [(runs[0][0], runs[-1][1])]
         rb = self.row_bytes
@@ -135,7 +136,7 @@ class HttpStore(VectorStore):
             parts = self._multi(byte_ranges)
             if parts is None:  # the server does not do multi-range: single ranges from now on
                 self.mode = "single"
-                return self._read(rows)
+                return self._read(rows, ranges)
         self._gather(rows, parts, out)
         span = sum(b - a + 1 for a, b in runs)
         st = ReadStats(ranges=len(runs), bytes=span * rb)

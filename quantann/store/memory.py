@@ -11,7 +11,7 @@ class MemoryStore(VectorStore):
         self.array = np.ascontiguousarray(vectors, dtype=np.float32)
         self.count, self.dim = self.array.shape
 
-    def _read(self, rows):
+    def _read(self, rows, ranges):
         out = self.array[rows]
         return out, ReadStats(ranges=1 if len(rows) else 0, bytes=out.nbytes)
 

@@ -207,7 +207,7 @@ class Index {
     const pp = this._buf(`params${s}`, Uint8Array, SEARCH_PARAMS.bytes + SEARCH_STATS.bytes);
     const stp = pp + SEARCH_PARAMS.bytes;
     const orp = this._buf(`orows${s}`, Int32Array, kk), odp = this._buf(`odists${s}`, Float32Array, kk);
-    K.writeStruct(SEARCH_PARAMS, pp, { k, ef, rerank, max_gap: 0 });
+    K.writeStruct(SEARCH_PARAMS, pp, { k, ef, rerank, max_gap: this.store.maxGap ?? 0 }); // the store's gap: begin coalesces
     const stats = [];
     const now = () => performance.now();
     try {
@@ -221,10 +221,16 @@ class Index {
         st.kernelMs = t1 - t0;
         let t2 = t1;
         if (m > 0) {
-          const cand = K.view(Int32Array, x.qa_wasm_searcher_rows(s), m).slice(); // memory may grow while we wait
-          const { vectors, stats: rs } = await this.store.read(cand);
+          // rows and their ranges (coalesced by begin, the one coalescing) are copied out:
+          // memory may grow while we wait. The store writes the rows into the searcher's
+          // vectors buffer (`into`) unless memory grew and detached it; then they are copied.
+          const cand = K.view(Int32Array, x.qa_wasm_searcher_rows(s), m).slice();
+          const ranges = K.view(Int32Array, x.qa_wasm_searcher_ranges(s), 2 * x.qa_wasm_searcher_nranges(s)).slice();
+          const into = K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d);
+          const { vectors, stats: rs } = await this.store.read(cand, ranges, into);
           t2 = now();
-          K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d).set(vectors); // the one copy of the rows
+          const dst = K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d);
+          if (vectors.buffer !== dst.buffer || vectors.byteOffset !== dst.byteOffset) dst.set(vectors); // a store without `into`
           Object.assign(st, { vectorsRead: m, bytesRead: rs.bytes, ranges: rs.ranges, requests: rs.requests ?? 0, storeReads: 1 });
           st.storeMs = t2 - t1;
         }

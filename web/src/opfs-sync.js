@@ -1,6 +1,8 @@
 // OPFS through sync access handles: only inside a dedicated Worker (createSyncAccessHandle
 // does not exist on the main thread). Shared by src/opfs-worker.js (the OPFS store's and
 // the import's Worker) and src/index-worker.js (a whole index in a Worker).
+import { output, rangePairs } from './stores.js';
+
 const dec = new TextDecoder(), enc = new TextEncoder();
 const now = () => performance.now();
 
@@ -49,37 +51,34 @@ export class OPFSSyncStore {
     return s;
   }
 
-  // -> {buffer: ArrayBuffer(rows.length * dim * 4), runs, ms}
-  readSync(rows) {
+  // One synchronous read per (first, last) range (as begin coalesced the rows; one per row
+  // when none are given) -> {buffer: ArrayBuffer(rows.length * dim * 4), runs, ms}
+  readSync(rows, ranges) {
     const t0 = now(), rb = this.dim * 4, out = new Uint8Array(rows.length * rb), data = this.data;
     if (rows.length && (rows[0] < 0 || rows[rows.length - 1] >= this.count)) throw new RangeError(`row outside the store's ${this.count} rows`);
-    let runs = 0, strict = true;
-    for (let i = 1; i < rows.length; i++) if (rows[i] <= rows[i - 1]) { strict = false; break; }
-    if (strict) {
-      for (let i = 0; i < rows.length;) {
-        let j = i + 1;
-        while (j < rows.length && rows[j] === rows[j - 1] + 1) j++;
-        const want = out.subarray(i * rb, j * rb);
-        if (data.read(want, { at: rows[i] * rb }) !== want.length) throw new Error(`OPFS: short read at row ${rows[i]}`);
-        runs++;
-        i = j;
-      }
-    } else { // duplicates or unsorted: one read per row
-      for (let i = 0; i < rows.length; i++) {
-        const want = out.subarray(i * rb, (i + 1) * rb);
-        if (data.read(want, { at: rows[i] * rb }) !== rb) throw new Error(`OPFS: short read at row ${rows[i]}`);
-      }
-      runs = rows.length;
+    const runs = rangePairs(rows, ranges);
+    let i = 0;
+    for (const [a, b] of runs) {
+      let j = i;
+      while (j < rows.length && rows[j] <= b) j++;
+      const dense = j - i === b - a + 1;
+      const want = dense ? out.subarray(i * rb, j * rb) : new Uint8Array((b - a + 1) * rb); // gap rows: read, then dropped
+      if (data.read(want, { at: a * rb }) !== want.length) throw new Error(`OPFS: short read at row ${a}`);
+      if (!dense) for (let r = i; r < j; r++) out.set(want.subarray((rows[r] - a) * rb, (rows[r] - a + 1) * rb), r * rb);
+      i = j;
     }
+    if (i !== rows.length) throw new Error('OPFS: the ranges do not cover the rows');
     const ms = now() - t0;
     this.readMs += ms;
     this.reads++;
-    return { buffer: out.buffer, runs, ms };
+    return { buffer: out.buffer, runs: runs.length, ms };
   }
 
-  async read(rows) {
-    const r = this.readSync(rows);
-    return { vectors: new Float32Array(r.buffer), stats: { ranges: r.runs, bytes: r.buffer.byteLength, requests: 0 } };
+  async read(rows, ranges, into) {
+    const r = this.readSync(rows, ranges);
+    const out = output(rows, this.dim, into);
+    out.set(new Float32Array(r.buffer));
+    return { vectors: out, stats: { ranges: r.runs, bytes: r.buffer.byteLength, requests: 0 } };
   }
 
   close() { this.data?.close(); this.data = null; }

@@ -5,7 +5,8 @@
 //   begin  {file, metaFile, id, total}  open (or reset) an import; -> {written, meta}
 //   write  {at, bytes}                   write a batch, flush, commit {written} to the meta
 //   open   {name}                       open a store for reading (OPFSSyncStore); -> meta
-//   read   {rows: Int32Array}           the rows' vectors (ascending rows) -> ArrayBuffer
+//   read   {rows, ranges: Int32Array}   the rows' vectors (ascending rows, their (first, last)
+//                                       ranges) -> ArrayBuffer
 //   close  {}
 import { serve } from './worker-rpc.js';
 import { OPFSSyncStore, readMeta, syncHandle, writeMeta } from './opfs-sync.js';
@@ -72,8 +73,8 @@ const ops = {
     return store.meta;
   },
 
-  read({ rows }) {
-    const r = store.readSync(rows);
+  read({ rows, ranges }) {
+    const r = store.readSync(rows, ranges);
     return [r, [r.buffer]];
   },
 

@@ -9,11 +9,11 @@
 //
 // The import and the default store run in a dedicated Worker (src/opfs-worker.js) with
 // createSyncAccessHandle(): a query is one postMessage there and back, the worker reading
-// each run of neighbouring rows with one synchronous read(view, {at}). mode 'async' needs
+// each range (as the kernel's begin coalesced the rows) with one synchronous read(view, {at}). mode 'async' needs
 // no Worker: one File snapshot (getFile()) kept across queries, one
 // slice(a, b).arrayBuffer() per run, all runs at once ('async-fresh': a new snapshot per
 // query, for the profile only).
-import { coalesce } from './stores.js';
+import { output, rangePairs } from './stores.js';
 
 const now = () => performance.now();
 const files = (name) => ({ file: `${name}.f32`, metaFile: `${name}.meta.json` });
@@ -196,19 +196,22 @@ export class OPFSStore {
     return s;
   }
 
-  async read(rows) {
+  // rows, the ranges begin coalesced them into, and where they go (stores.js)
+  async read(rows, ranges, into) {
     if (rows.length && (rows[0] < 0 || rows[rows.length - 1] >= this.count))
       throw new RangeError(`row outside the store's ${this.count} rows`);
     const d = this.dim, rb = d * 4;
     if (this.rpc) {
-      const r = await this.rpc.call('read', { rows });
+      const r = await this.rpc.call('read', { rows, ranges });
       this.workerMs += r.ms;
-      return { vectors: new Float32Array(r.buffer), stats: { ranges: r.runs, bytes: r.buffer.byteLength, requests: 1 } };
+      const out = output(rows, d, into);
+      out.set(new Float32Array(r.buffer));
+      return { vectors: out, stats: { ranges: r.runs, bytes: r.buffer.byteLength, requests: 1 } };
     }
     const file = this.mode === 'async-fresh' ? await this.handle.getFile() : this.file;
-    const runs = coalesce(rows, this.maxGap);
+    const runs = rangePairs(rows, ranges);
     const parts = await Promise.all(runs.map(async ([a, b]) => [a, new Float32Array(await file.slice(a * rb, (b + 1) * rb).arrayBuffer())]));
-    const out = new Float32Array(rows.length * d);
+    const out = output(rows, d, into);
     let p = 0;
     for (let i = 0; i < rows.length; i++) {
       while (rows[i] > parts[p][0] + parts[p][1].length / d - 1) p++;

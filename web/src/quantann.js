@@ -6,7 +6,7 @@
 //   const { ids, distances, stats } = await index.search(query, { k: 10, ef: 64, rerank: 4 });
 export { openIndex, FormatError, MemoryBudgetError } from './index.js';
 export { parseSize, formatSize } from './sizes.js';
-export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, IDB_CHUNK_ROWS, importToIndexedDB, coalesce } from './stores.js';
+export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, IDB_CHUNK_ROWS, importToIndexedDB } from './stores.js';
 export { importToOPFS, OPFSStore, opfsImportState, opfsSupported } from './opfs.js';
 export { openIndexInWorker } from './index-worker-client.js';
 export { openSource } from './source.js';

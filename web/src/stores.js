@@ -1,22 +1,30 @@
 // Stores: where the full-precision vectors live. Each serves
-//   read(rows: Int32Array ascending) -> Promise<{vectors: Float32Array(rows.length * dim),
-//                                                 stats: {ranges, bytes, requests}}>
-// in one batched fetch per query.
+//   read(rows: Int32Array ascending, ranges: Int32Array of (first, last) row pairs,
+//        into: Float32Array(rows.length * dim))
+//     -> Promise<{vectors: Float32Array(rows.length * dim), stats: {ranges, bytes, requests}}>
+// in one batched fetch per query. The ranges are the ones the kernel's begin coalesced the
+// rows into (within the store's maxGap): a store reads them as given. `into` is the
+// searcher's vectors buffer in wasm memory: a store writes the rows there (vectors ===
+// into), so they are copied once; it allocates its own when `into` is missing or was
+// detached by a memory growth while it waited. Called with rows alone, a store reads one
+// range per row.
 //   MemoryStore     a Float32Array in the JS heap (the reference)
 //   SourceStore     rows of the .qann file itself, through a byte source (File, bytes, Node file)
-//   HttpStore       HTTP Range requests: runs of neighbouring rows coalesced, all runs of a
-//                   query in one multipart/byteranges request when the server supports it
+//   HttpStore       HTTP Range requests: all ranges of a query in one multipart/byteranges
+//                   request when the server supports it
 //   IndexedDBStore  vectors in records of `chunkRows` rows; fill it with importToIndexedDB
 
-// Ascending rows -> [[first, last], ...] runs, merging gaps of up to maxGap rows.
-export function coalesce(rows, maxGap = 0) {
-  const runs = [];
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i];
-    if (runs.length && r - runs[runs.length - 1][1] <= maxGap + 1) runs[runs.length - 1][1] = r;
-    else runs.push([r, r]);
-  }
-  return runs;
+// The (first, last) pairs of `ranges`, or one per row when none were given.
+export function rangePairs(rows, ranges) {
+  const out = [];
+  if (!ranges) for (const r of rows) out.push([r, r]);
+  else for (let i = 0; i + 1 < ranges.length; i += 2) out.push([ranges[i], ranges[i + 1]]);
+  return out;
+}
+
+// Where a read of `rows` lands: `into` while it is a live view of the right size.
+export function output(rows, dim, into) {
+  return into && into.length === rows.length * dim ? into : new Float32Array(rows.length * dim);
 }
 
 function checkRows(store, rows) {
@@ -25,8 +33,8 @@ function checkRows(store, rows) {
 }
 
 // Copies the requested rows out of fetched runs: parts = [[firstRow, Float32Array], ...].
-function gather(rows, dim, parts) {
-  const out = new Float32Array(rows.length * dim);
+function gather(rows, dim, parts, into) {
+  const out = output(rows, dim, into);
   let p = 0;
   for (let i = 0; i < rows.length; i++) {
     while (p < parts.length && rows[i] >= parts[p][0] + parts[p][1].length / dim) p++;
@@ -49,9 +57,9 @@ export class MemoryStore {
     this.dim = dim;
     this.count = vectors.length / dim;
   }
-  async read(rows) {
+  async read(rows, ranges, into) {
     checkRows(this, rows);
-    const d = this.dim, out = new Float32Array(rows.length * d);
+    const d = this.dim, out = output(rows, d, into);
     for (let i = 0; i < rows.length; i++) out.set(this.vectors.subarray(rows[i] * d, rows[i] * d + d), i * d);
     return { vectors: out, stats: { ranges: rows.length ? 1 : 0, bytes: out.byteLength, requests: 0 } };
   }
@@ -64,12 +72,12 @@ export class SourceStore {
       throw new RangeError(`${source.name}: truncated: the vectors need ${offset + count * dim * 4} bytes, the file has ${source.size}`);
     Object.assign(this, { source, offset, count, dim, maxGap });
   }
-  async read(rows) {
+  async read(rows, ranges, into) {
     checkRows(this, rows);
-    const rb = this.dim * 4, runs = coalesce(rows, this.maxGap);
+    const rb = this.dim * 4, runs = rangePairs(rows, ranges);
     const parts = await Promise.all(runs.map(async ([a, b]) => [a, floats(await this.source.read(this.offset + a * rb, (b - a + 1) * rb))]));
     const bytes = runs.reduce((s, [a, b]) => s + (b - a + 1) * rb, 0);
-    return { vectors: gather(rows, this.dim, parts), stats: { ranges: runs.length, bytes, requests: 0 } };
+    return { vectors: gather(rows, this.dim, parts, into), stats: { ranges: runs.length, bytes, requests: 0 } };
   }
 }
 
@@ -86,10 +94,10 @@ export class HttpStore {
     Object.assign(this, { url, offset, count, dim, mode, maxGap, maxRanges });
   }
 
-  async read(rows) {
+  async read(rows, ranges, into) {
     checkRows(this, rows);
     const rb = this.dim * 4;
-    let runs = coalesce(rows, this.maxGap);
+    let runs = rangePairs(rows, ranges);
     if (this.mode === 'span' && runs.length) runs = [[runs[0][0], runs[runs.length - 1][1]]];
     const bytes = runs.reduce((s, [a, b]) => s + (b - a + 1) * rb, 0);
     const byteRanges = runs.map(([a, b]) => [this.offset + a * rb, this.offset + (b + 1) * rb - 1]);
@@ -103,7 +111,7 @@ export class HttpStore {
       requests = 1;
       if (parts === null) { // the server does not do multi-range
         this.mode = 'parallel';
-        return this.read(rows);
+        return this.read(rows, ranges, into);
       }
     }
     // byte parts -> row parts (a part may hold several runs when the server merged them)
@@ -113,7 +121,7 @@ export class HttpStore {
       const first = Math.ceil(rel / rb);
       return [first, floats(data.subarray(skip, skip + Math.floor((data.length - skip) / rb) * rb))];
     }).sort((a, b) => a[0] - b[0]);
-    return { vectors: gather(rows, this.dim, rowParts), stats: { ranges: runs.length, bytes, requests } };
+    return { vectors: gather(rows, this.dim, rowParts, into), stats: { ranges: runs.length, bytes, requests } };
   }
 
   // -> [[byteStart, Uint8Array], ...], or null when a multi-range request came back whole.
@@ -277,9 +285,11 @@ export class IndexedDBStore {
     return s;
   }
 
-  async read(rows) {
+  // Records, not ranges, are what it reads: the rows' records (the ranges only matter to
+  // Blob records, split at record boundaries).
+  async read(rows, ranges, into) {
     checkRows(this, rows);
-    if (this.blobs) return this._readBlobs(rows);
+    if (this.blobs) return this._readBlobs(rows, ranges, into);
     const cr = this.chunkRows, rb = this.dim * 4;
     const chunks = [];
     for (const r of rows) {
@@ -325,19 +335,19 @@ export class IndexedDBStore {
       }
     }
     const parts = chunks.map((c, i) => [c * cr, got[i]]);
-    return { vectors: gather(rows, this.dim, parts), stats: { ranges: chunks.length, bytes, requests: want.length } };
+    return { vectors: gather(rows, this.dim, parts, into), stats: { ranges: chunks.length, bytes, requests: want.length } };
   }
 
-  // Blob records: one slice read per run of neighbouring rows, all at once.
-  async _readBlobs(rows) {
+  // Blob records: one slice read per range, all at once.
+  async _readBlobs(rows, ranges, into) {
     const cr = this.chunkRows, rb = this.dim * 4, runs = [];
-    for (const [a, b] of coalesce(rows)) // split runs at record boundaries
+    for (const [a, b] of rangePairs(rows, ranges)) // split ranges at record boundaries
       for (let x = a; x <= b; x = (Math.floor(x / cr) + 1) * cr) runs.push([x, Math.min(b, (Math.floor(x / cr) + 1) * cr - 1)]);
     const parts = await Promise.all(runs.map(async ([a, b]) => {
       const blob = this.blobs[Math.floor(a / cr)], o = (a % cr) * rb;
       return [a, new Float32Array(await blob.slice(o, o + (b - a + 1) * rb).arrayBuffer())];
     }));
-    return { vectors: gather(rows, this.dim, parts), stats: { ranges: runs.length, bytes: rows.length * rb, requests: runs.length } };
+    return { vectors: gather(rows, this.dim, parts, into), stats: { ranges: runs.length, bytes: rows.length * rb, requests: runs.length } };
   }
 
   _put(c, v) {
