@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test setup setup-full kernel loadtest
+.PHONY: demo test setup setup-full kernel loadtest fuzz
 
 demo: setup
 	$(PY) -m quantann demo
@@ -18,6 +18,10 @@ setup:
 
 setup-full:
 	VENV="$(VENV)" scripts/setup.sh --full
+
+# make fuzz : libFuzzer targets (ASan + UBSan) for FUZZ_SECONDS each (default 20): docs/FUZZING.md
+fuzz: setup
+	PYTHON="$(abspath $(PY))" fuzz/run.sh
 
 # rebuild the native kernel after a C change (setup has made .venv)
 kernel:

@@ -33,7 +33,8 @@ command -v "$PY_SYS" >/dev/null 2>&1 || apt_install python3
   2>/dev/null || apt_install python3-dev
 command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
 if [ $full = 1 ]; then
-  apt_install clang lld wasi-libc libclang-rt-dev-wasm32 chromium firefox-esr
+  # libclang-rt-14-dev: the sanitizer and libFuzzer runtimes of Debian 12's clang (make fuzz)
+  apt_install clang lld wasi-libc libclang-rt-dev-wasm32 libclang-rt-14-dev chromium firefox-esr
   command -v node >/dev/null 2>&1 || apt_install nodejs
   command -v npm >/dev/null 2>&1 || apt_install npm
 fi

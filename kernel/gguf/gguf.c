@@ -327,7 +327,9 @@ static int walk(cur_t *c, qa_gguf *g, qa_gguf_kv *kv, uint64_t kv_cap, qa_gguf_t
                    (unsigned long long)ds, (unsigned long long)flen);
         return QA_ERR_FORMAT;
     }
-    g->data_start = ds;
+    /* no tensor data follows: the padding may be cut short by the end of the file, and
+     * the header never claims bytes past it (a host reads data_start bytes) */
+    g->data_start = ds > flen ? flen : ds;
     if (!tensors) return QA_OK;
     for (uint64_t i = 0; i < n_t; i++) {
         qa_gguf_tensor *t = &tensors[i];

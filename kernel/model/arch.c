@@ -42,6 +42,14 @@ int qa_bind_u32(const qa_gguf *g, const char *key, uint32_t lo, uint32_t hi, int
     return QA_OK;
 }
 
+/* Weights are read as float, fp16 and block structs in place: their data must be aligned
+ * for them (4 bytes covers every type; a file's general.alignment of 1 or 2 can break it). */
+static int misaligned(const qa_gguf_tensor *t, const char *name, char *err, size_t err_len) {
+    if (((uintptr_t)t->data & 3) == 0) return 0;
+    qa_set_err(err, err_len, "tensor '%s' is not aligned to 4 bytes (general.alignment too small)", name);
+    return 1;
+}
+
 int qa_bind_mat(const qa_gguf *g, const char *name, int64_t n_in, int64_t n_out, qa_mat *m, char *err,
                 size_t err_len) {
     const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
@@ -64,6 +72,7 @@ int qa_bind_mat(const qa_gguf *g, const char *name, int64_t n_in, int64_t n_out,
     m->n_out = n_out;
     m->row_bytes = qa_ggml_row_bytes(t->type, n_in);
     m->data = t->data;
+    if (misaligned(t, name, err, err_len)) return QA_ERR_FORMAT;
     if (!m->row_bytes || m->row_bytes * (uint64_t)n_out > t->nbytes) {
         qa_set_err(err, err_len, "tensor '%s': rows of %lld do not fit %s blocks of %d", name, (long long)n_in,
                    tt->name, tt->blck);
@@ -89,6 +98,7 @@ int qa_bind_f32(const qa_gguf *g, const char *name, int64_t n0, int64_t n1_min, 
                    (long long)t->ne[0], (long long)t->ne[1], (long long)n0, (long long)n1_min);
         return QA_ERR_FORMAT;
     }
+    if (misaligned(t, name, err, err_len)) return QA_ERR_FORMAT;
     if (n1) *n1 = t->ne[1];
     *out = (const float *)t->data;
     return QA_OK;

@@ -12,8 +12,19 @@ static void quantize_ref(const float *x, void *y_, int64_t n) {
     qa_block_q8_0 *y = (qa_block_q8_0 *)y_;
     for (int64_t b = 0; b < n / QK; b++, x += QK) {
         float amax = 0.0f;
-        for (int j = 0; j < QK; j++) amax = fmaxf(amax, fabsf(x[j]));
+        int finite = 1;
+        for (int j = 0; j < QK; j++) {
+            amax = fmaxf(amax, fabsf(x[j]));
+            finite &= isfinite(x[j]) != 0;
+        }
+        if (!finite) { /* no int8 holds NaN or inf (converting it is undefined): a NaN scale
+                          carries it on to the output, which the encoder refuses as non-finite */
+            y[b].d = qa_fp32_to_fp16(NAN);
+            for (int j = 0; j < QK; j++) y[b].qs[j] = 0;
+            continue;
+        }
         float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        if (!isfinite(id)) id = 0.0f; /* d below fp16's range: its fp16 scale is 0 anyway */
         y[b].d = qa_fp32_to_fp16(d);
         for (int j = 0; j < QK; j++) y[b].qs[j] = (int8_t)rintf(x[j] * id);
     }
