@@ -25,7 +25,7 @@ sources() { # the kernel C each target links, listed explicitly
     gguf) echo kernel/gguf/gguf.c kernel/gguf/crc32.c ;;
     index_reader) echo kernel/index/qann.c kernel/gguf/gguf.c kernel/gguf/crc32.c ;;
     qann_open_search) echo "$OUT/simd.o" kernel/index/qann.c kernel/index/index.c kernel/hnsw.c kernel/distance.c \
-        kernel/rerank.c kernel/codec/codec.c kernel/codec/float.c kernel/codec/sq8.c kernel/codec/sq4.c \
+        kernel/rerank.c kernel/codec/*.c \
         kernel/gguf/gguf.c kernel/gguf/crc32.c ;;
     tokenizer) echo kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/model/tokenizer/llm_vocab.c \
         kernel/model/tokenizer/bpe.c kernel/model/tokenizer/spm.c kernel/model/tokenizer/pretokenize.c ;;
