@@ -7,6 +7,7 @@
 #include <Python.h>
 
 #include "model/tokenizer/tokenizer.h"
+#include "py/buffers.h"
 
 typedef struct {
     PyObject_HEAD
@@ -55,19 +56,9 @@ static int Tok_init(TokObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "Tokenizer already initialised");
         return -1;
     }
-    if (PyObject_GetBuffer(buf, &self->view, PyBUF_SIMPLE) < 0) return -1;
-    self->has_view = 1;
-    const uint8_t *p = (const uint8_t *)self->view.buf;
-    uint64_t len = (uint64_t)self->view.len, n_kv, n_t;
-    int rc = qa_gguf_counts(p, len, &n_kv, &n_t, err, sizeof err);
-    if (rc) goto fail;
-    self->kv = PyMem_RawCalloc(n_kv ? n_kv : 1, sizeof(qa_gguf_kv));
-    self->tensors = PyMem_RawCalloc(n_t ? n_t : 1, sizeof(qa_gguf_tensor));
-    if (!self->kv || !self->tensors) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    rc = qa_gguf_parse(&self->g, p, len, self->kv, n_kv, self->tensors, n_t, err, sizeof err);
+    int rc = qa_py_gguf_open(buf, &self->view, &self->has_view, &self->g, &self->kv, &self->tensors,
+                             err, sizeof err);
+    if (rc > 0) return -1;
     if (rc) goto fail;
     uint64_t asz = qa_tok_arena_size(&self->g, err, sizeof err);
     if (!asz) goto fail;
