@@ -1,5 +1,5 @@
-/* Buffer helpers shared by the CPython glue (kernel/py/): holding a caller's buffer with a
- * size check and a named error, and reading a GGUF's tables from a held buffer. */
+/* Helpers shared by the CPython glue (kernel/py/): holding a caller's buffer with a
+ * size check and a named error, text as UTF-8 bytes, and reading a GGUF's tables from a held buffer. */
 #ifndef QA_PY_BUFFERS_H
 #define QA_PY_BUFFERS_H
 
@@ -42,6 +42,17 @@ static inline int qa_py_get_buf(PyObject *o, qa_py_buf *out, int writable, Py_ss
 static inline void qa_py_rel(qa_py_buf *b) {
     if (b->held) PyBuffer_Release(&b->b);
     b->held = 0;
+}
+
+/* str -> UTF-8 (unencodable code points handled as `errors` says); bytes as they are. */
+static inline PyObject *qa_py_text_bytes(PyObject *o, const char *errors) {
+    if (PyUnicode_Check(o)) return PyUnicode_AsEncodedString(o, "utf-8", errors);
+    if (PyBytes_Check(o)) {
+        Py_INCREF(o);
+        return o;
+    }
+    PyErr_SetString(PyExc_TypeError, "text must be str or bytes");
+    return NULL;
 }
 
 /* Hold obj's bytes in *view (kept for the object's life: a memory map is used in place,

@@ -99,16 +99,6 @@ fail:
         return NULL;                                                          \
     }
 
-static PyObject *text_bytes(PyObject *o) {
-    if (PyUnicode_Check(o)) return PyUnicode_AsEncodedString(o, "utf-8", "replace");
-    if (PyBytes_Check(o)) {
-        Py_INCREF(o);
-        return o;
-    }
-    PyErr_SetString(PyExc_TypeError, "text must be str or bytes");
-    return NULL;
-}
-
 static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"text", "max_tokens", NULL};
     PyObject *t;
@@ -116,7 +106,7 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw)
     CHECK_INIT(self);
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|i", kwlist, &t, &max_tokens)) return NULL;
     max_tokens = clamp_tokens(&self->m, max_tokens);
-    PyObject *b = text_bytes(t);
+    PyObject *b = qa_py_text_bytes(t, "replace");
     if (!b) return NULL;
     int32_t *ids = PyMem_Malloc(sizeof(int32_t) * (size_t)max_tokens);
     if (!ids) {
@@ -183,7 +173,7 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args, PyObject *kw) {
     int32_t *ids = PyMem_RawMalloc(sizeof(int32_t) * cap);
     if (!out || !lens || !ids) goto nomem;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *b = text_bytes(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *b = qa_py_text_bytes(PySequence_Fast_GET_ITEM(seq, i), "replace");
         if (!b) goto fail;
         if (used + (uint64_t)max_tokens > cap) {
             while (used + (uint64_t)max_tokens > cap) cap *= 2;

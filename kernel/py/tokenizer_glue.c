@@ -82,24 +82,13 @@ fail:
         return NULL;                                                            \
     }
 
-/* str -> UTF-8 (surrogates kept as their bytes); bytes as they are. */
-static PyObject *text_bytes(PyObject *o) {
-    if (PyUnicode_Check(o)) return PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
-    if (PyBytes_Check(o)) {
-        Py_INCREF(o);
-        return o;
-    }
-    PyErr_SetString(PyExc_TypeError, "text must be str or bytes");
-    return NULL;
-}
-
 static PyObject *Tok_encode(TokObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"text", "add_special", "parse_special", NULL};
     PyObject *o;
     int add_special = 1, parse_special = 0;
     CHECK_READY(self);
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|pp", kwlist, &o, &add_special, &parse_special)) return NULL;
-    PyObject *b = text_bytes(o);
+    PyObject *b = qa_py_text_bytes(o, "surrogatepass"); /* surrogates kept as their bytes */
     if (!b) return NULL;
     uint64_t len = (uint64_t)PyBytes_GET_SIZE(b);
     if (len > (1u << 30)) {
