@@ -17,6 +17,7 @@
 #include "model/sample.h"
 #include "model/types.h"
 #include "model/types/decoder_types.h"
+#include "py/buffers.h"
 
 typedef struct {
     PyObject_HEAD
@@ -72,20 +73,16 @@ static int Decoder_init(DecoderObject *self, PyObject *args, PyObject *kw) {
         PyErr_Format(PyExc_ValueError, "threads must be in 1..%d, got %d", QA_MAX_THREADS, n_threads);
         return -1;
     }
-    if (PyObject_GetBuffer(buf, &self->view, PyBUF_SIMPLE) < 0) return -1;
-    self->has_view = 1;
-    const uint8_t *p = (const uint8_t *)self->view.buf;
-    uint64_t len = (uint64_t)self->view.len, n_kv, n_t;
-    if ((rc = qa_gguf_counts(p, len, &n_kv, &n_t, err, sizeof err))) goto fail;
-    self->kv_recs = PyMem_RawCalloc(n_kv ? n_kv : 1, sizeof(qa_gguf_kv));
-    self->tensors = PyMem_RawCalloc(n_t ? n_t : 1, sizeof(qa_gguf_tensor));
+    rc = qa_py_gguf_open(buf, &self->view, &self->has_view, &self->g, &self->kv_recs, &self->tensors,
+                         err, sizeof err);
+    if (rc > 0) return -1;
+    if (rc) goto fail;
     self->m = PyMem_RawCalloc(1, sizeof(qa_llama));
     self->lock = PyThread_allocate_lock();
-    if (!self->kv_recs || !self->tensors || !self->m || !self->lock) {
+    if (!self->m || !self->lock) {
         PyErr_NoMemory();
         return -1;
     }
-    if ((rc = qa_gguf_parse(&self->g, p, len, self->kv_recs, n_kv, self->tensors, n_t, err, sizeof err))) goto fail;
     select_simd(0);
     if ((rc = qa_llama_load(self->m, &self->g, err, sizeof err))) goto fail;
     qa_pool_start(&self->pool, n_threads);

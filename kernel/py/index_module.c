@@ -17,42 +17,8 @@
 #include "codec/codec.h"
 #include "distance.h"
 #include "index/index.h"
+#include "py/buffers.h"
 #include "py/file_glue.h"
-
-/* ---- buffers ------------------------------------------------------------------------ */
-
-typedef struct {
-    Py_buffer b;
-    int held;
-} buf_t;
-
-static int get_buf(PyObject *o, buf_t *out, int writable, Py_ssize_t itemsize, Py_ssize_t min_items,
-                   const char *what) {
-    out->held = 0;
-    if (o == NULL || o == Py_None) {
-        if (min_items > 0) {
-            PyErr_Format(PyExc_ValueError, "%s is required", what);
-            return -1;
-        }
-        memset(&out->b, 0, sizeof(out->b));
-        return 0;
-    }
-    if (PyObject_GetBuffer(o, &out->b, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    out->held = 1;
-    if (out->b.len < itemsize * min_items) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, need %zd", what, out->b.len, itemsize * min_items);
-        PyBuffer_Release(&out->b);
-        out->held = 0;
-        return -1;
-    }
-    return 0;
-}
-
-static void rel(buf_t *b) {
-    if (b->held) PyBuffer_Release(&b->b);
-    b->held = 0;
-}
 
 static PyObject *kernel_error(int rc, const char *msg) {
     PyErr_SetString(rc == QA_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, msg);
@@ -76,22 +42,22 @@ typedef struct {
     qa_index *ix;
     qa_index_arrays a;
     PyObject *objs[A_COUNT];
-    buf_t bufs[A_COUNT];
+    qa_py_buf bufs[A_COUNT];
     /* where full vectors come from for the one-call search: a file or a buffer */
     int src_fd;
     int64_t src_base;
     int64_t src_max_gap;
-    buf_t src_buf;
+    qa_py_buf src_buf;
 } IndexObject;
 
 static void index_release(IndexObject *self) {
     if (self->ix) qa_index_close(self->ix);
     self->ix = NULL;
     for (int i = 0; i < A_COUNT; i++) {
-        rel(&self->bufs[i]);
+        qa_py_rel(&self->bufs[i]);
         Py_CLEAR(self->objs[i]);
     }
-    rel(&self->src_buf);
+    qa_py_rel(&self->src_buf);
     self->src_fd = -1;
 }
 
@@ -119,11 +85,11 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     for (int i = 0; i < A_COUNT; i++)
-        if (get_buf(o[i], &self->bufs[i], 0, 1, 0, array_names[i])) {
+        if (qa_py_get_buf(o[i], &self->bufs[i], 0, 1, 0, array_names[i])) {
             index_release(self);
             return -1;
         }
-    buf_t *B = self->bufs;
+    qa_py_buf *B = self->bufs;
     int64_t n = B[A_LEVEL].b.len;
     int cs = qa_code_size(codec, (int)d);
     int64_t n_up = B[A_UPN].b.len / 4;
@@ -201,12 +167,12 @@ static PyObject *Index_insert(IndexObject *self, PyObject *args) {
         PyErr_Format(PyExc_ValueError, "insert range %lld..%lld outside the %lld rows", start, end, (long long)self->a.n);
         return NULL;
     }
-    buf_t v, sp, links, upper;
-    if (get_buf(v_o, &v, 0, 4 * (Py_ssize_t)d, end - start, "vectors")) return NULL;
-    if (get_buf(sp_o, &sp, 0, 4 * (Py_ssize_t)d, sp_o == Py_None ? 0 : end, "float space")) { rel(&v); return NULL; }
+    qa_py_buf v, sp, links, upper;
+    if (qa_py_get_buf(v_o, &v, 0, 4 * (Py_ssize_t)d, end - start, "vectors")) return NULL;
+    if (qa_py_get_buf(sp_o, &sp, 0, 4 * (Py_ssize_t)d, sp_o == Py_None ? 0 : end, "float space")) { qa_py_rel(&v); return NULL; }
     /* writable views of the same link arrays the index reads */
-    if (get_buf(self->objs[A_LINKS0], &links, 1, 1, 0, "links0")) { rel(&v); rel(&sp); return NULL; }
-    if (get_buf(self->objs[A_UPPER], &upper, 1, 1, 0, "upper")) { rel(&v); rel(&sp); rel(&links); return NULL; }
+    if (qa_py_get_buf(self->objs[A_LINKS0], &links, 1, 1, 0, "links0")) { qa_py_rel(&v); qa_py_rel(&sp); return NULL; }
+    if (qa_py_get_buf(self->objs[A_UPPER], &upper, 1, 1, 0, "upper")) { qa_py_rel(&v); qa_py_rel(&sp); qa_py_rel(&links); return NULL; }
     qa_insert_params p = {.start = start, .end = end, .vectors = v.b.buf,
                           .space = sp.held ? sp.b.buf : NULL, .links0 = links.b.buf,
                           .upper = upper.held ? upper.b.buf : NULL, .threads = threads};
@@ -216,7 +182,7 @@ static PyObject *Index_insert(IndexObject *self, PyObject *args) {
     Py_BEGIN_ALLOW_THREADS
     rc = qa_index_insert(self->ix, &p, err, sizeof err);
     Py_END_ALLOW_THREADS
-    rel(&v); rel(&sp); rel(&links); rel(&upper);
+    qa_py_rel(&v); qa_py_rel(&sp); qa_py_rel(&links); qa_py_rel(&upper);
     if (rc) return kernel_error(rc, err);
     qa_index_info info;
     qa_index_info_get(self->ix, &info);
@@ -227,7 +193,7 @@ static PyObject *Index_insert(IndexObject *self, PyObject *args) {
 static PyObject *Index_set_source(IndexObject *self, PyObject *args) {
     PyObject *src;
     if (!PyArg_ParseTuple(args, "O", &src)) return NULL;
-    rel(&self->src_buf);
+    qa_py_rel(&self->src_buf);
     self->src_fd = -1;
     if (src == Py_None) Py_RETURN_NONE;
     const char *kind;
@@ -242,7 +208,7 @@ static PyObject *Index_set_source(IndexObject *self, PyObject *args) {
         self->src_base = base;
         self->src_max_gap = max_gap;
     } else if (strcmp(kind, "buffer") == 0) {
-        if (get_buf(a1, &self->src_buf, 0, 4 * (Py_ssize_t)self->a.d, self->a.n, "vectors buffer")) return NULL;
+        if (qa_py_get_buf(a1, &self->src_buf, 0, 4 * (Py_ssize_t)self->a.d, self->a.n, "vectors buffer")) return NULL;
     } else {
         PyErr_Format(PyExc_ValueError, "unknown source %s", kind);
         return NULL;
@@ -378,16 +344,16 @@ static PyObject *Searcher_search(SearcherObject *self, PyObject *args) {
         PyErr_SetString(PyExc_RuntimeError, "the index has no native vector source: use begin/finish");
         return NULL;
     }
-    buf_t q, r, dd, st;
-    if (get_buf(q_o, &q, 0, 4 * (Py_ssize_t)d, 0, "queries")) { self->busy = 0; return NULL; }
+    qa_py_buf q, r, dd, st;
+    if (qa_py_get_buf(q_o, &q, 0, 4 * (Py_ssize_t)d, 0, "queries")) { self->busy = 0; return NULL; }
     Py_ssize_t nq = q.b.len / (4 * (Py_ssize_t)d);
     qa_index_info info;
     qa_index_info_get(ix->ix, &info);
     /* outputs need room only for a k the kernel accepts: begin names a bad one */
     Py_ssize_t kk = k > 0 && k <= QA_MAX_K && k <= info.live ? (Py_ssize_t)k : 0;
-    if (get_buf(r_o, &r, 1, 4 * kk, nq, "rows_out")) { rel(&q); self->busy = 0; return NULL; }
-    if (get_buf(d_o, &dd, 1, 4 * kk, nq, "dist_out")) { rel(&q); rel(&r); self->busy = 0; return NULL; }
-    if (get_buf(st_o, &st, 1, 8 * ST_COLS, nq, "stats_out")) { rel(&q); rel(&r); rel(&dd); self->busy = 0; return NULL; }
+    if (qa_py_get_buf(r_o, &r, 1, 4 * kk, nq, "rows_out")) { qa_py_rel(&q); self->busy = 0; return NULL; }
+    if (qa_py_get_buf(d_o, &dd, 1, 4 * kk, nq, "dist_out")) { qa_py_rel(&q); qa_py_rel(&r); self->busy = 0; return NULL; }
+    if (qa_py_get_buf(st_o, &st, 1, 8 * ST_COLS, nq, "stats_out")) { qa_py_rel(&q); qa_py_rel(&r); qa_py_rel(&dd); self->busy = 0; return NULL; }
     qa_search_params p = {.k = k, .ef = ef, .rerank = rerank, .max_gap = native_fd ? ix->src_max_gap : 0};
     int64_t rc = 0;
     int io = 0;
@@ -433,7 +399,7 @@ static PyObject *Searcher_search(SearcherObject *self, PyObject *args) {
         S[ST_FOUND] = s.found;
     }
     Py_END_ALLOW_THREADS
-    rel(&q); rel(&r); rel(&dd); rel(&st);
+    qa_py_rel(&q); qa_py_rel(&r); qa_py_rel(&dd); qa_py_rel(&st);
     self->busy = 0;
     if (io) return read_error(io);
     if (rc < 0) {
@@ -452,14 +418,14 @@ static PyObject *Searcher_begin(SearcherObject *self, PyObject *args) {
     long long k, ef, rerank, max_gap;
     if (!PyArg_ParseTuple(args, "OLLLL", &q_o, &k, &ef, &rerank, &max_gap)) return NULL;
     if (claim(self)) return NULL;
-    buf_t q;
-    if (get_buf(q_o, &q, 0, 4, self->index->a.d, "query")) { self->busy = 0; return NULL; }
+    qa_py_buf q;
+    if (qa_py_get_buf(q_o, &q, 0, 4, self->index->a.d, "query")) { self->busy = 0; return NULL; }
     qa_search_params p = {.k = k, .ef = ef, .rerank = rerank, .max_gap = max_gap};
     int64_t rc;
     Py_BEGIN_ALLOW_THREADS
     rc = qa_search_begin(self->s, q.b.buf, &p);
     Py_END_ALLOW_THREADS
-    rel(&q);
+    qa_py_rel(&q);
     self->busy = 0;
     if (rc < 0) return kernel_error((int)rc, qa_searcher_error(self->s));
     self->k = k;
@@ -477,15 +443,15 @@ static PyObject *Searcher_finish(SearcherObject *self, PyObject *args) {
     if (claim(self)) return NULL;
     qa_search_stats s;
     qa_searcher_stats(self->s, &s);
-    buf_t v, r, dd;
-    if (get_buf(v_o, &v, 0, 4 * (Py_ssize_t)self->index->a.d, s.fetch, "vectors")) { self->busy = 0; return NULL; }
-    if (get_buf(r_o, &r, 1, 4, self->k, "rows_out")) { rel(&v); self->busy = 0; return NULL; }
-    if (get_buf(d_o, &dd, 1, 4, self->k, "dist_out")) { rel(&v); rel(&r); self->busy = 0; return NULL; }
+    qa_py_buf v, r, dd;
+    if (qa_py_get_buf(v_o, &v, 0, 4 * (Py_ssize_t)self->index->a.d, s.fetch, "vectors")) { self->busy = 0; return NULL; }
+    if (qa_py_get_buf(r_o, &r, 1, 4, self->k, "rows_out")) { qa_py_rel(&v); self->busy = 0; return NULL; }
+    if (qa_py_get_buf(d_o, &dd, 1, 4, self->k, "dist_out")) { qa_py_rel(&v); qa_py_rel(&r); self->busy = 0; return NULL; }
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = qa_search_finish(self->s, v.held ? v.b.buf : NULL, r.b.buf, dd.b.buf, &s);
     Py_END_ALLOW_THREADS
-    rel(&v); rel(&r); rel(&dd);
+    qa_py_rel(&v); qa_py_rel(&r); qa_py_rel(&dd);
     self->busy = 0;
     if (rc) return kernel_error(rc, qa_searcher_error(self->s));
     return Py_BuildValue("LLLL", (long long)s.found, (long long)s.candidates, (long long)s.distances, (long long)s.ranges);
@@ -511,15 +477,15 @@ static PyTypeObject SearcherType = {
 
 /* ---- module functions --------------------------------------------------------------- */
 
-static int quantizer_from(int kind, int d, PyObject *vmin_o, PyObject *scale_o, qa_quantizer *qz, buf_t *vmin,
-                          buf_t *scale) {
+static int quantizer_from(int kind, int d, PyObject *vmin_o, PyObject *scale_o, qa_quantizer *qz, qa_py_buf *vmin,
+                          qa_py_buf *scale) {
     if (d < 1 || d > QA_MAX_DIM || qa_quantizer_init(qz, kind, d, NULL, NULL)) {
         PyErr_Format(PyExc_ValueError, "unknown codec %d or bad dimension %d", kind, d);
         return -1;
     }
     int need = kind != QA_CODEC_NONE ? qz->dpad : 0;
-    if (get_buf(vmin_o, vmin, 0, 4, need, "vmin")) return -1;
-    if (get_buf(scale_o, scale, 0, 4, need, "scale")) { rel(vmin); return -1; }
+    if (qa_py_get_buf(vmin_o, vmin, 0, 4, need, "vmin")) return -1;
+    if (qa_py_get_buf(scale_o, scale, 0, 4, need, "scale")) { qa_py_rel(vmin); return -1; }
     qz->vmin = vmin->b.buf;
     qz->scale = scale->b.buf;
     return 0;
@@ -530,15 +496,15 @@ static PyObject *py_encode(PyObject *self, PyObject *args) {
     PyObject *vmin_o, *scale_o, *x_o, *out_o;
     if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &x_o, &out_o)) return NULL;
     qa_quantizer qz;
-    buf_t vmin, scale, x, out;
+    qa_py_buf vmin, scale, x, out;
     if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
-    if (get_buf(x_o, &x, 0, 4, 0, "x")) { rel(&vmin); rel(&scale); return NULL; }
+    if (qa_py_get_buf(x_o, &x, 0, 4, 0, "x")) { qa_py_rel(&vmin); qa_py_rel(&scale); return NULL; }
     int64_t n = x.b.len / (4 * (int64_t)d);
-    if (get_buf(out_o, &out, 1, qz.code_size, n, "out")) { rel(&vmin); rel(&scale); rel(&x); return NULL; }
+    if (qa_py_get_buf(out_o, &out, 1, qz.code_size, n, "out")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&x); return NULL; }
     Py_BEGIN_ALLOW_THREADS
     qa_encode(&qz, x.b.buf, n, out.b.buf);
     Py_END_ALLOW_THREADS
-    rel(&vmin); rel(&scale); rel(&x); rel(&out);
+    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&x); qa_py_rel(&out);
     Py_RETURN_NONE;
 }
 
@@ -547,16 +513,16 @@ static PyObject *py_decode(PyObject *self, PyObject *args) {
     PyObject *vmin_o, *scale_o, *c_o, *out_o;
     if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &c_o, &out_o)) return NULL;
     qa_quantizer qz;
-    buf_t vmin, scale, c, out;
+    qa_py_buf vmin, scale, c, out;
     if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
-    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); return NULL; }
+    if (qa_py_get_buf(c_o, &c, 0, 1, 0, "codes")) { qa_py_rel(&vmin); qa_py_rel(&scale); return NULL; }
     int64_t n = c.b.len / qz.code_size;
-    if (get_buf(out_o, &out, 1, 4 * (Py_ssize_t)d, n, "out")) { rel(&vmin); rel(&scale); rel(&c); return NULL; }
+    if (qa_py_get_buf(out_o, &out, 1, 4 * (Py_ssize_t)d, n, "out")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&c); return NULL; }
     Py_BEGIN_ALLOW_THREADS
     for (int64_t r = 0; r < n; r++)
         qa_decode(&qz, (const uint8_t *)c.b.buf + r * qz.code_size, (float *)out.b.buf + r * d);
     Py_END_ALLOW_THREADS
-    rel(&vmin); rel(&scale); rel(&c); rel(&out);
+    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&c); qa_py_rel(&out);
     Py_RETURN_NONE;
 }
 
@@ -566,15 +532,15 @@ static PyObject *py_code_norms(PyObject *self, PyObject *args) {
     PyObject *vmin_o, *scale_o, *c_o, *out_o;
     if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &c_o, &out_o)) return NULL;
     qa_quantizer qz;
-    buf_t vmin, scale, c, out;
+    qa_py_buf vmin, scale, c, out;
     if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
-    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); return NULL; }
+    if (qa_py_get_buf(c_o, &c, 0, 1, 0, "codes")) { qa_py_rel(&vmin); qa_py_rel(&scale); return NULL; }
     int64_t n = c.b.len / qz.code_size;
-    if (get_buf(out_o, &out, 1, 4, n, "out")) { rel(&vmin); rel(&scale); rel(&c); return NULL; }
+    if (qa_py_get_buf(out_o, &out, 1, 4, n, "out")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&c); return NULL; }
     Py_BEGIN_ALLOW_THREADS
     qa_code_norms(&qz, c.b.buf, n, out.b.buf);
     Py_END_ALLOW_THREADS
-    rel(&vmin); rel(&scale); rel(&c); rel(&out);
+    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&c); qa_py_rel(&out);
     Py_RETURN_NONE;
 }
 
@@ -617,7 +583,7 @@ static PyObject *py_codec_distances(PyObject *self, PyObject *args) {
                           &batch))
         return NULL;
     qa_quantizer qz;
-    buf_t vmin, scale, q, c, nrm;
+    qa_py_buf vmin, scale, q, c, nrm;
     if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
     const qa_codec *row = qa_codec_get(kind);
     const qa_codec_variant *v = NULL;
@@ -625,14 +591,14 @@ static PyObject *py_codec_distances(PyObject *self, PyObject *args) {
         if (!strcmp(row->variants[j].name, variant) && (!row->variants[j].available || row->variants[j].available()))
             v = &row->variants[j];
     if (!v) {
-        rel(&vmin); rel(&scale);
+        qa_py_rel(&vmin); qa_py_rel(&scale);
         PyErr_Format(PyExc_ValueError, "codec %s has no variant %s here", row->name, variant);
         return NULL;
     }
-    if (get_buf(q_o, &q, 0, 4, d, "q")) { rel(&vmin); rel(&scale); return NULL; }
-    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); rel(&q); return NULL; }
+    if (qa_py_get_buf(q_o, &q, 0, 4, d, "q")) { qa_py_rel(&vmin); qa_py_rel(&scale); return NULL; }
+    if (qa_py_get_buf(c_o, &c, 0, 1, 0, "codes")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); return NULL; }
     int64_t n = c.b.len / qz.code_size;
-    if (get_buf(n_o, &nrm, 0, 4, n_o == Py_None ? 0 : n, "norms")) { rel(&vmin); rel(&scale); rel(&q); rel(&c); return NULL; }
+    if (qa_py_get_buf(n_o, &nrm, 0, 4, n_o == Py_None ? 0 : n, "norms")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); qa_py_rel(&c); return NULL; }
     int16_t *w = calloc((size_t)qz.dpad, sizeof(int16_t));
     int32_t *nodes = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * n));
@@ -652,7 +618,7 @@ static PyObject *py_codec_distances(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
     }
     free(w); free(nodes);
-    rel(&vmin); rel(&scale); rel(&q); rel(&c); rel(&nrm);
+    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); qa_py_rel(&c); qa_py_rel(&nrm);
     return out;
 }
 
@@ -663,15 +629,15 @@ static PyObject *py_codec_bounds(PyObject *self, PyObject *args) {
     PyObject *vmin_o, *scale_o, *q_o, *c_o;
     if (!PyArg_ParseTuple(args, "iiiOOOO", &kind, &metric, &d, &vmin_o, &scale_o, &q_o, &c_o)) return NULL;
     qa_quantizer qz;
-    buf_t vmin, scale, q, c;
+    qa_py_buf vmin, scale, q, c;
     if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
     const qa_codec *row = qa_codec_get(kind);
     if (!row->error_bound) {
-        rel(&vmin); rel(&scale);
+        qa_py_rel(&vmin); qa_py_rel(&scale);
         return PyErr_Format(PyExc_ValueError, "codec %s has no error bound", row->name);
     }
-    if (get_buf(q_o, &q, 0, 4, d, "q")) { rel(&vmin); rel(&scale); return NULL; }
-    if (get_buf(c_o, &c, 0, 1, 0, "codes")) { rel(&vmin); rel(&scale); rel(&q); return NULL; }
+    if (qa_py_get_buf(q_o, &q, 0, 4, d, "q")) { qa_py_rel(&vmin); qa_py_rel(&scale); return NULL; }
+    if (qa_py_get_buf(c_o, &c, 0, 1, 0, "codes")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); return NULL; }
     int64_t n = c.b.len / qz.code_size;
     int16_t *w = calloc((size_t)qz.dpad, sizeof(int16_t));
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * n));
@@ -686,7 +652,7 @@ static PyObject *py_codec_bounds(PyObject *self, PyObject *args) {
         PyErr_NoMemory();
     }
     free(w);
-    rel(&vmin); rel(&scale); rel(&q); rel(&c);
+    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); qa_py_rel(&c);
     return out;
 }
 
@@ -710,13 +676,13 @@ static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
     long long base, row_bytes;
     PyObject *rows_o, *ranges_o, *out_o;
     if (!PyArg_ParseTuple(args, "iLLOOO", &fd, &base, &row_bytes, &rows_o, &ranges_o, &out_o)) return NULL;
-    buf_t rows, rg, out;
-    if (get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
+    qa_py_buf rows, rg, out;
+    if (qa_py_get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
     Py_ssize_t m = rows.b.len / 4;
-    if (get_buf(ranges_o, &rg, 0, 8, 0, "ranges")) { rel(&rows); return NULL; }
-    if (get_buf(out_o, &out, 1, (Py_ssize_t)row_bytes, m, "out")) { rel(&rows); rel(&rg); return NULL; }
+    if (qa_py_get_buf(ranges_o, &rg, 0, 8, 0, "ranges")) { qa_py_rel(&rows); return NULL; }
+    if (qa_py_get_buf(out_o, &out, 1, (Py_ssize_t)row_bytes, m, "out")) { qa_py_rel(&rows); qa_py_rel(&rg); return NULL; }
     if (!ranges_cover(rows.b.buf, m, rg.b.buf, rg.b.len / 8)) {
-        rel(&rows); rel(&rg); rel(&out);
+        qa_py_rel(&rows); qa_py_rel(&rg); qa_py_rel(&out);
         PyErr_SetString(PyExc_ValueError, "ranges do not cover the rows (ascending (first, last) pairs on rows)");
         return NULL;
     }
@@ -727,7 +693,7 @@ static PyObject *py_pread_rows(PyObject *self, PyObject *args) {
     err = read_ranges_fd(fd, base, row_bytes, rows.b.buf, rg.b.buf, rg.b.len / 8, out.b.buf, &bounce, &bounce_cap);
     Py_END_ALLOW_THREADS
     free(bounce);
-    rel(&rows); rel(&rg); rel(&out);
+    qa_py_rel(&rows); qa_py_rel(&rg); qa_py_rel(&out);
     if (err) return read_error(err);
     Py_RETURN_NONE;
 }
@@ -739,13 +705,13 @@ static PyObject *py_coalesce_rows(PyObject *self, PyObject *args) {
     long long max_gap;
     if (!PyArg_ParseTuple(args, "OL", &rows_o, &max_gap)) return NULL;
     if (max_gap < 0) { PyErr_SetString(PyExc_ValueError, "negative max_gap"); return NULL; }
-    buf_t rows;
-    if (get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
+    qa_py_buf rows;
+    if (qa_py_get_buf(rows_o, &rows, 0, 4, 0, "rows")) return NULL;
     Py_ssize_t m = rows.b.len / 4;
     int32_t *ranges = malloc(2 * sizeof(int32_t) * (size_t)(m ? m : 1));
-    if (!ranges) { rel(&rows); return PyErr_NoMemory(); }
+    if (!ranges) { qa_py_rel(&rows); return PyErr_NoMemory(); }
     int64_t nr = qa_coalesce_rows(rows.b.buf, m, max_gap, ranges, NULL);
-    rel(&rows);
+    qa_py_rel(&rows);
     PyObject *o = PyBytes_FromStringAndSize((const char *)ranges, (Py_ssize_t)(nr * 8));
     free(ranges);
     return o;
@@ -757,9 +723,9 @@ static PyObject *py_float_dists(PyObject *self, PyObject *args) {
     PyObject *q_o, *x_o;
     if (!PyArg_ParseTuple(args, "iOOip", &metric, &q_o, &x_o, &d, &ref)) return NULL;
     if (d <= 0) { PyErr_SetString(PyExc_ValueError, "d must be positive"); return NULL; }
-    buf_t q, x;
-    if (get_buf(q_o, &q, 0, 4, d, "q")) return NULL;
-    if (get_buf(x_o, &x, 0, 4, 0, "x")) { rel(&q); return NULL; }
+    qa_py_buf q, x;
+    if (qa_py_get_buf(q_o, &q, 0, 4, d, "q")) return NULL;
+    if (qa_py_get_buf(x_o, &x, 0, 4, 0, "x")) { qa_py_rel(&q); return NULL; }
     Py_ssize_t n = x.b.len / (4 * d);
     PyObject *out = PyList_New(n);
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -768,7 +734,7 @@ static PyObject *py_float_dists(PyObject *self, PyObject *args) {
                                          : (ref ? qa_dot_f32_ref(q.b.buf, xi, d) : qa_dot_f32(q.b.buf, xi, d));
         PyList_SET_ITEM(out, i, PyFloat_FromDouble(v));
     }
-    rel(&q); rel(&x);
+    qa_py_rel(&q); qa_py_rel(&x);
     return out;
 }
 
@@ -778,14 +744,14 @@ static PyObject *py_normalize_rows(PyObject *self, PyObject *args) {
     int d;
     if (!PyArg_ParseTuple(args, "Oi", &x_o, &d)) return NULL;
     if (d <= 0) { PyErr_SetString(PyExc_ValueError, "d must be positive"); return NULL; }
-    buf_t x;
-    if (get_buf(x_o, &x, 1, 4, 0, "x")) return NULL;
+    qa_py_buf x;
+    if (qa_py_get_buf(x_o, &x, 1, 4, 0, "x")) return NULL;
     Py_ssize_t n = x.b.len / (4 * (Py_ssize_t)d), bad = -1;
     Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++)
         if (qa_normalize((float *)x.b.buf + i * d, (size_t)d) && bad < 0) bad = i;
     Py_END_ALLOW_THREADS
-    rel(&x);
+    qa_py_rel(&x);
     return PyLong_FromSsize_t(bad);
 }
 

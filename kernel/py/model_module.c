@@ -11,6 +11,7 @@
 #include <numpy/arrayobject.h>
 
 #include "model/arch.h"
+#include "py/buffers.h"
 #include "model/tokenizer/wordpiece.h"
 #include "simd.h"
 
@@ -66,19 +67,9 @@ static int Model_init(ModelObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "Model already initialised");
         return -1;
     }
-    if (PyObject_GetBuffer(buf, &self->view, PyBUF_SIMPLE) < 0) return -1;
-    self->has_view = 1;
-    const uint8_t *p = (const uint8_t *)self->view.buf;
-    uint64_t len = (uint64_t)self->view.len, n_kv, n_t;
-    int rc = qa_gguf_counts(p, len, &n_kv, &n_t, err, sizeof err);
-    if (rc) goto fail;
-    self->kv = PyMem_RawCalloc(n_kv ? n_kv : 1, sizeof(qa_gguf_kv));
-    self->tensors = PyMem_RawCalloc(n_t ? n_t : 1, sizeof(qa_gguf_tensor));
-    if (!self->kv || !self->tensors) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    rc = qa_gguf_parse(&self->g, p, len, self->kv, n_kv, self->tensors, n_t, err, sizeof err);
+    int rc = qa_py_gguf_open(buf, &self->view, &self->has_view, &self->g, &self->kv, &self->tensors,
+                             err, sizeof err);
+    if (rc > 0) return -1;
     if (rc) goto fail;
     uint64_t asz = qa_model_arena_size(&self->g, err, sizeof err);
     if (!asz) goto fail;
@@ -108,16 +99,6 @@ fail:
         return NULL;                                                          \
     }
 
-static PyObject *text_bytes(PyObject *o) {
-    if (PyUnicode_Check(o)) return PyUnicode_AsEncodedString(o, "utf-8", "replace");
-    if (PyBytes_Check(o)) {
-        Py_INCREF(o);
-        return o;
-    }
-    PyErr_SetString(PyExc_TypeError, "text must be str or bytes");
-    return NULL;
-}
-
 static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"text", "max_tokens", NULL};
     PyObject *t;
@@ -125,7 +106,7 @@ static PyObject *Model_tokenize(ModelObject *self, PyObject *args, PyObject *kw)
     CHECK_INIT(self);
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|i", kwlist, &t, &max_tokens)) return NULL;
     max_tokens = clamp_tokens(&self->m, max_tokens);
-    PyObject *b = text_bytes(t);
+    PyObject *b = qa_py_text_bytes(t, "replace");
     if (!b) return NULL;
     int32_t *ids = PyMem_Malloc(sizeof(int32_t) * (size_t)max_tokens);
     if (!ids) {
@@ -192,7 +173,7 @@ static PyObject *Model_embed(ModelObject *self, PyObject *args, PyObject *kw) {
     int32_t *ids = PyMem_RawMalloc(sizeof(int32_t) * cap);
     if (!out || !lens || !ids) goto nomem;
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *b = text_bytes(PySequence_Fast_GET_ITEM(seq, i));
+        PyObject *b = qa_py_text_bytes(PySequence_Fast_GET_ITEM(seq, i), "replace");
         if (!b) goto fail;
         if (used + (uint64_t)max_tokens > cap) {
             while (used + (uint64_t)max_tokens > cap) cap *= 2;

@@ -7,6 +7,7 @@
 #include <Python.h>
 
 #include "model/tokenizer/tokenizer.h"
+#include "py/buffers.h"
 
 typedef struct {
     PyObject_HEAD
@@ -55,19 +56,9 @@ static int Tok_init(TokObject *self, PyObject *args, PyObject *kw) {
         PyErr_SetString(PyExc_RuntimeError, "Tokenizer already initialised");
         return -1;
     }
-    if (PyObject_GetBuffer(buf, &self->view, PyBUF_SIMPLE) < 0) return -1;
-    self->has_view = 1;
-    const uint8_t *p = (const uint8_t *)self->view.buf;
-    uint64_t len = (uint64_t)self->view.len, n_kv, n_t;
-    int rc = qa_gguf_counts(p, len, &n_kv, &n_t, err, sizeof err);
-    if (rc) goto fail;
-    self->kv = PyMem_RawCalloc(n_kv ? n_kv : 1, sizeof(qa_gguf_kv));
-    self->tensors = PyMem_RawCalloc(n_t ? n_t : 1, sizeof(qa_gguf_tensor));
-    if (!self->kv || !self->tensors) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    rc = qa_gguf_parse(&self->g, p, len, self->kv, n_kv, self->tensors, n_t, err, sizeof err);
+    int rc = qa_py_gguf_open(buf, &self->view, &self->has_view, &self->g, &self->kv, &self->tensors,
+                             err, sizeof err);
+    if (rc > 0) return -1;
     if (rc) goto fail;
     uint64_t asz = qa_tok_arena_size(&self->g, err, sizeof err);
     if (!asz) goto fail;
@@ -91,24 +82,13 @@ fail:
         return NULL;                                                            \
     }
 
-/* str -> UTF-8 (surrogates kept as their bytes); bytes as they are. */
-static PyObject *text_bytes(PyObject *o) {
-    if (PyUnicode_Check(o)) return PyUnicode_AsEncodedString(o, "utf-8", "surrogatepass");
-    if (PyBytes_Check(o)) {
-        Py_INCREF(o);
-        return o;
-    }
-    PyErr_SetString(PyExc_TypeError, "text must be str or bytes");
-    return NULL;
-}
-
 static PyObject *Tok_encode(TokObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"text", "add_special", "parse_special", NULL};
     PyObject *o;
     int add_special = 1, parse_special = 0;
     CHECK_READY(self);
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O|pp", kwlist, &o, &add_special, &parse_special)) return NULL;
-    PyObject *b = text_bytes(o);
+    PyObject *b = qa_py_text_bytes(o, "surrogatepass"); /* surrogates kept as their bytes */
     if (!b) return NULL;
     uint64_t len = (uint64_t)PyBytes_GET_SIZE(b);
     if (len > (1u << 30)) {
