@@ -8,6 +8,7 @@
  */
 #include <string.h>
 
+#include "merge_heap.h"
 #include "tokenizer.h"
 
 typedef struct {
@@ -36,31 +37,7 @@ static int pair_less(const pair *a, const pair *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static void heap_push(pair *h, uint32_t *n, pair p) {
-    uint32_t i = (*n)++;
-    while (i) {
-        uint32_t up = (i - 1) / 2;
-        if (!pair_less(&p, &h[up])) break;
-        h[i] = h[up];
-        i = up;
-    }
-    h[i] = p;
-}
-
-static pair heap_pop(pair *h, uint32_t *n) {
-    pair top = h[0], last = h[--*n];
-    uint32_t i = 0, m = *n;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= m) break;
-        if (c + 1 < m && pair_less(&h[c + 1], &h[c])) c++;
-        if (!pair_less(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (m) h[i] = last;
-    return top;
-}
+QA_DEFINE_MERGE_HEAP(pair, pair_less)
 
 static int merge_find(const qa_tok *t, int32_t a, int32_t b, uint32_t *rank, int32_t *out) {
     if (a < 0 || b < 0) return 0;

@@ -7,6 +7,7 @@
  */
 #include <string.h>
 
+#include "merge_heap.h"
 #include "tokenizer.h"
 
 typedef struct {
@@ -32,31 +33,7 @@ static int pair_before(const pair *a, const pair *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static void heap_push(pair *h, uint32_t *n, pair p) {
-    uint32_t i = (*n)++;
-    while (i) {
-        uint32_t up = (i - 1) / 2;
-        if (!pair_before(&p, &h[up])) break;
-        h[i] = h[up];
-        i = up;
-    }
-    h[i] = p;
-}
-
-static pair heap_pop(pair *h, uint32_t *n) {
-    pair top = h[0], last = h[--*n];
-    uint32_t i = 0, m = *n;
-    for (;;) {
-        uint32_t c = 2 * i + 1;
-        if (c >= m) break;
-        if (c + 1 < m && pair_before(&h[c + 1], &h[c])) c++;
-        if (!pair_before(&h[c], &last)) break;
-        h[i] = h[c];
-        i = c;
-    }
-    if (m) h[i] = last;
-    return top;
-}
+QA_DEFINE_MERGE_HEAP(pair, pair_before)
 
 static void try_pair(const qa_tok *t, const uint8_t *text, const sym *s, pair *h, uint32_t *nh,
                      int32_t l, int32_t r) {
