@@ -131,6 +131,18 @@ class ShardedIndex:
     def ids(self) -> np.ndarray:
         return np.concatenate([to_global(s.ids, e.id_offset) for s, e in zip(self.shards, self.manifest.shards)])
 
+    def deleted_mask(self) -> np.ndarray | None:
+        """bool per row (shard after shard, the order of `ids`), True for deleted rows."""
+        masks = [s.deleted_mask() for s in self.shards]
+        if all(m is None for m in masks):
+            return None
+        return np.concatenate([np.zeros(s.rows, bool) if m is None else m for s, m in zip(self.shards, masks)])
+
+    def vectors(self, chunk: int = 65536):
+        """Yields all full vectors, shard after shard (the order of `ids`), in chunks."""
+        for s in self.shards:
+            yield from s.vectors(chunk)
+
     def memory(self, extra_rows: int = 0) -> dict:
         """Bytes held in memory by part, summed over the shards."""
         out: dict = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 
+from ..errors import QuantannError
 from ..progress import Progress
 
 RETRIES = 3  # attempts after the first, for a task whose worker died
@@ -70,7 +71,7 @@ class LocalRunner:
                     except BrokenProcessPool:
                         rounds += 1
                         if rounds > self.retries:
-                            raise RuntimeError(f"{desc}: a worker process died {rounds} times; giving up") from None
+                            raise QuantannError(f"{desc}: a worker process died {rounds} times; giving up") from None
         finally:
             bar.close()
         return [results[i] for i in range(len(args))]
@@ -104,7 +105,7 @@ class RayRunner:
                 bar.update(weights[where[done[0]]])
             return ray.get(refs)
         except ray.exceptions.WorkerCrashedError:
-            raise RuntimeError(f"{desc}: a Ray worker died {self.retries + 1} times; giving up") from None
+            raise QuantannError(f"{desc}: a Ray worker died {self.retries + 1} times; giving up") from None
         finally:
             bar.close()
 
