@@ -20,9 +20,9 @@ def add_arguments(b) -> None:
 
 
 def wants_shards(a) -> bool:
-    if a.ray is not None and not a.shards:
+    if a.ray is not None and a.shards is None:
         raise SystemExit("error: --ray runs a sharded build: give --shards N too")
-    return bool(a.shards)
+    return a.shards is not None
 
 
 def run(a, load_npy, read_texts) -> None:

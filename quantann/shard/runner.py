@@ -21,6 +21,7 @@ from ..progress import Progress
 
 RETRIES = 3  # attempts after the first, for a task whose worker died
 FAULT_ENV = "QUANTANN_FAULT_ONCE"  # test hook: "KIND:INDEX:MARKER" kills that task's first attempt
+# (an empty MARKER: every attempt)
 
 
 def fault_point(kind: str, i: int) -> None:
@@ -30,8 +31,9 @@ def fault_point(kind: str, i: int) -> None:
     if not spec:
         return
     k, idx, marker = spec.split(":", 2)
-    if k == kind and int(idx) == i and not os.path.exists(marker):
-        open(marker, "w").close()
+    if k == kind and int(idx) == i and not (marker and os.path.exists(marker)):
+        if marker:
+            open(marker, "w").close()
         os._exit(17)
 
 
