@@ -153,6 +153,9 @@ def cmd_info(a):
     import quantann
     from .fileformat import verify_vectors
     idx = quantann.open(a.index, store="mmap")
+    if not isinstance(idx, quantann.Index):  # a sharded index's manifest
+        from .shard.cli import info
+        return info(a, idx)
     f = idx.file
     print(f"file        {a.index} ({human(f.size)}), GGUF v{f.gguf_version}, "
           f"quantann format {f.format_version}")

@@ -219,6 +219,16 @@ def test_cli_builds_searches_and_evaluates_a_sharded_index(real, tmp_path):
     assert recall(np.array(got), brute(x[:1500], q[:20], 3, "cosine")) >= 0.9
     r = cli("eval", tmp_path / "s.json", "--queries", tmp_path / "q.npy", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["recall"] >= 0.9, r.stderr
+    r = cli("info", tmp_path / "s.json", "--verify")
+    assert r.returncode == 0 and "3 shards" in r.stdout and r.stdout.count("vectors ok") == 3, r.stderr
+    f = quantann.open(tmp_path / "s.json").shards[1].file
+    with open(tmp_path / "s.shard1.qann", "r+b") as fh:  # one byte of a full vector
+        fh.seek(f.vectors_offset + 100)
+        b = fh.read(1)
+        fh.seek(f.vectors_offset + 100)
+        fh.write(bytes([b[0] ^ 0x40]))
+    r = cli("info", tmp_path / "s.json", "--verify")
+    assert r.returncode == 1 and "s.shard1.qann" in r.stderr and "corrupt" in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("args, message", [

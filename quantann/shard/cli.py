@@ -63,3 +63,28 @@ def run(a, load_npy, read_texts) -> None:
         write_texts(a.output, texts, a.model)
     say(f"wrote {a.output} and {len(m.shards)} shard files ({', '.join(e.file for e in m.shards)}); "
         f"build {time.perf_counter() - t1:.1f} s")
+
+
+def info(a, index) -> int:
+    """`quantann info MANIFEST`: the manifest and each shard's rows, ids and memory."""
+    from ..budget import human
+    from ..fileformat import verify_vectors
+    m = index.manifest
+    mem = index.memory()
+    print(f"manifest    {a.index}: {len(m.shards)} shards, next id {m.next_id}")
+    print(f"vectors     {len(index)} x {index.dim}, metric {index.metric}, quantizer {index.quant} (one, shared)")
+    print(f"memory      {human(mem['total'])} = {mem['total'] / index.float_bytes():.1%} of float32 "
+          f"({human(index.float_bytes())})")
+    bad = []
+    for e, s in zip(m.shards, index.shards):
+        ok = verify_vectors(s.file) if a.verify else None
+        if ok is False:
+            bad.append(e.file)
+        ids = f"ids {e.id_offset}..{e.id_offset + e.count - 1}" if e.ids == "rows" else "ids stored"
+        print(f"  {e.file:<28} {e.count:>10} rows  {ids:<22} {human(s.memory()['total']):>10}"
+              + ("" if ok is None else "  vectors " + ("ok" if ok else "MISMATCH")))
+    if bad:
+        print(f"error: {', '.join(bad)}: the full vectors do not match their checksum: the file is corrupt",
+              file=sys.stderr)
+        return 1
+    return 0
