@@ -220,8 +220,9 @@ class ShardedIndex:
         i = min(range(len(self.shards)), key=lambda j: len(self.shards[j]))
         s, e = self.shards[i], self.manifest.shards[i]
         if e.ids == "rows":  # the shard now holds ids of its own: its global ids, stored
-            s._ids = np.arange(s.rows, dtype=np.uint64) + np.uint64(e.id_offset)
-            e.ids, e.id_offset = "stored", 0
+            with s._rw.write():  # (as Index.add: no search of this shard sees the change half made)
+                s._ids = np.arange(s.rows, dtype=np.uint64) + np.uint64(e.id_offset)
+                e.ids, e.id_offset = "stored", 0
         s.add(x, ids=new - np.uint64(e.id_offset), threads=threads, progress=progress)
         self.manifest.next_id = max(self.manifest.next_id, int(new.max()) + 1)
         self._dirty.add(i)
