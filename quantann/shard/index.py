@@ -18,7 +18,7 @@ import numpy as np
 
 from ..budget import human
 from ..errors import FormatError, MemoryBudgetError
-from ..index import NO_ID, Index, QueryStats, as_matrix
+from ..index import NO_ID, Index, QueryStats, _ReadersWriter, as_matrix
 from ..constants import LIMITS
 from .manifest import Manifest, ShardEntry, is_url, read_manifest, shard_location
 
@@ -71,6 +71,7 @@ class ShardedIndex:
         self._pool_lock = threading.Lock()
         self._local = threading.local()
         self._dirty: set[int] = set()  # shards changed since open/save
+        self._rw = _ReadersWriter()  # searches, or one add/delete (ids and offsets change together)
 
     # ---- opening -----------------------------------------------------------------------
 
@@ -173,7 +174,12 @@ class ShardedIndex:
         over all shards; each shard returns its own top k (reranked in one batch read)."""
         q = as_matrix(queries, self.dim, "queries")
         k = check_k(k, len(self))
-        ids, dist, stats = merge(self._scatter(q, k, ef, rerank, threads), k)
+        self._rw.acquire_read()
+        try:
+            parts = self._scatter(q, k, ef, rerank, threads)
+        finally:
+            self._rw.release_read()
+        ids, dist, stats = merge(parts, k)
         self._local.stats = stats
         return ids, dist
 
@@ -219,13 +225,13 @@ class ShardedIndex:
                 raise ValueError(f"id {new[present][0]} is already in the index")
         i = min(range(len(self.shards)), key=lambda j: len(self.shards[j]))
         s, e = self.shards[i], self.manifest.shards[i]
-        if e.ids == "rows":  # the shard now holds ids of its own: its global ids, stored
-            with s._rw.write():  # (as Index.add: no search of this shard sees the change half made)
+        with self._rw.write():  # no search sees a shard's ids and offset half changed
+            if e.ids == "rows":  # the shard now holds ids of its own: its global ids, stored
                 s._ids = np.arange(s.rows, dtype=np.uint64) + np.uint64(e.id_offset)
                 e.ids, e.id_offset = "stored", 0
-        s.add(x, ids=new - np.uint64(e.id_offset), threads=threads, progress=progress)
-        self.manifest.next_id = max(self.manifest.next_id, int(new.max()) + 1)
-        self._dirty.add(i)
+            s.add(x, ids=new - np.uint64(e.id_offset), threads=threads, progress=progress)
+            self.manifest.next_id = max(self.manifest.next_id, int(new.max()) + 1)
+            self._dirty.add(i)
         return new
 
     def delete(self, ids) -> int:
