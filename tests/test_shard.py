@@ -282,3 +282,19 @@ def test_the_service_serves_a_manifest(built):
         assert 'quantann_index_memory_bytes{part="codes"}' in text
     finally:
         s.stop()
+
+
+def test_a_manifest_url_opens_its_shards_over_http(real, built):
+    from quantann.pageserver import Server
+    from quantann.store.http import HttpStore
+    _, q = real
+    local = quantann.open(built[0] / "s.json")
+    with Server({"/": str(built[0])}) as srv:
+        remote = quantann.open(f"{srv.url}/s.json")
+        assert all(isinstance(s.store, HttpStore) for s in remote.shards)
+        a = local.search(q[:20], k=10, ef=64, rerank=4)
+        b = remote.search(q[:20], k=10, ef=64, rerank=4)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+        assert remote.last_stats[0].store_reads == 4
+        with pytest.raises(ValueError, match="local path"):
+            remote.save()
