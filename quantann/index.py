@@ -228,8 +228,10 @@ class Index:
     @classmethod
     def build(cls, vectors, quant: str = "sq8", metric: str = "cosine", M: int = 16,
               ef_construction: int = 200, ids=None, threads: int | None = None,
-              progress: bool = False, seed: int = 0, clip: float | None = None) -> "Index":
-        """Trains the quantizer on `vectors`, encodes them and builds the graph from the
+              progress: bool = False, seed: int = 0, clip: float | None = None,
+              quantizer: Quantizer | None = None) -> "Index":
+        """Trains the quantizer on `vectors` (or takes `quantizer`, trained elsewhere: the
+        shards of one sharded index share one), encodes them and builds the graph from the
         float vectors (both cores). The vectors stay in an in-memory store until `save`."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
@@ -243,7 +245,13 @@ class Index:
             raise ValueError("at most 2^31 - 2 vectors per index")
         if metric == "cosine":
             x = normalize(x)
-        qz = Quantizer.train(quant, x, clip=clip, seed=seed)
+        if quantizer is None:
+            qz = Quantizer.train(quant, x, clip=clip, seed=seed)
+        elif (quantizer.kind, quantizer.d) != (quant, x.shape[1]):
+            raise ValueError(f"the quantizer is {quantizer.kind} over {quantizer.d} dimensions; the build asks for "
+                             f"{quant} over {x.shape[1]}")
+        else:
+            qz = quantizer
         idx = cls(qz, metric, Graph.empty(M, ef_construction), np.empty((0, qz.code_size), np.uint8),
                   None, None, MemoryStore(np.empty((0, x.shape[1]), np.float32)))
         idx.seed = seed

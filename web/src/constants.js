@@ -62,6 +62,10 @@ export const CONSTANTS = Object.freeze({
     "max_ef_construction": 65536,
     "max_threads": 256
   },
+  "manifest": {
+    "format": "quantann-shards",
+    "version": 1
+  },
   "size_units": {
     "B": 1,
     "KB": 1000,

@@ -90,6 +90,8 @@ export async function readHeader(src, K) {
  * checks the header, every checksum and the graph (options.verify is accepted and ignored).
  */
 export async function openIndex(source, { store, memoryBudget, wasm } = {}) {
+  const sharded = await import('./sharded.js'); // a sharded index's manifest (.json): its shards
+  if (sharded.isManifest(source)) return sharded.openShardedIndex(source, { store, memoryBudget, wasm });
   const src = await openSource(source);
   const kernel = await loadKernel(wasm);
   // 1. the header, checked
