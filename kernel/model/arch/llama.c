@@ -1,4 +1,5 @@
 #include "llama.h"
+#include "phi3.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -119,11 +120,12 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         qa_set_err(err, el, "missing general.architecture");
         return QA_ERR_FORMAT;
     }
-    int qwen2 = !strcmp(m->arch, "qwen2"), gemma3 = !strcmp(m->arch, "gemma3");
-    if (strcmp(m->arch, "llama") && !qwen2 && !gemma3) {
-        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, gemma3)", m->arch);
+    int qwen2 = !strcmp(m->arch, "qwen2"), gemma3 = !strcmp(m->arch, "gemma3"), phi3 = !strcmp(m->arch, "phi3");
+    if (strcmp(m->arch, "llama") && !qwen2 && !gemma3 && !phi3) {
+        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, phi3, gemma3)", m->arch);
         return QA_ERR_UNSUPPORTED;
     }
+    if (phi3) TRY(qa_phi3_check(g, err, el));
     const char *a = m->arch;
     TRY(key_u32(g, a, "embedding_length", &m->n_embd, -1, err, el));
     TRY(key_u32(g, a, "block_count", &m->n_layer, -1, err, el));
@@ -157,7 +159,7 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     get_str(g, key, stype, sizeof stype);
     if (factor > 0.0f && strcmp(stype, "none")) m->freq_scale = 1.0f / factor;
-    m->neox = qwen2 || gemma3;
+    m->neox = qwen2 || gemma3 || phi3;
     m->gelu = gemma3;
     m->embd_scale = gemma3 ? sqrtf((float)m->n_embd) : 1.0f;
     m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
@@ -188,12 +190,19 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d." s, i), n)
         TRY(get_vec(g, NAME("attn_norm.weight"), d, &L->attn_norm, 0, err, el));
         TRY(get_vec(g, NAME("ffn_norm.weight"), d, &L->ffn_norm, 0, err, el));
-        TRY(get_mat(g, NAME("attn_q.weight"), d, dq, &L->q, 0, err, el));
-        TRY(get_mat(g, NAME("attn_k.weight"), d, dkv, &L->k, 0, err, el));
-        TRY(get_mat(g, NAME("attn_v.weight"), d, dkv, &L->v, 0, err, el));
+        if (phi3) { /* fused q/k/v and gate/up: row views (phi3.c) */
+            qa_dmat qkv, gate_up;
+            TRY(get_mat(g, NAME("attn_qkv.weight"), d, dq + 2 * dkv, &qkv, 0, err, el));
+            TRY(get_mat(g, NAME("ffn_up.weight"), d, 2 * (int64_t)m->n_ff, &gate_up, 0, err, el));
+            qa_phi3_split(L, &qkv, &gate_up, dq, dkv, m->n_ff);
+        } else {
+            TRY(get_mat(g, NAME("attn_q.weight"), d, dq, &L->q, 0, err, el));
+            TRY(get_mat(g, NAME("attn_k.weight"), d, dkv, &L->k, 0, err, el));
+            TRY(get_mat(g, NAME("attn_v.weight"), d, dkv, &L->v, 0, err, el));
+            TRY(get_mat(g, NAME("ffn_gate.weight"), d, m->n_ff, &L->gate, 0, err, el));
+            TRY(get_mat(g, NAME("ffn_up.weight"), d, m->n_ff, &L->up, 0, err, el));
+        }
         TRY(get_mat(g, NAME("attn_output.weight"), dq, d, &L->o, 0, err, el));
-        TRY(get_mat(g, NAME("ffn_gate.weight"), d, m->n_ff, &L->gate, 0, err, el));
-        TRY(get_mat(g, NAME("ffn_up.weight"), d, m->n_ff, &L->up, 0, err, el));
         TRY(get_mat(g, NAME("ffn_down.weight"), m->n_ff, d, &L->down, 0, err, el));
         TRY(get_vec(g, NAME("attn_q.bias"), dq, &L->bq, !qwen2, err, el));
         TRY(get_vec(g, NAME("attn_k.bias"), dkv, &L->bk, !qwen2, err, el));

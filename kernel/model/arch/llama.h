@@ -3,6 +3,7 @@
  * grouped-query attention over an fp16 KV cache, SwiGLU feed-forward, tied or separate
  * output matrix. Variants are flags of the same forward:
  *   qwen2   q/k/v biases, RoPE in neox mode
+ *   phi3    fused attn_qkv and gate+up ffn_up, split into row views (phi3.c), neox RoPE
  *   gemma3  embeddings scaled by sqrt(width), RMSNorm of q and k per head, norms after
  *           attention and feed-forward too, GELU gate, neox RoPE, sliding-window
  *           attention on 5 of every 6 layers (with their own RoPE base)
