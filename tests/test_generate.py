@@ -183,6 +183,27 @@ def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     with open(path, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == str(r["model_sha256"]), "synthetic file differs from the recorded one"
     _check_parity(_decoder_logprobs(path, r["windows"]), r, name, random_weights=True)
+    _check_greedy(path, r["windows"][0, :SYNTHETIC_PROMPT], r["greedy_ids"], r["greedy_gap"], name)
+
+
+SYNTHETIC_PROMPT = 32  # as tests/data/make_llama_reference.py
+
+
+def _check_greedy(path, prompt, want, gaps, name):
+    """The kernel's greedy continuation (prefill, then one token at a time through the KV
+    cache) equals llama.cpp's, or splits first where llama.cpp's top-2 are a near-tie."""
+    import mmap
+    from quantann import _model
+    with open(path, "rb") as f:
+        dec = _model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 2)
+    dec.start(len(prompt) + len(want), 16)
+    logits, got = dec.eval(np.asarray(prompt, np.int32)), []
+    for _ in range(len(want)):
+        got.append(int(np.argmax(logits)))
+        logits = dec.eval(np.array(got[-1:], np.int32))
+    split = next((j for j in range(len(want)) if got[j] != want[j]), None)
+    print(f"{name}: greedy {len(want)} tokens " + ("identical" if split is None else f"split at {split}"))
+    assert split is None or gaps[split] < NEAR_TIE, f"split at token {split}, llama.cpp's gap {gaps[split]:.3f}"
 
 
 def test_gemma3_q4_k_m_matches_llama_cpp():
