@@ -36,7 +36,8 @@ extensions.append(
     Extension(
         "quantann._model",
         sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
-                        "kernel/py/model_module.c", "kernel/py/decoder_glue.c", "kernel/py/tokenizer_glue.c"),
+                        "kernel/py/model_module.c", "kernel/py/decoder_glue.c", "kernel/py/decoder_mix_glue.c",
+                        "kernel/py/tokenizer_glue.c"),
         include_dirs=["kernel", numpy.get_include()],
         extra_compile_args=CFLAGS,
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),

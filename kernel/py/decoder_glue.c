@@ -20,22 +20,8 @@
 #include "model/types/decoder_types.h"
 #include "py/buffers.h"
 #include "py/glue.h"
+#include "py/decoder_glue.h"
 
-typedef struct {
-    PyObject_HEAD
-    Py_buffer view;
-    int has_view;
-    qa_gguf g;
-    qa_gguf_kv *kv_recs;
-    qa_gguf_tensor *tensors;
-    qa_llama *m;
-    qa_pool pool;
-    int pool_started, started;
-    qa_llama_ctx ctx;
-    void *kv, *scratch, *sample_work;
-    uint64_t rng;
-    PyThread_type_lock lock;
-} DecoderObject;
 
 static PyObject *FormatError, *UnsupportedError; /* the module's GGUFError, UnsupportedError */
 
@@ -48,6 +34,9 @@ static void Decoder_dealloc(DecoderObject *self) {
     PyMem_RawFree(self->kv);
     PyMem_RawFree(self->scratch);
     PyMem_RawFree(self->sample_work);
+    PyMem_RawFree(self->f32);
+    PyMem_RawFree(self->orig);
+    Py_XDECREF(self->held);
     if (self->has_view) PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -129,6 +118,7 @@ static PyObject *Decoder_start(DecoderObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, err);
         return NULL;
     }
+    self->scratch_bytes = sb;
     self->started = 1;
     Py_RETURN_NONE;
 }
@@ -303,6 +293,13 @@ static PyMethodDef Decoder_methods[] = {
     {"seed", (PyCFunction)Decoder_seed, METH_VARARGS, "seed(s): reset the sampling random state"},
     {"rewind", (PyCFunction)Decoder_rewind, METH_VARARGS, "rewind(n): keep the first n cached positions"},
     {"info", (PyCFunction)Decoder_info, METH_NOARGS, "hyper-parameters"},
+    {"to_f32", (PyCFunction)qa_py_decoder_to_f32, METH_NOARGS,
+     "to_f32(): every matrix converted to F32 in memory (before start): the reference of the same weights"},
+    {"take_weights", (PyCFunction)qa_py_decoder_take, METH_VARARGS,
+     "take_weights(other, group): group (layer index, 'token_embd', 'output') of another Decoder of the same "
+     "model; other None restores this file's own"},
+    {"hidden_states", (PyCFunction)qa_py_decoder_hidden, METH_O,
+     "hidden_states(tokens) -> (logits [n, n_vocab], residual after each layer [n_layer, n, n_embd]), from position 0"},
     {NULL}};
 
 static PyGetSetDef Decoder_getset[] = {{"n_past", (getter)Decoder_n_past, NULL, "positions in the KV cache", NULL},
@@ -321,7 +318,7 @@ static PyTypeObject DecoderType = {
 };
 
 int qa_py_decoder_add(PyObject *mod, PyObject *gguf_error, PyObject *unsupported_error) {
-    if (_import_array() < 0 || PyType_Ready(&DecoderType) < 0) return -1;
+    if (_import_array() < 0 || qa_py_decoder_mix_init(&DecoderType) < 0 || PyType_Ready(&DecoderType) < 0) return -1;
     FormatError = gguf_error;
     UnsupportedError = unsupported_error;
     return PyModule_AddObjectRef(mod, "Decoder", (PyObject *)&DecoderType);

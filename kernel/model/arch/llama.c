@@ -356,6 +356,7 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         else
             qa_silu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
         block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
+        if (c->hidden) memcpy(c->hidden + ((uint64_t)l * c->n_ctx + pos0) * d, c->x, (uint64_t)n * d * sizeof(float));
     }
     if (logits) {
         int first = all ? 0 : n - 1, rows = n - first;

@@ -52,6 +52,7 @@ typedef struct {
     uint16_t *kv; /* n_layer x {k, v} x n_head_kv x n_ctx x head_dim fp16 */
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *work;
     void *xq;
+    float *hidden; /* NULL, or n_layer x n_ctx x n_embd: the residual after each layer, by position (reports) */
 } qa_llama_ctx;
 
 uint64_t qa_llama_kv_bytes(const qa_llama *m, int n_ctx);
