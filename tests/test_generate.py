@@ -128,7 +128,7 @@ def test_greedy_chat_continuations_match_or_split_at_a_near_tie(gen, ref):
 
 # ---------------------------------------------------------------- other layouts and types
 # Synthetic-weight files (tests/data/synthetic_decoders.py: K-quants, Q5_0, F32 / F16 / Q4_0, qwen2,
-# phi3) and the
+# phi3, phi3 with LongRoPE's long and short factors) and the
 # real gemma3 Q4_K_M, each held to llama.cpp on the same file by the same checks.
 
 def _decoder_logprobs(path, windows):
@@ -172,7 +172,8 @@ def smollm2_vocab():
         return synthetic_decoders.smollm2_vocab(_model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
 
 
-@pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "llama-floats-q4_0", "qwen2", "phi3"])
+@pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "llama-floats-q4_0", "qwen2", "phi3",
+                                  "phi3-longrope-long", "phi3-longrope-short"])
 def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     import synthetic_decoders
     refp = os.path.join(HERE, "data", f"synthetic_{name}_llama_reference.npz")
@@ -183,20 +184,22 @@ def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     with open(path, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == str(r["model_sha256"]), "synthetic file differs from the recorded one"
     _check_parity(_decoder_logprobs(path, r["windows"]), r, name, random_weights=True)
-    _check_greedy(path, r["windows"][0, :SYNTHETIC_PROMPT], r["greedy_ids"], r["greedy_gap"], name)
+    _check_greedy(path, r["windows"][0, :SYNTHETIC_PROMPT], r["greedy_ids"], r["greedy_gap"], name,
+                  n_ctx=r["windows"].shape[1])
 
 
 SYNTHETIC_PROMPT = 32  # as tests/data/make_llama_reference.py
 
 
-def _check_greedy(path, prompt, want, gaps, name):
+def _check_greedy(path, prompt, want, gaps, name, n_ctx):
     """The kernel's greedy continuation (prefill, then one token at a time through the KV
-    cache) equals llama.cpp's, or splits first where llama.cpp's top-2 are a near-tie."""
+    cache) equals llama.cpp's, or splits first where llama.cpp's top-2 are a near-tie.
+    n_ctx: as the teacher-forced run (LongRoPE picks its factors by the context size)."""
     import mmap
     from quantann import _model
     with open(path, "rb") as f:
         dec = _model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 2)
-    dec.start(len(prompt) + len(want), 16)
+    dec.start(max(n_ctx, len(prompt) + len(want)), 16)
     logits, got = dec.eval(np.asarray(prompt, np.int32)), []
     for _ in range(len(want)):
         got.append(int(np.argmax(logits)))

@@ -1,7 +1,7 @@
 """phi3: the fused matrices as row views of the llama forward (kernel/model/arch/phi3.c).
 llama.cpp parity on a synthetic phi3 file is in tests/test_generate.py; here, without any
 reference: a phi3 file computes exactly what the same weights unfused compute (qwen2's
-layout with zero biases: neox RoPE too), and what the forward cannot compute is refused."""
+layout with zero biases: neox RoPE too); LongRoPE's factors are picked by context size."""
 import mmap
 
 import numpy as np
@@ -78,8 +78,28 @@ def test_phi3_fused_shapes_are_checked(tmp_path):
         _open(_write(tmp_path / "bad.gguf", "phi3", _weights(), qkv_rows=D + DKV + DKV // 2))
 
 
-def test_phi3_longrope_factors_are_refused_by_name(tmp_path):
-    path = _write(tmp_path / "long.gguf", "phi3", _weights(),
-                  extra={"rope_factors_long.weight": np.ones(D // NH // 2, np.float32)})
-    with pytest.raises(_model.UnsupportedError, match="LongRoPE.*rope_factors_long.weight"):
+def _logits(path, n_ctx, ids):
+    d = _open(path)
+    d.start(n_ctx, 8)
+    return d.eval(ids, all=True)
+
+
+def test_longrope_factors_pick_by_context_and_unit_factors_change_nothing(tmp_path):
+    """llama.cpp's rule: the long factors when the context exceeds the original length,
+    the short ones otherwise (a LongRoPE pair against llama.cpp: tests/test_generate.py)."""
+    w, half = _weights(), D // NH // 2
+    ids = np.random.default_rng(2).integers(0, NV, 20).astype(np.int32)
+    plain = _logits(_write(tmp_path / "plain.gguf", "phi3", w), 64, ids)
+    ones = {"rope_factors_long.weight": np.ones(half, np.float32), "rope_factors_short.weight": np.ones(half, np.float32)}
+    np.testing.assert_array_equal(_logits(_write(tmp_path / "ones.gguf", "phi3", w, extra=ones), 64, ids), plain)
+    longer = {"rope_factors_long.weight": np.geomspace(1, 30, half).astype(np.float32),
+              "rope_factors_short.weight": np.ones(half, np.float32)}
+    path = _write(tmp_path / "long.gguf", "phi3", w, extra=longer)  # original context: the file's 128
+    np.testing.assert_array_equal(_logits(path, 64, ids), plain)  # 64 <= 128: short (ones)
+    assert np.abs(_logits(path, 200, ids) - plain).max() > 1e-3  # 200 > 128: long
+
+
+def test_bad_rope_factors_are_refused_by_name(tmp_path):
+    path = _write(tmp_path / "bad.gguf", "phi3", _weights(), extra={"rope_factors_long.weight": np.ones(3, np.float32)})
+    with pytest.raises(ValueError, match="rope_factors_long.weight must be F32 of 8 values"):
         _open(path)

@@ -34,6 +34,13 @@ SPECS = {
     # declare (llama.cpp ignores it), tied output
     "phi3": dict(arch="phi3", d=256, ff=512, n_head=4, n_kv=2, layers=2, swa=64,
                  types=dict(attn_qkv=Q4K, attn_output=Q8_0, ffn_up=Q4_0, ffn_down=Q6K), output=None),
+    # phi3 with LongRoPE (Phi-3-*-128k, Phi-3.5): frequency factors, long ones beyond the
+    # original context (the reference's 257 positions here), short ones within it, and the
+    # attention factor that scales every rotation
+    "phi3-longrope-long": dict(arch="phi3", d=256, ff=512, n_head=4, n_kv=4, layers=2, longrope=(128, 1.19),
+                               types=dict(attn_qkv=Q8_0, attn_output=Q8_0, ffn_up=Q8_0, ffn_down=Q8_0), output=Q8_0),
+    "phi3-longrope-short": dict(arch="phi3", d=256, ff=512, n_head=4, n_kv=4, layers=2, longrope=(4096, 1.19),
+                                types=dict(attn_qkv=Q8_0, attn_output=Q8_0, ffn_up=Q8_0, ffn_down=Q8_0), output=Q8_0),
 }
 
 
@@ -72,6 +79,12 @@ def write(name, path, vocab):
     if "swa" in s:
         w.add_sliding_window(s["swa"])
         w.add_rope_scaling_orig_ctx_len(2048)
+    if "longrope" in s:
+        w.add_rope_scaling_orig_ctx_len(s["longrope"][0])
+        w.add_rope_scaling_attn_factors(s["longrope"][1])
+        half = d // nh // 2  # a factor per rotated pair, growing with the wavelength as in Phi-3's
+        w.add_tensor("rope_factors_long.weight", np.geomspace(1.0, 40.0, half).astype(np.float32))
+        w.add_tensor("rope_factors_short.weight", (1.0 + 0.2 * np.linspace(0, 1, half) ** 2).astype(np.float32))
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("smollm")
     w.add_token_list(vocab["tokens"])

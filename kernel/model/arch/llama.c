@@ -125,7 +125,6 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, phi3, gemma3)", m->arch);
         return QA_ERR_UNSUPPORTED;
     }
-    if (phi3) TRY(qa_phi3_check(g, err, el));
     const char *a = m->arch;
     TRY(key_u32(g, a, "embedding_length", &m->n_embd, -1, err, el));
     TRY(key_u32(g, a, "block_count", &m->n_layer, -1, err, el));
@@ -159,6 +158,8 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     get_str(g, key, stype, sizeof stype);
     if (factor > 0.0f && strcmp(stype, "none")) m->freq_scale = 1.0f / factor;
+    m->rope_mscale = key_f32(g, a, "rope.scaling.attn_factor", 1.0f);
+    TRY(key_u32(g, a, "rope.scaling.original_context_length", &m->n_ctx_orig, m->n_ctx_train, err, el));
     m->neox = qwen2 || gemma3 || phi3;
     m->gelu = gemma3;
     m->embd_scale = gemma3 ? sqrtf((float)m->n_embd) : 1.0f;
@@ -184,6 +185,11 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         m->tied = 1;
     }
     TRY(get_vec(g, "output_norm.weight", d, &m->output_norm, 0, err, el));
+    TRY(get_vec(g, "rope_freqs.weight", m->n_rot / 2, &m->rope_freqs, 1, err, el));
+    if (phi3) { /* LongRoPE (the 128k variants, Phi-3.5) */
+        TRY(get_vec(g, "rope_factors_long.weight", m->n_rot / 2, &m->rope_long, 1, err, el));
+        TRY(get_vec(g, "rope_factors_short.weight", m->n_rot / 2, &m->rope_short, 1, err, el));
+    }
     for (int i = 0; i < m->n_layer; i++) {
         qa_llama_layer *L = &m->layers[i];
         char n[96];
@@ -275,6 +281,7 @@ int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_c
     c->n_batch = n_batch;
     c->n_threads = nt;
     c->kv = (uint16_t *)kv;
+    c->rope_factors = m->rope_freqs ? m->rope_freqs : n_ctx > m->n_ctx_orig ? m->rope_long : m->rope_short;
     uint64_t off[11];
     layout(m, n_batch, n_ctx, nt, off);
     uint8_t *base = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
@@ -340,8 +347,9 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
             qa_rmsnorm(c->q, L->q_norm, c->q, n * m->n_head, hd, m->eps);
             qa_rmsnorm(c->k, L->k_norm, c->k, n * m->n_head_kv, hd, m->eps);
         }
-        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
-        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
+        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors, m->rope_mscale);
+        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors,
+                m->rope_mscale);
         qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
         qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att, c->work);
         block_out(c, &L->o, c->att, n, L->post_attn_norm);

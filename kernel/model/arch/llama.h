@@ -31,6 +31,11 @@ typedef struct {
     char arch[32];
     int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_rot, n_ctx_train;
     float eps, freq_base, freq_scale;
+    /* RoPE frequency factors (n_rot / 2 each, NULL when absent): rope_freqs (Llama 3.x), or
+     * phi3's LongRoPE pair, long beyond n_ctx_orig positions of context, short within it */
+    const float *rope_freqs, *rope_long, *rope_short;
+    int n_ctx_orig;
+    float rope_mscale; /* rope.scaling.attn_factor: scales each rotation's cos and sin */
     int tied; /* output matrix is the token embedding */
     int neox, gelu;      /* RoPE mode; GELU instead of SiLU gate */
     float embd_scale;    /* token embeddings are multiplied by it (1 = none) */
@@ -53,6 +58,7 @@ typedef struct {
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *work;
     void *xq;
     float *hidden; /* NULL, or n_layer x n_ctx x n_embd: the residual after each layer, by position (reports) */
+    const float *rope_factors; /* the frequency factors this context's size selects (NULL = none) */
 } qa_llama_ctx;
 
 uint64_t qa_llama_kv_bytes(const qa_llama *m, int n_ctx);

@@ -9,7 +9,5 @@ qa_dmat qa_dmat_rows(const qa_dmat *w, int64_t first, int64_t n);
 /* q, k, v from attn_qkv [d, dq + 2 dkv]; gate, up from ffn_up [d, 2 n_ff]. */
 void qa_phi3_split(qa_llama_layer *L, const qa_dmat *qkv, const qa_dmat *gate_up, int64_t dq, int64_t dkv,
                    int64_t n_ff);
-/* Refuses what the forward does not compute (LongRoPE factors), naming it. */
-int qa_phi3_check(const qa_gguf *g, char *err, size_t el);
 
 #endif
