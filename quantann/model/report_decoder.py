@@ -137,7 +137,7 @@ def run(model, reference=None, text: str | None = None, text_source: str | None 
 
 def format_markdown(rep: dict) -> str:
     w = rep["whole"]
-    L = [f"{Path(rep['model']).name} ({rep['arch']}, embeddings {rep['embd_type']}, ffn {rep['ffn_type']}, "
+    L = [f"{Path(rep['model']).name} ({rep['arch']}, token_embd {rep['embd_type']}, blk.0 ffn_down {rep['ffn_type']}, "
          f"{rep['model_file_bytes'] / 1e6:.1f} MB) against {rep['reference']}",
          f"text: {rep['text']}, {rep['n_tokens']} tokens in one context",
          "",
