@@ -13,14 +13,10 @@
 #include <numpy/arrayobject.h>
 
 #include "model/arch/llama.h"
-#include "model/ops_decoder.h"
-#include "simd.h"
 #include "model/sample.h"
-#include "model/types.h"
-#include "model/types/decoder_types.h"
 #include "py/buffers.h"
-#include "py/glue.h"
 #include "py/decoder_glue.h"
+#include "py/glue.h"
 
 
 static PyObject *FormatError, *UnsupportedError; /* the module's GGUFError, UnsupportedError */
