@@ -39,6 +39,9 @@ SPECS = {
     # attention factor that scales every rotation
     "phi3-longrope-long": dict(arch="phi3", d=256, ff=512, n_head=4, n_kv=4, layers=2, longrope=(128, 1.19),
                                types=dict(attn_qkv=Q8_0, attn_output=Q8_0, ffn_up=Q8_0, ffn_down=Q8_0), output=Q8_0),
+    # Llama 3.x's rope_freqs.weight (its "llama3" RoPE scaling: long wavelengths slowed down)
+    "llama3-rope-freqs": dict(arch="llama", d=256, ff=512, n_head=4, n_kv=2, layers=2, rope_freqs=True,
+                              types={m: Q8_0 for m in MATS}, output=Q8_0),
     "phi3-longrope-short": dict(arch="phi3", d=256, ff=512, n_head=4, n_kv=4, layers=2, longrope=(4096, 1.19),
                                 types=dict(attn_qkv=Q8_0, attn_output=Q8_0, ffn_up=Q8_0, ffn_down=Q8_0), output=Q8_0),
 }
@@ -79,6 +82,9 @@ def write(name, path, vocab):
     if "swa" in s:
         w.add_sliding_window(s["swa"])
         w.add_rope_scaling_orig_ctx_len(2048)
+    if s.get("rope_freqs"):  # factor 1 for the short wavelengths, up to 8 for the long ones
+        half = d // nh // 2
+        w.add_tensor("rope_freqs.weight", np.clip(np.geomspace(0.25, 16.0, half), 1.0, 8.0).astype(np.float32))
     if "longrope" in s:
         w.add_rope_scaling_orig_ctx_len(s["longrope"][0])
         w.add_rope_scaling_attn_factors(s["longrope"][1])
