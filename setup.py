@@ -30,38 +30,17 @@ extensions = [
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),
     ),
 ]
-if glob.glob("kernel/py/model_module.c"):
-    extensions.append(
-        Extension(
-            "quantann._model",
-            sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
-                            "kernel/py/model_module.c"),
-            include_dirs=["kernel", numpy.get_include()],
-            extra_compile_args=CFLAGS,
-            extra_link_args=["-lpthread"],
-        )
-    )
-# The decoder LLM (text generation): quantann._decoder, over the same model kernel sources.
-if glob.glob("kernel/py/decoder_glue.c"):
-    extensions.append(
-        Extension(
-            "quantann._decoder",
-            sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
-                            "kernel/py/decoder_glue.c"),
-            include_dirs=["kernel", numpy.get_include()],
-            extra_compile_args=CFLAGS,
-            extra_link_args=["-lpthread"],
-        )
-    )
-# Decoder-LLM tokenizers (BPE / SentencePiece from a GGUF vocabulary): quantann._tokenizer.
+# The model kernel (encoders, decoder LLMs, their tokenizers): one extension, quantann._model;
+# kernel/py/model_module.c creates the module, decoder_glue.c and tokenizer_glue.c add to it.
 extensions.append(
     Extension(
-        "quantann._tokenizer",
-        sources=sources("kernel/gguf/*.c")
-        + [f"kernel/model/tokenizer/{f}.c" for f in ("llm_vocab", "bpe", "spm", "pretokenize")]
-        + ["kernel/py/tokenizer_glue.c"],
-        include_dirs=["kernel"],
+        "quantann._model",
+        sources=sources("kernel/simd.c", "kernel/gguf/*.c", "kernel/model/*.c", "kernel/model/*/*.c",
+                        "kernel/py/model_module.c", "kernel/py/decoder_glue.c", "kernel/py/decoder_mix_glue.c",
+                        "kernel/py/tokenizer_glue.c"),
+        include_dirs=["kernel", numpy.get_include()],
         extra_compile_args=CFLAGS,
+        extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),
     )
 )
 

@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--speed-n", type=int, default=20000, help="passages in each speed run")
     a = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from quantann._tokenizer import Tokenizer
+    from quantann._model import Tokenizer
 
     model = a.model or default_model()
     hard, hard_bytes, passages_path = hard_strings()

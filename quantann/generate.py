@@ -101,7 +101,7 @@ class Generator:
         weights / KV cache / scratch breakdown) before allocating when the model would not
         fit. n_ctx: context length (default min(2048, the model's)); the KV cache is sized
         from it."""
-        from . import _decoder
+        from . import _model
         budget = parse_size(memory_budget)
         path = os.fspath(path) if path is not None else default_model_path()
         if not isinstance(threads, int) or not 1 <= threads <= 16:
@@ -114,8 +114,8 @@ class Generator:
                 raise FormatError(f"{path}: not a GGUF file: the file is empty")
             mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         try:
-            dec = _decoder.Decoder(mm, threads)
-        except _decoder.UnsupportedError as e:
+            dec = _model.Decoder(mm, threads)
+        except _model.UnsupportedError as e:
             raise QuantannError(f"{path}: {e}") from None
         except ValueError as e:
             raise FormatError(f"{path}: {e}") from None
@@ -140,9 +140,9 @@ class Generator:
     def _tok(self):
         """The kernel's tokenizer over the GGUF vocabulary (BPE or SentencePiece)."""
         if self._tokenizer is None:
-            from . import _tokenizer
+            from . import _model
             try:
-                self._tokenizer = _tokenizer.Tokenizer(self._mm)
+                self._tokenizer = _model.Tokenizer(self._mm)
             except ValueError as e:
                 raise QuantannError(f"{self.path}: {e}") from None
         return self._tokenizer

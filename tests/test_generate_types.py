@@ -6,15 +6,32 @@ import pytest
 from gguf import GGMLQuantizationType as T
 from gguf.quants import dequantize, quantize
 
-from quantann import _decoder
+from quantann import _model
 
 SCALAR, BEST = 0, 3
+ROW = {r["type"]: r for r in _model.types()}
 
 
 @pytest.fixture(autouse=True)
 def best_simd():
     yield
-    _decoder.set_simd(BEST)
+    _model.set_simd(BEST)
+
+
+def n_values(t, data):
+    return len(data) // ROW[int(t)]["size"] * ROW[int(t)]["blck"]
+
+
+def to_float(t, data):
+    return _model.type_to_float(int(t), data, n_values(t, data))
+
+
+def dot(t, w, a, ref=False):
+    return _model.type_dot(int(t), w, a, n_values(t, w), ref)
+
+
+def tile(t, w2, a4):
+    return _model.type_tile(int(t), w2, a4, n_values(t, w2) // 2)
 
 
 def rows(n_rows, n, seed, scale=1.0):
@@ -28,20 +45,20 @@ def rows(n_rows, n, seed, scale=1.0):
 def test_to_float_matches_gguf(t):
     q = quantize(rows(64, 576, 1), t)
     for r in q:
-        got = _decoder.type_op(int(t), "to_float", r.tobytes())
+        got = to_float(t, r.tobytes())
         np.testing.assert_array_equal(got, dequantize(r, t).reshape(-1))
 
 
 def act(t, x):
-    return _decoder.type_op(int(t), "quantize_act", x.astype(np.float32).tobytes())
+    return _model.type_quantize_act(int(t), x.astype(np.float32))
 
 
 def test_q8_1_activations_simd_equal_scalar_and_carry_their_sum():
     x = rows(200, 1536, 2)
     for r in x:
-        _decoder.set_simd(SCALAR)
+        _model.set_simd(SCALAR)
         ref = act(T.Q4_1, r)
-        _decoder.set_simd(BEST)
+        _model.set_simd(BEST)
         assert act(T.Q4_1, r) == ref
     blocks = np.frombuffer(ref, dtype=np.dtype([("d", "<f2"), ("s", "<f2"), ("qs", "i1", 32)]))
     d = blocks["d"].astype(np.float32)
@@ -57,10 +74,10 @@ def test_vec_dot_simd_matches_reference_and_float(t, n):
     a = rows(100, n, 4, scale=0.5)
     for i in range(len(w)):
         ab = act(t, a[i])
-        _decoder.set_simd(SCALAR)
-        ref = _decoder.type_op(int(t), "dot_ref", w[i].tobytes(), ab)
-        _decoder.set_simd(BEST)
-        got = _decoder.type_op(int(t), "dot", w[i].tobytes(), ab)
+        _model.set_simd(SCALAR)
+        ref = dot(t, w[i].tobytes(), ab, ref=True)
+        _model.set_simd(BEST)
+        got = dot(t, w[i].tobytes(), ab)
         assert got == pytest.approx(ref, rel=1e-4, abs=1e-3)
         assert ref == pytest.approx(numpy_dot(t, w[i], ab), rel=1e-4, abs=1e-3)
 
@@ -89,12 +106,12 @@ def test_tile_matches_vec_dot(t):
         xs = [act(t, a[(i * 2 + j) % 80]) for j in range(4)]
         # tiles exist at the SIMD levels only (the matmul uses vec_dot where a row has none)
         for level in (BEST,):
-            _decoder.set_simd(level)
-            out = _decoder.type_op(int(t), "tile", w[i].tobytes() + w[i + 1].tobytes(), b"".join(xs))
+            _model.set_simd(level)
+            out = tile(t, w[i].tobytes() + w[i + 1].tobytes(), b"".join(xs))
             for r in range(2):
                 for j in range(4):
-                    want = _decoder.type_op(int(t), "dot", w[i + r].tobytes(), xs[j])
-                    ref = _decoder.type_op(int(t), "dot_ref", w[i + r].tobytes(), xs[j])
+                    want = dot(t, w[i + r].tobytes(), xs[j])
+                    ref = dot(t, w[i + r].tobytes(), xs[j], ref=True)
                     assert out[r * 4 + j] == pytest.approx(want, rel=1e-4, abs=1e-3)
                     assert out[r * 4 + j] == pytest.approx(ref, rel=1e-4, abs=1e-3)
 
@@ -124,7 +141,7 @@ def random_blocks(t, n_rows, n, seed):
 @pytest.mark.parametrize("t", [T.Q5_0, T.Q4_K, T.Q6_K])
 def test_k_quant_to_float_matches_gguf(t):
     for r in random_blocks(t, 32, 1024, 7):
-        got = _decoder.type_op(int(t), "to_float", r.tobytes())
+        got = to_float(t, r.tobytes())
         np.testing.assert_allclose(got, dequantize(r, t).reshape(-1), rtol=1e-6, atol=1e-7)
 
 
@@ -135,12 +152,12 @@ def test_k_quant_vec_dot_simd_matches_reference_and_exact(t, n):
     a = rows(60, n, 9)
     for i in range(len(w)):
         ab = act(t, a[i])
-        _decoder.set_simd(SCALAR)
-        ref = _decoder.type_op(int(t), "dot_ref", w[i].tobytes(), ab)
-        _decoder.set_simd(BEST)
-        got = _decoder.type_op(int(t), "dot", w[i].tobytes(), ab)
+        _model.set_simd(SCALAR)
+        ref = dot(t, w[i].tobytes(), ab, ref=True)
+        _model.set_simd(BEST)
+        got = dot(t, w[i].tobytes(), ab)
         wf = dequantize(w[i], t).reshape(-1).astype(np.float64)
-        af = _decoder.type_op(int(act_t), "to_float", ab).astype(np.float64)
+        af = to_float(act_t, ab).astype(np.float64)
         exact = float(wf @ af)  # integer products: only float rounding separates them
         tol = 1e-4 * float(np.abs(wf) @ np.abs(af)) + 1e-6
         assert abs(ref - exact) <= tol and abs(got - exact) <= tol

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from quantann._tokenizer import Tokenizer, TokenizerError
+from quantann._model import Tokenizer, TokenizerError
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from quantann._tokenizer import Tokenizer
+from quantann._model import Tokenizer
 
 DATA = Path(__file__).resolve().parent / "data"
 GEMMA = Path(os.environ.get("GEMMA3_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"))

@@ -31,9 +31,11 @@ void qa_matmul_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *cons
 /* out[t] = x[t] / rms(x[t]) * g, rows of n_embd; out may be x. */
 void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, float eps);
 /* Rotates the first n_rot dims of each head of each of the n rows (row t at position
- * pos0 + t): in adjacent pairs (ggml's normal mode) or, with neox, dims i and i + n_rot/2. */
+ * pos0 + t): in adjacent pairs (ggml's normal mode) or, with neox, dims i and i + n_rot/2.
+ * freq_factors (NULL = none; n_rot / 2 values: LongRoPE, Llama 3 rope_freqs) divide each
+ * pair's angle; mscale multiplies its cos and sin (the file's rope.scaling.attn_factor). */
 void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_rot, int pos0,
-             float freq_base, float freq_scale, int neox);
+             float freq_base, float freq_scale, int neox, const float *freq_factors, float mscale);
 /* g = silu(g) * u over n values. */
 void qa_silu_mul(float *g, const float *u, int64_t n);
 /* g = gelu(g) * u over n values (tanh approximation, as ggml's GELU). */

@@ -1,4 +1,5 @@
-/* CPython glue for the decoder (kernel/model/arch/llama.c): quantann._decoder.
+/* CPython glue for the decoder (kernel/model/arch/llama.c): quantann._model.Decoder
+ * (added to the one model module by model_module.c).
  *
  * Decoder(buffer, n_threads) reads a GGUF from any object with the buffer protocol (a
  * memory map: the weights are used in place) and checks it; sizes(n_ctx, n_batch) says
@@ -12,30 +13,13 @@
 #include <numpy/arrayobject.h>
 
 #include "model/arch/llama.h"
-#include "model/ops_decoder.h"
-#include "simd.h"
 #include "model/sample.h"
-#include "model/types.h"
-#include "model/types/decoder_types.h"
 #include "py/buffers.h"
+#include "py/decoder_glue.h"
+#include "py/glue.h"
 
-typedef struct {
-    PyObject_HEAD
-    Py_buffer view;
-    int has_view;
-    qa_gguf g;
-    qa_gguf_kv *kv_recs;
-    qa_gguf_tensor *tensors;
-    qa_llama *m;
-    qa_pool pool;
-    int pool_started, started;
-    qa_llama_ctx ctx;
-    void *kv, *scratch, *sample_work;
-    uint64_t rng;
-    PyThread_type_lock lock;
-} DecoderObject;
 
-static PyObject *FormatError, *UnsupportedError;
+static PyObject *FormatError, *UnsupportedError; /* the module's GGUFError, UnsupportedError */
 
 static void Decoder_dealloc(DecoderObject *self) {
     if (self->pool_started) qa_pool_stop(&self->pool);
@@ -46,17 +30,11 @@ static void Decoder_dealloc(DecoderObject *self) {
     PyMem_RawFree(self->kv);
     PyMem_RawFree(self->scratch);
     PyMem_RawFree(self->sample_work);
+    PyMem_RawFree(self->f32);
+    PyMem_RawFree(self->orig);
+    Py_XDECREF(self->held);
     if (self->has_view) PyBuffer_Release(&self->view);
     Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-/* The CPU flags (kernel/simd.h) are detected once; set_simd lowers them for the tests. */
-static void select_simd(int keep_flags) {
-    static int detected;
-    if (!detected && !keep_flags) qa_cpu_init();
-    detected = 1;
-    qa_types_init();
-    qa_ops_decoder_init(qa_have_avx2 && qa_have_fma_f16c);
 }
 
 static int Decoder_init(DecoderObject *self, PyObject *args, PyObject *kw) {
@@ -83,7 +61,6 @@ static int Decoder_init(DecoderObject *self, PyObject *args, PyObject *kw) {
         PyErr_NoMemory();
         return -1;
     }
-    select_simd(0);
     if ((rc = qa_llama_load(self->m, &self->g, err, sizeof err))) goto fail;
     qa_pool_start(&self->pool, n_threads);
     self->pool_started = 1;
@@ -137,6 +114,7 @@ static PyObject *Decoder_start(DecoderObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, err);
         return NULL;
     }
+    self->scratch_bytes = sb;
     self->started = 1;
     Py_RETURN_NONE;
 }
@@ -311,13 +289,20 @@ static PyMethodDef Decoder_methods[] = {
     {"seed", (PyCFunction)Decoder_seed, METH_VARARGS, "seed(s): reset the sampling random state"},
     {"rewind", (PyCFunction)Decoder_rewind, METH_VARARGS, "rewind(n): keep the first n cached positions"},
     {"info", (PyCFunction)Decoder_info, METH_NOARGS, "hyper-parameters"},
+    {"to_f32", (PyCFunction)qa_py_decoder_to_f32, METH_NOARGS,
+     "to_f32(): every matrix converted to F32 in memory (before start): the reference of the same weights"},
+    {"take_weights", (PyCFunction)qa_py_decoder_take, METH_VARARGS,
+     "take_weights(other, group): group (layer index, 'token_embd', 'output') of another Decoder of the same "
+     "model; other None restores this file's own"},
+    {"hidden_states", (PyCFunction)qa_py_decoder_hidden, METH_O,
+     "hidden_states(tokens) -> (logits [n, n_vocab], residual after each layer [n_layer, n, n_embd]), from position 0"},
     {NULL}};
 
 static PyGetSetDef Decoder_getset[] = {{"n_past", (getter)Decoder_n_past, NULL, "positions in the KV cache", NULL},
                                        {NULL}};
 
 static PyTypeObject DecoderType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._decoder.Decoder",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._model.Decoder",
     .tp_basicsize = sizeof(DecoderObject),
     .tp_dealloc = (destructor)Decoder_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -328,89 +313,9 @@ static PyTypeObject DecoderType = {
     .tp_new = PyType_GenericNew,
 };
 
-/* Test hooks: a type's row applied to raw bytes, so tests can hold every SIMD dot to its
- * reference and to_float to the gguf package. */
-static PyObject *mod_type_op(PyObject *mod, PyObject *args) {
-    unsigned type;
-    const char *op;
-    Py_buffer a = {0}, b = {0};
-    if (!PyArg_ParseTuple(args, "Isy*|y*", &type, &op, &a, &b)) return NULL;
-    select_simd(0);
-    PyObject *res = NULL;
-    qa_types_init();
-    const qa_type_traits *tt = qa_type_get(type);
-    if (!tt) {
-        PyErr_Format(PyExc_ValueError, "no row for ggml type %u", type);
-        goto done;
-    }
-    if (!strcmp(op, "to_float")) {
-        int64_t n = a.len / tt->size * tt->blck;
-        npy_intp d = (npy_intp)n;
-        res = PyArray_SimpleNew(1, &d, NPY_FLOAT32);
-        if (res) tt->to_float(a.buf, (float *)PyArray_DATA((PyArrayObject *)res), n);
-    } else if (!strcmp(op, "quantize_act")) {
-        const qa_type_traits *at = qa_type_get(tt->act_type);
-        int64_t n = a.len / 4;
-        if (!at || !at->quantize_act || n % at->blck) {
-            PyErr_SetString(PyExc_ValueError, "no activation quantizer / bad length");
-            goto done;
-        }
-        res = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(n / at->blck * at->size));
-        if (res) at->quantize_act(a.buf, PyBytes_AS_STRING(res), n);
-    } else if (!strcmp(op, "dot") || !strcmp(op, "dot_ref")) {
-        int64_t n = a.len / tt->size * tt->blck;
-        float (*f)(int64_t, const void *, const void *) = op[3] ? tt->vec_dot_ref : tt->vec_dot;
-        if (!f) {
-            PyErr_SetString(PyExc_ValueError, "type has no dot product");
-            goto done;
-        }
-        res = PyFloat_FromDouble(f(n, a.buf, b.buf));
-    } else if (!strcmp(op, "tile")) { /* a: 2 weight rows, b: 4 activation rows */
-        void (*tf)(int64_t, const void *, size_t, const void *, size_t, float *) = tt->tile;
-        if (!tf) {
-            PyErr_SetString(PyExc_ValueError, "type has no tile");
-            goto done;
-        }
-        int64_t n = a.len / 2 / tt->size * tt->blck;
-        float out[8];
-        tf(n, a.buf, (size_t)a.len / 2, b.buf, (size_t)b.len / 4, out);
-        res = Py_BuildValue("(ffffffff)", out[0], out[1], out[2], out[3], out[4], out[5], out[6], out[7]);
-    } else {
-        PyErr_Format(PyExc_ValueError, "unknown op %s", op);
-    }
-done:
-    PyBuffer_Release(&a);
-    if (b.obj) PyBuffer_Release(&b);
-    return res;
-}
-
-static PyObject *mod_set_simd(PyObject *mod, PyObject *args) {
-    int level;
-    if (!PyArg_ParseTuple(args, "i", &level)) return NULL;
-    qa_cpu_init();
-    if (level == QA_SIMD_SCALAR) qa_have_avx2 = qa_have_fma_f16c = qa_have_avx512vnni = 0;
-    if (level == QA_SIMD_AVX2) qa_have_avx512vnni = 0;
-    select_simd(1);
-    return PyLong_FromLong(qa_types_level());
-}
-
-static PyMethodDef module_methods[] = {
-    {"type_op", mod_type_op, METH_VARARGS, "type_op(ggml_type, op, a, b=None): test hook over the types table"},
-    {"set_simd", mod_set_simd, METH_VARARGS, "set_simd(level) -> level in use (0 = scalar)"},
-    {NULL}};
-
-static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "quantann._decoder", NULL, -1, module_methods};
-
-PyMODINIT_FUNC PyInit__decoder(void) {
-    import_array();
-    if (PyType_Ready(&DecoderType) < 0) return NULL;
-    PyObject *m = PyModule_Create(&moduledef);
-    if (!m) return NULL;
-    FormatError = PyErr_NewException("quantann._decoder.GGUFError", PyExc_ValueError, NULL);
-    UnsupportedError = PyErr_NewException("quantann._decoder.UnsupportedError", PyExc_ValueError, NULL);
-    Py_INCREF(&DecoderType);
-    PyModule_AddObject(m, "Decoder", (PyObject *)&DecoderType);
-    PyModule_AddObject(m, "GGUFError", FormatError);
-    PyModule_AddObject(m, "UnsupportedError", UnsupportedError);
-    return m;
+int qa_py_decoder_add(PyObject *mod, PyObject *gguf_error, PyObject *unsupported_error) {
+    if (_import_array() < 0 || qa_py_decoder_mix_init(&DecoderType) < 0 || PyType_Ready(&DecoderType) < 0) return -1;
+    FormatError = gguf_error;
+    UnsupportedError = unsupported_error;
+    return PyModule_AddObjectRef(mod, "Decoder", (PyObject *)&DecoderType);
 }

@@ -1,4 +1,6 @@
-/* CPython glue for the model kernel (kernel/model/): quantann._model.
+/* CPython glue for the model kernel (kernel/model/): quantann._model, the one extension
+ * of the model kernel. This file holds the encoder (Model), the kernel checks and the
+ * module; decoder_glue.c and tokenizer_glue.c add the decoder and the LLM tokenizers.
  *
  * Model(buffer, n_threads) reads a GGUF from any object with the buffer protocol (a
  * memory map natively: the weights are used in place). The host side owns all memory:
@@ -12,6 +14,8 @@
 
 #include "model/arch.h"
 #include "py/buffers.h"
+#include "py/glue.h"
+#include "model/ops_decoder.h"
 #include "model/tokenizer/wordpiece.h"
 #include "simd.h"
 
@@ -30,6 +34,7 @@ typedef struct {
 } ModelObject;
 
 static PyObject *FormatError; /* quantann._model.GGUFError (a ValueError) */
+static PyObject *UnsupportedError; /* quantann._model.UnsupportedError: architecture or tensor type (a ValueError) */
 
 /* Kernel messages may quote bytes from the file (names, keys): invalid UTF-8 is shown as
  * U+FFFD rather than raising UnicodeDecodeError. */
@@ -345,6 +350,12 @@ static PyTypeObject ModelType = {
 
 /* ---- kernel checks: the types table and the ops, each variant against its reference */
 
+/* Every SIMD choice of the model kernel, from the CPU flags of kernel/simd.h. */
+static void select_simd(void) {
+    qa_model_select_simd();
+    qa_ops_decoder_init(qa_have_avx2 && qa_have_fma_f16c);
+}
+
 /* Sets the CPU flags for a level (off the detected ones, never above them) and reselects. */
 static PyObject *mod_set_simd(PyObject *m, PyObject *args) {
     int level;
@@ -352,7 +363,7 @@ static PyObject *mod_set_simd(PyObject *m, PyObject *args) {
     qa_cpu_init();
     if (level == QA_SIMD_SCALAR) qa_have_avx2 = qa_have_fma_f16c = qa_have_avx512vnni = 0;
     if (level == QA_SIMD_AVX2) qa_have_avx512vnni = 0;
-    qa_model_select_simd();
+    select_simd();
     return PyLong_FromLong(qa_types_level());
 }
 
@@ -521,19 +532,25 @@ static PyMethodDef module_methods[] = {
 };
 
 static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "quantann._model",
-                                       "GGUF model kernel (encoders)", -1, module_methods};
+                                       "GGUF model kernel: encoders, decoders, tokenizers", -1, module_methods};
 
 PyMODINIT_FUNC PyInit__model(void) {
     import_array();
     qa_cpu_init();
-    qa_model_select_simd();
+    select_simd();
     if (PyType_Ready(&ModelType) < 0) return NULL;
     PyObject *mod = PyModule_Create(&moduledef);
     if (!mod) return NULL;
     FormatError = PyErr_NewException("quantann._model.GGUFError", PyExc_ValueError, NULL);
+    UnsupportedError = PyErr_NewException("quantann._model.UnsupportedError", PyExc_ValueError, NULL);
     Py_INCREF(&ModelType);
     PyModule_AddObject(mod, "Model", (PyObject *)&ModelType);
-    PyModule_AddObject(mod, "GGUFError", FormatError);
+    if (PyModule_AddObjectRef(mod, "GGUFError", FormatError) < 0 ||
+        PyModule_AddObjectRef(mod, "UnsupportedError", UnsupportedError) < 0 ||
+        qa_py_decoder_add(mod, FormatError, UnsupportedError) < 0 || qa_py_tokenizer_add(mod) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
     PyModule_AddIntConstant(mod, "SIMD_SCALAR", QA_SIMD_SCALAR);
     PyModule_AddIntConstant(mod, "SIMD_AVX2", QA_SIMD_AVX2);
     PyModule_AddIntConstant(mod, "SIMD_AVX512VNNI", QA_SIMD_AVX512VNNI);

@@ -1,4 +1,4 @@
-/* CPython glue for the decoder-LLM tokenizers (kernel/model/tokenizer/): quantann._tokenizer.
+/* CPython glue for the decoder-LLM tokenizers (kernel/model/tokenizer/): quantann._model.Tokenizer.
  *
  * Tokenizer(buffer) reads the vocabulary of a GGUF held by any object with the buffer
  * protocol (a memory map: token strings are used in place, so the buffer is kept). The host
@@ -8,6 +8,7 @@
 
 #include "model/tokenizer/tokenizer.h"
 #include "py/buffers.h"
+#include "py/glue.h"
 
 typedef struct {
     PyObject_HEAD
@@ -34,7 +35,7 @@ typedef struct {
     int special;
 } StreamObject;
 
-static PyObject *TokError; /* quantann._tokenizer.TokenizerError (a ValueError) */
+static PyObject *TokError; /* quantann._model.TokenizerError (a ValueError) */
 static PyTypeObject StreamType;
 
 static void Tok_dealloc(TokObject *self) {
@@ -255,7 +256,7 @@ static PyMethodDef Tok_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject TokType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._tokenizer.Tokenizer",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._model.Tokenizer",
     .tp_basicsize = sizeof(TokObject),
     .tp_dealloc = (destructor)Tok_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -297,7 +298,7 @@ static PyMethodDef Stream_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static PyTypeObject StreamType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._tokenizer.Stream",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "quantann._model.Stream",
     .tp_basicsize = sizeof(StreamObject),
     .tp_dealloc = (destructor)Stream_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -305,16 +306,9 @@ static PyTypeObject StreamType = {
     .tp_methods = Stream_methods,
 };
 
-static struct PyModuleDef moduledef = {PyModuleDef_HEAD_INIT, "quantann._tokenizer",
-                                       "Decoder-LLM tokenizers (byte-level BPE, SentencePiece) from GGUF", -1, NULL};
-
-PyMODINIT_FUNC PyInit__tokenizer(void) {
-    if (PyType_Ready(&TokType) < 0 || PyType_Ready(&StreamType) < 0) return NULL;
-    PyObject *mod = PyModule_Create(&moduledef);
-    if (!mod) return NULL;
-    TokError = PyErr_NewException("quantann._tokenizer.TokenizerError", PyExc_ValueError, NULL);
-    Py_INCREF(&TokType);
-    PyModule_AddObject(mod, "Tokenizer", (PyObject *)&TokType);
-    PyModule_AddObject(mod, "TokenizerError", TokError);
-    return mod;
+int qa_py_tokenizer_add(PyObject *mod) {
+    if (PyType_Ready(&TokType) < 0 || PyType_Ready(&StreamType) < 0) return -1;
+    TokError = PyErr_NewException("quantann._model.TokenizerError", PyExc_ValueError, NULL);
+    if (PyModule_AddObjectRef(mod, "Tokenizer", (PyObject *)&TokType) < 0) return -1;
+    return PyModule_AddObject(mod, "TokenizerError", TokError);
 }

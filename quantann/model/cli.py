@@ -1,4 +1,5 @@
-"""CLI commands for the on-device encoder: convert-model, embed, model-report.
+"""CLI commands for the on-device models: convert-model, embed (encoders), model-report
+(encoders and decoder LLMs).
 
 quantann.cli calls register(subparsers); each command's handler is set as `func`
 (it takes the parsed args and returns an exit code).
@@ -48,21 +49,32 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_embed)
 
     p = subparsers.add_parser(
-        "model-report", help="precision of quantized encoders against the float reference",
-        description="Per-layer hidden-state error (cosine, relative L2, max abs), final embedding "
+        "model-report", help="precision of quantized models (encoders, decoder LLMs) against a float reference",
+        description="Encoders: per-layer hidden-state error (cosine, relative L2, max abs), final embedding "
                     "cosine and retrieval overlap (recall@10 over the minilm-100k base vectors) of "
-                    "one or more GGUF models against the F32 reference.",
+                    "one or more GGUF models against the F32 reference. Decoder LLMs (llama, qwen2, phi3, "
+                    "gemma3): over the tokens of a text, the relative error of the residual after each layer "
+                    "and next-token KL divergence and top-1 agreement against the same weights in F32 (or "
+                    "--reference), for the whole model and with each layer's weights quantized alone: what "
+                    "each layer's quantization costs, as tables and (--plot) a figure.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("model", nargs="+", help="GGUF model file(s) to assess")
     p.add_argument("--reference", default=None,
-                   help="F32 GGUF reference (default: converted from the installed model package)")
+                   help="reference GGUF (encoders: the F32 model, default converted from the installed "
+                        "package; decoders: default the model's own weights converted to F32 in memory)")
     p.add_argument("--dataset", default=None,
-                   help="minilm-100k folder (queries.jsonl, queries.npy, vectors.npy); default: "
+                   help="minilm-100k folder (queries.jsonl, queries.npy, vectors.npy, passages.jsonl); default: "
                         "$QUANTANN_MINILM or shared/datasets/minilm-100k beside the repository")
-    p.add_argument("--queries", type=int, default=1000, help="queries to embed and search")
-    p.add_argument("--layer-texts", type=int, default=100, help="texts for the per-layer statistics")
+    p.add_argument("--queries", type=int, default=1000, help="encoders: queries to embed and search")
+    p.add_argument("--layer-texts", type=int, default=100, help="encoders: texts for the per-layer statistics")
     p.add_argument("--max-tokens", type=int, default=128,
-                   help="truncation (128 is how the dataset's vectors were made)")
+                   help="encoders: truncation (128 is how the dataset's vectors were made)")
+    p.add_argument("--text", default=None,
+                   help="decoders: a UTF-8 text file to evaluate (default: minilm-100k passages)")
+    p.add_argument("--tokens", type=int, default=256, help="decoders: tokens of the text, one context")
+    p.add_argument("--no-groups", action="store_true",
+                   help="decoders: skip the one-group-at-a-time runs (one pass per layer)")
+    p.add_argument("--plot", default=None, help="decoders: write the per-layer figure here (.png, .svg, .pdf)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None, help="also write the report as JSON here")
     p.set_defaults(func=cmd_report)
@@ -110,13 +122,39 @@ def cmd_embed(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from . import report
+    from . import report, report_decoder
 
-    rep = report.run(args.model, reference=args.reference, dataset=args.dataset,
-                     n_layer_texts=args.layer_texts, n_queries=args.queries,
-                     max_tokens=args.max_tokens, threads=args.threads,
-                     progress=lambda s: print(s, file=sys.stderr))
-    print(report.format_markdown(rep))
+    decoders = [m for m in args.model if report_decoder.is_decoder(m)]
+    encoders = [m for m in args.model if m not in decoders]
+    if decoders and encoders:
+        print("error: model-report takes encoders or decoder LLMs, not both in one run", file=sys.stderr)
+        return 1
+    if args.plot and not decoders:
+        print("error: --plot is for decoder LLMs", file=sys.stderr)
+        return 1
+    say = lambda s: print(s, file=sys.stderr)
+    if encoders:
+        rep = report.run(encoders, reference=args.reference, dataset=args.dataset,
+                         n_layer_texts=args.layer_texts, n_queries=args.queries,
+                         max_tokens=args.max_tokens, threads=args.threads, progress=say)
+        print(report.format_markdown(rep))
+    else:
+        text = source = None
+        if args.text:
+            with open(args.text, encoding="utf-8") as f:
+                text, source = f.read(), args.text
+        reps = [report_decoder.run(m, reference=args.reference, text=text, text_source=source,
+                                   dataset=args.dataset, n_tokens=args.tokens, threads=args.threads,
+                                   groups=not args.no_groups, progress=say) for m in decoders]
+        print("\n\n".join(report_decoder.format_markdown(r) for r in reps))
+        if args.plot:
+            try:
+                report_decoder.plot(reps, args.plot)
+            except ImportError:
+                print("error: --plot needs matplotlib (pip install 'quantann[bench]')", file=sys.stderr)
+                return 1
+            say(f"wrote {args.plot}")
+        rep = {"models": reps}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rep, f, indent=1)

