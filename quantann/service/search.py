@@ -12,6 +12,7 @@ import threading
 import numpy as np
 
 from ..errors import QuantannError
+from . import jsonio
 from .limits import ApiError, Limits, json_depth
 
 CHUNK = 16  # queries per pool job
@@ -55,7 +56,7 @@ def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_
     if json_depth(body, stop=limits.max_depth) > limits.max_depth:
         raise ApiError(400, "too_deep", f"the JSON nests deeper than {limits.max_depth} levels")
     try:
-        req = json.loads(body or b"{}")
+        req = jsonio.loads(body or b"{}")
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "bad_json", f"the body is not JSON: {e}") from None
     if not isinstance(req, dict):
@@ -149,10 +150,11 @@ class Searcher:
         return job
 
     def _encode(self, job: SearchJob) -> bytes:
-        ids = [row for p in job.parts for row in p[0].tolist()]
+        parts = job.parts
+        ids = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
         out = {"ids": ids,
-               "distances": [row for p in job.parts for row in p[1].tolist()],
-               "stats": [vars(s) for p in job.parts for s in p[2]]}
+               "distances": parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts]),
+               "stats": [s for p in parts for s in p[2]]}
         if self.texts is not None:
             out["texts"] = [self.texts.get(row) for row in ids]
-        return json.dumps(out).encode()
+        return jsonio.dumps(out)
