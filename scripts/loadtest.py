@@ -51,10 +51,12 @@ def build_index(workdir: Path) -> Path:
 class Server:
     """`quantann serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, index: Path, threads: int, *extra: str):
+    def __init__(self, index: Path, threads: int, *extra: str, cpus=None):
         cmd = [sys.executable, "-m", "quantann", "serve", str(index), "--port", "0", "--threads", str(threads),
-               *extra]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               "--llm", "none", *extra]
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=pin)
         line = self.proc.stderr.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         if not m:
@@ -264,6 +266,9 @@ def main():
     ap.add_argument("--batch", type=int, default=1, help="query vectors per request (default %(default)s)")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s, a 4 s endurance run")
     ap.add_argument("--table-only", action="store_true", help="only the req/s table")
+    ap.add_argument("--pin", action="store_true",
+                    help="a server with --threads N runs on the first N cores, the clients on the last core "
+                         "(shared with the server when N is all the cores)")
     ap.add_argument("--workdir", default=None, help="where the index is built (default: a temporary folder)")
     a = ap.parse_args()
     if a.quick:
@@ -281,6 +286,14 @@ def main():
                 for i in range(0, len(q) - b + 1, b)]
     clients = [int(c) for c in a.clients.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
+    cores = sorted(os.sched_getaffinity(0))
+    cpus = {t: set(cores[:t]) if a.pin else None for t in threads}
+    if a.pin:
+        if max(threads) > len(cores):
+            raise SystemExit(f"error: --pin needs a core per thread: {len(cores)} cores for --threads {max(threads)}")
+        os.sched_setaffinity(0, {cores[-1]})
+        print("pinned: " + ", ".join(f"--threads {t} on cores {sorted(cpus[t])}" for t in threads)
+              + f"; the clients on core {cores[-1]}")
     print("load average before: %.1f %.1f %.1f" % os.getloadavg())
     print(f"quantann serve load test: {len(q)} real queries ({b} per request, k=10 ef={a.ef} rerank=4) on the "
           f"built-in 10k x 384 sq8 index; loopback, keep-alive clients; {os.cpu_count()} cores shared with the "
@@ -289,7 +302,7 @@ def main():
     results = {}
     for rnd in range(a.rounds):
         for t in (threads if rnd % 2 == 0 else threads[::-1]):  # interleaved
-            with Server(index, t) as srv:
+            with Server(index, t, cpus=cpus[t]) as srv:
                 drive(srv.port, requests, 1, 0.5)  # warm up
                 for c in clients:
                     cpu0 = srv.cpu_seconds()
