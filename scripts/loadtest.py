@@ -226,6 +226,20 @@ def big_body(server: Server, size: int = 100 << 20) -> dict:
     return {"status": status, "error": msg, "ms": took * 1e3, "rss_before": rss0, "rss_after": rss1}
 
 
+def kernel_time(path: Path, q, ef: int, batch: int) -> float:
+    """Microseconds of kernel time (graph search, read, rerank) per request, from the
+    index's own per-query stats, one thread, in this process."""
+    import quantann
+    idx = quantann.open(path)
+    idx.search(q[:20], k=10, ef=ef, rerank=4)  # warm
+    total = 0.0
+    for v in q:
+        idx.search(v, k=10, ef=ef, rerank=4)
+        st = idx.last_stats[0]
+        total += st.graph_ms + st.read_ms + st.rerank_ms
+    return total / len(q) * 1e3 * batch
+
+
 def others(srv: Server, requests, q, a) -> None:
     """Connects, held connections, a huge body, and the endurance run, on one server."""
     drive(srv.port, requests, 1, 0.5)
@@ -299,6 +313,10 @@ def main():
           f"built-in 10k x 384 sq8 index; loopback, keep-alive clients; {os.cpu_count()} cores shared with the "
           f"clients (and with whatever else runs); {a.rounds} round(s) of {a.seconds:.0f} s per point, medians")
 
+    kernel_us = kernel_time(index, q, a.ef, b)
+    print(f"kernel time per request (graph search + read + rerank, in this process, one thread): "
+          f"{kernel_us:.0f} us")
+
     results = {}
     for rnd in range(a.rounds):
         for t in (threads if rnd % 2 == 0 else threads[::-1]):  # interleaved
@@ -322,6 +340,18 @@ def main():
         t0, t1 = threads[0], threads[-1]
         print("throughput ratio --threads %d / --threads %d: " % (t1, t0)
               + ", ".join(f"{c} clients {med[t1, c]['rps'] / med[t0, c]['rps']:.2f}x" for c in clients))
+    # What a second search thread can add: the kernel runs without the GIL, everything
+    # else a request costs holds it. With G the GIL-held CPU and K the kernel's per
+    # request, N threads answer at most 1/max(G, (W + K)/N) requests a second (W: the
+    # worker's GIL-held part), whatever the cores.
+    c = clients[-1]
+    for t in threads:
+        g = med[t, c]["loop_us"] + med[t, c]["pool_us"] - kernel_us
+        w = med[t, c]["pool_us"] - kernel_us
+        print(f"--threads {t}, {c} clients: GIL-held CPU per request ~{g:.0f} us (event loop "
+              f"{med[t, c]['loop_us']:.0f} + workers {w:.0f}), kernel {kernel_us:.0f} us: at most "
+              f"{1e6 / g:.0f} req/s on any number of cores; bound on the gain of threads over one: "
+              f"{max(g, w + kernel_us) / max(g, (w + kernel_us) / max(threads)):.2f}x")
 
     if not a.table_only:
         with Server(index, threads[-1]) as srv:

@@ -227,6 +227,14 @@ def test_ask_needs_texts_and_an_llm(real, tmp_path):
         assert code == 400 and "no texts" in out["error"]
     finally:
         s.stop()
+    from quantann.text import TextStore, sidecar
+    TextStore.write(sidecar(path), {i: f"passage {i}" for i in range(50)}, None)
+    s = Running(path, threads=1, texts=TextStore(sidecar(path)), llm=slots())  # texts, but no embedder
+    try:
+        code, out, _ = call(s.port, "POST", "/ask", {"question": "why"})
+        assert code == 400 and "no embedding model" in out["error"]
+    finally:
+        s.stop()
     s = Running(path, threads=1)  # no LLM at all
     try:
         for p in ("/generate", "/ask"):
@@ -273,11 +281,37 @@ def test_busy_is_503_and_a_client_that_leaves_stops_its_generation(text_index):
         while metric(s.port, 'quantann_generations_total{endpoint="/generate",stop="cancelled"}') < 1:
             assert time.perf_counter() - t0 < 30, "the generation did not stop"
             time.sleep(0.05)
+        while metric(s.port, 'quantann_llm_slots{state="free"}') < 1:  # the thread stops after its token
+            assert time.perf_counter() - t0 < 30, "the slot was not given back"
+            time.sleep(0.05)
         # the slot is free again long before 300 tokens could have been generated
         code, out, _ = call(s.port, "POST", "/generate", {"prompt": "hi", "max_tokens": 2, "temperature": 0})
         assert code == 200
         assert metric(s.port, 'quantann_generated_tokens_total{endpoint="/generate"}') < 300
         assert metric(s.port, 'quantann_request_errors_total{kind="busy"}') == 1
+    finally:
+        s.stop()
+
+
+def test_a_client_that_leaves_a_json_answer_stops_it(text_index):
+    s = Running(text_index, threads=1, limits=Limits(max_tokens=300), llm=slots(1))
+    try:
+        data = json.dumps({"prompt": "Write a long story about a dragon.", "max_tokens": 300, "min_p": 0.0,
+                           "seed": 1}).encode()
+        c = socket.create_connection(("127.0.0.1", s.port), timeout=60)
+        c.sendall(b"POST /generate HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n%s" % (len(data), data))
+        t0 = time.perf_counter()
+        while metric(s.port, 'quantann_llm_slots{state="busy"}') < 1:  # generating
+            assert time.perf_counter() - t0 < 30
+            time.sleep(0.02)
+        c.close()
+        while metric(s.port, 'quantann_generations_total{endpoint="/generate",stop="cancelled"}') < 1:
+            assert time.perf_counter() - t0 < 30, "the generation did not stop"
+            time.sleep(0.05)
+        while metric(s.port, 'quantann_llm_slots{state="free"}') < 1:
+            assert time.perf_counter() - t0 < 30, "the slot was not given back"
+            time.sleep(0.05)
+        assert 1 <= metric(s.port, 'quantann_generated_tokens_total{endpoint="/generate"}') < 300
     finally:
         s.stop()
 

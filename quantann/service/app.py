@@ -222,19 +222,24 @@ class Service:
         """Runs job on an LLM slot; its first event decides: a 4xx/5xx JSON error, or the
         answer (SSE events, or one JSON object once the job is done)."""
         ev = await until_gone(request, self.llm.start(job))
-        item = await until_gone(request, ev.next(), ev.cancel)
-        if item[0] == "error":
-            raise as_api_error(item[1])
-        if stream:
-            return StreamingResponse(self._events(ev, item, endpoint), media_type="text/event-stream",
-                                     headers={"cache-control": "no-cache"})
-        out = None
-        while item[0] != "end":
+        try:
+            item = await until_gone(request, ev.next(), ev.cancel)
             if item[0] == "error":
                 raise as_api_error(item[1])
-            if item[0] == "done":
-                out = item[1]
-            item = await until_gone(request, ev.next(), ev.cancel)
+            if stream:
+                return StreamingResponse(self._events(ev, item, endpoint), media_type="text/event-stream",
+                                         headers={"cache-control": "no-cache"})
+            out = None
+            while item[0] != "end":
+                if item[0] == "error":
+                    raise as_api_error(item[1])
+                if item[0] == "done":
+                    out = item[1]
+                item = await until_gone(request, ev.next(), ev.cancel)
+        except ApiError as e:
+            if e.kind == "disconnected":
+                self.metrics.generations.labels(endpoint, "cancelled").inc()
+            raise
         return Response(jsonio.dumps(out), media_type="application/json")
 
     async def _events(self, ev, item, endpoint: str):

@@ -143,9 +143,9 @@ def parse_ask(body: bytes, limits: Limits, defaults: dict) -> dict:
 # ---- jobs (run on an LLM slot's thread) -----------------------------------------------------
 
 class TokenClock:
-    """Per-token decode times from the pieces of a stream: the time between two pieces
-    over the tokens generated between them (the first piece, which carries the prefill,
-    is not a decode time)."""
+    """Counts generated tokens as they come (a generation cut short is counted too) and
+    times each: the time between two pieces over the tokens generated between them (the
+    first piece, which carries the prefill, is not a decode time)."""
 
     def __init__(self, metrics, endpoint: str):
         self.metrics, self.endpoint = metrics, endpoint
@@ -154,9 +154,18 @@ class TokenClock:
 
     def tick(self, tokens: int) -> None:
         now = time.perf_counter()
-        if self.t is not None and tokens > self.n:
-            self.metrics.decode_tokens(now - self.t, tokens - self.n)
+        if tokens > self.n:
+            self.metrics.generated_tokens.labels(self.endpoint).inc(tokens - self.n)
+            if self.t is not None:
+                self.metrics.decode_tokens(now - self.t, tokens - self.n)
         self.t, self.n = now, tokens
+
+    def end(self, tokens: int) -> None:
+        """The generation's own count: tokens no piece showed (a stop token, or a piece
+        held back) are counted too."""
+        if tokens > self.n:
+            self.metrics.generated_tokens.labels(self.endpoint).inc(tokens - self.n)
+            self.n = tokens
 
 
 def prompt_ids(gen, req: dict, max_tokens: int) -> list:
@@ -191,7 +200,8 @@ def generate_job(req: dict, metrics):
             pieces.append(piece)
             yield "token", piece
         st = gen.last_stats
-        metrics.generation("/generate", st.prompt_tokens, st.generated_tokens, st.stop_reason,
+        clock.end(st.generated_tokens)
+        metrics.generation("/generate", st.prompt_tokens, st.stop_reason,
                            prefill_s=st.prompt_tokens / st.prefill_tok_s if st.prefill_tok_s else None,
                            first_token_s=st.first_token_ms / 1e3)
         yield "done", {"text": "".join(pieces), "stats": st.as_dict()}
@@ -220,7 +230,8 @@ def ask_job(req: dict, text_index, metrics):
                 t = value.timings
                 metrics.observe_stage("embed", t["embed_ms"] / 1e3)
                 metrics.observe_stage("search", t["search_ms"] / 1e3)
-                metrics.generation("/ask", t["prompt_tokens"], t["tokens"], gen.last_stats.stop_reason,
+                clock.end(t["tokens"])
+                metrics.generation("/ask", t["prompt_tokens"], gen.last_stats.stop_reason,
                                    prefill_s=t["prefill_ms"] / 1e3, first_token_s=t["first_token_ms"] / 1e3)
                 yield "done", value.as_dict()
     return job

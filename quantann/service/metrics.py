@@ -97,10 +97,10 @@ class Metrics:
         for _ in range(n):
             self._decode.observe(seconds / n)
 
-    def generation(self, endpoint: str, prompt_tokens: int, tokens: int, stop: str, prefill_s=None,
+    def generation(self, endpoint: str, prompt_tokens: int, stop: str, prefill_s=None,
                    first_token_s=None) -> None:
+        """A generation that ended (its tokens were counted as they came)."""
         self.prompt_tokens.labels(endpoint).inc(prompt_tokens)
-        self.generated_tokens.labels(endpoint).inc(tokens)
         self.generations.labels(endpoint, stop or "cancelled").inc()
         if prefill_s is not None:
             self.generation_seconds.labels("prefill").observe(prefill_s)
