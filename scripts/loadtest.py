@@ -142,88 +142,7 @@ async def keep_alive_client(port, requests, stop_at, lat, errors):
 
 def drive(port, requests, clients, seconds) -> dict:
     """`clients` keep-alive clients for `seconds`: req/s, p50/p99 ms, errors."""
-    async def text_index(workdir: Path, index: Path) -> Path:
-    """The load test's index with its passages beside it and the embedder recorded (the
-    installed all-MiniLM-L6-v2, converted to Q8_0 once), for /ask."""
-    import gzip
-
-    from quantann.demo import BUILTIN
-    from quantann.model.convert import convert
-    from quantann.text import TextStore, sidecar
-    model = workdir / "minilm-q8_0.gguf"
-    if not model.exists():
-        convert(None, model, "q8_0")
-    if not Path(sidecar(index)).exists():
-        with gzip.open(BUILTIN / "passages.jsonl.gz", "rt", encoding="utf-8") as f:
-            texts = {i: json.loads(line)["text"] for i, line in enumerate(f)}
-        TextStore.write(sidecar(index), texts, str(model))
-    return index
-
-
-def stream_timed(port, path, body) -> dict:
-    """One streamed request: ms to the first token event at the client, the client's
-    decode tokens/s (token events after the first over their time), and the done event."""
     async def main():
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        data = json.dumps(body).encode()
-        t0 = time.perf_counter()
-        writer.write(f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {len(data)}\r\n\r\n".encode()
-                     + data)
-        times, done, kind = [], None, None
-        while done is None:
-            line = (await reader.readline()).decode()
-            if not line:
-                raise SystemExit(f"error: the server closed the stream of {path}")
-            if line.startswith("event: "):
-                kind = line[7:].strip()
-            elif line.startswith("data: "):
-                if kind == "token":
-                    times.append(time.perf_counter())
-                elif kind == "done":
-                    done = json.loads(line[6:])
-                elif kind == "error":
-                    raise SystemExit(f"error: {path}: {line[6:]}")
-        writer.close()
-        return t0, times, done
-    t0, times, done = asyncio.run(main())
-    return {"first_ms": (times[0] - t0) * 1e3 if times else float("nan"),
-            "tok_s": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else float("nan"),
-            "done": done}
-
-
-def generation_figures(index: Path, workdir: Path, a) -> None:
-    """/generate and /ask through the service: first token and decode speed at the
-    client, against the server's own timings."""
-    ti = text_index(workdir, index)
-    chat = [{"role": "user", "content": "Explain in two sentences what a vector index is."}]
-    with Server(ti, 1, "--llm", "auto", "--llm-threads", str(a.llm_threads)) as srv:
-        stream_timed(srv.port, "/generate", {"prompt": "Hello", "max_tokens": 4, "stream": True})  # warm
-        rows = {"generate": [], "ask": []}
-        for i in range(a.gen_repeats):
-            rows["generate"].append(stream_timed(srv.port, "/generate", {
-                "messages": chat, "max_tokens": 64, "temperature": 0, "stream": True}))
-            q = ["What is a pump?", "What is an eschar?", "What does tar do?", "What is a harbour?",
-                 "What is gzip?"][i % 5]
-            rows["ask"].append(stream_timed(srv.port, "/ask", {"question": q, "k": 5, "max_tokens": 64,
-                                                               "stream": True}))
-        srv.stop()
-    med = statistics.median
-    g = rows["generate"]
-    print(f"\n/generate (chat, {len(g)} requests, greedy, 64 tokens, --llm-threads {a.llm_threads}): first token at "
-          f"the client {med(r['first_ms'] for r in g):.0f} ms (server: "
-          f"{med(r['done']['stats']['first_token_ms'] for r in g):.0f} ms, prompt "
-          f"{g[0]['done']['stats']['prompt_tokens']} tokens); decode {med(r['tok_s'] for r in g):.1f} tok/s at the "
-          f"client (server: {med(r['done']['stats']['decode_tok_s'] for r in g):.1f})")
-    k = rows["ask"]
-    t = [r["done"]["timings"] for r in k]
-    print(f"/ask (k=5 passages of the 10k, {len(k)} questions, greedy, up to 64 tokens): first token at the client "
-          f"{med(r['first_ms'] for r in k):.0f} ms (server: embed {med(x['embed_ms'] for x in t):.1f} ms, search "
-          f"{med(x['search_ms'] for x in t):.1f} ms, prompt {med(x['prompt_tokens'] for x in t):.0f} tokens, prefill "
-          f"{med(x['prefill_ms'] for x in t):.0f} ms, first token {med(x['first_token_ms'] for x in t):.0f} ms); "
-          f"decode {med(r['tok_s'] for r in k):.1f} tok/s at the client")
-
-
-def main():
         lat, errors = [], []
         stop_at = time.perf_counter() + seconds
         t0 = time.perf_counter()
@@ -354,6 +273,87 @@ def others(srv: Server, requests, q, a) -> None:
           f"p99 {e['p99']:.2f} ms; server RSS {rss0:.0f} -> {rss1:.0f} MB")
     rc = srv.stop()
     print(f"server stopped on SIGTERM with exit status {rc}")
+
+
+def text_index(workdir: Path, index: Path) -> Path:
+    """The load test's index with its passages beside it and the embedder recorded (the
+    installed all-MiniLM-L6-v2, converted to Q8_0 once), for /ask."""
+    import gzip
+
+    from quantann.demo import BUILTIN
+    from quantann.model.convert import convert
+    from quantann.text import TextStore, sidecar
+    model = workdir / "minilm-q8_0.gguf"
+    if not model.exists():
+        convert(None, model, "q8_0")
+    if not Path(sidecar(index)).exists():
+        with gzip.open(BUILTIN / "passages.jsonl.gz", "rt", encoding="utf-8") as f:
+            texts = {i: json.loads(line)["text"] for i, line in enumerate(f)}
+        TextStore.write(sidecar(index), texts, str(model))
+    return index
+
+
+def stream_timed(port, path, body) -> dict:
+    """One streamed request: ms to the first token event at the client, the client's
+    decode tokens/s (token events after the first over their time), and the done event."""
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        data = json.dumps(body).encode()
+        t0 = time.perf_counter()
+        writer.write(f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {len(data)}\r\n\r\n".encode()
+                     + data)
+        times, done, kind = [], None, None
+        while done is None:
+            line = (await reader.readline()).decode()
+            if not line:
+                raise SystemExit(f"error: the server closed the stream of {path}")
+            if line.startswith("event: "):
+                kind = line[7:].strip()
+            elif line.startswith("data: "):
+                if kind == "token":
+                    times.append(time.perf_counter())
+                elif kind == "done":
+                    done = json.loads(line[6:])
+                elif kind == "error":
+                    raise SystemExit(f"error: {path}: {line[6:]}")
+        writer.close()
+        return t0, times, done
+    t0, times, done = asyncio.run(main())
+    return {"first_ms": (times[0] - t0) * 1e3 if times else float("nan"),
+            "tok_s": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else float("nan"),
+            "done": done}
+
+
+def generation_figures(index: Path, workdir: Path, a) -> None:
+    """/generate and /ask through the service: first token and decode speed at the
+    client, against the server's own timings."""
+    ti = text_index(workdir, index)
+    chat = [{"role": "user", "content": "Explain in two sentences what a vector index is."}]
+    with Server(ti, 1, "--llm", "auto", "--llm-threads", str(a.llm_threads)) as srv:
+        stream_timed(srv.port, "/generate", {"prompt": "Hello", "max_tokens": 4, "stream": True})  # warm
+        rows = {"generate": [], "ask": []}
+        for i in range(a.gen_repeats):
+            rows["generate"].append(stream_timed(srv.port, "/generate", {
+                "messages": chat, "max_tokens": 64, "temperature": 0, "stream": True}))
+            q = ["What is a pump?", "What is an eschar?", "What does tar do?", "What is a harbour?",
+                 "What is gzip?"][i % 5]
+            rows["ask"].append(stream_timed(srv.port, "/ask", {"question": q, "k": 5, "max_tokens": 64,
+                                                               "stream": True}))
+        srv.stop()
+    med = statistics.median
+    g = rows["generate"]
+    print(f"\n/generate (chat, {len(g)} requests, greedy, 64 tokens, --llm-threads {a.llm_threads}): first token at "
+          f"the client {med(r['first_ms'] for r in g):.0f} ms (server: "
+          f"{med(r['done']['stats']['first_token_ms'] for r in g):.0f} ms, prompt "
+          f"{g[0]['done']['stats']['prompt_tokens']} tokens); decode {med(r['tok_s'] for r in g):.1f} tok/s at the "
+          f"client (server: {med(r['done']['stats']['decode_tok_s'] for r in g):.1f})")
+    k = rows["ask"]
+    t = [r["done"]["timings"] for r in k]
+    print(f"/ask (k=5 passages of the 10k, {len(k)} questions, greedy, up to 64 tokens): first token at the client "
+          f"{med(r['first_ms'] for r in k):.0f} ms (server: embed {med(x['embed_ms'] for x in t):.1f} ms, search "
+          f"{med(x['search_ms'] for x in t):.1f} ms, prompt {med(x['prompt_tokens'] for x in t):.0f} tokens, prefill "
+          f"{med(x['prefill_ms'] for x in t):.0f} ms, first token {med(x['first_token_ms'] for x in t):.0f} ms); "
+          f"decode {med(r['tok_s'] for r in k):.1f} tok/s at the client")
 
 
 def main():
