@@ -334,3 +334,22 @@ def test_waiting_requests_are_served_in_turn(text_index, reference):
             assert code == 200 and body["text"] == reference.generate(f"Count to {i + 3}:", 5, temperature=0)
     finally:
         s.stop()
+
+
+def test_h11_parser_streams_too_and_the_token_guards_generation(text_index, reference):
+    token = "a-long-enough-test-token"
+    s = Running(text_index, threads=1, limits=LIMITS, llm=slots(1), parser="h11", token=token)
+    try:
+        body = {"prompt": "The capital of France is", "max_tokens": 5, "temperature": 0, "stream": True}
+        code, out, _ = call(s.port, "POST", "/generate", body)
+        assert code == 401 and "token" in out["error"]
+        c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+        c.request("POST", "/generate", json.dumps(body).encode(), {"authorization": f"Bearer {token}"})
+        r = c.getresponse()
+        assert r.status == 200 and r.getheader("content-type").startswith("text/event-stream")
+        text = "".join(json.loads(line[6:])["text"] for line in r.read().decode().splitlines()
+                       if line.startswith("data: ") and '"stats"' not in line)
+        c.close()
+        assert text == reference.generate("The capital of France is", 5, temperature=0)
+    finally:
+        s.stop()
