@@ -160,7 +160,7 @@ class Service:
         self.ask_index = None  # what /ask searches: the index, its texts, the embedder under its lock
         if embedder is not None and texts is not None:
             from ..text import TextIndex
-            self.ask_index = TextIndex(LockedEmbedder(embedder, self.searcher._embed_lock), pool.index, texts)
+            self.ask_index = TextIndex(LockedEmbedder(embedder, self.searcher.embed_lock), pool.index, texts)
         path = getattr(embedder, "path", None)
         self.metrics.models(llm, os.path.getsize(path) if path and os.path.exists(path) else 0)
 

@@ -119,14 +119,14 @@ class Searcher:
         self.pool, self.metrics, self.limits = pool, metrics, limits
         self.defaults = defaults
         self.embedder, self.texts = embedder, texts
-        self._embed_lock = threading.Lock()  # the model has one scratch
+        self.embed_lock = threading.Lock()  # the model has one scratch
 
     def start(self, body: bytes) -> SearchJob:
         """Pool job: parse, check, embed a text query, and search the first chunk."""
         index = self.pool.index
         job = parse(body, self.limits, self.defaults, index.dim, len(index), self.embedder is not None)
         if job.text is not None:
-            with self._embed_lock, self.metrics.stage("embed"):
+            with self.embed_lock, self.metrics.stage("embed"):
                 job.queries = np.asarray(self.embedder.embed([job.text]), np.float32)
         self.step(job)
         return job
