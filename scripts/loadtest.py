@@ -101,9 +101,11 @@ class Server:
             self.proc.wait()
 
 
-def request(body: dict, path: str = "/search") -> bytes:
-    data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+def request(body, path: str = "/search") -> bytes:
+    """A whole POST: body a dict (JSON) or bytes (float32 vectors)."""
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    ctype = "application/json" if isinstance(body, dict) else "application/octet-stream"
+    return (f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: {ctype}\r\n"
             f"content-length: {len(data)}\r\n\r\n").encode() + data
 
 
@@ -365,6 +367,8 @@ def main():
     ap.add_argument("--endurance", type=float, default=15.0, help="seconds of the 8-client run (default %(default)s)")
     ap.add_argument("--ef", type=int, default=64, help="search beam of the measured requests (default %(default)s)")
     ap.add_argument("--batch", type=int, default=1, help="query vectors per request (default %(default)s)")
+    ap.add_argument("--binary", action="store_true",
+                    help="float32 bodies (application/octet-stream) instead of JSON")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s, a 4 s endurance run")
     ap.add_argument("--table-only", action="store_true", help="only the req/s table")
     ap.add_argument("--generate", action="store_true",
@@ -394,9 +398,13 @@ def main():
         return
     q = np.load(BUILTIN / "queries.npy").astype(np.float32)
     b = max(1, a.batch)
-    requests = [request({"vectors": q[i:i + b].tolist(), "k": 10, "ef": a.ef, "rerank": 4} if b > 1 else
-                        {"vector": q[i].tolist(), "k": 10, "ef": a.ef, "rerank": 4})
-                for i in range(0, len(q) - b + 1, b)]
+    if a.binary:
+        requests = [request(q[i:i + b].astype("<f4").tobytes(), f"/search?k=10&ef={a.ef}&rerank=4")
+                    for i in range(0, len(q) - b + 1, b)]
+    else:
+        requests = [request({"vectors": q[i:i + b].tolist(), "k": 10, "ef": a.ef, "rerank": 4} if b > 1 else
+                            {"vector": q[i].tolist(), "k": 10, "ef": a.ef, "rerank": 4})
+                    for i in range(0, len(q) - b + 1, b)]
     clients = [int(c) for c in a.clients.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
     cores = sorted(os.sched_getaffinity(0))
@@ -408,7 +416,8 @@ def main():
         print("pinned: " + ", ".join(f"--threads {t} on cores {sorted(cpus[t])}" for t in threads)
               + f"; the clients on core {cores[-1]}")
     print("load average before: %.1f %.1f %.1f" % os.getloadavg())
-    print(f"quantann serve load test: {len(q)} real queries ({b} per request, k=10 ef={a.ef} rerank=4) on the "
+    print(f"quantann serve load test: {len(q)} real queries ({b} per request as "
+          f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on the "
           f"built-in 10k x 384 sq8 index; loopback, keep-alive clients; {os.cpu_count()} cores shared with the "
           f"clients (and with whatever else runs); {a.rounds} round(s) of {a.seconds:.0f} s per point, medians")
 

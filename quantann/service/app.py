@@ -28,7 +28,7 @@ from .generation import ask_job, generate_job, parse_ask, parse_generate
 from .limits import ApiError, Limits
 from .metrics import Metrics
 from .pool import SearchPool
-from .search import Searcher
+from .search import BINARY, Searcher
 
 def json_response(status: int, payload, headers=None) -> Response:
     return Response(json.dumps(payload).encode(), status, headers, media_type="application/json")
@@ -183,7 +183,9 @@ class Service:
         n = declared_length(request, self.limits.max_body)
         async with self.budget.hold(self.limits.max_body if n is None else n):
             body = await read_body(request, self.limits.max_body)
-            job = await self.pool.run(self.searcher.start, body)
+            ctype = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+            params = request.query_params.multi_items() if ctype == BINARY else None
+            job = await self.pool.run(self.searcher.start, body, params)
             del body
         while job.body is None:  # a batch: one chunk per pool job
             job = await self.pool.run(self.searcher.step, job)

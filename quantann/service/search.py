@@ -7,6 +7,7 @@ hundreds of queries shares the workers with single queries that arrive meanwhile
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import numpy as np
@@ -17,6 +18,9 @@ from .limits import ApiError, Limits, json_depth
 
 CHUNK = 16  # queries per pool job
 FIELDS = {"vector", "vectors", "text", "k", "ef", "rerank"}
+BINARY = "application/octet-stream"  # a body of float32 vectors
+BINARY_PARAMS = ("k", "ef", "rerank")
+_INT = re.compile(r"-?[0-9]{1,20}")
 
 
 def search_with_stats(index, q, k, ef, rerank):
@@ -51,6 +55,54 @@ def _integer(body: dict, name: str, default: int, lo: int, hi: int, flag: str) -
     return v
 
 
+def _counts(req: dict, limits: Limits, defaults: dict, live: int) -> tuple[int, int, int]:
+    """k, ef and rerank of a request, checked against the limits and the index."""
+    k = _integer(req, "k", defaults["k"], 1, limits.max_k, "--max-k")
+    ef = _integer(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
+    rerank = _integer(req, "rerank", defaults["rerank"], 0, limits.max_ef, "--max-ef")
+    if k * rerank > limits.max_ef:
+        raise ApiError(400, "out_of_range", f"k*rerank={k * rerank} candidates is over this server's limit "
+                                            f"of {limits.max_ef} (--max-ef)")
+    if k > live:
+        raise ApiError(400, "out_of_range", f"k={k} is larger than the {live} vectors in the index")
+    return k, ef, rerank
+
+
+def _finite(q: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(q).all(axis=1)
+    if not finite.all():
+        raise ApiError(400, "bad_vector", f"vector {int(np.argmin(finite))} holds NaN or infinity "
+                                          f"(or a number beyond float32)")
+    return q
+
+
+def parse_binary(body: bytes, params: list, limits: Limits, defaults: dict, dim: int, live: int) -> SearchJob:
+    """A body of float32 vectors (little-endian, row after row; content-type
+    application/octet-stream) with k, ef and rerank in the query string: no JSON to
+    parse, so the least GIL-held work per query."""
+    names = [n for n, _ in params]
+    for n in names:
+        if n not in BINARY_PARAMS:
+            raise ApiError(400, "bad_request", f"unknown query parameter {n!r}: use {', '.join(BINARY_PARAMS)}")
+        if names.count(n) > 1:
+            raise ApiError(400, "bad_request", f"query parameter {n!r} given twice")
+    req = {}
+    for n, v in params:
+        if not _INT.fullmatch(v):
+            raise ApiError(400, "bad_parameter", f"{n} must be an integer, got {v[:40]!r}")
+        req[n] = int(v)
+    k, ef, rerank = _counts(req, limits, defaults, live)
+    row = 4 * dim
+    if not body or len(body) % row:
+        raise ApiError(400, "wrong_dimension", f"the body has {len(body)} bytes: not a whole number of {dim}-d "
+                                               f"float32 vectors ({row} bytes each)")
+    if len(body) // row > limits.max_batch:
+        raise ApiError(400, "too_large", f"{len(body) // row} vectors in one request is over this server's "
+                                         f"limit of {limits.max_batch} (--max-batch)")
+    q = np.frombuffer(body, "<f4").reshape(-1, dim).astype(np.float32)
+    return SearchJob(_finite(q), None, k, ef, rerank)
+
+
 def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_model: bool) -> SearchJob:
     """The request in `body`, checked against the limits and the index; ApiError otherwise."""
     if json_depth(body, stop=limits.max_depth) > limits.max_depth:
@@ -68,14 +120,7 @@ def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_
     if len(given) != 1:
         raise ApiError(400, "bad_request", 'send exactly one of {"vector": [...]}, {"vectors": [[...], ...]} '
                                            'or {"text": "..."}')
-    k = _integer(req, "k", defaults["k"], 1, limits.max_k, "--max-k")
-    ef = _integer(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
-    rerank = _integer(req, "rerank", defaults["rerank"], 0, limits.max_ef, "--max-ef")
-    if k * rerank > limits.max_ef:
-        raise ApiError(400, "out_of_range", f"k*rerank={k * rerank} candidates is over this server's limit "
-                                            f"of {limits.max_ef} (--max-ef)")
-    if k > live:
-        raise ApiError(400, "out_of_range", f"k={k} is larger than the {live} vectors in the index")
+    k, ef, rerank = _counts(req, limits, defaults, live)
     if given[0] == "text":
         text = req["text"]
         if not has_model:
@@ -105,11 +150,7 @@ def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_
         raise ApiError(400, "wrong_dimension", f"the vectors have dimension {q.shape[1]}, the index has {dim}")
     with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
         q = q.astype(np.float32)
-    finite = np.isfinite(q).all(axis=1)
-    if not finite.all():
-        raise ApiError(400, "bad_vector", f"vector {int(np.argmin(finite))} holds NaN or infinity "
-                                          f"(or a number beyond float32)")
-    return SearchJob(q, None, k, ef, rerank)
+    return SearchJob(_finite(q), None, k, ef, rerank)
 
 
 class Searcher:
@@ -121,10 +162,14 @@ class Searcher:
         self.embedder, self.texts = embedder, texts
         self.embed_lock = threading.Lock()  # the model has one scratch
 
-    def start(self, body: bytes) -> SearchJob:
-        """Pool job: parse, check, embed a text query, and search the first chunk."""
+    def start(self, body: bytes, params: list | None = None) -> SearchJob:
+        """Pool job: parse, check, embed a text query, and search the first chunk. params:
+        the query string's (name, value) pairs of a binary body; None for JSON."""
         index = self.pool.index
-        job = parse(body, self.limits, self.defaults, index.dim, len(index), self.embedder is not None)
+        if params is not None:
+            job = parse_binary(body, params, self.limits, self.defaults, index.dim, len(index))
+        else:
+            job = parse(body, self.limits, self.defaults, index.dim, len(index), self.embedder is not None)
         if job.text is not None:
             with self.embed_lock, self.metrics.stage("embed"):
                 job.queries = np.asarray(self.embedder.embed([job.text]), np.float32)
