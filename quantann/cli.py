@@ -273,8 +273,9 @@ def make_parser():
 
     v = sub.add_parser("serve", help="serve an index over HTTP with Prometheus metrics",
                        description='POST /search with {"vector": [...]}, {"vectors": [[...]]} or {"text": "..."} '
-                                   '(and optional k, ef, rerank); GET /healthz; GET /metrics (Prometheus). '
-                                   'See docs/SERVICE.md.')
+                                   '(and optional k, ef, rerank); POST /generate {"prompt": ...} and POST /ask '
+                                   '{"question": ...} with an LLM (streamed as Server-Sent Events with '
+                                   '"stream": true); GET /healthz; GET /metrics (Prometheus). See docs/SERVICE.md.')
     v.add_argument("index")
     v.add_argument("--model", help="GGUF embedding model for text queries (default: the one recorded beside the index)")
     _add_search_args(v)

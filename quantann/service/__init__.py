@@ -2,6 +2,10 @@
 
     POST /search   {"vector": [...]} | {"vectors": [[...], ...]} | {"text": "..."}
                    optional "k", "ef", "rerank"  ->  {"ids", "distances", "stats"[, "texts"]}
+    POST /generate {"prompt": "..."} | {"messages": [...]}, sampling, "stream"
+                   ->  {"text", "stats"}, or Server-Sent Events: token..., done
+    POST /ask      {"question": "...", "k"}, sampling, "stream" (a text index)
+                   ->  {"answer", "sources", "timings", "dropped"}, or events: sources, token..., done
     GET  /healthz  {"status": "ok", "vectors": n, "dim": d}   (never needs the token)
     GET  /metrics  Prometheus text format
 
@@ -10,7 +14,10 @@ The pieces, each in its own file:
     limits.py   what a request may ask for (body, batch, k, ef, JSON depth), checked
                 before anything is parsed or searched
     search.py   a /search request: parsed and validated, searched chunk by chunk, encoded
+    jsonio.py   JSON in and out (orjson when installed)
     pool.py     the worker threads that search one read-only index in parallel
+    generation.py  /generate and /ask requests, checked, and their jobs (events)
+    llm.py      the LLM slots (a Generator each): admission, 503 when busy, cancellation
     metrics.py  the Prometheus registry
     app.py      the ASGI app: routes, bearer token, body limits, JSON errors
     protocol.py uvicorn's HTTP protocols plus a read deadline per request and a
@@ -19,8 +26,8 @@ The pieces, each in its own file:
     cli.py      the `serve` command's options (imports nothing heavy until it runs)
 
 The event loop only moves bytes; parsing, searching and encoding run on the pool, so a
-slow client or a large batch never holds the others. New endpoints (/ask, /generate)
-add a route in app.py and their work as pool jobs (or their own pool for a model).
+slow client or a large batch never holds the others; generations run on the LLM slots'
+own threads.
 
 This package imports nothing from uvicorn or starlette here, so that `cli.py` can be
 imported (for the parser) without the `[serve]` extra installed.

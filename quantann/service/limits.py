@@ -32,14 +32,18 @@ class Limits:
     max_k: int = 1000
     max_ef: int = 4096  # bounds ef and the candidate pool k*rerank alike
     max_depth: int = 8  # JSON nesting; a search needs 3
-    max_text: int = 10_000  # characters of a text query
+    max_text: int = 10_000  # characters of a text query or an /ask question
+    max_prompt: int = 32_000  # characters of a /generate prompt (all messages together)
+    max_messages: int = 64  # messages of a /generate chat
+    max_tokens: int = 512  # tokens one /generate or /ask request may ask for
     read_timeout: float = 15.0  # seconds to receive a whole request (head and body)
     keep_alive: float = 5.0  # seconds an idle keep-alive connection stays open
     max_connections: int = 512  # open connections and requests; beyond: 503
     body_memory: int = 0  # bytes of bodies held at once (0: 8 * max_body)
 
     def __post_init__(self):
-        for name in ("max_body", "max_batch", "max_k", "max_ef", "max_depth", "max_text", "max_connections"):
+        for name in ("max_body", "max_batch", "max_k", "max_ef", "max_depth", "max_text", "max_prompt",
+                     "max_messages", "max_tokens", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.max_k > LIMITS["max_k"] or self.max_ef > LIMITS["max_ef"]:

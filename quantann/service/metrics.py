@@ -1,8 +1,11 @@
 """The service's Prometheus metrics, in one registry per app.
 
 Requests and their latency per endpoint, errors by kind, per-query stage times (graph,
-read, rerank, total, embed; later endpoints add their own stages to the same histogram),
-what the store read, the index's memory by part, and the process's own (RSS, CPU, fds).
+read, rerank, total; embed and search for text queries and /ask questions), what the
+store read, the index's memory by part, and the process's own (RSS, CPU, fds). With an
+LLM: generation stage times (prefill, first token, each decoded token), prompt and
+generated tokens, generations by how they ended, the slots, and the models' bytes
+(weights, KV cache).
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, 
 
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                    1.0, 2.5, 10.0)
-ENDPOINTS = ("/search", "/healthz", "/metrics")  # anything else is counted as "other"
+GENERATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+ENDPOINTS = ("/search", "/generate", "/ask", "/healthz", "/metrics")  # anything else is counted as "other"
 
 
 class Metrics:
@@ -38,7 +42,25 @@ class Metrics:
         self.memory = Gauge("quantann_index_memory_bytes", "Bytes the index holds in memory", ["part"],
                             registry=r)
         self.size = Gauge("quantann_index_vectors", "Live vectors in the index", registry=r)
+        self.generation_seconds = Histogram("quantann_generation_seconds",
+                                            "LLM time by stage: prefill (the prompt), first_token (from the "
+                                            "request's start), decode_token (each generated token)", ["stage"],
+                                            buckets=GENERATION_BUCKETS, registry=r)
+        self.prompt_tokens = Counter("quantann_prompt_tokens", "Prompt tokens prefilled", ["endpoint"],
+                                     registry=r)
+        self.generated_tokens = Counter("quantann_generated_tokens", "Tokens generated", ["endpoint"],
+                                        registry=r)
+        self.generations = Counter("quantann_generations", "Generations finished, by how they ended "
+                                   "(eos, length, stop, cancelled)", ["endpoint", "stop"], registry=r)
+        self.model_bytes = Gauge("quantann_model_bytes", "Bytes of the models' weights (memory-mapped)", ["model"],
+                                 registry=r)
+        self.kv_cache_bytes = Gauge("quantann_kv_cache_bytes", "Bytes of the LLM's KV caches (one per slot)",
+                                    registry=r)
+        self.llm_slots = Gauge("quantann_llm_slots", "LLM slots by state; requests waiting for one", ["state"],
+                               registry=r)
+        self._decode = self.generation_seconds.labels("decode_token")
         self._index = index
+        self._llm = None
         self._stages = [self.stage_seconds.labels(s) for s in ("graph", "read", "rerank", "total")]
         for status in ("200", "400", "401", "404", "413"):  # so that rates start at 0, not absent
             self.requests.labels("/search", status)
@@ -67,7 +89,40 @@ class Metrics:
         finally:
             self.stage_seconds.labels(name).observe(time.perf_counter() - t0)
 
+    def observe_stage(self, name: str, seconds: float) -> None:
+        self.stage_seconds.labels(name).observe(seconds)
+
+    def decode_tokens(self, seconds: float, n: int) -> None:
+        """n tokens decoded in `seconds`: n observations of their mean."""
+        for _ in range(n):
+            self._decode.observe(seconds / n)
+
+    def generation(self, endpoint: str, prompt_tokens: int, stop: str, prefill_s=None,
+                   first_token_s=None) -> None:
+        """A generation that ended (its tokens were counted as they came)."""
+        self.prompt_tokens.labels(endpoint).inc(prompt_tokens)
+        self.generations.labels(endpoint, stop or "cancelled").inc()
+        if prefill_s is not None:
+            self.generation_seconds.labels("prefill").observe(prefill_s)
+        if first_token_s is not None:
+            self.generation_seconds.labels("first_token").observe(first_token_s)
+
+    def models(self, llm=None, embedder_bytes: int = 0) -> None:
+        """The models served: the LLM's slots (llm.LLMSlots) and the embedder's file size."""
+        self._llm = llm
+        if embedder_bytes:
+            self.model_bytes.labels("embedder").set(embedder_bytes)
+        if llm is not None:
+            self.model_bytes.labels("llm").set(llm.generators[0].memory["weights"])
+            self.kv_cache_bytes.set(sum(g.kv_bytes for g in llm.generators))
+            for stage in ("prefill", "first_token", "decode_token"):
+                self.generation_seconds.labels(stage)
+
     def render(self) -> bytes:
+        if self._llm is not None:
+            self.llm_slots.labels("busy").set(self._llm.busy)
+            self.llm_slots.labels("free").set(len(self._llm.generators) - self._llm.busy)
+            self.llm_slots.labels("waiting").set(self._llm.queued)
         for part, v in self._index.memory().items():
             self.memory.labels(part).set(v)
         self.size.set(len(self._index))

@@ -7,15 +7,20 @@ hundreds of queries shares the workers with single queries that arrive meanwhile
 from __future__ import annotations
 
 import json
+import re
 import threading
 
 import numpy as np
 
 from ..errors import QuantannError
+from . import jsonio
 from .limits import ApiError, Limits, json_depth
 
 CHUNK = 16  # queries per pool job
 FIELDS = {"vector", "vectors", "text", "k", "ef", "rerank"}
+BINARY = "application/octet-stream"  # a body of float32 vectors
+BINARY_PARAMS = ("k", "ef", "rerank")
+_INT = re.compile(r"-?[0-9]{1,20}")
 
 
 def search_with_stats(index, q, k, ef, rerank):
@@ -50,12 +55,60 @@ def _integer(body: dict, name: str, default: int, lo: int, hi: int, flag: str) -
     return v
 
 
+def _counts(req: dict, limits: Limits, defaults: dict, live: int) -> tuple[int, int, int]:
+    """k, ef and rerank of a request, checked against the limits and the index."""
+    k = _integer(req, "k", defaults["k"], 1, limits.max_k, "--max-k")
+    ef = _integer(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
+    rerank = _integer(req, "rerank", defaults["rerank"], 0, limits.max_ef, "--max-ef")
+    if k * rerank > limits.max_ef:
+        raise ApiError(400, "out_of_range", f"k*rerank={k * rerank} candidates is over this server's limit "
+                                            f"of {limits.max_ef} (--max-ef)")
+    if k > live:
+        raise ApiError(400, "out_of_range", f"k={k} is larger than the {live} vectors in the index")
+    return k, ef, rerank
+
+
+def _finite(q: np.ndarray) -> np.ndarray:
+    finite = np.isfinite(q).all(axis=1)
+    if not finite.all():
+        raise ApiError(400, "bad_vector", f"vector {int(np.argmin(finite))} holds NaN or infinity "
+                                          f"(or a number beyond float32)")
+    return q
+
+
+def parse_binary(body: bytes, params: list, limits: Limits, defaults: dict, dim: int, live: int) -> SearchJob:
+    """A body of float32 vectors (little-endian, row after row; content-type
+    application/octet-stream) with k, ef and rerank in the query string: no JSON to
+    parse, so the least GIL-held work per query."""
+    names = [n for n, _ in params]
+    for n in names:
+        if n not in BINARY_PARAMS:
+            raise ApiError(400, "bad_request", f"unknown query parameter {n!r}: use {', '.join(BINARY_PARAMS)}")
+        if names.count(n) > 1:
+            raise ApiError(400, "bad_request", f"query parameter {n!r} given twice")
+    req = {}
+    for n, v in params:
+        if not _INT.fullmatch(v):
+            raise ApiError(400, "bad_parameter", f"{n} must be an integer, got {v[:40]!r}")
+        req[n] = int(v)
+    k, ef, rerank = _counts(req, limits, defaults, live)
+    row = 4 * dim
+    if not body or len(body) % row:
+        raise ApiError(400, "wrong_dimension", f"the body has {len(body)} bytes: not a whole number of {dim}-d "
+                                               f"float32 vectors ({row} bytes each)")
+    if len(body) // row > limits.max_batch:
+        raise ApiError(400, "too_large", f"{len(body) // row} vectors in one request is over this server's "
+                                         f"limit of {limits.max_batch} (--max-batch)")
+    q = np.frombuffer(body, "<f4").reshape(-1, dim).astype(np.float32)
+    return SearchJob(_finite(q), None, k, ef, rerank)
+
+
 def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_model: bool) -> SearchJob:
     """The request in `body`, checked against the limits and the index; ApiError otherwise."""
     if json_depth(body, stop=limits.max_depth) > limits.max_depth:
         raise ApiError(400, "too_deep", f"the JSON nests deeper than {limits.max_depth} levels")
     try:
-        req = json.loads(body or b"{}")
+        req = jsonio.loads(body or b"{}")
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError is a ValueError
         raise ApiError(400, "bad_json", f"the body is not JSON: {e}") from None
     if not isinstance(req, dict):
@@ -67,14 +120,7 @@ def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_
     if len(given) != 1:
         raise ApiError(400, "bad_request", 'send exactly one of {"vector": [...]}, {"vectors": [[...], ...]} '
                                            'or {"text": "..."}')
-    k = _integer(req, "k", defaults["k"], 1, limits.max_k, "--max-k")
-    ef = _integer(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
-    rerank = _integer(req, "rerank", defaults["rerank"], 0, limits.max_ef, "--max-ef")
-    if k * rerank > limits.max_ef:
-        raise ApiError(400, "out_of_range", f"k*rerank={k * rerank} candidates is over this server's limit "
-                                            f"of {limits.max_ef} (--max-ef)")
-    if k > live:
-        raise ApiError(400, "out_of_range", f"k={k} is larger than the {live} vectors in the index")
+    k, ef, rerank = _counts(req, limits, defaults, live)
     if given[0] == "text":
         text = req["text"]
         if not has_model:
@@ -104,11 +150,7 @@ def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_
         raise ApiError(400, "wrong_dimension", f"the vectors have dimension {q.shape[1]}, the index has {dim}")
     with np.errstate(over="ignore"):  # beyond float32 becomes inf, refused just below
         q = q.astype(np.float32)
-    finite = np.isfinite(q).all(axis=1)
-    if not finite.all():
-        raise ApiError(400, "bad_vector", f"vector {int(np.argmin(finite))} holds NaN or infinity "
-                                          f"(or a number beyond float32)")
-    return SearchJob(q, None, k, ef, rerank)
+    return SearchJob(_finite(q), None, k, ef, rerank)
 
 
 class Searcher:
@@ -118,14 +160,18 @@ class Searcher:
         self.pool, self.metrics, self.limits = pool, metrics, limits
         self.defaults = defaults
         self.embedder, self.texts = embedder, texts
-        self._embed_lock = threading.Lock()  # the model has one scratch
+        self.embed_lock = threading.Lock()  # the model has one scratch
 
-    def start(self, body: bytes) -> SearchJob:
-        """Pool job: parse, check, embed a text query, and search the first chunk."""
+    def start(self, body: bytes, params: list | None = None) -> SearchJob:
+        """Pool job: parse, check, embed a text query, and search the first chunk. params:
+        the query string's (name, value) pairs of a binary body; None for JSON."""
         index = self.pool.index
-        job = parse(body, self.limits, self.defaults, index.dim, len(index), self.embedder is not None)
+        if params is not None:
+            job = parse_binary(body, params, self.limits, self.defaults, index.dim, len(index))
+        else:
+            job = parse(body, self.limits, self.defaults, index.dim, len(index), self.embedder is not None)
         if job.text is not None:
-            with self._embed_lock, self.metrics.stage("embed"):
+            with self.embed_lock, self.metrics.stage("embed"):
                 job.queries = np.asarray(self.embedder.embed([job.text]), np.float32)
         self.step(job)
         return job
@@ -149,10 +195,11 @@ class Searcher:
         return job
 
     def _encode(self, job: SearchJob) -> bytes:
-        ids = [row for p in job.parts for row in p[0].tolist()]
+        parts = job.parts
+        ids = parts[0][0] if len(parts) == 1 else np.concatenate([p[0] for p in parts])
         out = {"ids": ids,
-               "distances": [row for p in job.parts for row in p[1].tolist()],
-               "stats": [vars(s) for p in job.parts for s in p[2]]}
+               "distances": parts[0][1] if len(parts) == 1 else np.concatenate([p[1] for p in parts]),
+               "stats": [s for p in parts for s in p[2]]}
         if self.texts is not None:
             out["texts"] = [self.texts.get(row) for row in ids]
-        return json.dumps(out).encode()
+        return jsonio.dumps(out)

@@ -105,7 +105,7 @@ def run(service: Service, sock: socket.socket, ready=None, parser: str | None = 
     finally:
         if main:
             signal.signal(signal.SIGTERM, old)
-        service.pool.close()
+        service.close()
         sock.close()
 
 

@@ -66,6 +66,19 @@ export const CONSTANTS = Object.freeze({
     "format": "quantann-shards",
     "version": 1
   },
+  "text_store": {
+    "arch": "quantann-texts",
+    "model_key": "quantann.text.model",
+    "ids": "text.ids",
+    "offsets": "text.offsets",
+    "bytes": "text.bytes",
+    "fields_offsets": "text.fields.offsets",
+    "fields_bytes": "text.fields.bytes"
+  },
+  "ask": {
+    "max_k": 20,
+    "system": "Answer the question using only the numbered passages below. Cite the passages you use as [n]. If they do not hold the answer, say so."
+  },
   "size_units": {
     "B": 1,
     "KB": 1000,

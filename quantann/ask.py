@@ -1,0 +1,212 @@
+"""Ask your documents: retrieval-augmented answers, entirely on the device.
+
+    ti = quantann.TextIndex.open("notes.qann")
+    a = ti.ask("What is an eschar?", k=5, max_tokens=64)      # an Answer
+    print(a.answer, [s.row for s in a.sources], a.timings)
+    for kind, value in ti.ask("What is an eschar?", stream=True):
+        ...   # ("sources", [Source, ...]), then ("token", str) pieces, then ("done", Answer)
+
+The question is embedded with the index's model and searched; the top-k passages, best
+first and numbered [1]..[k], go into a prompt built with the LLM's own chat template (a
+system instruction to answer from them and cite them: quantann/constants.json "ask"). A
+prompt that would not leave room for max_tokens in the context drops the weakest passages
+first (`Answer.dropped`). Everything checkable is checked before the first event, so a
+caller (the CLI, the service) can report a bad request before it starts streaming.
+
+timings (milliseconds unless named otherwise): embed_ms, search_ms, prompt_tokens,
+prefill_ms, first_token_ms (end to end: from the call to the first generated token),
+decode_tok_s, tokens (generated), total_ms.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+import weakref
+from dataclasses import asdict, dataclass, field
+
+from .constants import ASK
+from .errors import QuantannError
+
+MAX_K = int(ASK["max_k"])
+SYSTEM = ASK["system"]
+ENCODER_ARCHS = ("bert", "nomic-bert", "jina-bert-v2")  # GGUF embedding models, not decoders
+
+
+@dataclass
+class Source:
+    row: int          # the index row (for a build from VECTORS.npy + PASSAGES.jsonl: the line)
+    id: int
+    distance: float
+    text: str
+    fields: dict = field(default_factory=dict)   # the passage's other JSONL fields
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    answer: str
+    sources: list          # [Source], the passages in the prompt, numbered [1].. in order
+    timings: dict
+    dropped: int = 0       # passages left out so that the prompt fits the context
+
+    def as_dict(self) -> dict:
+        return {"answer": self.answer, "sources": [s.as_dict() for s in self.sources],
+                "timings": dict(self.timings), "dropped": self.dropped}
+
+
+# ---------------------------------------------------------------- the decoder
+
+_default = {}                      # threads -> Generator (the installed SmolLM2)
+_default_lock = threading.Lock()
+_gen_locks = weakref.WeakKeyDictionary()   # one generation at a time per Generator
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def open_generator(path=None, threads: int | None = None, n_ctx: int | None = None, memory_budget=None):
+    """A Generator for answers. path None: the installed SmolLM2, opened once per thread
+    count and cached. An embedding model (the index's own GGUF, say) is refused by name."""
+    from .generate import Generator
+    threads = threads or default_threads()
+    if path is None and n_ctx is None and memory_budget is None:
+        with _default_lock:
+            if threads not in _default:
+                _default[threads] = Generator.open(threads=threads)
+            return _default[threads]
+    if path is not None:
+        _refuse_encoder(os.fspath(path))
+    return Generator.open(path, threads=threads, n_ctx=n_ctx, memory_budget=memory_budget)
+
+
+def _refuse_encoder(path: str) -> None:
+    from .gguf_file import GGUFFile
+    try:
+        arch = GGUFFile(path).get("general.architecture")
+    except (QuantannError, ValueError, OSError):
+        return  # Generator.open names what is wrong with the file
+    if arch in ENCODER_ARCHS:
+        raise QuantannError(f"{path} is an embedding model (architecture {arch!r}), not a decoder LLM: "
+                            "give a decoder GGUF (llama, qwen2 or gemma3 layout) to answer with")
+
+
+def _lock_of(gen) -> threading.Lock:
+    with _default_lock:
+        lock = _gen_locks.get(gen)
+        if lock is None:
+            lock = _gen_locks[gen] = threading.Lock()
+        return lock
+
+
+# ---------------------------------------------------------------- the steps
+
+def check_question(question) -> str:
+    if not isinstance(question, str):
+        raise ValueError(f"the question must be a string, got {type(question).__name__}")
+    if not question.strip():
+        raise ValueError("the question is empty")
+    return question.strip()
+
+
+def retrieve(text_index, question: str, k: int = 5, ef: int = 64) -> tuple[list, dict]:
+    """The top-k passages for question, best first, and {embed_ms, search_ms}."""
+    if text_index.index is None or len(text_index) == 0:
+        raise ValueError("the index is empty: there is nothing to answer from")
+    if not text_index.has_texts:
+        where = getattr(text_index.index, "path", None)
+        raise ValueError(f"{where or 'the index'} has no texts beside it, so it has no passages to answer from: "
+                         "build it with --texts PASSAGES.jsonl (or from a .jsonl of texts)")
+    if text_index.embedder is None:
+        raise ValueError("the index has no embedding model to embed the question with")
+    n = len(text_index)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer in 1..{MAX_K} (passages in the prompt), got {k!r}")
+    k = min(k, n)
+    t0 = time.perf_counter()
+    q = text_index.embedder.embed([question])
+    t1 = time.perf_counter()
+    ids, dist = text_index.index.search(q, k=k, ef=max(ef, k))
+    t2 = time.perf_counter()
+    ids, dist = ids[0], dist[0]
+    texts, fields, rows = text_index.texts(ids), text_index.fields(ids), text_index.rows(ids)
+    sources = [Source(int(r), int(i), float(d), t, f)
+               for i, d, t, f, r in zip(ids, dist, texts, fields, rows) if t is not None and r >= 0]
+    return sources, {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
+
+
+def messages(question: str, passages: list) -> list:
+    """The chat: the system instruction, then the numbered passages and the question."""
+    numbered = "\n".join(f"[{n}] {p}" for n, p in enumerate(passages, 1))
+    user = (f"Passages:\n{numbered}\n\nQuestion: {question}" if passages else f"Question: {question}")
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
+
+
+def build_prompt(gen, question: str, sources: list, max_tokens: int) -> tuple[list, int]:
+    """Prompt token ids with as many of sources (best first) as leave max_tokens of room in
+    the context, and how many were dropped (the weakest)."""
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens < gen.n_ctx:
+        raise ValueError(f"max_tokens must be an integer in 1..{gen.n_ctx - 1} (the context is {gen.n_ctx} tokens), "
+                         f"got {max_tokens!r}")
+    room = gen.n_ctx - max_tokens
+    for keep in range(len(sources), -1, -1):
+        ids = gen.tokenize(gen.render_chat(messages(question, [s.text for s in sources[:keep]])), add_bos=False)
+        if len(ids) <= room:
+            return ids, len(sources) - keep
+    raise ValueError(f"the question is too long: with no passage the prompt has {len(ids)} tokens, and with "
+                     f"max_tokens={max_tokens} that exceeds the context of {gen.n_ctx} tokens")
+
+
+def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = False,
+        max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None, ef: int = 64, **sample_kw):
+    """Answers question from the top-k passages of text_index with a decoder LLM.
+
+    generator: a quantann.Generator, a GGUF path, or None for the installed SmolLM2 (cached).
+    stream=False returns an Answer; stream=True an iterator of ("sources", [Source]),
+    ("token", str)..., ("done", Answer). sample_kw: top_k, top_p, min_p, repeat_penalty."""
+    from .generate import Generator, _check_sampling
+    t0 = time.perf_counter()
+    question = check_question(question)
+    gen = generator if isinstance(generator, Generator) else open_generator(generator)
+    kw = dict(top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0)
+    unknown = set(sample_kw) - set(kw)
+    if unknown:
+        raise TypeError(f"ask() got unexpected arguments: {', '.join(sorted(unknown))}")
+    kw.update(sample_kw)
+    _check_sampling(max_tokens, temperature, **kw)
+    sources, timings = retrieve(text_index, question, k, ef)
+    ids, dropped = build_prompt(gen, question, sources, max_tokens)
+    sources = sources[:len(sources) - dropped]
+    events = _answer(gen, ids, sources, dropped, timings, t0,
+                     dict(kw, max_tokens=max_tokens, temperature=temperature, seed=seed))
+    if stream:
+        return events
+    for kind, value in events:
+        if kind == "done":
+            return value
+    raise AssertionError("unreachable: the event stream ends with 'done'")
+
+
+def _answer(gen, ids, sources, dropped, timings, t0, kw):
+    """The events of one answer; holds the generator's lock while it decodes."""
+    yield "sources", sources
+    pieces = []
+    with _lock_of(gen):
+        t_gen = time.perf_counter()
+        for piece in gen.stream(ids, **kw):
+            pieces.append(piece)
+            yield "token", piece
+        st = gen.last_stats
+    t_end = time.perf_counter()
+    timings = dict(timings)
+    timings.update(
+        prompt_tokens=st.prompt_tokens,
+        prefill_ms=st.prompt_tokens / st.prefill_tok_s * 1000 if st.prefill_tok_s else 0.0,
+        first_token_ms=(t_gen - t0) * 1000 + st.first_token_ms,
+        decode_tok_s=st.decode_tok_s,
+        tokens=st.generated_tokens,
+        total_ms=(t_end - t0) * 1000)
+    yield "done", Answer("".join(pieces), sources, timings, dropped)
