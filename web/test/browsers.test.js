@@ -1,19 +1,16 @@
-// The shared test vectors in headless Chromium (Debian's chromium via playwright-core):
-// same ids and bit-identical distances as native Python through the HTTP Range, IndexedDB
-// and OPFS stores, and an interrupted OPFS import resumed.
+// The shared test vectors in both headless browsers, Debian's chromium and firefox-esr (one
+// launcher, tools/run-page.js): same ids and bit-identical distances as native Python
+// through the HTTP Range, IndexedDB and OPFS stores, and an interrupted OPFS import resumed;
+// the demo page's errors.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 
-import { CHROMIUM, runPage } from '../tools/run-page.js';
+import { browserSkip, launch, runPage } from '../tools/run-page.js';
 import { DATA, ROOT, testVectors } from '../testlib/vectors.js';
-
-let playwright = true;
-try { await import('playwright-core'); } catch { playwright = false; }
-const skip = !existsSync(CHROMIUM) ? `no ${CHROMIUM}` : !playwright ? 'npm playwright-core not installed' : false;
 
 // The page server (quantann/pageserver.py: Range support), on a free port; resolves to its URL.
 export function startServer(mounts) {
@@ -28,11 +25,14 @@ export function startServer(mounts) {
   });
 }
 
-test('Chromium: same ids as native through the HTTP, IndexedDB and OPFS stores; OPFS import resumes', { skip, timeout: 300000 }, async () => {
+for (const browser of ['chromium', 'firefox']) {
+const skip = browserSkip(browser);
+
+test(`${browser}: same ids as native through the HTTP, IndexedDB and OPFS stores; OPFS import resumes`, { skip, timeout: 300000 }, async () => {
   testVectors();
   const server = await startServer([`/data=${DATA}`]);
   try {
-    const r = await runPage(`${server.url}/parity.html`, { timeout: 240, log: () => {} });
+    const r = await runPage(`${server.url}/parity.html`, { browser, timeout: 240, log: () => {} });
     assert.ok(!r.error, r.error);
     for (const c of r.cases) {
       assert.equal(c.same, c.nq, `${c.name} via ${c.store}: ${c.nq - c.same} queries differ (${c.mismatches})`);
@@ -58,13 +58,14 @@ test('Chromium: same ids as native through the HTTP, IndexedDB and OPFS stores; 
 
 // The demo page (index.html) shows every error on the page and settles, instead of
 // staying on "loading…": a missing file, an index over the memory budget, a bad row.
-test('Chromium: the demo page shows its errors', { skip, timeout: 300000 }, async () => {
+test(`${browser}: the demo page shows its errors`, { skip, timeout: 300000 }, async () => {
   const { expected } = testVectors();
   const demo = mkdtempSync(join(tmpdir(), 'quantann-demo-page-'));
   copyFileSync(DATA + expected['sq8-cosine'].file, join(demo, 'passages.qann'));
   writeFileSync(join(demo, 'passages.jsonl'), Array.from({ length: 20 }, (_, i) => JSON.stringify({ text: `passage ${i}`, src: 't' })).join('\n'));
   const server = await startServer([`/data=${demo}`, `/empty=${mkdtempSync(join(tmpdir(), 'quantann-empty-'))}`]);
-  const page = (query) => runPage(`${server.url}/index.html?${query}`, { timeout: 60, log: () => {} });
+  const instance = await launch(browser);
+  const page = (query) => runPage(`${server.url}/index.html?${query}`, { instance, timeout: 60, log: () => {} });
   try {
     const missing = await page('data=/empty/');
     assert.match(missing.error ?? '', /^error: .*passages\.qann/, JSON.stringify(missing));
@@ -81,7 +82,9 @@ test('Chromium: the demo page shows its errors', { skip, timeout: 300000 }, asyn
     assert.ok(!good.error, good.error);
     assert.match(good.status, /candidates; kernel/);
   } finally {
+    await instance.close();
     server.close();
     rmSync(demo, { recursive: true, force: true });
   }
 });
+}
