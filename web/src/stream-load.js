@@ -12,7 +12,7 @@
 //   const r = await streamInto('/models/model.gguf', {
 //     dest: (total) => kernel.view(Uint8Array, kernel.alloc(Uint8Array, total), total),
 //     cache: 'model.gguf', onProgress: ({ loaded, total }) => { bar.value = loaded / total; } });
-//   // r: {total, fromCache, fromNetwork, resumedAt, requests, maxReadBytes, seconds, persisted}
+//   // r: {total, fromCache, fromSource, resumedAt, requests, maxReadBytes, seconds, persisted}
 import { CONSTANTS } from './constants.js';
 import { WorkerRpc } from './opfs.js';
 import { formatSize } from './sizes.js';
@@ -21,6 +21,7 @@ export const MAX_CHUNK_BYTES = CONSTANTS.limits.stream_chunk_max_bytes;
 const DEFAULT_CHUNK_BYTES = 16 << 20;
 const CACHE_BATCH = 4 << 20; // bytes per cache write: the largest transient copy the cache adds
 const PROGRESS_STEP = 1 << 20;
+const PIECE_BYTES = 256 << 10; // the scratch buffer network and file reads land in
 const now = () => performance.now();
 
 export class QuotaError extends Error {
@@ -44,6 +45,15 @@ export async function quotaProblem(name, need, storage = globalThis.navigator?.s
 
 const metaName = (name) => `${name}.meta.json`;
 
+// navigator.storage.persist(), asked without waiting on the user: Firefox asks with a
+// prompt, which a page must not block on. true / false, or null while the browser asks.
+async function askPersist() {
+  if (await navigator.storage.persisted?.().catch(() => false)) return true;
+  const asked = navigator.storage.persist?.().catch(() => false);
+  if (!asked) return false;
+  return Promise.race([asked, new Promise((r) => setTimeout(() => r(null), 200))]);
+}
+
 async function readCacheMeta(root, name) {
   try {
     return JSON.parse(await (await (await root.getFileHandle(metaName(name))).getFile()).text());
@@ -66,18 +76,38 @@ export async function dropStreamCache(name) {
   }
 }
 
-// Pieces of [from, to) of a Blob, each slice at most chunkBytes.
+// The chunks of a byte stream, read into one reused scratch buffer (BYOB) where the stream
+// allows it, so that reading leaves no garbage behind: each chunk is a view that is valid
+// until the next one is asked for (the caller copies it out at once).
+async function* chunksOf(stream) {
+  let reader, scratch = null;
+  try {
+    reader = stream.getReader({ mode: 'byob' });
+    scratch = new ArrayBuffer(PIECE_BYTES);
+  } catch {
+    reader = stream.getReader();
+  }
+  try {
+    for (;;) {
+      const { value, done } = await (scratch ? reader.read(new Uint8Array(scratch)) : reader.read());
+      if (done) return;
+      if (scratch) scratch = value.buffer; // handed back, transferred: the same memory
+      yield value;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+// Pieces of [from, to) of a Blob, each slice at most chunkBytes (counted in stats: reads of the source).
 async function* blobPieces(blob, from, to, chunkBytes, stats) {
   for (let a = from; a < to; a += chunkBytes) {
     const b = Math.min(to, a + chunkBytes);
-    stats.requests++;
-    stats.maxReadBytes = Math.max(stats.maxReadBytes, b - a);
-    const reader = blob.slice(a, b).stream().getReader();
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      yield value;
+    if (stats) {
+      stats.requests++;
+      stats.maxReadBytes = Math.max(stats.maxReadBytes, b - a);
     }
+    yield* chunksOf(blob.slice(a, b).stream());
   }
 }
 
@@ -104,17 +134,9 @@ async function* urlPieces(url, from, first, chunkBytes, stats, signal) {
   for (;;) {
     const whole = response.status === 200;
     let skip = whole ? pos : 0;
-    const reader = response.body.getReader();
-    try {
-      for (;;) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        let v = value;
-        if (skip) { const s = Math.min(skip, v.length); v = v.subarray(s); skip -= s; }
-        if (v.length) { pos += v.length; yield v; }
-      }
-    } finally {
-      reader.cancel().catch(() => {});
+    for await (let v of chunksOf(response.body)) {
+      if (skip) { const s = Math.min(skip, v.length); v = v.subarray(s); skip -= s; }
+      if (v.length) { pos += v.length; yield v; }
     }
     if (whole || pos >= total) return;
     const b = Math.min(total, pos + chunkBytes);
@@ -129,10 +151,11 @@ async function* urlPieces(url, from, first, chunkBytes, stats, signal) {
  * (a Uint8Array of at least totalBytes, e.g. over wasm memory; called again only if that
  * view was detached by a memory growth, and must then return the same place).
  * options: size (bytes, when known: saves nothing else but a check), chunkBytes (each read,
- * ≤ 64 MB, default 16 MiB), onProgress({loaded, total, fromCache, fromNetwork}), signal,
+ * ≤ 64 MB, default 16 MiB), onProgress({loaded, total, fromCache, fromSource}), signal,
  * cache (an OPFS file name: persisted copy, resumed and reopened offline), key (what
  * identifies the source in the cache; default the URL, or a File's name|size|lastModified).
- * Returns {total, fromCache, fromNetwork, resumedAt, requests, maxReadBytes, seconds, persisted}.
+ * Returns {total, fromCache, fromSource, resumedAt, requests (reads of the source: HTTP requests
+ * or Blob slices; 0 when the cache had it all), maxReadBytes, seconds, persisted (true, false, or null while the browser asks the user)}.
  */
 export async function streamInto(source, { size, dest, chunkBytes = DEFAULT_CHUNK_BYTES, onProgress, signal, cache, key } = {}) {
   if (typeof dest !== 'function') throw new TypeError('streamInto: dest must be a function (totalBytes) -> Uint8Array');
@@ -154,7 +177,7 @@ export async function streamInto(source, { size, dest, chunkBytes = DEFAULT_CHUN
   const report = (force) => {
     if (onProgress && (force || loaded - lastReport >= PROGRESS_STEP)) {
       lastReport = loaded;
-      onProgress({ loaded, total, fromCache, fromNetwork: loaded - fromCache });
+      onProgress({ loaded, total, fromCache, fromSource: loaded - fromCache });
     }
   };
   let resumedAt = 0;
@@ -163,7 +186,7 @@ export async function streamInto(source, { size, dest, chunkBytes = DEFAULT_CHUN
     target().set(piece, loaded);
     loaded += piece.length;
   };
-  const done = () => ({ total, fromCache, fromNetwork: loaded - fromCache, resumedAt, requests: stats.requests,
+  const done = () => ({ total, fromCache, fromSource: loaded - fromCache, resumedAt, requests: stats.requests,
     maxReadBytes: stats.maxReadBytes, seconds: (now() - t0) / 1000, persisted });
 
   // 1. a complete cached copy: read from OPFS, no network
@@ -174,13 +197,13 @@ export async function streamInto(source, { size, dest, chunkBytes = DEFAULT_CHUN
     root = await navigator.storage.getDirectory();
     meta = await readCacheMeta(root, cache);
     if (meta && meta.id !== id) meta = null;
-    persisted = await navigator.storage.persist?.().catch(() => false);
+    persisted = await askPersist();
     if (meta?.complete && (size == null || size === meta.total)) {
       const file = await (await root.getFileHandle(cache)).getFile();
       if (file.size >= meta.total) {
         total = meta.total;
         target();
-        for await (const piece of blobPieces(file, 0, total, chunkBytes, stats)) {
+        for await (const piece of blobPieces(file, 0, total, chunkBytes, null)) {
           signal?.throwIfAborted();
           put(piece);
           fromCache = loaded;

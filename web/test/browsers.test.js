@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { randomFillSync } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -87,4 +88,56 @@ test(`${browser}: the demo page shows its errors`, { skip, timeout: 300000 }, as
     rmSync(demo, { recursive: true, force: true });
   }
 });
+}
+
+// streamInto with its OPFS cache (stream.html): an aborted load resumes from its committed
+// bytes, a complete copy reopens with fetch() disabled; in Chromium, the peak of JS heap +
+// ArrayBuffer backing stores (CDP Runtime.getHeapUsage, sampled every 5 ms) + the wasm
+// memory during a cached load of a 64 MiB file stays within 1.15 x the file.
+const STREAM_BYTES = 64 << 20;
+function fnv(v) {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < v.length; i++) h = Math.imul(h ^ v[i], 0x01000193);
+  return (h >>> 0).toString(16);
+}
+
+for (const browser of ['chromium', 'firefox']) {
+  test(`${browser}: streamed loading into wasm memory, cached in OPFS: resumed, reopened offline`, { skip: browserSkip(browser), timeout: 300000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quantann-stream-'));
+    const bytes = randomFillSync(new Uint8Array(STREAM_BYTES - 12345));
+    writeFileSync(join(dir, 'model.bin'), bytes);
+    const server = await startServer([`/blob=${dir}`]);
+    try {
+      const url = `${server.url}/stream.html?file=/blob/model.bin&chunk=${4 << 20}`;
+      const r = await runPage(url, { browser, timeout: 240, log: () => {} });
+      assert.ok(!r.error, r.error);
+      const n = bytes.length, want = fnv(bytes);
+      assert.equal(r.aborted, 'AbortError');
+      const w = r.afterAbort.written;
+      assert.ok(w > 0 && w < n && !r.afterAbort.complete, `after the abort: ${JSON.stringify(r.afterAbort)}`);
+      assert.equal(r.resumed.resumedAt, w, 'resumed from the committed bytes');
+      assert.equal(r.resumed.fromCache, w);
+      assert.equal(r.resumed.fromSource, n - w, 'only the rest comes from the network');
+      assert.ok(r.resumed.maxReadBytes <= 4 << 20);
+      assert.equal(r.resumed.fnv, want, 'the resumed bytes differ from the file');
+      assert.ok(r.progressMonotonic);
+      assert.ok(r.afterResume.complete && r.afterResume.written === n);
+      assert.equal(r.offlineFetches, 0);
+      assert.equal(r.offline.fromCache, n);
+      assert.equal(r.offline.requests, 0);
+      assert.equal(r.offline.fnv, want, 'the cached copy differs from the file');
+      assert.ok([true, false, null].includes(r.offline.persisted), 'navigator.storage.persist() was asked');
+      if (browser === 'chromium') {
+        const m = await runPage(`${url}&mode=memory`, { browser, timeout: 240, sampleMemory: 5, log: () => {} });
+        assert.ok(!m.error, m.error);
+        assert.equal(m.load.fromSource, n);
+        assert.ok(m._memory.samples > 10, `only ${m._memory.samples} memory samples`);
+        const peak = m._memory.peakSum + m.wasmBytes; // CDP counts the wasm memory in neither
+        assert.ok(peak <= 1.15 * n, `peak JS heap + backing stores + wasm memory ${peak} > 1.15 x ${n}: ${JSON.stringify(m)}`);
+      }
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 }

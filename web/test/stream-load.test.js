@@ -45,7 +45,7 @@ function assertLoaded({ r, view, sizes, progress }) {
   assert.deepEqual(sizes, [FILE.length], 'dest is asked for once, with the size');
   assert.ok(Buffer.from(view).equals(Buffer.from(FILE)), 'the bytes differ');
   assert.equal(r.total, FILE.length);
-  assert.equal(r.fromNetwork + r.fromCache, FILE.length);
+  assert.equal(r.fromSource + r.fromCache, FILE.length);
   const loaded = progress.map((p) => p.loaded);
   assert.deepEqual(loaded, [...loaded].sort((a, b) => a - b), 'progress never goes back');
   assert.equal(loaded.at(-1), FILE.length);
