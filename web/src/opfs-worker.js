@@ -11,6 +11,7 @@
 //   open   {name}                       open a store for reading (OPFSSyncStore); -> meta
 //   read   {rows, ranges: Int32Array}   the rows' vectors (ascending rows, their (first, last)
 //                                       ranges) -> ArrayBuffer
+//   probe  {}                           whether this Worker has OPFS sync access handles
 //   close  {}
 import { serve } from './worker-rpc.js';
 import { OPFSSyncStore, readMeta, syncHandle, writeMeta } from './opfs-sync.js';
@@ -77,6 +78,11 @@ const ops = {
   },
 
   ping() { return 0; },
+
+  probe() {
+    return typeof navigator.storage?.getDirectory === 'function' && typeof FileSystemFileHandle !== 'undefined'
+      && typeof FileSystemFileHandle.prototype.createSyncAccessHandle === 'function';
+  },
 
   async open({ name }) {
     closeAll();

@@ -40,7 +40,8 @@ test(`${browser}: same ids as native through the HTTP, IndexedDB and OPFS stores
       assert.equal(c.maxErr, 0, `${c.name} via ${c.store}: distances differ by ${c.maxErr}`);
     }
     const nHttp = Object.keys(testVectors().expected).length; // every case over HTTP
-    assert.deepEqual(r.cases.map((c) => c.store), [...Array(nHttp).fill('http'), 'indexeddb', 'opfs', 'opfs-async', 'opfs-inworker']);
+    assert.deepEqual(r.cases.map((c) => c.store), [...Array(nHttp).fill('http'), 'indexeddb', 'opfs', 'opfs-async', 'opfs-inworker', 'persistent-opfs']);
+    assert.equal(r.cases.at(-1).storeClass, 'OPFSStore', 'OPFS is the default persistent store');
     const z = r.resume, rb = 384 * 4;
     assert.equal(z.aborted, 'AbortError');
     assert.equal(z.afterAbort, 2 * Math.floor((256 << 10) / rb) * rb, 'an aborted import keeps its committed batches');
@@ -51,6 +52,26 @@ test(`${browser}: same ids as native through the HTTP, IndexedDB and OPFS stores
     assert.equal(z.resumedBytes, z.total - z.afterTruncated, 'only the rest is written again');
     assert.ok(z.fileEqual, `the resumed file differs from the source (${z.fileBytes} of ${z.total} bytes)`);
     assert.ok(z.complete);
+    assert.ok(r.ok);
+  } finally {
+    server.close();
+  }
+});
+
+// Without OPFS (hidden from the page), the persistent store falls back to IndexedDB, with the
+// same results.
+test(`${browser}: the persistent store falls back to IndexedDB where OPFS is missing`, { skip, timeout: 300000 }, async () => {
+  testVectors();
+  const server = await startServer([`/data=${DATA}`]);
+  try {
+    const r = await runPage(`${server.url}/parity.html?noopfs=1`, { browser, timeout: 240, log: () => {} });
+    assert.ok(!r.error, r.error);
+    const [c] = r.cases;
+    assert.equal(c.store, 'persistent-indexeddb');
+    assert.equal(c.storeClass, 'IndexedDBStore');
+    assert.match(c.reason, /no navigator\.storage\.getDirectory/);
+    assert.equal(c.same, c.nq, `${c.nq - c.same} queries differ`);
+    assert.equal(c.maxErr, 0);
     assert.ok(r.ok);
   } finally {
     server.close();
