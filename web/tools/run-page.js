@@ -2,7 +2,7 @@
 // Opens a page in a headless browser, Debian's chromium (CDP) or firefox-esr (WebDriver
 // BiDi), both driven by npm puppeteer-core, and prints what the page leaves in
 // `window.quantannResult` as JSON, once it is set.
-//   node tools/run-page.js URL [--browser chromium|firefox] [--timeout 600] [--executable PATH]
+//   node tools/run-page.js URL [--browser chromium|firefox] [--timeout 600] [--executable PATH] [--download-mbps N]
 // The page reports progress with console.log; it is forwarded to stderr.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,9 +47,10 @@ export async function launch(name = 'chromium', { executablePath = BROWSERS[name
  * while the page runs) adds `_memory: {peakHeapUsed, peakBacking, peakSum, samples}` to the
  * result: JS heap used, and ArrayBuffer backing stores (wasm memories among them).
  * instance: a browser from launch() to open the page in (a new tab; left open), instead of
- * a new browser with a fresh profile.
+ * a new browser with a fresh profile. downloadMbps (Chromium only): the page's network
+ * throttled to that many Mbit/s (CDP network emulation, 10 ms latency).
  */
-export async function runPage(url, { browser: name = 'chromium', timeout = 600, executablePath, sampleMemory = 0, instance,
+export async function runPage(url, { browser: name = 'chromium', timeout = 600, executablePath, sampleMemory = 0, instance, downloadMbps,
   log = (m) => process.stderr.write(m + '\n') } = {}) {
   const browser = instance ?? await launch(name, { executablePath: executablePath ?? BROWSERS[name] });
   let sampler = null, page = null;
@@ -57,6 +58,10 @@ export async function runPage(url, { browser: name = 'chromium', timeout = 600, 
     page = await browser.newPage();
     page.on('console', (m) => log(`[page] ${m.text()}`));
     page.on('pageerror', (e) => log(`[page error] ${e.message}`));
+    if (downloadMbps) {
+      if (name !== 'chromium') throw new Error('run-page: network throttling needs Chromium');
+      await page.emulateNetworkConditions({ download: downloadMbps * 1e6 / 8, upload: downloadMbps * 1e6 / 8, latency: 10 });
+    }
     const memory = { peakHeapUsed: 0, peakBacking: 0, peakSum: 0, samples: 0 };
     if (sampleMemory && name === 'chromium') {
       const cdp = await page.createCDPSession();
@@ -94,7 +99,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const timeout = Number(opt('--timeout', 600));
   const browser = opt('--browser', 'chromium');
   const executablePath = opt('--executable', opt('--chromium', undefined));
-  runPage(argv[0], { browser, timeout, executablePath }).then(
+  const downloadMbps = Number(opt('--download-mbps', 0)) || undefined;
+  runPage(argv[0], { browser, timeout, executablePath, downloadMbps }).then(
     (r) => { process.stdout.write(JSON.stringify(r) + '\n'); },
     (e) => { process.stderr.write(`run-page: ${e.message}\n`); process.exit(1); });
 }
