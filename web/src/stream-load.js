@@ -242,9 +242,9 @@ export async function streamInto(source, { size, dest, chunkBytes = DEFAULT_CHUN
   const flushCache = async (upTo) => { // hands [sent, upTo) to the Worker, one batch in flight
     while (upTo - sent >= CACHE_BATCH || (upTo === total && sent < total)) {
       const end = Math.min(upTo, sent + CACHE_BATCH);
+      await writing; // the previous batch written: copy the next one only now (one copy alive at a time)
       const bytes = target().slice(sent, end);
       const at = sent;
-      await writing;
       writing = rpc.call('write', { at, bytes: bytes.buffer }, [bytes.buffer]).catch(async (e) => {
         if (e.name === 'QuotaExceededError' || /quota/i.test(e.message))
           throw (await quotaProblem(cache, total - at)) ?? new QuotaError(`cache ${cache}: ${e.message}`);
