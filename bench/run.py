@@ -5,6 +5,7 @@
     python -m bench.run --scenario 480k                  # generated 480K x 768 at scale
     python -m bench.run report                           # tables + plots from bench/results
     python -m bench.run --browser                        # headless Chromium (bench/web/browser.py)
+    python -m bench.run --browser --browser-name firefox --store idb   # or Firefox; opfs (default) | idb | http
 
 `python bench/run.py ...` works too. The lazy-loading baseline needs its extension:
 `python bench/setup_lazy.py` (bench/_lazy*.so).
@@ -58,6 +59,10 @@ def make_parser() -> argparse.ArgumentParser:
                         "--json alone also prints them as one JSON object on stdout")
     p.add_argument("--out", default=RESULTS, help="results directory (JSON, tables, plots)")
     p.add_argument("--browser", action="store_true", help="run the browser benchmark (bench/web/browser.py)")
+    p.add_argument("--browser-name", choices=("chromium", "firefox"), default="chromium",
+                   help="with --browser: Debian's chromium or firefox-esr")
+    p.add_argument("--store", choices=("opfs", "idb", "http"), default="opfs",
+                   help="with --browser: where the page reads the vectors (default OPFS)")
     return p
 
 

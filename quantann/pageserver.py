@@ -10,6 +10,10 @@ path outside it gets 403.
 --isolated sends COOP/COEP (same-origin / require-corp), so that pages are cross-origin
 isolated: SharedArrayBuffer, and performance.now() at 5 us instead of 100 us resolution.
 
+Pre-compressed files: a GET of FILE without Range, from a client that accepts br, is
+answered with FILE.br when that exists (Content-Encoding: br; docs/BROWSER.md §7 measures
+what it saves on model files). Range requests always get the identity bytes.
+
 Python's http.server ignores Range, which is exactly what a vector store needs, hence this.
 """
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
@@ -109,7 +114,18 @@ class Handler(SimpleHTTPRequestHandler):
             size = os.fstat(f.fileno()).st_size
             ranges = parse_ranges(self.headers.get("Range", ""), size) if self.headers.get("Range") else None
             ctype = self.guess_type(path)
-            if ranges is None:
+            br = self._precompressed(path) if ranges is None else None
+            if br is not None:
+                with open(br, "rb") as g:
+                    n = os.fstat(g.fileno()).st_size
+                    self.send_response(200)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Encoding", "br")
+                    self.send_header("Vary", "Accept-Encoding")
+                    self.send_header("Content-Length", str(n))
+                    self.end_headers()
+                    self._copy(g, 0, n)
+            elif ranges is None:
                 self.send_response(200)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(size))
@@ -142,6 +158,13 @@ class Handler(SimpleHTTPRequestHandler):
                     self._copy(f, a, b - a + 1)
                 self.wfile.write(tail)
 
+    def _precompressed(self, path):
+        """FILE.br beside `path` when the client accepts br and it exists, else None."""
+        accept = self.headers.get("Accept-Encoding", "")
+        if not any(e.split(";")[0].strip() == "br" for e in accept.split(",")):
+            return None
+        return path + ".br" if os.path.isfile(path + ".br") else None
+
     def do_HEAD(self):
         path = self._file()
         if path is None:
@@ -161,6 +184,14 @@ class Handler(SimpleHTTPRequestHandler):
             start += len(chunk)
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that went away mid-response (a cancelled stream, a closed tab) is normal."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class Server:
     """A server on 127.0.0.1 in a background thread: `with Server({"/": web_dir}) as s: s.url`."""
 
@@ -168,7 +199,7 @@ class Server:
         ordered = sorted(((p if p.endswith("/") else p + "/", os.path.realpath(d)) for p, d in mounts.items()),
                          key=lambda x: -len(x[0]))
         handler = type("MountedHandler", (Handler,), {"mounts": dict(ordered), "isolated": isolated})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _HTTPServer((host, port), handler)
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)

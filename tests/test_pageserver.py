@@ -49,3 +49,16 @@ def test_bad_paths_do_not_kill_the_handler(served):
     assert get(f"{served}/a%00b")[0] in (403, 404)
     assert get(f"{served}/missing.bin")[0] == 404
     assert get(f"{served}/sub/data.bin")[0] == 200  # the server still answers
+
+
+def test_precompressed_br_only_to_clients_that_accept_it_and_never_for_ranges(served, tmp_path):
+    (tmp_path / "root" / "sub" / "data.bin.br").write_bytes(b"pretend brotli")  # the server sends it as it is
+    url = f"{served}/sub/data.bin"
+
+    def fetch(headers):
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            return r.status, r.headers.get("Content-Encoding"), r.read()
+    assert fetch({"Accept-Encoding": "gzip, br"}) == (200, "br", b"pretend brotli")
+    assert fetch({"Accept-Encoding": "gzip"}) == (200, None, bytes(range(256)))
+    assert fetch({}) == (200, None, bytes(range(256)))
+    assert fetch({"Accept-Encoding": "br", "Range": "bytes=0-9"}) == (206, None, bytes(range(10)))

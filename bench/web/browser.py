@@ -1,9 +1,10 @@
-"""`python -m bench.run --browser`: the index in headless Chromium (wasm kernel, vectors in
-IndexedDB) against native Python on the same index and queries, in the same run.
+"""`python -m bench.run --browser [--browser-name chromium|firefox] [--store opfs|idb|http]`:
+the index in a headless browser (wasm kernel, vectors in OPFS by default, or IndexedDB, or
+HTTP Range reads) against native Python on the same index and queries, in the same run.
 
 Serves the repository (the page bench/web/bench.html imports ../../web/src/) and the
-benchmark's index files from 127.0.0.1, opens the page with Debian's chromium (driven by
-playwright-core through web/tools/run-page.js), and computes recall and agreement with
+benchmark's index files from 127.0.0.1, opens the page with Debian's chromium or
+firefox-esr (web/tools/run-page.js, npm puppeteer-core), and computes recall and agreement with
 native from the ids the page returns. The lazy baseline runs in its own wasm module,
 bench/web/dist/lazy.wasm (bench/lazy/build-wasm.sh), built here when missing.
 """
@@ -52,12 +53,18 @@ def _summary(reps: list, key: str) -> dict:
 
 def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=16, efc=200, timeout=1800,
         chunk=None, idb_cache=0, stores=None, reps=1, isolated=False, lazy=True, k100=True,
-        log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+        store="opfs", browser="chromium", log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """chunk: rows per IndexedDB record (default: the store's IDB_CHUNK_ROWS); idb_cache: bytes
     of the IndexedDB store's record cache (0: none). stores: e.g. ("indexeddb", "opfs",
     "opfs-async"): the k=10 queries through each, `reps` times, interleaved (out["stores"]:
     per store, the median and min-max over the repeats, ids equal to native). isolated: serve
-    with COOP/COEP (cross-origin isolated page: 5 us timer instead of 100 us)."""
+    with COOP/COEP (cross-origin isolated page: 5 us timer instead of 100 us). store: where the
+    k=10 / k=100 / lazy runs read the vectors ('opfs', 'idb', 'http'); browser: 'chromium' or
+    'firefox'."""
+    if store not in ("opfs", "idb", "http"):
+        raise ValueError(f"unknown store {store!r}: use opfs, idb or http")
+    if browser not in ("chromium", "firefox"):
+        raise ValueError(f"unknown browser {browser!r}: use chromium or firefox")
     from ..build import quantann_files
     from ..datasets import MINILM, minilm
     ds = minilm(subset, data or MINILM, queries=nq)
@@ -78,12 +85,13 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
             url = (f"{s.url}/bench/web/bench.html?index=/cache/{os.path.basename(paths[quant])}"
                    + (f"&lazy=/cache/{os.path.basename(paths['none'])}" if lazy else "")
                    + f"&queries=/queries/queries.f32"
-                   f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}"
+                   f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}&store={store}"
                    + (f"&chunk={int(chunk)}" if chunk else "")
                    + (f"&stores={','.join(stores)}&reps={int(reps)}" if stores else "")
                    + ("" if k100 else "&k100=0"))
-            log(f"[browser] chromium {url}")
-            p = subprocess.run(["node", os.path.join(web, "tools", "run-page.js"), url, "--timeout", str(timeout)],
+            log(f"[browser] {browser} {url}")
+            p = subprocess.run(["node", os.path.join(web, "tools", "run-page.js"), url, "--timeout", str(timeout),
+                                "--browser", browser],
                                cwd=web, capture_output=True, text=True, timeout=timeout + 60)
             if p.returncode:
                 raise RuntimeError(f"browser run failed: {p.stderr[-2000:]}")
@@ -95,7 +103,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     rows10 = np.array(page["k10"]["rows"])
     rows100 = np.array(page["k100"]["rows"]) if page.get("k100") else None
     out = {
-        "dataset": ds.name, "n": ds.n, "dim": ds.dim, "queries": len(queries), "quant": quant, "store": "indexeddb",
+        "dataset": ds.name, "n": ds.n, "dim": ds.dim, "queries": len(queries), "quant": quant, "store": store,
+        "browser": browser,
         "k": k, "ef": ef, "rerank": rerank,
         "recall": _recall(rows10, ds.truth, 10), "recall_at_10": _recall(rows10, ds.truth, 10),
         "recall_at_100": _recall(rows100, ds.truth, 100) if rows100 is not None else None,
@@ -107,21 +116,26 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         "native_recall": _recall(native_ids, ds.truth, 10),
         "ids_match": float(np.mean([np.array_equal(a, b) for a, b in zip(rows10, native_ids)])),
         "wasm_bytes": page["wasm_bytes"], "wasm_memory": page["wasm_memory"], "index_memory": page["index_memory"],
-        "idb_import_s": page["idb_import_s"], "idb_import_us_per_vector": page["idb_import_us_per_vector"],
-        "idb_per_vector_us": page["idb_per_vector_us"],
-        "idb_import_speedup": page["idb_per_vector_us"] / page["idb_import_us_per_vector"],
-        "idb_import_write_us_per_vector": page["idb_import_write_us_per_vector"],
-        "idb_import_fetch_wait_us_per_vector": page["idb_import_fetch_wait_us_per_vector"],
-        "idb_write_speedup": page["idb_per_vector_us"] / page["idb_import_write_us_per_vector"],
-        "idb_chunk_rows": page["chunk_rows"], "idb_cache_bytes": page["idb_cache_bytes"],
-        "idb_cache_hit_rate": page["idb_cache_hit_rate"],
         "user_agent": page["userAgent"], "cross_origin_isolated": page.get("crossOriginIsolated"),
     }
+    if "idb_import_s" in page:
+        out.update({
+            "idb_import_s": page["idb_import_s"], "idb_import_us_per_vector": page["idb_import_us_per_vector"],
+            "idb_per_vector_us": page["idb_per_vector_us"],
+            "idb_import_speedup": page["idb_per_vector_us"] / page["idb_import_us_per_vector"],
+            "idb_import_write_us_per_vector": page["idb_import_write_us_per_vector"],
+            "idb_import_fetch_wait_us_per_vector": page["idb_import_fetch_wait_us_per_vector"],
+            "idb_write_speedup": page["idb_per_vector_us"] / page["idb_import_write_us_per_vector"],
+            "idb_chunk_rows": page["chunk_rows"]})
+    if "idb_cache_bytes" in page:
+        out.update({"idb_cache_bytes": page["idb_cache_bytes"], "idb_cache_hit_rate": page["idb_cache_hit_rate"]})
+    # the import seconds of the chosen store (also under idb_import_s / opfs_import_s)
+    out["import_s"] = page.get({"idb": "idb_import_s", "opfs": "opfs_import_s"}.get(store, ""))
     for key in ("opfs_import_s", "opfs_import_us_per_vector", "opfs_import_write_us_per_vector",
                 "opfs_import_fetch_wait_us_per_vector"):
         if key in page:
             out[key] = page[key]
-    if "opfs_import_us_per_vector" in page:
+    if "opfs_import_us_per_vector" in page and "idb_per_vector_us" in page:
         out["opfs_import_speedup"] = page["idb_per_vector_us"] / page["opfs_import_us_per_vector"]
         out["opfs_write_speedup"] = page["idb_per_vector_us"] / page["opfs_import_write_us_per_vector"]
     if page.get("stores"):
@@ -153,7 +167,8 @@ def main(args) -> dict:
     k = args.k[0] if isinstance(getattr(args, "k", None), (list, tuple)) else (getattr(args, "k", None) or 10)
     r = run(data=getattr(args, "data", None), subset=getattr(args, "subset", None),
             nq=getattr(args, "queries", None) or 1000, quant=getattr(args, "quant", None) or "sq8", k=min(k, 10),
-            M=getattr(args, "M", 16) or 16, efc=getattr(args, "ef_construction", 200) or 200)
+            M=getattr(args, "M", 16) or 16, efc=getattr(args, "ef_construction", 200) or 200,
+            store=getattr(args, "store", None) or "opfs", browser=getattr(args, "browser_name", None) or "chromium")
     js = getattr(args, "json", None)
     if js:
         text = json.dumps(r)
@@ -162,14 +177,17 @@ def main(args) -> dict:
             with open(js, "w") as f:
                 f.write(text + "\n")
     else:
-        lines = [f"browser (Chromium, wasm, IndexedDB) vs native on {r['dataset']} {r['quant']}:",
+        lines = [f"browser ({r['browser']}, wasm, store {r['store']}) vs native on {r['dataset']} {r['quant']}:",
                  f"  recall@10 {r['recall_at_10']:.3f}  recall@100 {r['recall_at_100']:.3f}  ids match native {r['ids_match']:.3f}",
                  f"  p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f}  p99 {r['p99_ms']:.2f}  (native p50 {r['native_p50_ms']:.2f} ms)",
                  f"  split: kernel {r['kernel_ms']:.2f} ms, store {r['store_ms']:.2f} ms, rerank {r['rerank_ms']:.3f} ms",
-                 f"  wasm {r['wasm_bytes']} bytes, wasm memory {r['wasm_memory'] / 1e6:.1f} MB",
-                 f"  IndexedDB import {r['idb_import_s']:.2f} s ({r['idb_import_us_per_vector']:.1f} us/vector; one record per vector: "
-                 f"{r['idb_per_vector_us']:.1f} us/vector, {r['idb_import_speedup']:.1f}x; writes alone "
-                 f"{r['idb_import_write_us_per_vector']:.1f} us/vector, {r['idb_write_speedup']:.1f}x)"]
+                 f"  wasm {r['wasm_bytes']} bytes, wasm memory {r['wasm_memory'] / 1e6:.1f} MB"]
+        if r.get("import_s") is not None:
+            lines.append(f"  import into {r['store']}: {r['import_s']:.2f} s")
+        if "idb_import_s" in r:
+            lines.append(f"  IndexedDB import {r['idb_import_s']:.2f} s ({r['idb_import_us_per_vector']:.1f} us/vector; one record per vector: "
+                         f"{r['idb_per_vector_us']:.1f} us/vector, {r['idb_import_speedup']:.1f}x; writes alone "
+                         f"{r['idb_import_write_us_per_vector']:.1f} us/vector, {r['idb_write_speedup']:.1f}x)")
         if "lazy_p99_ms" in r:
             lines.append(f"  lazy baseline at 20% memory: recall@10 {r['lazy_recall']:.3f}, p50 {r['lazy_p50_ms']:.2f} ms, p99 {r['lazy_p99_ms']:.2f} ms")
         print("\n".join(lines))

@@ -60,7 +60,8 @@ export const CONSTANTS = Object.freeze({
     "max_ef": 1048576,
     "max_candidates": 1048576,
     "max_ef_construction": 65536,
-    "max_threads": 256
+    "max_threads": 256,
+    "stream_chunk_max_bytes": 67108864
   },
   "manifest": {
     "format": "quantann-shards",

@@ -2,11 +2,16 @@
 // Worker may call createSyncAccessHandle(), whose read(view, {at}) and write(view, {at})
 // are synchronous calls into the file (no promise, no copy through the browser's blob
 // machinery). Requests: {id, op, args} -> {id, ok, result} | {id, ok: false, error, name}.
-//   begin  {file, metaFile, id, total}  open (or reset) an import; -> {written, meta}
+//   begin  {file, metaFile, id, total, unit?}  open (or reset) an import; -> {written, meta}
+//                                       (unit: what a resumed import rounds down to; default a
+//                                       vector row, dim * 4 bytes; 1 for plain bytes)
 //   write  {at, bytes}                   write a batch, flush, commit {written} to the meta
+//   readAt {at, length}                  bytes of the file being imported (a resumed load's
+//                                       committed prefix) -> ArrayBuffer
 //   open   {name}                       open a store for reading (OPFSSyncStore); -> meta
 //   read   {rows, ranges: Int32Array}   the rows' vectors (ascending rows, their (first, last)
 //                                       ranges) -> ArrayBuffer
+//   probe  {}                           whether this Worker has OPFS sync access handles
 //   close  {}
 import { serve } from './worker-rpc.js';
 import { OPFSSyncStore, readMeta, syncHandle, writeMeta } from './opfs-sync.js';
@@ -22,7 +27,7 @@ function closeAll() {
 }
 
 const ops = {
-  async begin({ file, metaFile, id, total, count, dim, offset }) {
+  async begin({ file, metaFile, id, total, count, dim, offset, unit = dim * 4 }) {
     closeAll();
     metaHandle = await syncHandle(metaFile, true);
     data = await syncHandle(file, true);
@@ -35,7 +40,7 @@ const ops = {
     } else if (data.getSize() !== meta.written) {
       // bytes past the last commit (a batch cut off mid-way) or a shorter file: back to the
       // last committed byte, which is what the import resumes from
-      if (data.getSize() < meta.written) meta.written = Math.floor(data.getSize() / (dim * 4)) * dim * 4;
+      if (data.getSize() < meta.written) meta.written = Math.floor(data.getSize() / unit) * unit;
       data.truncate(meta.written);
       data.flush();
       writeMeta(metaHandle, meta);
@@ -65,7 +70,19 @@ const ops = {
     return { written: meta.written, writeMs: now() - t0, dataWriteMs: t1 - t0, flushMs: t2 - t1, metaMs: now() - t2 };
   },
 
+  readAt({ at, length }) {
+    if (at + length > meta.written) throw new RangeError(`OPFS import: read past the ${meta.written} committed bytes`);
+    const b = new Uint8Array(length);
+    if (data.read(b, { at }) !== length) throw new Error(`OPFS import: short read at ${at}`);
+    return [b.buffer, [b.buffer]];
+  },
+
   ping() { return 0; },
+
+  probe() {
+    return typeof navigator.storage?.getDirectory === 'function' && typeof FileSystemFileHandle !== 'undefined'
+      && typeof FileSystemFileHandle.prototype.createSyncAccessHandle === 'function';
+  },
 
   async open({ name }) {
     closeAll();

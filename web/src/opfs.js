@@ -22,8 +22,8 @@ export function opfsSupported() {
   return typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function';
 }
 
-// A Worker (src/opfs-worker.js) behind promises.
-class WorkerRpc {
+// A Worker (src/opfs-worker.js) behind promises (also the cache of src/stream-load.js).
+export class WorkerRpc {
   constructor() {
     this.worker = new Worker(new URL('./opfs-worker.js', import.meta.url), { type: 'module', name: 'quantann-opfs' });
     this.next = 1;

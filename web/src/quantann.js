@@ -8,6 +8,8 @@ export { openIndex, FormatError, MemoryBudgetError } from './index.js';
 export { parseSize, formatSize } from './sizes.js';
 export { MemoryStore, SourceStore, HttpStore, IndexedDBStore, IDB_CHUNK_ROWS, importToIndexedDB } from './stores.js';
 export { importToOPFS, OPFSStore, opfsImportState, opfsSupported } from './opfs.js';
+export { persistentKind, importVectors, openVectors, deleteVectors } from './persistent.js';
+export { streamInto, streamCacheState, dropStreamCache, QuotaError, MAX_CHUNK_BYTES } from './stream-load.js';
 export { openIndexInWorker } from './index-worker-client.js';
 export { openSource } from './source.js';
 export { loadKernel } from './kernel.js';

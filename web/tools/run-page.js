@@ -1,30 +1,95 @@
 #!/usr/bin/env node
-// Opens a page in headless Chromium (Debian's /usr/bin/chromium, driven by playwright-core)
-// and prints what it leaves in `window.quantannResult` as JSON, once it is set.
-//   node tools/run-page.js URL [--timeout 600] [--chromium /usr/bin/chromium]
+// Opens a page in a headless browser, Debian's chromium (CDP) or firefox-esr (WebDriver
+// BiDi), both driven by npm puppeteer-core, and prints what the page leaves in
+// `window.quantannResult` as JSON, once it is set.
+//   node tools/run-page.js URL [--browser chromium|firefox] [--timeout 600] [--executable PATH] [--download-mbps N]
 // The page reports progress with console.log; it is forwarded to stderr.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
+export const BROWSERS = { chromium: CHROMIUM, firefox: FIREFOX };
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
   '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'];
+// a fresh profile's first-run pages, telemetry and update checks off; OPFS and workers are on by default
+const FIREFOX_PREFS = { 'browser.shell.checkDefaultBrowser': false, 'datareporting.policy.dataSubmissionEnabled': false,
+  'toolkit.telemetry.reportingpolicy.firstRun': false, 'app.update.enabled': false, 'browser.aboutwelcome.enabled': false };
 
-export async function runPage(url, { timeout = 600, executablePath = CHROMIUM, log = (m) => process.stderr.write(m + '\n') } = {}) {
-  const { chromium } = await import('playwright-core');
-  const profile = mkdtempSync(join(tmpdir(), 'quantann-chromium-'));
-  const ctx = await chromium.launchPersistentContext(profile, { executablePath, headless: true, args: ARGS });
+let puppeteer = null;
+try { puppeteer = (await import('puppeteer-core')).default; } catch { /* reported by browserSkip */ }
+
+/** Why `name` cannot run here (a string for node:test's `skip`), or false. */
+export function browserSkip(name) {
+  if (!BROWSERS[name]) return `unknown browser ${name}`;
+  if (!existsSync(BROWSERS[name])) return `no ${BROWSERS[name]}`;
+  if (!puppeteer) return 'npm puppeteer-core not installed (cd web && npm ci)';
+  return false;
+}
+
+/** A headless browser with a fresh profile; close() removes the profile. */
+export async function launch(name = 'chromium', { executablePath = BROWSERS[name] } = {}) {
+  const why = browserSkip(name);
+  if (why && !(executablePath && existsSync(executablePath) && puppeteer)) throw new Error(`run-page: ${why}`);
+  const profile = mkdtempSync(join(tmpdir(), `quantann-${name}-`));
+  const browser = name === 'firefox'
+    ? await puppeteer.launch({ browser: 'firefox', executablePath, headless: true, userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS })
+    : await puppeteer.launch({ browser: 'chrome', executablePath, headless: true, userDataDir: profile, args: CHROMIUM_ARGS });
+  const close = browser.close.bind(browser);
+  browser.close = async () => { try { await close(); } finally { rmSync(profile, { recursive: true, force: true }); } };
+  return browser;
+}
+
+/**
+ * Loads `url`, waits for window.quantannResult and returns it. browser: 'chromium' |
+ * 'firefox'. sampleMemory (Chromium only: CDP Runtime.getHeapUsage every `sampleMemory` ms
+ * while the page runs) adds `_memory: {peakHeapUsed, peakBacking, peakSum, samples}` to the
+ * result: JS heap used, and ArrayBuffer backing stores (wasm memories among them).
+ * instance: a browser from launch() to open the page in (a new tab; left open), instead of
+ * a new browser with a fresh profile. downloadMbps (Chromium only): the page's network
+ * throttled to that many Mbit/s (CDP network emulation, 10 ms latency).
+ */
+export async function runPage(url, { browser: name = 'chromium', timeout = 600, executablePath, sampleMemory = 0, instance, downloadMbps,
+  log = (m) => process.stderr.write(m + '\n') } = {}) {
+  const browser = instance ?? await launch(name, { executablePath: executablePath ?? BROWSERS[name] });
+  let sampler = null, page = null;
   try {
-    const page = ctx.pages()[0] || await ctx.newPage();
+    page = await browser.newPage();
     page.on('console', (m) => log(`[page] ${m.text()}`));
     page.on('pageerror', (e) => log(`[page error] ${e.message}`));
+    if (downloadMbps) {
+      if (name !== 'chromium') throw new Error('run-page: network throttling needs Chromium');
+      await page.emulateNetworkConditions({ download: downloadMbps * 1e6 / 8, upload: downloadMbps * 1e6 / 8, latency: 10 });
+    }
+    const memory = { peakHeapUsed: 0, peakBacking: 0, peakSum: 0, samples: 0 };
+    if (sampleMemory && name === 'chromium') {
+      const cdp = await page.createCDPSession();
+      let on = true;
+      sampler = { stop: () => { on = false; return loop; } };
+      const loop = (async () => {
+        while (on) {
+          const h = await cdp.send('Runtime.getHeapUsage').catch(() => null);
+          if (h) {
+            const backing = h.backingStorageSize ?? 0;
+            memory.peakHeapUsed = Math.max(memory.peakHeapUsed, h.usedSize);
+            memory.peakBacking = Math.max(memory.peakBacking, backing);
+            memory.peakSum = Math.max(memory.peakSum, h.usedSize + backing);
+            memory.samples++;
+          }
+          await new Promise((r) => setTimeout(r, sampleMemory));
+        }
+      })();
+    }
     await page.goto(url);
-    await page.waitForFunction(() => window.quantannResult !== undefined, null, { timeout: timeout * 1000, polling: 200 });
-    return await page.evaluate(() => window.quantannResult);
+    await page.waitForFunction(() => window.quantannResult !== undefined, { timeout: timeout * 1000, polling: 200 });
+    await sampler?.stop();
+    const result = await page.evaluate(() => window.quantannResult);
+    return sampler ? { ...result, _memory: memory } : result;
   } finally {
-    await ctx.close();
-    rmSync(profile, { recursive: true, force: true });
+    await sampler?.stop();
+    if (instance) await page?.close().catch(() => {});
+    else await browser.close();
   }
 }
 
@@ -32,8 +97,10 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const argv = process.argv.slice(2);
   const opt = (name, def) => { const i = argv.indexOf(name); return i >= 0 ? argv.splice(i, 2)[1] : def; };
   const timeout = Number(opt('--timeout', 600));
-  const executablePath = opt('--chromium', CHROMIUM);
-  runPage(argv[0], { timeout, executablePath }).then(
+  const browser = opt('--browser', 'chromium');
+  const executablePath = opt('--executable', opt('--chromium', undefined));
+  const downloadMbps = Number(opt('--download-mbps', 0)) || undefined;
+  runPage(argv[0], { browser, timeout, executablePath, downloadMbps }).then(
     (r) => { process.stdout.write(JSON.stringify(r) + '\n'); },
     (e) => { process.stderr.write(`run-page: ${e.message}\n`); process.exit(1); });
 }
