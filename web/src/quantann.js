@@ -11,3 +11,6 @@ export { importToOPFS, OPFSStore, opfsImportState, opfsSupported } from './opfs.
 export { openIndexInWorker } from './index-worker-client.js';
 export { openSource } from './source.js';
 export { loadKernel } from './kernel.js';
+export { Embedder, openEmbedder } from './embedder.js';
+export { Generator, openGenerator } from './generator.js';
+export { ModelError } from './model.js';
