@@ -427,3 +427,14 @@ EXPORT(qa_wasm_type_quantize_act) int qa_wasm_type_quantize_act(uint32_t type, i
     (ref ? at->quantize_act_ref : at->quantize_act)(x, y, n);
     return n / at->blck * at->size;
 }
+
+/* The 2 x 4 tile of a type (w: 2 rows of n values, ws bytes apart; a: 4 activation rows,
+ * as bytes apart) into out[8]; 0, or -1 when the type has no tile. */
+EXPORT(qa_wasm_type_tile)
+int qa_wasm_type_tile(uint32_t type, int n, const void *w, size_t ws, const void *a, size_t as, float *out) {
+    select_simd();
+    const qa_type_traits *tt = qa_type_get(type);
+    if (!tt || !tt->tile) return -1;
+    tt->tile(n, w, ws, a, as, out);
+    return 0;
+}

@@ -21,8 +21,9 @@ export class ModelError extends Error {
 
 export const loadModelKernel = (wasm = MODEL_WASM) => loadKernel(wasm);
 
-// The GGUF header of src (its first 64 KiB, then exactly what the kernel asks for), in
-// wasm memory: returns {ptr, len}; the caller frees ptr.
+// The GGUF header of src (its first 64 KiB, then at least double each time: the kernel
+// asks only for the next record, and each ask parses from the start), in wasm memory:
+// returns {ptr, len}; the caller frees ptr.
 export async function readHeader(src, K) {
   let prefix = await src.read(0, 65536);
   const need = K.alloc(Float64Array, 1);
@@ -34,7 +35,8 @@ export async function readHeader(src, K) {
       if (rc === 0) return { ptr: p, len: prefix.length };
       K.free(p);
       if (rc !== NEED_MORE || n <= prefix.length) throw new ModelError(`${src.name}: ${K.error()}`);
-      const more = await src.read(prefix.length, n - prefix.length);
+      const want = Math.min(Math.max(n, 2 * prefix.length), src.size);
+      const more = await src.read(prefix.length, want - prefix.length);
       if (!more.length) throw new ModelError(`${src.name}: truncated: the GGUF header needs ${n} bytes`);
       const grown = new Uint8Array(prefix.length + more.length);
       grown.set(prefix);

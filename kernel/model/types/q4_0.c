@@ -100,7 +100,7 @@ static float dot_wasm(int64_t n, const void *w_, const void *a_) {
         v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(q, 4), e8);
         v128_t s = wasm_i32x4_add(qa_dot_i8x16(lo, wasm_v128_load(x[b].qs)),
                                   qa_dot_i8x16(hi, wasm_v128_load(x[b].qs + 16)));
-        float d = qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d);
+        float d = qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(x[b].d);
         acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
     }
     return qa_hsum_f32x4(acc);

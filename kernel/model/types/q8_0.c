@@ -125,7 +125,7 @@ static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     for (int64_t b = 0; b < n / QK; b++) {
         v128_t s = wasm_i32x4_add(qa_dot_i8x16(wasm_v128_load(w[b].qs), wasm_v128_load(x[b].qs)),
                                   qa_dot_i8x16(wasm_v128_load(w[b].qs + 16), wasm_v128_load(x[b].qs + 16)));
-        float d = qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d);
+        float d = qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(x[b].d);
         acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
     }
     return qa_hsum_f32x4(acc);
