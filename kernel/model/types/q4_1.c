@@ -136,35 +136,32 @@ VNNI static void q4_1_tile_vnni(int64_t n, const void *w_, size_t ws, const void
 
 #if defined(QA_WASM_SIMD)
 /* SIMD128: the nibbles (0..15) are valid int8 lanes, so the signed 8-bit dot of
- * simd_blocks.h serves; the offset term m * s stays scalar, once per block. */
-static inline v128_t q4_1_block_dot(const qa_block_q4_1 *w, const qa_block_q8_1 *a) {
-    const v128_t q = wasm_v128_load(w->qs), m4 = wasm_i8x16_splat(15);
-    return wasm_i32x4_add(qa_dot_i8x16(wasm_v128_and(q, m4), wasm_v128_load(a->qs)),
-                          qa_dot_i8x16(wasm_u8x16_shr(q, 4), wasm_v128_load(a->qs + 16)));
+ * simd_blocks.h serves; each block's integer sum then enters the float sum in the
+ * reference's order (the same bits as q4_1_dot_ref). */
+static inline int32_t q4_1_block_dot(v128_t lo, v128_t hi, const qa_block_q8_1 *a) {
+    return qa_hsum_i32x4(wasm_i32x4_add(qa_dot_i8x16(lo, wasm_v128_load(a->qs)),
+                                        qa_dot_i8x16(hi, wasm_v128_load(a->qs + 16))));
 }
 
 static float q4_1_dot_wasm(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
     const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
-    v128_t acc = wasm_f32x4_splat(0.0f);
-    float mins = 0.0f;
+    const v128_t m4 = wasm_i8x16_splat(15);
+    float s = 0.0f;
     for (int64_t b = 0; b < n / 32; b++) {
-        float d = qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(a[b].d);
-        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(q4_1_block_dot(w + b, a + b)),
-                                                 wasm_f32x4_splat(d)));
-        mins += qa_fp16_to_fp32_wasm(w[b].m) * qa_fp16_to_fp32_wasm(a[b].s);
+        const v128_t q = wasm_v128_load(w[b].qs);
+        int32_t acc = q4_1_block_dot(wasm_v128_and(q, m4), wasm_u8x16_shr(q, 4), a + b);
+        s += qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(a[b].d) * (float)acc
+           + qa_fp16_to_fp32_wasm(w[b].m) * qa_fp16_to_fp32_wasm(a[b].s);
     }
-    return qa_hsum_f32x4(acc) + mins;
+    return s;
 }
 
 /* 2 x 4 tile (prompt batches): each weight block's nibbles and scales are decoded once
- * for 4 activation rows. */
+ * for 4 activation rows; every output has q4_1_dot_ref's bits. */
 static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
     const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
-    v128_t acc[2][4];
-    float mins[2][4] = {{0}};
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < 4; j++) acc[r][j] = wasm_f32x4_splat(0.0f);
+    float s[2][4] = {{0}};
     const v128_t m4 = wasm_i8x16_splat(15);
     for (int64_t b = 0; b < n / 32; b++) {
         const qa_block_q4_1 *w0 = (const qa_block_q4_1 *)w + b, *w1 = (const qa_block_q4_1 *)(w + ws) + b;
@@ -175,18 +172,13 @@ static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_,
         const float m0 = qa_fp16_to_fp32_wasm(w0->m), m1 = qa_fp16_to_fp32_wasm(w1->m);
         for (int j = 0; j < 4; j++) {
             const qa_block_q8_1 *ab = (const qa_block_q8_1 *)(x + j * xs) + b;
-            const v128_t ylo = wasm_v128_load(ab->qs), yhi = wasm_v128_load(ab->qs + 16);
             const float da = qa_fp16_to_fp32_wasm(ab->d), sa = qa_fp16_to_fp32_wasm(ab->s);
-            v128_t s0 = wasm_i32x4_add(qa_dot_i8x16(l0, ylo), qa_dot_i8x16(h0, yhi));
-            v128_t s1 = wasm_i32x4_add(qa_dot_i8x16(l1, ylo), qa_dot_i8x16(h1, yhi));
-            acc[0][j] = wasm_f32x4_add(acc[0][j], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s0), wasm_f32x4_splat(d0 * da)));
-            acc[1][j] = wasm_f32x4_add(acc[1][j], wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s1), wasm_f32x4_splat(d1 * da)));
-            mins[0][j] += m0 * sa;
-            mins[1][j] += m1 * sa;
+            s[0][j] += d0 * da * (float)q4_1_block_dot(l0, h0, ab) + m0 * sa;
+            s[1][j] += d1 * da * (float)q4_1_block_dot(l1, h1, ab) + m1 * sa;
         }
     }
     for (int r = 0; r < 2; r++)
-        for (int j = 0; j < 4; j++) out[r * 4 + j] = qa_hsum_f32x4(acc[r][j]) + mins[r][j];
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = s[r][j];
 }
 #endif
 
