@@ -6,30 +6,32 @@
 //
 // In a page the model runs in a Worker (src/model-worker.js) so the page never blocks;
 // under Node, or with {worker: false}, in the calling thread.
-import { checkMemory, loadModelBytes, loadModelKernel, ModelError, plan, textIn } from './model.js';
-import { openSource } from './source.js';
+import { checkMemory, loadModelBytes, loadModelKernel, ModelError, plan, textIn, withSource } from './model.js';
+import { parseSize } from './sizes.js';
 import { callWorker, useWorker } from './model-client.js';
 
 export class Embedder {
   // options: memoryBudget (bytes or '200MB'), maxTokens (truncation; default the model's),
   // onProgress({loaded, total}), wasm (the module's URL or bytes)
   static async open(source, { memoryBudget, maxTokens = 0, onProgress, wasm } = {}) {
-    const src = await openSource(source);
+    parseSize(memoryBudget); // a bad budget fails before anything is read
     const K = await loadModelKernel(wasm);
-    const [arena, scratch, dim, tokens] = await plan(src, K, 'qa_wasm_embedder_plan', [maxTokens], 4);
-    const memory = { weights: src.size, vocabulary: arena, scratch };
-    checkMemory(src.name, memory, memoryBudget, K);
-    const buf = await loadModelBytes(src, K, { onProgress });
-    const h = K.x.qa_wasm_embedder_open(buf, src.size, maxTokens);
-    if (!h) {
-      const msg = K.error();
-      K.free(buf);
-      throw new ModelError(`${src.name}: ${msg}`);
-    }
-    const e = new Embedder();
-    Object.assign(e, { K, h, buf, dim, maxTokens: tokens, memory, name: src.name });
-    e.out = K.alloc(Float32Array, dim);
-    return e;
+    return withSource(source, async (src) => {
+      const [arena, scratch, dim, tokens] = await plan(src, K, 'qa_wasm_embedder_plan', [maxTokens], 4);
+      const memory = { weights: src.size, vocabulary: arena, scratch };
+      checkMemory(src.name, memory, memoryBudget, K);
+      const buf = await loadModelBytes(src, K, { onProgress });
+      const h = K.x.qa_wasm_embedder_open(buf, src.size, maxTokens);
+      if (!h) {
+        const msg = K.error();
+        K.free(buf);
+        throw new ModelError(`${src.name}: ${msg}`);
+      }
+      const e = new Embedder();
+      Object.assign(e, { K, h, buf, dim, maxTokens: tokens, memory, name: src.name });
+      e.out = K.alloc(Float32Array, dim);
+      return e;
+    });
   }
 
   info() { return { dim: this.dim, maxTokens: this.maxTokens, memory: this.memory }; }

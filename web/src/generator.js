@@ -9,10 +9,10 @@
 // Weights, KV cache and scratch are sized by the kernel from the GGUF header and checked
 // against memoryBudget and wasm32's 4 GiB before any weight is fetched. In a page the
 // model runs in a Worker (src/model-worker.js); under Node or {worker: false} here.
-import { checkMemory, loadModelBytes, loadModelKernel, ModelError, plan, textIn } from './model.js';
+import { checkMemory, loadModelBytes, loadModelKernel, ModelError, plan, textIn, withSource } from './model.js';
 import { callWorker, useWorker } from './model-client.js';
 import { renderChat } from './model-template.js';
-import { openSource } from './source.js';
+import { parseSize } from './sizes.js';
 
 const N_BATCH = 64; // prompt tokens per forward pass (quantann/generate.py DEFAULT_N_BATCH)
 const now = () => performance.now();
@@ -35,29 +35,31 @@ export class Generator {
   static async open(source, { memoryBudget, nCtx = 0, threads = 1, onProgress, wasm } = {}) {
     if (threads !== 1) throw new RangeError(`threads: only 1 is supported in wasm (got ${threads})`);
     if (!Number.isInteger(nCtx) || nCtx < 0) throw new RangeError(`nCtx must be a positive integer, got ${nCtx}`);
-    const src = await openSource(source);
+    parseSize(memoryBudget); // a bad budget fails before anything is read
     const K = await loadModelKernel(wasm);
-    const [kv, scratch, arena, ctx] = await plan(src, K, 'qa_wasm_decoder_plan', [nCtx, N_BATCH], 6);
-    const memory = { weights: src.size, 'KV cache': kv, scratch, vocabulary: arena };
-    checkMemory(src.name, memory, memoryBudget, K);
-    const buf = await loadModelBytes(src, K, { onProgress });
-    const h = K.x.qa_wasm_decoder_open(buf, src.size, ctx, N_BATCH);
-    if (!h) {
-      const msg = K.error();
-      K.free(buf);
-      throw new ModelError(`${src.name}: ${msg}`);
-    }
-    const g = new Generator();
-    const out = K.alloc(Float64Array, 8);
-    K.x.qa_wasm_decoder_info(h, out);
-    const [nVocab, nCtxUsed, bos, eos, eot, addBos] = K.view(Float64Array, out, 8);
-    const tptr = K.x.qa_wasm_decoder_chat_template(h, out), tlen = K.view(Uint32Array, out, 1)[0];
-    Object.assign(g, { K, h, buf, name: src.name, memory, nVocab, nCtx: nCtxUsed, bos, eos, eot, addBos: !!addBos });
-    g.chatTemplate = tptr ? new TextDecoder().decode(K.view(Uint8Array, tptr, tlen)) : null;
-    g.bosToken = g.piece(bos, out);
-    g.eosToken = g.piece(eos, out);
-    K.free(out);
-    return g;
+    return withSource(source, async (src) => {
+      const [kv, scratch, arena, ctx] = await plan(src, K, 'qa_wasm_decoder_plan', [nCtx, N_BATCH], 6);
+      const memory = { weights: src.size, 'KV cache': kv, scratch, vocabulary: arena };
+      checkMemory(src.name, memory, memoryBudget, K);
+      const buf = await loadModelBytes(src, K, { onProgress });
+      const h = K.x.qa_wasm_decoder_open(buf, src.size, ctx, N_BATCH);
+      if (!h) {
+        const msg = K.error();
+        K.free(buf);
+        throw new ModelError(`${src.name}: ${msg}`);
+      }
+      const g = new Generator();
+      const out = K.alloc(Float64Array, 8);
+      K.x.qa_wasm_decoder_info(h, out);
+      const [nVocab, nCtxUsed, bos, eos, eot, addBos] = K.view(Float64Array, out, 8);
+      const tptr = K.x.qa_wasm_decoder_chat_template(h, out), tlen = K.view(Uint32Array, out, 1)[0];
+      Object.assign(g, { K, h, buf, name: src.name, memory, nVocab, nCtx: nCtxUsed, bos, eos, eot, addBos: !!addBos });
+      g.chatTemplate = tptr ? new TextDecoder().decode(K.view(Uint8Array, tptr, tlen)) : null;
+      g.bosToken = g.piece(bos, out);
+      g.eosToken = g.piece(eos, out);
+      K.free(out);
+      return g;
+    });
   }
 
   info() {

@@ -6,6 +6,7 @@
 import { MemoryBudgetError } from './index.js';
 import { loadKernel, WASM32_LIMIT } from './kernel.js';
 import { formatSize as human, parseSize } from './sizes.js';
+import { openSource } from './source.js';
 
 export { MemoryBudgetError };
 export const MODEL_WASM = new URL('../dist/quantann-model.wasm', import.meta.url);
@@ -117,6 +118,17 @@ export async function loadModelBytes(src, K, options) {
     throw e;
   }
   return p;
+}
+
+// fn(src) over the source opened from `source` (a URL, path, File, bytes or source object);
+// a file this opened is closed after.
+export async function withSource(source, fn) {
+  const src = await openSource(source);
+  try {
+    return await fn(src);
+  } finally {
+    if (src !== source) await src.close?.();
+  }
 }
 
 export const utf8 = new TextEncoder();
