@@ -2,7 +2,6 @@
 // same ids and bit-identical distances as native Python through the HTTP Range, IndexedDB
 // and OPFS stores, and an interrupted OPFS import resumed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,18 +14,8 @@ let playwright = true;
 try { await import('playwright-core'); } catch { playwright = false; }
 const skip = !existsSync(CHROMIUM) ? `no ${CHROMIUM}` : !playwright ? 'npm playwright-core not installed' : false;
 
-// The page server (quantann/pageserver.py: Range support), on a free port; resolves to its URL.
-export function startServer(mounts) {
-  const args = ['-m', 'quantann.pageserver', '--port', '0', ...mounts];
-  const proc = spawn(process.env.PYTHON || 'python3', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    proc.stdout.on('data', (b) => {
-      const m = /at (http:\/\/\S+)/.exec(String(b));
-      if (m) resolve({ url: m[1], close: () => proc.kill() });
-    });
-    proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
-  });
-}
+export { startServer } from '../testlib/server.js';
+import { startServer } from '../testlib/server.js';
 
 test('Chromium: same ids as native through the HTTP, IndexedDB and OPFS stores; OPFS import resumes', { skip, timeout: 300000 }, async () => {
   testVectors();

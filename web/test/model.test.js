@@ -6,29 +6,19 @@
 // Python are missing.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { Embedder } from '../src/embedder.js';
 import { Generator } from '../src/generator.js';
 import { loadModelKernel, MemoryBudgetError, ModelError } from '../src/model.js';
-import { ROOT } from '../testlib/vectors.js';
+import { minilm as findMinilm, native, smollm2 } from '../testlib/models.js';
 
 if (!existsSync(new URL('../dist/quantann-model.wasm', import.meta.url)))
   execFileSync(new URL('../build-wasm.sh', import.meta.url).pathname, { stdio: 'inherit' });
 
-function native(req) {
-  try {
-    return JSON.parse(execFileSync(process.env.PYTHON || 'python3', ['tests/web/model_native.py'],
-      { cwd: ROOT, input: JSON.stringify(req), stdio: ['pipe', 'pipe', 'ignore'], maxBuffer: 1 << 28 }));
-  } catch (e) {
-    return { skip: `native Python failed: ${e.message.split('\n')[0]}` };
-  }
-}
-const minilm = native({ op: 'minilm', dir: (() => { const d = join(tmpdir(), 'quantann-web-models'); mkdirSync(d, { recursive: true }); return d; })() });
-const smollm = native({ op: 'smollm2' });
+const minilm = findMinilm();
+const smollm = smollm2();
 
 // ---- SIMD128 dots against the scalar references (kernel/model/types/*.c)
 
