@@ -59,8 +59,6 @@ QA_TARGET_MODEL_AVX2 static inline __m256 qa_mul_sum_i8(__m256i a, __m256i b) {
 #endif /* QA_X86 */
 
 #if defined(QA_WASM_SIMD)
-#include <string.h>
-
 /* int32x4 of the 16 products a*b, summed pairwise */
 static inline v128_t qa_dot_i8x16(v128_t a, v128_t b) {
     v128_t lo = wasm_i32x4_dot_i16x8(wasm_i16x8_extend_low_i8x16(a), wasm_i16x8_extend_low_i8x16(b));
@@ -68,22 +66,10 @@ static inline v128_t qa_dot_i8x16(v128_t a, v128_t b) {
     return wasm_i32x4_add(lo, hi);
 }
 
-/* fp16 -> fp32, equal to qa_fp16_to_fp32 for every input but inline and branch-light
- * (the block scales of a dot product): the half's bits moved into a float's place and
- * scaled by 2^112, which is exact for normals and renormalises subnormals (wasm keeps
- * subnormals); infinities and NaNs get the all-ones exponent. */
-static inline float qa_fp16_to_fp32_wasm(uint16_t h) {
-    uint32_t u = (uint32_t)(h & 0x7fff) << 13;
-    float f;
-    if ((h & 0x7c00) == 0x7c00) {
-        u |= 0x7f800000u;
-        memcpy(&f, &u, 4);
-    } else {
-        memcpy(&f, &u, 4);
-        f *= 0x1p112f;
-    }
-    return (h & 0x8000) ? -f : f;
-}
+/* fp16 -> fp32 by the table types/f16.c fills (qa_fp16_to_fp32 of every half): the block
+ * scales of the wasm dots. */
+extern float qa_f16_wasm_table[65536];
+static inline float qa_fp16_to_fp32_wasm(uint16_t h) { return qa_f16_wasm_table[h]; }
 
 /* The sum of the 4 int32 lanes: the wasm dots sum each block's integer products in SIMD
  * and then add the blocks in float in the scalar reference's order, so that they give
