@@ -253,6 +253,8 @@ EXPORT(qa_wasm_decoder_free) void qa_wasm_decoder_free(decoder *d) {
     if (!d) return;
     free(d->kv);
     free(d->scratch);
+    free(d->sample_work);
+    free(d->logits);
     free(d->tok_arena);
     free(d->tok_scratch);
     free(d->ids);
@@ -304,9 +306,6 @@ EXPORT(qa_wasm_decoder_open) decoder *qa_wasm_decoder_open(const uint8_t *buf, s
         goto fail;
     return d;
 fail:
-    free(d->sample_work);
-    free(d->logits);
-    d->sample_work = d->logits = NULL;
     qa_wasm_decoder_free(d);
     return NULL;
 }

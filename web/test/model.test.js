@@ -189,3 +189,13 @@ test('SmolLM2 greedy tokens identical to native scalar, plain and chat prompts; 
   g.close();
   await assert.rejects(g.generate('x'), /closed/);
 });
+
+test('closing a generator or embedder gives its wasm memory back', { skip: smollm.skip || minilm.skip }, async () => {
+  const K = await loadModelKernel();
+  for (const open of [() => Generator.open(smollm.path), () => Embedder.open(minilm.path)]) {
+    (await open()).close();
+    const after = K.memoryBytes;
+    for (let i = 0; i < 3; i++) (await open()).close();
+    assert.equal(K.memoryBytes, after, 'reopening grew wasm memory: something was not freed');
+  }
+});
