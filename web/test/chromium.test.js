@@ -8,14 +8,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { CHROMIUM, runPage } from '../tools/run-page.js';
-import { DATA, ROOT, testVectors } from '../testlib/vectors.js';
+import { DATA, testVectors } from '../testlib/vectors.js';
+import { startServer } from '../testlib/server.js';
 
 let playwright = true;
 try { await import('playwright-core'); } catch { playwright = false; }
 const skip = !existsSync(CHROMIUM) ? `no ${CHROMIUM}` : !playwright ? 'npm playwright-core not installed' : false;
-
-export { startServer } from '../testlib/server.js';
-import { startServer } from '../testlib/server.js';
 
 test('Chromium: same ids as native through the HTTP, IndexedDB and OPFS stores; OPFS import resumes', { skip, timeout: 300000 }, async () => {
   testVectors();

@@ -1,9 +1,9 @@
-// The page server of the Chromium tests (quantann/pageserver.py: Range support), on a free port.
+// The page server (quantann/pageserver.py: Range support), on a free port; resolves to
+// {url, close}. Shared by the tests that fetch over HTTP.
 import { spawn } from 'node:child_process';
 
 import { ROOT } from './vectors.js';
 
-// mounts: ['/prefix=DIR', ...]; resolves to {url, close}.
 export function startServer(mounts) {
   const args = ['-m', 'quantann.pageserver', '--port', '0', ...mounts];
   const proc = spawn(process.env.PYTHON || 'python3', args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -15,4 +15,3 @@ export function startServer(mounts) {
     proc.on('exit', (code) => reject(new Error(`server exited with ${code}`)));
   });
 }
-
