@@ -45,9 +45,12 @@ def main(req):
         return {"vectors": vecs, "ms": (time.perf_counter() - t0) / req.get("repeat", 10) * 1000}
     if op == "generate":
         import quantann
-        from quantann import _decoder
         if req.get("scalar"):
-            _decoder.set_simd(0)
+            try:  # the decoder's own extension, until it joins quantann._model (as on main)
+                from quantann import _decoder as ext
+            except ImportError:
+                from quantann import _model as ext
+            ext.set_simd(0)
         g = quantann.Generator.open(req["path"], threads=1)
         out, prompts, stats = [], [], []
         for p in req["prompts"]:
