@@ -65,7 +65,7 @@ fi
 pip_q --no-build-isolation -e ".$extras"
 
 if [ $full = 1 ]; then
-  if [ -f web/package-lock.json ] && [ ! -d web/node_modules/puppeteer-core ]; then
+  if [ -f web/package-lock.json ] && { [ ! -d web/node_modules/puppeteer-core ] || [ ! -d web/node_modules/@huggingface/jinja ]; }; then
     (cd web && npm ci --no-audit --no-fund --silent)
   fi
   web/build-wasm.sh                 # the product's web/dist/quantann.wasm

@@ -13,3 +13,6 @@ export { streamInto, streamCacheState, dropStreamCache, QuotaError, MAX_CHUNK_BY
 export { openIndexInWorker } from './index-worker-client.js';
 export { openSource } from './source.js';
 export { loadKernel } from './kernel.js';
+export { Embedder, openEmbedder } from './embedder.js';
+export { Generator, openGenerator } from './generator.js';
+export { ModelError } from './model.js';

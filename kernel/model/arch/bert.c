@@ -71,10 +71,10 @@ static int init(qa_model *m, const qa_gguf *g, char *err, size_t err_len) {
     for (int l = 0; l < hp->n_layer; l++) {
         bert_layer *L = &w->layers[l];
 #define MAT(field, nm, ni, no)                                  \
-    snprintf(name, sizeof name, "blk.%d." nm ".weight", l);     \
+    qa_format(name, sizeof name, "blk.%d." nm ".weight", l);     \
     QA_TRY(qa_bind_mat(g, name, ni, no, &L->field, err, err_len));
 #define VEC(field, nm, suffix, n)                               \
-    snprintf(name, sizeof name, "blk.%d." nm "." suffix, l);    \
+    qa_format(name, sizeof name, "blk.%d." nm "." suffix, l);    \
     QA_TRY(qa_bind_f32(g, name, n, 1, NULL, &L->field, err, err_len));
         MAT(q, "attn_q", D, D) VEC(q_b, "attn_q", "bias", D)
         MAT(k, "attn_k", D, D) VEC(k_b, "attn_k", "bias", D)

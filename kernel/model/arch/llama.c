@@ -21,7 +21,7 @@ static int get_str(const qa_gguf *g, const char *key, char *out, size_t cap) {
 static int key_u32(const qa_gguf *g, const char *arch, const char *name, int *out, int dflt, char *err, size_t el) {
     char key[128];
     uint32_t v;
-    snprintf(key, sizeof key, "%s.%s", arch, name);
+    qa_format(key, sizeof key, "%s.%s", arch, name);
     if (qa_gguf_get_u32(g, key, &v) != QA_OK) {
         if (dflt < 0) {
             qa_set_err(err, el, "missing or bad %s", key);
@@ -40,7 +40,7 @@ static int key_u32(const qa_gguf *g, const char *arch, const char *name, int *ou
 static float key_f32(const qa_gguf *g, const char *arch, const char *name, float dflt) {
     char key[128];
     float v;
-    snprintf(key, sizeof key, "%s.%s", arch, name);
+    qa_format(key, sizeof key, "%s.%s", arch, name);
     return qa_gguf_get_f32(g, key, &v) == QA_OK ? v : dflt;
 }
 
@@ -155,7 +155,7 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     m->freq_scale = 1.0f;
     float factor = key_f32(g, a, "rope.scaling.factor", 0.0f);
     char stype[32] = "", key[96];
-    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    qa_format(key, sizeof key, "%s.rope.scaling.type", a);
     get_str(g, key, stype, sizeof stype);
     if (factor > 0.0f && strcmp(stype, "none")) m->freq_scale = 1.0f / factor;
     m->rope_mscale = key_f32(g, a, "rope.scaling.attn_factor", 1.0f);
@@ -193,7 +193,7 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     for (int i = 0; i < m->n_layer; i++) {
         qa_llama_layer *L = &m->layers[i];
         char n[96];
-#define NAME(s) (snprintf(n, sizeof n, "blk.%d." s, i), n)
+#define NAME(s) (qa_format(n, sizeof n, "blk.%d." s, i), n)
         TRY(get_vec(g, NAME("attn_norm.weight"), d, &L->attn_norm, 0, err, el));
         TRY(get_vec(g, NAME("ffn_norm.weight"), d, &L->ffn_norm, 0, err, el));
         if (phi3) { /* fused q/k/v and gate/up: row views (phi3.c) */

@@ -96,7 +96,18 @@ qa_type_traits qa_type_f16 = {
     .to_float = to_float_ref, .quantize_act = NULL, .vec_dot_ref = dot_ref, .vec_dot = dot_ref,
 };
 
+#if defined(QA_WASM_SIMD)
+/* Every half's float (qa_fp16_to_fp32): one load per block scale in the wasm dots, where
+ * the conversion would cost more than the block's integer products. 256 KiB of zeroed
+ * memory, filled once. */
+float qa_f16_wasm_table[65536];
+#endif
+
 void qa_type_f16_select(void) {
+#if defined(QA_WASM_SIMD)
+    if (qa_f16_wasm_table[0x3c00] != 1.0f)
+        for (uint32_t h = 0; h < 65536; h++) qa_f16_wasm_table[h] = qa_fp16_to_fp32((uint16_t)h);
+#endif
     qa_type_f16.to_float = to_float_ref;
     qa_type_f16.vec_dot = dot_ref;
 #if defined(QA_X86)

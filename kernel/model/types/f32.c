@@ -39,9 +39,9 @@ static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     v128_t s = wasm_f32x4_splat(0.0f);
     int64_t i = 0;
     for (; i + 4 <= n; i += 4) s = wasm_f32x4_add(s, wasm_f32x4_mul(wasm_v128_load(a + i), wasm_v128_load(b + i)));
-    float r = qa_hsum_f32x4(s);
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
+    float s0 = wasm_f32x4_extract_lane(s, 0); /* the reference's lanes and tail order: its bits */
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + wasm_f32x4_extract_lane(s, 1)) + (wasm_f32x4_extract_lane(s, 2) + wasm_f32x4_extract_lane(s, 3));
 }
 #endif
 

@@ -92,18 +92,17 @@ QA_TARGET_MODEL_VNNI static void tile_vnni(int64_t n, const void *w, size_t ws, 
 static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_0 *w = (const qa_block_q4_0 *)w_;
     const qa_block_q8_0 *x = (const qa_block_q8_0 *)a_;
-    v128_t acc = wasm_f32x4_splat(0.0f);
     const v128_t m4 = wasm_i8x16_splat(15), e8 = wasm_i8x16_splat(8);
+    float s = 0.0f;
     for (int64_t b = 0; b < n / QK; b++) {
         v128_t q = wasm_v128_load(w[b].qs);
         v128_t lo = wasm_i8x16_sub(wasm_v128_and(q, m4), e8);
         v128_t hi = wasm_i8x16_sub(wasm_u8x16_shr(q, 4), e8);
-        v128_t s = wasm_i32x4_add(qa_dot_i8x16(lo, wasm_v128_load(x[b].qs)),
-                                  qa_dot_i8x16(hi, wasm_v128_load(x[b].qs + 16)));
-        float d = qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d);
-        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
+        v128_t acc = wasm_i32x4_add(qa_dot_i8x16(lo, wasm_v128_load(x[b].qs)),
+                                    qa_dot_i8x16(hi, wasm_v128_load(x[b].qs + 16)));
+        s += (float)qa_hsum_i32x4(acc) * (qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(x[b].d));
     }
-    return qa_hsum_f32x4(acc);
+    return s;
 }
 #endif
 

@@ -134,6 +134,54 @@ VNNI static void q4_1_tile_vnni(int64_t n, const void *w_, size_t ws, const void
 }
 #endif
 
+#if defined(QA_WASM_SIMD)
+/* SIMD128: the nibbles (0..15) are valid int8 lanes, so the signed 8-bit dot of
+ * simd_blocks.h serves; each block's integer sum then enters the float sum in the
+ * reference's order (the same bits as q4_1_dot_ref). */
+static inline int32_t q4_1_block_dot(v128_t lo, v128_t hi, const qa_block_q8_1 *a) {
+    return qa_hsum_i32x4(wasm_i32x4_add(qa_dot_i8x16(lo, wasm_v128_load(a->qs)),
+                                        qa_dot_i8x16(hi, wasm_v128_load(a->qs + 16))));
+}
+
+static float q4_1_dot_wasm(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    const v128_t m4 = wasm_i8x16_splat(15);
+    float s = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const v128_t q = wasm_v128_load(w[b].qs);
+        int32_t acc = q4_1_block_dot(wasm_v128_and(q, m4), wasm_u8x16_shr(q, 4), a + b);
+        s += qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(a[b].d) * (float)acc
+           + qa_fp16_to_fp32_wasm(w[b].m) * qa_fp16_to_fp32_wasm(a[b].s);
+    }
+    return s;
+}
+
+/* 2 x 4 tile (prompt batches): each weight block's nibbles and scales are decoded once
+ * for 4 activation rows; every output has q4_1_dot_ref's bits. */
+static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
+    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
+    float s[2][4] = {{0}};
+    const v128_t m4 = wasm_i8x16_splat(15);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const qa_block_q4_1 *w0 = (const qa_block_q4_1 *)w + b, *w1 = (const qa_block_q4_1 *)(w + ws) + b;
+        const v128_t q0 = wasm_v128_load(w0->qs), q1 = wasm_v128_load(w1->qs);
+        const v128_t l0 = wasm_v128_and(q0, m4), h0 = wasm_u8x16_shr(q0, 4);
+        const v128_t l1 = wasm_v128_and(q1, m4), h1 = wasm_u8x16_shr(q1, 4);
+        const float d0 = qa_fp16_to_fp32_wasm(w0->d), d1 = qa_fp16_to_fp32_wasm(w1->d);
+        const float m0 = qa_fp16_to_fp32_wasm(w0->m), m1 = qa_fp16_to_fp32_wasm(w1->m);
+        for (int j = 0; j < 4; j++) {
+            const qa_block_q8_1 *ab = (const qa_block_q8_1 *)(x + j * xs) + b;
+            const float da = qa_fp16_to_fp32_wasm(ab->d), sa = qa_fp16_to_fp32_wasm(ab->s);
+            s[0][j] += d0 * da * (float)q4_1_block_dot(l0, h0, ab) + m0 * sa;
+            s[1][j] += d1 * da * (float)q4_1_block_dot(l1, h1, ab) + m1 * sa;
+        }
+    }
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = s[r][j];
+}
+#endif
+
 qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_T_Q8_1,
                                q4_1_to_float, qa_q8_1_quantize_ref, q4_1_dot_ref, q4_1_dot_ref,
                                qa_q8_1_quantize_ref, NULL};
@@ -147,6 +195,10 @@ void qa_type_q4_1_select(void) {
         qa_type_q4_1.vec_dot = qa_have_avx512vnni ? q4_1_dot_vnni : q4_1_dot_avx2;
         qa_type_q4_1.tile = qa_have_avx512vnni ? q4_1_tile_vnni : q4_1_tile_avx2;
     }
+#endif
+#if defined(QA_WASM_SIMD)
+    qa_type_q4_1.vec_dot = q4_1_dot_wasm;
+    qa_type_q4_1.tile = q4_1_tile_wasm;
 #endif
     qa_type_q4_1.quantize_act = qa_type_q8_1.quantize_act;
     qa_type_q4_1.quantize_act_ref = qa_q8_1_quantize_ref;

@@ -121,14 +121,48 @@ QA_TARGET_MODEL_VNNI static void tile_vnni(int64_t n, const void *w, size_t ws, 
 #if defined(QA_WASM_SIMD)
 static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
-    v128_t acc = wasm_f32x4_splat(0.0f);
+    float s = 0.0f;
     for (int64_t b = 0; b < n / QK; b++) {
-        v128_t s = wasm_i32x4_add(qa_dot_i8x16(wasm_v128_load(w[b].qs), wasm_v128_load(x[b].qs)),
-                                  qa_dot_i8x16(wasm_v128_load(w[b].qs + 16), wasm_v128_load(x[b].qs + 16)));
-        float d = qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d);
-        acc = wasm_f32x4_add(acc, wasm_f32x4_mul(wasm_f32x4_convert_i32x4(s), wasm_f32x4_splat(d)));
+        v128_t acc = wasm_i32x4_add(qa_dot_i8x16(wasm_v128_load(w[b].qs), wasm_v128_load(x[b].qs)),
+                                    qa_dot_i8x16(wasm_v128_load(w[b].qs + 16), wasm_v128_load(x[b].qs + 16)));
+        s += (float)qa_hsum_i32x4(acc) * (qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(x[b].d));
     }
-    return qa_hsum_f32x4(acc);
+    return s;
+}
+
+/* 2 x 4 tile (encoder batches, prompts): each weight block is loaded and widened to 16
+ * bits once for 4 activation rows and each activation block once for 2 weight rows;
+ * every output has dot_ref's bits. */
+static void tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
+    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
+    float s[2][4] = {{0}};
+    for (int64_t b = 0; b < n / QK; b++) {
+        v128_t wl[2][4];
+        float dw[2];
+        for (int r = 0; r < 2; r++) {
+            const qa_block_q8_0 *wb = (const qa_block_q8_0 *)(w + r * ws) + b;
+            const v128_t q0 = wasm_v128_load(wb->qs), q1 = wasm_v128_load(wb->qs + 16);
+            wl[r][0] = wasm_i16x8_extend_low_i8x16(q0);
+            wl[r][1] = wasm_i16x8_extend_high_i8x16(q0);
+            wl[r][2] = wasm_i16x8_extend_low_i8x16(q1);
+            wl[r][3] = wasm_i16x8_extend_high_i8x16(q1);
+            dw[r] = qa_fp16_to_fp32_wasm(wb->d);
+        }
+        for (int j = 0; j < 4; j++) {
+            const qa_block_q8_0 *xb = (const qa_block_q8_0 *)(x + j * xs) + b;
+            const v128_t y0 = wasm_v128_load(xb->qs), y1 = wasm_v128_load(xb->qs + 16);
+            const v128_t a0 = wasm_i16x8_extend_low_i8x16(y0), a1 = wasm_i16x8_extend_high_i8x16(y0);
+            const v128_t a2 = wasm_i16x8_extend_low_i8x16(y1), a3 = wasm_i16x8_extend_high_i8x16(y1);
+            const float dx = qa_fp16_to_fp32_wasm(xb->d);
+            for (int r = 0; r < 2; r++) {
+                v128_t acc = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][0], a0), wasm_i32x4_dot_i16x8(wl[r][1], a1)),
+                                            wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][2], a2), wasm_i32x4_dot_i16x8(wl[r][3], a3)));
+                s[r][j] += (float)qa_hsum_i32x4(acc) * (dw[r] * dx);
+            }
+        }
+    }
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = s[r][j];
 }
 #endif
 
@@ -153,5 +187,6 @@ void qa_type_q8_0_select(void) {
 #endif
 #if defined(QA_WASM_SIMD)
     qa_type_q8_0.vec_dot = dot_wasm;
+    qa_type_q8_0.tile = tile_wasm;
 #endif
 }

@@ -66,6 +66,20 @@ static inline v128_t qa_dot_i8x16(v128_t a, v128_t b) {
     return wasm_i32x4_add(lo, hi);
 }
 
+/* fp16 -> fp32 by the table types/f16.c fills (qa_fp16_to_fp32 of every half): the block
+ * scales of the wasm dots. */
+extern float qa_f16_wasm_table[65536];
+static inline float qa_fp16_to_fp32_wasm(uint16_t h) { return qa_f16_wasm_table[h]; }
+
+/* The sum of the 4 int32 lanes: the wasm dots sum each block's integer products in SIMD
+ * and then add the blocks in float in the scalar reference's order, so that they give
+ * the reference's bits (and wasm embeddings and logits equal native scalar ones). */
+static inline int32_t qa_hsum_i32x4(v128_t v) {
+    v = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 2, 3, 0, 1));
+    v = wasm_i32x4_add(v, wasm_i32x4_shuffle(v, v, 1, 0, 3, 2));
+    return wasm_i32x4_extract_lane(v, 0);
+}
+
 static inline float qa_hsum_f32x4(v128_t v) {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));

@@ -1,0 +1,203 @@
+// The model kernel in wasm (web/dist/quantann-model.wasm) under Node: each SIMD128 dot held
+// to its scalar reference, the memory ceiling checked before any weight byte is read,
+// bad files, and parity with native Python (tests/web/model_native.py): MiniLM embeddings
+// bit-identical to the native scalar kernel, SmolLM2 greedy tokens identical to native's,
+// the chat template rendered as jinja2 renders it. Model tests skip when the packages or
+// Python are missing.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+
+import { Embedder } from '../src/embedder.js';
+import { Generator } from '../src/generator.js';
+import { loadModelKernel, MemoryBudgetError, ModelError } from '../src/model.js';
+import { minilm as findMinilm, native, smollm2 } from '../testlib/models.js';
+
+if (!existsSync(new URL('../dist/quantann-model.wasm', import.meta.url)))
+  execFileSync(new URL('../build-wasm.sh', import.meta.url).pathname, { stdio: 'inherit' });
+
+const minilm = findMinilm();
+const smollm = smollm2();
+
+// ---- SIMD128 dots against the scalar references (kernel/model/types/*.c)
+
+// ggml type ids (kernel/gguf/gguf.h) and block layouts: [bytes, offsets of fp16 scales]
+const TYPES = { F32: [0, 4, []], Q4_0: [2, 18, [0]], Q4_1: [3, 20, [0, 2]], Q8_0: [8, 34, [0]] };
+
+function rng(seed) {
+  let s = seed >>> 0;
+  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+}
+
+// n values of random blocks with finite fp16 scales (random bytes could make NaN scales)
+function weightBlocks(size, scales, nb, r) {
+  const b = new Uint8Array(nb * size).map(() => Math.floor(r() * 256));
+  const dv = new DataView(b.buffer);
+  for (let i = 0; i < nb; i++)
+    for (const off of scales) dv.setUint16(i * size + off, (r() < 0.5 ? 0x8000 : 0) | (Math.floor(5 + r() * 15) << 10) | Math.floor(r() * 1024), true);
+  return b;
+}
+
+test('each SIMD128 dot and tile equals its scalar reference bit for bit', async () => {
+  const K = await loadModelKernel();
+  const r = rng(7);
+  for (const [name, [type, size, scales]] of Object.entries(TYPES)) {
+    for (const n of type ? [32, 64, 576, 1536] : [3, 32, 67, 576]) {
+      const nb = type ? n / 32 : n; // blocks per row (F32: one value each)
+      const x = Float32Array.from({ length: 4 * n }, () => (r() - 0.5) * 8 * (r() < 0.05 ? 30 : 1));
+      const xp = K.copyIn(Float32Array, x);
+      let ap = xp, as = 4 * n, wp; // F32: the activations are the floats
+      if (type) {
+        ap = K.alloc(Uint8Array, 4 * n * 2);
+        as = K.x.qa_wasm_type_quantize_act(type, 1, n, xp, ap); // bytes of one activation row
+        assert.ok(as > 0, `${name}: no activation quantizer`);
+        for (let j = 1; j < 4; j++) K.x.qa_wasm_type_quantize_act(type, 1, n, xp + 4 * j * n, ap + j * as);
+        wp = K.copyIn(Uint8Array, weightBlocks(size, scales, 2 * nb, r));
+      } else {
+        wp = K.copyIn(Float32Array, Float32Array.from({ length: 2 * n + 3 }, () => r() - 0.5));
+      }
+      const ref = [0, 1].map((row) => [0, 1, 2, 3].map((j) => K.x.qa_wasm_type_dot(type, 1, n, wp + row * nb * size, ap + j * as)));
+      for (let row = 0; row < 2; row++)
+        for (let j = 0; j < 4; j++) {
+          const simd = K.x.qa_wasm_type_dot(type, 0, n, wp + row * nb * size, ap + j * as);
+          assert.ok(Number.isFinite(ref[row][j]) && ref[row][j] !== 0, `${name}: degenerate test data`);
+          assert.equal(simd, ref[row][j], `${name} n=${n} row ${row} act ${j}`);
+        }
+      const out = K.alloc(Float32Array, 8);
+      if (K.x.qa_wasm_type_tile(type, n, wp, nb * size, ap, as, out) === 0) {
+        const t = K.view(Float32Array, out, 8);
+        for (let row = 0; row < 2; row++)
+          for (let j = 0; j < 4; j++) assert.equal(t[row * 4 + j], ref[row][j], `${name} tile n=${n} [${row}][${j}]`);
+      } else {
+        assert.notEqual(name, 'Q4_1', 'Q4_1 has a SIMD128 tile');
+      }
+      new Set([xp, ap, wp, out]).forEach((p) => K.free(p));
+    }
+  }
+});
+
+// ---- opening: the memory ceiling before loading, bad files
+
+// A source that counts the bytes read from it (the weights must not be read when over).
+function countingSource(bytes, name = 'model.gguf') {
+  const s = {
+    name, size: bytes.length, bytesRead: 0,
+    async read(off, len) {
+      s.bytesRead += Math.max(0, Math.min(len, bytes.length - off));
+      return bytes.subarray(off, off + len);
+    },
+  };
+  return s;
+}
+
+test('over the budget or past wasm32: MemoryBudgetError with the breakdown, before the weights are read', { skip: smollm.skip }, async () => {
+  const { readFile } = await import('node:fs/promises');
+  const bytes = new Uint8Array(await readFile(smollm.path));
+  const src = countingSource(bytes);
+  await assert.rejects(Generator.open(src, { memoryBudget: '100MB' }), (e) => {
+    assert.ok(e instanceof MemoryBudgetError, e.message);
+    assert.match(e.message, /over the budget of 100\.00 MB \(weights 98\.36 MB, KV cache 47\.19 MB, scratch [0-9.]+ [KM]B, vocabulary [0-9.]+ MB\)/);
+    assert.equal(e.budget, 100e6);
+    assert.ok(e.needed > 145e6);
+    return true;
+  });
+  assert.ok(src.bytesRead < bytes.length / 4, `${src.bytesRead} of ${bytes.length} bytes read before refusing`);
+  const src2 = countingSource(bytes);
+  await assert.rejects(Generator.open(src2, { nCtx: 1 << 20 }), (e) => {
+    assert.ok(e instanceof MemoryBudgetError);
+    assert.match(e.message, /past the wasm32 limit of 4\.29 GB/);
+    assert.match(e.message, /KV cache 24\.16 GB/);
+    return true;
+  });
+  assert.ok(src2.bytesRead < bytes.length / 4);
+});
+
+test('bad files and bad arguments get clear errors', async () => {
+  const K = await loadModelKernel();
+  const before = K.memoryBytes;
+  await assert.rejects(Generator.open(new Uint8Array(100)), (e) => e instanceof ModelError && /GGUF|magic/i.test(e.message));
+  await assert.rejects(Embedder.open(new TextEncoder().encode('GGUF')), ModelError);
+  await assert.rejects(Generator.open(new Uint8Array(100), { memoryBudget: '300M' }), /ambiguous memory size/);
+  await assert.rejects(Generator.open(new Uint8Array(100), { threads: 2 }), RangeError);
+  if (!smollm.skip) {
+    const { readFile } = await import('node:fs/promises');
+    const bytes = new Uint8Array(await readFile(smollm.path));
+    await assert.rejects(Generator.open(bytes.subarray(0, bytes.length - 1000)), (e) => e instanceof ModelError, 'a truncated file');
+    await assert.rejects(Embedder.open(bytes), /not an encoder|bert|architecture/i);
+  }
+  assert.ok(K.memoryBytes >= before);
+});
+
+// ---- parity with native
+
+const TEXTS = ['How do I install a Debian package from a local .deb file?', 'The quick brown fox jumps over the lazy dog.',
+  'naïve café — 東京 🙂', 'a', 'Mean pooling averages the token embeddings of the last layer. '.repeat(30)];
+
+// Texts 0-3 are bit-identical to native scalar; the long text 4 (256 tokens) differs in the
+// last bits: GELU's erff from wasi-libc differs from glibc's for some negative inputs
+// (kernel/model/ops.c calls libm; a kernel-owned erf would remove the difference).
+test('MiniLM embeddings: bit-identical to the native scalar kernel on short texts', { skip: minilm.skip }, async (t) => {
+  const e = await Embedder.open(minilm.path, { memoryBudget: '100MB' });
+  const ours = await e.embed(TEXTS);
+  const ref = native({ op: 'embed', path: minilm.path, texts: TEXTS, scalar: true, repeat: 1 });
+  const simd = native({ op: 'embed', path: minilm.path, texts: TEXTS, repeat: 1 });
+  if (ref.skip || simd.skip) return t.skip(ref.skip || simd.skip);
+  assert.equal(ours.length, TEXTS.length);
+  let maxSimd = 0, maxLong = 0;
+  ours.forEach((v, i) => {
+    assert.equal(v.length, 384);
+    if (i < 4) assert.deepEqual(Array.from(v), ref.vectors[i].map(Math.fround), `text ${i} differs from native scalar`);
+    else v.forEach((x, j) => { maxLong = Math.max(maxLong, Math.abs(x - ref.vectors[i][j])); });
+    v.forEach((x, j) => { maxSimd = Math.max(maxSimd, Math.abs(x - simd.vectors[i][j])); });
+  });
+  t.diagnostic(`max abs diff: long text to native scalar ${maxLong}, all texts to native AVX2 ${maxSimd}`);
+  assert.ok(maxLong < 1e-3, `long text: max abs diff to native scalar ${maxLong}`);
+  // native's AVX2 kernel sums in another order (FMA, 8 lanes): close, not equal
+  assert.ok(maxSimd < 0.02, `max abs diff to native AVX2 ${maxSimd}`);
+  assert.deepEqual(e.embedSync('a'), ours[3]);
+  e.close();
+});
+
+const PROMPTS = ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,'];
+
+// The wasm dots keep the scalar references' summation order, so the logits equal native
+// scalar ones bit for bit and greedy tokens are identical; native's default AVX2 kernel
+// sums otherwise, and a near-tie can pick another token (measured by the benchmark).
+test('SmolLM2 greedy tokens identical to native scalar, plain and chat prompts; streamed text', { skip: smollm.skip, timeout: 900000 }, async (t) => {
+  const plain = native({ op: 'generate', path: smollm.path, prompts: PROMPTS, max_tokens: 12, scalar: true });
+  if (plain.skip) return t.skip(plain.skip);
+  const g = await Generator.open(smollm.path, { memoryBudget: '300MB' });
+  for (const [i, p] of PROMPTS.entries()) {
+    const pieces = [];
+    const r = await g.generate(p, { maxTokens: 12, temperature: 0, onToken: (s) => pieces.push(s) });
+    assert.deepEqual(r.tokens, plain.tokens[i], `prompt ${JSON.stringify(p)}`);
+    assert.equal(pieces.join(''), r.text);
+    assert.equal(r.stats.generatedTokens, r.tokens.length);
+  }
+  const chatQ = ['What is the capital of France?', 'Name three colours.'];
+  const chat = native({ op: 'generate', path: smollm.path, prompts: chatQ, max_tokens: 10, chat: true, scalar: true });
+  for (const [i, q] of chatQ.entries()) {
+    assert.equal(await g.renderChat(q), chat.prompts[i], 'the chat template renders as jinja2 does');
+    const r = await g.generate(q, { chat: true, maxTokens: 10, temperature: 0 });
+    assert.deepEqual(r.tokens, chat.tokens[i], `chat ${JSON.stringify(q)}`);
+  }
+  // seeded sampling reproduces itself
+  const a = await g.generate('Hello', { maxTokens: 6, temperature: 0.9, seed: 42 });
+  const b = await g.generate('Hello', { maxTokens: 6, temperature: 0.9, seed: 42 });
+  assert.deepEqual(a.tokens, b.tokens);
+  await assert.rejects(g.generate('x', { maxTokens: 5000 }), /exceeds the context/);
+  await assert.rejects(g.generate('x', { temperature: -1 }), /temperature/);
+  g.close();
+  await assert.rejects(g.generate('x'), /closed/);
+});
+
+test('closing a generator or embedder gives its wasm memory back', { skip: smollm.skip || minilm.skip }, async () => {
+  const K = await loadModelKernel();
+  for (const open of [() => Generator.open(smollm.path), () => Embedder.open(minilm.path)]) {
+    (await open()).close();
+    const after = K.memoryBytes;
+    for (let i = 0; i < 3; i++) (await open()).close();
+    assert.equal(K.memoryBytes, after, 'reopening grew wasm memory: something was not freed');
+  }
+});
