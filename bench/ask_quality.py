@@ -8,9 +8,10 @@ passage is known and unique among the glosses (GCIDE may define the word too: co
 apart as `hit5_any`). Sampled with a fixed seed.
 
 Uses the right passage: the answer's content words (3+ letters, not stop words, not words of
-the question) shared with the gold gloss are at least 2, and more than it shares with any
-other passage in the prompt. An answer that does not find the gold passage in its prompt
-cannot pass.
+the question) shared with the gold gloss are at least 2 (`uses_gold`; at least 1:
+`uses_gold_1`), and more than it shares with any other passage in the prompt. An answer
+whose prompt does not hold the gold passage cannot pass. `uses_right` counts a GCIDE entry
+of the same word as a right passage too (it answers the question as well as the gloss).
 
     python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 60] [--latency 6]
                                 [--max-tokens 48] [--llm M.gguf] [--json bench/results/ask-quality.json]
@@ -72,14 +73,44 @@ def gcide_heads(rows, word):
     return {i for i, r in enumerate(rows) if r["src"] == "gcide" and r["id"].split("#")[0].lower() == word}
 
 
-def uses_gold(answer, sources, gold, question):
+def overlaps(answer, sources, question) -> dict:
+    """row -> content words the answer shares with that passage (question words aside)."""
     qw = words(question)
     aw = words(answer) - qw
-    got = {s.row: len(aw & (words(s.text) - qw)) for s in sources}
-    if gold not in got:
-        return False, 0
-    other = max((v for r, v in got.items() if r != gold), default=0)
-    return got[gold] >= 2 and got[gold] > other, got[gold]
+    return {s.row: len(aw & (words(s.text) - qw)) for s in sources}
+
+
+def uses_gold(got: dict, gold, least: int = 2) -> bool:
+    """The answer shares >= least words with a right passage (gold: a row or a set of rows),
+    more than with any other passage of its prompt."""
+    right = {gold} if isinstance(gold, int) else set(gold)
+    best = max((v for r, v in got.items() if r in right), default=-1)
+    other = max((v for r, v in got.items() if r not in right), default=0)
+    return best >= least and best > other
+
+
+def score(answers, rows):
+    """The answer-use figures of a list of answer records (also from a results file)."""
+    n = max(1, len(answers))
+    for x in answers:
+        got = {int(r): v for r, v in x["overlaps"].items()}
+        word = x["question"].rstrip("?").split(" ", 3)[3]
+        x["uses_gold"] = uses_gold(got, x["gold_row"])
+        x["uses_gold_1"] = uses_gold(got, x["gold_row"], 1)
+        x["uses_right"] = uses_gold(got, {x["gold_row"]} | gcide_heads(rows, word))
+    return {"answers": len(answers), "uses_gold": sum(x["uses_gold"] for x in answers) / n,
+            "uses_gold_1": sum(x["uses_gold_1"] for x in answers) / n,
+            "uses_right": sum(x["uses_right"] for x in answers) / n,
+            "retrieved": sum(x["retrieved"] for x in answers) / n,
+            "uses_gold_when_retrieved": (sum(x["uses_gold"] for x in answers)
+                                         / max(1, sum(x["retrieved"] for x in answers)))}
+
+
+def print_use(use, max_tokens):
+    print(f"answers: {use['uses_gold']:.3f} use the gold passage (>= 2 shared words; >= 1: {use['uses_gold_1']:.3f}); "
+          f"{use['uses_gold_when_retrieved']:.3f} of the {use['retrieved']:.0%} whose prompt holds it; "
+          f"{use['uses_right']:.3f} use a right passage (the gloss or a GCIDE entry of the word); "
+          f"{use['answers']} answers, max_tokens {max_tokens}")
 
 
 def prepare(data: Path, work: Path):
@@ -118,9 +149,18 @@ def main():
     p.add_argument("--llm", default=None, help="GGUF decoder (default: the installed SmolLM2-135M-Instruct Q4_1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--rescore", type=Path, default=None,
+                   help="recompute the answer-use figures of a results file (from its stored overlaps) and rewrite it")
     a = p.parse_args()
     if a.data is None:
         sys.exit("error: minilm-100k not found: pass --data DIR")
+    if a.rescore:
+        res = json.loads(a.rescore.read_text())
+        texts, fields = read_records(a.data / "passages.jsonl")
+        res["answer_use"] = score(res["answers"], [dict(f, text=t) for t, f in zip(texts, fields)])
+        print_use(res["answer_use"], res["max_tokens"])
+        a.rescore.write_text(json.dumps(res, indent=1))
+        return
 
     ti, rows = prepare(a.data, a.workdir)
     qs, n_cands = questions(rows, a.questions, a.seed)
@@ -161,18 +201,15 @@ def main():
     answers = []
     for j, (g, w, q) in enumerate(qs[:a.answers]):
         ans = ask(ti, q, generator=gens[2], k=a.k, max_tokens=a.max_tokens)
-        ok, overlap = uses_gold(ans.answer, ans.sources, g, q)
+        got = overlaps(ans.answer, ans.sources, q)
+        ok = uses_gold(got, g)
         answers.append({"question": q, "gold_row": g, "gold": rows[g]["text"], "answer": ans.answer,
-                        "retrieved": g in [s.row for s in ans.sources], "uses_gold": ok, "overlap": overlap,
+                        "retrieved": g in got, "overlaps": {str(r): v for r, v in got.items()},
                         "timings": ans.timings})
         print(f"  [{j + 1}/{min(a.answers, len(qs))}] {'USES' if ok else 'miss'} {q} -> {ans.answer[:90]!r}",
               flush=True)
-    n_ans = max(1, len(answers))
-    use = {"answers": len(answers), "uses_gold": sum(x["uses_gold"] for x in answers) / n_ans,
-           "uses_gold_when_retrieved": (sum(x["uses_gold"] for x in answers)
-                                        / max(1, sum(x["retrieved"] for x in answers)))}
-    print(f"answers: {use['uses_gold']:.3f} use the right passage ({use['uses_gold_when_retrieved']:.3f} of those "
-          f"whose prompt holds it), {len(answers)} answers, max_tokens {a.max_tokens}")
+    use = score(answers, rows)
+    print_use(use, a.max_tokens)
 
     # latency, end to end, threads alternating
     lat = {1: [], 2: []}
