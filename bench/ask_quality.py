@@ -13,8 +13,9 @@ the question) shared with the gold gloss are at least 2 (`uses_gold`; at least 1
 whose prompt does not hold the gold passage cannot pass. `uses_right` counts a GCIDE entry
 of the same word as a right passage too (it answers the question as well as the gloss).
 
-    python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 60] [--latency 6]
+    python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 40] [--latency 3]
                                 [--max-tokens 48] [--llm M.gguf] [--json bench/results/ask-quality.json]
+    python bench/ask_quality.py --rescore bench/results/ask-quality.json   # figures again, no LLM
 
 The index (sq8, M=16, ef_construction=200) and the Q8_0 MiniLM embedder are built once into
 --workdir (default bench/cache/ask).
@@ -68,9 +69,15 @@ def questions(rows, n, seed):
     return [cands[j] for j in pick], len(cands)
 
 
-def gcide_heads(rows, word):
-    """Rows of GCIDE entries for word (their id is '<Word>#<chunk>')."""
-    return {i for i, r in enumerate(rows) if r["src"] == "gcide" and r["id"].split("#")[0].lower() == word}
+def gcide_heads(rows) -> dict:
+    """word -> rows of the GCIDE entries that define it: the headword before the
+    pronunciation ('Deckle \\Dec"kle\\, n. ...'), or the entry id ('<Word>#<chunk>')."""
+    out = {}
+    for i, r in enumerate(rows):
+        if r["src"] == "gcide":
+            for w in {r["text"].split(" \\", 1)[0].strip().lower(), r["id"].split("#")[0].lower()}:
+                out.setdefault(w, set()).add(i)
+    return out
 
 
 def overlaps(answer, sources, question) -> dict:
@@ -92,12 +99,13 @@ def uses_gold(got: dict, gold, least: int = 2) -> bool:
 def score(answers, rows):
     """The answer-use figures of a list of answer records (also from a results file)."""
     n = max(1, len(answers))
+    gcide = gcide_heads(rows)
     for x in answers:
         got = {int(r): v for r, v in x["overlaps"].items()}
         word = x["question"].rstrip("?").split(" ", 3)[3]
         x["uses_gold"] = uses_gold(got, x["gold_row"])
         x["uses_gold_1"] = uses_gold(got, x["gold_row"], 1)
-        x["uses_right"] = uses_gold(got, {x["gold_row"]} | gcide_heads(rows, word))
+        x["uses_right"] = uses_gold(got, {x["gold_row"]} | gcide.get(word, set()))
     return {"answers": len(answers), "uses_gold": sum(x["uses_gold"] for x in answers) / n,
             "uses_gold_1": sum(x["uses_gold_1"] for x in answers) / n,
             "uses_right": sum(x["uses_right"] for x in answers) / n,
@@ -136,88 +144,59 @@ def pin(threads):
         os.sched_setaffinity(0, {1} if threads == 1 else set(range(min(threads, os.cpu_count()))))
 
 
-def main():
-    from quantann.model.report import default_dataset
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=default_dataset())
-    p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "cache" / "ask")
-    p.add_argument("--questions", type=int, default=500, help="questions for retrieval hit@5")
-    p.add_argument("--answers", type=int, default=60, help="of them, answered by the LLM (2 threads)")
-    p.add_argument("--latency", type=int, default=6, help="questions timed per thread count (1, 2), alternating")
-    p.add_argument("--max-tokens", type=int, default=48)
-    p.add_argument("-k", type=int, default=5)
-    p.add_argument("--llm", default=None, help="GGUF decoder (default: the installed SmolLM2-135M-Instruct Q4_1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, default=None)
-    p.add_argument("--rescore", type=Path, default=None,
-                   help="recompute the answer-use figures of a results file (from its stored overlaps) and rewrite it")
-    a = p.parse_args()
-    if a.data is None:
-        sys.exit("error: minilm-100k not found: pass --data DIR")
-    if a.rescore:
-        res = json.loads(a.rescore.read_text())
-        texts, fields = read_records(a.data / "passages.jsonl")
-        res["answer_use"] = score(res["answers"], [dict(f, text=t) for t, f in zip(texts, fields)])
-        print_use(res["answer_use"], res["max_tokens"])
-        a.rescore.write_text(json.dumps(res, indent=1))
-        return
-
-    ti, rows = prepare(a.data, a.workdir)
-    qs, n_cands = questions(rows, a.questions, a.seed)
-    print(f"{len(qs)} questions from {n_cands} unique WordNet noun lemmas; index of {len(ti)} passages")
-
-    # retrieval: all questions in one batch
+def retrieval(ti, rows, qs, data: Path, k: int) -> dict:
+    """hit@1 and hit@k of the questions (embedded in one batch), with their breakdowns."""
     t0 = time.perf_counter()
     vecs = ti.embedder.embed([q for _, _, q in qs])
-    ids, _ = ti.index.search(vecs, k=a.k, ef=64)
+    ids, _ = ti.index.search(vecs, k=k, ef=64)
     dt = time.perf_counter() - t0
-    rows_found = [set(map(int, ti.rows(i))) for i in ids]
-    hit = [g in f for (g, _, _), f in zip(qs, rows_found)]
+    found = [set(map(int, ti.rows(i))) for i in ids]
+    hit = np.array([g in f for (g, _, _), f in zip(qs, found)])
     hit1 = [int(ti.rows(i[:1])[0]) == g for (g, _, _), i in zip(qs, ids)]
-    hit_any = [g in f or bool(gcide_heads(rows, w) & f) for (g, w, _), f in zip(qs, rows_found)]
+    gcide = gcide_heads(rows)
+    hit_any = [g in f or bool(gcide.get(w, set()) & f) for (g, w, _), f in zip(qs, found)]
     # exact search over the same vectors: what the embedding model allows, the index aside
-    base = np.load(a.data / "vectors.npy").astype(np.float32)
-    exact = [set(np.argpartition(-(base @ v), a.k)[:a.k].tolist()) for v in vecs]
+    base = np.load(data / "vectors.npy").astype(np.float32)
+    exact = [set(np.argpartition(-(base @ v), k)[:k].tolist()) for v in vecs]
     del base
     hit_exact = [g in e for (g, _, _), e in zip(qs, exact)]
     # words the MiniLM vocabulary holds whole (rare words split into pieces embed poorly)
     vocab = np.array([all(len(ti.embedder.tokenize(p)) == 3 for p in re.findall("[a-z]+", w)) for _, w, _ in qs])
-    hit = np.array(hit)
-    ret = {"questions": len(qs), "hit1": float(np.mean(hit1)), f"hit{a.k}": float(np.mean(hit)),
-           f"hit{a.k}_exact_search": float(np.mean(hit_exact)), f"hit{a.k}_any": float(np.mean(hit_any)),
-           "in_vocab_share": float(vocab.mean()), f"hit{a.k}_in_vocab": float(hit[vocab].mean()),
-           f"hit{a.k}_out_of_vocab": float(hit[~vocab].mean()),
+    ret = {"questions": len(qs), "hit1": float(np.mean(hit1)), f"hit{k}": float(np.mean(hit)),
+           f"hit{k}_exact_search": float(np.mean(hit_exact)), f"hit{k}_any": float(np.mean(hit_any)),
+           "in_vocab_share": float(vocab.mean()), f"hit{k}_in_vocab": float(hit[vocab].mean()),
+           f"hit{k}_out_of_vocab": float(hit[~vocab].mean()),
            "embed_search_ms_per_question": dt * 1000 / len(qs)}
-    print(f"retrieval: hit@1 {ret['hit1']:.3f}  hit@{a.k} {ret[f'hit{a.k}']:.3f} (exact search "
-          f"{ret[f'hit{a.k}_exact_search']:.3f}; gold or a GCIDE entry of the word {ret[f'hit{a.k}_any']:.3f}; "
-          f"words whole in the MiniLM vocabulary ({ret['in_vocab_share']:.0%}) {ret[f'hit{a.k}_in_vocab']:.3f}, "
-          f"others {ret[f'hit{a.k}_out_of_vocab']:.3f})  "
+    print(f"retrieval: hit@1 {ret['hit1']:.3f}  hit@{k} {ret[f'hit{k}']:.3f} (exact search "
+          f"{ret[f'hit{k}_exact_search']:.3f}; gold or a GCIDE entry of the word {ret[f'hit{k}_any']:.3f}; "
+          f"words whole in the MiniLM vocabulary ({ret['in_vocab_share']:.0%}) {ret[f'hit{k}_in_vocab']:.3f}, "
+          f"others {ret[f'hit{k}_out_of_vocab']:.3f})  "
           f"{ret['embed_search_ms_per_question']:.1f} ms/question (embed + search, batched)")
+    return ret
 
-    gens = {t: open_generator(a.llm, threads=t, n_ctx=2048) for t in (1, 2)}
 
-    # answers (2 threads)
+def answer_quality(ti, rows, qs, gen, a) -> list:
+    """The first a.answers questions answered (2 threads): answer records with overlaps."""
     pin(2)
     answers = []
     for j, (g, w, q) in enumerate(qs[:a.answers]):
-        ans = ask(ti, q, generator=gens[2], k=a.k, max_tokens=a.max_tokens)
+        ans = ask(ti, q, generator=gen, k=a.k, max_tokens=a.max_tokens)
         got = overlaps(ans.answer, ans.sources, q)
-        ok = uses_gold(got, g)
         answers.append({"question": q, "gold_row": g, "gold": rows[g]["text"], "answer": ans.answer,
                         "retrieved": g in got, "overlaps": {str(r): v for r, v in got.items()},
                         "timings": ans.timings})
-        print(f"  [{j + 1}/{min(a.answers, len(qs))}] {'USES' if ok else 'miss'} {q} -> {ans.answer[:90]!r}",
-              flush=True)
-    use = score(answers, rows)
-    print_use(use, a.max_tokens)
+        print(f"  [{j + 1}/{min(a.answers, len(qs))}] {'USES' if uses_gold(got, g) else 'miss'} {q} -> "
+              f"{ans.answer[:90]!r}", flush=True)
+    return answers
 
-    # latency, end to end, threads alternating
+
+def latency(ti, qs, gens, a) -> dict:
+    """End to end timings, medians per thread count; the thread counts alternate."""
     lat = {1: [], 2: []}
     for j, (g, w, q) in enumerate(qs[-a.latency:]):
         for t in ((1, 2) if j % 2 == 0 else (2, 1)):
             pin(t)
-            ans = ask(ti, q, generator=gens[t], k=a.k, max_tokens=a.max_tokens)
-            lat[t].append(ans.timings)
+            lat[t].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=a.max_tokens).timings)
     pin(2)
     speed = {}
     for t, runs in lat.items():
@@ -225,15 +204,52 @@ def main():
                ("prompt_tokens", "embed_ms", "search_ms", "prefill_ms", "first_token_ms", "decode_tok_s", "total_ms")}
         med["prefill_tok_s"] = med["prompt_tokens"] / med["prefill_ms"] * 1000 if med["prefill_ms"] else 0.0
         speed[str(t)] = med
-    print(f"\n| threads | prompt tokens | embed ms | search ms | prefill ms | prefill tok/s | first token ms | "
-          f"decode tok/s | total s |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n| threads | prompt tokens | embed ms | search ms | prefill ms | prefill tok/s | first token ms | "
+          "decode tok/s | total s |\n|---|---|---|---|---|---|---|---|---|")
     for t, m in speed.items():
         print(f"| {t} | {m['prompt_tokens']:.0f} | {m['embed_ms']:.1f} | {m['search_ms']:.2f} | {m['prefill_ms']:.0f} | "
               f"{m['prefill_tok_s']:.0f} | {m['first_token_ms']:.0f} | {m['decode_tok_s']:.1f} | "
               f"{m['total_ms'] / 1000:.1f} |")
     print(f"(medians over {a.latency} questions each, k={a.k}, max_tokens={a.max_tokens}; "
           f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+    return speed
 
+
+def main():
+    from quantann.model.report import default_dataset
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, default=default_dataset())
+    p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "cache" / "ask")
+    p.add_argument("--questions", type=int, default=500, help="questions for retrieval hit@5")
+    p.add_argument("--answers", type=int, default=40, help="of them, answered by the LLM (2 threads)")
+    p.add_argument("--latency", type=int, default=3, help="questions timed per thread count (1, 2), alternating")
+    p.add_argument("--max-tokens", type=int, default=48)
+    p.add_argument("-k", type=int, default=5)
+    p.add_argument("--llm", default=None, help="GGUF decoder (default: the installed SmolLM2-135M-Instruct Q4_1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--rescore", type=Path, default=None,
+                   help="a results file: recompute its retrieval figures and, from its stored overlaps, its "
+                        "answer-use figures, and rewrite it (no LLM run)")
+    a = p.parse_args()
+    if a.data is None:
+        sys.exit("error: minilm-100k not found: pass --data DIR")
+
+    ti, rows = prepare(a.data, a.workdir)
+    qs, n_cands = questions(rows, a.questions, a.seed)
+    print(f"{len(qs)} questions from {n_cands} unique WordNet noun lemmas; index of {len(ti)} passages")
+    ret = retrieval(ti, rows, qs, a.data, a.k)
+    if a.rescore:
+        res = json.loads(a.rescore.read_text())
+        res["retrieval"], res["answer_use"] = ret, score(res["answers"], rows)
+        print_use(res["answer_use"], res["max_tokens"])
+        a.rescore.write_text(json.dumps(res, indent=1))
+        return
+    gens = {t: open_generator(a.llm, threads=t, n_ctx=2048) for t in (1, 2)}
+    answers = answer_quality(ti, rows, qs, gens[2], a)
+    use = score(answers, rows)
+    print_use(use, a.max_tokens)
+    speed = latency(ti, qs, gens, a)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({
