@@ -180,7 +180,7 @@ def answer_quality(ti, rows, qs, gen, a) -> list:
     pin(2)
     answers = []
     for j, (g, w, q) in enumerate(qs[:a.answers]):
-        ans = ask(ti, q, generator=gen, k=a.k, max_tokens=a.max_tokens)
+        ans = ask(ti, q, generator=gen, k=a.k, max_tokens=a.max_tokens, passage_tokens=a.passage_tokens)
         got = overlaps(ans.answer, ans.sources, q)
         answers.append({"question": q, "gold_row": g, "gold": rows[g]["text"], "answer": ans.answer,
                         "retrieved": g in got, "overlaps": {str(r): v for r, v in got.items()},
@@ -196,7 +196,8 @@ def latency(ti, qs, gens, a) -> dict:
     for j, (g, w, q) in enumerate(qs[-a.latency:]):
         for t in ((1, 2) if j % 2 == 0 else (2, 1)):
             pin(t)
-            lat[t].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=a.max_tokens).timings)
+            lat[t].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=a.max_tokens,
+                              passage_tokens=a.passage_tokens).timings)
     pin(2)
     speed = {}
     for t, runs in lat.items():
@@ -225,6 +226,7 @@ def main():
     p.add_argument("--latency", type=int, default=3, help="questions timed per thread count (1, 2), alternating")
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("-k", type=int, default=5)
+    p.add_argument("--passage-tokens", type=int, default=None, help="cut each passage in the prompt to this many tokens")
     p.add_argument("--llm", default=None, help="GGUF decoder (default: the installed SmolLM2-135M-Instruct Q4_1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
@@ -254,6 +256,7 @@ def main():
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({
             "command": " ".join(sys.argv), "llm": gens[2].path, "k": a.k, "max_tokens": a.max_tokens,
+            "passage_tokens": a.passage_tokens,
             "retrieval": ret, "answer_use": use, "speed": speed, "loadavg": os.getloadavg(),
             "answers": answers}, indent=1))
 

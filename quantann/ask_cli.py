@@ -34,7 +34,8 @@ def cmd_ask(a):
     ti = _open_index(a)
     gen = open_generator(a.llm, threads=a.threads, n_ctx=a.n_ctx, memory_budget=a.memory_budget)
     events = ask(ti, a.question, generator=gen, k=a.k, stream=True, max_tokens=a.max_tokens,
-                 temperature=a.temperature, seed=a.seed, ef=a.ef, repeat_penalty=a.repeat_penalty)
+                 temperature=a.temperature, seed=a.seed, ef=a.ef, passage_tokens=a.passage_tokens,
+                 repeat_penalty=a.repeat_penalty)
     if a.json:
         answer = [v for kind, v in events if kind == "done"][0]
         d = answer.as_dict()
@@ -85,6 +86,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="one JSON object: answer, sources (row, id, distance, text, fields), timings, dropped")
     p.add_argument("--max-tokens", type=int, default=256, help="most tokens in the answer")
+    p.add_argument("--passage-tokens", type=int, default=None,
+                   help="cut each passage in the prompt to this many tokens (a shorter prompt answers sooner); "
+                        "default: whole passages")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--repeat-penalty", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None, help="makes sampling reproducible")

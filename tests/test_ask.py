@@ -187,6 +187,19 @@ def test_prompt_overflow_drops_the_weakest_passages(index, gen):
 
 
 @needs_llm
+def test_passage_tokens_cut_the_prompt_not_the_sources(index, gen):
+    question = "Which order of birds includes the waders, sandpipers and plovers?"
+    whole = index.ask(question, generator=gen, k=3, max_tokens=4)
+    cut = index.ask(question, generator=gen, k=3, max_tokens=4, passage_tokens=12)
+    assert [s.text for s in cut.sources] == [s.text for s in whole.sources]
+    assert cut.timings["prompt_tokens"] < whole.timings["prompt_tokens"]
+    assert cut.timings["prompt_tokens"] <= whole.timings["prompt_tokens"] - sum(
+        max(0, len(gen.tokenize(s.text, add_bos=False)) - 16) for s in whole.sources)
+    with pytest.raises(ValueError, match="passage_tokens"):
+        index.ask(question, generator=gen, passage_tokens=0)
+
+
+@needs_llm
 def test_ask_bad_input(index, built, gen, tmp_path):
     with pytest.raises(ValueError, match="question is empty"):
         index.ask("  \n", generator=gen)
