@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import quantann  # noqa: E402
-from quantann.ask import ask, open_generator  # noqa: E402
+from quantann.ask import PASSAGE_TOKENS, ask, open_generator  # noqa: E402
 from quantann.jsonl import read_records  # noqa: E402
 from quantann.text import TextIndex, sidecar  # noqa: E402
 
@@ -226,7 +226,8 @@ def main():
     p.add_argument("--latency", type=int, default=3, help="questions timed per thread count (1, 2), alternating")
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("-k", type=int, default=5)
-    p.add_argument("--passage-tokens", type=int, default=None, help="cut each passage in the prompt to this many tokens")
+    p.add_argument("--passage-tokens", type=int, default=PASSAGE_TOKENS,
+                   help="cut each passage in the prompt to this many tokens (0: whole passages)")
     p.add_argument("--llm", default=None, help="GGUF decoder (default: the installed SmolLM2-135M-Instruct Q4_1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)

@@ -29,6 +29,7 @@ from .constants import ASK
 from .errors import QuantannError
 
 MAX_K = int(ASK["max_k"])
+PASSAGE_TOKENS = int(ASK["passage_tokens"])  # each passage's share of the prompt, by default
 SYSTEM = ASK["system"]
 ENCODER_ARCHS = ("bert", "nomic-bert", "jina-bert-v2")  # GGUF embedding models, not decoders
 
@@ -146,7 +147,8 @@ def messages(question: str, passages: list) -> list:
 
 
 def cut(gen, text: str, passage_tokens: int | None) -> str:
-    """text, or its first passage_tokens tokens (of the LLM's vocabulary) and an ellipsis."""
+    """text, or its first passage_tokens tokens (of the LLM's vocabulary) and an ellipsis
+    (0 or None: the whole text)."""
     if not passage_tokens:
         return text
     ids = gen.tokenize(text, add_bos=False)
@@ -154,16 +156,16 @@ def cut(gen, text: str, passage_tokens: int | None) -> str:
 
 
 def build_prompt(gen, question: str, sources: list, max_tokens: int,
-                 passage_tokens: int | None = None) -> tuple[list, int]:
+                 passage_tokens: int | None = PASSAGE_TOKENS) -> tuple[list, int]:
     """Prompt token ids with as many of sources (best first) as leave max_tokens of room in
     the context, and how many were dropped (the weakest). passage_tokens: each passage
-    cut to that many tokens in the prompt (None: whole)."""
+    cut to that many tokens in the prompt (0 or None: whole)."""
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens < gen.n_ctx:
         raise ValueError(f"max_tokens must be an integer in 1..{gen.n_ctx - 1} (the context is {gen.n_ctx} tokens), "
                          f"got {max_tokens!r}")
     if passage_tokens is not None and (isinstance(passage_tokens, bool) or not isinstance(passage_tokens, int)
-                                       or passage_tokens < 1):
-        raise ValueError(f"passage_tokens must be a positive integer or None, got {passage_tokens!r}")
+                                       or passage_tokens < 0):
+        raise ValueError(f"passage_tokens must be an integer >= 0 (0: whole passages), got {passage_tokens!r}")
     room = gen.n_ctx - max_tokens
     texts = [cut(gen, s.text, passage_tokens) for s in sources]
     for keep in range(len(sources), -1, -1):
@@ -176,13 +178,13 @@ def build_prompt(gen, question: str, sources: list, max_tokens: int,
 
 def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = False,
         max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None, ef: int = 64,
-        passage_tokens: int | None = None, **sample_kw):
+        passage_tokens: int | None = PASSAGE_TOKENS, **sample_kw):
     """Answers question from the top-k passages of text_index with a decoder LLM.
 
     generator: a quantann.Generator, a GGUF path, or None for the installed SmolLM2 (cached).
     stream=False returns an Answer; stream=True an iterator of ("sources", [Source]),
     ("token", str)..., ("done", Answer). passage_tokens: cut each passage to that many tokens in
-    the prompt (shorter prefill; the sources keep the whole text). sample_kw: top_k, top_p, min_p,
+    the prompt (shorter prefill, fewer distractions; the sources keep the whole text; 0: whole). sample_kw: top_k, top_p, min_p,
     repeat_penalty."""
     from .generate import Generator, _check_sampling
     t0 = time.perf_counter()

@@ -71,6 +71,7 @@ def _print_sources(answer, quiet: bool) -> None:
 
 
 def register(subparsers) -> None:
+    from .ask import PASSAGE_TOKENS
     p = subparsers.add_parser(
         "ask", help="answer a question from a text index's passages with a decoder LLM (on the device)",
         description="Embeds QUESTION with the index's model, searches the index, and answers from the top k "
@@ -86,9 +87,9 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true",
                    help="one JSON object: answer, sources (row, id, distance, text, fields), timings, dropped")
     p.add_argument("--max-tokens", type=int, default=256, help="most tokens in the answer")
-    p.add_argument("--passage-tokens", type=int, default=None,
-                   help="cut each passage in the prompt to this many tokens (a shorter prompt answers sooner); "
-                        "default: whole passages")
+    p.add_argument("--passage-tokens", type=int, default=PASSAGE_TOKENS,
+                   help="cut each passage in the prompt to this many tokens (a shorter prompt answers sooner and "
+                        "distracts a small model less); 0: whole passages")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--repeat-penalty", type=float, default=1.0)
     p.add_argument("--seed", type=int, default=None, help="makes sampling reproducible")

@@ -180,7 +180,7 @@ def test_prompt_overflow_drops_the_weakest_passages(index, gen):
     from quantann.ask import retrieve
     question = "Which order of birds includes the waders, sandpipers and plovers?"
     full, _ = retrieve(index, question, k=20)
-    a = index.ask(question, generator=gen, k=20, max_tokens=8)
+    a = index.ask(question, generator=gen, k=20, max_tokens=8, passage_tokens=0)
     assert a.dropped > 0 and len(a.sources) == 20 - a.dropped
     assert [s.row for s in a.sources] == [s.row for s in full[:len(a.sources)]]
     assert a.timings["prompt_tokens"] + 8 <= gen.n_ctx
@@ -189,14 +189,14 @@ def test_prompt_overflow_drops_the_weakest_passages(index, gen):
 @needs_llm
 def test_passage_tokens_cut_the_prompt_not_the_sources(index, gen):
     question = "Which order of birds includes the waders, sandpipers and plovers?"
-    whole = index.ask(question, generator=gen, k=3, max_tokens=4)
+    whole = index.ask(question, generator=gen, k=3, max_tokens=4, passage_tokens=0)
     cut = index.ask(question, generator=gen, k=3, max_tokens=4, passage_tokens=12)
     assert [s.text for s in cut.sources] == [s.text for s in whole.sources]
     assert cut.timings["prompt_tokens"] < whole.timings["prompt_tokens"]
     assert cut.timings["prompt_tokens"] <= whole.timings["prompt_tokens"] - sum(
         max(0, len(gen.tokenize(s.text, add_bos=False)) - 16) for s in whole.sources)
     with pytest.raises(ValueError, match="passage_tokens"):
-        index.ask(question, generator=gen, passage_tokens=0)
+        index.ask(question, generator=gen, passage_tokens=-1)
 
 
 @needs_llm
