@@ -29,6 +29,7 @@ from .constants import ASK
 from .errors import QuantannError
 
 MAX_K = int(ASK["max_k"])
+PASSAGE_TOKENS = int(ASK["passage_tokens"])  # each passage's share of the prompt, by default
 SYSTEM = ASK["system"]
 ENCODER_ARCHS = ("bert", "nomic-bert", "jina-bert-v2")  # GGUF embedding models, not decoders
 
@@ -145,15 +146,30 @@ def messages(question: str, passages: list) -> list:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
 
-def build_prompt(gen, question: str, sources: list, max_tokens: int) -> tuple[list, int]:
+def cut(gen, text: str, passage_tokens: int | None) -> str:
+    """text, or its first passage_tokens tokens (of the LLM's vocabulary) and an ellipsis
+    (0 or None: the whole text)."""
+    if not passage_tokens:
+        return text
+    ids = gen.tokenize(text, add_bos=False)
+    return text if len(ids) <= passage_tokens else gen.detokenize(ids[:passage_tokens]).rstrip() + " ..."
+
+
+def build_prompt(gen, question: str, sources: list, max_tokens: int,
+                 passage_tokens: int | None = PASSAGE_TOKENS) -> tuple[list, int]:
     """Prompt token ids with as many of sources (best first) as leave max_tokens of room in
-    the context, and how many were dropped (the weakest)."""
+    the context, and how many were dropped (the weakest). passage_tokens: each passage
+    cut to that many tokens in the prompt (0 or None: whole)."""
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or not 1 <= max_tokens < gen.n_ctx:
         raise ValueError(f"max_tokens must be an integer in 1..{gen.n_ctx - 1} (the context is {gen.n_ctx} tokens), "
                          f"got {max_tokens!r}")
+    if passage_tokens is not None and (isinstance(passage_tokens, bool) or not isinstance(passage_tokens, int)
+                                       or passage_tokens < 0):
+        raise ValueError(f"passage_tokens must be an integer >= 0 (0: whole passages), got {passage_tokens!r}")
     room = gen.n_ctx - max_tokens
+    texts = [cut(gen, s.text, passage_tokens) for s in sources]
     for keep in range(len(sources), -1, -1):
-        ids = gen.tokenize(gen.render_chat(messages(question, [s.text for s in sources[:keep]])), add_bos=False)
+        ids = gen.tokenize(gen.render_chat(messages(question, texts[:keep])), add_bos=False)
         if len(ids) <= room:
             return ids, len(sources) - keep
     raise ValueError(f"the question is too long: with no passage the prompt has {len(ids)} tokens, and with "
@@ -161,12 +177,15 @@ def build_prompt(gen, question: str, sources: list, max_tokens: int) -> tuple[li
 
 
 def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = False,
-        max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None, ef: int = 64, **sample_kw):
+        max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None, ef: int = 64,
+        passage_tokens: int | None = PASSAGE_TOKENS, **sample_kw):
     """Answers question from the top-k passages of text_index with a decoder LLM.
 
     generator: a quantann.Generator, a GGUF path, or None for the installed SmolLM2 (cached).
     stream=False returns an Answer; stream=True an iterator of ("sources", [Source]),
-    ("token", str)..., ("done", Answer). sample_kw: top_k, top_p, min_p, repeat_penalty."""
+    ("token", str)..., ("done", Answer). passage_tokens: cut each passage to that many tokens in
+    the prompt (shorter prefill, fewer distractions; the sources keep the whole text; 0: whole). sample_kw: top_k, top_p, min_p,
+    repeat_penalty."""
     from .generate import Generator, _check_sampling
     t0 = time.perf_counter()
     question = check_question(question)
@@ -178,7 +197,7 @@ def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = Fa
     kw.update(sample_kw)
     _check_sampling(max_tokens, temperature, **kw)
     sources, timings = retrieve(text_index, question, k, ef)
-    ids, dropped = build_prompt(gen, question, sources, max_tokens)
+    ids, dropped = build_prompt(gen, question, sources, max_tokens, passage_tokens)
     sources = sources[:len(sources) - dropped]
     events = _answer(gen, ids, sources, dropped, timings, t0,
                      dict(kw, max_tokens=max_tokens, temperature=temperature, seed=seed))

@@ -25,17 +25,19 @@ def _load_npy(path: str, what: str) -> np.ndarray:
     return a
 
 
-def _read_texts(path: str) -> list[str]:
-    from .jsonl import read_texts
+def _read_records(path: str) -> tuple[list[str], list[dict]]:
+    from .jsonl import read_records
     try:
-        return read_texts(path)
+        return read_records(path)
     except ValueError as e:
         raise SystemExit(f"error: {e}")
+    except FileNotFoundError:
+        raise SystemExit(f"error: texts file {path} does not exist")
 
 
 def cmd_build_text(a):
     from .text import TextIndex
-    texts = _read_texts(a.texts or a.vectors)
+    texts, fields = _read_records(a.texts or a.vectors)
     vectors = None
     if a.texts:  # vectors given, texts attached
         vectors = np.asarray(_load_npy(a.vectors, "vectors"))
@@ -48,7 +50,7 @@ def cmd_build_text(a):
     if vectors is None:
         print(f"embedding {len(texts)} texts with {a.model}", file=sys.stderr)
         vectors = _embed_with_progress(ti.embedder, texts, not a.quiet)
-    ti.add_texts(texts, vectors=vectors, progress=not a.quiet)
+    ti.add_texts(texts, vectors=vectors, progress=not a.quiet, fields=fields)
     ti.save(a.output, progress=not a.quiet)
     print(f"wrote {a.output} and {a.output}.texts ({len(texts)} texts)", file=sys.stderr)
 
@@ -102,7 +104,9 @@ def cmd_search(a):
         ti = TextIndex.open(a.index, model=a.model, store=a.store, memory_budget=a.memory_budget)
         hits = ti.search_text(a.text, k=a.k, ef=a.ef, rerank=a.rerank)
         if a.json:
-            json.dump([{"id": i, "distance": d, "text": t} for i, d, t in hits], sys.stdout)
+            fields = ti.fields([i for i, _, _ in hits])
+            json.dump([dict({"id": i, "distance": d, "text": t}, **({"fields": f} if f else {}))
+                       for (i, d, t), f in zip(hits, fields)], sys.stdout)
             print()
             return
         for rank, (i, d, t) in enumerate(hits):
@@ -223,8 +227,9 @@ def make_parser():
                                    "index file holding the in-memory part followed by the full vectors.")
     b.add_argument("vectors", help="(n, d) float32, float16 or uint8 .npy file, or a .jsonl of texts "
                                    "({\"text\": ...} per line) to embed with --model")
-    b.add_argument("--texts", help="a .jsonl of the texts of VECTORS' rows, kept beside the index (INDEX.texts) "
-                                   "for `search --text`")
+    b.add_argument("--texts", help="a .jsonl of the texts of VECTORS' rows (line i = row i: {\"text\": ...} plus "
+                                   "any other fields, kept and returned), stored beside the index (INDEX.texts) "
+                                   "for `search --text` and `ask`")
     b.add_argument("--model", help="GGUF embedding model: embeds a .jsonl input, and is recorded for text queries")
     b.add_argument("--max-tokens", type=int, default=None,
                    help="truncate each text to this many tokens when embedding (default: the model's own "
@@ -298,7 +303,7 @@ def make_parser():
     d.add_argument("--show", type=int, default=3, help="queries to print with their passages (default %(default)s)")
     d.set_defaults(func=cmd_demo)
 
-    for mod in ("quantann.model.cli", "quantann.generate_cli"):
+    for mod in ("quantann.model.cli", "quantann.generate_cli", "quantann.ask_cli"):
         try:
             __import__(mod)
             sys.modules[mod].register(sub)
