@@ -30,7 +30,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             int32_t lst[256];
             const int64_t rb = qa_link_row_bytes(a.M0, a.link_bits);
             for (int64_t i = 0; i < a.n; i++)
-                sink += (uint32_t)qa_links_unpack_row(a.links0_packed + i * rb, a.M0, a.link_bits, lst) + a.level[i];
+                sink += (uint32_t)qa_links_unpack_row(a.links0_packed + i * rb, a.M0, a.link_bits, (a.n - i) * rb, lst) + a.level[i];
         } else {
             for (int64_t i = 0; i < a.n * a.M0; i++) sink += (uint32_t)a.links0[i] + a.level[i % a.n];
         }

@@ -108,7 +108,8 @@ static void node_unlock(build_ctx *bc, int32_t node);
 /* Copies node's list at `lev` into out; returns its length. */
 static inline int read_links(const qa_graph *g, int32_t node, int lev, int32_t *out, build_ctx *bc) {
     if (lev == 0 && g->packed0) /* packed lists are never written: no lock */
-        return qa_links_unpack_row(g->packed0 + (int64_t)node * g->row_bytes, g->M0, g->link_bits, out);
+        return qa_links_unpack_row(g->packed0 + (int64_t)node * g->row_bytes, g->M0, g->link_bits,
+                                   (g->n - node) * g->row_bytes, out);
     int cap, n = 0;
     int32_t *l = qa_hnsw_links(g, node, lev, &cap);
     if (!l) return 0;

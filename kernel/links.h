@@ -24,9 +24,26 @@ static inline int qa_link_bits(int64_t n) {
 
 static inline int64_t qa_link_row_bytes(int M0, int bits) { return ((int64_t)M0 * bits + 7) / 8; }
 
-/* Reads the list of one packed row into out (int32 ids); returns its length. */
-static inline int qa_links_unpack_row(const uint8_t *row, int M0, int bits, int32_t *out) {
+/* Reads the list of one packed row into out (int32 ids); returns its length. `avail`:
+ * the bytes readable from `row` on (to the end of the array). With 8 bytes to spare past
+ * the row, each slot is one unaligned 64-bit load, shift and mask (a search decodes a
+ * list per hop: this is on its path); otherwise, and on big-endian hosts, byte by byte. */
+static inline int qa_links_unpack_row(const uint8_t *row, int M0, int bits, int64_t avail, int32_t *out) {
     const uint32_t empty = (uint32_t)((1u << bits) - 1);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (avail >= qa_link_row_bytes(M0, bits) + 8) {
+        int n = 0;
+        for (int j = 0, bit = 0; j < M0; j++, bit += bits) {
+            uint64_t w;
+            memcpy(&w, row + (bit >> 3), 8);
+            uint32_t v = (uint32_t)(w >> (bit & 7)) & empty;
+            if (v == empty) break;
+            out[n++] = (int32_t)v;
+        }
+        return n;
+    }
+#endif
+    (void)avail;
     uint64_t acc = 0;
     int have = 0, n = 0;
     const uint8_t *p = row;
@@ -67,7 +84,7 @@ static inline void qa_links_unpack(const uint8_t *src, int64_t n, int M0, int bi
     const int64_t rb = qa_link_row_bytes(M0, bits);
     for (int64_t r = 0; r < n; r++) {
         int32_t *out = dst + r * M0;
-        for (int j = qa_links_unpack_row(src + r * rb, M0, bits, out); j < M0; j++) out[j] = -1;
+        for (int j = qa_links_unpack_row(src + r * rb, M0, bits, (n - r) * rb, out); j < M0; j++) out[j] = -1;
     }
 }
 #endif

@@ -366,7 +366,7 @@ int qa_qann_check_graph(const qa_index_arrays *a, char *err, size_t el) {
         int32_t lst[2 * QA_MAX_M];
         const int64_t rb = qa_link_row_bytes(a->M0, a->link_bits);
         for (int64_t i = 0; i < n; i++)
-            for (int j = 0, c = qa_links_unpack_row(a->links0_packed + i * rb, a->M0, a->link_bits, lst); j < c; j++)
+            for (int j = 0, c = qa_links_unpack_row(a->links0_packed + i * rb, a->M0, a->link_bits, (n - i) * rb, lst); j < c; j++)
                 if (lst[j] >= n) FAIL("corrupt graph: level-0 link outside the index (row %lld)", (long long)i);
     } else {
         for (int64_t i = 0; i < n * a->M0; i++)
