@@ -235,10 +235,13 @@ def main(argv=None):
     ap.add_argument("--json")
     ap.add_argument("--peers", default="quantann,hnswlib,faiss,usearch",
                     help="methods to include (comma-separated; also faiss-hnsw: IndexHNSWRaBitQ)")
+    ap.add_argument("--quants", help="only these of the configured codes (comma-separated)")
     ap.add_argument("--graph-layout", action="store_true", help="quantann alone: packed vs int32 level 0")
     ap.add_argument("--build-only", action="store_true", help="build the cached indexes (both cores) and stop")
     a = ap.parse_args(argv)
-    cfg = DATASETS[a.dataset]
+    cfg = dict(DATASETS[a.dataset])
+    if a.quants:  # a subset of the configured codes (the others not built yet)
+        cfg["quants"] = tuple(q for q in cfg["quants"] if q[0] in a.quants.split(","))
     ds = load_dataset(a.dataset, a.queries)
     fb = ds.n * ds.dim * 4
     methods = methods_for(a.dataset, cfg, set(a.peers.split(",")), a.graph_layout)
