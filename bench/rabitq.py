@@ -1,13 +1,16 @@
-"""RaBitQ codes + rerank auto on minilm-100k against hnswlib, FAISS RaBitQ and usearch.
+"""RaBitQ codes + rerank auto against hnswlib, FAISS's RaBitQ indexes and usearch, on
+minilm-100k and the 480K x 768 synthetic set (bench/datasets.py: clustered).
 
-    python -m bench.rabitq --build-only                  # build the cached indexes (both cores)
-    taskset -c 1 python -m bench.rabitq [--subset N] [--queries Q] [--repeats R] [--json PATH]
+    python -m bench.rabitq --dataset D --build-only          # build the cached indexes (both cores)
+    taskset -c 1 python -m bench.rabitq --dataset D [--queries Q] [--repeats R] [--json PATH]
+    taskset -c 1 python -m bench.rabitq --dataset D --graph-layout   # packed vs int32 level 0
 
-One query per call, one thread, k=10. Each row: recall@10, QPS (median of R passes; the
-passes of all rows interleaved), full vectors read per query, and counted memory as a
-fraction of the float32 vectors (quantann: index.memory() of the opened file, the
-vectors stay on disk; peers: their serialised index, + the float vectors for FAISS
-RefineFlat). Indexes are built once and cached in bench/cache/."""
+D: minilm-100k or synthetic-480k. One query per call, one thread, k=10. Each row:
+recall@10, QPS (median of R passes; every method's passes interleaved, repeat by repeat),
+full vectors read per query, counted memory as a fraction of the float32 vectors
+(quantann: index.memory() of the opened file, the vectors stay on disk; peers: their
+serialised index, + the float vectors for FAISS RefineFlat). Indexes are built once and
+cached in bench/cache/. The summary lines check the issue's must-show at recall@10 0.99."""
 from __future__ import annotations
 
 import argparse
@@ -18,65 +21,46 @@ import time
 import numpy as np
 
 from .build import quantann_files
-from .datasets import CACHE, minilm
+from .datasets import CACHE, minilm, synthetic
 from .peers import Hnswlib, Usearch, _cached_build, _key
 
 K = 10
-# (quant, M, reranks): rabitq2 M=12 is the configuration under 15% of the float bytes
-QA = [("rabitq2", 12, ("auto", 2)), ("rabitq3", 8, ("auto",)), ("rabitq4", 16, ("auto", 2)), ("sq4", 16, (2,))]
-EFS = (48, 64, 96, 128, 192, 256)
+TARGET_RECALL, TARGET_MEMORY, TARGET_SPEEDUP = 0.99, 0.15, 1.3
+
+# per data set: the quantann graph (M, ef_construction; built once in float space, shared by
+# the codes), the codes and reranks, the peers' graph parameters, the ef and nprobe grids.
+# Memory under 15% of the float bytes: at d=384, rabitq3 (160 B) + M=12 packed links (51 B);
+# at d=768, rabitq3 (304 B) + M=16 packed links (76 B).
+DATASETS = {
+    "minilm-100k": dict(M=12, efc=200, quants=(("rabitq2", ("auto", 2)), ("rabitq3", ("auto", 2))),
+                        peer_M=16, peer_efc=200, nlist=512, flat_queries=None,
+                        efs=(32, 48, 64, 96, 128, 192), nprobes=(8, 16, 32, 64, 128)),
+    "synthetic-480k": dict(M=16, efc=128, quants=(("rabitq2", ("auto", 2)), ("rabitq3", ("auto", 2))),
+                           peer_M=16, peer_efc=128, nlist=1024, flat_queries=100,
+                           efs=(48, 64, 96, 128, 192, 256), nprobes=(8, 16, 32, 64, 128)),
+}
 
 
-class FaissRaBitQ:
-    """FAISS IndexHNSWRaBitQ (L2 on unit vectors ranks as cosine), 4-bit codes, 8-bit queries;
-    optionally IndexRefineFlat (float vectors in RAM) rescoring k*2."""
-
-    def __init__(self, bits=4, M=16, efc=200, refine=False):
-        self.bits, self.M, self.efc, self.refine = bits, M, efc, refine
-        self.name = f"FAISS HNSWRaBitQ {bits}-bit M={M}" + (" + RefineFlat x2" if refine else "")
-
-    def load(self, ds, log=print):
-        import faiss
-        path = os.path.join(CACHE, f"faiss-rabitq{self.bits}-{_key(ds, self.M, self.efc)}.index")
-
-        def build(p):
-            faiss.omp_set_num_threads(2)
-            ix = faiss.IndexHNSWRaBitQ(ds.dim, self.M, self.bits)
-            ix.hnsw.efConstruction = self.efc
-            ix.train(ds.base)
-            ix.add(ds.base)
-            faiss.write_index(ix, p)
-        _cached_build(path, build, log)
-        faiss.omp_set_num_threads(1)
-        self.base = faiss.read_index(path)
-        faiss.downcast_index(self.base.storage).qb = 8
-        self.bytes = os.path.getsize(path)
-        self.ix = self.base
-        if self.refine:
-            self.xb = np.ascontiguousarray(ds.base, np.float32)
-            self.ix = faiss.IndexRefineFlat(self.base, faiss.swig_ptr(self.xb))
-            self.ix.k_factor = 2.0
-            self.bytes += self.xb.nbytes
-
-    def set(self, p):
-        self.base.hnsw.efSearch = p["ef"]
-
-    def query(self, q, k):
-        return self.ix.search(q[None, :], k)[1][0]
-
-    def memory(self):
-        return self.bytes
+def load_dataset(name, queries):
+    if name == "minilm-100k":
+        return minilm(queries=queries)
+    return synthetic(480_000, 768, nq=queries)
 
 
 class QA_:
-    def __init__(self, quant, M, rerank):
-        self.quant, self.M, self.rerank = quant, M, rerank
-        self.name = f"quantann {quant} M={M} rerank={rerank}"
+    """quantann over a cached .qann (pread store), rerank auto or a fixed factor."""
+
+    def __init__(self, quant, M, efc, rerank, efs, compact=True, quants=None):
+        self.quant, self.M, self.efc, self.rerank, self.compact = quant, M, efc, rerank, compact
+        self.quants = quants or (quant,)  # built together: one graph for all of them
+        self.name = f"quantann {quant} M={M} rerank={rerank}" + ("" if compact else " int32 links")
+        self.grid = [{"ef": ef} for ef in efs]
 
     def load(self, ds, log=print):
         import quantann
-        path = quantann_files(ds, self.M, 200, quants=(self.quant,), log=log)[self.quant]
+        path = quantann_files(ds, self.M, self.efc, quants=self.quants, threads=2, log=log)[self.quant]
         self.idx = quantann.open(path, store="pread")
+        self.idx.compact_graph = self.compact
         self.idx.search(ds.queries[:200], k=K, ef=64, rerank=2)  # the read rows in the page cache
 
     def set(self, p):
@@ -92,66 +76,206 @@ class QA_:
         return self.idx.memory()["total"]
 
 
-def fmt_reads(r):
-    return "-" if r is None else f"{r:.1f}"
+class Graph_:
+    """An ef grid over hnswlib / usearch (bench.peers)."""
+
+    def __init__(self, inner, efs):
+        self.inner, self.name, self.grid = inner, inner.name, [{"ef": ef} for ef in efs]
+
+    def load(self, ds, log=print):
+        self.inner.load(ds, log=log)
+
+    def set(self, p):
+        self.inner.set(p)
+
+    def query(self, q, k):
+        return self.inner.query(q, k)
+
+    def memory(self):
+        return self.inner.memory()
+
+
+class FaissRaBitQ:
+    """FAISS's RaBitQ indexes, `bits` per dimension, 8-bit queries (qb), L2 on unit vectors
+    (ranks as cosine): kind "hnsw" (IndexHNSWRaBitQ), "ivf" (IndexIVFRaBitQ over a flat
+    coarse quantizer, nlist lists, nprobe swept) or "flat" (IndexRaBitQ, a scan of every
+    code). refine: IndexRefineFlat (the float vectors in RAM) rescoring k*2."""
+
+    def __init__(self, kind, bits=4, M=16, efc=200, nlist=1024, refine=False, grid=(), max_queries=None):
+        self.kind, self.bits, self.M, self.efc, self.nlist, self.refine = kind, bits, M, efc, nlist, refine
+        label = {"hnsw": f"HNSWRaBitQ M={M}", "ivf": f"IVFRaBitQ nlist={nlist}", "flat": "RaBitQ (flat scan)"}[kind]
+        self.name = f"FAISS {label} {bits}-bit" + (" + RefineFlat x2" if refine else "")
+        self.grid = list(grid) or [{}]
+        self.max_queries = max_queries
+
+    def _path(self, ds):
+        tag = {"hnsw": f"hnsw-{_key(ds, self.M, self.efc)}", "ivf": f"ivf{self.nlist}-{_key(ds, 0, 0)}",
+               "flat": f"flat-{_key(ds, 0, 0)}"}[self.kind]
+        return os.path.join(CACHE, f"faiss-rabitq{self.bits}-{tag}.index")
+
+    def load(self, ds, log=print):
+        import faiss
+        path = self._path(ds)
+
+        def build(p):
+            faiss.omp_set_num_threads(2)
+            if self.kind == "hnsw":
+                ix = faiss.IndexHNSWRaBitQ(ds.dim, self.M, self.bits)
+                ix.hnsw.efConstruction = self.efc
+            elif self.kind == "ivf":
+                ix = faiss.IndexIVFRaBitQ(faiss.IndexFlatL2(ds.dim), ds.dim, self.nlist, faiss.METRIC_L2, True,
+                                          self.bits)
+            else:
+                ix = faiss.IndexRaBitQ(ds.dim, faiss.METRIC_L2, self.bits)
+            ix.train(ds.base)
+            ix.add(ds.base)
+            faiss.write_index(ix, p)
+        _cached_build(path, build, log)
+        faiss.omp_set_num_threads(1)
+        self.base = faiss.read_index(path)
+        if self.kind == "hnsw":
+            faiss.downcast_index(self.base.storage).qb = 8
+        else:
+            self.base.qb = 8
+        self.bytes = os.path.getsize(path)
+        self.ix = self.base
+        if self.refine:
+            self.xb = np.ascontiguousarray(ds.base, np.float32)
+            self.ix = faiss.IndexRefineFlat(self.base, faiss.swig_ptr(self.xb))
+            self.ix.k_factor = 2.0
+            self.bytes += self.xb.nbytes
+
+    def set(self, p):
+        if "ef" in p:
+            self.base.hnsw.efSearch = p["ef"]
+        if "nprobe" in p:
+            self.base.nprobe = p["nprobe"]
+
+    def query(self, q, k):
+        return self.ix.search(q[None, :], k)[1][0]
+
+    def memory(self):
+        return self.bytes
 
 
 def run_pass(m, p, queries, truth):
     m.set(p)
+    n = min(len(queries), getattr(m, "max_queries", None) or len(queries))
     found, reads = [], []
     t0 = time.perf_counter()
-    for q in queries:
+    for q in queries[:n]:
         found.append(np.asarray(m.query(q, K), np.int64))
         if hasattr(m, "reads"):
             reads.append(m.reads())
     dt = time.perf_counter() - t0
     rec = np.mean([len(set(f.tolist()) & set(t[:K].tolist())) / K for f, t in zip(found, truth)])
-    return rec, len(queries) / dt, (float(np.mean(reads)) if reads else None)
+    return rec, n / dt, (float(np.mean(reads)) if reads else None)
+
+
+def methods_for(name, cfg, peers, graph_layout):
+    out = []
+    quants = tuple(q for q, _ in cfg["quants"])
+    if graph_layout:  # the same graph and codes, level 0 packed or int32, one rerank
+        return [QA_(quants[0], cfg["M"], cfg["efc"], "auto", cfg["efs"], compact=c, quants=quants)
+                for c in (True, False)]
+    if "quantann" in peers:
+        for quant, reranks in cfg["quants"]:
+            out += [QA_(quant, cfg["M"], cfg["efc"], rr, cfg["efs"], quants=quants) for rr in reranks]
+    M, efc = cfg["peer_M"], cfg["peer_efc"]
+    if "hnswlib" in peers:
+        hn = Hnswlib(M=M, efc=efc)
+        hn.name = f"hnswlib float32 (RAM) M={M}"
+        out.append(Graph_(hn, cfg["efs"]))
+    if "faiss" in peers:
+        probes = [{"nprobe": p} for p in cfg["nprobes"]]
+        out += [FaissRaBitQ("ivf", 4, nlist=cfg["nlist"], grid=probes),
+                FaissRaBitQ("ivf", 4, nlist=cfg["nlist"], grid=probes, refine=True),
+                FaissRaBitQ("flat", 4, max_queries=cfg["flat_queries"])]
+    if "faiss-hnsw" in peers:  # a long build: at 480K over two shared cores, hours
+        out.append(FaissRaBitQ("hnsw", 4, M, efc, grid=[{"ef": ef} for ef in cfg["efs"]]))
+    if "usearch" in peers:
+        us = Usearch(M=M, efc=efc)
+        us.name = f"usearch i8 M={M}"
+        out.append(Graph_(us, cfg["efs"]))
+    return out
+
+
+def summary(rows):
+    """The must-show, from one run's rows."""
+    def best(pred):
+        ok = [r for r in rows if pred(r)]
+        return max(ok, key=lambda r: r["qps"]) if ok else None
+    lines = []
+    qa = best(lambda r: r["method"].startswith("quantann") and r["recall"] >= TARGET_RECALL
+              and r["memory_fraction"] <= TARGET_MEMORY)
+    hn = best(lambda r: r["method"].startswith("hnswlib") and r["recall"] >= TARGET_RECALL)
+    if qa and hn:
+        lines.append(f"recall>={TARGET_RECALL} & memory<={TARGET_MEMORY:.0%}: {qa['method']} {qa['params']} "
+                     f"recall {qa['recall']:.4f} memory {qa['memory_fraction']:.1%} QPS {qa['qps']:.0f}; "
+                     f"hnswlib {hn['params']} recall {hn['recall']:.4f} QPS {hn['qps']:.0f}: "
+                     f"{qa['qps'] / hn['qps']:.2f}x (target {TARGET_SPEEDUP}x)")
+    else:
+        lines.append(f"no quantann row with recall>={TARGET_RECALL} and memory<={TARGET_MEMORY:.0%}" if not qa
+                     else "hnswlib never reaches the recall")
+    for r2 in (r for r in rows if r["method"].endswith("rerank=2") and r["recall"] >= TARGET_RECALL):
+        auto = [r for r in rows if r["method"] == r2["method"].replace("rerank=2", "rerank=auto")
+                and r["recall"] >= r2["recall"]]
+        if auto:
+            a = min(auto, key=lambda r: r["reads"])
+            lines.append(f"{r2['method']} {r2['params']}: recall {r2['recall']:.4f} reading {r2['reads']:.0f}; "
+                         f"auto {a['params']} recall {a['recall']:.4f} reading {a['reads']:.1f} per query")
+    return lines
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--subset", type=int)
+    ap.add_argument("--dataset", choices=sorted(DATASETS), default="minilm-100k")
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json")
-    ap.add_argument("--peers", default="hnswlib,faiss,usearch", help="peers to include (comma-separated)")
-    ap.add_argument("--efs", default=",".join(map(str, EFS)), help="ef values (comma-separated)")
+    ap.add_argument("--peers", default="quantann,hnswlib,faiss,usearch",
+                    help="methods to include (comma-separated; also faiss-hnsw: IndexHNSWRaBitQ)")
+    ap.add_argument("--quants", help="only these of the configured codes (comma-separated)")
+    ap.add_argument("--graph-layout", action="store_true", help="quantann alone: packed vs int32 level 0")
     ap.add_argument("--build-only", action="store_true", help="build the cached indexes (both cores) and stop")
     a = ap.parse_args(argv)
-    ds = minilm(a.subset, queries=a.queries)
+    cfg = dict(DATASETS[a.dataset])
+    if a.quants:  # a subset of the configured codes (the others not built yet)
+        cfg["quants"] = tuple(q for q in cfg["quants"] if q[0] in a.quants.split(","))
+    ds = load_dataset(a.dataset, a.queries)
     fb = ds.n * ds.dim * 4
-    methods = []
-    for quant, M, reranks in QA:
-        for rr in reranks:
-            methods.append(QA_(quant, M, rr))
-    hn = Hnswlib(M=16)
-    hn.name = "hnswlib float32 (RAM) M=16"
-    peers = set(a.peers.split(","))
-    methods += [hn] if "hnswlib" in peers else []
-    methods += [FaissRaBitQ(4, 16), FaissRaBitQ(4, 16, refine=True)] if "faiss" in peers else []
-    methods += [Usearch(M=16)] if "usearch" in peers else []
+    methods = methods_for(a.dataset, cfg, set(a.peers.split(",")), a.graph_layout)
     for m in methods:
+        t = time.time()
         m.load(ds, log=print)
+        print(f"[load] {m.name} {time.time() - t:.0f} s", flush=True)
     if a.build_only:
         return
-    rows = []
-    for ef in (int(e) for e in a.efs.split(",")):
-        res = {m.name: [] for m in methods}
-        for _ in range(a.repeats):  # interleaved: every method once per repeat
-            for m in methods:
-                res[m.name].append(run_pass(m, {"ef": ef}, ds.queries, ds.truth))
+    res = {(m.name, i): [] for m in methods for i in range(len(m.grid))}
+    for rep in range(a.repeats):  # interleaved: every method's grid once per repeat
         for m in methods:
-            r = res[m.name]
-            row = {"method": m.name, "ef": ef, "recall": r[0][0], "qps": float(np.median([x[1] for x in r])),
+            for i, p in enumerate(m.grid):
+                res[m.name, i].append(run_pass(m, p, ds.queries, ds.truth))
+        print(f"[repeat {rep + 1}/{a.repeats} done]", flush=True)
+    rows = []
+    for m in methods:
+        for i, p in enumerate(m.grid):
+            r = res[m.name, i]
+            row = {"method": m.name, "params": p, "recall": r[0][0],
+                   "queries": min(len(ds.queries), getattr(m, "max_queries", None) or len(ds.queries)),
+                   "qps": float(np.median([x[1] for x in r])), "qps_all": [x[1] for x in r],
                    "reads": r[0][2], "memory_fraction": m.memory() / fb}
             rows.append(row)
-            print(f"{row['method']:44s} ef={ef:4d} recall@10={row['recall']:.4f} QPS={row['qps']:7.0f} "
-                  f"reads={fmt_reads(row['reads']):>6} "
-                  f"memory={row['memory_fraction']:.3f}", flush=True)
+            reads = "-" if row["reads"] is None else f"{row['reads']:.1f}"
+            print(f"{row['method']:44s} {json.dumps(p):16s} recall@10={row['recall']:.4f} QPS={row['qps']:7.0f} "
+                  f"reads={reads:>6} memory={row['memory_fraction']:.3f}", flush=True)
+    lines = summary(rows)
+    for line in lines:
+        print(line)
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"dataset": ds.name, "n": ds.n, "queries": len(ds.queries), "k": K, "rows": rows}, f, indent=1)
+            json.dump({"dataset": ds.name, "n": ds.n, "dim": ds.dim, "queries": len(ds.queries), "k": K,
+                       "repeats": a.repeats, "loadavg": os.getloadavg(), "rows": rows, "summary": lines}, f, indent=1)
 
 
 if __name__ == "__main__":

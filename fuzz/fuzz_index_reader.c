@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "index/qann.h"
+#include "links.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* the reader wants an 8-byte aligned buffer, as a memory map or a malloc gives */
@@ -25,7 +26,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc == QA_OK && qa_qann_read(buf, size, size, &a, err, sizeof err) == QA_OK) {
         /* what the search will follow: touch every array end to end */
         volatile uint32_t sink = 0;
-        for (int64_t i = 0; i < a.n * a.M0; i++) sink += (uint32_t)a.links0[i] + a.level[i % a.n];
+        if (a.links0_packed) {
+            int32_t lst[256];
+            const int64_t rb = qa_link_row_bytes(a.M0, a.link_bits);
+            for (int64_t i = 0; i < a.n; i++)
+                sink += (uint32_t)qa_links_unpack_row(a.links0_packed + i * rb, a.M0, a.link_bits, (a.n - i) * rb, lst) + a.level[i];
+        } else {
+            for (int64_t i = 0; i < a.n * a.M0; i++) sink += (uint32_t)a.links0[i] + a.level[i % a.n];
+        }
         for (int64_t i = 0; i < a.n_upper; i++) sink += (uint32_t)a.upper[i];
     }
     free(buf);

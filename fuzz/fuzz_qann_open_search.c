@@ -22,6 +22,7 @@
 #include "gguf/crc32.h"
 #include "index/index.h"
 #include "index/qann.h"
+#include "links.h"
 
 #define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
@@ -130,7 +131,10 @@ static void add_rows(const qa_index_arrays *a, const src_t *src, const float *x,
     uint8_t *level = malloc(n);
     memcpy(level, a->level, a->n);
     int32_t *links0 = malloc(sizeof(int32_t) * n * a->M0);
-    memcpy(links0, a->links0, sizeof(int32_t) * a->n * a->M0);
+    if (a->links0_packed) /* the host unpacks a packed level 0 before an insert */
+        qa_links_unpack(a->links0_packed, a->n, a->M0, a->link_bits, links0);
+    else
+        memcpy(links0, a->links0, sizeof(int32_t) * a->n * a->M0);
     for (int64_t i = a->n * a->M0; i < n * a->M0; i++) links0[i] = -1;
     int64_t n_up = a->n_up, n_upper = a->n_upper;
     for (int i = 0; i < m; i++) {
@@ -159,6 +163,7 @@ static void add_rows(const qa_index_arrays *a, const src_t *src, const float *x,
             off += level[a->n + i] * a->M;
         }
     g.codes = codes, g.norms = norms, g.level = level, g.links0 = links0;
+    g.link_bits = 32, g.links0_packed = NULL;
     g.up_nodes = up_nodes, g.up_off = up_off, g.n_up = n_up, g.upper = upper, g.n_upper = n_upper;
     g.ids = NULL, g.deleted = NULL;
     qa_index *ix;

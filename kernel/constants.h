@@ -3,7 +3,7 @@
 #define QA_CONSTANTS_H
 
 #define QA_FORMAT_ARCH "quantann"
-#define QA_FORMAT_VERSION 2
+#define QA_FORMAT_VERSION 3
 #define QA_FORMAT_MIN_VERSION 1
 #define QA_FORMAT_ALIGNMENT 32
 
@@ -29,6 +29,7 @@
 #define QA_KEY_HNSW_ENTRY "quantann.hnsw.entry"
 #define QA_KEY_HNSW_MAX_LEVEL "quantann.hnsw.max_level"
 #define QA_KEY_HNSW_EF_CONSTRUCTION "quantann.hnsw.ef_construction"
+#define QA_KEY_HNSW_LINK_BITS "quantann.hnsw.link_bits"
 #define QA_KEY_VECTORS_DTYPE "quantann.vectors.dtype"
 #define QA_KEY_VECTORS_CRC32 "quantann.vectors.crc32"
 #define QA_KEY_CHECKSUM_TENSORS "quantann.checksums.tensors"

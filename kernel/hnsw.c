@@ -84,8 +84,8 @@ static inline void prep_node(const qa_space *sp, int32_t node, qa_query *qq, qa_
 
 int32_t *qa_hnsw_links(const qa_graph *g, int32_t node, int lev, int *cap) {
     if (lev == 0) {
-        *cap = g->M0;
-        return g->links0 + (int64_t)node * g->M0;
+        *cap = g->links0 ? g->M0 : 0;
+        return g->links0 ? g->links0 + (int64_t)node * g->M0 : NULL;
     }
     int64_t lo = 0, hi = g->n_up - 1;
     while (lo <= hi) {
@@ -107,6 +107,9 @@ static void node_unlock(build_ctx *bc, int32_t node);
 
 /* Copies node's list at `lev` into out; returns its length. */
 static inline int read_links(const qa_graph *g, int32_t node, int lev, int32_t *out, build_ctx *bc) {
+    if (lev == 0 && g->packed0) /* packed lists are never written: no lock */
+        return qa_links_unpack_row(g->packed0 + (int64_t)node * g->row_bytes, g->M0, g->link_bits,
+                                   (g->n - node) * g->row_bytes, out);
     int cap, n = 0;
     int32_t *l = qa_hnsw_links(g, node, lev, &cap);
     if (!l) return 0;
@@ -368,7 +371,7 @@ static void *worker(void *arg) {
 
 int qa_hnsw_insert(qa_graph *g, const qa_space *sp, int64_t start, int64_t end,
                    const float *vecs, int ef_construction, int nthreads) {
-    if (g->M > 255 || g->M0 > 255) return -1;
+    if (g->M > 255 || g->M0 > 255 || !g->links0) return -1;
     build_ctx *bc = (build_ctx *)calloc(1, sizeof(build_ctx));
     if (!bc) return -1;
     bc->g = g; bc->sp = sp; bc->vecs = vecs; bc->start = start; bc->end = end;

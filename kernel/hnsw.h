@@ -2,7 +2,9 @@
  * arrays the host allocates.
  *
  * Layout (see FORMAT.md):
- *   links0[n * M0]   level-0 neighbours of each node, -1 terminated when not full
+ *   links0[n * M0]   level-0 neighbours of each node, -1 terminated when not full; or,
+ *                    searched only, packed0: the same lists in link_bits bits per id
+ *                    (kernel/links.h), row_bytes per node
  *   level[n]         top level of each node
  *   up_nodes[n_up]   ascending rows whose level > 0, and up_off[n_up] where their lists
  *                    start in `upper`: level l (1..level) at upper[up_off + (l-1) * M]
@@ -12,6 +14,7 @@
 #ifndef QA_HNSW_H
 #define QA_HNSW_H
 #include "heap.h"
+#include "links.h"
 #include "codec/codec.h"
 #include "distance.h"
 #include "visited.h"
@@ -19,7 +22,10 @@
 typedef struct {
     int64_t n;          /* nodes (rows) */
     int M, M0;          /* max links on upper levels / level 0 */
-    int32_t *links0;
+    int32_t *links0;        /* NULL when the level-0 lists are packed */
+    const uint8_t *packed0; /* packed level-0 lists (search only), or NULL */
+    int link_bits;
+    int64_t row_bytes;
     uint8_t *level;
     const int32_t *up_nodes;
     const int64_t *up_off;
@@ -55,7 +61,8 @@ int qa_scratch_init(qa_scratch *s, int64_t cap, int ef, int M0, int dpad);
 void qa_scratch_free(qa_scratch *s);
 
 /* Insert rows [start, end) whose float vectors are vecs[(r - start) * d], using nthreads
- * threads (1 in wasm). Returns 0, or -1 when memory ran out. */
+ * threads (1 in wasm). Returns 0, or -1 when memory ran out or the lists are packed (an
+ * insert writes the int32 lists: the host unpacks first). */
 int qa_hnsw_insert(qa_graph *g, const qa_space *sp, int64_t start, int64_t end,
                    const float *vecs, int ef_construction, int nthreads);
 
@@ -69,7 +76,8 @@ int qa_hnsw_search(const qa_graph *g, const qa_space *sp, const float *q, int ef
                    qa_scratch *s, int32_t *out_rows, float *out_d, int64_t *ndist);
 
 /* The list of `node` at level `lev` (level 0, or an upper level the node has) and its
- * capacity in *cap; NULL (cap 0) when the node has no such level. -1 ends a short list. */
+ * capacity in *cap; NULL (cap 0) when the node has no such level or level 0 is packed.
+ * -1 ends a short list. */
 int32_t *qa_hnsw_links(const qa_graph *g, int32_t node, int lev, int *cap);
 
 /* Deleted-row test. */

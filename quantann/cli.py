@@ -167,7 +167,7 @@ def cmd_info(a):
     g = idx.graph
     print(f"graph       HNSW M={g.M} (level 0: {g.M0}), ef_construction={g.ef_construction}, "
           f"levels 0..{g.max_level}, {len(g.up_nodes)} nodes above level 0")
-    deg = (g.links0 >= 0).sum(1)
+    deg = (g.lists0() >= 0).sum(1)
     print(f"level-0 deg mean {deg.mean():.1f}, min {deg.min()}, max {deg.max()}")
     mem = idx.memory()
     print(f"memory      {human(mem['total'])} = {mem['total'] / idx.float_bytes():.1%} of float32 "

@@ -56,7 +56,8 @@ def _compacted(index):
     newrow[keep] = np.arange(len(keep), dtype=np.int32)
     # level 0: drop links to deleted rows, then refill from the deleted neighbours' own
     # lists so the graph stays connected around the hole.
-    old = g.links0[keep]
+    lists0 = g.lists0()
+    old = lists0[keep]
     mapped = newrow[np.where(old < 0, n, old)]
     lost = (old >= 0) & dead[np.maximum(old, 0)]
     links0 = np.full((len(keep), g.M0), -1, np.int32)
@@ -64,7 +65,7 @@ def _compacted(index):
     for i in range(len(keep)):
         cur = mapped[i][mapped[i] >= 0]
         if lost[i].any() and len(cur) < g.M0:
-            via = np.unique(g.links0[old[i][lost[i]]].ravel())
+            via = np.unique(lists0[old[i][lost[i]]].ravel())
             via = via[(via >= 0)]
             via = newrow[via[~dead[via]]]
             via = via[(via != i) & ~np.isin(via, cur)]
@@ -94,6 +95,8 @@ def _compacted(index):
         max_level = int(level[entry])
     ng = Graph(g.M, g.M0, links0, level, up_nodes.astype(np.int32), up_off, upper, entry, max_level,
                g.ef_construction)
+    if g.packed:
+        ng.pack()
     ids = user_ids[keep] if user_ids is not None else keep.astype(np.uint64)
     arrays = dict(codes=index.codes[keep], norms=None if index.norms is None else index.norms[keep], ids=ids)
     return keep, arrays, ng
@@ -108,7 +111,8 @@ def write_index(index, path, progress: bool = False) -> None:
         "quant.vmin": qz.vmin, "quant.scale": qz.scale,
         "codes": arrays["codes"].view(np.int8),
         "norms": arrays["norms"],
-        "graph.level": g.level.view(np.int8), "graph.links0": g.links0,
+        "graph.level": g.level.view(np.int8),
+        "graph.links0": g.packed0.view(np.int8) if g.packed else g.links0,
         "graph.up_nodes": g.up_nodes, "graph.up_off": g.up_off, "graph.upper": g.upper,
         "ids": None if arrays["ids"] is None else arrays["ids"].view(np.int64),
     }
@@ -138,6 +142,7 @@ def write_index(index, path, progress: bool = False) -> None:
         w.add_uint64(f"{ARCH}.count", n)
         w.add_uint32(f"{ARCH}.hnsw.M", g.M)
         w.add_uint32(f"{ARCH}.hnsw.M0", g.M0)
+        w.add_uint32(KEYS["hnsw_link_bits"], g.link_bits)
         w.add_int32(f"{ARCH}.hnsw.entry", g.entry)
         w.add_uint32(f"{ARCH}.hnsw.max_level", g.max_level)
         w.add_uint32(f"{ARCH}.hnsw.ef_construction", g.ef_construction)
@@ -293,11 +298,16 @@ def _parts(buf, r, path, size, kind, store, budget) -> IndexParts:
 
     kind_name = _CODEC_NAMES[r["codec"]]
     qz = Quantizer(kind_name, d, np.array(arr("quant.vmin", np.float32)), np.array(arr("quant.scale", np.float32)))
-    graph = Graph(r["M"], r["M0"], arr("graph.links0", np.int32, r["M0"]), arr("graph.level", np.uint8),
+    bits = r["link_bits"]
+    packed = bits < 32
+    row_bytes = _kernel.link_bits(n, r["M0"])[1] if packed else 0
+    graph = Graph(r["M"], r["M0"], None if packed else arr("graph.links0", np.int32, r["M0"]),
+                  arr("graph.level", np.uint8),
                   arr("graph.up_nodes", np.int32, empty=np.empty(0, np.int32)),
                   arr("graph.up_off", np.int64, empty=np.empty(0, np.int64)),
                   arr("graph.upper", np.int32, empty=np.empty(0, np.int32)), r["entry"], r["max_level"],
-                  r["ef_construction"])
+                  r["ef_construction"], packed0=arr("graph.links0", np.uint8, row_bytes) if packed else None,
+                  link_bits=bits)
     info = r["info"]
     f = IndexFile(path, size, info["gguf_version"], info["format_version"], r["vectors_offset"],
                   n * d * 4, r["vectors_crc32"])

@@ -2,6 +2,10 @@
 
 Construction and search run in the C kernel (the index ABI, kernel/index/index.h, over
 kernel/hnsw.c) on these arrays in place; see FORMAT.md for the layout.
+
+Level 0 is held in one of two forms: `links0`, int32 lists that a build or an add writes,
+or `packed0`, the same lists in `link_bits` bits per id (kernel/links.h), which is what a
+search reads and a file stores. `pack()` and `unpack()` switch between them (in C).
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _kernel
 from .constants import LIMITS
 
 MAX_LEVEL = LIMITS["max_level"]
@@ -20,7 +25,7 @@ MAX_LEVEL = LIMITS["max_level"]
 class Graph:
     M: int
     M0: int
-    links0: np.ndarray  # int32 [n, M0], -1 terminated
+    links0: np.ndarray | None  # int32 [n, M0], -1 terminated; None when packed
     level: np.ndarray  # uint8 [n]
     up_nodes: np.ndarray  # int32 [n_up], ascending
     up_off: np.ndarray  # int64 [n_up]
@@ -28,10 +33,44 @@ class Graph:
     entry: int = -1
     max_level: int = 0
     ef_construction: int = 200
+    packed0: np.ndarray | None = None  # uint8 [n, row bytes]: level 0 packed, or None
+    link_bits: int = 32  # bits per level-0 id: 32 for links0, fewer for packed0
 
     @property
     def n(self) -> int:
         return int(self.level.shape[0])
+
+    @property
+    def packed(self) -> bool:
+        return self.packed0 is not None
+
+    def lists0(self) -> np.ndarray:
+        """The level-0 lists as int32 [n, M0] (-1 terminated), unpacked when packed."""
+        if self.packed0 is None:
+            return self.links0
+        out = np.empty((self.n, self.M0), np.int32)
+        _kernel.unpack_links(self.packed0, self.n, self.M0, self.link_bits, out)
+        return out
+
+    def pack(self) -> None:
+        """Level 0 in ceil(log2(n + 1)) bits per id (the int32 lists are dropped)."""
+        if self.packed0 is not None or self.n == 0:
+            return
+        bits, row_bytes = _kernel.link_bits(self.n, self.M0)
+        out = np.empty((self.n, row_bytes), np.uint8)
+        _kernel.pack_links(self.links0, self.n, self.M0, bits, out)
+        self.packed0, self.link_bits, self.links0 = out, bits, None
+
+    def unpack(self) -> None:
+        """Level 0 as writable int32 lists again (an insert writes those)."""
+        if self.packed0 is None:
+            return
+        self.links0 = self.lists0()
+        self.packed0, self.link_bits = None, 32
+
+    def level0_array(self) -> np.ndarray:
+        """The level-0 array as stored: packed0 when packed, else links0."""
+        return self.packed0 if self.packed0 is not None else self.links0
 
     @classmethod
     def empty(cls, M: int, ef_construction: int) -> "Graph":
@@ -51,6 +90,7 @@ class Graph:
 
     def grow(self, levels: np.ndarray) -> None:
         """Appends nodes with the given levels, their lists empty."""
+        self.unpack()
         start = self.n
         m = len(levels)
         links = np.full((m, self.M0), -1, np.int32)
@@ -65,16 +105,21 @@ class Graph:
 
     def as_tuple(self, deleted: np.ndarray | None) -> tuple:
         """The positional form the lazy-loading baseline (bench) still parses."""
-        return (self.links0, self.level, self.up_nodes, self.up_off, self.upper, self.entry,
+        return (self.lists0(), self.level, self.up_nodes, self.up_off, self.upper, self.entry,
                 self.max_level, self.M, self.M0, deleted, self.n)
 
     def nbytes(self) -> int:
-        return (self.links0.nbytes + self.level.nbytes + self.up_nodes.nbytes
+        return (self.level0_array().nbytes + self.level.nbytes + self.up_nodes.nbytes
                 + self.up_off.nbytes + self.upper.nbytes)
 
     def neighbours(self, row: int, lev: int = 0) -> np.ndarray:
         if lev == 0:
-            lst = self.links0[row]
+            if self.packed0 is not None:
+                out = np.empty((1, self.M0), np.int32)
+                _kernel.unpack_links(self.packed0[row], 1, self.M0, self.link_bits, out)
+                lst = out[0]
+            else:
+                lst = self.links0[row]
         else:
             k = np.searchsorted(self.up_nodes, row)
             if k >= len(self.up_nodes) or self.up_nodes[k] != row or self.level[row] < lev:

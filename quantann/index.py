@@ -164,6 +164,24 @@ class Index:
         self._pool_cond = threading.Condition(threading.Lock())
         self._rw = _ReadersWriter()
         self.seed = 0  # level draws are seeded by (seed, first row of the batch)
+        # level 0 packed after every build or add (the default: no slower, BENCHMARKS.md)
+        self._compact = graph.packed or graph.n == 0
+
+    @property
+    def compact_graph(self) -> bool:
+        """True when level 0 holds ceil(log2(n + 1)) bits per neighbour id instead of 32
+        (searched as is, saved as is). Set it to switch; the default for a build is True."""
+        return self._compact
+
+    @compact_graph.setter
+    def compact_graph(self, on: bool) -> None:
+        with self._rw.write():
+            self._compact = bool(on)
+            if self._compact:
+                self.graph.pack()
+            else:
+                self.graph.unpack()
+            self._reset_searchers()
 
     @property
     def last_stats(self) -> list[QueryStats]:
@@ -289,6 +307,8 @@ class Index:
             self.graph.entry, self.graph.max_level = kix.insert(n0 + s, n0 + e, x[s:e], space, threads)
             bar.update(e - s)
         bar.close()
+        if self._compact:
+            self.graph.pack()
         self._reset_searchers()
 
     def _check_new_ids(self, ids, m):
@@ -316,8 +336,8 @@ class Index:
         return _kernel.Index(
             METRICS[self.metric], int(self.metric == "cosine"), qz.kind_id, self.dim, g.M, g.M0, g.entry,
             g.max_level, g.ef_construction, vmin=qz.vmin, scale=qz.scale, codes=self.codes,
-            norms=self.norms, level=g.level, links0=g.links0, up_nodes=g.up_nodes, up_off=g.up_off,
-            upper=g.upper, deleted=self._deleted)
+            norms=self.norms, level=g.level, links0=g.level0_array(), up_nodes=g.up_nodes, up_off=g.up_off,
+            upper=g.upper, deleted=self._deleted, link_bits=g.link_bits)
 
     # ---- mutation ----------------------------------------------------------------------
 

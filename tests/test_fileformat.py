@@ -104,29 +104,42 @@ def test_header_prefix_mode(saved):
         _kernel.qann_read(data[:info["part_bytes"] - 1], len(data))
 
 
-def test_reads_format_1(tmp_path, real):
-    """A format-1 file (no header checksum, written before it existed) still opens."""
+@pytest.mark.parametrize("version", [1, 2])
+def test_reads_old_formats(tmp_path, real, version):
+    """Format-1 files (no header checksum) and format-2 files (int32 level-0 lists, no
+    link_bits key), written before format 3, still open and search alike."""
     x, _ = real
-    path = tmp_path / "v1.qann"
+    path = tmp_path / f"v{version}.qann"
     idx = quantann.Index.build(x[:300], quant="sq8")
+    idx.compact_graph = False  # before format 3 level 0 was int32
     from gguf import GGUFWriter
     from quantann import constants
 
-    class V1Writer(GGUFWriter):
+    class OldWriter(GGUFWriter):
         def add_uint32(self, key, val):
-            if key == constants.KEYS["checksum_header"]:
+            if key == constants.KEYS["hnsw_link_bits"] or (version == 1 and key == constants.KEYS["checksum_header"]):
                 return
-            super().add_uint32(key, 1 if key == constants.KEYS["format_version"] else val)
+            super().add_uint32(key, version if key == constants.KEYS["format_version"] else val)
     import quantann.fileformat as ff
     orig = ff.GGUFWriter, ff._patch_header_crc
-    ff.GGUFWriter, ff._patch_header_crc = V1Writer, lambda p: None
+    ff.GGUFWriter = OldWriter
+    if version == 1:
+        ff._patch_header_crc = lambda p: None
     try:
         idx.save(path)
     finally:
         ff.GGUFWriter, ff._patch_header_crc = orig
     j = quantann.open(path)
-    assert j.file.format_version == 1
+    assert j.file.format_version == version
+    assert not j.graph.packed and j.graph.links0.shape == (300, j.graph.M0)
+    idx.compact_graph = True
     assert np.array_equal(j.search(x[:20], k=5)[0], idx.search(x[:20], k=5)[0])
+    # saved again: format 3, packed when asked
+    j.compact_graph = True
+    j.save(tmp_path / "v3.qann")
+    k = quantann.open(tmp_path / "v3.qann")
+    assert k.file.format_version == 3 and k.graph.packed
+    assert np.array_equal(k.graph.lists0(), j.graph.lists0())
 
 
 def test_foreign_files(tmp_path):
@@ -159,10 +172,22 @@ def test_corrupt_graph_with_valid_checksums(real, tmp_path, monkeypatch):
     damaged) is refused before the C search can follow them."""
     x, _ = real
     idx = quantann.Index.build(x[:300], quant="sq8")
-    idx.graph.links0[5, 0] = 10_000
+    # packed (9 bits per link for 300 rows): slot 0 of row 5 = 400, inside 9 bits, outside 300
+    g = idx.graph
+    assert g.link_bits == 9
+    g.packed0[5, 0] = 400 & 0xFF
+    g.packed0[5, 1] = (g.packed0[5, 1] & 0xFE) | (400 >> 8)
+    assert g.neighbours(5)[0] == 400
     idx.save(tmp_path / "evil.qann")
     with pytest.raises(quantann.FormatError, match="link outside the index"):
         quantann.open(tmp_path / "evil.qann")
+    # int32 lists (link_bits 32)
+    idx = quantann.Index.build(x[:300], quant="sq8")
+    idx.compact_graph = False
+    idx.graph.links0[5, 0] = 10_000
+    idx.save(tmp_path / "evil32.qann")
+    with pytest.raises(quantann.FormatError, match="link outside the index"):
+        quantann.open(tmp_path / "evil32.qann")
 
 
 def test_save_is_atomic(real, tmp_path, monkeypatch):

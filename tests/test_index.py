@@ -158,7 +158,10 @@ def test_memory_accounting_matches_arrays(built, tmp_path, quant):
     m = j.memory()
     g = j.graph
     assert m["codes"] == j.codes.nbytes == j.rows * j.quantizer.code_size
-    assert m["graph"] == g.links0.nbytes + g.level.nbytes + g.up_nodes.nbytes + g.up_off.nbytes + g.upper.nbytes
+    # level 0 packed: ceil(log2(n + 1)) bits per link, whole bytes per row
+    bits = int(np.ceil(np.log2(j.rows + 1)))
+    assert g.packed and g.link_bits == bits and g.packed0.shape == (j.rows, (g.M0 * bits + 7) // 8)
+    assert m["graph"] == g.packed0.nbytes + g.level.nbytes + g.up_nodes.nbytes + g.up_off.nbytes + g.upper.nbytes
     assert m["ids"] == 0
     assert m["other"] == j.quantizer.vmin.nbytes + j.quantizer.scale.nbytes + 2 * j.rows
     assert m["total"] == m["codes"] + m["graph"] + m["ids"] + m["other"]
@@ -247,7 +250,7 @@ def test_parallel_build(real):
     x, q = real
     idx = quantann.Index.build(x, quant="sq8", metric="cosine", threads=2)
     assert recall(idx.search(q, k=10, ef=64, rerank=4)[0], brute(x, q, 10, "cosine")) >= 0.95
-    deg = (idx.graph.links0 >= 0).sum(1)
+    deg = (idx.graph.lists0() >= 0).sum(1)
     assert deg.min() >= 1  # every node linked
 
 

@@ -20,6 +20,11 @@ static const char *last_error = "";
 EXPORT(qa_wasm_error) const char *qa_wasm_error(void) { return last_error; }
 EXPORT(qa_wasm_alloc) void *qa_wasm_alloc(size_t n) { return malloc(n ? n : 1); }
 EXPORT(qa_wasm_free) void qa_wasm_free(void *p) { free(p); }
+/* A packed level 0 (format 3, kernel/links.h) as the int32 lists this baseline walks. */
+EXPORT(qa_wasm_lazy_unpack_links) void qa_wasm_lazy_unpack_links(const uint8_t *packed, int32_t n, int M0, int bits,
+                                                                   int32_t *out) {
+    qa_links_unpack(packed, n, M0, bits, out);
+}
 
 static int fail(const char *msg) {
     last_error = msg;

@@ -30,6 +30,12 @@ export async function openLazyIndex(source, { store, memoryFraction = 0.2, cache
   const part = await src.read(lo, hi - lo); // only the graph: the float "codes" stay out
   const ptrs = {};
   for (const t of ts) ptrs[t.name] = K.copyIn(Uint8Array, part.subarray(t.offset - lo, t.offset - lo + t.nbytes));
+  if (info.linkBits < 32) { // packed level 0 (format 3): the baseline walks int32 lists
+    const packed = ptrs['graph.links0'];
+    ptrs['graph.links0'] = K.alloc(Int32Array, n * M0);
+    K.x.qa_wasm_lazy_unpack_links(packed, n, M0, info.linkBits, ptrs['graph.links0']);
+    K.free(packed);
+  }
   const graphBytes = ts.reduce((s, t) => s + t.nbytes, 0);
   const cap = Math.min(n, Math.max(M0 + 1, cacheVectors ?? vectorsForFraction(graphBytes, n, d, memoryFraction)));
   const len = (t, size) => (info.tensors.get(t)?.nbytes ?? 0) / size;

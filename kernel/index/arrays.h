@@ -30,7 +30,7 @@ typedef struct {
     const float *norms;
     /* graph */
     const uint8_t *level;     /* [n] */
-    const int32_t *links0;    /* [n * M0] */
+    const int32_t *links0;    /* [n * M0], when link_bits is 0 or 32 (else NULL) */
     const int32_t *up_nodes;  /* [n_up] */
     const int64_t *up_off;    /* [n_up] */
     int64_t n_up;
@@ -41,6 +41,10 @@ typedef struct {
     /* the full vectors in the file (not in the buffer): byte offset of row 0, f32 rows */
     uint64_t vectors_offset;
     uint32_t vectors_crc32;
+    /* level 0 packed (kernel/links.h): link_bits 1..31 bits per id in rows of
+     * qa_link_row_bytes(M0, link_bits) bytes at links0_packed; 0 or 32: the int32 links0 */
+    int link_bits;
+    const uint8_t *links0_packed;
 } qa_index_arrays;
 
 #endif

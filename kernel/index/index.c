@@ -107,8 +107,10 @@ int qa_index_open(const qa_index_arrays *a, qa_index **out, char *err, size_t er
     RANGE(a->ef_construction, 1, QA_MAX_EF_CONSTRUCTION, "ef_construction");
     RANGE(a->n_up, 0, a->n, "upper-level nodes");
     RANGE(a->n_upper, 0, a->n_up * a->M * QA_MAX_LEVEL, "upper-level links");
+    const int packed = a->link_bits != 0 && a->link_bits != QA_LINK_BITS_INT32;
+    if (packed) RANGE(a->link_bits, qa_link_bits(a->n), QA_LINK_BITS_INT32 - 1, "link_bits");
     int sq = a->codec != QA_CODEC_NONE;
-    if ((a->n && (!a->codes || !a->level || !a->links0)) || (sq && (!a->vmin || !a->scale)) ||
+    if ((a->n && (!a->codes || !a->level || !(packed ? (const void *)a->links0_packed : (const void *)a->links0))) || (sq && (!a->vmin || !a->scale)) ||
         (a->n_up && (!a->up_nodes || !a->up_off)) || (a->n_upper && !a->upper)) {
         say(err, err_len, "an array of the index is missing");
         return QA_EINVAL;
@@ -125,8 +127,9 @@ int qa_index_open(const qa_index_arrays *a, qa_index **out, char *err, size_t er
     ix->a = *a;
     qa_quantizer_init(&ix->qz, a->codec, a->d, a->vmin, a->scale);
     /* the graph only reads through these (insert writes through qa_insert_params) */
-    ix->g = (qa_graph){.n = a->n, .M = a->M, .M0 = a->M0, .links0 = (int32_t *)a->links0,
-                       .level = (uint8_t *)a->level, .up_nodes = a->up_nodes, .up_off = a->up_off,
+    ix->g = (qa_graph){.n = a->n, .M = a->M, .M0 = a->M0, .links0 = packed ? NULL : (int32_t *)a->links0,
+                       .packed0 = packed ? a->links0_packed : NULL, .link_bits = packed ? a->link_bits : 32,
+                       .row_bytes = packed ? qa_link_row_bytes(a->M0, a->link_bits) : 0, .level = (uint8_t *)a->level, .up_nodes = a->up_nodes, .up_off = a->up_off,
                        .n_up = a->n_up, .upper = (int32_t *)a->upper, .entry = a->entry,
                        .max_level = a->max_level, .deleted = a->deleted};
     ix->sp = (qa_space){.metric = a->metric, .codec = c, .qz = &ix->qz, .codes = a->codes,
@@ -153,6 +156,10 @@ int qa_index_insert(qa_index *ix, const qa_insert_params *p, char *err, size_t e
     RANGE(p->threads, 1, QA_MAX_THREADS, "threads");
     if (p->end > p->start && !p->vectors) {
         say(err, err_len, "insert needs the rows' vectors");
+        return QA_EINVAL;
+    }
+    if (ix->g.packed0) {
+        say(err, err_len, "insert needs the int32 level-0 lists: this index holds them packed (unpack first)");
         return QA_EINVAL;
     }
     if (p->links0 != ix->a.links0 || (ix->a.n_upper && p->upper != ix->a.upper)) {

@@ -5,6 +5,7 @@
 
 #include "../constants.h"
 #include "../gguf/crc32.h"
+#include "../links.h"
 
 /* A .qann has ~18 keys and ~11 tensors; anything far beyond is not one of ours. */
 #define MAX_KV 64
@@ -192,6 +193,10 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
         !(k_crcs = req(h, QA_KEY_CHECKSUM_CRC32, QA_GV_ARRAY, QA_GV_U32, err, el)))
         return QA_ERR_FORMAT;
 
+    /* format 3: the level-0 lists' width (32: int32, else packed, kernel/links.h) */
+    const qa_gguf_kv *k_bits = NULL;
+    if (version >= 3 && !(k_bits = req(h, QA_KEY_HNSW_LINK_BITS, QA_GV_U32, 0, err, el))) return QA_ERR_FORMAT;
+
     /* format 2: one CRC over the whole header (every key, every tensor record) */
     const qa_gguf_kv *k_hcrc = qa_gguf_find_kv(g, QA_KEY_CHECKSUM_HEADER);
     if (version >= 2 || k_hcrc) {
@@ -226,6 +231,10 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
     if (maxl > QA_MAX_LEVEL) FAIL("header value out of range: max_level=%u (0..%lld)", maxl, QA_MAX_LEVEL);
     if (efc < 1 || efc > QA_MAX_EF_CONSTRUCTION)
         FAIL("header value out of range: ef_construction=%u (1..%lld)", efc, QA_MAX_EF_CONSTRUCTION);
+    uint32_t bits = k_bits ? le32(k_bits->val) : QA_LINK_BITS_INT32;
+    if (bits != QA_LINK_BITS_INT32 && bits != (uint32_t)qa_link_bits((int64_t)n))
+        FAIL("header value out of range: link_bits=%u (32, or %d for count=%llu)", bits, qa_link_bits((int64_t)n),
+             (unsigned long long)n);
     if (k_names->arr_n != k_crcs->arr_n) FAIL("checksums: %llu tensor names but %llu CRCs",
                                              (unsigned long long)k_names->arr_n, (unsigned long long)k_crcs->arr_n);
     a->d = (int)d;
@@ -236,6 +245,7 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
     a->max_level = (int)maxl;
     a->ef_construction = (int)efc;
     a->vectors_crc32 = le32(k_vcrc->val);
+    a->link_bits = (int)bits;
 
     /* tensors: known names only, each of its type and shape */
     memset(h->t, 0, sizeof h->t);
@@ -254,7 +264,8 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
         expect_tensor(h, T_SCALE, QA_T_F32, 1, dpad, 0, err, el) ||
         expect_tensor(h, T_CODES, QA_T_I8, 2, a->n, cs, err, el) ||
         expect_tensor(h, T_LEVEL, QA_T_I8, 1, a->n, 0, err, el) ||
-        expect_tensor(h, T_LINKS0, QA_T_I32, 2, a->n, M0, err, el) ||
+        (bits == QA_LINK_BITS_INT32 ? expect_tensor(h, T_LINKS0, QA_T_I32, 2, a->n, M0, err, el)
+                                    : expect_tensor(h, T_LINKS0, QA_T_I8, 2, a->n, qa_link_row_bytes((int)M0, (int)bits), err, el)) ||
         expect_tensor(h, T_VECTORS, QA_T_F32, 2, a->n, d, err, el))
         return QA_ERR_FORMAT;
     if (want_norms && expect_tensor(h, T_NORMS, QA_T_F32, 1, a->n, 0, err, el)) return QA_ERR_FORMAT;
@@ -340,17 +351,27 @@ static int all_finite(const float *x, uint64_t n) {
 /* Every link and offset the search can follow, against the index's size and levels. */
 int qa_qann_check_graph(const qa_index_arrays *a, char *err, size_t el) {
     const int64_t n = a->n;
+    const int packed = a->link_bits != 0 && a->link_bits != QA_LINK_BITS_INT32;
     if (n < 1 || n > QA_MAX_ROWS || a->M < 2 || a->M > QA_MAX_M || a->M0 != 2 * a->M || a->entry < 0 ||
         a->entry >= n || a->max_level < 0 || a->max_level > QA_MAX_LEVEL || a->n_up < 0 || a->n_upper < 0 ||
-        !a->level || !a->links0)
+        !a->level || !(packed ? (const void *)a->links0_packed : (const void *)a->links0) ||
+        (packed && (a->link_bits < qa_link_bits(n) || a->link_bits > 31)))
         FAIL("header values out of range (count=%lld, M=%d, M0=%d, entry=%d, max_level=%d)", (long long)n, a->M,
              a->M0, a->entry, a->max_level);
     const uint8_t *level = a->level;
     for (int64_t i = 0; i < n; i++)
         if (level[i] > a->max_level) FAIL("corrupt graph: row %lld has level %d, above the top level %d", (long long)i, level[i], a->max_level);
     if (level[a->entry] != a->max_level) FAIL("corrupt graph: entry point is not on the top level");
-    for (int64_t i = 0; i < n * a->M0; i++)
-        if (a->links0[i] < -1 || a->links0[i] >= n) FAIL("corrupt graph: level-0 link outside the index (row %lld)", (long long)(i / a->M0));
+    if (packed) {
+        int32_t lst[2 * QA_MAX_M];
+        const int64_t rb = qa_link_row_bytes(a->M0, a->link_bits);
+        for (int64_t i = 0; i < n; i++)
+            for (int j = 0, c = qa_links_unpack_row(a->links0_packed + i * rb, a->M0, a->link_bits, (n - i) * rb, lst); j < c; j++)
+                if (lst[j] >= n) FAIL("corrupt graph: level-0 link outside the index (row %lld)", (long long)i);
+    } else {
+        for (int64_t i = 0; i < n * a->M0; i++)
+            if (a->links0[i] < -1 || a->links0[i] >= n) FAIL("corrupt graph: level-0 link outside the index (row %lld)", (long long)(i / a->M0));
+    }
     int64_t k = 0, off = 0;
     for (int64_t i = 0; i < n; i++) {
         if (!level[i]) continue;
@@ -435,7 +456,8 @@ int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_in
     a->codes = DATA(T_CODES, const uint8_t *);
     a->norms = DATA(T_NORMS, const float *);
     a->level = DATA(T_LEVEL, const uint8_t *);
-    a->links0 = DATA(T_LINKS0, const int32_t *);
+    if (a->link_bits == QA_LINK_BITS_INT32) a->links0 = DATA(T_LINKS0, const int32_t *);
+    else a->links0_packed = DATA(T_LINKS0, const uint8_t *);
     a->up_nodes = DATA(T_UP_NODES, const int32_t *);
     a->up_off = DATA(T_UP_OFF, const int64_t *);
     a->upper = DATA(T_UPPER, const int32_t *);

@@ -58,13 +58,13 @@ PyObject *qa_py_qann_read(PyObject *self, PyObject *args) {
     PyObject *arrays = Py_BuildValue(
         "{sNsNsNsNsNsNsNsNsNsN}", "quant.vmin", span(a.vmin, o, dpad), "quant.scale", span(a.scale, o, dpad),
         "codes", span(a.codes, o, a.n), "norms", span(a.norms, o, a.n), "graph.level", span(a.level, o, a.n),
-        "graph.links0", span(a.links0, o, a.n), "graph.up_nodes", span(a.up_nodes, o, a.n_up), "graph.up_off",
+        "graph.links0", span(a.links0 ? (const void *)a.links0 : (const void *)a.links0_packed, o, a.n), "graph.up_nodes", span(a.up_nodes, o, a.n_up), "graph.up_off",
         span(a.up_off, o, a.n_up), "graph.upper", span(a.upper, o, a.n_upper), "ids", span(a.ids, o, a.n));
     if (!arrays) return NULL;
-    return Py_BuildValue("{sisOsisisLsisisisisisKsIsNsN}", "metric", a.metric, "cosine", a.cosine ? Py_True : Py_False,
+    return Py_BuildValue("{sisOsisisLsisisisisisKsIsisNsN}", "metric", a.metric, "cosine", a.cosine ? Py_True : Py_False,
                          "codec", a.codec, "d", a.d, "n", (long long)a.n, "M", a.M, "M0", a.M0, "entry", (int)a.entry,
                          "max_level", a.max_level, "ef_construction", a.ef_construction, "vectors_offset",
-                         (unsigned long long)a.vectors_offset, "vectors_crc32", a.vectors_crc32, "arrays", arrays,
+                         (unsigned long long)a.vectors_offset, "vectors_crc32", a.vectors_crc32, "link_bits", a.link_bits ? a.link_bits : 32, "arrays", arrays,
                          "info", info_dict(&info));
 }
 

@@ -17,6 +17,7 @@
 #include "codec/codec.h"
 #include "distance.h"
 #include "index/index.h"
+#include "links.h"
 #include "py/buffers.h"
 #include "py/file_glue.h"
 
@@ -62,24 +63,30 @@ static void index_release(IndexObject *self) {
 }
 
 /* Index(metric, cosine, codec, d, M, M0, entry, max_level, ef_construction, vmin=, scale=,
- *       codes=, norms=, level=, links0=, up_nodes=, up_off=, upper=, deleted=) */
+ *       codes=, norms=, level=, links0=, up_nodes=, up_off=, upper=, deleted=, link_bits=32)
+ * link_bits < 32: links0 holds the packed level-0 lists (kernel/links.h). */
 static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"metric", "cosine", "codec", "d", "M", "M0", "entry", "max_level",
                              "ef_construction", "vmin", "scale", "codes", "norms", "level", "links0",
-                             "up_nodes", "up_off", "upper", "deleted", NULL};
+                             "up_nodes", "up_off", "upper", "deleted", "link_bits", NULL};
     PyObject *o[A_COUNT] = {0};
-    long long d, M, M0, entry, max_level, efc;
+    long long d, M, M0, entry, max_level, efc, link_bits = QA_LINK_BITS_INT32;
     int metric, cosine, codec;
     if (self->ix) { /* searchers point into it: an Index is made once */
         PyErr_SetString(PyExc_RuntimeError, "this Index is already initialised");
         return -1;
     }
     index_release(self);
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiLLLLLL|OOOOOOOOOO", kwlist, &metric, &cosine, &codec, &d, &M,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiLLLLLL|OOOOOOOOOOL", kwlist, &metric, &cosine, &codec, &d, &M,
                                      &M0, &entry, &max_level, &efc, &o[A_VMIN], &o[A_SCALE], &o[A_CODES],
                                      &o[A_NORMS], &o[A_LEVEL], &o[A_LINKS0], &o[A_UPN], &o[A_UPO], &o[A_UPPER],
-                                     &o[A_DEL]))
+                                     &o[A_DEL], &link_bits))
         return -1;
+    if (link_bits < 1 || link_bits > QA_LINK_BITS_INT32) {
+        PyErr_Format(PyExc_ValueError, "link_bits=%lld out of range (1..32)", link_bits);
+        return -1;
+    }
+    const int packed = link_bits != QA_LINK_BITS_INT32;
     if (d < 1 || d > QA_MAX_DIM || M < 1 || M > QA_MAX_M || M0 < 1 || M0 > 2 * QA_MAX_M) {
         PyErr_Format(PyExc_ValueError, "dim=%lld, M=%lld or M0=%lld out of range", d, M, M0);
         return -1;
@@ -96,7 +103,9 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
     const char *bad = NULL;
     if (cs < 0) bad = "unknown codec";
     else if (B[A_CODES].b.len < n * cs) bad = "codes shorter than count x code size";
-    else if (B[A_LINKS0].b.len < n * M0 * 4) bad = "links0 shorter than count x M0";
+    else if (!packed && B[A_LINKS0].b.len < n * M0 * 4) bad = "links0 shorter than count x M0";
+    else if (packed && B[A_LINKS0].b.len < n * qa_link_row_bytes((int)M0, (int)link_bits))
+        bad = "packed links0 shorter than count x row bytes";
     else if (B[A_UPO].b.len / 8 != n_up) bad = "up_nodes and up_off differ in length";
     else if (B[A_NORMS].held && B[A_NORMS].b.len < n * 4) bad = "norms shorter than count";
     else if (B[A_DEL].held && B[A_DEL].b.len < (n + 7) / 8) bad = "deleted bitset shorter than count";
@@ -128,7 +137,9 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
     a->codes = B[A_CODES].b.buf;
     a->norms = B[A_NORMS].held ? B[A_NORMS].b.buf : NULL;
     a->level = B[A_LEVEL].b.buf;
-    a->links0 = B[A_LINKS0].b.buf;
+    a->link_bits = (int)link_bits;
+    if (packed) a->links0_packed = B[A_LINKS0].b.buf;
+    else a->links0 = B[A_LINKS0].b.buf;
     a->up_nodes = B[A_UPN].b.buf;
     a->up_off = B[A_UPO].b.buf;
     a->n_up = n_up;
@@ -768,7 +779,48 @@ static PyObject *py_set_simd(PyObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* pack_links(links0 int32 n x M0, n, M0, bits, out n x row_bytes) and
+ * unpack_links(packed, n, M0, bits, out int32 n x M0): kernel/links.h over whole arrays */
+static PyObject *links_convert(PyObject *args, int pack) {
+    PyObject *src_o, *dst_o;
+    long long n, M0, bits;
+    if (!PyArg_ParseTuple(args, "OLLLO", &src_o, &n, &M0, &bits, &dst_o)) return NULL;
+    if (n < 0 || n > QA_MAX_ROWS || M0 < 1 || M0 > 2 * QA_MAX_M || bits < qa_link_bits(n) || bits > 31) {
+        PyErr_Format(PyExc_ValueError, "n=%lld, M0=%lld or link_bits=%lld out of range", n, M0, bits);
+        return NULL;
+    }
+    const int64_t packed_bytes = n * qa_link_row_bytes((int)M0, (int)bits), plain_bytes = n * M0 * 4;
+    qa_py_buf src, dst;
+    if (qa_py_get_buf(src_o, &src, 0, 1, pack ? plain_bytes : packed_bytes, "links")) return NULL;
+    if (qa_py_get_buf(dst_o, &dst, 1, 1, pack ? packed_bytes : plain_bytes, "out")) { qa_py_rel(&src); return NULL; }
+    if (pack) {
+        const int32_t *l = (const int32_t *)src.b.buf;
+        for (int64_t i = 0; i < n * M0; i++)
+            if (l[i] < -1 || l[i] >= n) {
+                qa_py_rel(&src); qa_py_rel(&dst);
+                PyErr_Format(PyExc_ValueError, "link %d of row %lld is outside the %lld rows", (int)l[i], (long long)(i / M0), n);
+                return NULL;
+            }
+        qa_links_pack(l, n, (int)M0, (int)bits, (uint8_t *)dst.b.buf);
+    } else {
+        qa_links_unpack((const uint8_t *)src.b.buf, n, (int)M0, (int)bits, (int32_t *)dst.b.buf);
+    }
+    qa_py_rel(&src); qa_py_rel(&dst);
+    Py_RETURN_NONE;
+}
+static PyObject *py_pack_links(PyObject *self, PyObject *args) { return links_convert(args, 1); }
+static PyObject *py_unpack_links(PyObject *self, PyObject *args) { return links_convert(args, 0); }
+static PyObject *py_link_bits(PyObject *self, PyObject *args) {
+    long long n, M0;
+    if (!PyArg_ParseTuple(args, "LL", &n, &M0)) return NULL;
+    int b = qa_link_bits(n);
+    return Py_BuildValue("iL", b, (long long)qa_link_row_bytes((int)M0, b));
+}
+
 static PyMethodDef methods[] = {
+    {"pack_links", py_pack_links, METH_VARARGS, "pack_links(links0, n, M0, bits, out): int32 lists -> packed rows"},
+    {"unpack_links", py_unpack_links, METH_VARARGS, "unpack_links(packed, n, M0, bits, out): packed rows -> int32 lists"},
+    {"link_bits", py_link_bits, METH_VARARGS, "link_bits(n, M0) -> (bits per id, bytes per packed row)"},
     {"encode", py_encode, METH_VARARGS, "encode(kind, d, vmin, scale, x, out)"},
     {"decode", py_decode, METH_VARARGS, "decode(kind, d, vmin, scale, codes, out)"},
     {"code_norms", py_code_norms, METH_VARARGS, "code_norms(kind, d, vmin, scale, codes, out)"},

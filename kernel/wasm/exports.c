@@ -40,11 +40,11 @@ static int fail(const char *msg) {
  *    arrays point into that buffer (which the host keeps until close).
  * 3. qa_wasm_index_open over those arrays (below). */
 
-enum { INFO_FIXED = 20, INFO_DOUBLES = INFO_FIXED + 2 * QA_QANN_TENSORS };
+enum { INFO_FIXED = 21, INFO_DOUBLES = INFO_FIXED + 2 * QA_QANN_TENSORS };
 
 /* out[INFO_DOUBLES]: header_bytes, part_bytes, memory codes, graph, ids, other,
  * gguf_version, format_version, metric, cosine, codec, d, n, M, M0, entry, max_level,
- * ef_construction, vectors_offset, vectors_crc32, then (offset, bytes) of each tensor in
+ * ef_construction, vectors_offset, vectors_crc32, link_bits, then (offset, bytes) of each tensor in
  * QA_QANN_* order (0, 0 when absent). Returns 0, QA_ERR_NEED_MORE or an error. */
 EXPORT(qa_wasm_qann_info) int qa_wasm_qann_info(const uint8_t *buf, size_t len, double file_len, double *out) {
     qa_qann_info in;
@@ -58,7 +58,7 @@ EXPORT(qa_wasm_qann_info) int qa_wasm_qann_info(const uint8_t *buf, size_t len, 
                             (double)in.mem_graph, (double)in.mem_ids, (double)in.mem_other, in.gguf_version,
                             in.format_version, h->metric, h->cosine, h->codec, h->d, (double)h->n, h->M, h->M0,
                             h->entry, h->max_level, h->ef_construction, (double)h->vectors_offset,
-                            h->vectors_crc32};
+                            h->vectors_crc32, h->link_bits ? h->link_bits : QA_LINK_BITS_INT32};
     memcpy(out, v, sizeof v);
     for (int t = 0; t < QA_QANN_TENSORS; t++) {
         out[INFO_FIXED + 2 * t] = (double)in.offset[t];
@@ -93,7 +93,8 @@ FIELD(metric, 0) FIELD(cosine, 4) FIELD(codec, 8) FIELD(d, 12) FIELD(n, 16) FIEL
 FIELD(entry, 32) FIELD(max_level, 36) FIELD(ef_construction, 40) FIELD(vmin, 44) FIELD(scale, 48)
 FIELD(codes, 52) FIELD(norms, 56) FIELD(level, 60) FIELD(links0, 64) FIELD(up_nodes, 68) FIELD(up_off, 72)
 FIELD(n_up, 80) FIELD(upper, 88) FIELD(n_upper, 96) FIELD(ids, 104) FIELD(deleted, 108)
-_Static_assert(sizeof(qa_index_arrays) == 128, "web/src/kernel.js ARRAYS_BYTES");
+FIELD(vectors_offset, 112) FIELD(vectors_crc32, 120) FIELD(link_bits, 124) FIELD(links0_packed, 128)
+_Static_assert(sizeof(qa_index_arrays) == 136, "web/src/kernel.js ARRAYS_BYTES");
 _Static_assert(offsetof(qa_search_params, max_gap) == 24 && sizeof(qa_search_stats) == 48, "web/src/kernel.js");
 
 static char open_error[256];

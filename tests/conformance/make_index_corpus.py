@@ -160,8 +160,8 @@ def cases(data: bytes, lay: Layout):
            patched(T["codes"]["dims_at"], "<Q", 1 << 41, crafted=False))
     yield ("tensors_overlap", "overlap",
            patched(T["quant.scale"]["offset_at"], "<Q", T["quant.vmin"]["start"] - lay.data_start, crafted=False))
-    yield ("tensor_retyped_i32_to_f32", "tensor graph.links0 is F32",
-           patched(T["graph.links0"]["type_at"], "<I", 0))
+    yield ("links0_packed_but_header_says_int32", "tensor graph.links0 is I8[48, 6], expected I32[48, 8]",
+           patched(lay.value("quantann.hnsw.link_bits"), "<I", 32))
     yield ("tensor_wrong_shape", "tensor graph.level is I8[47], expected I8[48]",
            patched(T["graph.level"]["dims_at"], "<Q", 47))
     yield ("tensor_unknown", "unexpected tensor 'normz'",
@@ -178,7 +178,18 @@ def cases(data: bytes, lay: Layout):
     yield ("entry_out_of_range", "entry=48", patched(lay.value("quantann.hnsw.entry"), "<i", 48))
     yield ("entry_not_on_top", "entry point is not on the top level",
            patched(lay.value("quantann.hnsw.entry"), "<i", level0_row))
-    yield ("link_out_of_range", "level-0 link outside the index", in_tensor("graph.links0", 5, "<i", 10**6))
+    # level 0 is packed (format 3): 48 rows take 6 bits per link, 50 fits them but is no row
+    n = struct.unpack_from("<Q", data, lay.value("quantann.count"))[0]
+    bits = struct.unpack_from("<I", data, lay.value("quantann.hnsw.link_bits"))[0]
+    assert (n, bits) == (48, 6)
+    row_bytes = T["graph.links0"]["nbytes"] // n
+    word = struct.unpack_from("<H", data, T["graph.links0"]["start"] + 5 * row_bytes)[0]
+    yield ("link_out_of_range", "level-0 link outside the index",
+           in_tensor("graph.links0", 5 * row_bytes // 2, "<H", (word & ~0x3F) | 50))
+    yield ("link_bits_wrong", "link_bits=7 (32, or 6 for count=48)",
+           patched(lay.value("quantann.hnsw.link_bits"), "<I", 7))
+    yield ("link_bits_missing", "missing key quantann.hnsw.link_bits",
+           patched(lay.keys["quantann.hnsw.link_bits"][0] - 1, "<B", ord("X")))
     yield ("upper_link_out_of_range", "upper-level link outside the index", in_tensor("graph.upper", slot, "<i", -7))
     yield ("link_to_node_lacking_level", f"links at level 1 to row {level0_row}, which has no level 1",
            in_tensor("graph.upper", slot, "<i", level0_row))

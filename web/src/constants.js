@@ -2,7 +2,7 @@
 export const CONSTANTS = Object.freeze({
   "format": {
     "arch": "quantann",
-    "version": 2,
+    "version": 3,
     "min_version": 1,
     "alignment": 32
   },
@@ -31,6 +31,7 @@ export const CONSTANTS = Object.freeze({
     "hnsw_entry": "quantann.hnsw.entry",
     "hnsw_max_level": "quantann.hnsw.max_level",
     "hnsw_ef_construction": "quantann.hnsw.ef_construction",
+    "hnsw_link_bits": "quantann.hnsw.link_bits",
     "vectors_dtype": "quantann.vectors.dtype",
     "vectors_crc32": "quantann.vectors.crc32",
     "checksum_tensors": "quantann.checksums.tensors",

@@ -36,7 +36,7 @@ export class MemoryBudgetError extends Error {
 // qa_wasm_qann_info's output (kernel/wasm/exports.c): fixed fields, then (offset, bytes)
 // per tensor in file order.
 const INFO_FIELDS = ['headerBytes', 'partBytes', 'codes', 'graph', 'ids', 'other', 'ggufVersion', 'formatVersion',
-  'metric', 'cosine', 'codec', 'd', 'n', 'M', 'M0', 'entry', 'maxLevel', 'efConstruction', 'vectorsOffset', 'vectorsCrc32'];
+  'metric', 'cosine', 'codec', 'd', 'n', 'M', 'M0', 'entry', 'maxLevel', 'efConstruction', 'vectorsOffset', 'vectorsCrc32', 'linkBits'];
 const TENSORS = ['vmin', 'scale', 'codes', 'norms', 'level', 'links0', 'up_nodes', 'up_off', 'upper', 'ids', 'vectors']
   .map((k) => CONSTANTS.tensors[k]);
 const INFO_DOUBLES = INFO_FIELDS.length + 2 * TENSORS.length;

@@ -8,12 +8,13 @@ export const WASM32_LIMIT = 4 * 1024 ** 3; // 65536 pages of 64 KiB
 // side asserts the same offsets at compile time (kernel/wasm/exports.c).
 // [offset, type]: i32, i64 (a safe-integer Number), ptr (u32)
 export const ARRAYS = {
-  bytes: 128,
+  bytes: 136,
   fields: { metric: [0, 'i32'], cosine: [4, 'i32'], codec: [8, 'i32'], d: [12, 'i32'], n: [16, 'i64'],
     M: [24, 'i32'], M0: [28, 'i32'], entry: [32, 'i32'], max_level: [36, 'i32'], ef_construction: [40, 'i32'],
     vmin: [44, 'ptr'], scale: [48, 'ptr'], codes: [52, 'ptr'], norms: [56, 'ptr'], level: [60, 'ptr'],
     links0: [64, 'ptr'], up_nodes: [68, 'ptr'], up_off: [72, 'ptr'], n_up: [80, 'i64'], upper: [88, 'ptr'],
-    n_upper: [96, 'i64'], ids: [104, 'ptr'], deleted: [108, 'ptr'] },
+    n_upper: [96, 'i64'], ids: [104, 'ptr'], deleted: [108, 'ptr'], vectors_offset: [112, 'i64'],
+    vectors_crc32: [120, 'i32'], link_bits: [124, 'i32'], links0_packed: [128, 'ptr'] },
 };
 export const SEARCH_PARAMS = { bytes: 32, fields: { k: [0, 'i64'], ef: [8, 'i64'], rerank: [16, 'i64'], max_gap: [24, 'i64'] } };
 export const SEARCH_STATS = { bytes: 48, fields: { candidates: [0, 'i64'], distances: [8, 'i64'], fetch: [16, 'i64'],
