@@ -34,8 +34,8 @@ void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, f
  * pos0 + t): in adjacent pairs (ggml's normal mode) or, with neox, dims i and i + n_rot/2. */
 void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_rot, int pos0,
              float freq_base, float freq_scale, int neox);
-/* g = silu(g) * u over n values. */
-void qa_silu_mul(float *g, const float *u, int64_t n);
+/* g = silu(g) * u over rows of n values (exp as ggml's, blocks of 16 from each row start). */
+void qa_silu_mul(float *g, const float *u, int rows, int n);
 /* g = gelu(g) * u over n values (tanh approximation, as ggml's GELU). */
 void qa_gelu_mul(float *g, const float *u, int64_t n);
 

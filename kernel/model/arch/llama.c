@@ -345,7 +345,7 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         if (m->gelu)
             qa_gelu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
         else
-            qa_silu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
+            qa_silu_mul(c->gate, c->up, n, m->n_ff);
         block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
     }
     if (logits) {
