@@ -119,8 +119,9 @@ void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_r
             int i0 = neox ? i / 2 : i, i1 = neox ? i / 2 + n_rot / 2 : i + 1;
             for (int h = 0; h < n_heads; h++) {
                 float *p = row + h * head_dim, a = p[i0], b = p[i1];
-                p[i0] = a * c - b * s;
-                p[i1] = a * s + b * c;
+                /* as ggml's C, which the compiler contracts: the first product fused */
+                p[i0] = fmaf(a, c, -(b * s));
+                p[i1] = fmaf(a, s, b * c);
             }
         }
     }

@@ -277,6 +277,17 @@ int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_c
 }
 
 /* ---------------------------------------------------------------- forward */
+#ifdef QA_DEBUG_DUMP
+static void dump(const char *name, int l, const float *x, uint64_t n) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/pdp/ours/%s-%d.f32", name, l);
+    FILE *f = fopen(path, "wb");
+    if (f) { fwrite(x, sizeof(float), n, f); fclose(f); }
+}
+#define DUMP(name, l, x, n) dump(name, l, x, n)
+#else
+#define DUMP(name, l, x, n) ((void)0)
+#endif
 
 /* Matmuls that read the same input: one pass when their activation types agree. */
 static void mm_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *b,
@@ -327,15 +338,21 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
             const float *b[3] = {L->bq, L->bk, L->bv};
             mm_group(c->pool, 3, w, y, b, c->xn, n, c->xq, 0);
         }
+        DUMP("attn_norm", l, c->xn, (uint64_t)n * d);
+        DUMP("Vcur", l, c->v, (uint64_t)n * dkv);
         if (L->q_norm) { /* per head: rows of head_dim */
             qa_rmsnorm(c->q, L->q_norm, c->q, n * m->n_head, hd, m->eps);
             qa_rmsnorm(c->k, L->k_norm, c->k, n * m->n_head_kv, hd, m->eps);
         }
         qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
         qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox);
+        DUMP("Qcur", l, c->q, (uint64_t)n * dq);
+        DUMP("Kcur", l, c->k, (uint64_t)n * dkv);
         qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
         qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att, c->work);
+        DUMP("kqv_out", l, c->att, (uint64_t)n * dq);
         block_out(c, &L->o, c->att, n, L->post_attn_norm);
+        DUMP("ffn_inp", l, c->x, (uint64_t)n * d);
         qa_rmsnorm(c->x, L->ffn_norm, c->xn, n, d, m->eps);
         {
             const qa_dmat *w[2] = {&L->gate, &L->up};
@@ -346,7 +363,9 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
             qa_gelu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
         else
             qa_silu_mul(c->gate, c->up, n, m->n_ff);
+        DUMP("ffn_swiglu", l, c->gate, (uint64_t)n * m->n_ff);
         block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
+        DUMP("l_out", l, c->x, (uint64_t)n * d);
     }
     if (logits) {
         int first = all ? 0 : n - 1, rows = n - first;
