@@ -173,6 +173,18 @@ static float dot16_f16_ref(const float *q, const uint16_t *k, int d) {
     for (int i = 0; i < d; i++) lane[i & 15] += q[i] * qa_fp16_to_fp32(k[i]);
     return tree16(lane);
 }
+/* The same dot in ggml's single-row order (ggml_vec_dot_f16, used when a batch has one
+ * token): 4 x 16 lanes, item i in slot (i / 16) % 4, lane i % 16; slots added (0+2), (1+3),
+ * then together, then the lane tree; items past the last multiple of 64 added in double. */
+static float dot64_f16_ref(const float *q, const uint16_t *k, int d) {
+    float lane[64] = {0};
+    int np = d & ~63;
+    for (int i = 0; i < np; i++) lane[i & 63] += q[i] * qa_fp16_to_fp32(k[i]);
+    for (int l = 0; l < 16; l++) lane[l] = (lane[l] + lane[32 + l]) + (lane[16 + l] + lane[48 + l]);
+    double sum = tree16(lane);
+    for (int i = np; i < d; i++) sum += (double)(q[i] * qa_fp16_to_fp32(k[i]));
+    return (float)sum;
+}
 /* lanes[p % 16][0..d) += w * v[0..d) */
 static void lane_axpy_f16_ref(float *lane, float w, const uint16_t *v, int d) {
     for (int i = 0; i < d; i++) lane[i] += w * qa_fp16_to_fp32(v[i]);
@@ -206,6 +218,21 @@ AVX2 static float dot16_f16_avx2(const float *q, const uint16_t *k, int d) {
     }
     __m256 a = _mm256_add_ps(lo, hi);
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+AVX2 static float dot64_f16_avx2(const float *q, const uint16_t *k, int d) {
+    if (d & 63) return dot64_f16_ref(q, k, d);
+    __m256 a[8]; /* slot j, half h: a[2j + h] */
+    for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+    for (int i = 0; i < d; i += 64)
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8 * j), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8 * j))), a[j]);
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
+    __m256 t = _mm256_add_ps(lo, hi);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
@@ -273,6 +300,7 @@ static float exp_block16_ref(float *e, const float *s, float mx, unsigned mask) 
 }
 
 static float (*dot16_f16)(const float *, const uint16_t *, int) = dot16_f16_ref;
+static float (*dot64_f16)(const float *, const uint16_t *, int) = dot64_f16_ref;
 static void (*lane_axpy_f16)(float *, float, const uint16_t *, int) = lane_axpy_f16_ref;
 static void (*store_f16)(uint16_t *, const float *, int) = store_f16_ref;
 static void (*silu_mul_row)(float *, const float *, int) = silu_mul_row_ref;
@@ -284,6 +312,7 @@ void qa_silu_mul(float *g, const float *u, int rows, int n) {
 
 void qa_ops_decoder_init(int avx2) {
     dot16_f16 = dot16_f16_ref;
+    dot64_f16 = dot64_f16_ref;
     lane_axpy_f16 = lane_axpy_f16_ref;
     store_f16 = store_f16_ref;
     silu_mul_row = silu_mul_row_ref;
@@ -291,6 +320,7 @@ void qa_ops_decoder_init(int avx2) {
 #if defined(__x86_64__)
     if (avx2) {
         dot16_f16 = dot16_f16_avx2;
+        dot64_f16 = dot64_f16_avx2;
         lane_axpy_f16 = lane_axpy_f16_avx2;
         store_f16 = store_f16_avx2;
         silu_mul_row = silu_mul_row_avx2;
@@ -310,10 +340,10 @@ void qa_kv_store(const qa_kv_layer *kv, const float *k, const float *v, int row_
         }
 }
 
-/* per thread: scores of n_ctx positions (rounded up to 16) and 16 blocks of exp values,
- * the query as fp16-exact floats, 16 lanes of head_dim output sums */
+/* per thread: scores of n_ctx positions (rounded up to 16) and their exp values, the query
+ * as fp16-exact floats, up to 64 lanes of head_dim output sums, the fp16 query */
 uint64_t qa_attention_work_floats(int n_ctx, int head_dim) {
-    return (uint64_t)(n_ctx + 16) * 2 + 17 * (uint64_t)head_dim + head_dim / 2 + 1;
+    return (uint64_t)(n_ctx + 16) * 2 + 65 * (uint64_t)head_dim + head_dim / 2 + 1;
 }
 
 typedef struct {
@@ -327,14 +357,16 @@ typedef struct {
 /* One query row of one head as ggml computes it (see the summation orders above): the
  * scores q.k with q rounded to fp16, scaled; softmax with its exp in blocks of 16 cache
  * cells, block sums added in double; weights rounded to fp16; the value sums in 16 lanes
- * by cell. Cells are positions (one sequence from 0). */
+ * by cell, or in its single-row order (64 lanes) when the batch is one token (llama.cpp
+ * pads its cache view to 256 cells: no tail). Cells are positions (one sequence from 0). */
 static void attend_row(const att_ctx *c, float *w, int t, int h) {
     const qa_kv_layer *kv = c->kv;
     int hd = kv->head_dim, group = c->n_head / kv->n_head_kv, npos = c->pos0 + t + 1;
     int p0 = c->n_swa > 0 && npos > c->n_swa ? npos - c->n_swa : 0;
     int b0 = p0 & ~15, b1 = (npos + 15) & ~15;
+    int gemv = c->n == 1, nl = gemv ? 64 : 16;
     float *s = w, *e = s + kv->n_ctx + 16, *qh = e + kv->n_ctx + 16, *lane = qh + hd;
-    uint16_t *q16 = (uint16_t *)(lane + 16 * hd);
+    uint16_t *q16 = (uint16_t *)(lane + 64 * hd);
     const uint16_t *K = kv->k + (uint64_t)(h / group) * kv->n_ctx * hd;
     const uint16_t *V = kv->v + (uint64_t)(h / group) * kv->n_ctx * hd;
     store_f16(q16, c->q + (uint64_t)t * c->row_stride + h * hd, hd);
@@ -342,7 +374,7 @@ static void attend_row(const att_ctx *c, float *w, int t, int h) {
     float mx = -INFINITY;
     for (int p = b0; p < b1; p++) s[p] = 0.0f;
     for (int p = p0; p < npos; p++) {
-        s[p] = dot16_f16(qh, K + (uint64_t)p * hd, hd) * c->scale;
+        s[p] = (gemv ? dot64_f16 : dot16_f16)(qh, K + (uint64_t)p * hd, hd) * c->scale;
         if (s[p] > mx) mx = s[p];
     }
     double sum = 0.0;
@@ -352,9 +384,13 @@ static void attend_row(const att_ctx *c, float *w, int t, int h) {
         sum += (double)exp_block16(e + b, s + b, mx, mask);
     }
     float inv = (float)(1.0 / sum);
-    memset(lane, 0, 16 * (size_t)hd * sizeof(float));
+    memset(lane, 0, (size_t)nl * hd * sizeof(float));
     for (int p = p0; p < npos; p++)
-        lane_axpy_f16(lane + (p & 15) * hd, qa_fp16_to_fp32(qa_fp32_to_fp16(e[p] * inv)), V + (uint64_t)p * hd, hd);
+        lane_axpy_f16(lane + (p & (nl - 1)) * hd, qa_fp16_to_fp32(qa_fp32_to_fp16(e[p] * inv)), V + (uint64_t)p * hd, hd);
+    if (gemv) /* the 4 slots of 16 lanes into one: (0+2) + (1+3) */
+        for (int l = 0; l < 16; l++)
+            for (int d = 0; d < hd; d++)
+                lane[l * hd + d] = (lane[l * hd + d] + lane[(32 + l) * hd + d]) + (lane[(16 + l) * hd + d] + lane[(48 + l) * hd + d]);
     /* the 16-lane tree, for all head_dim outputs at once */
     for (int i = 0; i < 8; i++)
         for (int d = 0; d < hd; d++) lane[i * hd + d] += lane[(i + 8) * hd + d];
