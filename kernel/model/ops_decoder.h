@@ -1,4 +1,4 @@
-/* Decoder operations: matmul over the types table, RMSNorm, RoPE, SwiGLU, causal
+/* Decoder operations: RMSNorm, RoPE, SwiGLU, causal
  * grouped-query attention over an fp16 KV cache, argmax. Generic: no architecture knows
  * about them and they know no architecture. Nothing here allocates; per-thread buffers
  * come from the caller's scratch. */
@@ -9,24 +9,11 @@
 #include <stdint.h>
 
 #include "threads.h"
+#include "ops.h"
 #include "types.h"
 
-/* A weight matrix used in place: n_out rows of n_in values of one type. */
-typedef struct {
-    const uint8_t *data;
-    const qa_type_traits *tt;
-    int64_t n_in, n_out;
-    uint64_t row_bytes;
-} qa_dmat;
-
-/* Bytes of one row of n activations quantized to the act type of w (n floats for F32). */
-uint64_t qa_act_row_bytes(const qa_dmat *w);
-
-/* y[t][o] (+)= sum_i w[o][i] x[t][i] for t < n, for each of the nw matrices sharing x
- * (same n_in): one quantization of x into xq, one pass over the pool. add: accumulate
- * into y (a residual) instead of overwriting. bias[k] (may be NULL) is added per output. */
-void qa_matmul_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *bias,
-               const float *x, int n, void *xq, int add);
+/* The decoder's matrices and matmul are the model kernel's (ops.h: qa_mat, qa_matmul_group). */
+typedef qa_mat qa_dmat;
 
 /* out[t] = x[t] / rms(x[t]) * g, rows of n_embd; out may be x. */
 void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, float eps);

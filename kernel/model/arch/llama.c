@@ -291,14 +291,14 @@ static void dump(const char *name, int l, const float *x, uint64_t n) {
 
 /* Matmuls that read the same input: one pass when their activation types agree. */
 static void mm_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *b,
-                     const float *x, int n, void *xq, int add) {
+                     const float *x, int n, void *xq) {
     int same = 1;
     for (int i = 1; i < nw; i++) same &= w[i]->tt->act_type == w[0]->tt->act_type;
     if (same) {
-        qa_matmul_group(pool, nw, w, y, b, x, n, xq, add);
+        qa_matmul_group(pool, nw, w, b, x, n, y, xq, 0, NULL, 0, NULL);
         return;
     }
-    for (int i = 0; i < nw; i++) qa_matmul_group(pool, 1, w + i, y + i, b ? b + i : NULL, x, n, xq, add);
+    for (int i = 0; i < nw; i++) qa_matmul_group(pool, 1, w + i, b ? b + i : NULL, x, n, y + i, xq, 0, NULL, 0, NULL);
 }
 
 /* out = W x; then, when the layer has a norm after the block, out = norm(out); x += out. */
@@ -307,11 +307,11 @@ static void block_out(qa_llama_ctx *c, const qa_dmat *w, const float *in, int n,
     const qa_dmat *ws[1] = {w};
     if (!post_norm) {
         float *y[1] = {c->x};
-        qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 1);
+        qa_matmul_group(c->pool, 1, ws, NULL, in, n, y, c->xq, 0, c->x, 0, NULL); /* x += W in */
         return;
     }
     float *y[1] = {c->xn};
-    qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 0);
+    qa_matmul_group(c->pool, 1, ws, NULL, in, n, y, c->xq, 0, NULL, 0, NULL);
     qa_rmsnorm(c->xn, post_norm, c->xn, n, m->n_embd, m->eps);
     for (uint64_t i = 0; i < (uint64_t)n * m->n_embd; i++) c->x[i] += c->xn[i];
 }
@@ -336,7 +336,7 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
             const qa_dmat *w[3] = {&L->q, &L->k, &L->v};
             float *y[3] = {c->q, c->k, c->v};
             const float *b[3] = {L->bq, L->bk, L->bv};
-            mm_group(c->pool, 3, w, y, b, c->xn, n, c->xq, 0);
+            mm_group(c->pool, 3, w, y, b, c->xn, n, c->xq);
         }
         DUMP("attn_norm", l, c->xn, (uint64_t)n * d);
         DUMP("Vcur", l, c->v, (uint64_t)n * dkv);
@@ -357,7 +357,7 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         {
             const qa_dmat *w[2] = {&L->gate, &L->up};
             float *y[2] = {c->gate, c->up};
-            mm_group(c->pool, 2, w, y, NULL, c->xn, n, c->xq, 0);
+            mm_group(c->pool, 2, w, y, NULL, c->xn, n, c->xq);
         }
         if (m->gelu)
             qa_gelu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
@@ -372,7 +372,7 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         qa_rmsnorm(c->x + (uint64_t)first * d, m->output_norm, c->xn, rows, d, m->eps);
         const qa_dmat *w[1] = {&m->output};
         float *y[1] = {logits};
-        qa_matmul_group(c->pool, 1, w, y, NULL, c->xn, rows, c->xq, 0);
+        qa_matmul_group(c->pool, 1, w, NULL, c->xn, rows, y, c->xq, 0, NULL, 0, NULL);
     }
     c->n_past += n;
 }
