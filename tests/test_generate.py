@@ -281,15 +281,26 @@ def test_stats_are_reported(gen):
 
 @needs_model
 def test_logits_do_not_depend_on_batching(gen):
-    """A prompt evaluated in one batch or token by token gives the same next-token choice
-    and nearly the same distribution (the tile and the single-row dot sum in other orders,
-    which this model amplifies at some positions)."""
+    """A prompt evaluated in one batch or in chunks of any size >= 2 gives bit-identical
+    logits (the tile and the single-row dot sum in the same order). Token by token,
+    attention takes llama.cpp's single-row order instead (as llama.cpp does: both are held
+    to it bit for bit), so the distribution stays close and the choice is the same unless
+    it is a near-tie."""
     ids = gen.tokenize("The quick brown fox jumps over the lazy dog because")
     whole = gen.logits(ids)[-1]
+    for chunk in (2, 3, 7):
+        gen._dec.rewind(0)
+        for i in range(0, len(ids), chunk):
+            part = ids[i:i + chunk] if len(ids) - i - chunk != 1 else ids[i:]  # no 1-token tail
+            last = gen._dec.eval(np.array(part, np.int32))
+            if len(part) > chunk:
+                break
+        assert np.array_equal(whole, last), f"chunks of {chunk}"
     gen._dec.rewind(0)
     for t in ids:
         last = gen._dec.eval(np.array([t], np.int32))
-    assert whole.argmax() == last.argmax()
+    top2 = np.sort(whole)[-2:]
+    assert whole.argmax() == last.argmax() or top2[1] - top2[0] < NEAR_TIE
     p, q = _log_softmax(whole[None])[0], _log_softmax(last[None])[0]
     assert float((np.exp(p) * (p - q)).sum()) <= 0.01
 

@@ -1,6 +1,6 @@
-/* Model ops (ops.h). The matmul is the hot loop: weight rows stream from the file while a
- * block of TB tokens' quantized activations stays in L1; types with a 2 x 4 tile decode
- * each weight block once for 4 tokens. */
+/* Model ops (ops.h). The matmul (encoder and decoder share it) is the hot loop: weight rows
+ * stream from the file while a block of TB tokens' quantized activations stays in L1; types
+ * with a 2 x 4 tile decode each weight block once for 4 tokens. */
 #include "ops.h"
 
 #include <math.h>
@@ -23,15 +23,17 @@ void qa_exp_sub(float *x, int n, float m) { exp_sub_fn(x, n, m); }
 /* ---------------------------------------------------------------- matmul */
 
 #define TB 32 /* tokens per block: their quantized rows stay in L1 while weight rows stream */
+#define PREFETCH_ROWS 4 /* single rows: weight rows fetched ahead of the dot product */
 
 typedef struct {
-    const qa_mat *w;
-    const float *b, *x, *res;
-    int n, gelu;
-    float *y;
-    const uint8_t *xq;   /* activations quantized to w's act_type, or NULL for F32 */
+    int nw, n, gelu;
+    const qa_mat *const *w;
+    const float *const *b;
+    float *const *y;
+    const float *x, *res;
+    const uint8_t *xq;   /* activations quantized to the act_type of the matrices, or NULL for F32 */
     uint64_t qrow;       /* bytes per quantized activation row */
-    float *rowbuf;       /* per thread: a weight row as floats, or 4 padded activation rows */
+    float *rowbuf;       /* per thread: a weight row as floats (NULL: dot F32 activations directly) */
     const qa_type_traits *f32;
 } mm_ctx;
 
@@ -46,6 +48,11 @@ uint64_t qa_matmul_act_bytes(int64_t n, int64_t k) {
 
 uint64_t qa_matmul_rowbuf_floats(int64_t k) { return 2 * (uint64_t)k; }
 
+uint64_t qa_act_row_bytes(const qa_mat *w) {
+    if (w->tt->act_type == QA_T_F32) return (uint64_t)w->n_in * sizeof(float);
+    return qa_ggml_row_bytes(w->tt->act_type, w->n_in);
+}
+
 void qa_mat_row(const qa_mat *m, int64_t row, float *out) {
     m->tt->to_float(m->data + (uint64_t)row * m->row_bytes, out, m->n_in);
 }
@@ -53,87 +60,92 @@ void qa_mat_row(const qa_mat *m, int64_t row, float *out) {
 static void quantize_task(void *c_, int i, int k) {
     mm_ctx *c = (mm_ctx *)c_;
     int lo, hi;
-    int64_t K = c->w->n_in;
+    int64_t K = c->w[0]->n_in;
     qa_share(c->n, i, k, 1, &lo, &hi);
     for (int t = lo; t < hi; t++)
-        c->w->tt->quantize_act(c->x + (uint64_t)t * K, (uint8_t *)c->xq + t * c->qrow, K);
+        c->w[0]->tt->quantize_act(c->x + (uint64_t)t * K, (uint8_t *)c->xq + t * c->qrow, K);
+}
+
+/* y = dot (+ bias) (+ res): res is read before y is written, so it may be y itself */
+static inline void put(const mm_ctx *c, int kw, int t, int o, float v) {
+    uint64_t at = (uint64_t)t * c->w[kw]->n_out + o;
+    if (c->b[kw]) v = c->b[kw][o] + v;
+    if (c->res) v = v + c->res[at];
+    c->y[kw][at] = v;
 }
 
 static void mm_task(void *c_, int i, int k) {
     mm_ctx *c = (mm_ctx *)c_;
-    const qa_mat *w = c->w;
-    const qa_type_traits *tt = w->tt;
-    int64_t K = w->n_in;
-    int N = (int)w->n_out, o0, o1;
-    uint64_t qrow = c->qrow;
-    qa_share(N, i, k, 8, &o0, &o1);
-    if (o0 >= o1) return;
-    float *rb = c->rowbuf + (uint64_t)i * qa_matmul_rowbuf_floats(K);
-    uint8_t *pad = (uint8_t *)rb; /* quantized weights need no float row: reuse it */
-    for (int t0 = 0; t0 < c->n; t0 += TB) {
-        int t1 = t0 + TB < c->n ? t0 + TB : c->n;
-        int o = o0;
-        if (c->xq && tt->tile) { /* 2 x 4 tiles */
-            for (; o + 2 <= o1; o += 2) {
+    for (int kw = 0; kw < c->nw; kw++) {
+        const qa_mat *w = c->w[kw];
+        const qa_type_traits *tt = w->tt;
+        int64_t K = w->n_in;
+        int N = (int)w->n_out, o0, o1;
+        uint64_t qrow = c->qrow;
+        qa_share(N, i, k, 8, &o0, &o1);
+        if (o0 >= o1) continue;
+        float *rb = c->rowbuf ? c->rowbuf + (uint64_t)i * qa_matmul_rowbuf_floats(K) : NULL;
+        /* 2 x 4 tiles from 4 tokens on; each type's tile sums in its single-row dot's order,
+         * so results depend neither on n nor on the threads */
+        int tiles = c->xq && tt->tile && c->n >= 4;
+        for (int t0 = 0; t0 < c->n; t0 += TB) {
+            int t1 = t0 + TB < c->n ? t0 + TB : c->n, tt1 = tiles ? t0 + (t1 - t0) / 4 * 4 : t0;
+            int o = o0;
+            if (tt1 > t0)
+                for (; o + 2 <= o1; o += 2) {
+                    const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
+                    float r[8];
+                    for (int t = t0; t < tt1; t += 4) {
+                        tt->tile(K, wr, w->row_bytes, c->xq + t * qrow, qrow, r);
+                        for (int j = 0; j < 4; j++) {
+                            put(c, kw, t + j, o, r[j]);
+                            put(c, kw, t + j, o + 1, r[4 + j]);
+                        }
+                    }
+                    for (int t = tt1; t < t1; t++) {
+                        put(c, kw, t, o, tt->vec_dot(K, wr, c->xq + t * qrow));
+                        put(c, kw, t, o + 1, tt->vec_dot(K, wr + w->row_bytes, c->xq + t * qrow));
+                    }
+                }
+            for (; o < o1; o++) {
                 const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
-                float b0 = c->b ? c->b[o] : 0.0f, b1 = c->b ? c->b[o + 1] : 0.0f, r[8];
-                int t = t0;
-                for (; t + 4 <= t1; t += 4) {
-                    tt->tile(K, wr, w->row_bytes, c->xq + t * qrow, qrow, r);
-                    for (int j = 0; j < 4; j++) {
-                        c->y[(uint64_t)(t + j) * N + o] = b0 + r[j];
-                        c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
-                    }
-                }
-                if (t < t1) { /* 1..3 remainder rows: one tile over a padded copy. Each
-                               * output depends only on its own row, so results never
-                               * depend on how rows are grouped into tiles. */
-                    int nr = t1 - t;
-                    for (int j = 0; j < 4; j++)
-                        memcpy(pad + j * qrow, c->xq + (t + (j < nr ? j : nr - 1)) * qrow, qrow);
-                    tt->tile(K, wr, w->row_bytes, pad, qrow, r);
-                    for (int j = 0; j < nr; j++) {
-                        c->y[(uint64_t)(t + j) * N + o] = b0 + r[j];
-                        c->y[(uint64_t)(t + j) * N + o + 1] = b1 + r[4 + j];
-                    }
+                if (o + PREFETCH_ROWS < o1) /* weights stream from memory once per token */
+                    for (uint64_t bb = 0; bb < w->row_bytes; bb += 64) __builtin_prefetch(wr + PREFETCH_ROWS * w->row_bytes + bb);
+                if (c->xq) { /* quantized activations */
+                    for (int t = t0; t < t1; t++) put(c, kw, t, o, tt->vec_dot(K, wr, c->xq + t * qrow));
+                } else if (tt->type != QA_T_F32 && rb) { /* float activations, other weights: one row as F32 */
+                    tt->to_float(wr, rb, K);
+                    for (int t = t0; t < t1; t++) put(c, kw, t, o, c->f32->vec_dot(K, rb, c->x + (uint64_t)t * K));
+                } else {
+                    for (int t = t0; t < t1; t++) put(c, kw, t, o, tt->vec_dot(K, wr, c->x + (uint64_t)t * K));
                 }
             }
-        }
-        for (; o < o1; o++) {
-            const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
-            float bias = c->b ? c->b[o] : 0.0f;
-            if (c->xq) { /* quantized activations */
-                for (int t = t0; t < t1; t++)
-                    c->y[(uint64_t)t * N + o] = bias + tt->vec_dot(K, wr, c->xq + t * qrow);
-            } else if (tt->type != QA_T_F32) { /* float activations, other weights: one row as F32 */
-                tt->to_float(wr, rb, K);
-                for (int t = t0; t < t1; t++)
-                    c->y[(uint64_t)t * N + o] = bias + c->f32->vec_dot(K, rb, c->x + (uint64_t)t * K);
-            } else {
-                for (int t = t0; t < t1; t++)
-                    c->y[(uint64_t)t * N + o] = bias + tt->vec_dot(K, wr, c->x + (uint64_t)t * K);
-            }
-        }
-        for (int t = t0; t < t1; t++) {
-            float *yr = c->y + (uint64_t)t * N;
-            if (c->res) {
-                const float *rr = c->res + (uint64_t)t * N;
-                for (int o = o0; o < o1; o++) yr[o] += rr[o];
-            }
-            if (c->gelu) gelu_fn(yr + o0, o1 - o0);
+            if (c->gelu)
+                for (int t = t0; t < t1; t++) gelu_fn(c->y[kw] + (uint64_t)t * N + o0, o1 - o0);
         }
     }
 }
 
-void qa_matmul(qa_pool *pool, const qa_mat *w, const float *b, const float *x, int n, float *y,
-               void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf) {
-    mm_ctx c = {w, b, x, res, n, gelu, y, NULL, 0, rowbuf, qa_type_get(QA_T_F32)};
-    if (w->tt->act_type != QA_T_F32) {
+void qa_matmul_group(qa_pool *pool, int nw, const qa_mat *const *w, const float *const *b, const float *x, int n,
+                     float *const *y, void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf) {
+    static const float *const nobias[QA_MATMUL_MAX_GROUP] = {0};
+    mm_ctx c = {nw, n, gelu, w, b ? b : nobias, y, x, res, NULL, 0, rowbuf, qa_type_get(QA_T_F32)};
+    if (w[0]->tt->act_type != QA_T_F32) {
         c.xq = (const uint8_t *)xq;
-        c.qrow = qa_ggml_row_bytes(w->tt->act_type, w->n_in);
-        if (!reuse_xq) qa_pool_run(pool, quantize_task, &c);
+        c.qrow = qa_ggml_row_bytes(w[0]->tt->act_type, w[0]->n_in);
+        if (!reuse_xq) {
+            if (n == 1)
+                quantize_task(&c, 0, 1); /* one row: not worth a pool round */
+            else
+                qa_pool_run(pool, quantize_task, &c);
+        }
     }
     qa_pool_run(pool, mm_task, &c);
+}
+
+void qa_matmul(qa_pool *pool, const qa_mat *w, const float *b, const float *x, int n, float *y,
+               void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf) {
+    qa_matmul_group(pool, 1, &w, &b, x, n, &y, xq, reuse_xq, res, gelu, rowbuf);
 }
 
 /* ---------------------------------------------------------------- norms, activations */

@@ -29,13 +29,25 @@ void qa_mat_row(const qa_mat *m, int64_t row, float *out);
 uint64_t qa_matmul_act_bytes(int64_t n, int64_t k);
 uint64_t qa_matmul_rowbuf_floats(int64_t k);
 
+/* Bytes of one activation row for w: n_in values quantized to its act_type (floats for F32). */
+uint64_t qa_act_row_bytes(const qa_mat *w);
+
 /* y[t] = W x[t] + b (+ res[t]) for t < n, then GELU if gelu; x and y are n x n_in and
  * n x n_out floats. Rows of W are split over the pool's threads; activations are quantized
  * once per row to W's activation type into xq, or taken as they are in xq when reuse_xq
- * (the previous call quantized the same x to the same activation type). b, res may be NULL.
- * Each output depends only on its own row: results do not depend on n or the threads. */
+ * (the previous call quantized the same x to the same activation type). b, res may be NULL;
+ * res may be y itself (a residual added in place). rowbuf (per thread
+ * qa_matmul_rowbuf_floats(n_in), may be NULL) holds a weight row as floats for F32
+ * activations. Each output depends only on its own row: results depend neither on n nor on
+ * the threads (the tile and the single-row dot of a type sum in the same order). */
 void qa_matmul(qa_pool *pool, const qa_mat *w, const float *b, const float *x, int n, float *y,
                void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf);
+/* The same for nw <= QA_MATMUL_MAX_GROUP matrices of one act_type and n_in reading the same
+ * x (q, k, v; gate, up): one quantization of x, one pass over the pool. b[k] may be NULL
+ * (b too); res, when given, is added to every output (use it with nw = 1). */
+#define QA_MATMUL_MAX_GROUP 8
+void qa_matmul_group(qa_pool *pool, int nw, const qa_mat *const *w, const float *const *b, const float *x, int n,
+                     float *const *y, void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf);
 
 /* x = (x - mean) / sqrt(var + eps) * w + b over d values */
 void qa_layer_norm(float *x, int d, const float *w, const float *b, float eps);

@@ -10,93 +10,6 @@
 #include <immintrin.h>
 #endif
 
-/* ---------------------------------------------------------------- matmul */
-
-#define PREFETCH_ROWS 4 /* decode: weight rows fetched ahead of the dot product */
-#define TB 16 /* tokens per block: their quantized rows stay in L1 while weight rows stream */
-
-uint64_t qa_act_row_bytes(const qa_dmat *w) {
-    const qa_type_traits *a = qa_type_get(w->tt->act_type);
-    return (uint64_t)(w->n_in / a->blck) * (uint64_t)a->size;
-}
-
-typedef struct {
-    int nw, n, add;
-    const qa_dmat *const *w;
-    float *const *y;
-    const float *const *bias;
-    const float *x;
-    const uint8_t *xq;
-    uint64_t qrow;
-} mm_ctx;
-
-static void quantize_task(void *c_, int i, int k) {
-    mm_ctx *c = (mm_ctx *)c_;
-    const qa_type_traits *a = qa_type_get(c->w[0]->tt->act_type);
-    int lo, hi, K = (int)c->w[0]->n_in;
-    qa_share(c->n, i, k, 1, &lo, &hi);
-    for (int t = lo; t < hi; t++) a->quantize_act(c->x + (uint64_t)t * K, (uint8_t *)c->xq + t * c->qrow, K);
-}
-
-static inline void put(const mm_ctx *c, int kw, int t, int o, float v) {
-    float *y = c->y[kw] + (uint64_t)t * c->w[kw]->n_out + o;
-    if (c->bias[kw]) v += c->bias[kw][o];
-    *y = c->add ? *y + v : v;
-}
-
-static void mm_task(void *c_, int i, int k) {
-    mm_ctx *c = (mm_ctx *)c_;
-    for (int kw = 0; kw < c->nw; kw++) {
-        const qa_dmat *w = c->w[kw];
-        int64_t K = w->n_in;
-        int o0, o1;
-        qa_share((int)w->n_out, i, k, 2, &o0, &o1);
-        void (*tile)(int64_t, const void *, size_t, const void *, size_t, float *) = c->n >= 4 ? w->tt->tile : NULL;
-        float (*dot)(int64_t, const void *, const void *) = w->tt->vec_dot;
-        for (int t0 = 0; t0 < c->n; t0 += TB) {
-            int t1 = t0 + TB < c->n ? t0 + TB : c->n, o = o0;
-            if (tile) {
-                for (; o + 2 <= o1; o += 2) {
-                    const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
-                    float r[8];
-                    int t = t0;
-                    for (; t + 4 <= t1; t += 4) {
-                        tile(K, wr, w->row_bytes, c->xq + t * c->qrow, c->qrow, r);
-                        for (int j = 0; j < 4; j++) {
-                            put(c, kw, t + j, o, r[j]);
-                            put(c, kw, t + j, o + 1, r[4 + j]);
-                        }
-                    }
-                    for (; t < t1; t++) {
-                        put(c, kw, t, o, dot(K, wr, c->xq + t * c->qrow));
-                        put(c, kw, t, o + 1, dot(K, wr + w->row_bytes, c->xq + t * c->qrow));
-                    }
-                }
-            }
-            for (; o < o1; o++) {
-                const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
-                if (o + PREFETCH_ROWS < o1) /* weights stream from memory once per token */
-                    for (uint64_t b = 0; b < w->row_bytes; b += 64) __builtin_prefetch(wr + PREFETCH_ROWS * w->row_bytes + b);
-                for (int t = t0; t < t1; t++) put(c, kw, t, o, dot(K, wr, c->xq + t * c->qrow));
-            }
-        }
-    }
-}
-
-void qa_matmul_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *bias,
-               const float *x, int n, void *xq, int add) {
-    static const float *const nobias[8] = {0};
-    mm_ctx c = {nw, n, add, w, y, bias ? bias : nobias, x, (const uint8_t *)xq, qa_act_row_bytes(w[0])};
-    if (w[0]->tt->act_type == QA_T_F32) {
-        c.xq = (const uint8_t *)x;
-    } else if (n == 1) {
-        quantize_task(&c, 0, 1);
-    } else {
-        qa_pool_run(pool, quantize_task, &c);
-    }
-    qa_pool_run(pool, mm_task, &c);
-}
-
 /* ---------------------------------------------------------------- elementwise */
 
 void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, float eps) {
@@ -120,15 +33,12 @@ void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_r
             int i0 = neox ? i / 2 : i, i1 = neox ? i / 2 + n_rot / 2 : i + 1;
             for (int h = 0; h < n_heads; h++) {
                 float *p = row + h * head_dim, a = p[i0], b = p[i1];
-                p[i0] = a * c - b * s;
-                p[i1] = a * s + b * c;
+                /* as ggml's C, which the compiler contracts: the first product fused */
+                p[i0] = fmaf(a, c, -(b * s));
+                p[i1] = fmaf(a, s, b * c);
             }
         }
     }
-}
-
-void qa_silu_mul(float *g, const float *u, int64_t n) {
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
 void qa_gelu_mul(float *g, const float *u, int64_t n) {
@@ -158,39 +68,95 @@ int qa_argmax(const float *x, int n) {
 
 /* ---------------------------------------------------------------- attention */
 
-/* fp16 row helpers: dot of an fp32 query with an fp16 key row; y += a * fp16 row. */
-static float dot_f16_ref(const float *q, const uint16_t *k, int d) {
-    float s = 0.0f;
-    for (int i = 0; i < d; i++) s += q[i] * qa_fp16_to_fp32(k[i]);
-    return s;
+/* Summation orders as llama.cpp's CPU backend (ggml) takes them, so that the same weights
+ * give the same bits: this model family amplifies a last-bit difference anywhere into
+ * logit differences of ~0.5 after 30 layers. ggml multiplies the fp16 KV cache in blocks of
+ * 16 lanes (its AVX-512 tinyBLAS): item i of a dot goes to lane i % 16, each lane sums its
+ * items in order, and the 16 lanes are added as a tree (i, i+8), (i, i+4), (0,2)+(1,3).
+ * Products of two fp16 values are exact in fp32, so plain mul + add equals its FMA. */
+static float tree16(const float *l) {
+    float a[8], b[4];
+    for (int i = 0; i < 8; i++) a[i] = l[i] + l[i + 8];
+    for (int i = 0; i < 4; i++) b[i] = a[i] + a[i + 4];
+    return (b[0] + b[2]) + (b[1] + b[3]);
 }
-static void axpy_f16_ref(float *y, float a, const uint16_t *v, int d) {
-    for (int i = 0; i < d; i++) y[i] += a * qa_fp16_to_fp32(v[i]);
+
+/* q (fp32 values that are fp16-exact) . k (fp16), in 16 lanes */
+static float dot16_f16_ref(const float *q, const uint16_t *k, int d) {
+    float lane[16] = {0};
+    for (int i = 0; i < d; i++) lane[i & 15] += q[i] * qa_fp16_to_fp32(k[i]);
+    return tree16(lane);
+}
+/* The same dot in ggml's single-row order (ggml_vec_dot_f16, used when a batch has one
+ * token): 4 x 16 lanes, item i in slot (i / 16) % 4, lane i % 16; slots added (0+2), (1+3),
+ * then together, then the lane tree; items past the last multiple of 64 added in double. */
+static float dot64_f16_ref(const float *q, const uint16_t *k, int d) {
+    float lane[64] = {0};
+    int np = d & ~63;
+    for (int i = 0; i < np; i++) lane[i & 63] += q[i] * qa_fp16_to_fp32(k[i]);
+    for (int l = 0; l < 16; l++) lane[l] = (lane[l] + lane[32 + l]) + (lane[16 + l] + lane[48 + l]);
+    double sum = tree16(lane);
+    for (int i = np; i < d; i++) sum += (double)(q[i] * qa_fp16_to_fp32(k[i]));
+    return (float)sum;
+}
+/* lanes[p % 16][0..d) += w * v[0..d) */
+static void lane_axpy_f16_ref(float *lane, float w, const uint16_t *v, int d) {
+    for (int i = 0; i < d; i++) lane[i] += w * qa_fp16_to_fp32(v[i]);
 }
 static void store_f16_ref(uint16_t *y, const float *x, int d) {
     for (int i = 0; i < d; i++) y[i] = qa_fp32_to_fp16(x[i]);
 }
 
+/* exp as ggml's vectorized expf (ggml_v_expf, AVX-512 form): a degree-5 polynomial of the
+ * reduced argument times 2^n. Its softmax and SiLU use it; its last bits differ from libm. */
+static float v_expf_ref(float x) {
+    const float r = 0x1.8p23f;
+    float z = fmaf(x, 0x1.715476p+0f, r), n = z - r;
+    if (n > 127.0f) return INFINITY;
+    if (n < -126.0f) return 0.0f; /* below 2^-126: nothing the callers can see */
+    float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x)), u = b * b;
+    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)), u,
+                   fmaf(0x1.ffffecp-1f, b, 1.0f));
+    union { uint32_t u; float f; } e = {(uint32_t)((int32_t)n + 127) << 23};
+    return j * e.f;
+}
+
 #if defined(__x86_64__)
 #define AVX2 __attribute__((target("avx2,fma,f16c")))
-AVX2 static float dot_f16_avx2(const float *q, const uint16_t *k, int d) {
-    __m256 acc = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= d; i += 8)
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), acc);
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+AVX2 static float dot16_f16_avx2(const float *q, const uint16_t *k, int d) {
+    if (d & 15) return dot16_f16_ref(q, k, d);
+    __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps(); /* lanes 0-7, 8-15 */
+    for (int i = 0; i < d; i += 16) {
+        lo = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i))), lo);
+        hi = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8))), hi);
+    }
+    __m256 a = _mm256_add_ps(lo, hi);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    float r = _mm_cvtss_f32(s);
-    for (; i < d; i++) r += q[i] * _cvtsh_ss(k[i]);
-    return r;
+    return _mm_cvtss_f32(s);
 }
-AVX2 static void axpy_f16_avx2(float *y, float a, const uint16_t *v, int d) {
-    __m256 av = _mm256_set1_ps(a);
+AVX2 static float dot64_f16_avx2(const float *q, const uint16_t *k, int d) {
+    if (d & 63) return dot64_f16_ref(q, k, d);
+    __m256 a[8]; /* slot j, half h: a[2j + h] */
+    for (int j = 0; j < 8; j++) a[j] = _mm256_setzero_ps();
+    for (int i = 0; i < d; i += 64)
+        for (int j = 0; j < 8; j++)
+            a[j] = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8 * j), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(k + i + 8 * j))), a[j]);
+    __m256 lo = _mm256_add_ps(_mm256_add_ps(a[0], a[4]), _mm256_add_ps(a[2], a[6]));
+    __m256 hi = _mm256_add_ps(_mm256_add_ps(a[1], a[5]), _mm256_add_ps(a[3], a[7]));
+    __m256 t = _mm256_add_ps(lo, hi);
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+AVX2 static void lane_axpy_f16_avx2(float *lane, float w, const uint16_t *v, int d) {
+    __m256 wv = _mm256_set1_ps(w);
     int i = 0;
     for (; i + 8 <= d; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), _mm256_loadu_ps(y + i)));
-    for (; i < d; i++) y[i] += a * _cvtsh_ss(v[i]);
+        _mm256_storeu_ps(lane + i, _mm256_fmadd_ps(wv, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + i))), _mm256_loadu_ps(lane + i)));
+    for (; i < d; i++) lane[i] += w * _cvtsh_ss(v[i]);
 }
 AVX2 static void store_f16_avx2(uint16_t *y, const float *x, int d) {
     int i = 0;
@@ -198,21 +164,81 @@ AVX2 static void store_f16_avx2(uint16_t *y, const float *x, int d) {
         _mm_storeu_si128((__m128i *)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
     for (; i < d; i++) y[i] = _cvtss_sh(x[i], _MM_FROUND_TO_NEAREST_INT);
 }
+/* v_expf_ref for 8 values (x <= 88) */
+AVX2 static __m256 v_expf_avx2(__m256 x) {
+    const __m256 r = _mm256_set1_ps(0x1.8p23f);
+    __m256 z = _mm256_fmadd_ps(x, _mm256_set1_ps(0x1.715476p+0f), r), n = _mm256_sub_ps(z, r);
+    __m256 b = _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.7f7d1cp-20f), _mm256_fnmadd_ps(n, _mm256_set1_ps(0x1.62e4p-1f), x));
+    __m256 u = _mm256_mul_ps(b, b);
+    __m256 j = _mm256_fmadd_ps(
+        _mm256_fmadd_ps(_mm256_fmadd_ps(_mm256_set1_ps(0x1.0e4020p-7f), b, _mm256_set1_ps(0x1.573e2ep-5f)), u,
+                        _mm256_fmadd_ps(_mm256_set1_ps(0x1.555e66p-3f), b, _mm256_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm256_fmadd_ps(_mm256_set1_ps(0x1.ffffecp-1f), b, _mm256_set1_ps(1.0f)));
+    __m256 nc = _mm256_max_ps(n, _mm256_set1_ps(-126.0f));
+    __m256 scale = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(nc), _mm256_set1_epi32(127)), 23));
+    __m256 res = _mm256_mul_ps(j, scale);
+    res = _mm256_and_ps(res, _mm256_cmp_ps(n, _mm256_set1_ps(-126.0f), _CMP_GE_OQ)); /* underflow: 0 */
+    return _mm256_blendv_ps(res, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(n, _mm256_set1_ps(127.0f), _CMP_GT_OQ));
+}
+/* g = silu(g) * u, 16 at a time as ggml (x / (1 + v_expf(-x))), the tail with libm expf */
+AVX2 static void silu_mul_row_avx2(float *g, const float *u, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int h = 0; h < 16; h += 8) {
+            __m256 x = _mm256_loadu_ps(g + i + h);
+            __m256 e = v_expf_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x));
+            _mm256_storeu_ps(g + i + h, _mm256_mul_ps(_mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e)), _mm256_loadu_ps(u + i + h)));
+        }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+/* e[0..16) = v_expf(s - mx) where valid (mask bit set), else 0; returns their tree sum */
+AVX2 static float exp_block16_avx2(float *e, const float *s, float mx, unsigned mask) {
+    float t[16];
+    for (int h = 0; h < 16; h += 8) {
+        __m256 x = _mm256_sub_ps(_mm256_loadu_ps(s + h), _mm256_set1_ps(mx));
+        _mm256_storeu_ps(t + h, v_expf_avx2(x));
+    }
+    for (int i = 0; i < 16; i++) e[i] = (mask >> i & 1) ? t[i] : 0.0f;
+    return tree16(e);
+}
 #endif
 
-static float (*dot_f16)(const float *, const uint16_t *, int) = dot_f16_ref;
-static void (*axpy_f16)(float *, float, const uint16_t *, int) = axpy_f16_ref;
+static void silu_mul_row_ref(float *g, const float *u, int n) {
+    int i = 0, nb = n & ~15;
+    for (; i < nb; i++) g[i] = g[i] / (1.0f + v_expf_ref(0.0f - g[i])) * u[i];
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+static float exp_block16_ref(float *e, const float *s, float mx, unsigned mask) {
+    for (int i = 0; i < 16; i++) e[i] = (mask >> i & 1) ? v_expf_ref(s[i] - mx) : 0.0f;
+    return tree16(e);
+}
+
+static float (*dot16_f16)(const float *, const uint16_t *, int) = dot16_f16_ref;
+static float (*dot64_f16)(const float *, const uint16_t *, int) = dot64_f16_ref;
+static void (*lane_axpy_f16)(float *, float, const uint16_t *, int) = lane_axpy_f16_ref;
 static void (*store_f16)(uint16_t *, const float *, int) = store_f16_ref;
+static void (*silu_mul_row)(float *, const float *, int) = silu_mul_row_ref;
+static float (*exp_block16)(float *, const float *, float, unsigned) = exp_block16_ref;
+
+void qa_silu_mul(float *g, const float *u, int rows, int n) {
+    for (int r = 0; r < rows; r++) silu_mul_row(g + (uint64_t)r * n, u + (uint64_t)r * n, n);
+}
 
 void qa_ops_decoder_init(int avx2) {
-    dot_f16 = dot_f16_ref;
-    axpy_f16 = axpy_f16_ref;
+    dot16_f16 = dot16_f16_ref;
+    dot64_f16 = dot64_f16_ref;
+    lane_axpy_f16 = lane_axpy_f16_ref;
     store_f16 = store_f16_ref;
+    silu_mul_row = silu_mul_row_ref;
+    exp_block16 = exp_block16_ref;
 #if defined(__x86_64__)
     if (avx2) {
-        dot_f16 = dot_f16_avx2;
-        axpy_f16 = axpy_f16_avx2;
+        dot16_f16 = dot16_f16_avx2;
+        dot64_f16 = dot64_f16_avx2;
+        lane_axpy_f16 = lane_axpy_f16_avx2;
         store_f16 = store_f16_avx2;
+        silu_mul_row = silu_mul_row_avx2;
+        exp_block16 = exp_block16_avx2;
     }
 #else
     (void)avx2;
@@ -228,7 +254,11 @@ void qa_kv_store(const qa_kv_layer *kv, const float *k, const float *v, int row_
         }
 }
 
-uint64_t qa_attention_work_floats(int n_ctx, int head_dim) { return (uint64_t)n_ctx + 2 * (uint64_t)head_dim; }
+/* per thread: scores of n_ctx positions (rounded up to 16) and their exp values, the query
+ * as fp16-exact floats, up to 64 lanes of head_dim output sums, the fp16 query */
+uint64_t qa_attention_work_floats(int n_ctx, int head_dim) {
+    return (uint64_t)(n_ctx + 16) * 2 + 65 * (uint64_t)head_dim + head_dim / 2 + 1;
+}
 
 typedef struct {
     const qa_kv_layer *kv;
@@ -238,33 +268,58 @@ typedef struct {
     float *out, *work;
 } att_ctx;
 
+/* One query row of one head as ggml computes it (see the summation orders above): the
+ * scores q.k with q rounded to fp16, scaled; softmax with its exp in blocks of 16 cache
+ * cells, block sums added in double; weights rounded to fp16; the value sums in 16 lanes
+ * by cell, or in its single-row order (64 lanes) when the batch is one token (llama.cpp
+ * pads its cache view to 256 cells: no tail). Cells are positions (one sequence from 0). */
+static void attend_row(const att_ctx *c, float *w, int t, int h) {
+    const qa_kv_layer *kv = c->kv;
+    int hd = kv->head_dim, group = c->n_head / kv->n_head_kv, npos = c->pos0 + t + 1;
+    int p0 = c->n_swa > 0 && npos > c->n_swa ? npos - c->n_swa : 0;
+    int b0 = p0 & ~15, b1 = (npos + 15) & ~15;
+    int gemv = c->n == 1, nl = gemv ? 64 : 16;
+    float *s = w, *e = s + kv->n_ctx + 16, *qh = e + kv->n_ctx + 16, *lane = qh + hd;
+    uint16_t *q16 = (uint16_t *)(lane + 64 * hd);
+    const uint16_t *K = kv->k + (uint64_t)(h / group) * kv->n_ctx * hd;
+    const uint16_t *V = kv->v + (uint64_t)(h / group) * kv->n_ctx * hd;
+    store_f16(q16, c->q + (uint64_t)t * c->row_stride + h * hd, hd);
+    for (int i = 0; i < hd; i++) qh[i] = qa_fp16_to_fp32(q16[i]);
+    float mx = -INFINITY;
+    for (int p = b0; p < b1; p++) s[p] = 0.0f;
+    for (int p = p0; p < npos; p++) {
+        s[p] = (gemv ? dot64_f16 : dot16_f16)(qh, K + (uint64_t)p * hd, hd) * c->scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    double sum = 0.0;
+    for (int b = b0; b < b1; b += 16) {
+        unsigned mask = 0;
+        for (int i = 0; i < 16; i++) mask |= (unsigned)(b + i >= p0 && b + i < npos) << i;
+        sum += (double)exp_block16(e + b, s + b, mx, mask);
+    }
+    float inv = (float)(1.0 / sum);
+    memset(lane, 0, (size_t)nl * hd * sizeof(float));
+    for (int p = p0; p < npos; p++)
+        lane_axpy_f16(lane + (p & (nl - 1)) * hd, qa_fp16_to_fp32(qa_fp32_to_fp16(e[p] * inv)), V + (uint64_t)p * hd, hd);
+    if (gemv) /* the 4 slots of 16 lanes into one: (0+2) + (1+3) */
+        for (int l = 0; l < 16; l++)
+            for (int d = 0; d < hd; d++)
+                lane[l * hd + d] = (lane[l * hd + d] + lane[(32 + l) * hd + d]) + (lane[(16 + l) * hd + d] + lane[(48 + l) * hd + d]);
+    /* the 16-lane tree, for all head_dim outputs at once */
+    for (int i = 0; i < 8; i++)
+        for (int d = 0; d < hd; d++) lane[i * hd + d] += lane[(i + 8) * hd + d];
+    for (int i = 0; i < 4; i++)
+        for (int d = 0; d < hd; d++) lane[i * hd + d] += lane[(i + 4) * hd + d];
+    float *o = c->out + (uint64_t)t * c->row_stride + h * hd;
+    for (int d = 0; d < hd; d++) o[d] = (lane[d] + lane[2 * hd + d]) + (lane[hd + d] + lane[3 * hd + d]);
+}
+
 static void att_task(void *c_, int wi, int wk) {
     att_ctx *c = (att_ctx *)c_;
-    const qa_kv_layer *kv = c->kv;
-    int hd = kv->head_dim, group = c->n_head / kv->n_head_kv, lo, hi;
-    float *s = c->work + (uint64_t)wi * qa_attention_work_floats(kv->n_ctx, hd), *qh = s + kv->n_ctx;
-    uint16_t *q16 = (uint16_t *)(qh + hd);
+    int lo, hi;
+    float *w = c->work + (uint64_t)wi * qa_attention_work_floats(c->kv->n_ctx, c->kv->head_dim);
     qa_share(c->n * c->n_head, wi, wk, 1, &lo, &hi);
-    for (int job = lo; job < hi; job++) {
-        int t = job / c->n_head, h = job % c->n_head, npos = c->pos0 + t + 1;
-        int p0 = c->n_swa > 0 && npos > c->n_swa ? npos - c->n_swa : 0;
-        const uint16_t *K = kv->k + (uint64_t)(h / group) * kv->n_ctx * hd;
-        const uint16_t *V = kv->v + (uint64_t)(h / group) * kv->n_ctx * hd;
-        /* the query rounded to fp16 like the keys (as ggml does before its f16 dot) */
-        store_f16(q16, c->q + (uint64_t)t * c->row_stride + h * hd, hd);
-        for (int i = 0; i < hd; i++) qh[i] = qa_fp16_to_fp32(q16[i]);
-        float mx = -INFINITY;
-        for (int p = p0; p < npos; p++) {
-            s[p] = dot_f16(qh, K + (uint64_t)p * hd, hd) * c->scale;
-            if (s[p] > mx) mx = s[p];
-        }
-        float sum = 0.0f;
-        for (int p = p0; p < npos; p++) sum += (s[p] = expf(s[p] - mx));
-        float *o = c->out + (uint64_t)t * c->row_stride + h * hd, inv = 1.0f / sum;
-        memset(o, 0, (size_t)hd * sizeof(float));
-        /* the weights rounded to fp16 like the values (as ggml multiplies them) */
-        for (int p = p0; p < npos; p++) axpy_f16(o, qa_fp16_to_fp32(qa_fp32_to_fp16(s[p] * inv)), V + (uint64_t)p * hd, hd);
-    }
+    for (int job = lo; job < hi; job++) attend_row(c, w, job / c->n_head, job % c->n_head);
 }
 
 void qa_attention(qa_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,

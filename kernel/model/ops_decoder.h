@@ -1,4 +1,4 @@
-/* Decoder operations: matmul over the types table, RMSNorm, RoPE, SwiGLU, causal
+/* Decoder operations: RMSNorm, RoPE, SwiGLU, causal
  * grouped-query attention over an fp16 KV cache, argmax. Generic: no architecture knows
  * about them and they know no architecture. Nothing here allocates; per-thread buffers
  * come from the caller's scratch. */
@@ -9,24 +9,11 @@
 #include <stdint.h>
 
 #include "threads.h"
+#include "ops.h"
 #include "types.h"
 
-/* A weight matrix used in place: n_out rows of n_in values of one type. */
-typedef struct {
-    const uint8_t *data;
-    const qa_type_traits *tt;
-    int64_t n_in, n_out;
-    uint64_t row_bytes;
-} qa_dmat;
-
-/* Bytes of one row of n activations quantized to the act type of w (n floats for F32). */
-uint64_t qa_act_row_bytes(const qa_dmat *w);
-
-/* y[t][o] (+)= sum_i w[o][i] x[t][i] for t < n, for each of the nw matrices sharing x
- * (same n_in): one quantization of x into xq, one pass over the pool. add: accumulate
- * into y (a residual) instead of overwriting. bias[k] (may be NULL) is added per output. */
-void qa_matmul_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *bias,
-               const float *x, int n, void *xq, int add);
+/* The decoder's matrices and matmul are the model kernel's (ops.h: qa_mat, qa_matmul_group). */
+typedef qa_mat qa_dmat;
 
 /* out[t] = x[t] / rms(x[t]) * g, rows of n_embd; out may be x. */
 void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, float eps);
@@ -36,8 +23,8 @@ void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, f
  * pair's angle; mscale multiplies its cos and sin (the file's rope.scaling.attn_factor). */
 void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_rot, int pos0,
              float freq_base, float freq_scale, int neox, const float *freq_factors, float mscale);
-/* g = silu(g) * u over n values. */
-void qa_silu_mul(float *g, const float *u, int64_t n);
+/* g = silu(g) * u over rows of n values (exp as ggml's, blocks of 16 from each row start). */
+void qa_silu_mul(float *g, const float *u, int rows, int n);
 /* g = gelu(g) * u over n values (tanh approximation, as ggml's GELU). */
 void qa_gelu_mul(float *g, const float *u, int64_t n);
 

@@ -293,17 +293,28 @@ int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_c
 }
 
 /* ---------------------------------------------------------------- forward */
+#ifdef QA_DEBUG_DUMP
+static void dump(const char *name, int l, const float *x, uint64_t n) {
+    char path[256];
+    snprintf(path, sizeof path, "/tmp/pdp/ours/%s-%d.f32", name, l);
+    FILE *f = fopen(path, "wb");
+    if (f) { fwrite(x, sizeof(float), n, f); fclose(f); }
+}
+#define DUMP(name, l, x, n) dump(name, l, x, n)
+#else
+#define DUMP(name, l, x, n) ((void)0)
+#endif
 
 /* Matmuls that read the same input: one pass when their activation types agree. */
 static void mm_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *const *y, const float *const *b,
-                     const float *x, int n, void *xq, int add) {
+                     const float *x, int n, void *xq) {
     int same = 1;
     for (int i = 1; i < nw; i++) same &= w[i]->tt->act_type == w[0]->tt->act_type;
     if (same) {
-        qa_matmul_group(pool, nw, w, y, b, x, n, xq, add);
+        qa_matmul_group(pool, nw, w, b, x, n, y, xq, 0, NULL, 0, NULL);
         return;
     }
-    for (int i = 0; i < nw; i++) qa_matmul_group(pool, 1, w + i, y + i, b ? b + i : NULL, x, n, xq, add);
+    for (int i = 0; i < nw; i++) qa_matmul_group(pool, 1, w + i, b ? b + i : NULL, x, n, y + i, xq, 0, NULL, 0, NULL);
 }
 
 /* out = W x; then, when the layer has a norm after the block, out = norm(out); x += out. */
@@ -312,11 +323,11 @@ static void block_out(qa_llama_ctx *c, const qa_dmat *w, const float *in, int n,
     const qa_dmat *ws[1] = {w};
     if (!post_norm) {
         float *y[1] = {c->x};
-        qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 1);
+        qa_matmul_group(c->pool, 1, ws, NULL, in, n, y, c->xq, 0, c->x, 0, NULL); /* x += W in */
         return;
     }
     float *y[1] = {c->xn};
-    qa_matmul_group(c->pool, 1, ws, y, NULL, in, n, c->xq, 0);
+    qa_matmul_group(c->pool, 1, ws, NULL, in, n, y, c->xq, 0, NULL, 0, NULL);
     qa_rmsnorm(c->xn, post_norm, c->xn, n, m->n_embd, m->eps);
     for (uint64_t i = 0; i < (uint64_t)n * m->n_embd; i++) c->x[i] += c->xn[i];
 }
@@ -341,8 +352,10 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
             const qa_dmat *w[3] = {&L->q, &L->k, &L->v};
             float *y[3] = {c->q, c->k, c->v};
             const float *b[3] = {L->bq, L->bk, L->bv};
-            mm_group(c->pool, 3, w, y, b, c->xn, n, c->xq, 0);
+            mm_group(c->pool, 3, w, y, b, c->xn, n, c->xq);
         }
+        DUMP("attn_norm", l, c->xn, (uint64_t)n * d);
+        DUMP("Vcur", l, c->v, (uint64_t)n * dkv);
         if (L->q_norm) { /* per head: rows of head_dim */
             qa_rmsnorm(c->q, L->q_norm, c->q, n * m->n_head, hd, m->eps);
             qa_rmsnorm(c->k, L->k_norm, c->k, n * m->n_head_kv, hd, m->eps);
@@ -350,28 +363,34 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors, m->rope_mscale);
         qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors,
                 m->rope_mscale);
+        DUMP("Qcur", l, c->q, (uint64_t)n * dq);
+        DUMP("Kcur", l, c->k, (uint64_t)n * dkv);
         qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
         qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att, c->work);
+        DUMP("kqv_out", l, c->att, (uint64_t)n * dq);
         block_out(c, &L->o, c->att, n, L->post_attn_norm);
+        DUMP("ffn_inp", l, c->x, (uint64_t)n * d);
         qa_rmsnorm(c->x, L->ffn_norm, c->xn, n, d, m->eps);
         {
             const qa_dmat *w[2] = {&L->gate, &L->up};
             float *y[2] = {c->gate, c->up};
-            mm_group(c->pool, 2, w, y, NULL, c->xn, n, c->xq, 0);
+            mm_group(c->pool, 2, w, y, NULL, c->xn, n, c->xq);
         }
         if (m->gelu)
             qa_gelu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
         else
-            qa_silu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
+            qa_silu_mul(c->gate, c->up, n, m->n_ff);
+        DUMP("ffn_swiglu", l, c->gate, (uint64_t)n * m->n_ff);
         block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
         if (c->hidden) memcpy(c->hidden + ((uint64_t)l * c->n_ctx + pos0) * d, c->x, (uint64_t)n * d * sizeof(float));
+        DUMP("l_out", l, c->x, (uint64_t)n * d);
     }
     if (logits) {
         int first = all ? 0 : n - 1, rows = n - first;
         qa_rmsnorm(c->x + (uint64_t)first * d, m->output_norm, c->xn, rows, d, m->eps);
         const qa_dmat *w[1] = {&m->output};
         float *y[1] = {logits};
-        qa_matmul_group(c->pool, 1, w, y, NULL, c->xn, rows, c->xq, 0);
+        qa_matmul_group(c->pool, 1, w, NULL, c->xn, rows, y, c->xq, 0, NULL, 0, NULL);
     }
     c->n_past += n;
 }

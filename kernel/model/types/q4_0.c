@@ -51,22 +51,13 @@ QA_TARGET_MODEL_AVX2 static inline __m256i nibbles(const uint8_t *qs) {
 QA_TARGET_MODEL_AVX2 static float dot_avx2(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_0 *w = (const qa_block_q4_0 *)w_;
     const qa_block_q8_0 *x = (const qa_block_q8_0 *)a_;
-    int64_t nb = n / QK, b = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; b + 2 <= nb; b += 2) {
-        __m256 d0 = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
-        __m256 d1 = _mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(x[b + 1].d));
-        __m256 p0 = qa_mul_sum_i8(nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
-        __m256 p1 = qa_mul_sum_i8(nibbles(w[b + 1].qs), _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
-        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
-        acc1 = _mm256_fmadd_ps(d1, p1, acc1);
-    }
-    for (; b < nb; b++) {
+    __m256 acc0 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK; b++) { /* one accumulator, blocks in order (ggml's order) */
         __m256 d0 = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
         __m256 p0 = qa_mul_sum_i8(nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
         acc0 = _mm256_fmadd_ps(d0, p0, acc0);
     }
-    return qa_hsum256(_mm256_add_ps(acc0, acc1));
+    return qa_hsum256(acc0);
 }
 
 #define LOAD_Q4_0_PAIR                                                                           \

@@ -56,44 +56,28 @@ AVX2 static float q4_1_dot_avx2(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
     const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
     const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
-    int64_t nb = n / 32, b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        __m256 p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)), ones));
-        __m256 p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(w[b + 1].qs), _mm256_loadu_si256((const __m256i *)a[b + 1].qs)), ones));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(a[b + 1].d)), p1, acc1);
-        mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s) + _cvtsh_ss(w[b + 1].m) * _cvtsh_ss(a[b + 1].s);
-    }
-    for (; b < nb; b++) {
-        __m256 p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)), ones));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
+    for (int64_t b = 0; b < n / 32; b++) { /* one accumulator, blocks in order: ggml's order */
+        __m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)), ones));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p, acc);
         mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s);
     }
-    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+    return hsum8(acc) + mins;
 }
 
 /* The single-row dot with vpdpbusd (AVX-512 VNNI on 256-bit vectors), for decoding. */
 VNNI static float q4_1_dot_vnni(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
     const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    __m256 acc = _mm256_setzero_ps();
     float mins = 0.0f;
-    int64_t nb = n / 32, b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        __m256 p0 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)));
-        __m256 p1 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(w[b + 1].qs), _mm256_loadu_si256((const __m256i *)a[b + 1].qs)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(a[b + 1].d)), p1, acc1);
-        mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s) + _cvtsh_ss(w[b + 1].m) * _cvtsh_ss(a[b + 1].s);
-    }
-    for (; b < nb; b++) {
-        __m256 p0 = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)));
-        acc0 = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p0, acc0);
+    for (int64_t b = 0; b < n / 32; b++) { /* one accumulator, blocks in order: ggml's order */
+        __m256 p = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles(w[b].qs), _mm256_loadu_si256((const __m256i *)a[b].qs)));
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p, acc);
         mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s);
     }
-    return hsum8(_mm256_add_ps(acc0, acc1)) + mins;
+    return hsum8(acc) + mins;
 }
 
 /* 2 x 4 tile: each weight block is decoded once for 4 activation rows. */

@@ -23,7 +23,7 @@ static void quantize_ref(const float *x, void *y_, int64_t n) {
             for (int j = 0; j < QK; j++) y[b].qs[j] = 0;
             continue;
         }
-        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f; /* as ggml: 127 / amax */
         if (!isfinite(id)) id = 0.0f; /* d below fp16's range: its fp16 scale is 0 anyway */
         y[b].d = qa_fp32_to_fp16(d);
         for (int j = 0; j < QK; j++) y[b].qs[j] = (int8_t)rintf(x[j] * id);
@@ -63,7 +63,7 @@ QA_TARGET_MODEL_AVX2 static void quantize_avx2(const float *x, void *y_, int64_t
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         float amax = _mm_cvtss_f32(m4);
-        float d = amax / 127.0f, id = d ? 1.0f / d : 0.0f;
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
         y[b].d = qa_fp32_to_fp16(d);
         __m256 mul = _mm256_set1_ps(id);
         __m256i i0 = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v0, mul), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
@@ -81,22 +81,13 @@ QA_TARGET_MODEL_AVX2 static void quantize_avx2(const float *x, void *y_, int64_t
 
 QA_TARGET_MODEL_AVX2 static float dot_avx2(int64_t n, const void *w_, const void *a_) {
     const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
-    int64_t nb = n / QK, b = 0;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    for (; b + 2 <= nb; b += 2) {
-        __m256 d0 = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
-        __m256 d1 = _mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * _cvtsh_ss(x[b + 1].d));
-        __m256 p0 = qa_mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
-        __m256 p1 = qa_mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[b + 1].qs), _mm256_loadu_si256((const __m256i *)x[b + 1].qs));
-        acc0 = _mm256_fmadd_ps(d0, p0, acc0);
-        acc1 = _mm256_fmadd_ps(d1, p1, acc1);
-    }
-    for (; b < nb; b++) {
+    __m256 acc0 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < n / QK; b++) { /* one accumulator, blocks in order (ggml's order) */
         __m256 d0 = _mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(x[b].d));
         __m256 p0 = qa_mul_sum_i8(_mm256_loadu_si256((const __m256i *)w[b].qs), _mm256_loadu_si256((const __m256i *)x[b].qs));
         acc0 = _mm256_fmadd_ps(d0, p0, acc0);
     }
-    return qa_hsum256(_mm256_add_ps(acc0, acc1));
+    return qa_hsum256(acc0);
 }
 
 #define LOAD_Q8_0_PAIR                                                                           \

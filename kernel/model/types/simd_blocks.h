@@ -27,7 +27,9 @@ QA_TARGET_MODEL_AVX2 static inline __m256 qa_mul_sum_i8(__m256i a, __m256i b) {
     return _mm256_cvtepi32_ps(_mm256_madd_epi16(dot, _mm256_set1_epi16(1)));
 }
 
-/* 2 x 4 tile over Q8_0 activations. The statement block passed in loads weight block b of
+/* 2 x 4 tile over Q8_0 activations, in the order of the single-row dots (and of ggml):
+ * one 8-lane accumulator per output, acc += (dw * dx) * s block by block. The statement
+ * block passed in loads weight block b of
  * rows 0 and 1 into a0, a1 (32 int8 each) and their scales into dw0, dw1. Each weight
  * block is loaded (and decoded) once for 4 activation rows; the sign trick sits on the
  * activation side: maddubs(|x|, sign(w, x)) = sum w*x. DOT4(ay, sw) sums 4 adjacent u8*s8
@@ -47,8 +49,8 @@ QA_TARGET_MODEL_AVX2 static inline __m256 qa_mul_sum_i8(__m256i a, __m256i b) {
             const __m256 dx = _mm256_set1_ps(_cvtsh_ss(xb->d));                                  \
             __m256 s0 = _mm256_cvtepi32_ps(DOT4(ay, _mm256_sign_epi8(a0, y)));                   \
             __m256 s1 = _mm256_cvtepi32_ps(DOT4(ay, _mm256_sign_epi8(a1, y)));                   \
-            acc[0][j] = _mm256_fmadd_ps(_mm256_mul_ps(s0, dx), dw0, acc[0][j]);                  \
-            acc[1][j] = _mm256_fmadd_ps(_mm256_mul_ps(s1, dx), dw1, acc[1][j]);                  \
+            acc[0][j] = _mm256_fmadd_ps(_mm256_mul_ps(dw0, dx), s0, acc[0][j]);                  \
+            acc[1][j] = _mm256_fmadd_ps(_mm256_mul_ps(dw1, dx), s1, acc[1][j]);                  \
         }                                                                                        \
     }                                                                                            \
     for (int r = 0; r < 2; r++)                                                                  \
