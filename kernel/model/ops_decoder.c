@@ -23,13 +23,16 @@ void qa_rmsnorm(const float *x, const float *g, float *out, int n, int n_embd, f
 
 void qa_rope(float *x, int n, int row_stride, int n_heads, int head_dim, int n_rot, int pos0,
              float freq_base, float freq_scale, int neox, const float *freq_factors, float mscale) {
-    const float theta_scale = powf(freq_base, -2.0f / (float)n_rot);
+    /* cos, sin and pow through double and rounded once: the float libm functions differ in
+     * the last bit between glibc and wasi-libc, the correctly rounded result does not (and
+     * it is what glibc's float functions return, so llama.cpp's bits are kept) */
+    const float theta_scale = (float)pow((double)freq_base, (double)(-2.0f / (float)n_rot));
     for (int t = 0; t < n; t++) {
         float *row = x + (uint64_t)t * row_stride;
         float theta = (float)(pos0 + t) * freq_scale;
         for (int i = 0; i < n_rot; i += 2, theta *= theta_scale) {
             float th = freq_factors ? theta / freq_factors[i / 2] : theta;
-            float c = cosf(th) * mscale, s = sinf(th) * mscale;
+            float c = (float)cos((double)th) * mscale, s = (float)sin((double)th) * mscale;
             int i0 = neox ? i / 2 : i, i1 = neox ? i / 2 + n_rot / 2 : i + 1;
             for (int h = 0; h < n_heads; h++) {
                 float *p = row + h * head_dim, a = p[i0], b = p[i1];
