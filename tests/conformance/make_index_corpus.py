@@ -162,6 +162,9 @@ def cases(data: bytes, lay: Layout):
            patched(T["quant.scale"]["offset_at"], "<Q", T["quant.vmin"]["start"] - lay.data_start, crafted=False))
     yield ("links0_packed_but_header_says_int32", "tensor graph.links0 is I8[48, 6], expected I32[48, 8]",
            patched(lay.value("quantann.hnsw.link_bits"), "<I", 32))
+    # issue 9's crash: a retyped int32 tensor (checksums still valid) must be refused on open
+    yield ("tensor_retyped_i32_to_f32", "tensor graph.up_nodes is F32",
+           patched(T["graph.up_nodes"]["type_at"], "<I", 0))
     yield ("tensor_wrong_shape", "tensor graph.level is I8[47], expected I8[48]",
            patched(T["graph.level"]["dims_at"], "<Q", 47))
     yield ("tensor_unknown", "unexpected tensor 'normz'",
