@@ -141,6 +141,18 @@ export async function openAsk({ index, texts, embedder, generator }, { cache = t
     return cachedBytes(url, cacheName(url), ({ loaded, total }) => onStatus(what, { loaded, total }));
   };
   const docs = { cached: {} };
+  docs.close = async () => { await docs.embedder?.close(); await docs.generator?.close(); docs.index?.close(); };
+  try {
+    await openAll(docs, { index, texts, embedder, generator }, load, { memoryBudget, nCtx, onStatus });
+  } catch (e) {
+    await docs.close(); // no Worker left running behind an error
+    throw e;
+  }
+  docs.ask = (question, options) => ask(docs, question, options);
+  return docs;
+}
+
+async function openAll(docs, { index, texts, embedder, generator }, load, { memoryBudget, nCtx, onStatus }) {
   const textsUrl = texts ?? `${index}.texts`;
   onStatus('index');
   const ib = await load('index', index);
@@ -168,7 +180,4 @@ export async function openAsk({ index, texts, embedder, generator }, { cache = t
   }
   if (docs.embedder.dim != null && docs.embedder.dim !== docs.index.dim)
     throw new AskError(`the embedding model ${embedder} embeds ${docs.embedder.dim}-d vectors, the index holds ${docs.index.dim}-d`);
-  docs.ask = (question, options) => ask(docs, question, options);
-  docs.close = async () => { await docs.embedder?.close(); await docs.generator?.close(); docs.index?.close(); };
-  return docs;
 }
