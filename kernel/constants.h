@@ -48,6 +48,14 @@
 #define QA_TENSOR_IDS "ids"
 #define QA_TENSOR_VECTORS "vectors"
 
+#define QA_TEXT_STORE_ARCH "quantann-texts"
+#define QA_TEXT_STORE_MODEL_KEY "quantann.text.model"
+#define QA_TEXT_STORE_IDS "text.ids"
+#define QA_TEXT_STORE_OFFSETS "text.offsets"
+#define QA_TEXT_STORE_BYTES "text.bytes"
+#define QA_TEXT_STORE_FIELDS_OFFSETS "text.fields.offsets"
+#define QA_TEXT_STORE_FIELDS_BYTES "text.fields.bytes"
+
 #define QA_RERANK_AUTO -1LL
 #define QA_MAX_DIM 65536LL
 #define QA_MAX_ROWS 2147483646LL

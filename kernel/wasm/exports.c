@@ -179,3 +179,113 @@ EXPORT(qa_wasm_float_dists)
 void qa_wasm_float_dists(int metric, const float *q, const float *x, int m, int d, float *out) {
     for (int i = 0; i < m; i++) out[i] = qa_dist_f32(metric, q, x + (int64_t)i * d, (size_t)d);
 }
+
+/* ---- a text store (INDEX.texts, quantann/text.py TextStore): the one GGUF reader -------
+ * Parses the whole file in buf and checks it the way native does (its architecture; ids
+ * strictly increasing; offsets from 0, non-decreasing, ending inside the blob; fields
+ * likewise when present). out[TEXTS_DOUBLES]: n, then (file offset, bytes) of ids,
+ * offsets, bytes, fields offsets, fields bytes (0, 0 when absent), then (file offset,
+ * bytes) of the model string (0, 0 when absent). Returns 0 or an error (qa_wasm_error). */
+#include "../constants.h"
+#include "../gguf/gguf.h"
+
+enum { TEXTS_DOUBLES = 13 };
+
+static const qa_gguf_tensor *texts_tensor(const qa_gguf *g, const char *name, uint32_t type, uint64_t count) {
+    const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
+    if (!t) return NULL;
+    if (t->type != type || t->n_dims != 1 || (count != UINT64_MAX && (uint64_t)t->ne[0] != count)) {
+        qa_format(last_error, sizeof last_error, "corrupt text store (tensor %s has the wrong type or length)", name);
+        return (const qa_gguf_tensor *)-1;
+    }
+    return t;
+}
+
+static int texts_offsets_ok(const uint8_t *p, uint64_t n, uint64_t blob) {
+    uint64_t prev = 0;
+    for (uint64_t i = 0; i <= n; i++) {
+        uint64_t v;
+        memcpy(&v, p + 8 * i, 8);
+        if ((i == 0 && v != 0) || v < prev || v > blob) return 0;
+        prev = v;
+    }
+    return prev < blob; /* the writer adds one trailing byte so that no tensor is empty */
+}
+
+EXPORT(qa_wasm_texts_read) int qa_wasm_texts_read(const uint8_t *buf, size_t len, double *out) {
+    uint64_t n_kv, n_t;
+    memset(out, 0, sizeof(double) * TEXTS_DOUBLES);
+    if (qa_gguf_counts(buf, len, &n_kv, &n_t, last_error, sizeof last_error)) return QA_ERR_FORMAT;
+    qa_gguf_kv *kv = (qa_gguf_kv *)malloc(sizeof *kv * (n_kv ? n_kv : 1));
+    qa_gguf_tensor *ts = (qa_gguf_tensor *)malloc(sizeof *ts * (n_t ? n_t : 1));
+    int rc = QA_ERR_FORMAT;
+    qa_gguf g;
+    if (!kv || !ts) {
+        fail("out of memory");
+        goto done;
+    }
+    if (qa_gguf_parse(&g, buf, len, kv, n_kv, ts, n_t, last_error, sizeof last_error)) goto done;
+    const qa_gguf_kv *arch = qa_gguf_find_kv(&g, "general.architecture");
+    const size_t alen = sizeof QA_TEXT_STORE_ARCH - 1;
+    uint64_t arch_len = 0;
+    if (arch && arch->type == QA_GV_STRING) memcpy(&arch_len, arch->val, 8);
+    if (!arch || arch->type != QA_GV_STRING || arch_len != alen || memcmp(arch->val + 8, QA_TEXT_STORE_ARCH, alen) != 0) {
+        fail("not a quantann text store");
+        goto done;
+    }
+    const qa_gguf_tensor *ids = texts_tensor(&g, QA_TEXT_STORE_IDS, QA_T_I64, UINT64_MAX);
+    if (!ids || ids == (void *)-1) {
+        if (!ids) fail("not a quantann text store (no " QA_TEXT_STORE_IDS ")");
+        goto done;
+    }
+    uint64_t n = (uint64_t)ids->ne[0];
+    const qa_gguf_tensor *t[5] = {ids, texts_tensor(&g, QA_TEXT_STORE_OFFSETS, QA_T_I64, n + 1),
+                                  texts_tensor(&g, QA_TEXT_STORE_BYTES, QA_T_I8, UINT64_MAX),
+                                  texts_tensor(&g, QA_TEXT_STORE_FIELDS_OFFSETS, QA_T_I64, n + 1),
+                                  texts_tensor(&g, QA_TEXT_STORE_FIELDS_BYTES, QA_T_I8, UINT64_MAX)};
+    for (int i = 1; i < 5; i++)
+        if (t[i] == (void *)-1) goto done;
+    if (!t[1] || !t[2]) {
+        fail("not a quantann text store (no offsets or bytes)");
+        goto done;
+    }
+    if (!t[3] != !t[4]) {
+        fail("corrupt text store (field offsets without field bytes, or the reverse)");
+        goto done;
+    }
+    for (uint64_t i = 1; i < n; i++) {
+        uint64_t a, b;
+        memcpy(&a, ids->data + 8 * (i - 1), 8);
+        memcpy(&b, ids->data + 8 * i, 8);
+        if (b <= a) {
+            fail("corrupt text store (offsets or ids out of order)");
+            goto done;
+        }
+    }
+    if (!texts_offsets_ok(t[1]->data, n, t[2]->nbytes)) {
+        fail("corrupt text store (offsets or ids out of order)");
+        goto done;
+    }
+    if (t[3] && !texts_offsets_ok(t[3]->data, n, t[4]->nbytes)) {
+        fail("corrupt text store (field offsets out of order)");
+        goto done;
+    }
+    out[0] = (double)n;
+    for (int i = 0; i < 5; i++)
+        if (t[i]) {
+            out[1 + 2 * i] = (double)(t[i]->data - buf);
+            out[2 + 2 * i] = (double)t[i]->nbytes;
+        }
+    const qa_gguf_kv *model = qa_gguf_find_kv(&g, QA_TEXT_STORE_MODEL_KEY);
+    if (model && model->type == QA_GV_STRING) {
+        uint64_t mlen;
+        memcpy(&mlen, model->val, 8);
+        out[11] = (double)(model->val + 8 - buf);
+        out[12] = (double)mlen;
+    }
+    rc = QA_OK;
+done:
+    free(kv);
+    free(ts);
+    return rc;
+}

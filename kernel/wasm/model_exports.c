@@ -397,6 +397,28 @@ EXPORT(qa_wasm_decoder_decode) int qa_wasm_decoder_decode(decoder *d, int32_t id
 
 EXPORT(qa_wasm_decoder_text) const uint8_t *qa_wasm_decoder_text(const decoder *d) { return d->text; }
 
+/* The text of ids[0, n) as native Tokenizer.decode gives it (no control tokens; an SPM
+ * vocabulary's first space stripped), at qa_wasm_decoder_text. Returns the byte count or
+ * a negative error. The generation's own stream is left alone. */
+EXPORT(qa_wasm_decoder_detokenize) int qa_wasm_decoder_detokenize(decoder *d, const int32_t *ids, int n) {
+    uint64_t need = 8;
+    for (int i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= d->m.n_vocab) return fail(QA_ERR_ARG, "a token id is out of the vocabulary");
+        need += qa_tok_decode_max(&d->tok, ids[i]);
+    }
+    if (need > INT32_MAX) return fail(QA_ERR_ARG, "too many tokens to detokenize");
+    if (need > 256) {
+        uint8_t *t = (uint8_t *)realloc(d->text, (size_t)need);
+        if (!t) return fail(QA_ERR_NOMEM, "out of memory");
+        d->text = t;
+    }
+    qa_tok_stream s;
+    qa_tok_stream_init(&s, d->tok.add_space_prefix);
+    uint64_t o = 0;
+    for (int i = 0; i < n; i++) o += qa_tok_decode(&d->tok, &s, ids[i], 0, d->text + o);
+    return (int)(o + qa_tok_flush(&s, d->text + o));
+}
+
 /* Appends a generated token: evaluated at the next position, its logits kept. */
 EXPORT(qa_wasm_decoder_step) int qa_wasm_decoder_step(decoder *d, int32_t id) {
     if (d->n_recent == RECENT) memmove(d->recent, d->recent + 1, sizeof(int32_t) * (RECENT - 1)), d->n_recent--;

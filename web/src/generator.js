@@ -81,6 +81,15 @@ export class Generator {
     return Array.from(K.view(Int32Array, K.x.qa_wasm_decoder_ids(this.h), n));
   }
 
+  // The text of token ids, as native Generator.detokenize gives it (no control tokens).
+  detokenize(ids) {
+    const K = this.K, p = K.copyIn(Int32Array, Array.from(ids, Number));
+    const n = K.x.qa_wasm_decoder_detokenize(this.h, p, ids.length);
+    K.free(p);
+    if (n < 0) throw new ModelError(`${this.name}: ${K.error()}`);
+    return new TextDecoder().decode(K.view(Uint8Array, K.x.qa_wasm_decoder_text(this.h), n));
+  }
+
   // The prompt as the model's chat template renders it (messages or one user message).
   renderChat(messages) {
     return renderChat(this.chatTemplate, messages, { bosToken: this.bosToken, eosToken: this.eosToken });
@@ -158,6 +167,9 @@ export async function openGenerator(source, options = {}) {
   const w = await callWorker('generator', source, rest, onProgress);
   return {
     ...w.info, inWorker: true,
+    tokenize: (text, opts = {}) => w.call('tokenize', { text, opts }),
+    detokenize: (ids) => w.call('detokenize', { ids: Array.from(ids, Number) }),
+    renderChat: (messages) => renderChat(w.info.chatTemplate, messages, { bosToken: w.info.bosToken, eosToken: w.info.eosToken }),
     generate: (prompt, { onToken, ...opts } = {}) =>
       w.call('generate', { prompt, options: opts }, onToken && ((e) => onToken(e.piece, e.id))),
     close: () => w.close(),

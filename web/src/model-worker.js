@@ -3,6 +3,7 @@
 //   open     {kind, source, options} -> the model's info     (events: load progress)
 //   embed    {texts}                 -> Float32Array[]
 //   generate {prompt, options}       -> the result           (events: {piece, id} per token)
+//   tokenize {text, opts}            -> token ids;  detokenize {ids} -> text
 //   close    {}
 import { Embedder } from './embedder.js';
 import { Generator } from './generator.js';
@@ -23,5 +24,7 @@ serve({
   generate({ prompt, options }, emit) {
     return model.generate(prompt, { ...options, onToken: (piece, id) => emit({ piece, id }) });
   },
+  tokenize({ text, opts }) { return [model.tokenize(text, opts), []]; }, // an array result is [result, transfer]
+  detokenize({ ids }) { return model.detokenize(ids); },
   close() { model?.close(); model = null; return true; },
 });

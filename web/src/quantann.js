@@ -16,3 +16,5 @@ export { loadKernel } from './kernel.js';
 export { Embedder, openEmbedder } from './embedder.js';
 export { Generator, openGenerator } from './generator.js';
 export { ModelError } from './model.js';
+export { openAsk, ask, retrieve, buildPrompt, messages, AskError } from './ask.js';
+export { openTexts } from './texts.js';

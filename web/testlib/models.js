@@ -7,9 +7,12 @@ import { join } from 'node:path';
 
 import { ROOT } from './vectors.js';
 
-export function native(req) {
+export const native = (req) => runNative('tests/web/model_native.py', req);
+
+// a tests/web/*.py helper's JSON answer to req, or {skip} when Python fails
+export function runNative(script, req) {
   try {
-    return JSON.parse(execFileSync(process.env.PYTHON || 'python3', ['tests/web/model_native.py'],
+    return JSON.parse(execFileSync(process.env.PYTHON || 'python3', [script],
       { cwd: ROOT, input: JSON.stringify(req), stdio: ['pipe', 'pipe', 'ignore'], maxBuffer: 1 << 28 }));
   } catch (e) {
     return { skip: `native Python failed: ${e.message.split('\n')[0]}` };

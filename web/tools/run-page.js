@@ -2,7 +2,7 @@
 // Opens a page in a headless browser, Debian's chromium (CDP) or firefox-esr (WebDriver
 // BiDi), both driven by npm puppeteer-core, and prints what the page leaves in
 // `window.quantannResult` as JSON, once it is set.
-//   node tools/run-page.js URL [--browser chromium|firefox] [--timeout 600] [--executable PATH] [--download-mbps N]
+//   node tools/run-page.js URL [--browser chromium|firefox] [--timeout 600] [--executable PATH] [--download-mbps N] [--screenshot FILE.png]
 // The page reports progress with console.log; it is forwarded to stderr.
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -48,9 +48,10 @@ export async function launch(name = 'chromium', { executablePath = BROWSERS[name
  * result: JS heap used, and ArrayBuffer backing stores (wasm memories among them).
  * instance: a browser from launch() to open the page in (a new tab; left open), instead of
  * a new browser with a fresh profile. downloadMbps (Chromium only): the page's network
- * throttled to that many Mbit/s (CDP network emulation, 10 ms latency).
+ * throttled to that many Mbit/s (CDP network emulation, 10 ms latency). screenshot: a PNG
+ * path, the page as it is once the result is set (viewport `width` x its content's height).
  */
-export async function runPage(url, { browser: name = 'chromium', timeout = 600, executablePath, sampleMemory = 0, instance, downloadMbps,
+export async function runPage(url, { browser: name = 'chromium', timeout = 600, executablePath, sampleMemory = 0, instance, downloadMbps, screenshot, width = 800,
   log = (m) => process.stderr.write(m + '\n') } = {}) {
   const browser = instance ?? await launch(name, { executablePath: executablePath ?? BROWSERS[name] });
   let sampler = null, page = null;
@@ -85,6 +86,10 @@ export async function runPage(url, { browser: name = 'chromium', timeout = 600, 
     await page.waitForFunction(() => window.quantannResult !== undefined, { timeout: timeout * 1000, polling: 200 });
     await sampler?.stop();
     const result = await page.evaluate(() => window.quantannResult);
+    if (screenshot) {
+      await page.setViewport({ width, height: 600 });
+      await page.screenshot({ path: screenshot, fullPage: true });
+    }
     return sampler ? { ...result, _memory: memory } : result;
   } finally {
     await sampler?.stop();
@@ -100,7 +105,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const browser = opt('--browser', 'chromium');
   const executablePath = opt('--executable', opt('--chromium', undefined));
   const downloadMbps = Number(opt('--download-mbps', 0)) || undefined;
-  runPage(argv[0], { browser, timeout, executablePath, downloadMbps }).then(
+  const screenshot = opt('--screenshot', undefined);
+  runPage(argv[0], { browser, timeout, executablePath, downloadMbps, screenshot }).then(
     (r) => { process.stdout.write(JSON.stringify(r) + '\n'); },
     (e) => { process.stderr.write(`run-page: ${e.message}\n`); process.exit(1); });
 }
