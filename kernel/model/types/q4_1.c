@@ -36,15 +36,8 @@ static float q4_1_dot_ref(int64_t n, const void *w_, const void *a_) {
 }
 
 #if defined(__x86_64__)
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-#define VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
-
-AVX2 static inline float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#define AVX2 QA_TARGET_MODEL_AVX2
+#define VNNI QA_TARGET_MODEL_VNNI
 
 AVX2 static inline __m256i nibbles(const uint8_t *qs) { /* 32 unsigned 4-bit values, in order */
     __m128i t = _mm_loadu_si128((const __m128i *)qs);
@@ -63,7 +56,7 @@ AVX2 static float q4_1_dot_avx2(int64_t n, const void *w_, const void *a_) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p, acc);
         mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s);
     }
-    return hsum8(acc) + mins;
+    return qa_hsum256(acc) + mins;
 }
 
 /* The single-row dot with vpdpbusd (AVX-512 VNNI on 256-bit vectors), for decoding. */
@@ -77,7 +70,7 @@ VNNI static float q4_1_dot_vnni(int64_t n, const void *w_, const void *a_) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)), p, acc);
         mins += _cvtsh_ss(w[b].m) * _cvtsh_ss(a[b].s);
     }
-    return hsum8(acc) + mins;
+    return qa_hsum256(acc) + mins;
 }
 
 /* 2 x 4 tile: each weight block is decoded once for 4 activation rows. */
@@ -103,7 +96,7 @@ VNNI static float q4_1_dot_vnni(int64_t n, const void *w_, const void *a_) {
         }                                                                                           \
     }                                                                                               \
     for (int r = 0; r < 2; r++)                                                                     \
-        for (int j = 0; j < 4; j++) out[r * 4 + j] = hsum8(acc[r][j]) + mins[r][j];
+        for (int j = 0; j < 4; j++) out[r * 4 + j] = qa_hsum256(acc[r][j]) + mins[r][j];
 
 #define DOT_AVX2(q, y) _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), ones)
 #define DOT_VNNI(q, y) _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, y)

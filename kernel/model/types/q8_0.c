@@ -53,16 +53,10 @@ static float dot_ref(int64_t n, const void *w_, const void *a_) {
 /* Same blocks as the reference, bit for bit: the same amax, scale and round-to-nearest-even. */
 QA_TARGET_MODEL_AVX2 static void quantize_avx2(const float *x, void *y_, int64_t n) {
     qa_block_q8_0 *y = (qa_block_q8_0 *)y_;
-    const __m256 sign = _mm256_set1_ps(-0.0f);
     for (int64_t b = 0; b < n / QK; b++, x += QK) {
         __m256 v0 = _mm256_loadu_ps(x), v1 = _mm256_loadu_ps(x + 8);
         __m256 v2 = _mm256_loadu_ps(x + 16), v3 = _mm256_loadu_ps(x + 24);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
-        __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        float amax = _mm_cvtss_f32(m4);
+        float amax = qa_amax32(v0, v1, v2, v3);
         float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
         y[b].d = qa_fp32_to_fp16(d);
         __m256 mul = _mm256_set1_ps(id);

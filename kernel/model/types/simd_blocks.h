@@ -20,6 +20,16 @@ QA_TARGET_MODEL_AVX2 static inline float qa_hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
+/* max |x| over the 32 floats of v0..v3 (the Q8_0 / Q8_1 activation block scale) */
+QA_TARGET_MODEL_AVX2 static inline float qa_amax32(__m256 v0, __m256 v1, __m256 v2, __m256 v3) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+                             _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)));
+    __m128 m4 = _mm_max_ps(_mm256_extractf128_ps(m, 1), _mm256_castps256_ps128(m));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    return _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+}
+
 /* sum over 32 int8 products a*b as 8 float lanes; sign trick: maddubs(|a|, sign(b, a)). */
 QA_TARGET_MODEL_AVX2 static inline __m256 qa_mul_sum_i8(__m256i a, __m256i b) {
     const __m256i ax = _mm256_sign_epi8(a, a), sy = _mm256_sign_epi8(b, a);
