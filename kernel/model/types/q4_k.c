@@ -62,7 +62,7 @@ static float q4_k_dot_ref(int64_t n, const void *w_, const void *a_) {
 }
 
 #if defined(__x86_64__)
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2 QA_TARGET_MODEL_AVX2
 
 AVX2 static float q4_k_dot_avx2(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_k *w = (const qa_block_q4_k *)w_;
@@ -88,10 +88,7 @@ AVX2 static float q4_k_dot_avx2(int64_t n, const void *w_, const void *a_) {
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * a[b].d), _mm256_cvtepi32_ps(sumi), acc);
     }
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s) - mins;
+    return qa_hsum256(acc) - mins;
 }
 #endif
 

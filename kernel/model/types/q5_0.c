@@ -38,7 +38,7 @@ static float q5_0_dot_ref(int64_t n, const void *w_, const void *a_) {
 }
 
 #if defined(__x86_64__)
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
+#define AVX2 QA_TARGET_MODEL_AVX2
 
 /* byte i = 0xFF where bit i of x is set: byte i gets byte i/8 of x, all its bits but bit
  * i%8 are forced to 1, and it compares equal to 0xFF iff that bit was set */
@@ -66,10 +66,7 @@ AVX2 static float q5_0_dot_avx2(int64_t n, const void *w_, const void *a_) {
         acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w[b].d) * _cvtsh_ss(a[b].d)),
                               _mm256_cvtepi32_ps(_mm256_madd_epi16(p, _mm256_set1_epi16(1))), acc);
     }
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+    return qa_hsum256(acc);
 }
 #endif
 
