@@ -70,7 +70,7 @@ def cmd_build(a):
     import quantann
     from .shard import cli as shard_cli
     if shard_cli.wants_shards(a):
-        return shard_cli.run(a, _load_npy, lambda path: _read_records(path)[0])  # texts (shards keep no other fields yet)
+        return shard_cli.run(a, _load_npy, _read_records)
     if a.texts or a.vectors.endswith(".jsonl"):
         return cmd_build_text(a)
     x = _load_npy(a.vectors, "vectors")

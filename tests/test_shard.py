@@ -194,6 +194,19 @@ def test_memory_budget_counts_every_shard(built):
     assert quantann.open(built[0] / "s.json", memory_budget="10MB").memory()["total"] < 10_000_000
 
 
+def test_add_checks_the_memory_budget_before_changing_anything(real, built):
+    x, q = real
+    s = quantann.open(built[0] / "s.json")
+    total = s.memory()["total"]
+    grown = s.memory(extra_rows=500)
+    assert grown["total"] > total and grown["codes"] > s.memory()["codes"]  # counted in the shard add fills
+    s = quantann.open(built[0] / "s.json", memory_budget=total + 10_000)
+    with pytest.raises(quantann.MemoryBudgetError, match="adding 500 vectors would need"):
+        s.add(np.repeat(q[:1], 500, axis=0))
+    assert len(s) == len(x) and s.memory()["total"] == total  # nothing added
+    assert s.add(q[:1]).tolist() == [len(x)]  # a row fits in the slack
+
+
 def test_quantizer_sample_is_every_row_up_to_the_sample_size(real):
     x, _ = real
     a = train_shared(x, "sq4", "cosine")
@@ -252,7 +265,7 @@ def test_text_build_embeds_in_tasks_and_searches_by_text(tmp_path):
              "the cat sleeps on the warm windowsill", "stock prices fell sharply today", "bake the bread for an hour"]
     with open(tmp_path / "p.jsonl", "w") as f:
         for t in texts:
-            f.write(json.dumps({"text": t}) + "\n")
+            f.write(json.dumps({"text": t, "n": len(t)}) + "\n")
     r = cli("build", tmp_path / "p.jsonl", "--model", model, "--shards", "2", "--block", "2", "--workers", "2",
             "-o", tmp_path / "t.json", "-q")
     assert r.returncode == 0, r.stderr
@@ -266,6 +279,7 @@ def test_text_build_embeds_in_tasks_and_searches_by_text(tmp_path):
     assert r.returncode == 0, r.stderr
     hits = json.loads(r.stdout)
     assert hits[0]["text"] in (texts[0], texts[2]) and hits[0]["id"] in (0, 2)
+    assert [h["fields"] for h in hits] == [{"n": len(texts[h["id"]])} for h in hits]  # the other fields kept
 
 
 def test_the_service_serves_a_manifest(built):

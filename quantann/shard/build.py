@@ -100,12 +100,14 @@ def build_sharded(output: str, vectors, shards: int, runner, quant: str = "sq8",
     return m
 
 
-def write_texts(output: str, texts: list, model: str) -> None:
-    """The texts beside the manifest (OUTPUT.texts), ids = rows, with the model's path
-    relative to it: `search --text` and `serve` find both as for a single text index."""
+def write_texts(output: str, texts: list, model: str, fields: list | None = None) -> None:
+    """The texts (and their other JSONL fields) beside the manifest (OUTPUT.texts), ids =
+    rows, with the model's path relative to it: `search --text` and `serve` find both as
+    for a single text index."""
     from ..text import TextStore, sidecar
     rel = os.path.relpath(os.path.abspath(model), os.path.dirname(os.path.abspath(output)))
-    TextStore.write(sidecar(output), dict(enumerate(texts)), rel)
+    TextStore.write(sidecar(output), dict(enumerate(texts)), rel,
+                    dict(enumerate(fields)) if fields else None)
 
 
 def log(msg: str, quiet: bool = False) -> None:

@@ -25,7 +25,7 @@ def wants_shards(a) -> bool:
     return a.shards is not None
 
 
-def run(a, load_npy, read_texts) -> None:
+def run(a, load_npy, read_records) -> None:
     from .build import build_sharded, embed_texts, write_texts
     from .runner import make_runner
     if a.shards < 1:
@@ -37,7 +37,7 @@ def run(a, load_npy, read_texts) -> None:
     if not a.output.endswith(".json"):
         raise SystemExit(f"error: a sharded index's output is its manifest: name it .json, not {a.output}")
     is_text = a.vectors.endswith((".jsonl", ".jsonl.gz"))
-    texts = read_texts(a.texts or a.vectors) if (a.texts or is_text) else None
+    texts, fields = read_records(a.texts or a.vectors) if (a.texts or is_text) else (None, None)
     if is_text and not a.model:
         raise SystemExit("error: building from texts needs --model MODEL.gguf to embed them")
     runner = make_runner(None if a.ray == "local" else a.ray, use_ray=a.ray is not None, workers=a.workers)
@@ -60,7 +60,7 @@ def run(a, load_npy, read_texts) -> None:
                       metric=a.metric, M=a.M, ef_construction=a.ef_construction, threads=threads,
                       progress=not a.quiet)
     if texts is not None:
-        write_texts(a.output, texts, a.model)
+        write_texts(a.output, texts, a.model, fields)
     say(f"wrote {a.output} and {len(m.shards)} shard files ({', '.join(e.file for e in m.shards)}); "
         f"build {time.perf_counter() - t1:.1f} s")
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ..budget import human
+from ..budget import format_breakdown, human
 from ..errors import FormatError, MemoryBudgetError
 from ..index import NO_ID, Index, QueryStats, _ReadersWriter, as_matrix
 from ..constants import LIMITS
@@ -62,10 +62,12 @@ def check_k(k, live: int) -> int:
 class ShardedIndex:
     """The Index search API over the shards of a manifest. Open with `quantann.open(manifest)`."""
 
-    def __init__(self, manifest: Manifest, shards: list[Index], path: str | None = None):
+    def __init__(self, manifest: Manifest, shards: list[Index], path: str | None = None,
+                 memory_budget: int | None = None):
         self.manifest = manifest
         self.shards = shards
         self.path = path
+        self.memory_budget = memory_budget  # bytes, checked by add as by Index.add
         self.parallel = True  # search the shards in parallel threads
         self._pool = None
         self._pool_lock = threading.Lock()
@@ -93,7 +95,7 @@ class ShardedIndex:
             shards.append(s)
         if any(e.ids == "stored" for e in m.shards):
             _check_unique_ids(path, m, shards)
-        return cls(m, shards, path)
+        return cls(m, shards, path, budget)
 
     # ---- what it holds -------------------------------------------------------------------
 
@@ -145,10 +147,12 @@ class ShardedIndex:
             yield from s.vectors(chunk)
 
     def memory(self, extra_rows: int = 0) -> dict:
-        """Bytes held in memory by part, summed over the shards."""
+        """Bytes held in memory by part, summed over the shards; with extra_rows, as it
+        would be after `add` put that many rows into the shard it picks."""
         out: dict = {}
-        for s in self.shards:
-            for part, v in s.memory().items():
+        target = self._add_target()
+        for i, s in enumerate(self.shards):
+            for part, v in s.memory(extra_rows=extra_rows if i == target else 0).items():
                 out[part] = out.get(part, 0) + v
         return out
 
@@ -223,7 +227,13 @@ class ShardedIndex:
             present = np.isin(new, self.ids)
             if present.any():
                 raise ValueError(f"id {new[present][0]} is already in the index")
-        i = min(range(len(self.shards)), key=lambda j: len(self.shards[j]))
+        if self.memory_budget is not None:
+            after = self.memory(extra_rows=m)
+            if after["total"] > self.memory_budget:
+                raise MemoryBudgetError(
+                    f"adding {m} vectors would need {human(after['total'])}, over the memory budget of "
+                    f"{human(self.memory_budget)} ({format_breakdown(after)})", after, self.memory_budget)
+        i = self._add_target()
         s, e = self.shards[i], self.manifest.shards[i]
         with self._rw.write():  # no search sees a shard's ids and offset half changed
             if e.ids == "rows":  # the shard now holds ids of its own: its global ids, stored
@@ -233,6 +243,10 @@ class ShardedIndex:
             self.manifest.next_id = max(self.manifest.next_id, int(new.max()) + 1)
             self._dirty.add(i)
         return new
+
+    def _add_target(self) -> int:
+        """The shard `add` fills: the one with the fewest live vectors."""
+        return min(range(len(self.shards)), key=lambda j: len(self.shards[j]))
 
     def delete(self, ids) -> int:
         """Marks these global ids deleted in their shards; unknown ids raise KeyError."""
