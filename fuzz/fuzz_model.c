@@ -8,13 +8,9 @@
  * synthetic BERTs, each bad in one way). Build and run: fuzz/run.sh (make fuzz).
  */
 #include <math.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "fuzz_input.h"
 #include "model/model.h"
-
-#define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
 static qa_pool pool;
 
@@ -42,31 +38,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         qa_pool_start(&pool, 1);
         started = 1;
     }
-    if (size < 3) return 0;
-    uint64_t tlen = data[0] | data[1] << 8;
-    uint8_t flags = data[2];
-    if (tlen > size - 3) tlen = size - 3;
-    uint8_t *text = malloc(tlen ? tlen : 1);
-    memcpy(text, data + 3, tlen);
-    uint64_t flen = size - 3 - tlen;
-    uint8_t *file = malloc(flen ? flen : 1); /* 8-byte aligned, exactly the file */
-    memcpy(file, data + 3 + tlen, flen);
-
+    qa_fuzz_input in;
+    if (!qa_fuzz_split(&in, data, size)) return 0;
+    const uint8_t *text = in.text;
+    uint64_t tlen = in.tlen;
+    uint8_t flags = in.flags;
     char err[256];
-    uint64_t nkv, nt;
-    qa_gguf_kv *kv = NULL;
-    qa_gguf_tensor *tens = NULL;
     void *arena = NULL;
-    qa_gguf g;
+    qa_fuzz_gguf p;
     qa_model m;
-    if (qa_gguf_counts(file, flen, &nkv, &nt, err, sizeof err) != QA_OK) goto out;
-    kv = calloc(nkv ? nkv : 1, sizeof *kv);
-    tens = calloc(nt ? nt : 1, sizeof *tens);
-    if (qa_gguf_parse(&g, file, flen, kv, nkv, tens, nt, err, sizeof err) != QA_OK) goto out;
-    uint64_t asz = qa_model_arena_size(&g, err, sizeof err);
+    if (qa_fuzz_parse(&p, in.file, in.flen) != QA_OK) goto out;
+    uint64_t asz = qa_model_arena_size(&p.g, err, sizeof err);
     if (!asz || asz > (256u << 20)) goto out;
     arena = malloc(asz);
-    if (qa_model_init(&m, &g, arena, asz, err, sizeof err) != QA_OK) goto out;
+    if (qa_model_init(&m, &p.g, arena, asz, err, sizeof err) != QA_OK) goto out;
 
     int max_tokens = m.hp.max_tokens < 1 ? 1 : m.hp.max_tokens > 48 ? 48 : m.hp.max_tokens;
     int32_t *ids = malloc(sizeof(int32_t) * (max_tokens + tlen / 4 + 1));
@@ -88,9 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(ids);
 out:
     free(arena);
-    free(kv);
-    free(tens);
-    free(text);
-    free(file);
+    qa_fuzz_gguf_free(&p);
+    qa_fuzz_input_free(&in);
     return 0;
 }

@@ -18,13 +18,12 @@
 #include <string.h>
 
 #include "codec/codec.h"
+#include "fuzz_input.h"
 #include "constants.h"
 #include "gguf/crc32.h"
 #include "index/index.h"
 #include "index/qann.h"
 #include "links.h"
-
-#define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
 static uint32_t rd32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
 static void wr32(uint8_t *p, uint32_t v) { p[0] = v; p[1] = v >> 8; p[2] = v >> 16; p[3] = v >> 24; }
@@ -32,29 +31,25 @@ static uint64_t rd64(const uint8_t *p) { return rd32(p) | (uint64_t)rd32(p + 4) 
 
 /* Rewrites quantann.checksums.crc32 from the tensors' bytes, then quantann.checksums.header. */
 static void repair_checksums(uint8_t *buf, uint64_t size) {
-    uint64_t nkv, nt;
     char err[256];
-    if (qa_gguf_counts(buf, size, &nkv, &nt, err, sizeof err) != QA_OK) return;
-    qa_gguf_kv *kv = calloc(nkv ? nkv : 1, sizeof *kv);
-    qa_gguf_tensor *t = calloc(nt ? nt : 1, sizeof *t);
-    qa_gguf g;
-    if (qa_gguf_parse(&g, buf, size, kv, nkv, t, nt, err, sizeof err) == QA_OK) {
-        const qa_gguf_kv *names = qa_gguf_find_kv(&g, QA_KEY_CHECKSUM_TENSORS);
-        const qa_gguf_kv *crcs = qa_gguf_find_kv(&g, QA_KEY_CHECKSUM_CRC32);
+    qa_fuzz_gguf f;
+    if (qa_fuzz_parse(&f, buf, size) == QA_OK) {
+        const qa_gguf_tensor *t = f.t;
+        const qa_gguf_kv *names = qa_gguf_find_kv(&f.g, QA_KEY_CHECKSUM_TENSORS);
+        const qa_gguf_kv *crcs = qa_gguf_find_kv(&f.g, QA_KEY_CHECKSUM_CRC32);
         if (names && crcs && names->type == QA_GV_ARRAY && names->arr_type == QA_GV_STRING &&
             crcs->type == QA_GV_ARRAY && crcs->arr_type == QA_GV_U32) {
             const uint8_t *p = names->val; /* strings checked by the parse: inside the header */
             for (uint64_t i = 0; i < names->arr_n && i < crcs->arr_n; i++) {
                 uint64_t n = rd64(p);
-                for (uint64_t j = 0; j < g.n_tensors; j++)
+                for (uint64_t j = 0; j < f.g.n_tensors; j++)
                     if (t[j].name_len == n && memcmp(t[j].name, p + 8, n) == 0 && t[j].data)
                         wr32(buf + (crcs->val - buf) + 4 * i, qa_crc32(0, t[j].data, t[j].nbytes));
                 p += 8 + n;
             }
         }
     }
-    free(kv);
-    free(t);
+    qa_fuzz_gguf_free(&f);
     uint32_t crc;
     uint64_t at;
     if (qa_qann_header_crc(buf, size, &crc, &at, err, sizeof err) == QA_OK && at + 4 <= size) wr32(buf + at, crc);

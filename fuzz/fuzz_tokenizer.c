@@ -6,13 +6,8 @@
  * fuzz/make_seeds.py writes seeds in this layout from tests/data/spm_synthetic.gguf and a
  * small byte-level BPE vocabulary. Build and run: fuzz/run.sh (make fuzz).
  */
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-
+#include "fuzz_input.h"
 #include "model/tokenizer/tokenizer.h"
-
-#define CHECK(c) do { if (!(c)) __builtin_trap(); } while (0)
 
 static void decode_all(const qa_tok *t, const int32_t *ids, int64_t n, int special, int strip) {
     uint64_t cap = 4; /* qa_tok_flush: at most the held bytes */
@@ -33,30 +28,20 @@ static void decode_all(const qa_tok *t, const int32_t *ids, int64_t n, int speci
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size < 3) return 0;
-    uint64_t tlen = data[0] | data[1] << 8;
-    uint8_t flags = data[2];
-    if (tlen > size - 3) tlen = size - 3;
-    /* text and file in buffers of exactly their size: ASan sees any read past them */
-    uint8_t *text = malloc(tlen ? tlen : 1);
-    memcpy(text, data + 3, tlen);
-    uint64_t flen = size - 3 - tlen;
-    uint8_t *file = malloc(flen ? flen : 1);
-    memcpy(file, data + 3 + tlen, flen);
-
+    qa_fuzz_input in;
+    if (!qa_fuzz_split(&in, data, size)) return 0;
+    const uint8_t *text = in.text;
+    uint64_t tlen = in.tlen;
+    uint8_t flags = in.flags;
     char err[256];
-    uint64_t nkv, nt;
-    if (qa_gguf_counts(file, flen, &nkv, &nt, err, sizeof err) != QA_OK) goto out;
-    qa_gguf_kv *kv = calloc(nkv ? nkv : 1, sizeof *kv);
-    qa_gguf_tensor *tens = calloc(nt ? nt : 1, sizeof *tens);
-    qa_gguf g;
-    qa_tok t;
     void *arena = NULL;
-    if (qa_gguf_parse(&g, file, flen, kv, nkv, tens, nt, err, sizeof err) != QA_OK) goto done;
-    uint64_t asz = qa_tok_arena_size(&g, err, sizeof err);
+    qa_fuzz_gguf p;
+    qa_tok t;
+    if (qa_fuzz_parse(&p, in.file, in.flen) != QA_OK) goto done;
+    uint64_t asz = qa_tok_arena_size(&p.g, err, sizeof err);
     if (!asz || asz > (256u << 20)) goto done;
     arena = malloc(asz);
-    if (qa_tok_init(&t, &g, arena, asz, err, sizeof err) != QA_OK) goto done;
+    if (qa_tok_init(&t, &p.g, arena, asz, err, sizeof err) != QA_OK) goto done;
     CHECK(t.n_vocab > 0);
 
     uint64_t max_ids = qa_tok_max_ids(tlen);
@@ -78,10 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     free(scratch);
 done:
     free(arena);
-    free(kv);
-    free(tens);
-out:
-    free(text);
-    free(file);
+    qa_fuzz_gguf_free(&p);
+    qa_fuzz_input_free(&in);
     return 0;
 }
