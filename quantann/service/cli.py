@@ -122,9 +122,9 @@ def _run(a, workers: int, mp_dir) -> int:
               + (", text queries on" if embedder else "") + ("; token required" if a.token else ""),
               file=sys.stderr, flush=True)
 
-    def serve(ready, llm):
+    def serve(ready, llm, shared=None):
         pool = SearchPool(index, threads, reopen=lambda: _open_index(a))
-        server.run(Service(pool, limits, defaults, a.token, embedder, texts, llm), sock, ready)
+        server.run(Service(pool, limits, defaults, a.token, embedder, texts, llm), sock, ready, shared=shared)
 
     if workers == 1:
         n = len(llm.generators) if llm else 0
@@ -136,14 +136,14 @@ def _run(a, workers: int, mp_dir) -> int:
     from ..errors import QuantannError
     from .workers import Supervisor
 
-    def worker(notify):
+    def worker(notify, shared):
         # LLM slots per worker: a generation never crosses processes, the weights are one
         # memory map in the page cache, and each slot adds only its KV cache and scratch
         try:
             llm = _open_llm(a)
         except (QuantannError, OSError, ValueError, MemoryError) as e:
             raise SystemExit(f"error: {e}") from None
-        serve(lambda _: notify(), llm)
+        serve(lambda _: notify(), llm, shared)
 
     path = _llm_path(a)
     n = a.llm_slots

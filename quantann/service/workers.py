@@ -43,11 +43,14 @@ def multiprocess_dir() -> str:
 
 
 class Supervisor:
-    """`n` workers forked from this process; `serve(notify)` runs in each (it calls
-    notify() once it accepts, and returns when the worker stops)."""
+    """`n` workers forked from this process; `serve(notify, shared)` runs in each (it
+    calls notify() once it accepts, and returns when the worker stops; `shared` is the
+    (ConnectionTable, slot) its listener balances connections with)."""
 
     def __init__(self, n: int, serve, sock, mp_dir: str):
+        from .listener import ConnectionTable
         self.n, self._serve, self._sock, self._mp_dir = n, serve, sock, mp_dir
+        self.table = ConnectionTable(n)
         self.workers: dict[int, int] = {}  # pid -> slot
         self._stop = False
         self._deaths: list[float] = []
@@ -107,7 +110,7 @@ class Supervisor:
                           f"{describe(status)}); stopping", file=sys.stderr)
                     return 1
                 slot = self.workers.pop(pid)
-                self._dead(pid)
+                self._dead(pid, slot)
                 self._restarts.inc()
                 print(f"worker {pid} {describe(status)}; starting another", file=sys.stderr, flush=True)
                 self._fork(slot)
@@ -131,9 +134,13 @@ class Supervisor:
                 out.append((pid, status))
         return out
 
-    def _dead(self, pid: int) -> None:
-        """Drops a dead worker's live gauges (its counters and histograms stay in the sums)."""
+    def _dead(self, pid: int, slot: int) -> None:
+        """Drops a dead worker's live gauges (its counters and histograms stay in the sums)
+        and its connections from the balance."""
         from prometheus_client import multiprocess
+
+        from .listener import DEAD
+        self.table.set(slot, DEAD)
         multiprocess.mark_process_dead(pid, self._mp_dir)
 
     def _stop_all(self) -> None:
@@ -169,7 +176,7 @@ class Supervisor:
 
             def notify():
                 os.write(w, b"%d\n" % os.getpid())
-            self._serve(notify)
+            self._serve(notify, (self.table, slot))
             rc = 0
         except SystemExit as e:
             if e.code not in (None, 0):
