@@ -12,7 +12,9 @@ imported) every worker writes its values to files there and /metrics, answered b
 worker, reads them all: counters and histograms are summed, gauges summed over the live
 workers or their maximum (each gauge says which). The process collector sees one
 process only, so each worker's memory (RSS and PSS), CPU and requests are gauges with a
-`pid` label instead, refreshed every few seconds.
+`pid` label instead. Gauges a worker sets when it answers /metrics (the slots, the
+index's size and memory) it also refreshes every few seconds, so that the sums over the
+workers are at most that old.
 """
 from __future__ import annotations
 
@@ -147,8 +149,9 @@ class Metrics:
             self.kv_cache_bytes.set(sum(g.kv_bytes for g in llm.generators))
             for stage in ("prefill", "first_token", "decode_token"):
                 self.generation_seconds.labels(stage)
+            self._set_gauges()
 
-    def render(self) -> bytes:
+    def _set_gauges(self) -> None:
         if self._llm is not None:
             self.llm_slots.labels("busy").set(self._llm.busy)
             self.llm_slots.labels("free").set(len(self._llm.generators) - self._llm.busy)
@@ -156,6 +159,9 @@ class Metrics:
         for part, v in self._index.memory().items():
             self.memory.labels(part).set(v)
         self.size.set(len(self._index))
+
+    def render(self) -> bytes:
+        self._set_gauges()
         if self.multiprocess:
             from prometheus_client import multiprocess
             r = CollectorRegistry()
@@ -169,6 +175,8 @@ class Metrics:
             self._refresh_worker()
 
     def _refresh_worker(self) -> None:
+        """This worker's gauges, for a /metrics that another worker answers."""
+        self._set_gauges()
         mem = process_memory()
         self._worker["resident_memory_bytes"].set(mem.get("Rss", 0))
         self._worker["proportional_memory_bytes"].set(mem.get("Pss", 0))
