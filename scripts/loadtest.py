@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A bounded loopback load test of `quantann serve` on the built-in 10k passages.
 
-    python scripts/loadtest.py            # about 2 minutes: the figures in docs/SERVICE.md
+    python scripts/loadtest.py            # about 3 minutes: the figures in docs/SERVICE.md
     python scripts/loadtest.py --quick    # about 30 s
 
 Starts the server as a subprocess on a free loopback port (per configuration) and
@@ -120,7 +120,7 @@ class Server:
         return self
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
+        if self.proc.poll() is None:  # the workers follow their supervisor (parent-death signal)
             self.proc.kill()
             self.proc.wait()
 
@@ -475,8 +475,8 @@ def name(cf) -> str:
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=4.0, help="per measured point (default %(default)s)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved repeats; medians are shown (default %(default)s)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="per measured point (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved repeats; medians are shown (default %(default)s)")
     ap.add_argument("--clients", default="1,4,16")
     ap.add_argument("--threads", default="1,2", help="search threads of one worker, each measured (default %(default)s)")
     ap.add_argument("--workers", default="1,2",
@@ -541,18 +541,25 @@ def main():
           f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on "
           f"{a.index or 'the built-in 10k x 384 sq8 index'}; loopback, keep-alive clients (one process, pre-encoded requests); "
           f"{os.cpu_count()} cores shared by server and clients (and whatever else runs); {a.rounds} round(s) of "
-          f"{a.seconds:.0f} s per point, servers interleaved, medians [min-max]")
+          f"{a.seconds:g} s per point, the configurations measured back to back at each point, medians [min-max]")
 
     kernel_us = kernel_time(index, q, a.ef, b)
     print(f"kernel time per request (graph search + read + rerank, in this process, one thread): "
           f"{kernel_us:.0f} us")
 
+    # All servers run at once, idle between their points; each point is measured for every
+    # configuration back to back, in alternating order, so that the machine's other load
+    # (it drifts over seconds) weighs on the configurations compared alike.
     results, mem = {}, {}
-    for rnd in range(a.rounds):
-        for cf in (configs if rnd % 2 == 0 else configs[::-1]):  # interleaved
-            with Server(index, cf[1], cpus=cpus[cf], workers=cf[0]) as srv:
-                drive(srv.port, requests, max(clients), 0.5)  # warm up every worker
-                for c in clients:
+    servers = {}
+    try:
+        for cf in configs:
+            servers[cf] = Server(index, cf[1], cpus=cpus[cf], workers=cf[0])
+            drive(servers[cf].port, requests, max(clients), 0.5)  # warm up every worker
+        for rnd in range(a.rounds):
+            for j, c in enumerate(clients):
+                for cf in (configs if (rnd + j) % 2 == 0 else configs[::-1]):
+                    srv = servers[cf]
                     cpu0, busy0 = srv.cpu_seconds(), machine_busy()[0]
                     r = drive(srv.port, requests, c, a.seconds)
                     cpu1, busy1 = srv.cpu_seconds(), machine_busy()[0]
@@ -561,8 +568,12 @@ def main():
                     r["server_cores"] = (sum(cpu1) - sum(cpu0)) / r["wall"]
                     r["client_cores"] = r["client_cpu"] / r["wall"]
                     results.setdefault((cf, c), []).append(r)
-                mem.setdefault(cf, srv.memory_mb())
-                srv.stop()
+        for cf, srv in servers.items():
+            mem[cf] = srv.memory_mb()
+            srv.stop()
+    finally:
+        for srv in servers.values():
+            srv.__exit__()
     print(f"\n{'config':>20} {'clients':>7} {'req/s [min-max]':>20} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
           f"   server CPU/request: event loops, other threads; cores busy: server + client + the rest of the machine")
     med = {}
@@ -594,8 +605,8 @@ def main():
         cli_us = m["client_cores"] / m["rps"] * 1e6
         print(f"{name(cf)}, {c} clients: CPU per request: server {srv_us:.0f} us (kernel {kernel_us:.0f}), client "
               f"{cli_us:.0f} us: {os.cpu_count()} cores answer at most {os.cpu_count() * 1e6 / (srv_us + cli_us):.0f} "
-              f"req/s; one process, whose GIL-held part is ~{srv_us - kernel_us:.0f} us, at most "
-              f"{1e6 / max(srv_us - kernel_us, 1):.0f} req/s")
+              f"req/s; the GIL-held part, ~{srv_us - kernel_us:.0f} us, holds {cf[0]} process"
+              f"{'es' if cf[0] > 1 else ''} to at most {cf[0] * 1e6 / max(srv_us - kernel_us, 1):.0f} req/s")
     print("memory, RSS / PSS / USS MB (PSS: each shared page divided among its sharers; USS: the process's "
           "own pages) of each serving process [and the workers' supervisor]: " + "; ".join(
               f"{name(cf)}: " + ", ".join("%.0f / %.0f / %.0f" % m for m in mem[cf][:cf[0]])
