@@ -596,17 +596,27 @@ def main():
             ratios = [x["rps"] / y["rps"] for x, y in zip(results[cf, c], results[base, c])]  # round by round
             parts.append(f"{c} clients {statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]")
         print(f"throughput {name(cf)} / {name(base)}: " + ", ".join(parts))
-    # What the machine allows: every request costs the server S and the client C of CPU,
-    # so the cores answer at most cores / (S + C) requests a second, however they are split.
+    # What the CPU figures allow on an otherwise idle machine, whatever load this run had:
+    # a request costs the server S of CPU (K of it in the kernel, without the GIL; G = S - K
+    # with it) and the client C. The cores answer at most cores / (S + C) a second; one
+    # process of T threads at most 1 / max(G, S / T) (its GIL runs one thread at a time,
+    # its kernel parts run side by side); W processes W times that.
     c = clients[-1]
+    ncores = len(cores)
+    bound = {}
     for cf in configs:
         m = med[cf, c]
         srv_us = m["loop_us"] + m["pool_us"]
         cli_us = m["client_cores"] / m["rps"] * 1e6
+        by_cores = ncores * 1e6 / (srv_us + cli_us)
+        by_gil = cf[0] * 1e6 / max(srv_us - kernel_us, srv_us / cf[1])
+        bound[cf] = min(by_cores, by_gil)
         print(f"{name(cf)}, {c} clients: CPU per request: server {srv_us:.0f} us (kernel {kernel_us:.0f}), client "
-              f"{cli_us:.0f} us: {os.cpu_count()} cores answer at most {os.cpu_count() * 1e6 / (srv_us + cli_us):.0f} "
-              f"req/s; the GIL-held part, ~{srv_us - kernel_us:.0f} us, holds {cf[0]} process"
-              f"{'es' if cf[0] > 1 else ''} to at most {cf[0] * 1e6 / max(srv_us - kernel_us, 1):.0f} req/s")
+              f"{cli_us:.0f} us; on an idle machine at most {bound[cf]:.0f} req/s ({ncores} cores shared with the "
+              f"client: {by_cores:.0f}; the GIL of {cf[0]} process{'es' if cf[0] > 1 else ''}: {by_gil:.0f})")
+    if base in bound:
+        print("so on an idle machine, at most: " + ", ".join(f"{name(cf)} {bound[cf] / bound[base]:.2f}x"
+                                                          for cf in configs if cf != base) + f" {name(base)}")
     print("memory, RSS / PSS / USS MB (PSS: each shared page divided among its sharers; USS: the process's "
           "own pages) of each serving process [and the workers' supervisor]: " + "; ".join(
               f"{name(cf)}: " + ", ".join("%.0f / %.0f / %.0f" % m for m in mem[cf][:cf[0]])

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -145,14 +146,37 @@ def test_killed_worker_is_replaced_and_serving_goes_on(workers, real):
     assert first[0] not in per_worker(text)  # its live gauges are gone
 
 
-def test_sigterm_stops_every_worker_and_removes_the_metric_files(workers, tmp_path, real):
+def test_sigterm_finishes_in_flight_stops_every_worker_and_removes_the_metric_files(workers, tmp_path, real):
+    """A request is half-sent when SIGTERM arrives: no worker accepts any more, the
+    request is answered in full, then every process is gone with its metric files."""
     _, q = real
-    c = http.client.HTTPConnection("127.0.0.1", workers.port, timeout=30)
-    assert post(c, {"vector": q[0].tolist()})[0] == 200
-    c.close()
     kids = workers.children()
     assert [p.name for p in tmp_path.iterdir()] == [next(tmp_path.glob("quantann-metrics-*")).name]
+    body = json.dumps({"vectors": q[:32].tolist()}).encode()
+    c = socket.create_connection(("127.0.0.1", workers.port), timeout=30)
+    c.sendall(b"POST /search HTTP/1.1\r\nhost: x\r\ncontent-length: %d\r\n\r\n" % len(body) + body[:1000])
+    time.sleep(0.3)
     workers.proc.send_signal(signal.SIGTERM)
+    deadline = time.time() + 10
+    while time.time() < deadline:  # until no process listens
+        try:
+            socket.create_connection(("127.0.0.1", workers.port), timeout=1).close()
+            time.sleep(0.1)
+        except OSError:
+            break
+    else:
+        pytest.fail("still listening after SIGTERM")
+    assert workers.proc.poll() is None  # a request is in flight
+    c.sendall(body[1000:])
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
+            re.search(rb"content-length: (\d+)", answer, re.I).group(1)):
+        more = c.recv(1 << 16)
+        assert more, answer
+        answer += more
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert len(json.loads(answer.partition(b"\r\n\r\n")[2])["ids"]) == 32
+    c.close()
     assert workers.proc.wait(60) == 0
     assert "stopped" in workers.proc.stderr.read()
     for pid in kids:

@@ -75,6 +75,7 @@ def run(a) -> int:
         if mp_dir is not None:
             import shutil
             shutil.rmtree(mp_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
 
 
 def _run(a, workers: int, mp_dir) -> int:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import os
 import signal
 import socket
 import threading
@@ -97,7 +96,8 @@ def run(service: Service, sock: socket.socket, ready=None, parser: str | None = 
     or "h11" (default: httptools when installed). `shared`: (ConnectionTable, slot) when
     other worker processes accept on `sock` too (listener.py)."""
     if shared is not None:
-        sock = SharedListener(fileno=os.dup(sock.fileno())).setup(*shared)
+        # takes the fd over: closing it on shutdown then stops this worker listening
+        sock = SharedListener(fileno=sock.detach()).setup(*shared)
     server = make_server(service, sock, parser, accept_batch=1 if shared is not None else BACKLOG)
     if ready is not None:
         _call_when_started(server, ready)
