@@ -615,8 +615,8 @@ def main():
               f"{cli_us:.0f} us; on an idle machine at most {bound[cf]:.0f} req/s ({ncores} cores shared with the "
               f"client: {by_cores:.0f}; the GIL of {cf[0]} process{'es' if cf[0] > 1 else ''}: {by_gil:.0f})")
     if base in bound:
-        print("so on an idle machine, at most: " + ", ".join(f"{name(cf)} {bound[cf] / bound[base]:.2f}x"
-                                                          for cf in configs if cf != base) + f" {name(base)}")
+        print(f"so on an idle machine the CPU figures allow at most, against {name(base)}: "
+              + ", ".join(f"{name(cf)} {bound[cf] / bound[base]:.2f}x" for cf in configs if cf != base))
     print("memory, RSS / PSS / USS MB (PSS: each shared page divided among its sharers; USS: the process's "
           "own pages) of each serving process [and the workers' supervisor]: " + "; ".join(
               f"{name(cf)}: " + ", ".join("%.0f / %.0f / %.0f" % m for m in mem[cf][:cf[0]])
