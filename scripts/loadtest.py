@@ -476,9 +476,11 @@ def name(cf) -> str:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=2.0, help="per measured point (default %(default)s)")
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved repeats; medians are shown (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleaved repeats; medians are shown (default %(default)s)")
     ap.add_argument("--clients", default="1,4,16")
-    ap.add_argument("--threads", default="1,2", help="search threads of one worker, each measured (default %(default)s)")
+    ap.add_argument("--threads", default="1,2",
+                    help="search threads of one worker, each measured (default %(default)s)")
     ap.add_argument("--workers", default="1,2",
                     help="worker processes of one search thread each, each measured (default %(default)s)")
     ap.add_argument("--endurance", type=float, default=15.0, help="seconds of the 8-client run (default %(default)s)")
@@ -539,7 +541,8 @@ def main():
     print("load average before: %.1f %.1f %.1f" % os.getloadavg())
     print(f"quantann serve load test: {len(q)} real queries ({b} per request as "
           f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on "
-          f"{a.index or 'the built-in 10k x 384 sq8 index'}; loopback, keep-alive clients (one process, pre-encoded requests); "
+          f"{a.index or 'the built-in 10k x 384 sq8 index'}; loopback, keep-alive clients (one process, "
+          f"pre-encoded requests); "
           f"{os.cpu_count()} cores shared by server and clients (and whatever else runs); {a.rounds} round(s) of "
           f"{a.seconds:g} s per point, the configurations measured back to back at each point, medians [min-max]")
 
