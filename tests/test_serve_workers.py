@@ -189,3 +189,21 @@ def test_bad_worker_counts_are_user_errors(index_path):
                        cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "error: --workers must be at least 1" in r.stderr
+
+
+def test_workers_that_keep_dying_stop_the_server(workers, tmp_path):
+    """Five deaths within 10 s: a fault that kills every worker, not bad luck; the
+    server stops with an error, leaving no process and no metric files."""
+    killed = set()
+    deadline = time.time() + 8
+    while workers.proc.poll() is None and time.time() < deadline:
+        for pid in workers.children():
+            if pid not in killed:
+                killed.add(pid)
+                os.kill(pid, signal.SIGKILL)
+                break
+        time.sleep(0.05)
+    assert workers.proc.wait(60) == 1
+    assert "workers died within 10 s" in workers.proc.stderr.read()
+    assert len(killed) >= 5 and not any(os.path.exists(f"/proc/{pid}") for pid in killed)
+    assert list(tmp_path.iterdir()) == []
