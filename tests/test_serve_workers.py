@@ -207,3 +207,18 @@ def test_workers_that_keep_dying_stop_the_server(workers, tmp_path):
     assert "workers died within 10 s" in workers.proc.stderr.read()
     assert len(killed) >= 5 and not any(os.path.exists(f"/proc/{pid}") for pid in killed)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_metric_files_of_killed_servers_are_removed_at_start(index_path, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"quantann-metrics-{dead.pid}-abcd1234"
+    live = tmp_path / f"quantann-metrics-{os.getpid()}-abcd1234"  # a running server's: kept
+    for d in (stale, live):
+        d.mkdir()
+        (d / "counter_1.db").write_bytes(b"x")
+    w = Workers(index_path, tmp_path)
+    try:
+        assert not stale.exists() and (live / "counter_1.db").exists()
+    finally:
+        w.stop()

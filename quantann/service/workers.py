@@ -36,10 +36,27 @@ RESTARTS = (5, 10.0)  # this many deaths within these seconds: the workers keep 
 
 def multiprocess_dir() -> str:
     """A fresh, empty directory for the workers' metric files, set in the environment
-    before prometheus_client is imported (it picks its value store at import)."""
-    path = tempfile.mkdtemp(prefix="quantann-metrics-")
+    before prometheus_client is imported (it picks its value store at import). Those
+    left by servers that were killed (their pid in the name is gone) are removed."""
+    root = tempfile.gettempdir()
+    for name in os.listdir(root):
+        parts = name.split("-")
+        if name.startswith("quantann-metrics-") and len(parts) == 4 and parts[2].isdigit() \
+                and not _alive(int(parts[2])):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"quantann-metrics-{os.getpid()}-")
     os.environ[MP_ENV] = path
     return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
 
 
 class Supervisor:
