@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
 """A bounded loopback load test of `quantann serve` on the built-in 10k passages.
 
-    python scripts/loadtest.py            # about 2 minutes: the figures in docs/SERVICE.md
+    python scripts/loadtest.py            # about 3 minutes: the figures in docs/SERVICE.md
     python scripts/loadtest.py --quick    # about 30 s
 
-Starts the server as a subprocess on a free loopback port (per `--threads` value) and
-drives it with keep-alive clients (raw asyncio sockets, requests encoded once, so the
-clients cost little of the CPU the server needs). Prints:
-  - req/s, p50 and p99 latency at 1, 4 and 16 clients for --threads 1 and --threads 2,
-    repeated `--rounds` times with the servers interleaved (medians), and their ratio;
+Starts the server as a subprocess on a free loopback port (per configuration) and
+drives it with keep-alive clients (asyncio protocols writing requests encoded once and
+reading only the answer's status and length, so the clients cost little of the CPU the
+server needs; their share is printed). Prints:
+  - req/s, p50 and p99 latency at 1, 4 and 16 clients for one worker with --threads 1
+    and 2, and --workers 2 (one thread each), repeated `--rounds` times with the servers
+    interleaved (medians, min-max), their ratios to one worker of one thread, the CPU
+    each request costs the server and the client, and each worker's RSS and PSS;
   - 200 sequential connections (connect, one request, close);
   - another client's latency while 100 idle connections and stalled clients (one stops
     mid-headers, one mid-body) hold connections;
@@ -49,11 +52,12 @@ def build_index(workdir: Path) -> Path:
 
 
 class Server:
-    """`quantann serve` in a subprocess on a free loopback port."""
+    """`quantann serve` in a subprocess on a free loopback port: `workers` processes of
+    `threads` search threads each."""
 
-    def __init__(self, index: Path, threads: int, *extra: str, cpus=None):
+    def __init__(self, index: Path, threads: int, *extra: str, cpus=None, workers: int = 1):
         cmd = [sys.executable, "-m", "quantann", "serve", str(index), "--port", "0", "--threads", str(threads),
-               "--llm", "none", *extra]
+               "--workers", str(workers), "--llm", "none", *extra]
         pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                      preexec_fn=pin)
@@ -64,31 +68,51 @@ class Server:
             raise SystemExit(f"error: the server did not start: {line}{self.proc.stderr.read()}")
         self.port = int(m.group(1))
 
+    def pids(self) -> list[int]:
+        """The processes that serve: the one server, or the workers (not their supervisor)."""
+        try:
+            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+                children = [int(p) for p in f.read().split()]
+        except OSError:
+            children = []
+        return children or [self.proc.pid]
+
     def rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            kb = int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
-        return kb / 1024
+        """RSS of the serving processes, summed (counts the shared index once per worker)."""
+        return sum(memory(p)["Rss"] for p in self.pids()) / 2**20
+
+    def memory_mb(self) -> list[tuple[float, float]]:
+        """(RSS, PSS, USS) MB of each serving process, then of the workers' supervisor if any."""
+        pids = self.pids() + ([self.proc.pid] if self.pids() != [self.proc.pid] else [])
+        return [(m.get("Rss", 0) / 2**20, m.get("Pss", 0) / 2**20,
+                 (m.get("Private_Clean", 0) + m.get("Private_Dirty", 0)) / 2**20) for m in map(memory, pids)]
 
     def cpu_seconds(self) -> tuple[float, float]:
-        """CPU seconds of the event loop (the main thread) and of all other threads."""
+        """CPU seconds of the event loops (each serving process's main thread) and of all
+        their other threads (search threads, metrics)."""
         loop = other = 0.0
-        for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+        for pid in self.pids():
             try:
-                with open(f"/proc/{self.proc.pid}/task/{tid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except FileNotFoundError:  # a thread that just ended
+                tids = os.listdir(f"/proc/{pid}/task")
+            except FileNotFoundError:
                 continue
-            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-            if int(tid) == self.proc.pid:
-                loop += cpu
-            else:
-                other += cpu
+            for tid in tids:
+                try:
+                    with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                        fields = f.read().rsplit(")", 1)[1].split()
+                except FileNotFoundError:  # a thread that just ended
+                    continue
+                cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+                if int(tid) == pid:
+                    loop += cpu
+                else:
+                    other += cpu
         return loop, other
 
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
-        rc = self.proc.wait(30)
+        rc = self.proc.wait(60)
         self.proc.stderr.close()
         return rc
 
@@ -96,9 +120,30 @@ class Server:
         return self
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
+        if self.proc.poll() is None:  # the workers follow their supervisor (parent-death signal)
             self.proc.kill()
             self.proc.wait()
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + v[4]  # idle + iowait
+    total = sum(v[:8])
+    return (total - idle) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+
+
+def memory(pid) -> dict:
+    """/proc/PID/smaps_rollup in bytes (Rss, Pss, ...)."""
+    out = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            parts = rest.split()
+            if len(parts) == 2 and parts[1] == "kB":
+                out[key] = int(parts[0]) * 1024
+    return out
 
 
 def request(body, path: str = "/search") -> bytes:
@@ -142,19 +187,85 @@ async def keep_alive_client(port, requests, stop_at, lat, errors):
         writer.close()
 
 
+class _Client(asyncio.Protocol):
+    """One keep-alive connection sending pre-encoded requests one after another; the
+    answer's head is scanned for its status and Content-Length only, so that the client
+    spends a few microseconds of CPU per request (its share is printed with the table)."""
+
+    def __init__(self, requests, start, stop_at, lat, errors, ended):
+        self.requests, self.i, self.stop_at = requests, start, stop_at
+        self.lat, self.errors, self.ended = lat, errors, ended
+        self.buf, self.need, self.transport = b"", None, None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self._send()
+
+    def _send(self):
+        if time.perf_counter() >= self.stop_at:
+            self.transport.close()
+            return
+        self.buf, self.need = b"", None
+        self.t0 = time.perf_counter()
+        self.transport.write(self.requests[self.i % len(self.requests)])
+        self.i += 1
+
+    def data_received(self, data):
+        self.buf += data
+        if self.need is None:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end].lower()
+            at = head.find(b"content-length:")
+            n = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+            self.need, self.status, self.close = end + 4 + n, int(head[9:12]), b"connection: close" in head
+        if len(self.buf) >= self.need:
+            self.lat.append(time.perf_counter() - self.t0)
+            if self.status != 200:
+                self.errors.append(self.status)
+            if self.close:
+                self.transport.close()
+            else:
+                self._send()
+
+    def connection_lost(self, exc):
+        if self.need is not None and len(self.buf) < self.need or exc is not None:
+            self.errors.append("connection lost")
+        if not self.ended.done():
+            self.ended.set_result(self.i)
+
+
+async def fast_client(port, requests, stop_at, lat, errors):
+    loop = asyncio.get_running_loop()
+    i = 0
+    while time.perf_counter() < stop_at:  # a new connection after one the server closed
+        ended = loop.create_future()
+        try:
+            await loop.create_connection(lambda: _Client(requests, i, stop_at, lat, errors, ended), "127.0.0.1", port)
+        except OSError:
+            errors.append("connect failed")
+            await asyncio.sleep(0.01)
+            continue
+        i = await ended
+
+
 def drive(port, requests, clients, seconds) -> dict:
-    """`clients` keep-alive clients for `seconds`: req/s, p50/p99 ms, errors."""
+    """`clients` keep-alive clients for `seconds`: req/s, p50/p99 ms, errors, and the
+    client's own CPU (seconds, this process)."""
     async def main():
         lat, errors = [], []
         stop_at = time.perf_counter() + seconds
         t0 = time.perf_counter()
-        await asyncio.gather(*(keep_alive_client(port, requests[c::clients] or requests, stop_at, lat, errors)
+        await asyncio.gather(*(fast_client(port, requests[c::clients] or requests, stop_at, lat, errors)
                                for c in range(clients)))
         return lat, errors, time.perf_counter() - t0
+    cpu0 = time.process_time()
     lat, errors, wall = asyncio.run(main())
+    cpu = time.process_time() - cpu0
     ms = np.array(lat) * 1e3
     return {"rps": len(lat) / wall, "p50": float(np.percentile(ms, 50)), "p99": float(np.percentile(ms, 99)),
-            "max": float(ms.max()), "n": len(lat), "errors": len(errors)}
+            "max": float(ms.max()), "n": len(lat), "errors": len(errors), "wall": wall, "client_cpu": cpu}
 
 
 def sequential_connects(port, req, n=200) -> float:
@@ -358,12 +469,20 @@ def generation_figures(index: Path, workdir: Path, a) -> None:
           f"decode {med(r['tok_s'] for r in k):.1f} tok/s at the client")
 
 
+def name(cf) -> str:
+    return f"--workers {cf[0]} --threads {cf[1]}"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seconds", type=float, default=4.0, help="per measured point (default %(default)s)")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved repeats; medians are shown (default %(default)s)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="per measured point (default %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5,
+                    help="interleaved repeats; medians are shown (default %(default)s)")
     ap.add_argument("--clients", default="1,4,16")
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--threads", default="1,2",
+                    help="search threads of one worker, each measured (default %(default)s)")
+    ap.add_argument("--workers", default="1,2",
+                    help="worker processes of one search thread each, each measured (default %(default)s)")
     ap.add_argument("--endurance", type=float, default=15.0, help="seconds of the 8-client run (default %(default)s)")
     ap.add_argument("--ef", type=int, default=64, help="search beam of the measured requests (default %(default)s)")
     ap.add_argument("--batch", type=int, default=1, help="query vectors per request (default %(default)s)")
@@ -377,8 +496,11 @@ def main():
     ap.add_argument("--llm-threads", type=int, default=2, help="with --generate (default %(default)s)")
     ap.add_argument("--gen-repeats", type=int, default=5, help="with --generate (default %(default)s)")
     ap.add_argument("--pin", action="store_true",
-                    help="a server with --threads N runs on the first N cores, the clients on the last core "
-                         "(shared with the server when N is all the cores)")
+                    help="a server of W workers x T threads runs on the first W*T cores, the clients on the last "
+                         "core (shared with the server when W*T is all the cores)")
+    ap.add_argument("--index", default=None,
+                    help="a 384-d index to serve instead of the built-in 10k (e.g. one of minilm-100k): the built-in "
+                         "queries are searched in it")
     ap.add_argument("--workdir", default=None, help="where the index is built (default: a temporary folder)")
     a = ap.parse_args()
     if a.quick:
@@ -388,7 +510,7 @@ def main():
     if a.workdir is None:
         tmp = tempfile.TemporaryDirectory(prefix="quantann-loadtest-")
         a.workdir = tmp.name
-    index = build_index(Path(a.workdir))
+    index = Path(a.index) if a.index else build_index(Path(a.workdir))
     if a.generate:
         print("load average before: %.1f %.1f %.1f" % os.getloadavg())
         generation_figures(index, Path(a.workdir), a)
@@ -406,63 +528,107 @@ def main():
                             {"vector": q[i].tolist(), "k": 10, "ef": a.ef, "rerank": 4})
                     for i in range(0, len(q) - b + 1, b)]
     clients = [int(c) for c in a.clients.split(",")]
-    threads = [int(t) for t in a.threads.split(",")]
+    configs = list(dict.fromkeys([(1, int(t)) for t in a.threads.split(",")]
+                                 + [(int(w), 1) for w in a.workers.split(",")]))  # (workers, threads)
     cores = sorted(os.sched_getaffinity(0))
-    cpus = {t: set(cores[:t]) if a.pin else None for t in threads}
+    cpus = {cf: set(cores[:cf[0] * cf[1]]) if a.pin else None for cf in configs}
     if a.pin:
-        if max(threads) > len(cores):
-            raise SystemExit(f"error: --pin needs a core per thread: {len(cores)} cores for --threads {max(threads)}")
+        if max(w * t for w, t in configs) > len(cores):
+            raise SystemExit(f"error: --pin needs a core per worker thread: {len(cores)} cores")
         os.sched_setaffinity(0, {cores[-1]})
-        print("pinned: " + ", ".join(f"--threads {t} on cores {sorted(cpus[t])}" for t in threads)
+        print("pinned: " + ", ".join(f"{name(cf)} on cores {sorted(cpus[cf])}" for cf in configs)
               + f"; the clients on core {cores[-1]}")
     print("load average before: %.1f %.1f %.1f" % os.getloadavg())
     print(f"quantann serve load test: {len(q)} real queries ({b} per request as "
-          f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on the "
-          f"built-in 10k x 384 sq8 index; loopback, keep-alive clients; {os.cpu_count()} cores shared with the "
-          f"clients (and with whatever else runs); {a.rounds} round(s) of {a.seconds:.0f} s per point, medians")
+          f"{'float32' if a.binary else 'JSON'}, k=10 ef={a.ef} rerank=4) on "
+          f"{a.index or 'the built-in 10k x 384 sq8 index'}; loopback, keep-alive clients (one process, "
+          f"pre-encoded requests); "
+          f"{os.cpu_count()} cores shared by server and clients (and whatever else runs); {a.rounds} round(s) of "
+          f"{a.seconds:g} s per point, the configurations measured back to back at each point, medians [min-max]")
 
     kernel_us = kernel_time(index, q, a.ef, b)
     print(f"kernel time per request (graph search + read + rerank, in this process, one thread): "
           f"{kernel_us:.0f} us")
 
-    results = {}
-    for rnd in range(a.rounds):
-        for t in (threads if rnd % 2 == 0 else threads[::-1]):  # interleaved
-            with Server(index, t, cpus=cpus[t]) as srv:
-                drive(srv.port, requests, 1, 0.5)  # warm up
-                for c in clients:
-                    cpu0 = srv.cpu_seconds()
+    # All servers run at once, idle between their points; each point is measured for every
+    # configuration back to back, in alternating order, so that the machine's other load
+    # (it drifts over seconds) weighs on the configurations compared alike.
+    results, mem = {}, {}
+    servers = {}
+    try:
+        for cf in configs:
+            servers[cf] = Server(index, cf[1], cpus=cpus[cf], workers=cf[0])
+            drive(servers[cf].port, requests, max(clients), 0.5)  # warm up every worker
+        for rnd in range(a.rounds):
+            for j, c in enumerate(clients):
+                for cf in (configs if (rnd + j) % 2 == 0 else configs[::-1]):
+                    srv = servers[cf]
+                    cpu0, busy0 = srv.cpu_seconds(), machine_busy()[0]
                     r = drive(srv.port, requests, c, a.seconds)
-                    cpu1 = srv.cpu_seconds()
+                    cpu1, busy1 = srv.cpu_seconds(), machine_busy()[0]
+                    r["other_cores"] = max(0.0, (busy1 - busy0 - sum(cpu1) + sum(cpu0) - r["client_cpu"]) / r["wall"])
                     r["loop_us"], r["pool_us"] = ((y - x) / r["n"] * 1e6 for x, y in zip(cpu0, cpu1))
-                    results.setdefault((t, c), []).append(r)
-                srv.stop()
-    print(f"\n{'threads':>7} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} "
-          f"  server CPU per request: event loop, workers")
+                    r["server_cores"] = (sum(cpu1) - sum(cpu0)) / r["wall"]
+                    r["client_cores"] = r["client_cpu"] / r["wall"]
+                    results.setdefault((cf, c), []).append(r)
+        for cf, srv in servers.items():
+            mem[cf] = srv.memory_mb()
+            srv.stop()
+    finally:
+        for srv in servers.values():
+            srv.__exit__()
+    print(f"\n{'config':>20} {'clients':>7} {'req/s [min-max]':>20} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}"
+          f"   server CPU/request: event loops, other threads; cores busy: server + client + the rest of the machine")
     med = {}
-    for (t, c), rs in sorted(results.items()):
-        med[t, c] = {k: statistics.median(r[k] for r in rs) for k in ("rps", "p50", "p99", "loop_us", "pool_us")}
-        print(f"{t:>7} {c:>7} {med[t, c]['rps']:>8.0f} {med[t, c]['p50']:>8.2f} {med[t, c]['p99']:>8.2f} "
-              f"{sum(r['errors'] for r in rs):>6}   {med[t, c]['loop_us']:>6.0f} us, {med[t, c]['pool_us']:>6.0f} us")
-    if len(threads) > 1:
-        t0, t1 = threads[0], threads[-1]
-        print("throughput ratio --threads %d / --threads %d: " % (t1, t0)
-              + ", ".join(f"{c} clients {med[t1, c]['rps'] / med[t0, c]['rps']:.2f}x" for c in clients))
-    # What a second search thread can add: the kernel runs without the GIL, everything
-    # else a request costs holds it. With G the GIL-held CPU and K the kernel's per
-    # request, N threads answer at most 1/max(G, (W + K)/N) requests a second (W: the
-    # worker's GIL-held part), whatever the cores.
+    for cf in configs:
+        for c in clients:
+            rs = results[cf, c]
+            m = med[cf, c] = {k: statistics.median(r[k] for r in rs)
+                              for k in ("rps", "p50", "p99", "loop_us", "pool_us", "server_cores", "client_cores",
+                                        "other_cores")}
+            span = f"{m['rps']:.0f} [{min(r['rps'] for r in rs):.0f}-{max(r['rps'] for r in rs):.0f}]"
+            print(f"{name(cf):>20} {c:>7} {span:>20} {m['p50']:>7.2f} {m['p99']:>7.2f} "
+                  f"{sum(r['errors'] for r in rs):>6}   {m['loop_us']:>5.0f} us, {m['pool_us']:>5.0f} us; "
+                  f"{m['server_cores']:.2f} + {m['client_cores']:.2f} + {m['other_cores']:.2f} of {os.cpu_count()}")
+    base = (1, 1)
+    for cf in configs:
+        if cf == base or base not in configs:
+            continue
+        parts = []
+        for c in clients:
+            ratios = [x["rps"] / y["rps"] for x, y in zip(results[cf, c], results[base, c])]  # round by round
+            parts.append(f"{c} clients {statistics.median(ratios):.2f}x [{min(ratios):.2f}-{max(ratios):.2f}]")
+        print(f"throughput {name(cf)} / {name(base)}: " + ", ".join(parts))
+    # What the CPU figures allow on an otherwise idle machine, whatever load this run had:
+    # a request costs the server S of CPU (K of it in the kernel, without the GIL; G = S - K
+    # with it) and the client C. The cores answer at most cores / (S + C) a second; one
+    # process of T threads at most 1 / max(G, S / T) (its GIL runs one thread at a time,
+    # its kernel parts run side by side); W processes W times that.
     c = clients[-1]
-    for t in threads:
-        g = med[t, c]["loop_us"] + med[t, c]["pool_us"] - kernel_us
-        w = med[t, c]["pool_us"] - kernel_us
-        print(f"--threads {t}, {c} clients: GIL-held CPU per request ~{g:.0f} us (event loop "
-              f"{med[t, c]['loop_us']:.0f} + workers {w:.0f}), kernel {kernel_us:.0f} us: at most "
-              f"{1e6 / g:.0f} req/s on any number of cores; bound on the gain of threads over one: "
-              f"{max(g, w + kernel_us) / max(g, (w + kernel_us) / max(threads)):.2f}x")
+    ncores = len(cores)
+    bound = {}
+    for cf in configs:
+        m = med[cf, c]
+        srv_us = m["loop_us"] + m["pool_us"]
+        cli_us = m["client_cores"] / m["rps"] * 1e6
+        by_cores = ncores * 1e6 / (srv_us + cli_us)
+        by_gil = cf[0] * 1e6 / max(srv_us - kernel_us, srv_us / cf[1])
+        bound[cf] = min(by_cores, by_gil)
+        print(f"{name(cf)}, {c} clients: CPU per request: server {srv_us:.0f} us (kernel {kernel_us:.0f}), client "
+              f"{cli_us:.0f} us; on an idle machine at most {bound[cf]:.0f} req/s ({ncores} cores shared with the "
+              f"client: {by_cores:.0f}; the GIL of {cf[0]} process{'es' if cf[0] > 1 else ''}: {by_gil:.0f})")
+    if base in bound:
+        print(f"so on an idle machine the CPU figures allow at most, against {name(base)}: "
+              + ", ".join(f"{name(cf)} {bound[cf] / bound[base]:.2f}x" for cf in configs if cf != base))
+    print("memory, RSS / PSS / USS MB (PSS: each shared page divided among its sharers; USS: the process's "
+          "own pages) of each serving process [and the workers' supervisor]: " + "; ".join(
+              f"{name(cf)}: " + ", ".join("%.0f / %.0f / %.0f" % m for m in mem[cf][:cf[0]])
+              + "".join(" [%.0f / %.0f / %.0f]" % m for m in mem[cf][cf[0]:]) for cf in configs))
 
     if not a.table_only:
-        with Server(index, threads[-1]) as srv:
+        cf = configs[-1]
+        print(f"\nwith {name(cf)}:")
+        with Server(index, cf[1], workers=cf[0]) as srv:
             others(srv, requests, q, a)
     print("load average after: %.1f %.1f %.1f" % os.getloadavg())
     if tmp:

@@ -23,6 +23,9 @@ The pieces, each in its own file:
     protocol.py uvicorn's HTTP protocols plus a read deadline per request and a
                 lingering close (httptools when installed, else h11)
     server.py   uvicorn: the listening socket, the token rule, graceful shutdown
+    workers.py  --workers N: forked worker processes on one socket and one opened
+                index, supervised (replaced when they die, stopped together)
+    listener.py the socket the workers share, connections spread evenly among them
     cli.py      the `serve` command's options (imports nothing heavy until it runs)
 
 The event loop only moves bytes; parsing, searching and encoding run on the pool, so a

