@@ -75,6 +75,9 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     paths = quantann_files(ds, M, efc, quants=(quant, "none"), log=log)
     built = paths[quant]
     paths[quant] = ordered_file(built, row_order, log=log)
+    # the lazy baseline reads the same store: its float index gets the same order (the
+    # order is a function of the vectors and the seed, so the same permutation)
+    paths["none"] = ordered_file(paths["none"], row_order, log=log) if lazy else paths["none"]
     queries = np.ascontiguousarray(ds.queries, np.float32)
     log(f"[browser] native {quant} on {ds.name} ...")
     # the ordered rows and the rows as built, interleaved, two passes each (latencies pooled)
@@ -169,8 +172,12 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
             out["stores"][name] = summ
     if "lazy" in page:
         lz = page["lazy"]
+        import quantann
+        lazy_ids = quantann.open(paths["none"]).ids[np.array(lz["rows"])]  # its rows in the file's order -> ids
+        if not np.array_equal(quantann.open(paths["none"]).ids, quantann.open(paths[quant]).ids):
+            raise RuntimeError("the lazy baseline's rows are not in the order of the store it reads")
         out.update({"lazy_p50_ms": lz["p50_ms"], "lazy_p95_ms": lz["p95_ms"], "lazy_p99_ms": lz["p99_ms"],
-                    "lazy_recall": _recall(np.array(lz["rows"]), ds.truth[:len(lz["rows"])], 10),
+                    "lazy_recall": _recall(lazy_ids, ds.truth[:len(lz["rows"])], 10),
                     "lazy_queries": len(lz["rows"]), "lazy_store_ms": lz["store_ms"],
                     "lazy_memory": page["lazy_memory"], "lazy_cache_vectors": page["lazy_cache_vectors"]})
     return out
