@@ -84,3 +84,17 @@ def test_bad_row_order_and_deleted_rows_are_refused():
         idx.order_rows()
     with pytest.raises(ValueError, match="permutation"):
         idx.graph.permute(np.zeros(len(x), np.int64))
+
+
+def test_order_rows_of_an_opened_index(tmp_path):
+    x, q = clustered()
+    a = quantann.Index.build(x, quant="sq8", metric="cosine", M=8, ef_construction=64)
+    a.save(tmp_path / "a.qann")
+    b = quantann.open(tmp_path / "a.qann")  # vectors in the file (pread), codes and graph mapped
+    b.order_rows()
+    b.save(tmp_path / "b.qann")
+    c = quantann.open(tmp_path / "b.qann")
+    ia, da = a.search(q, k=10)
+    ic, dc = c.search(q, k=10)
+    assert np.array_equal(ia, ic) and np.array_equal(da, dc)
+    assert c.has_user_ids and not np.array_equal(c.ids, np.arange(len(x)))
