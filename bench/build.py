@@ -69,3 +69,22 @@ def quantann_files(ds: Dataset, M: int = 16, efc: int = 200, quants=("sq8", "sq4
                              "note": "graph shared by sq8/sq4/none (built once from float vectors)"})
         log(f"[build] {q}: saved {paths[q]}")
     return paths
+
+
+def ordered_file(path: str, how: str = "cells", log=print) -> str:
+    """The cached index at `path` with its rows in a locality order (Index.order_rows: the
+    same graph relabelled, so the same answers), saved once beside it as PATH-<how>.qann."""
+    if how == "none":
+        return path
+    out = path[:-len(".qann")] + f"-{how}.qann"
+    if os.path.exists(out):
+        return out
+    from quantann import open as open_index
+    t0 = time.perf_counter()
+    idx = open_index(path)
+    idx.order_rows(how)
+    order_s = time.perf_counter() - t0
+    idx.save(out)
+    save_meta(out, {**load_meta(path), "row_order": how, "row_order_s": order_s})
+    log(f"[build] rows of {os.path.basename(path)} in {how} order ({order_s:.1f} s): {out}")
+    return out

@@ -63,6 +63,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with --browser: Debian's chromium or firefox-esr")
     p.add_argument("--store", choices=("opfs", "idb", "http"), default="opfs",
                    help="with --browser: where the page reads the vectors (default OPFS)")
+    p.add_argument("--row-order", choices=("cells", "none"), default="cells",
+                   help="with --browser: the index's rows in a locality order (default) or as built")
+    p.add_argument("--not-isolated", action="store_true",
+                   help="with --browser: serve without COOP/COEP (coarser page timers)")
     return p
 
 

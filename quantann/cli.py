@@ -69,6 +69,8 @@ def _embed_with_progress(embedder, texts, progress):
 def cmd_build(a):
     import quantann
     from .shard import cli as shard_cli
+    if a.row_order != "none" and (shard_cli.wants_shards(a) or a.texts or a.vectors.endswith(".jsonl")):
+        raise SystemExit("error: --row-order applies to a plain vector index (not with --texts, a .jsonl or shards)")
     if shard_cli.wants_shards(a):
         return shard_cli.run(a, _load_npy, _read_records)
     if a.texts or a.vectors.endswith(".jsonl"):
@@ -80,7 +82,7 @@ def cmd_build(a):
           f"(M={a.M}, ef_construction={a.ef_construction})", file=sys.stderr)
     idx = quantann.Index.build(np.asarray(x), quant=a.quant, metric=a.metric, M=a.M,
                                ef_construction=a.ef_construction, ids=ids, threads=a.threads,
-                               progress=not a.quiet)
+                               progress=not a.quiet, row_order=a.row_order)
     t1 = time.perf_counter()
     idx.save(a.output, progress=not a.quiet)
     mem = quantann.open(a.output).memory()
@@ -243,6 +245,10 @@ def make_parser():
     b.add_argument("--ef-construction", type=int, default=200, help="build beam width (default %(default)s)")
     b.add_argument("--ids", help="optional (n,) .npy of uint64 ids; default: row numbers")
     b.add_argument("--threads", type=int, default=None, help="build threads (default: all cores)")
+    b.add_argument("--row-order", default="none", choices=["none", "cells"],
+                   help="cells: store the rows in a locality order (near vectors on near rows: fewer, longer "
+                        "reads per query; the ids stay the input's row numbers or --ids, kept in the file) "
+                        "(default %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     from .shard.cli import add_arguments as add_shard_arguments
     add_shard_arguments(b)

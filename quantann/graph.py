@@ -68,6 +68,38 @@ class Graph:
         self.links0 = self.lists0()
         self.packed0, self.link_bits = None, 32
 
+    def permute(self, order: np.ndarray) -> None:
+        """Renumbers the nodes: new row i is old row `order[i]`. The same graph, relabelled
+        (lists keep their order), packed again if it was packed."""
+        n = self.n
+        order = np.asarray(order, np.int64)
+        if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
+            raise ValueError(f"a row order must be a permutation of the {n} rows")
+        was_packed = self.packed
+        self.unpack()
+        rank = np.empty(n, np.int32)
+        rank[order] = np.arange(n, dtype=np.int32)
+
+        def relabel(a):
+            out = a.copy()
+            live = a >= 0
+            out[live] = rank[a[live]]
+            return out
+
+        lens = self.level[self.up_nodes].astype(np.int64) * self.M  # each upper node's pool slice
+        new_nodes = rank[self.up_nodes]
+        by_new = np.argsort(new_nodes, kind="stable")
+        pieces = [self.upper[o:o + ln] for o, ln in zip(self.up_off[by_new].tolist(), lens[by_new].tolist())]
+        self.upper = relabel(np.concatenate(pieces)) if pieces else self.upper
+        self.up_off = (np.cumsum(lens[by_new]) - lens[by_new]).astype(np.int64)
+        self.up_nodes = new_nodes[by_new].astype(np.int32)
+        self.links0 = relabel(self.links0[order])
+        self.level = self.level[order]
+        if self.entry >= 0:
+            self.entry = int(rank[self.entry])
+        if was_packed:
+            self.pack()
+
     def level0_array(self) -> np.ndarray:
         """The level-0 array as stored: packed0 when packed, else links0."""
         return self.packed0 if self.packed0 is not None else self.links0

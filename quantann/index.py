@@ -25,6 +25,7 @@ from .fileformat import IndexFile, read_index, write_index
 from .graph import Graph, default_threads
 from .progress import Progress
 from .quantize import KINDS, Quantizer
+from .row_order import ORDERS as ROW_ORDERS, order as locality_order
 from .store import MemoryStore, VectorStore
 
 from .constants import ARCH, FORMAT_VERSION, LIMITS, METRICS  # noqa: E402  (re-exported)
@@ -247,14 +248,17 @@ class Index:
     def build(cls, vectors, quant: str = "sq8", metric: str = "cosine", M: int = 16,
               ef_construction: int = 200, ids=None, threads: int | None = None,
               progress: bool = False, seed: int = 0, clip: float | None = None,
-              quantizer: Quantizer | None = None) -> "Index":
+              quantizer: Quantizer | None = None, row_order: str = "none") -> "Index":
         """Trains the quantizer on `vectors` (or takes `quantizer`, trained elsewhere: the
         shards of one sharded index share one), encodes them and builds the graph from the
-        float vectors (both cores). The vectors stay in an in-memory store until `save`."""
+        float vectors (both cores). The vectors stay in an in-memory store until `save`.
+        row_order="cells" then stores the rows in a locality order (see `order_rows`)."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
         if quant not in KINDS:
             raise ValueError(f"unknown quantizer {quant!r}: choose one of {', '.join(KINDS)}")
+        if row_order not in ROW_ORDERS:
+            raise ValueError(f"unknown row order {row_order!r}: choose one of {', '.join(ROW_ORDERS)}")
         efc = _count(ef_construction, "ef_construction")
         if not 1 <= efc <= LIMITS["max_ef_construction"]:
             raise ValueError(f"ef_construction={efc} is out of range: it must be 1..{LIMITS['max_ef_construction']}")
@@ -276,7 +280,32 @@ class Index:
         idx._append(x, ids, threads, progress, float_space=True)
         idx.store = MemoryStore(x)
         idx._pending = []
+        if row_order != "none":
+            idx.order_rows(row_order)
         return idx
+
+    def order_rows(self, how: str = "cells") -> None:
+        """Stores the rows in a locality order (quantann/row_order.py): near vectors on
+        near rows, so that a query's rerank reads coalesce into fewer ranges. The graph is
+        relabelled, not rebuilt: searches return the same ids and distances. Ids stay the
+        caller's (row numbers before the reorder when none were given), so the index then
+        has user ids. Needs every vector in memory (they are read from the store) and no
+        deleted rows."""
+        with self._rw.write():
+            if self._n_deleted:
+                raise ValueError("order_rows needs an index without deleted rows: save it first")
+            x = np.concatenate(list(self.vectors())) if self.rows else np.empty((0, self.dim), np.float32)
+            perm = locality_order(x, how, seed=self.seed)
+            if perm is None:
+                return
+            self._ids = (self._ids if self._ids is not None else np.arange(self.rows, dtype=np.uint64))[perm]
+            self.codes = np.ascontiguousarray(self.codes[perm])
+            if self.norms is not None:
+                self.norms = np.ascontiguousarray(self.norms[perm])
+            self.graph.permute(perm)
+            self.store = MemoryStore(x[perm])
+            self._pending = []
+            self._reset_searchers()
 
     def _append(self, x: np.ndarray, ids, threads, progress, float_space: bool) -> None:
         n0, m = self.rows, x.shape[0]

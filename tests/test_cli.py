@@ -141,3 +141,15 @@ def test_info_verify_fails_on_a_corrupt_vector(files, tmp_path):
     r = run("info", tmp_path / "c.qann", "--verify")
     failed(r, "checksum")
     assert "MISMATCH" in r.stdout
+
+
+def test_build_with_rows_in_cells_order(files, tmp_path, capsys):
+    r = run("build", files / "x.npy", "-o", tmp_path / "c.qann", "--row-order", "cells", "-q")
+    assert r.returncode == 0, r.stderr
+    assert main(["search", str(tmp_path / "c.qann"), "--queries", str(files / "q.npy"), "-k", "10", "--json"]) == 0
+    ordered = np.array(json.loads(capsys.readouterr().out)["ids"])
+    assert main(["search", str(files / "i.qann"), "--queries", str(files / "q.npy"), "-k", "10", "--json"]) == 0
+    plain = np.array(json.loads(capsys.readouterr().out)["ids"])
+    assert ordered.max() < 2000 and np.mean(ordered == plain) > 0.9  # the input's row numbers (graphs differ by threads)
+    failed(run("build", files / "x.npy", "-o", tmp_path / "d.qann", "--row-order", "cells", "--texts", files / "q.npy"),
+           "--row-order applies to a plain vector index")

@@ -62,3 +62,14 @@ def test_precompressed_br_only_to_clients_that_accept_it_and_never_for_ranges(se
     assert fetch({"Accept-Encoding": "gzip"}) == (200, None, bytes(range(256)))
     assert fetch({}) == (200, None, bytes(range(256)))
     assert fetch({"Accept-Encoding": "br", "Range": "bytes=0-9"}) == (206, None, bytes(range(10)))
+
+
+@pytest.mark.parametrize("isolated", [False, True])
+def test_isolated_pages_get_coop_and_coep(tmp_path, isolated):
+    """--isolated: the pages are cross-origin isolated (finer performance.now(), SharedArrayBuffer)."""
+    (tmp_path / "p.html").write_text("<p>hi")
+    with Server({"/": str(tmp_path)}, isolated=isolated) as s:
+        with urllib.request.urlopen(f"{s.url}/p.html", timeout=10) as r:
+            h = r.headers
+    assert (h.get("Cross-Origin-Opener-Policy"), h.get("Cross-Origin-Embedder-Policy")) == (
+        ("same-origin", "require-corp") if isolated else (None, None))

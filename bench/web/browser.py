@@ -52,26 +52,39 @@ def _summary(reps: list, key: str) -> dict:
 
 
 def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=16, efc=200, timeout=1800,
-        chunk=None, idb_cache=0, stores=None, reps=1, isolated=False, lazy=True, k100=True,
-        store="opfs", browser="chromium", log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
+        chunk=None, idb_cache=0, stores=None, reps=1, isolated=True, lazy=True, k100=True,
+        store="opfs", browser="chromium", row_order="cells",
+        log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """chunk: rows per IndexedDB record (default: the store's IDB_CHUNK_ROWS); idb_cache: bytes
     of the IndexedDB store's record cache (0: none). stores: e.g. ("indexeddb", "opfs",
     "opfs-async"): the k=10 queries through each, `reps` times, interleaved (out["stores"]:
     per store, the median and min-max over the repeats, ids equal to native). isolated: serve
-    with COOP/COEP (cross-origin isolated page: 5 us timer instead of 100 us). store: where the
-    k=10 / k=100 / lazy runs read the vectors ('opfs', 'idb', 'http'); browser: 'chromium' or
-    'firefox'."""
+    with COOP/COEP (cross-origin isolated page: timers at 5 us in Chromium, 20 us in Firefox,
+    instead of 100 us / 1 ms; the page reports what it measured, timer_resolution_ms). store:
+    where the k=10 / k=100 / lazy runs read the vectors ('opfs', 'idb', 'http'); browser:
+    'chromium' or 'firefox'. row_order: the index's rows in a locality order ('cells', the
+    same graph relabelled: bench/build.py ordered_file) or as built ('none'); native runs
+    both, interleaved, to show what the order does to native speed."""
     if store not in ("opfs", "idb", "http"):
         raise ValueError(f"unknown store {store!r}: use opfs, idb or http")
     if browser not in ("chromium", "firefox"):
         raise ValueError(f"unknown browser {browser!r}: use chromium or firefox")
-    from ..build import quantann_files
+    from ..build import ordered_file, quantann_files
     from ..datasets import MINILM, minilm
     ds = minilm(subset, data or MINILM, queries=nq)
     paths = quantann_files(ds, M, efc, quants=(quant, "none"), log=log)
+    built = paths[quant]
+    paths[quant] = ordered_file(built, row_order, log=log)
+    # the lazy baseline reads the same store: its float index gets the same order (the
+    # order is a function of the vectors and the seed, so the same permutation)
+    paths["none"] = ordered_file(paths["none"], row_order, log=log) if lazy else paths["none"]
     queries = np.ascontiguousarray(ds.queries, np.float32)
     log(f"[browser] native {quant} on {ds.name} ...")
+    # the ordered rows and the rows as built, interleaved, two passes each (latencies pooled)
     native_ids, native_lat = _native(paths[quant], queries, k, ef, rerank)
+    asbuilt_ids, asbuilt_lat = _native(built, queries, k, ef, rerank)
+    native_lat = np.concatenate([native_lat, _native(paths[quant], queries, k, ef, rerank)[1]])
+    asbuilt_lat = np.concatenate([asbuilt_lat, _native(built, queries, k, ef, rerank)[1]])
     web = os.path.join(REPO, "web")
     if not os.path.exists(os.path.join(web, "dist", "quantann.wasm")):
         subprocess.run([os.path.join(web, "build-wasm.sh")], check=True)
@@ -114,6 +127,11 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         "k100_p99_ms": page["k100"]["p99_ms"] if rows100 is not None else None,
         "native_p50_ms": float(np.percentile(native_lat, 50)), "native_p99_ms": float(np.percentile(native_lat, 99)),
         "native_recall": _recall(native_ids, ds.truth, 10),
+        "row_order": row_order, "native_asbuilt_p50_ms": float(np.percentile(asbuilt_lat, 50)),
+        "native_asbuilt_recall": _recall(asbuilt_ids, ds.truth, 10),
+        "native_ids_match_asbuilt": float(np.mean([np.array_equal(a, b) for a, b in zip(asbuilt_ids, native_ids)])),
+        "ranges_per_query": page["k10"].get("ranges_read"), "vectors_per_query": page["k10"].get("vectors_read"),
+        "max_gap": page["k10"].get("max_gap"), "timer_resolution_ms": page.get("timer_resolution_ms"),
         "ids_match": float(np.mean([np.array_equal(a, b) for a, b in zip(rows10, native_ids)])),
         "wasm_bytes": page["wasm_bytes"], "wasm_memory": page["wasm_memory"], "index_memory": page["index_memory"],
         "user_agent": page["userAgent"], "cross_origin_isolated": page.get("crossOriginIsolated"),
@@ -154,8 +172,12 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
             out["stores"][name] = summ
     if "lazy" in page:
         lz = page["lazy"]
+        import quantann
+        lazy_ids = quantann.open(paths["none"]).ids[np.array(lz["rows"])]  # its rows in the file's order -> ids
+        if not np.array_equal(quantann.open(paths["none"]).ids, quantann.open(paths[quant]).ids):
+            raise RuntimeError("the lazy baseline's rows are not in the order of the store it reads")
         out.update({"lazy_p50_ms": lz["p50_ms"], "lazy_p95_ms": lz["p95_ms"], "lazy_p99_ms": lz["p99_ms"],
-                    "lazy_recall": _recall(np.array(lz["rows"]), ds.truth[:len(lz["rows"])], 10),
+                    "lazy_recall": _recall(lazy_ids, ds.truth[:len(lz["rows"])], 10),
                     "lazy_queries": len(lz["rows"]), "lazy_store_ms": lz["store_ms"],
                     "lazy_memory": page["lazy_memory"], "lazy_cache_vectors": page["lazy_cache_vectors"]})
     return out
@@ -168,7 +190,8 @@ def main(args) -> dict:
     r = run(data=getattr(args, "data", None), subset=getattr(args, "subset", None),
             nq=getattr(args, "queries", None) or 1000, quant=getattr(args, "quant", None) or "sq8", k=min(k, 10),
             M=getattr(args, "M", 16) or 16, efc=getattr(args, "ef_construction", 200) or 200,
-            store=getattr(args, "store", None) or "opfs", browser=getattr(args, "browser_name", None) or "chromium")
+            store=getattr(args, "store", None) or "opfs", browser=getattr(args, "browser_name", None) or "chromium",
+            isolated=not getattr(args, "not_isolated", False), row_order=getattr(args, "row_order", None) or "cells")
     js = getattr(args, "json", None)
     if js:
         text = json.dumps(r)
@@ -179,7 +202,10 @@ def main(args) -> dict:
     else:
         lines = [f"browser ({r['browser']}, wasm, store {r['store']}) vs native on {r['dataset']} {r['quant']}:",
                  f"  recall@10 {r['recall_at_10']:.3f}  recall@100 {r['recall_at_100']:.3f}  ids match native {r['ids_match']:.3f}",
-                 f"  p50 {r['p50_ms']:.2f} ms  p95 {r['p95_ms']:.2f}  p99 {r['p99_ms']:.2f}  (native p50 {r['native_p50_ms']:.2f} ms)",
+                 f"  p50 {r['p50_ms']:.3f} ms  p95 {r['p95_ms']:.3f}  p99 {r['p99_ms']:.3f}  (native p50 {r['native_p50_ms']:.3f} ms; "
+                 f"timer {r['timer_resolution_ms']} ms, cross-origin isolated {r['cross_origin_isolated']})",
+                 f"  rows {r['row_order']}: {r['ranges_per_query']:.1f} reads of {r['vectors_per_query']:.0f} rows per query "
+                 f"(max_gap {r['max_gap']}); native p50 rows as built {r['native_asbuilt_p50_ms']:.3f} ms",
                  f"  split: kernel {r['kernel_ms']:.2f} ms, store {r['store_ms']:.2f} ms, rerank {r['rerank_ms']:.3f} ms",
                  f"  wasm {r['wasm_bytes']} bytes, wasm memory {r['wasm_memory'] / 1e6:.1f} MB"]
         if r.get("import_s") is not None:

@@ -17,13 +17,14 @@ import numpy as np
 import quantann
 
 DATA = os.environ.get("QUANTANN_DATA", "/work/shared/datasets/minilm-100k")
-CASES = [  # name, quant, metric, user ids, compact graph (level 0 packed, the default)
+CASES = [  # name, quant, metric, user ids, compact graph (level 0 packed, the default)[, row order]
     ("sq8-cosine", "sq8", "cosine", False, True),
     ("sq4-l2-ids", "sq4", "l2", True, True),
     ("none-ip", "none", "ip", False, True),
     ("rabitq4-cosine", "rabitq4", "cosine", False, True),  # searched with rerank="auto"
     ("rabitq2-l2", "rabitq2", "l2", False, True),
     ("rabitq2-cosine-int32-links", "rabitq2", "cosine", False, False),
+    ("sq8-cosine-cells", "sq8", "cosine", False, True, "cells"),  # rows in locality order: ids from the file
 ]
 N, NQ, K, EF, RERANK = 3000, 60, 10, 64, 4
 
@@ -45,11 +46,11 @@ def main(out="web/dist/testdata"):
     x, q = data()
     q.tofile(os.path.join(out, "queries.f32"))
     expected = {}
-    for name, quant, metric, with_ids, compact in CASES:
+    for name, quant, metric, with_ids, compact, *order in CASES:
         ids = (np.arange(len(x), dtype=np.uint64) * 7 + 1000) if with_ids else None
         path = os.path.join(out, f"{name}.qann")
         built = quantann.Index.build(x, quant=quant, metric=metric, M=12, ef_construction=100, ids=ids, threads=2,
-                                     seed=1)
+                                     seed=1, row_order=order[0] if order else "none")
         built.compact_graph = compact
         built.save(path)
         index = quantann.open(path)

@@ -13,6 +13,7 @@ let index = null;
 const ops = {
   async open({ source, opfs, options = {} }) {
     const store = opfs ? await OPFSSyncStore.open(opfs) : options.store;
+    if (opfs) store.maxGap = store.measureGap(); // the rows one read call costs (opfs-sync.js)
     index = await openIndex(source, { ...options, store });
     return { dim: index.dim, count: index.count, metric: index.metric, quant: index.quant,
       memory: index.memory(), wasmMemory: index.wasmMemory };

@@ -8,7 +8,8 @@
 //   write  {at, bytes}                   write a batch, flush, commit {written} to the meta
 //   readAt {at, length}                  bytes of the file being imported (a resumed load's
 //                                       committed prefix) -> ArrayBuffer
-//   open   {name}                       open a store for reading (OPFSSyncStore); -> meta
+//   open   {name, measureGap}           open a store for reading (OPFSSyncStore); -> meta
+//                                       (+ gap: OPFSSyncStore.measureGap() when asked)
 //   read   {rows, ranges: Int32Array}   the rows' vectors (ascending rows, their (first, last)
 //                                       ranges) -> ArrayBuffer
 //   probe  {}                           whether this Worker has OPFS sync access handles
@@ -84,10 +85,10 @@ const ops = {
       && typeof FileSystemFileHandle.prototype.createSyncAccessHandle === 'function';
   },
 
-  async open({ name }) {
+  async open({ name, measureGap = false }) {
     closeAll();
     store = await OPFSSyncStore.open(name);
-    return store.meta;
+    return measureGap ? { ...store.meta, gap: store.measureGap() } : store.meta;
   },
 
   read({ rows, ranges }) {

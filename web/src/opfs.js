@@ -171,14 +171,16 @@ export async function opfsImportState(name) {
  * query.
  */
 export class OPFSStore {
-  static async open(name, { mode = 'worker', maxGap = 0 } = {}) {
+  static async open(name, { mode = 'worker', maxGap = 'auto' } = {}) {
     const s = new OPFSStore();
-    Object.assign(s, { name, mode, maxGap });
+    const auto = maxGap === 'auto';
+    Object.assign(s, { name, mode, maxGap: auto ? 0 : maxGap });
     if (mode === 'worker') {
       s.workerMs = 0; // time spent reading inside the Worker
       s.rpc = new WorkerRpc();
       try {
-        s.meta = await s.rpc.call('open', { name });
+        s.meta = await s.rpc.call('open', { name, measureGap: auto });
+        if (auto) s.maxGap = s.meta.gap;
       } catch (e) {
         s.rpc.terminate();
         throw e;

@@ -28,7 +28,11 @@ for (const browser of ['chromium', 'firefox']) {
         assert.equal(c.maxErr, 0, `${c.name} via ${c.store}: distances differ by ${c.maxErr}`);
       }
       const nHttp = Object.keys(testVectors().expected).length; // every case over HTTP
-      assert.deepEqual(r.cases.map((c) => c.store), [...Array(nHttp).fill('http'), 'indexeddb', 'opfs', 'opfs-async', 'opfs-inworker', 'persistent-opfs']);
+      assert.deepEqual(r.cases.map((c) => c.store), [...Array(nHttp).fill('http'), 'indexeddb', 'opfs', 'opfs-async', 'opfs-inworker',
+        'opfs-gap-0', 'opfs-gap-8', 'opfs-gap-auto', 'persistent-opfs']);
+      const gaps = r.cases.filter((c) => c.store.startsWith('opfs-gap-')).map((c) => c.maxGap);
+      assert.deepEqual(gaps.slice(0, 2), [0, 8]);
+      assert.ok(Number.isInteger(gaps[2]) && gaps[2] >= 0 && gaps[2] <= 32, `measured gap ${gaps[2]}`);
       assert.equal(r.cases.at(-1).storeClass, 'OPFSStore', 'OPFS is the default persistent store');
       const z = r.resume, rb = 384 * 4;
       assert.equal(z.aborted, 'AbortError');
