@@ -108,6 +108,7 @@ export async function openIndex(source, { store, memoryBudget, wasm } = {}) {
     throw new MemoryBudgetError(`${src.name}: the index needs ${human(wasmNeed)} of wasm memory; with ${human(kernel.memoryBytes)} in use that is past the wasm32 limit of 4 GiB`, wasmNeed, WASM32_LIMIT);
   // 3. the in-memory part, into wasm memory once, checked by the kernel
   const index = new Index(kernel, info, need, src);
+  index.ownsSource = src !== source; // a source object the caller made stays the caller's to close
   try {
     await index._load(prefix);
   } catch (e) {
@@ -275,5 +276,7 @@ class Index {
     this.ptrs = {};
     this.bufs = {};
     this.store?.close?.();
+    if (this.ownsSource) Promise.resolve(this.source?.close?.()).catch(() => {}); // e.g. a Node file handle
+    this.ownsSource = false;
   }
 }

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
 import { openIndex, SourceStore } from '../src/quantann.js';
+import { openSource } from '../src/source.js';
 import { DATA, testVectors } from '../testlib/vectors.js';
 
 const { expected, queries } = testVectors();
@@ -19,6 +20,21 @@ function runs(rows, gap) {
   }
   return out;
 }
+
+test('close() closes the file the index opened, not a source the caller passed', async () => {
+  const index = await openIndex(DATA + exp.file, { store: 'memory' });
+  const fh = index.source.fh;
+  assert.ok(fh.fd >= 0);
+  index.close();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(fh.fd, -1); // Node's FileHandle after close
+  const src = await openSource(DATA + exp.file);
+  const mine = { name: 'mine', size: src.size, read: (o, n) => src.read(o, n), closed: false, close() { this.closed = true; } };
+  const again = await openIndex(mine);
+  again.close();
+  assert.equal(mine.closed, false);
+  await src.close();
+});
 
 for (const gap of [0, 3, 40]) {
   test(`maxGap ${gap}: the store is handed begin's ranges and fills wasm memory`, async () => {
