@@ -330,8 +330,10 @@ class TextIndex:
             raise ValueError("this text index has no lexical index for hybrid search: build it with texts "
                              "(quantann build ... --texts, without --no-lexical) or save it again")
         n = max(int(k), int(LEXICAL["candidates"]))
+        # the vector top-n, reranked from as many candidates as the plain top-k would read (at least n)
+        rr = rerank if rerank in (0, "auto") else max(1, -(-int(k) * int(rerank) // n))
         v_ids, v_dist = self.index.search(np.asarray(vector)[None], k=min(n, len(self), LIMITS["max_k"]),
-                                          ef=max(ef, n), rerank=rerank)
+                                          ef=max(ef, n), rerank=rr)
         v_ids, v_dist = v_ids[0], v_dist[0]
         ok = v_ids != np.iinfo(np.uint64).max
         v_ids, v_dist = v_ids[ok], v_dist[ok]
