@@ -171,7 +171,7 @@ def retrieval(ti, rows, qs, data: Path, k: int) -> dict:
     # words the MiniLM vocabulary holds whole (rare words split into pieces embed poorly)
     vocab = np.array([all(len(ti.embedder.tokenize(p)) == 3 for p in re.findall("[a-z]+", w)) for _, w, _ in qs])
     ret = {"questions": len(qs), "hit1": float(np.mean(hit1)), f"hit{k}": float(np.mean(hit)),
-           **lexical_hybrid(ti, qs, vecs, k, vocab),
+           **lexical_hybrid(ti, qs, vecs, k, vocab, hit),
            f"hit{k}_exact_search": float(np.mean(hit_exact)), f"hit{k}_any": float(np.mean(hit_any)),
            "in_vocab_share": float(vocab.mean()), f"hit{k}_in_vocab": float(hit[vocab].mean()),
            f"hit{k}_out_of_vocab": float(hit[~vocab].mean()),
@@ -186,11 +186,13 @@ def retrieval(ti, rows, qs, data: Path, k: int) -> dict:
           f"{ret[f'hit{k}_hybrid_in_vocab']:.3f}, others {ret[f'hit{k}_hybrid_out_of_vocab']:.3f}); per question "
           f"(median ms, embedding aside): vector {ret['search_ms_vector']:.2f}, lexical {ret['search_ms_lexical']:.2f}, "
           f"hybrid {ret['search_ms_hybrid']:.2f}; lexical index {ret['lexical_bytes'] / 1e6:.1f} MB "
-          f"({ret['lexical_bytes'] / ret['index_memory_bytes']:.0%} of the index's memory)")
+          f"({ret['lexical_bytes'] / ret['index_memory_bytes']:.0%} of the index's memory); hybrid found "
+          f"{ret['hybrid_gained']} gold passages the vector search missed, lost {ret['hybrid_lost']} it found, and found "
+          f"{ret['hybrid_beyond_lexical']} the lexical search alone missed")
     return ret
 
 
-def lexical_hybrid(ti, qs, vecs, k: int, vocab) -> dict:
+def lexical_hybrid(ti, qs, vecs, k: int, vocab, hit_vector) -> dict:
     """hit@k of the lexical (BM25) search alone and of the hybrid search (TextIndex.search_ids),
     and the search time per question of each (one question at a time, the three interleaved;
     medians), and the lexical index's bytes."""
@@ -213,11 +215,13 @@ def lexical_hybrid(ti, qs, vecs, k: int, vocab) -> dict:
         rows = list(map(int, ti.rows(ids)))
         hit_h.append(g in rows)
         hit1_h.append(rows[:1] == [g])
-    hit_h = np.array(hit_h)
+    hit_h, hit_l = np.array(hit_h), np.array(hit_l)
     mem = ti.memory()
     return {f"hit{k}_lexical": float(np.mean(hit_l)), f"hit{k}_hybrid": float(hit_h.mean()),
             "hit1_hybrid": float(np.mean(hit1_h)), f"hit{k}_hybrid_in_vocab": float(hit_h[vocab].mean()),
             f"hit{k}_hybrid_out_of_vocab": float(hit_h[~vocab].mean()),
+            "hybrid_lost": int((hit_vector & ~hit_h).sum()), "hybrid_gained": int((~hit_vector & hit_h).sum()),
+            "hybrid_beyond_lexical": int((~hit_l & hit_h).sum()),
             **{f"search_ms_{key}": statistics.median(v) * 1000 for key, v in t.items()},
             "lexical_bytes": int(mem.get("lexical", 0)), "index_memory_bytes": int(mem["total"] - mem.get("lexical", 0))}
 
@@ -291,6 +295,10 @@ def main():
     print(f"{len(qs)} questions from {n_cands} unique WordNet noun lemmas; index of {len(ti)} passages")
     ret = retrieval(ti, rows, qs, a.data, a.k)
     if a.retrieval_only:
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps({"command": " ".join(sys.argv), "k": a.k, "retrieval": ret,
+                                          "loadavg": os.getloadavg()}, indent=1))
         return
     if a.rescore:
         res = json.loads(a.rescore.read_text())

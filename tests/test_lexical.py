@@ -231,3 +231,72 @@ def test_hybrid_without_lexical_index(rows, tmp_path):
     from quantann.ask import retrieve
     sources, _ = retrieve(ti, "row 7", k=2)  # hybrid=None: vectors only when there is no lexical index
     assert sources[0].row == 7
+
+
+def _cli(*args):
+    """quantann.cli.main in this process; (exit status, stdout + the error message)."""
+    import contextlib
+    import io
+    from quantann.cli import main
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = main([str(a) for a in args])
+        except SystemExit as e:
+            if not isinstance(e.code, str):
+                raise
+            return 1, e.code
+    return rc or 0, out.getvalue() + err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def cli_data(rows, tmp_path_factory):
+    d = tmp_path_factory.mktemp("lexical-cli")
+    np.save(d / "v.npy", rows[1][:300])
+    (d / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[0][:300]), encoding="utf-8")
+    return d
+
+
+def test_cli_build_search_hybrid(cli_data, rows):
+    from test_model_helpers import model_path
+    d = cli_data
+    assert _cli("build", d / "v.npy", "--texts", d / "p.jsonl", "--model", model_path("q8_0"), "-o", d / "h.qann",
+                "-q")[0] == 0
+    assert TextStore(sidecar(d / "h.qann")).lexical is not None
+    assert _cli("build", d / "v.npy", "--texts", d / "p.jsonl", "--model", model_path("q8_0"), "-o", d / "n.qann",
+                "-q", "--no-lexical")[0] == 0
+    assert TextStore(sidecar(d / "n.qann")).lexical is None
+    g = next(i for i, r in enumerate(rows[0][:300]) if r["text"].startswith("eschar:"))
+    rc, out = _cli("search", d / "h.qann", "--text", "What is an eschar?", "--hybrid", "-k", "3", "--json")
+    assert rc == 0 and json.loads(out)[0]["id"] == g
+    rc, msg = _cli("search", d / "n.qann", "--text", "What is an eschar?", "--hybrid")
+    assert rc == 1 and "no lexical index" in msg
+    rc, msg = _cli("search", d / "h.qann", "--queries", d / "v.npy", "--hybrid")
+    assert rc == 1 and "needs a text query" in msg
+
+
+def test_service_hybrid_field(cli_data, rows):
+    pytest.importorskip("uvicorn")
+    from test_model_helpers import model_path
+    from test_serve import Running, call
+    from quantann.model.embedder import Embedder
+    from quantann.service.generation import parse_ask
+    from quantann.service.limits import ApiError, Limits
+    d = cli_data
+    path = d / "s.qann"
+    assert _cli("build", d / "v.npy", "--texts", d / "p.jsonl", "--model", model_path("q8_0"), "-o", path,
+                "-q")[0] == 0
+    g = next(i for i, r in enumerate(rows[0][:300]) if r["text"].startswith("eschar:"))
+    s = Running(path, threads=1, embedder=Embedder.open(model_path("q8_0")), texts=TextStore(sidecar(path)))
+    try:
+        code, out, _ = call(s.port, "POST", "/search", {"text": "What is an eschar?", "k": 3, "hybrid": True})
+        assert code == 200 and out["ids"][0][0] == g and out["texts"][0][0] == rows[0][g]["text"]
+        assert call(s.port, "POST", "/search", {"text": "x", "hybrid": "yes"})[0] == 400
+        assert call(s.port, "POST", "/search", {"vector": rows[1][0].tolist(), "hybrid": True})[0] == 400
+    finally:
+        s.stop()
+    defaults = {"k": 10, "ef": 64, "rerank": 4}
+    assert parse_ask(b'{"question": "x", "hybrid": false}', Limits(), defaults)["hybrid"] is False
+    assert parse_ask(b'{"question": "x"}', Limits(), defaults)["hybrid"] is None
+    with pytest.raises(ApiError, match="hybrid must be true or false"):
+        parse_ask(b'{"question": "x", "hybrid": 1}', Limits(), defaults)

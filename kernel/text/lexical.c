@@ -277,7 +277,7 @@ int qa_lex_build(const uint8_t *bytes, const uint64_t *offsets, uint64_t n, qa_l
     lx->doc_len = out->doc_len;
     uint64_t sum = 0;
     for (uint64_t d = 0; d < n; d++) sum += out->doc_len[d];
-    lx->avg_len = (double)sum / (double)n;
+    lx->avg_len = sum ? (double)sum / (double)n : 1.0;
     rc = QA_OK;
 done:
     if (rc == QA_ERR_NOMEM) qa_format(err, err_size, "out of memory building the lexical index");
@@ -331,7 +331,7 @@ int qa_lex_check(qa_lex *lx, char *err, size_t err_size) {
     }
     uint64_t sum = 0;
     for (uint64_t d = 0; d < lx->n_docs; d++) sum += lx->doc_len[d];
-    lx->avg_len = (double)sum / (double)lx->n_docs;
+    lx->avg_len = sum ? (double)sum / (double)lx->n_docs : 1.0; /* no terms at all: no division by 0 */
     return QA_OK;
 #undef BAD
 }
