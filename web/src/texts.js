@@ -151,3 +151,55 @@ class Texts {
     });
   }
 }
+
+const NO_ID = 0xffffffffffffffffn;
+
+/**
+ * One query by vectors and words fused, as native TextIndex.search_ids(..., hybrid=True): the
+ * vector top-N and the BM25 top-N of text (N = constants.json lexical.candidates, at least k)
+ * by reciprocal rank (texts.fuse). {ids, rows, distances}, best first; each distance is the
+ * vector's, computed by the kernel from one store read for a text only the words found.
+ */
+export async function hybridSearch(index, texts, vector, text, { k = 10, ef = 64, rerank = 4 } = {}) {
+  if (!texts.lexical) throw new Error(`${texts.name} has no lexical index for hybrid search: build the index with --texts (without --no-lexical)`);
+  const n = Math.max(k, CONSTANTS.lexical.candidates);
+  // the vector top-n, reranked from as many candidates as the plain top-k would read (at least n)
+  const rr = rerank === 0 || rerank === 'auto' ? rerank : Math.max(1, Math.ceil((k * rerank) / n));
+  const v = await index.search(vector, { k: Math.min(n, index.count, CONSTANTS.limits.max_k), ef: Math.max(ef, n), rerank: rr });
+  const known = new Map();
+  v.ids.forEach((id, i) => { if (id !== NO_ID) known.set(id, [v.rows[i], v.distances[i]]); });
+  const rowOf = rowLookup(index);
+  const lex = Array.from(texts.lexicalSearch(text, n).ids).filter((id) => rowOf(id) >= 0);
+  const { ids } = texts.fuse([...known.keys()], lex, k);
+  const missing = Array.from(ids).filter((id) => !known.has(id));
+  if (missing.length) {
+    const rows = Int32Array.from(missing, rowOf).sort();
+    const ranges = Int32Array.from(Array.from(rows, (r) => [r, r]).flat());
+    const { vectors } = await index.store.read(rows, ranges);
+    const dist = floatDistances(index, vector, vectors, rows.length);
+    const idOfRow = new Map(missing.map((id) => [rowOf(id), id]));
+    rows.forEach((r, i) => known.set(idOfRow.get(r), [r, dist[i]]));
+  }
+  return { ids, rows: Int32Array.from(ids, (id) => known.get(id)[0]), distances: Float32Array.from(ids, (id) => known.get(id)[1]) };
+}
+
+// id -> index row (-1: not in the index)
+function rowLookup(index) {
+  if (!index.ids) return (id) => (id < BigInt(index.count) ? Number(id) : -1);
+  index._rowOfId ??= new Map(Array.from(index.ids, (id, r) => [id, r]));
+  return (id) => index._rowOfId.get(id) ?? -1;
+}
+
+// the kernel's float distances from the (normalised, for cosine) query to m vectors
+function floatDistances(index, vector, vectors, m) {
+  const K = index.kernel, d = index.dim;
+  const q = K.copyIn(Float32Array, vector), x = K.copyIn(Float32Array, vectors.subarray(0, m * d));
+  const out = K.alloc(Float32Array, m);
+  try {
+    if (index.metric === 'cosine') K.x.qa_wasm_normalize(q, 1, d);
+    K.x.qa_wasm_float_dists(CONSTANTS.metrics[index.metric], q, x, m, d, out);
+    return K.view(Float32Array, out, m).slice();
+  } finally {
+    for (const p of [q, x, out]) K.free(p);
+  }
+}
