@@ -197,7 +197,7 @@ int qa_lex_build(const uint8_t *bytes, const uint64_t *offsets, uint64_t n, qa_l
         uint64_t len = qa_lex_terms(bytes + offsets[d], (size_t)(offsets[d + 1] - offsets[d]), add_term, &b);
         if (b.oom) goto done;
         out->doc_len[d] = (uint16_t)(len > 65535 ? 65535 : len);
-        qsort(b.doc, b.doc_len, sizeof *b.doc, cmp_u32);
+        if (b.doc_len > 1) qsort(b.doc, b.doc_len, sizeof *b.doc, cmp_u32);
         for (size_t i = 0; i < b.doc_len;) {
             size_t j = i;
             while (j < b.doc_len && b.doc[j] == b.doc[i]) j++;
