@@ -139,7 +139,7 @@ def parse_ask(body: bytes, limits: Limits, defaults: dict) -> dict:
     out["ef"] = _int(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
     out["hybrid"] = req.get("hybrid")  # None: hybrid when the index has a lexical index
     if out["hybrid"] is not None and not isinstance(out["hybrid"], bool):
-        raise ApiError(400, "bad_request", "hybrid must be true or false")
+        raise ApiError(400, "bad_parameter", f"hybrid must be true or false, got {_show(out['hybrid'])}")
     return out
 
 
