@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 
-import { FormatError } from '../src/index.js';
-import { openTexts } from '../src/texts.js';
+import { FormatError, openIndex } from '../src/index.js';
+import { hybridSearch, openTexts } from '../src/texts.js';
 import { runNative } from '../testlib/models.js';
 
 const NATIVE = 'tests/web/lexical_native.py';
@@ -49,6 +49,32 @@ test('fusion in wasm equals native', async (t) => {
   }
   texts.close();
 });
+
+test('hybrid search in wasm equals native search_ids: ids, rows and distances', async (t) => {
+  // the last: a text whose passage (row 3) is far from the vector given, so only the words find it
+  const queries = [[3, 'What is an eschar?'], [40, 'python string methods'], [700, 'Firefox ESR'], [1234, 'zzzqqq'],
+    [1500, 'eschar']];
+  const want = runNative(NATIVE, { op: 'hybrid', dir, n: 2000, queries, k: 5 });
+  if (want.skip) return t.skip(want.skip);
+  const index = await openIndex(want.index);
+  const texts = await openTexts(readFileSync(want.index + '.texts'));
+  const x = new Float32Array(readNpyRows(2000));
+  for (const [i, [row, text]] of queries.entries()) {
+    const got = await hybridSearch(index, texts, x.subarray(row * 384, row * 384 + 384), text, { k: 5 });
+    assert.deepEqual(Array.from(got.ids, String), want.results[i].ids, text);
+    assert.deepEqual(Array.from(got.rows), want.results[i].rows, text);
+    got.distances.forEach((d, j) => assert.ok(Math.abs(d - want.results[i].distances[j]) < 1e-5, `${text} #${j}`));
+  }
+  assert.ok(want.results[4].rows.includes(3), 'a passage only the lexical search found, with its distance computed');
+  texts.close();
+  index.close();
+});
+
+// the first n rows of the demo vectors (float16 .npy) as float32, read through native Python
+function readNpyRows(n) {
+  const r = runNative(NATIVE, { op: 'vectors', n });
+  return r.vectors;
+}
 
 test('a corrupt lexical index is a FormatError naming the store', async (t) => {
   if (made.skip) return t.skip(made.skip);
