@@ -24,7 +24,8 @@ extensions = [
         "quantann._kernel",
         # the product kernel: no benchmark code (the lazy-loading baseline is bench/'s own module)
         sources=sources("kernel/*.c", "kernel/codec/*.c", "kernel/gguf/*.c", "kernel/index/*.c",
-                        "kernel/py/index_module.c", "kernel/py/file_glue.c"),
+                        "kernel/text/*.c", "kernel/py/index_module.c", "kernel/py/file_glue.c",
+                        "kernel/py/lexical_glue.c"),
         include_dirs=["kernel", numpy.get_include()],
         extra_compile_args=CFLAGS,
         extra_link_args=["-lpthread"] + (["-fsanitize=address,undefined"] if os.environ.get("QUANTANN_DEBUG") else []),

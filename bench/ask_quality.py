@@ -16,6 +16,7 @@ of the same word as a right passage too (it answers the question as well as the 
     python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 40] [--latency 3]
                                 [--max-tokens 48] [--llm M.gguf] [--json bench/results/ask-quality.json]
     python bench/ask_quality.py --rescore bench/results/ask-quality.json   # figures again, no LLM
+    python bench/ask_quality.py --retrieval-only   # hit@5 vector / lexical / hybrid, search ms, bytes
 
 The index (sq8, M=16, ef_construction=200) and the Q8_0 MiniLM embedder are built once into
 --workdir (default bench/cache/ask).
@@ -37,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import quantann  # noqa: E402
 from quantann.ask import PASSAGE_TOKENS, ask, open_generator  # noqa: E402
 from quantann.jsonl import read_records  # noqa: E402
-from quantann.text import TextIndex, sidecar  # noqa: E402
+from quantann.text import TextIndex, TextStore, sidecar  # noqa: E402
 
 STOP = set("""a an the of or and to in on for by with from as at is are was were be been being it its this that
 these those which who whom what when where why how not no any all some such can could may might will would shall
@@ -136,7 +137,14 @@ def prepare(data: Path, work: Path):
         ti.save(path)
         print(f"built {path} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     rows = [dict(f, text=t) for t, f in zip(texts, fields)]
-    return TextIndex.open(path), rows
+    ti = TextIndex.open(path)
+    if not ti.has_lexical:  # a store written before the lexical index: add it (the texts stay as they are)
+        t0 = time.perf_counter()
+        st = ti._stored
+        TextStore.write(sidecar(path), dict(st.items()), st.model, dict(st.items_fields()))
+        print(f"added the lexical index to {sidecar(path)} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        ti = TextIndex.open(path)
+    return ti, rows
 
 
 def pin(threads):
@@ -163,6 +171,7 @@ def retrieval(ti, rows, qs, data: Path, k: int) -> dict:
     # words the MiniLM vocabulary holds whole (rare words split into pieces embed poorly)
     vocab = np.array([all(len(ti.embedder.tokenize(p)) == 3 for p in re.findall("[a-z]+", w)) for _, w, _ in qs])
     ret = {"questions": len(qs), "hit1": float(np.mean(hit1)), f"hit{k}": float(np.mean(hit)),
+           **lexical_hybrid(ti, qs, vecs, k, vocab, hit),
            f"hit{k}_exact_search": float(np.mean(hit_exact)), f"hit{k}_any": float(np.mean(hit_any)),
            "in_vocab_share": float(vocab.mean()), f"hit{k}_in_vocab": float(hit[vocab].mean()),
            f"hit{k}_out_of_vocab": float(hit[~vocab].mean()),
@@ -172,7 +181,49 @@ def retrieval(ti, rows, qs, data: Path, k: int) -> dict:
           f"words whole in the MiniLM vocabulary ({ret['in_vocab_share']:.0%}) {ret[f'hit{k}_in_vocab']:.3f}, "
           f"others {ret[f'hit{k}_out_of_vocab']:.3f})  "
           f"{ret['embed_search_ms_per_question']:.1f} ms/question (embed + search, batched)")
+    print(f"lexical (BM25) hit@{k} {ret[f'hit{k}_lexical']:.3f}, hybrid (reciprocal rank fusion) hit@1 "
+          f"{ret['hit1_hybrid']:.3f} hit@{k} {ret[f'hit{k}_hybrid']:.3f} (in vocabulary "
+          f"{ret[f'hit{k}_hybrid_in_vocab']:.3f}, others {ret[f'hit{k}_hybrid_out_of_vocab']:.3f}); per question "
+          f"(median ms, embedding aside): vector {ret['search_ms_vector']:.2f}, lexical {ret['search_ms_lexical']:.2f}, "
+          f"hybrid {ret['search_ms_hybrid']:.2f}; lexical index {ret['lexical_bytes'] / 1e6:.1f} MB "
+          f"({ret['lexical_bytes'] / ret['index_memory_bytes']:.0%} of the index's memory); hybrid found "
+          f"{ret['hybrid_gained']} gold passages the vector search missed, lost {ret['hybrid_lost']} it found, and found "
+          f"{ret['hybrid_beyond_lexical']} the lexical search alone missed")
     return ret
+
+
+def lexical_hybrid(ti, qs, vecs, k: int, vocab, hit_vector) -> dict:
+    """hit@k of the lexical (BM25) search alone and of the hybrid search (TextIndex.search_ids),
+    and the search time per question of each (one question at a time, the three interleaved;
+    medians), and the lexical index's bytes."""
+    gold = [g for g, _, _ in qs]
+    t = {"vector": [], "lexical": [], "hybrid": []}
+    hit_l, hit_h, hit1_h = [], [], []
+    clock = time.perf_counter
+    for (g, _, q), v in zip(qs, vecs):
+        t0 = clock()
+        ti.search_ids(v, q, k=k, ef=64)
+        t1 = clock()
+        lex = ti.lexical_search(q, k)
+        t2 = clock()
+        ids, _ = ti.search_ids(v, q, k=k, ef=64, hybrid=True)
+        t3 = clock()
+        t["vector"].append(t1 - t0)
+        t["lexical"].append(t2 - t1)
+        t["hybrid"].append(t3 - t2)
+        hit_l.append(g in set(map(int, ti.rows([i for i, _, _ in lex]))))
+        rows = list(map(int, ti.rows(ids)))
+        hit_h.append(g in rows)
+        hit1_h.append(rows[:1] == [g])
+    hit_h, hit_l = np.array(hit_h), np.array(hit_l)
+    mem = ti.memory()
+    return {f"hit{k}_lexical": float(np.mean(hit_l)), f"hit{k}_hybrid": float(hit_h.mean()),
+            "hit1_hybrid": float(np.mean(hit1_h)), f"hit{k}_hybrid_in_vocab": float(hit_h[vocab].mean()),
+            f"hit{k}_hybrid_out_of_vocab": float(hit_h[~vocab].mean()),
+            "hybrid_lost": int((hit_vector & ~hit_h).sum()), "hybrid_gained": int((~hit_vector & hit_h).sum()),
+            "hybrid_beyond_lexical": int((~hit_l & hit_h).sum()),
+            **{f"search_ms_{key}": statistics.median(v) * 1000 for key, v in t.items()},
+            "lexical_bytes": int(mem.get("lexical", 0)), "index_memory_bytes": int(mem["total"] - mem.get("lexical", 0))}
 
 
 def answer_quality(ti, rows, qs, gen, a) -> list:
@@ -231,6 +282,7 @@ def main():
     p.add_argument("--llm", default=None, help="GGUF decoder (default: the installed SmolLM2-135M-Instruct Q4_1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--retrieval-only", action="store_true", help="stop after the retrieval figures (no LLM run)")
     p.add_argument("--rescore", type=Path, default=None,
                    help="a results file: recompute its retrieval figures and, from its stored overlaps, its "
                         "answer-use figures, and rewrite it (no LLM run)")
@@ -242,6 +294,12 @@ def main():
     qs, n_cands = questions(rows, a.questions, a.seed)
     print(f"{len(qs)} questions from {n_cands} unique WordNet noun lemmas; index of {len(ti)} passages")
     ret = retrieval(ti, rows, qs, a.data, a.k)
+    if a.retrieval_only:
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps({"command": " ".join(sys.argv), "k": a.k, "retrieval": ret,
+                                          "loadavg": os.getloadavg()}, indent=1))
+        return
     if a.rescore:
         res = json.loads(a.rescore.read_text())
         res["retrieval"], res["answer_use"] = ret, score(res["answers"], rows)

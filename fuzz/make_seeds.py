@@ -6,6 +6,7 @@
   OUT/qann       the conformance .qann files, and good.qann with search parameters in its
                  last 16 bytes (fuzz_qann_open_search.c reads them there)
   OUT/tokenizer  u16 text length | u8 flags | text | vocabulary GGUF
+  OUT/lexical    a query line, then texts one per line
   OUT/model      u16 text length | u8 flags | text | model GGUF: a tiny synthetic BERT
                  (tests/conformance/make_model_corpus.py) and the model conformance files
 and every reproducer of tests/conformance/fuzz/manifest.json in its target's folder, so that
@@ -22,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONF = ROOT / "tests" / "conformance"
 SEED_DIR = {"gguf": "gguf", "index_reader": "qann", "qann_open_search": "qann", "tokenizer": "tokenizer",
-            "model": "model"}
+            "model": "model", "lexical": "lexical"}
 SPM = ROOT / "tests" / "data" / "spm_synthetic.gguf"
 TEXTS = ["Hello world", "  leading spaces and\ttabs\n\nnew lines", "numbers 1234567 and 3.14",
          "it's they're we'll", "émigré naïve café 東京 ☃ 🙂", "<tool> <ctrl> <s></s>",
@@ -94,8 +95,10 @@ def model_seeds(out: Path) -> None:
 
 
 def main(out: Path) -> None:
-    for d in ("gguf", "qann", "tokenizer"):
+    for d in ("gguf", "qann", "tokenizer", "lexical"):
         (out / d).mkdir(parents=True, exist_ok=True)
+    for i in range(len(TEXTS)):  # the lexical index: a query, then texts
+        (out / "lexical" / f"texts{i}.txt").write_bytes("\n".join(TEXTS[i:] + TEXTS[:i]).encode("utf-8", "replace"))
     qanns = sorted((CONF / "index").glob("*.qann"))
     for f in qanns:
         for d in ("gguf", "qann"):

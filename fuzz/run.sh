@@ -30,10 +30,11 @@ sources() { # the kernel C each target links, listed explicitly
     tokenizer) echo kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/model/tokenizer/llm_vocab.c \
         kernel/model/tokenizer/bpe.c kernel/model/tokenizer/spm.c kernel/model/tokenizer/pretokenize.c ;;
     model) echo "$OUT/simd.o" kernel/gguf/*.c kernel/model/*.c kernel/model/*/*.c ;;
+    lexical) echo kernel/text/lexical.c kernel/text/fuse.c kernel/gguf/gguf.c kernel/gguf/crc32.c ;;
     esac
 }
 seeds() { # seed folder of each target (written by make_seeds.py)
-    case $1 in gguf) echo gguf ;; index_reader | qann_open_search) echo qann ;; tokenizer) echo tokenizer ;; model) echo model ;; esac
+    case $1 in gguf) echo gguf ;; index_reader | qann_open_search) echo qann ;; tokenizer) echo tokenizer ;; model) echo model ;; lexical) echo lexical ;; esac
 }
 
 TARGETS=${*:-$(for f in fuzz/fuzz_*.c; do t=${f#fuzz/fuzz_}; echo "${t%.c}"; done)}

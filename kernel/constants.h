@@ -55,6 +55,19 @@
 #define QA_TEXT_STORE_BYTES "text.bytes"
 #define QA_TEXT_STORE_FIELDS_OFFSETS "text.fields.offsets"
 #define QA_TEXT_STORE_FIELDS_BYTES "text.fields.bytes"
+#define QA_TEXT_STORE_LEX_TERMS "lex.terms"
+#define QA_TEXT_STORE_LEX_TERM_OFFSETS "lex.term_offsets"
+#define QA_TEXT_STORE_LEX_DF "lex.df"
+#define QA_TEXT_STORE_LEX_POST_OFFSETS "lex.post_offsets"
+#define QA_TEXT_STORE_LEX_POSTINGS "lex.postings"
+#define QA_TEXT_STORE_LEX_DOC_LEN "lex.doc_len"
+
+#define QA_LEXICAL_K1 1.2
+#define QA_LEXICAL_B 0.75
+#define QA_LEXICAL_MAX_TERM_BYTES 32
+#define QA_LEXICAL_RRF_K 60
+#define QA_LEXICAL_CANDIDATES 50
+#define QA_LEXICAL_MAX_CANDIDATES 1000
 
 #define QA_RERANK_AUTO -1LL
 #define QA_MAX_DIM 65536LL

@@ -113,8 +113,9 @@ def check_question(question) -> str:
     return question.strip()
 
 
-def retrieve(text_index, question: str, k: int = 5, ef: int = 64) -> tuple[list, dict]:
-    """The top-k passages for question, best first, and {embed_ms, search_ms}."""
+def retrieve(text_index, question: str, k: int = 5, ef: int = 64, hybrid: bool | None = None) -> tuple[list, dict]:
+    """The top-k passages for question, best first, and {embed_ms, search_ms}. hybrid: vector
+    and lexical (BM25) search fused (TextIndex.search_ids); None: when the index has a lexical index."""
     if text_index.index is None or len(text_index) == 0:
         raise ValueError("the index is empty: there is nothing to answer from")
     if not text_index.has_texts:
@@ -130,9 +131,10 @@ def retrieve(text_index, question: str, k: int = 5, ef: int = 64) -> tuple[list,
     t0 = time.perf_counter()
     q = text_index.embedder.embed([question])
     t1 = time.perf_counter()
-    ids, dist = text_index.index.search(q, k=k, ef=max(ef, k))
+    if hybrid is None:
+        hybrid = text_index.has_lexical
+    ids, dist = text_index.search_ids(q[0], question, k=k, ef=max(ef, k), hybrid=hybrid)
     t2 = time.perf_counter()
-    ids, dist = ids[0], dist[0]
     texts, fields, rows = text_index.texts(ids), text_index.fields(ids), text_index.rows(ids)
     sources = [Source(int(r), int(i), float(d), t, f)
                for i, d, t, f, r in zip(ids, dist, texts, fields, rows) if t is not None and r >= 0]
@@ -178,12 +180,13 @@ def build_prompt(gen, question: str, sources: list, max_tokens: int,
 
 def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = False,
         max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None, ef: int = 64,
-        passage_tokens: int | None = PASSAGE_TOKENS, **sample_kw):
+        passage_tokens: int | None = PASSAGE_TOKENS, hybrid: bool | None = None, **sample_kw):
     """Answers question from the top-k passages of text_index with a decoder LLM.
 
     generator: a quantann.Generator, a GGUF path, or None for the installed SmolLM2 (cached).
     stream=False returns an Answer; stream=True an iterator of ("sources", [Source]),
-    ("token", str)..., ("done", Answer). passage_tokens: cut each passage to that many tokens in
+    ("token", str)..., ("done", Answer). hybrid: fuse the vector search with the lexical one (None:
+    when the index has a lexical index; False: vectors only). passage_tokens: cut each passage to that many tokens in
     the prompt (shorter prefill, fewer distractions; the sources keep the whole text; 0: whole). sample_kw: top_k, top_p, min_p,
     repeat_penalty."""
     from .generate import Generator, _check_sampling
@@ -196,7 +199,7 @@ def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = Fa
         raise TypeError(f"ask() got unexpected arguments: {', '.join(sorted(unknown))}")
     kw.update(sample_kw)
     _check_sampling(max_tokens, temperature, **kw)
-    sources, timings = retrieve(text_index, question, k, ef)
+    sources, timings = retrieve(text_index, question, k, ef, hybrid)
     ids, dropped = build_prompt(gen, question, sources, max_tokens, passage_tokens)
     sources = sources[:len(sources) - dropped]
     events = _answer(gen, ids, sources, dropped, timings, t0,

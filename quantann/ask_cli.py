@@ -35,7 +35,7 @@ def cmd_ask(a):
     gen = open_generator(a.llm, threads=a.threads, n_ctx=a.n_ctx, memory_budget=a.memory_budget)
     events = ask(ti, a.question, generator=gen, k=a.k, stream=True, max_tokens=a.max_tokens,
                  temperature=a.temperature, seed=a.seed, ef=a.ef, passage_tokens=a.passage_tokens,
-                 repeat_penalty=a.repeat_penalty)
+                 repeat_penalty=a.repeat_penalty, hybrid=a.hybrid)
     if a.json:
         answer = [v for kind, v in events if kind == "done"][0]
         d = answer.as_dict()
@@ -98,5 +98,7 @@ def register(subparsers) -> None:
     p.add_argument("--memory-budget", help="refuse to load the LLM if weights + KV cache + scratch exceed this")
     p.add_argument("--model", help="GGUF embedding model for the question (default: the one recorded beside the index)")
     p.add_argument("--ef", type=int, default=64, help="search beam width")
+    p.add_argument("--hybrid", action=argparse.BooleanOptionalAction, default=None,
+                   help="find passages by vectors and words fused (default: when the index has a lexical index)")
     p.add_argument("-q", "--quiet", action="store_true", help="no timing line")
     p.set_defaults(func=cmd_ask)

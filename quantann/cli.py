@@ -46,13 +46,15 @@ def cmd_build_text(a):
     elif not a.model:
         raise SystemExit("error: building from texts needs --model MODEL.gguf to embed them")
     ti = TextIndex.create(a.model, quant=a.quant, M=a.M, ef_construction=a.ef_construction,
-                          max_tokens=a.max_tokens)
+                          max_tokens=a.max_tokens, lexical=not a.no_lexical)
     if vectors is None:
         print(f"embedding {len(texts)} texts with {a.model}", file=sys.stderr)
         vectors = _embed_with_progress(ti.embedder, texts, not a.quiet)
     ti.add_texts(texts, vectors=vectors, progress=not a.quiet, fields=fields)
     ti.save(a.output, progress=not a.quiet)
-    print(f"wrote {a.output} and {a.output}.texts ({len(texts)} texts)", file=sys.stderr)
+    lex = ti.memory().get("lexical", 0)
+    print(f"wrote {a.output} and {a.output}.texts ({len(texts)} texts"
+          + (f"; lexical index {human(lex)})" if lex else ")"), file=sys.stderr)
 
 
 def _embed_with_progress(embedder, texts, progress):
@@ -104,7 +106,7 @@ def cmd_search(a):
                              "embed a text query: search it with --queries Q.npy, pass --model MODEL.gguf, or build "
                              "a text index (quantann build passages.jsonl --model MODEL.gguf -o INDEX)")
         ti = TextIndex.open(a.index, model=a.model, store=a.store, memory_budget=a.memory_budget)
-        hits = ti.search_text(a.text, k=a.k, ef=a.ef, rerank=a.rerank)
+        hits = ti.search_text(a.text, k=a.k, ef=a.ef, rerank=a.rerank, hybrid=a.hybrid)
         if a.json:
             fields = ti.fields([i for i, _, _ in hits])
             json.dump([dict({"id": i, "distance": d, "text": t}, **({"fields": f} if f else {}))
@@ -117,6 +119,8 @@ def cmd_search(a):
     idx = _open(a)
     if a.queries is None:
         raise SystemExit("error: give --queries Q.npy or --text \"...\"")
+    if a.hybrid:
+        raise SystemExit("error: --hybrid (vectors and words) needs a text query: --text \"...\"")
     q = _load_npy(a.queries, "queries")
     ids, dist = idx.search(np.asarray(q), k=a.k, ef=a.ef, rerank=a.rerank)
     if a.json:
@@ -233,6 +237,9 @@ def make_parser():
                                    "any other fields, kept and returned), stored beside the index (INDEX.texts) "
                                    "for `search --text` and `ask`")
     b.add_argument("--model", help="GGUF embedding model: embeds a .jsonl input, and is recorded for text queries")
+    b.add_argument("--no-lexical", action="store_true",
+                   help="no lexical (BM25) index of the texts in INDEX.texts (it makes `search --hybrid` and "
+                        "`ask` find passages by their words too)")
     b.add_argument("--max-tokens", type=int, default=None,
                    help="truncate each text to this many tokens when embedding (default: the model's own "
                         "max_seq_length, 256 for all-MiniLM-L6-v2)")
@@ -261,6 +268,8 @@ def make_parser():
     s.add_argument("--text", help="a query text, embedded on the device (needs a text index and a model)")
     s.add_argument("--model", help="GGUF embedding model for --text (default: the one recorded beside the index)")
     s.add_argument("--json", action="store_true", help="one JSON object with ids and distances")
+    s.add_argument("--hybrid", action="store_true",
+                   help="with --text: fuse the vector search with a search by words (BM25 over INDEX.texts)")
     _add_search_args(s)
     s.set_defaults(func=cmd_search)
 

@@ -14,6 +14,12 @@ with other fields (`{"text": ..., "src": ..., "url": ...}` lines), `text.fields.
 `text.fields.bytes` hold each text's other fields as one JSON object, in the same order;
 stores without them (older files) read as empty fields. It is memory-mapped: texts are
 read only for the results shown. Names: quantann/constants.json, "text_store".
+
+The store also holds a lexical index of the texts (`lex.*` tensors, FORMAT.md; built by
+the kernel, kernel/text/lexical.c, unless lexical=False): BM25 search by words, fused with
+the vector search by reciprocal rank (`search_text(..., hybrid=True)`, and `ask`), so a
+rare word the embedding model splits into pieces still finds the passage that holds it.
+Stores without it (older files) open as before and search by vectors only.
 """
 from __future__ import annotations
 
@@ -24,12 +30,18 @@ from pathlib import Path
 import numpy as np
 from gguf import GGUFWriter
 
+from . import _kernel
+from .constants import LEXICAL, LIMITS
 from .constants import TEXT_STORE as T
 from .errors import FormatError
 from .gguf_file import GGUFFile, atomic_write
 from .index import Index
 
 MODEL_KEY = T["model_key"]
+# the lexical index's tensors: (name key, element type in memory, element type in the GGUF)
+LEX_TENSORS = (("lex_terms", np.uint8, np.int8), ("lex_term_offsets", np.uint32, np.int32),
+               ("lex_df", np.uint32, np.int32), ("lex_post_offsets", np.uint64, np.int64),
+               ("lex_postings", np.uint8, np.int8), ("lex_doc_len", np.uint16, np.int16))
 
 
 def sidecar(index_path) -> str:
@@ -57,6 +69,33 @@ class TextStore:
             if not _valid_offsets(self.fields_offsets, len(self.ids), len(self.fields_blob)):
                 raise FormatError(f"{self.path}: corrupt text store (field offsets out of order)")
         self.model = self._f.get(MODEL_KEY)
+        self.lexical, self.lexical_bytes = None, 0
+        present = [T[key] in self._f.tensors for key, _, _ in LEX_TENSORS]
+        if any(present):
+            if not all(present):
+                raise FormatError(f"{self.path}: corrupt text store (part of the lexical index is missing)")
+            arrays = [self._f.array(T[key], dt) for key, dt, _ in LEX_TENSORS]
+            try:
+                self.lexical = _kernel.Lexical(len(self.ids), *arrays)  # checks every array
+            except ValueError as e:
+                raise FormatError(f"{self.path}: corrupt text store ({e})") from None
+            self.lexical_bytes = sum(a.nbytes for a in arrays)
+
+    def memory(self) -> dict:
+        """Bytes of the store by part: `texts` (ids, offsets, texts, fields: mapped, read only
+        for results shown) and `lexical` (the lexical index, searched by every hybrid query)."""
+        texts = sum(a.nbytes for a in (self.ids, self.offsets, self.blob, self.fields_offsets, self.fields_blob)
+                    if a is not None)
+        return {"texts": texts, "lexical": self.lexical_bytes}
+
+    def lexical_search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The BM25 top-k of query: (ids u64, scores f32), best first (only texts that hold
+        one of its words, so maybe fewer than k)."""
+        if self.lexical is None:
+            raise ValueError(f"{self.path} has no lexical index: rebuild the index (quantann build ... --texts), "
+                             "or save the text index again")
+        pos, score = self.lexical.search(query, int(k))
+        return self.ids[np.frombuffer(pos, np.uint32)], np.frombuffer(score, np.float32)
 
     def _at(self, p: int) -> str:
         a, b = int(self.offsets[p]), int(self.offsets[p + 1])
@@ -97,8 +136,9 @@ class TextStore:
             yield int(self.ids[i]), self._fields_at(i)
 
     @staticmethod
-    def write(path, texts: dict, model: str | None, fields: dict | None = None) -> None:
-        """texts: {id: str}; fields: {id: dict} for the ids that have other fields."""
+    def write(path, texts: dict, model: str | None, fields: dict | None = None, lexical: bool = True) -> None:
+        """texts: {id: str}; fields: {id: dict} for the ids that have other fields; lexical:
+        build the lexical index of the texts too."""
         if not texts:
             raise ValueError("no texts to write")
         ids = np.array(sorted(texts), np.uint64)
@@ -107,6 +147,7 @@ class TextStore:
         if fields:
             f_offsets, f_blob = _pack([json.dumps(fields[int(i)], ensure_ascii=False).encode("utf-8")
                                        if int(i) in fields else b"" for i in ids])
+        lex = _kernel.lex_build(blob, offsets) if lexical else None
 
         def write(tmp):
             w = GGUFWriter(tmp, T["arch"])
@@ -118,6 +159,8 @@ class TextStore:
             if fields:
                 w.add_tensor(T["fields_offsets"], f_offsets.view(np.int64))
                 w.add_tensor(T["fields_bytes"], f_blob.view(np.int8))
+            for (key, _, disk), part in zip(LEX_TENSORS, lex or ()):
+                w.add_tensor(T[key], np.frombuffer(part, disk))
             w.write_header_to_file()
             w.write_kv_data_to_file()
             w.write_tensors_to_file()
@@ -129,7 +172,7 @@ class TextIndex:
     """An Index plus an Embedder plus the texts."""
 
     def __init__(self, embedder, index: Index | None = None, texts: TextStore | None = None,
-                 build_args: dict | None = None):
+                 build_args: dict | None = None, lexical: bool = True):
         self.embedder = embedder
         self.index = index
         self._stored = texts
@@ -137,16 +180,18 @@ class TextIndex:
         self._new_fields: dict[int, dict] = {}
         self._build_args = build_args or {}
         self._row_order = None  # argsort of user ids, for rows()
+        self._lexical = lexical  # save() writes the lexical index
 
     @classmethod
     def create(cls, model=None, quant: str = "sq8", M: int = 16, ef_construction: int = 200,
-               max_tokens: int | None = None) -> "TextIndex":
+               max_tokens: int | None = None, lexical: bool = True) -> "TextIndex":
         """An empty text index; `model` (a GGUF path or an Embedder) may be None when
         every `add_texts` call brings its vectors. `max_tokens` truncates the texts it
-        embeds (default: the model's own max_seq_length)."""
+        embeds (default: the model's own max_seq_length). lexical=False: save() writes no
+        lexical index (search by vectors only)."""
         from .model.embedder import Embedder
         emb = Embedder.open(model, max_tokens=max_tokens) if isinstance(model, (str, os.PathLike)) else model
-        return cls(emb, build_args=dict(quant=quant, M=M, ef_construction=ef_construction))
+        return cls(emb, build_args=dict(quant=quant, M=M, ef_construction=ef_construction), lexical=lexical)
 
     @classmethod
     def open(cls, path, model=None, store: str = "pread", memory_budget=None) -> "TextIndex":
@@ -232,16 +277,87 @@ class TextIndex:
         rows = self._row_order[pos].astype(np.int64)
         return np.where(all_ids[rows] == ids, rows, -1)
 
-    def search_text(self, queries, k: int = 10, ef: int = 64, rerank: int = 4):
+    @property
+    def has_lexical(self) -> bool:
+        """True when the saved texts carry a lexical index (hybrid search is possible)."""
+        return self._stored is not None and self._stored.lexical is not None
+
+    def memory(self) -> dict:
+        """The index's memory (Index.memory) plus the lexical index's bytes (`lexical`)."""
+        out = self.index.memory() if self.index is not None else {"total": 0}
+        lex = self._stored.memory()["lexical"] if self._stored is not None else 0
+        if lex:
+            out["lexical"] = lex
+            out["total"] += lex
+        return out
+
+    def search_text(self, queries, k: int = 10, ef: int = 64, rerank: int = 4, hybrid: bool = False):
         """For one text (or a list): [(id, distance, text), ...] best first (a list of such
-        lists for a list of queries)."""
+        lists for a list of queries). hybrid=True: the vector top-N and the BM25 top-N
+        (N = constants.json lexical.candidates, at least k) fused by reciprocal rank; the
+        distance is still the vector distance of each text (computed exactly for one the
+        vector search did not return)."""
         if self.index is None:
             raise ValueError("the index is empty: add texts first")
         single = isinstance(queries, str)
         qs = [queries] if single else list(queries)
-        ids, dist = self.index.search(self.embedder.embed(qs), k=k, ef=ef, rerank=rerank)
-        hits = [list(zip(map(int, i), map(float, d), self.texts(i))) for i, d in zip(ids, dist)]
+        vecs = self.embedder.embed(qs)
+        if hybrid:
+            res = [self.search_ids(v, q, k=k, ef=ef, rerank=rerank, hybrid=True) for v, q in zip(vecs, qs)]
+        else:
+            res = zip(*self.index.search(vecs, k=k, ef=ef, rerank=rerank))
+        hits = [list(zip(map(int, i), map(float, d), self.texts(i))) for i, d in res]
         return hits[0] if single else hits
+
+    def lexical_search(self, query: str, k: int = 10) -> list:
+        """The BM25 top-k of the saved texts for query: [(id, score, text), ...] best first
+        (only texts that hold one of its words)."""
+        if self._stored is None:
+            raise ValueError("no saved texts: save the text index first (the lexical index is built on save)")
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        ids, scores = self._stored.lexical_search(query, k)
+        return list(zip(map(int, ids), map(float, scores), self.texts(ids)))
+
+    def search_ids(self, vector, text: str, k: int = 10, ef: int = 64, rerank: int = 4,
+                   hybrid: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """One query given as its embedding and its text: (ids, distances), best first.
+        hybrid: fuse the vector top-N with the BM25 top-N of text (kernel/text/fuse.c)."""
+        if not hybrid:
+            ids, dist = self.index.search(np.asarray(vector)[None], k=k, ef=ef, rerank=rerank)
+            return ids[0], dist[0]
+        if not self.has_lexical:
+            raise ValueError("this text index has no lexical index for hybrid search: build it with texts "
+                             "(quantann build ... --texts, without --no-lexical) or save it again")
+        n = max(int(k), int(LEXICAL["candidates"]))
+        # the vector top-n, reranked from as many candidates as the plain top-k would read (at least n)
+        rr = rerank if rerank in (0, "auto") else max(1, -(-int(k) * int(rerank) // n))
+        v_ids, v_dist = self.index.search(np.asarray(vector)[None], k=min(n, len(self), LIMITS["max_k"]),
+                                          ef=max(ef, n), rerank=rr)
+        v_ids, v_dist = v_ids[0], v_dist[0]
+        ok = v_ids != np.iinfo(np.uint64).max
+        v_ids, v_dist = v_ids[ok], v_dist[ok]
+        l_ids, _ = self._stored.lexical_search(text, n)
+        l_ids = l_ids[self.rows(l_ids) >= 0]  # texts whose vector is deleted (not saved yet) are out
+        ids, _ = _kernel.rrf_fuse(v_ids.astype(np.uint64), l_ids.astype(np.uint64), 1.0, 1.0,
+                                  float(LEXICAL["rrf_k"]), int(k))
+        ids = np.frombuffer(ids, np.uint64)
+        known = dict(zip(map(int, v_ids), map(float, v_dist)))
+        missing = [int(i) for i in ids if int(i) not in known]
+        if missing:
+            known.update(zip(missing, self._distances(vector, missing)))
+        return ids.copy(), np.array([known[int(i)] for i in ids], np.float32)
+
+    def _distances(self, vector, ids) -> list:
+        """Exact cosine distances from vector to the texts of ids, from one batched read."""
+        rows = self.rows(ids).astype(np.int32)
+        order = np.argsort(rows)
+        ranges = np.frombuffer(_kernel.coalesce_rows(rows[order], 0), np.int32).reshape(-1, 2)
+        vecs, _ = self.index._read(rows[order], ranges)
+        q = self.index.prepare_queries(np.asarray(vector)[None])[0]
+        out = np.empty(len(rows), np.float32)
+        out[order] = 1.0 - vecs @ q
+        return out.tolist()
 
     def save(self, path, progress: bool = False) -> None:
         if self.index is None:
@@ -261,7 +377,7 @@ class TextIndex:
         model = getattr(self.embedder, "path", None)
         if model:
             model = os.path.relpath(os.path.abspath(model), os.path.dirname(os.path.abspath(path)))
-        TextStore.write(sidecar(path), merged, model, fields)
+        TextStore.write(sidecar(path), merged, model, fields, lexical=self._lexical)
         self._stored, self._new, self._new_fields = TextStore(sidecar(path)), {}, {}
         self._row_order = None
 

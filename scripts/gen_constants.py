@@ -29,6 +29,7 @@ def c_header(c: dict) -> str:
     out += [f'#define QA_KEY_{ident(k)} "{v}"' for k, v in c["keys"].items()] + [""]
     out += [f'#define QA_TENSOR_{ident(k)} "{v}"' for k, v in c["tensors"].items()] + [""]
     out += [f'#define QA_TEXT_STORE_{ident(k)} "{v}"' for k, v in c["text_store"].items()] + [""]
+    out += [f"#define QA_LEXICAL_{ident(k)} {v}" for k, v in c["lexical"].items() if not k.startswith("_")] + [""]
     out += [f"#define QA_{ident(k)} {v}LL" for k, v in c["limits"].items()] + ["", "#endif", ""]
     return "\n".join(out)
 

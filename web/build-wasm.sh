@@ -22,7 +22,8 @@ ls -l "$out" | awk '{print $9 ": " $5 " bytes"}'
 }
 wasm web/dist/quantann.wasm \
     kernel/distance.c kernel/codec/*.c kernel/hnsw.c kernel/rerank.c kernel/index/index.c \
-    kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/index/qann.c kernel/wasm/exports.c
+    kernel/gguf/gguf.c kernel/gguf/crc32.c kernel/index/qann.c kernel/wasm/exports.c \
+    kernel/text/lexical.c kernel/text/fuse.c
 [ "${QUANTANN_WASM:-}" = index ] && exit 0
 wasm web/dist/quantann-model.wasm \
     kernel/model/*.c kernel/model/arch/*.c kernel/model/tokenizer/*.c kernel/model/types/*.c \

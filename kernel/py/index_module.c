@@ -20,6 +20,7 @@
 #include "links.h"
 #include "py/buffers.h"
 #include "py/file_glue.h"
+#include "py/lexical_glue.h"
 
 static PyObject *kernel_error(int rc, const char *msg) {
     PyErr_SetString(rc == QA_ENOMEM ? PyExc_MemoryError : PyExc_ValueError, msg);
@@ -836,6 +837,7 @@ static PyMethodDef methods[] = {
     {"normalize_rows", py_normalize_rows, METH_VARARGS, "normalize_rows(x, d) -> first zero row or -1 (in place)"},
     {"cpu", py_cpu, METH_NOARGS, "SIMD features in use"},
     QA_FILE_METHODS
+    QA_LEXICAL_METHODS
     {"set_simd", py_set_simd, METH_VARARGS, "set_simd(on): use SIMD variants (True) or the scalar references"},
     {NULL, NULL, 0, NULL}};
 
@@ -859,5 +861,6 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     Py_INCREF(&SearcherType);
     PyModule_AddObject(m, "Searcher", (PyObject *)&SearcherType);
     PyModule_AddObject(m, "LIMITS", limits());
+    if (qa_py_lexical_add_type(m) < 0) return NULL;
     return m;
 }

@@ -185,11 +185,18 @@ void qa_wasm_float_dists(int metric, const float *q, const float *x, int m, int 
  * strictly increasing; offsets from 0, non-decreasing, ending inside the blob; fields
  * likewise when present). out[TEXTS_DOUBLES]: n, then (file offset, bytes) of ids,
  * offsets, bytes, fields offsets, fields bytes (0, 0 when absent), then (file offset,
- * bytes) of the model string (0, 0 when absent). Returns 0 or an error (qa_wasm_error). */
+ * bytes) of the model string (0, 0 when absent), then (file offset, bytes) of the six
+ * lexical index tensors (kernel/text/lexical.h; all 0 when the store has none), their types
+ * and lengths checked here and their content by qa_wasm_lex_open. Returns 0 or an error
+ * (qa_wasm_error). */
 #include "../constants.h"
 #include "../gguf/gguf.h"
 
-enum { TEXTS_DOUBLES = 13 };
+enum { TEXTS_DOUBLES = 25, LEX_PARTS = 6 };
+static const char *const lex_names[LEX_PARTS] = {QA_TEXT_STORE_LEX_TERMS, QA_TEXT_STORE_LEX_TERM_OFFSETS,
+                                                 QA_TEXT_STORE_LEX_DF, QA_TEXT_STORE_LEX_POST_OFFSETS,
+                                                 QA_TEXT_STORE_LEX_POSTINGS, QA_TEXT_STORE_LEX_DOC_LEN};
+static const uint32_t lex_types[LEX_PARTS] = {QA_T_I8, QA_T_I32, QA_T_I32, QA_T_I64, QA_T_I8, QA_T_I16};
 
 static const qa_gguf_tensor *texts_tensor(const qa_gguf *g, const char *name, uint32_t type, uint64_t count) {
     const qa_gguf_tensor *t = qa_gguf_find_tensor(g, name);
@@ -276,6 +283,23 @@ EXPORT(qa_wasm_texts_read) int qa_wasm_texts_read(const uint8_t *buf, size_t len
             out[1 + 2 * i] = (double)(t[i]->data - buf);
             out[2 + 2 * i] = (double)t[i]->nbytes;
         }
+    const qa_gguf_tensor *lx[LEX_PARTS];
+    int n_lex = 0;
+    for (int i = 0; i < LEX_PARTS; i++) {
+        lx[i] = texts_tensor(&g, lex_names[i], lex_types[i], UINT64_MAX);
+        if (lx[i] == (void *)-1) goto done;
+        n_lex += lx[i] != NULL;
+    }
+    if (n_lex && (n_lex < LEX_PARTS || lx[1]->ne[0] < 1 || lx[3]->ne[0] != lx[1]->ne[0] ||
+                  lx[2]->ne[0] < lx[1]->ne[0] - 1 || (uint64_t)lx[5]->ne[0] != n)) {
+        fail(n_lex < LEX_PARTS ? "corrupt text store (part of the lexical index is missing)"
+                               : "corrupt text store (lexical index arrays disagree on their lengths)");
+        goto done;
+    }
+    for (int i = 0; i < LEX_PARTS && n_lex; i++) {
+        out[13 + 2 * i] = (double)(lx[i]->data - buf);
+        out[14 + 2 * i] = (double)lx[i]->nbytes;
+    }
     const qa_gguf_kv *model = qa_gguf_find_kv(&g, QA_TEXT_STORE_MODEL_KEY);
     if (model && model->type == QA_GV_STRING) {
         uint64_t mlen;
@@ -288,4 +312,58 @@ done:
     free(kv);
     free(ts);
     return rc;
+}
+
+/* ---- the lexical index of a text store (kernel/text/lexical.h) ---------------------------
+ * qa_wasm_lex_open over the six tensors as qa_wasm_texts_read found them, copied by the host
+ * into one block at base: parts[2i] = tensor i's offset from base, parts[2i+1] its bytes.
+ * Checks everything (qa_lex_check); returns a handle (the block stays the host's) or 0. */
+#include "../text/lexical.h"
+
+EXPORT(qa_wasm_lex_open) qa_lex *qa_wasm_lex_open(const uint8_t *base, const double *parts, double n_docs) {
+    qa_lex *l = (qa_lex *)calloc(1, sizeof *l);
+    if (!l) {
+        fail("out of memory");
+        return NULL;
+    }
+#define PART(i) (base + (size_t)parts[2 * (i)])
+    l->n_docs = (uint64_t)n_docs;
+    l->n_terms = (uint64_t)parts[3] / 4 - 1;
+    l->terms = PART(0);
+    l->terms_len = (uint64_t)parts[1];
+    l->term_off = (const uint32_t *)PART(1);
+    l->df = (const uint32_t *)PART(2);
+    l->post_off = (const uint64_t *)PART(3);
+    l->postings = PART(4);
+    l->postings_len = (uint64_t)parts[9];
+    l->doc_len = (const uint16_t *)PART(5);
+#undef PART
+    char err[256];
+    if (qa_lex_check(l, err, sizeof err)) {
+        qa_format(last_error, sizeof last_error, "corrupt text store (%s)", err);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+EXPORT(qa_wasm_lex_close) void qa_wasm_lex_close(qa_lex *l) { free(l); }
+
+/* The BM25 top-k of the UTF-8 query (len bytes): positions and scores, best first; their
+ * count, or < 0 (out of memory). */
+EXPORT(qa_wasm_lex_search)
+int qa_wasm_lex_search(const qa_lex *l, const uint8_t *query, int len, int k, uint32_t *out_doc, float *out_score) {
+    if (k > (int64_t)l->n_docs) k = (int)l->n_docs;
+    int64_t m = qa_lex_search(l, query, (size_t)len, k, out_doc, out_score);
+    if (m < 0) fail("out of memory");
+    return (int)m;
+}
+
+/* Reciprocal rank fusion (qa_rrf_fuse): the count written to out_id, out_score. */
+EXPORT(qa_wasm_rrf_fuse)
+int qa_wasm_rrf_fuse(const uint64_t *a, int na, const uint64_t *b, int nb, double wa, double wb, double rrf_k, int k,
+                     uint64_t *out_id, double *out_score) {
+    int64_t m = qa_rrf_fuse(a, na, b, nb, wa, wb, rrf_k, k, out_id, out_score);
+    if (m < 0) fail("out of memory");
+    return (int)m;
 }

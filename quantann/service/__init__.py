@@ -1,10 +1,10 @@
 """`quantann serve`: one read-only index over HTTP, on uvicorn.
 
     POST /search   {"vector": [...]} | {"vectors": [[...], ...]} | {"text": "..."}
-                   optional "k", "ef", "rerank"  ->  {"ids", "distances", "stats"[, "texts"]}
+                   optional "k", "ef", "rerank", "hybrid" (text)  ->  {"ids", "distances", "stats"[, "texts"]}
     POST /generate {"prompt": "..."} | {"messages": [...]}, sampling, "stream"
                    ->  {"text", "stats"}, or Server-Sent Events: token..., done
-    POST /ask      {"question": "...", "k"}, sampling, "stream" (a text index)
+    POST /ask      {"question": "...", "k", "hybrid"}, sampling, "stream" (a text index)
                    ->  {"answer", "sources", "timings", "dropped"}, or events: sources, token..., done
     GET  /healthz  {"status": "ok", "vectors": n, "dim": d}   (never needs the token)
     GET  /metrics  Prometheus text format

@@ -21,7 +21,7 @@ from .limits import ApiError, Limits, json_depth
 
 SAMPLING = {"max_tokens", "temperature", "top_k", "top_p", "min_p", "repeat_penalty", "seed", "stream"}
 GENERATE_FIELDS = SAMPLING | {"prompt", "messages"}
-ASK_FIELDS = SAMPLING | {"question", "k", "ef"}
+ASK_FIELDS = SAMPLING | {"question", "k", "ef", "hybrid"}
 ROLES = ("system", "user", "assistant")
 DEFAULTS = {"generate": {"max_tokens": 128, "temperature": 0.8},
             "ask": {"max_tokens": 256, "temperature": 0.0}}  # those of Generator.stream and ask()
@@ -122,7 +122,7 @@ def parse_generate(body: bytes, limits: Limits) -> dict:
 
 
 def parse_ask(body: bytes, limits: Limits, defaults: dict) -> dict:
-    """{"question": str, "k", "ef"} plus {"kw": sampling, "stream": bool}."""
+    """{"question": str, "k", "ef", "hybrid"} plus {"kw": sampling, "stream": bool}."""
     from ..ask import MAX_K
     req = _object(body, limits, ASK_FIELDS, '{"question": "..."}')
     if "question" not in req:
@@ -137,6 +137,9 @@ def parse_ask(body: bytes, limits: Limits, defaults: dict) -> dict:
     out["question"] = q
     out["k"] = _int(req, "k", min(5, MAX_K), 1, MAX_K)
     out["ef"] = _int(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
+    out["hybrid"] = req.get("hybrid")  # None: hybrid when the index has a lexical index
+    if out["hybrid"] is not None and not isinstance(out["hybrid"], bool):
+        raise ApiError(400, "bad_parameter", f"hybrid must be true or false, got {_show(out['hybrid'])}")
     return out
 
 
@@ -214,7 +217,8 @@ def ask_job(req: dict, text_index, metrics):
 
     def job(gen):
         try:
-            events = ask(text_index, req["question"], generator=gen, k=req["k"], ef=req["ef"], stream=True, **kw)
+            events = ask(text_index, req["question"], generator=gen, k=req["k"], ef=req["ef"], stream=True,
+                         hybrid=req.get("hybrid"), **kw)
         except ValueError as e:  # the question or the values, seen by ask(): the client's to fix
             raise ApiError(400, "too_long" if "too long" in str(e) else "bad_request", str(e)) from None
         clock = TokenClock(metrics, "/ask")

@@ -17,7 +17,7 @@ from . import jsonio
 from .limits import ApiError, Limits, json_depth
 
 CHUNK = 16  # queries per pool job
-FIELDS = {"vector", "vectors", "text", "k", "ef", "rerank"}
+FIELDS = {"vector", "vectors", "text", "k", "ef", "rerank", "hybrid"}
 BINARY = "application/octet-stream"  # a body of float32 vectors
 BINARY_PARAMS = ("k", "ef", "rerank")
 _INT = re.compile(r"-?[0-9]{1,20}")
@@ -33,8 +33,8 @@ def search_with_stats(index, q, k, ef, rerank):
 class SearchJob:
     """A parsed, checked /search request and its results so far."""
 
-    def __init__(self, queries, text, k, ef, rerank):
-        self.queries, self.text = queries, text
+    def __init__(self, queries, text, k, ef, rerank, hybrid=False):
+        self.queries, self.text, self.hybrid = queries, text, hybrid
         self.k, self.ef, self.rerank = k, ef, rerank
         self.parts: list = []  # (ids, distances, stats) per chunk
         self.done = 0  # queries searched
@@ -121,6 +121,11 @@ def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_
         raise ApiError(400, "bad_request", 'send exactly one of {"vector": [...]}, {"vectors": [[...], ...]} '
                                            'or {"text": "..."}')
     k, ef, rerank = _counts(req, limits, defaults, live)
+    hybrid = req.get("hybrid", False)
+    if not isinstance(hybrid, bool):
+        raise ApiError(400, "bad_parameter", f"hybrid must be true or false, got {json.dumps(hybrid)[:40]}")
+    if hybrid and given[0] != "text":
+        raise ApiError(400, "bad_request", "hybrid search (vectors and words) needs a text query: send {\"text\": ...}")
     if given[0] == "text":
         text = req["text"]
         if not has_model:
@@ -131,7 +136,7 @@ def parse(body: bytes, limits: Limits, defaults: dict, dim: int, live: int, has_
         if len(text) > limits.max_text:
             raise ApiError(400, "too_large", f"the text has {len(text)} characters, over this server's limit "
                                              f"of {limits.max_text}")
-        return SearchJob(None, text, k, ef, rerank)
+        return SearchJob(None, text, k, ef, rerank, hybrid)
     raw = req[given[0]]
     if given[0] == "vector":
         raw = [raw]
@@ -180,8 +185,11 @@ class Searcher:
         """Pool job: search the next chunk; encode the answer after the last."""
         lo, hi = job.done, min(job.done + CHUNK, job.total)
         try:
-            ids, dist, stats = search_with_stats(self.pool.worker_index(), job.queries[lo:hi],
-                                                 job.k, job.ef, job.rerank)
+            if job.hybrid:
+                ids, dist, stats = self._hybrid(job)
+            else:
+                ids, dist, stats = search_with_stats(self.pool.worker_index(), job.queries[lo:hi],
+                                                     job.k, job.ef, job.rerank)
         except QuantannError as e:
             raise ApiError(500, "index", f"the index failed: {e}") from None
         except (ValueError, TypeError) as e:
@@ -193,6 +201,17 @@ class Searcher:
             job.body = self._encode(job)
             job.parts = []
         return job
+
+    def _hybrid(self, job: SearchJob):
+        """A text query by vectors and words fused (TextIndex.search_ids): stats of its vector search."""
+        from ..text import TextIndex
+        if self.texts is None or getattr(self.texts, "lexical", None) is None:
+            raise ApiError(400, "no_lexical", "this server's index has no lexical index for hybrid search: "
+                                              "build it with --texts (without --no-lexical)")
+        index = self.pool.worker_index()
+        ids, dist = TextIndex(None, index, self.texts).search_ids(job.queries[0], job.text, k=job.k, ef=job.ef,
+                                                                  rerank=job.rerank, hybrid=True)
+        return ids[None], dist[None], index.last_stats
 
     def _encode(self, job: SearchJob) -> bytes:
         parts = job.parts

@@ -12,7 +12,7 @@ import { openEmbedder } from './embedder.js';
 import { openGenerator } from './generator.js';
 import { openIndex } from './index.js';
 import { streamInto } from './stream-load.js';
-import { openTexts } from './texts.js';
+import { hybridSearch, openTexts } from './texts.js';
 
 const ASK = CONSTANTS.ask;
 export const MAX_K = ASK.max_k;
@@ -65,7 +65,7 @@ export async function buildPrompt(gen, question, sources, maxTokens, passageToke
 }
 
 /** The top-k passages for question, best first, and {embedMs, searchMs}. */
-export async function retrieve({ index, texts, embedder }, question, k = 5, ef = 64) {
+export async function retrieve({ index, texts, embedder }, question, k = 5, ef = 64, hybrid = undefined) {
   if (!index || index.count === 0) throw new AskError('the index is empty: there is nothing to answer from');
   if (!texts) throw new AskError(`${index.source?.name ?? 'the index'} has no texts beside it, so it has no passages to answer from: `
     + 'build it with --texts PASSAGES.jsonl (or from a .jsonl of texts)');
@@ -75,7 +75,9 @@ export async function retrieve({ index, texts, embedder }, question, k = 5, ef =
   const t0 = now();
   const [q] = await embedder.embed([question]);
   const t1 = now();
-  const r = await index.search(q, { k, ef: Math.max(ef, k) });
+  hybrid ??= Boolean(texts.lexical); // words and vectors fused when the store has a lexical index (texts.js)
+  const r = hybrid ? await hybridSearch(index, texts, q, question, { k, ef: Math.max(ef, k) })
+    : await index.search(q, { k, ef: Math.max(ef, k) });
   const t2 = now();
   const found = texts.get(r.ids);
   const sources = [];
@@ -88,14 +90,15 @@ export async function retrieve({ index, texts, embedder }, question, k = 5, ef =
 
 /**
  * The whole answer: retrieve, build the prompt, generate (streamed to onToken).
- * options: k (5), maxTokens (256), temperature (0), seed, ef (64), passageTokens, topK,
+ * options: k (5), maxTokens (256), temperature (0), seed, ef (64), passageTokens, hybrid (default:
+ * when the texts have a lexical index), topK,
  * topP, minP, repeatPenalty, onSources(sources), onToken(piece).
  */
 export async function ask(docs, question, { k = 5, maxTokens = 256, temperature = 0, seed, ef = 64, passageTokens = PASSAGE_TOKENS,
-  onSources, onToken, ...sample } = {}) {
+  hybrid, onSources, onToken, ...sample } = {}) {
   const t0 = now();
   question = checkQuestion(question);
-  const { sources: all, timings } = await retrieve(docs, question, k, ef);
+  const { sources: all, timings } = await retrieve(docs, question, k, ef, hybrid);
   const { ids, dropped } = await buildPrompt(docs.generator, question, all, maxTokens, passageTokens);
   const sources = all.slice(0, all.length - dropped);
   onSources?.(sources);

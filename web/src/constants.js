@@ -75,7 +75,22 @@ export const CONSTANTS = Object.freeze({
     "offsets": "text.offsets",
     "bytes": "text.bytes",
     "fields_offsets": "text.fields.offsets",
-    "fields_bytes": "text.fields.bytes"
+    "fields_bytes": "text.fields.bytes",
+    "lex_terms": "lex.terms",
+    "lex_term_offsets": "lex.term_offsets",
+    "lex_df": "lex.df",
+    "lex_post_offsets": "lex.post_offsets",
+    "lex_postings": "lex.postings",
+    "lex_doc_len": "lex.doc_len"
+  },
+  "lexical": {
+    "_comment": "BM25 over a text store's passages (kernel/text/lexical.c) and its fusion with vector search (kernel/text/fuse.c)",
+    "k1": 1.2,
+    "b": 0.75,
+    "max_term_bytes": 32,
+    "rrf_k": 60,
+    "candidates": 50,
+    "max_candidates": 1000
   },
   "ask": {
     "max_k": 20,
