@@ -107,6 +107,15 @@ static void mm_task(void *c_, int i, int k) {
                         put(c, kw, t, o + 1, tt->vec_dot(K, wr + w->row_bytes, c->xq + t * qrow));
                     }
                 }
+            if (c->xq && tt->rows4 && tt1 == t0) /* no tiles (decoding): 4 rows per activation pass */
+                for (; o + 4 <= o1; o += 4) {
+                    const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
+                    float r[4];
+                    for (int t = t0; t < t1; t++) {
+                        tt->rows4(K, wr, w->row_bytes, c->xq + t * qrow, r);
+                        for (int j = 0; j < 4; j++) put(c, kw, t, o + j, r[j]);
+                    }
+                }
             for (; o < o1; o++) {
                 const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
                 if (o + PREFETCH_ROWS < o1) /* weights stream from memory once per token */

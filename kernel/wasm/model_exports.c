@@ -459,3 +459,14 @@ int qa_wasm_type_tile(uint32_t type, int n, const void *w, size_t ws, const void
     tt->tile(n, w, ws, a, as, out);
     return 0;
 }
+
+/* The 4-row single-token dot of a type (w: 4 rows of n values, ws bytes apart; a: one
+ * activation row) into out[4]; 0, or -1 when the type has none. */
+EXPORT(qa_wasm_type_rows4)
+int qa_wasm_type_rows4(uint32_t type, int n, const void *w, size_t ws, const void *a, float *out) {
+    select_simd();
+    const qa_type_traits *tt = qa_type_get(type);
+    if (!tt || !tt->rows4) return -1;
+    tt->rows4(n, w, ws, a, out);
+    return 0;
+}

@@ -39,7 +39,7 @@ function weightBlocks(size, scales, nb, r) {
   return b;
 }
 
-test('each SIMD128 dot and tile equals its scalar reference bit for bit', async () => {
+test('each SIMD128 dot, tile and 4-row dot equals its scalar reference bit for bit', async () => {
   const K = await loadModelKernel();
   const r = rng(7);
   for (const [name, [type, size, scales]] of Object.entries(TYPES)) {
@@ -53,24 +53,30 @@ test('each SIMD128 dot and tile equals its scalar reference bit for bit', async 
         as = K.x.qa_wasm_type_quantize_act(type, 1, n, xp, ap); // bytes of one activation row
         assert.ok(as > 0, `${name}: no activation quantizer`);
         for (let j = 1; j < 4; j++) K.x.qa_wasm_type_quantize_act(type, 1, n, xp + 4 * j * n, ap + j * as);
-        wp = K.copyIn(Uint8Array, weightBlocks(size, scales, 2 * nb, r));
+        wp = K.copyIn(Uint8Array, weightBlocks(size, scales, 4 * nb, r));
       } else {
-        wp = K.copyIn(Float32Array, Float32Array.from({ length: 2 * n + 3 }, () => r() - 0.5));
+        wp = K.copyIn(Float32Array, Float32Array.from({ length: 4 * n + 3 }, () => r() - 0.5));
       }
-      const ref = [0, 1].map((row) => [0, 1, 2, 3].map((j) => K.x.qa_wasm_type_dot(type, 1, n, wp + row * nb * size, ap + j * as)));
+      const ref = [0, 1, 2, 3].map((row) => [0, 1, 2, 3].map((j) => K.x.qa_wasm_type_dot(type, 1, n, wp + row * nb * size, ap + j * as)));
       for (let row = 0; row < 2; row++)
         for (let j = 0; j < 4; j++) {
           const simd = K.x.qa_wasm_type_dot(type, 0, n, wp + row * nb * size, ap + j * as);
           assert.ok(Number.isFinite(ref[row][j]) && ref[row][j] !== 0, `${name}: degenerate test data`);
           assert.equal(simd, ref[row][j], `${name} n=${n} row ${row} act ${j}`);
         }
-      const out = K.alloc(Float32Array, 8);
+      const out = K.alloc(Float32Array, 8), j4 = (n >> 5) % 4; // rows4 against one of the activation rows
       if (K.x.qa_wasm_type_tile(type, n, wp, nb * size, ap, as, out) === 0) {
         const t = K.view(Float32Array, out, 8);
         for (let row = 0; row < 2; row++)
           for (let j = 0; j < 4; j++) assert.equal(t[row * 4 + j], ref[row][j], `${name} tile n=${n} [${row}][${j}]`);
       } else {
         assert.notEqual(name, 'Q4_1', 'Q4_1 has a SIMD128 tile');
+      }
+      if (K.x.qa_wasm_type_rows4(type, n, wp, nb * size, ap + j4 * as, out) === 0) {
+        const t = K.view(Float32Array, out, 4);
+        for (let row = 0; row < 4; row++) assert.equal(t[row], ref[row][j4], `${name} rows4 n=${n} row ${row}`);
+      } else {
+        assert.ok(!['Q4_1', 'Q8_0'].includes(name), `${name} has a SIMD128 4-row dot`);
       }
       new Set([xp, ap, wp, out]).forEach((p) => K.free(p));
     }

@@ -157,6 +157,35 @@ static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_,
     for (int r = 0; r < 2; r++)
         for (int j = 0; j < 4; j++) out[r * 4 + j] = s[r][j];
 }
+/* 4 weight rows x 1 activation row (decoding): the activation block is split into even /
+ * odd int16 lanes once for 4 rows, each row's nibbles come out of its 16 bytes by masks and
+ * 16-bit shifts (lane k of the bytes holds values 2k, 2k+1, 2k+16, 2k+17), and the 4 rows'
+ * float sums run in the lanes of one vector, each in q4_1_dot_ref's order and bits. */
+static void q4_1_rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, float *out) {
+    const uint8_t *w = (const uint8_t *)w_;
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    const v128_t m4 = wasm_i16x8_splat(15);
+    v128_t s = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const v128_t y0 = wasm_v128_load(a[b].qs), y1 = wasm_v128_load(a[b].qs + 16);
+        const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
+        v128_t acc[4];
+        for (int r = 0; r < 4; r++) {
+            const v128_t q = wasm_v128_load(((const qa_block_q4_1 *)(w + r * ws) + b)->qs);
+            const v128_t lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(q, m4), e0),
+                                             wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(q, 8), m4), o0));
+            const v128_t hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(q, 4), m4), e1),
+                                             wasm_i32x4_dot_i16x8(wasm_u16x8_shr(q, 12), o1));
+            acc[r] = wasm_i32x4_add(lo, hi);
+        }
+        const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
+        const v128_t d = QA_F16_ROWS4(w, ws, sizeof(qa_block_q4_1), b, 0);
+        const v128_t m = QA_F16_ROWS4(w, ws, sizeof(qa_block_q4_1), b, 2);
+        const v128_t da = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].d)), sa = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].s));
+        s = wasm_f32x4_add(s, wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(d, da), p), wasm_f32x4_mul(m, sa)));
+    }
+    wasm_v128_store(out, s);
+}
 #endif
 
 qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_T_Q8_1,
@@ -167,6 +196,7 @@ qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_
 void qa_type_q4_1_select(void) {
     qa_type_q4_1.vec_dot = q4_1_dot_ref;
     qa_type_q4_1.tile = NULL;
+    qa_type_q4_1.rows4 = NULL;
 #if defined(QA_X86)
     if (qa_model_avx2()) {
         qa_type_q4_1.vec_dot = qa_have_avx512vnni ? q4_1_dot_vnni : q4_1_dot_avx2;
@@ -176,6 +206,7 @@ void qa_type_q4_1_select(void) {
 #if defined(QA_WASM_SIMD)
     qa_type_q4_1.vec_dot = q4_1_dot_wasm;
     qa_type_q4_1.tile = q4_1_tile_wasm;
+    qa_type_q4_1.rows4 = q4_1_rows4_wasm;
 #endif
     qa_type_q4_1.quantize_act = qa_type_q8_1.quantize_act;
     qa_type_q4_1.quantize_act_ref = qa_q8_1_quantize_ref;

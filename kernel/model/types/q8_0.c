@@ -149,6 +149,30 @@ static void tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size
     for (int r = 0; r < 2; r++)
         for (int j = 0; j < 4; j++) out[r * 4 + j] = s[r][j];
 }
+
+/* 4 weight rows x 1 activation row (decoding, the tied LM head): the activation block is
+ * split into even / odd int16 lanes once for 4 rows; the 4 rows' float sums run in the
+ * lanes of one vector, each in dot_ref's order and bits. */
+static void rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, float *out) {
+    const uint8_t *w = (const uint8_t *)w_;
+    const qa_block_q8_0 *x = (const qa_block_q8_0 *)a_;
+    v128_t s = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / QK; b++) {
+        const v128_t y0 = wasm_v128_load(x[b].qs), y1 = wasm_v128_load(x[b].qs + 16);
+        const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
+        v128_t acc[4];
+        for (int r = 0; r < 4; r++) {
+            const qa_block_q8_0 *wb = (const qa_block_q8_0 *)(w + r * ws) + b;
+            const v128_t q0 = wasm_v128_load(wb->qs), q1 = wasm_v128_load(wb->qs + 16);
+            acc[r] = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(q0), e0), wasm_i32x4_dot_i16x8(qa_i8_odd(q0), o0)),
+                                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(q1), e1), wasm_i32x4_dot_i16x8(qa_i8_odd(q1), o1)));
+        }
+        const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
+        const v128_t d = QA_F16_ROWS4(w, ws, sizeof(qa_block_q8_0), b, 0);
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(p, wasm_f32x4_mul(d, wasm_f32x4_splat(qa_fp16_to_fp32_wasm(x[b].d)))));
+    }
+    wasm_v128_store(out, s);
+}
 #endif
 
 /* Q8_0 activations for the other 32-value block types (q4_0.c, ...): the dispatched
@@ -163,6 +187,7 @@ void qa_type_q8_0_select(void) {
     qa_type_q8_0.quantize_act = quantize_ref;
     qa_type_q8_0.vec_dot = dot_ref;
     qa_type_q8_0.tile = NULL;
+    qa_type_q8_0.rows4 = NULL;
 #if defined(QA_X86)
     if (qa_model_avx2()) {
         qa_type_q8_0.quantize_act = quantize_avx2;
@@ -173,5 +198,6 @@ void qa_type_q8_0_select(void) {
 #if defined(QA_WASM_SIMD)
     qa_type_q8_0.vec_dot = dot_wasm;
     qa_type_q8_0.tile = tile_wasm;
+    qa_type_q8_0.rows4 = rows4_wasm;
 #endif
 }

@@ -92,6 +92,25 @@ static inline int32_t qa_hsum_i32x4(v128_t v) {
     return wasm_i32x4_extract_lane(v, 0);
 }
 
+/* [sum a, sum b, sum c, sum d]: the integer block sums of 4 weight rows in one vector */
+static inline v128_t qa_hsum4_i32x4(v128_t a, v128_t b, v128_t c, v128_t d) {
+    v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+    v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+    return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/* The even / odd int8 lanes of v sign-extended to int16 (lane k: byte 2k / 2k+1): two
+ * shifts instead of the extend_low/high shuffles; a dot pairs even with even. */
+static inline v128_t qa_i8_even(v128_t v) { return wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8); }
+static inline v128_t qa_i8_odd(v128_t v) { return wasm_i16x8_shr(v, 8); }
+
+/* fp16 scales at byte offset off of block b of 4 rows ws bytes apart, as 4 floats */
+#define QA_F16_ROWS4(w, ws, bsize, b, off)                                                      \
+    wasm_f32x4_make(qa_f16_wasm_table[*(const uint16_t *)((w) + (b) * (bsize) + (off))],         \
+                    qa_f16_wasm_table[*(const uint16_t *)((w) + (ws) + (b) * (bsize) + (off))],  \
+                    qa_f16_wasm_table[*(const uint16_t *)((w) + 2 * (ws) + (b) * (bsize) + (off))], \
+                    qa_f16_wasm_table[*(const uint16_t *)((w) + 3 * (ws) + (b) * (bsize) + (off))])
+
 static inline float qa_hsum_f32x4(v128_t v) {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
