@@ -53,6 +53,20 @@ test('each SIMD128 dot, tile and 4-row dot equals its scalar reference bit for b
         as = K.x.qa_wasm_type_quantize_act(type, 1, n, xp, ap); // bytes of one activation row
         assert.ok(as > 0, `${name}: no activation quantizer`);
         for (let j = 1; j < 4; j++) K.x.qa_wasm_type_quantize_act(type, 1, n, xp + 4 * j * n, ap + j * as);
+        // the SIMD quantizer writes the reference's bytes (zero, subnormal and, for Q8_0's
+        // act type, non-finite blocks included)
+        const special = Float32Array.from(x.subarray(0, n), (v, i) => (i < 32 ? 0 : i < 64 ? v * 1e-40
+          : i === 70 ? Infinity : v));
+        for (const xs of [x, special]) {
+          const sp = K.copyIn(Float32Array, xs), simd = K.alloc(Uint8Array, 4 * as), ref = K.alloc(Uint8Array, 4 * as);
+          const rows = xs.length / n;
+          for (let j = 0; j < rows; j++) {
+            K.x.qa_wasm_type_quantize_act(type, 0, n, sp + 4 * j * n, simd + j * as);
+            K.x.qa_wasm_type_quantize_act(type, 1, n, sp + 4 * j * n, ref + j * as);
+          }
+          assert.deepEqual(K.view(Uint8Array, simd, rows * as), K.view(Uint8Array, ref, rows * as), `${name} quantizer n=${n}`);
+          [sp, simd, ref].forEach((p) => K.free(p));
+        }
         wp = K.copyIn(Uint8Array, weightBlocks(size, scales, 4 * nb, r));
       } else {
         wp = K.copyIn(Float32Array, Float32Array.from({ length: 4 * n + 3 }, () => r() - 0.5));

@@ -104,6 +104,23 @@ QA_TARGET_MODEL_VNNI static void tile_vnni(int64_t n, const void *w, size_t ws, 
 #endif /* QA_X86 */
 
 #if defined(QA_WASM_SIMD)
+/* quantize_ref's bytes: non-finite blocks go to the reference itself */
+static void quantize_wasm(const float *x, void *y_, int64_t n) {
+    qa_block_q8_0 *y = (qa_block_q8_0 *)y_;
+    for (int64_t b = 0; b < n / QK; b++, x += QK) {
+        int finite;
+        float amax = qa_amax32_wasm(x, &finite);
+        if (!finite) {
+            quantize_ref(x, y + b, QK);
+            continue;
+        }
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        if (!isfinite(id)) id = 0.0f;
+        y[b].d = qa_fp32_to_fp16(d);
+        qa_round32_wasm(x, id, y[b].qs);
+    }
+}
+
 static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
     float s = 0.0f;
@@ -197,6 +214,7 @@ void qa_type_q8_0_select(void) {
     }
 #endif
 #if defined(QA_WASM_SIMD)
+    qa_type_q8_0.quantize_act = quantize_wasm;
     qa_type_q8_0.vec_dot = dot_wasm;
     qa_type_q8_0.tile = tile_wasm;
     qa_type_q8_0.rows4 = rows4_wasm;

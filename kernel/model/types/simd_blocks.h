@@ -111,6 +111,36 @@ static inline v128_t qa_i8_odd(v128_t v) { return wasm_i16x8_shr(v, 8); }
                     qa_f16_wasm_table[*(const uint16_t *)((w) + 2 * (ws) + (b) * (bsize) + (off))], \
                     qa_f16_wasm_table[*(const uint16_t *)((w) + 3 * (ws) + (b) * (bsize) + (off))])
 
+/* max |x| over 32 floats as the references' fmaxf loop (pmax keeps the left operand when
+ * the right is NaN, as fmaxf ignores a NaN), and whether all 32 are finite */
+static inline float qa_amax32_wasm(const float *x, int *finite) {
+    v128_t m = wasm_f32x4_splat(0.0f), fin = wasm_i32x4_splat(-1);
+    const v128_t inf = wasm_f32x4_splat(__builtin_inff());
+    for (int i = 0; i < 32; i += 4) {
+        v128_t a = wasm_f32x4_abs(wasm_v128_load(x + i));
+        m = wasm_f32x4_pmax(m, a);
+        fin = wasm_v128_and(fin, wasm_f32x4_lt(a, inf));
+    }
+    m = wasm_f32x4_pmax(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+    m = wasm_f32x4_pmax(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+    *finite = wasm_i32x4_all_true(fin);
+    return wasm_f32x4_extract_lane(m, 0);
+}
+
+/* qs[j] = rint(x[j] * id) for 32 floats (round to nearest even, as rintf); returns their sum */
+static inline int32_t qa_round32_wasm(const float *x, float id, int8_t *qs) {
+    const v128_t mul = wasm_f32x4_splat(id);
+    v128_t q[8], sum = wasm_i32x4_splat(0);
+    for (int i = 0; i < 8; i++) {
+        q[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + 4 * i), mul)));
+        sum = wasm_i32x4_add(sum, q[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        wasm_v128_store(qs + 16 * i, wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q[4 * i], q[4 * i + 1]),
+                                                             wasm_i16x8_narrow_i32x4(q[4 * i + 2], q[4 * i + 3])));
+    return qa_hsum_i32x4(sum);
+}
+
 static inline float qa_hsum_f32x4(v128_t v) {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
