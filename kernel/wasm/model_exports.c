@@ -45,8 +45,15 @@ static void select_simd(void) {
     if (done) return;
     qa_cpu_init();
     qa_model_select_simd();
-    qa_ops_decoder_init(0);
+    qa_ops_decoder_init(1);
     done = 1;
+}
+
+/* The decoder ops' SIMD128 variants on (1, the default) or off (0: the scalar references),
+ * for the tests that hold them to the references. */
+EXPORT(qa_wasm_decoder_ops_simd) void qa_wasm_decoder_ops_simd(int on) {
+    select_simd();
+    qa_ops_decoder_init(on);
 }
 
 /* ---- the GGUF header, whole file or prefix (the one reader, kernel/gguf) ------------- */

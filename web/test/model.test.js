@@ -212,6 +212,31 @@ test('SmolLM2 greedy tokens identical to native scalar, plain and chat prompts; 
   await assert.rejects(g.generate('x'), /closed/);
 });
 
+// The decoder ops' SIMD128 variants (attention over the fp16 cache, softmax exp, SiLU with
+// wasi-libc's fmaf emulated in f64x2) against their scalar references: the logits of a
+// 20-token prompt (prompt attention) and of 3 single-token steps, bit for bit.
+test('SmolLM2 logits with the SIMD128 decoder ops equal the scalar references bit for bit', { skip: smollm.skip, timeout: 900000 }, async () => {
+  const g = await Generator.open(smollm.path, { memoryBudget: '300MB' });
+  const K = g.K, x = K.x, ids = g.tokenize('Once upon a time, in a small village, there lived an old clockmaker who');
+  assert.ok(ids.length >= 16, 'a prompt long enough for blocks of 16 cache cells');
+  const run = (simd) => {
+    x.qa_wasm_decoder_ops_simd(simd);
+    const p = K.copyIn(Int32Array, ids), out = [];
+    assert.equal(x.qa_wasm_decoder_prefill(g.h, p, ids.length, 0, 1), 0);
+    K.free(p);
+    for (let i = 0; i < 4; i++) {
+      const l = K.view(Float32Array, x.qa_wasm_decoder_logits(g.h), g.nVocab).slice();
+      out.push(l);
+      if (i < 3) assert.equal(x.qa_wasm_decoder_step(g.h, l.indexOf(Math.max(...l))), 0);
+    }
+    return out;
+  };
+  const ref = run(0), simd = run(1);
+  for (let i = 0; i < 4; i++)
+    assert.deepEqual(new Uint32Array(simd[i].buffer), new Uint32Array(ref[i].buffer), `logits ${i}`);
+  g.close();
+});
+
 test('closing a generator or embedder gives its wasm memory back', { skip: smollm.skip || minilm.skip }, async () => {
   const K = await loadModelKernel();
   for (const open of [() => Generator.open(smollm.path), () => Embedder.open(minilm.path)]) {
