@@ -222,7 +222,7 @@ static float exp_block16_ref(float *e, const float *s, float mx, unsigned mask) 
  * wasi-libc's (musl's), which rounds a*b + c computed in double to float unless that
  * double sits exactly on a float rounding midpoint; fma4 does the same in f64x2 lanes and
  * reports the midpoint case, where the caller takes the scalar reference instead. */
-#include <wasm_simd128.h>
+#include "types/simd_blocks.h" /* qa_f16x4_to_f32 */
 
 static inline v128_t fma2_f64(v128_t a, v128_t b, v128_t c, v128_t *mid) {
     v128_t r = wasm_f64x2_add(wasm_f64x2_mul(a, b), c);
@@ -279,20 +279,11 @@ static float exp_block16_wasm(float *e, const float *s, float mx, unsigned mask)
     return tree16(e);
 }
 
-/* 4 fp16 (the low halves of 32-bit lanes) -> fp32, exactly as qa_fp16_to_fp32: the
- * exponent and mantissa bits moved into place and scaled by 2^112 (subnormals become
- * normal floats exactly), inf / NaN given the all-ones exponent, the sign or-ed in */
-static inline v128_t f16x4_to_f32(v128_t h) {
-    v128_t f = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13), F4(0x1p112f));
-    v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
-    f = wasm_v128_or(f, wasm_v128_and(special, wasm_i32x4_splat(0x7f800000)));
-    return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
-}
 /* 8 fp16 at k -> two f32x4 */
 static inline void f16x8_to_f32(const uint16_t *k, v128_t *lo, v128_t *hi) {
     v128_t h = wasm_v128_load(k);
-    *lo = f16x4_to_f32(wasm_u32x4_extend_low_u16x8(h));
-    *hi = f16x4_to_f32(wasm_u32x4_extend_high_u16x8(h));
+    *lo = qa_f16x4_to_f32(wasm_u32x4_extend_low_u16x8(h));
+    *hi = qa_f16x4_to_f32(wasm_u32x4_extend_high_u16x8(h));
 }
 
 static float dot16_f16_wasm(const float *q, const uint16_t *k, int d) {

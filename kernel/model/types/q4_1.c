@@ -167,8 +167,8 @@ static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_,
             acc[0][j] = q4_1_dot16(q[0], e0, o0, e1, o1);
             acc[1][j] = q4_1_dot16(q[1], e0, o0, e1, o1);
         }
-        const v128_t da = QA_F16_ROWS4(x, xs, sizeof(qa_block_q8_1), b, 0);
-        const v128_t sa = QA_F16_ROWS4(x, xs, sizeof(qa_block_q8_1), b, 2);
+        const v128_t ds = qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_1)); /* d | s << 16 per row */
+        const v128_t da = qa_f16x4_to_f32(ds), sa = qa_f16x4_to_f32(wasm_u32x4_shr(ds, 16));
         for (int r = 0; r < 2; r++) {
             const qa_block_q4_1 *wb = (const qa_block_q4_1 *)(w + r * ws) + b;
             const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
@@ -197,8 +197,8 @@ static void q4_1_rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_
             acc[r] = q4_1_dot16(q, e0, o0, e1, o1);
         }
         const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
-        const v128_t d = QA_F16_ROWS4(w, ws, sizeof(qa_block_q4_1), b, 0);
-        const v128_t m = QA_F16_ROWS4(w, ws, sizeof(qa_block_q4_1), b, 2);
+        const v128_t dm = qa_load32_rows4(w, ws, (size_t)b * sizeof(qa_block_q4_1)); /* d | m << 16 per row */
+        const v128_t d = qa_f16x4_to_f32(dm), m = qa_f16x4_to_f32(wasm_u32x4_shr(dm, 16));
         const v128_t da = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].d)), sa = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].s));
         s = wasm_f32x4_add(s, wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(d, da), p), wasm_f32x4_mul(m, sa)));
     }

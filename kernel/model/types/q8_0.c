@@ -157,7 +157,7 @@ static void tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size
                 acc[r][j] = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][0], a0), wasm_i32x4_dot_i16x8(wl[r][1], a1)),
                                            wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][2], a2), wasm_i32x4_dot_i16x8(wl[r][3], a3)));
         }
-        const v128_t dx = QA_F16_ROWS4(x, xs, sizeof(qa_block_q8_0), b, 0);
+        const v128_t dx = qa_f16x4_to_f32(qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_0)));
         for (int r = 0; r < 2; r++) {
             const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
             const float dw = qa_fp16_to_fp32_wasm(((const qa_block_q8_0 *)(w + r * ws) + b)->d);
@@ -186,7 +186,7 @@ static void rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, flo
                                     wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(q1), e1), wasm_i32x4_dot_i16x8(qa_i8_odd(q1), o1)));
         }
         const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
-        const v128_t d = QA_F16_ROWS4(w, ws, sizeof(qa_block_q8_0), b, 0);
+        const v128_t d = qa_f16x4_to_f32(qa_load32_rows4(w, ws, (size_t)b * sizeof(qa_block_q8_0)));
         s = wasm_f32x4_add(s, wasm_f32x4_mul(p, wasm_f32x4_mul(d, wasm_f32x4_splat(qa_fp16_to_fp32_wasm(x[b].d)))));
     }
     wasm_v128_store(out, s);

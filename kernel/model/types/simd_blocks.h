@@ -92,6 +92,26 @@ static inline int32_t qa_hsum_i32x4(v128_t v) {
     return wasm_i32x4_extract_lane(v, 0);
 }
 
+/* 4 fp16 (the low halves of 32-bit lanes; the high halves may hold anything) -> fp32,
+ * exactly as qa_fp16_to_fp32: exponent and mantissa moved into place and scaled by 2^112
+ * (subnormals become normal floats exactly), inf / NaN given the all-ones exponent, the
+ * sign or-ed in. */
+static inline v128_t qa_f16x4_to_f32(v128_t h) {
+    v128_t f = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13), wasm_f32x4_splat(0x1p112f));
+    v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+    f = wasm_v128_or(f, wasm_v128_and(special, wasm_i32x4_splat(0x7f800000)));
+    return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+
+/* The 4 bytes at byte offset `at` of 4 rows ws bytes apart, one row per lane (a block's
+ * fp16 scales: the low and high halves) */
+static inline v128_t qa_load32_rows4(const uint8_t *w, size_t ws, size_t at) {
+    v128_t v = wasm_v128_load32_zero(w + at);
+    v = wasm_v128_load32_lane(w + ws + at, v, 1);
+    v = wasm_v128_load32_lane(w + 2 * ws + at, v, 2);
+    return wasm_v128_load32_lane(w + 3 * ws + at, v, 3);
+}
+
 /* [sum a, sum b, sum c, sum d]: the integer block sums of 4 weight rows in one vector */
 static inline v128_t qa_hsum4_i32x4(v128_t a, v128_t b, v128_t c, v128_t d) {
     v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
@@ -103,13 +123,6 @@ static inline v128_t qa_hsum4_i32x4(v128_t a, v128_t b, v128_t c, v128_t d) {
  * shifts instead of the extend_low/high shuffles; a dot pairs even with even. */
 static inline v128_t qa_i8_even(v128_t v) { return wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8); }
 static inline v128_t qa_i8_odd(v128_t v) { return wasm_i16x8_shr(v, 8); }
-
-/* fp16 scales at byte offset off of block b of 4 rows ws bytes apart, as 4 floats */
-#define QA_F16_ROWS4(w, ws, bsize, b, off)                                                      \
-    wasm_f32x4_make(qa_f16_wasm_table[*(const uint16_t *)((w) + (b) * (bsize) + (off))],         \
-                    qa_f16_wasm_table[*(const uint16_t *)((w) + (ws) + (b) * (bsize) + (off))],  \
-                    qa_f16_wasm_table[*(const uint16_t *)((w) + 2 * (ws) + (b) * (bsize) + (off))], \
-                    qa_f16_wasm_table[*(const uint16_t *)((w) + 3 * (ws) + (b) * (bsize) + (off))])
 
 /* max |x| over 32 floats as the references' fmaxf loop (pmax keeps the left operand when
  * the right is NaN, as fmaxf ignores a NaN), and whether all 32 are finite */
