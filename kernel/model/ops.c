@@ -87,7 +87,7 @@ static void mm_task(void *c_, int i, int k) {
         float *rb = c->rowbuf ? c->rowbuf + (uint64_t)i * qa_matmul_rowbuf_floats(K) : NULL;
         /* 2 x 4 tiles from 4 tokens on; each type's tile sums in its single-row dot's order,
          * so results depend neither on n nor on the threads */
-        int tiles = c->xq && tt->tile && c->n >= 4;
+        int tiles = c->xq && tt->tile && c->n >= 4, r4 = c->xq && tt->rows4 != NULL;
         for (int t0 = 0; t0 < c->n; t0 += TB) {
             int t1 = t0 + TB < c->n ? t0 + TB : c->n, tt1 = tiles ? t0 + (t1 - t0) / 4 * 4 : t0;
             int o = o0;
@@ -102,11 +102,26 @@ static void mm_task(void *c_, int i, int k) {
                             put(c, kw, t + j, o + 1, r[4 + j]);
                         }
                     }
-                    for (int t = tt1; t < t1; t++) {
+                    for (int t = tt1; t < t1 && !r4; t++) {
                         put(c, kw, t, o, tt->vec_dot(K, wr, c->xq + t * qrow));
                         put(c, kw, t, o + 1, tt->vec_dot(K, wr + w->row_bytes, c->xq + t * qrow));
                     }
                 }
+            if (r4 && tt1 < t1) { /* the tokens no tile took (all when decoding): 4 rows per pass */
+                int oe = tt1 > t0 ? o : o1, q = o0; /* rows [o0, oe) lack tokens [tt1, t1) */
+                for (; q + 4 <= oe; q += 4) {
+                    const uint8_t *wr = w->data + (uint64_t)q * w->row_bytes;
+                    float r[4];
+                    for (int t = tt1; t < t1; t++) {
+                        tt->rows4(K, wr, w->row_bytes, c->xq + t * qrow, r);
+                        for (int j = 0; j < 4; j++) put(c, kw, t, q + j, r[j]);
+                    }
+                }
+                if (tt1 == t0) o = q; /* the rest (all tokens) below */
+                else
+                    for (; q < oe; q++)
+                        for (int t = tt1; t < t1; t++) put(c, kw, t, q, tt->vec_dot(K, w->data + (uint64_t)q * w->row_bytes, c->xq + t * qrow));
+            }
             for (; o < o1; o++) {
                 const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
                 if (o + PREFETCH_ROWS < o1) /* weights stream from memory once per token */

@@ -206,6 +206,7 @@ AVX2 static float exp_block16_avx2(float *e, const float *s, float mx, unsigned 
 }
 #endif
 
+
 static void silu_mul_row_ref(float *g, const float *u, int n) {
     int i = 0, nb = n & ~15;
     for (; i < nb; i++) g[i] = g[i] / (1.0f + v_expf_ref(0.0f - g[i])) * u[i];
@@ -215,6 +216,121 @@ static float exp_block16_ref(float *e, const float *s, float mx, unsigned mask) 
     for (int i = 0; i < 16; i++) e[i] = (mask >> i & 1) ? v_expf_ref(s[i] - mx) : 0.0f;
     return tree16(e);
 }
+
+#if defined(__wasm_simd128__)
+/* SIMD128 variants with the references' bits. wasm has no FMA instruction: fmaf is
+ * wasi-libc's (musl's), which rounds a*b + c computed in double to float unless that
+ * double sits exactly on a float rounding midpoint; fma4 does the same in f64x2 lanes and
+ * reports the midpoint case, where the caller takes the scalar reference instead. */
+#include "types/simd_blocks.h" /* qa_f16x4_to_f32 */
+
+static inline v128_t fma2_f64(v128_t a, v128_t b, v128_t c, v128_t *mid) {
+    v128_t r = wasm_f64x2_add(wasm_f64x2_mul(a, b), c);
+    *mid = wasm_v128_or(*mid, wasm_i64x2_eq(wasm_v128_and(r, wasm_i64x2_splat(0x1fffffff)), wasm_i64x2_splat(0x10000000)));
+    return r;
+}
+static inline v128_t fma4(v128_t a, v128_t b, v128_t c, v128_t *mid) {
+    v128_t lo = fma2_f64(wasm_f64x2_promote_low_f32x4(a), wasm_f64x2_promote_low_f32x4(b), wasm_f64x2_promote_low_f32x4(c), mid);
+    v128_t hi = fma2_f64(wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(a, a, 2, 3, 0, 1)),
+                         wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(b, b, 2, 3, 0, 1)),
+                         wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(c, c, 2, 3, 0, 1)), mid);
+    lo = wasm_f32x4_demote_f64x2_zero(lo);
+    hi = wasm_f32x4_demote_f64x2_zero(hi);
+    return wasm_i32x4_shuffle(lo, hi, 0, 1, 4, 5);
+}
+#define F4(x) wasm_f32x4_splat(x)
+
+/* v_expf_ref for 4 values; *mid set when an fmaf needs the scalar reference */
+static inline v128_t v_expf_wasm(v128_t x, v128_t *mid) {
+    const v128_t r = F4(0x1.8p23f);
+    v128_t z = fma4(x, F4(0x1.715476p+0f), r, mid), n = wasm_f32x4_sub(z, r), mn = wasm_f32x4_neg(n);
+    v128_t b = fma4(mn, F4(0x1.7f7d1cp-20f), fma4(mn, F4(0x1.62e4p-1f), x, mid), mid), u = wasm_f32x4_mul(b, b);
+    v128_t j = fma4(fma4(fma4(F4(0x1.0e4020p-7f), b, F4(0x1.573e2ep-5f), mid), u, fma4(F4(0x1.555e66p-3f), b, F4(0x1.fffdb6p-2f), mid), mid), u,
+                    fma4(F4(0x1.ffffecp-1f), b, F4(1.0f), mid), mid);
+    /* 2^n for -126 <= n <= 127 (n is integral), then the reference's two range exits */
+    v128_t nc = wasm_f32x4_pmax(n, F4(-126.0f));
+    v128_t e = wasm_i32x4_shl(wasm_i32x4_add(wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_pmin(nc, F4(127.0f))), wasm_i32x4_splat(127)), 23);
+    v128_t res = wasm_f32x4_mul(j, e);
+    res = wasm_v128_andnot(res, wasm_f32x4_lt(n, F4(-126.0f)));
+    return wasm_v128_bitselect(F4(INFINITY), res, wasm_f32x4_gt(n, F4(127.0f)));
+}
+
+static void silu_mul_row_wasm(float *g, const float *u, int n) {
+    int i = 0, nb = n & ~15;
+    for (; i < nb; i += 4) {
+        v128_t mid = wasm_i32x4_splat(0), x = wasm_v128_load(g + i);
+        v128_t e = v_expf_wasm(wasm_f32x4_sub(F4(0.0f), x), &mid);
+        if (wasm_v128_any_true(mid)) {
+            for (int k = i; k < i + 4; k++) g[k] = g[k] / (1.0f + v_expf_ref(0.0f - g[k])) * u[k];
+            continue;
+        }
+        wasm_v128_store(g + i, wasm_f32x4_mul(wasm_f32x4_div(x, wasm_f32x4_add(F4(1.0f), e)), wasm_v128_load(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static float exp_block16_wasm(float *e, const float *s, float mx, unsigned mask) {
+    v128_t mid = wasm_i32x4_splat(0);
+    for (int i = 0; i < 16; i += 4) {
+        v128_t m = wasm_i32x4_make(-(int)(mask >> i & 1), -(int)(mask >> (i + 1) & 1), -(int)(mask >> (i + 2) & 1), -(int)(mask >> (i + 3) & 1));
+        wasm_v128_store(e + i, wasm_v128_and(v_expf_wasm(wasm_f32x4_sub(wasm_v128_load(s + i), F4(mx)), &mid), m));
+    }
+    if (wasm_v128_any_true(mid)) return exp_block16_ref(e, s, mx, mask);
+    return tree16(e);
+}
+
+/* 8 fp16 at k -> two f32x4 */
+static inline void f16x8_to_f32(const uint16_t *k, v128_t *lo, v128_t *hi) {
+    v128_t h = wasm_v128_load(k);
+    *lo = qa_f16x4_to_f32(wasm_u32x4_extend_low_u16x8(h));
+    *hi = qa_f16x4_to_f32(wasm_u32x4_extend_high_u16x8(h));
+}
+
+static float dot16_f16_wasm(const float *q, const uint16_t *k, int d) {
+    if (d & 15) return dot16_f16_ref(q, k, d);
+    v128_t a[4] = {F4(0.0f), F4(0.0f), F4(0.0f), F4(0.0f)}; /* lanes 4j..4j+3 */
+    for (int i = 0; i < d; i += 16)
+        for (int j = 0; j < 4; j += 2) {
+            v128_t lo, hi;
+            f16x8_to_f32(k + i + 4 * j, &lo, &hi);
+            a[j] = wasm_f32x4_add(a[j], wasm_f32x4_mul(wasm_v128_load(q + i + 4 * j), lo));
+            a[j + 1] = wasm_f32x4_add(a[j + 1], wasm_f32x4_mul(wasm_v128_load(q + i + 4 * j + 4), hi));
+        }
+    float l[16];
+    for (int j = 0; j < 4; j++) wasm_v128_store(l + 4 * j, a[j]);
+    return tree16(l);
+}
+
+static float dot64_f16_wasm(const float *q, const uint16_t *k, int d) {
+    if (d & 63) return dot64_f16_ref(q, k, d);
+    v128_t a[16];
+    for (int j = 0; j < 16; j++) a[j] = F4(0.0f);
+    for (int i = 0; i < d; i += 64)
+        for (int j = 0; j < 16; j += 2) {
+            v128_t lo, hi;
+            f16x8_to_f32(k + i + 4 * j, &lo, &hi);
+            a[j] = wasm_f32x4_add(a[j], wasm_f32x4_mul(wasm_v128_load(q + i + 4 * j), lo));
+            a[j + 1] = wasm_f32x4_add(a[j + 1], wasm_f32x4_mul(wasm_v128_load(q + i + 4 * j + 4), hi));
+        }
+    float l[16];
+    for (int j = 0; j < 4; j++) /* slots (0+2) + (1+3) */
+        wasm_v128_store(l + 4 * j, wasm_f32x4_add(wasm_f32x4_add(a[j], a[8 + j]), wasm_f32x4_add(a[4 + j], a[12 + j])));
+    return tree16(l);
+}
+
+static void lane_axpy_f16_wasm(float *lane, float w, const uint16_t *v, int d) {
+    const v128_t wv = F4(w);
+    int i = 0;
+    for (; i + 8 <= d; i += 8) {
+        v128_t lo, hi;
+        f16x8_to_f32(v + i, &lo, &hi);
+        wasm_v128_store(lane + i, wasm_f32x4_add(wasm_v128_load(lane + i), wasm_f32x4_mul(wv, lo)));
+        wasm_v128_store(lane + i + 4, wasm_f32x4_add(wasm_v128_load(lane + i + 4), wasm_f32x4_mul(wv, hi)));
+    }
+    for (; i < d; i++) lane[i] += w * qa_fp16_to_fp32(v[i]);
+}
+#undef F4
+#endif
 
 static float (*dot16_f16)(const float *, const uint16_t *, int) = dot16_f16_ref;
 static float (*dot64_f16)(const float *, const uint16_t *, int) = dot64_f16_ref;
@@ -242,6 +358,14 @@ void qa_ops_decoder_init(int avx2) {
         store_f16 = store_f16_avx2;
         silu_mul_row = silu_mul_row_avx2;
         exp_block16 = exp_block16_avx2;
+    }
+#elif defined(__wasm_simd128__)
+    if (avx2) { /* here: SIMD128 on */
+        dot16_f16 = dot16_f16_wasm;
+        dot64_f16 = dot64_f16_wasm;
+        lane_axpy_f16 = lane_axpy_f16_wasm;
+        silu_mul_row = silu_mul_row_wasm;
+        exp_block16 = exp_block16_wasm;
     }
 #else
     (void)avx2;

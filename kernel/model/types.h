@@ -39,6 +39,9 @@ typedef struct {
      * vec_dot up to float summation order. The matmul uses vec_dot where tile is NULL. */
     void (*quantize_act_ref)(const float *x, void *y, int64_t n);
     void (*tile)(int64_t n, const void *w, size_t ws, const void *a, size_t as, float *out);
+    /* rows4: 4 weight rows (ws bytes apart) x 1 activation row, out[r] = vec_dot(row r), the
+     * same bits (the single-token matmul: each activation block decoded once for 4 rows). */
+    void (*rows4)(int64_t n, const void *w, size_t ws, const void *a, float *out);
 } qa_type_traits;
 
 /* Shared by the type files: fp16 <-> fp32 as ggml rounds (types/f16.c), and the Q8_0 block,

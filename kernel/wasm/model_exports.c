@@ -45,8 +45,15 @@ static void select_simd(void) {
     if (done) return;
     qa_cpu_init();
     qa_model_select_simd();
-    qa_ops_decoder_init(0);
+    qa_ops_decoder_init(1);
     done = 1;
+}
+
+/* The decoder ops' SIMD128 variants on (1, the default) or off (0: the scalar references),
+ * for the tests that hold them to the references. */
+EXPORT(qa_wasm_decoder_ops_simd) void qa_wasm_decoder_ops_simd(int on) {
+    select_simd();
+    qa_ops_decoder_init(on);
 }
 
 /* ---- the GGUF header, whole file or prefix (the one reader, kernel/gguf) ------------- */
@@ -457,5 +464,16 @@ int qa_wasm_type_tile(uint32_t type, int n, const void *w, size_t ws, const void
     const qa_type_traits *tt = qa_type_get(type);
     if (!tt || !tt->tile) return -1;
     tt->tile(n, w, ws, a, as, out);
+    return 0;
+}
+
+/* The 4-row single-token dot of a type (w: 4 rows of n values, ws bytes apart; a: one
+ * activation row) into out[4]; 0, or -1 when the type has none. */
+EXPORT(qa_wasm_type_rows4)
+int qa_wasm_type_rows4(uint32_t type, int n, const void *w, size_t ws, const void *a, float *out) {
+    select_simd();
+    const qa_type_traits *tt = qa_type_get(type);
+    if (!tt || !tt->rows4) return -1;
+    tt->rows4(n, w, ws, a, out);
     return 0;
 }

@@ -146,7 +146,7 @@ export async function openAsk({ index, texts, embedder, generator }, { cache = t
   const docs = { cached: {} };
   docs.close = async () => { await docs.embedder?.close(); await docs.generator?.close(); docs.index?.close(); };
   try {
-    await openAll(docs, { index, texts, embedder, generator }, load, { memoryBudget, nCtx, onStatus });
+    await openAll(docs, { index, texts, embedder, generator }, load, { cache, memoryBudget, nCtx, onStatus });
   } catch (e) {
     await docs.close(); // no Worker left running behind an error
     throw e;
@@ -155,7 +155,7 @@ export async function openAsk({ index, texts, embedder, generator }, { cache = t
   return docs;
 }
 
-async function openAll(docs, { index, texts, embedder, generator }, load, { memoryBudget, nCtx, onStatus }) {
+async function openAll(docs, { index, texts, embedder, generator }, load, { cache, memoryBudget, nCtx, onStatus }) {
   const textsUrl = texts ?? `${index}.texts`;
   onStatus('index');
   const ib = await load('index', index);
@@ -173,13 +173,16 @@ async function openAll(docs, { index, texts, embedder, generator }, load, { memo
   docs.cached.texts = tb.fromCache;
   for (const [key, url, open] of [['embedder', embedder, openEmbedder], ['generator', generator, openGenerator]]) {
     onStatus(key);
-    const b = await load(key, url);
+    // the model's Worker reads it itself (from OPFS or the network into wasm memory): no copy in the page
+    const source = cache ? { url: new URL(url, globalThis.location?.href).href, cache: cacheName(url) } : url;
+    const onProgress = ({ loaded, total }) => onStatus(key, { loaded, total });
     try {
-      docs[key] = await open(b.bytes, key === 'generator' ? { memoryBudget, nCtx } : { memoryBudget });
+      docs[key] = await open(source, key === 'generator' ? { memoryBudget, nCtx, onProgress } : { memoryBudget, onProgress });
     } catch (e) {
       throw new AskError(`the ${key === 'generator' ? 'LLM' : 'embedding model'} ${url} did not load: ${e.message}`);
     }
-    docs.cached[key] = b.fromCache;
+    const l = docs[key].loaded;
+    docs.cached[key] = !!l && l.fromCache === l.total;
   }
   if (docs.embedder.dim != null && docs.embedder.dim !== docs.index.dim)
     throw new AskError(`the embedding model ${embedder} embeds ${docs.embedder.dim}-d vectors, the index holds ${docs.index.dim}-d`);

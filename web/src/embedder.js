@@ -28,13 +28,13 @@ export class Embedder {
         throw new ModelError(`${src.name}: ${msg}`);
       }
       const e = new Embedder();
-      Object.assign(e, { K, h, buf, dim, maxTokens: tokens, memory, name: src.name });
+      Object.assign(e, { K, h, buf, dim, maxTokens: tokens, memory, name: src.name, loaded: src.loaded ?? null });
       e.out = K.alloc(Float32Array, dim);
       return e;
     });
   }
 
-  info() { return { dim: this.dim, maxTokens: this.maxTokens, memory: this.memory }; }
+  info() { return { dim: this.dim, maxTokens: this.maxTokens, memory: this.memory, loaded: this.loaded }; }
 
   // Float32Array per text (pooled and, as the file says, L2-normalised).
   async embed(texts) { return this.embedSync(texts); }
@@ -69,7 +69,7 @@ export async function openEmbedder(source, options = {}) {
   if (!useWorker(worker)) return Embedder.open(source, options);
   const w = await callWorker('embedder', source, rest, onProgress);
   return {
-    dim: w.info.dim, maxTokens: w.info.maxTokens, memory: w.info.memory, inWorker: true,
+    dim: w.info.dim, maxTokens: w.info.maxTokens, memory: w.info.memory, loaded: w.info.loaded, inWorker: true,
     embed: (texts) => w.call('embed', { texts }),
     close: () => w.close(),
   };

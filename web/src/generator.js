@@ -53,7 +53,7 @@ export class Generator {
       K.x.qa_wasm_decoder_info(h, out);
       const [nVocab, nCtxUsed, bos, eos, eot, addBos] = K.view(Float64Array, out, 8);
       const tptr = K.x.qa_wasm_decoder_chat_template(h, out), tlen = K.view(Uint32Array, out, 1)[0];
-      Object.assign(g, { K, h, buf, name: src.name, memory, nVocab, nCtx: nCtxUsed, bos, eos, eot, addBos: !!addBos });
+      Object.assign(g, { K, h, buf, name: src.name, memory, nVocab, nCtx: nCtxUsed, bos, eos, eot, addBos: !!addBos, loaded: src.loaded ?? null });
       g.chatTemplate = tptr ? new TextDecoder().decode(K.view(Uint8Array, tptr, tlen)) : null;
       g.bosToken = g.piece(bos, out);
       g.eosToken = g.piece(eos, out);
@@ -64,7 +64,7 @@ export class Generator {
 
   info() {
     return { nVocab: this.nVocab, nCtx: this.nCtx, memory: this.memory, chatTemplate: this.chatTemplate,
-      bosToken: this.bosToken, eosToken: this.eosToken };
+      bosToken: this.bosToken, eosToken: this.eosToken, loaded: this.loaded };
   }
 
   piece(id, lenPtr) {

@@ -6,7 +6,8 @@
 import { MemoryBudgetError } from './index.js';
 import { loadKernel, WASM32_LIMIT } from './kernel.js';
 import { formatSize as human, parseSize } from './sizes.js';
-import { openSource } from './source.js';
+import { BlobSource, HttpSource, openSource } from './source.js';
+import { streamCacheState, streamInto } from './stream-load.js';
 
 export { MemoryBudgetError };
 export const MODEL_WASM = new URL('../dist/quantann-model.wasm', import.meta.url);
@@ -108,11 +109,17 @@ export async function loadInto(src, dest, { onProgress } = {}) {
 }
 
 // Allocates source.size bytes in wasm memory and loads the file there; returns the pointer.
+// A cached URL (cachedUrlSource) streams through its OPFS copy (src/stream-load.js), and
+// src.loaded is set to streamInto's report (fromCache: bytes read from OPFS).
 export async function loadModelBytes(src, K, options) {
   if (!Number.isFinite(src.size)) throw new ModelError(`${src.name}: unknown file size`);
   const p = K.alloc(Uint8Array, src.size);
   try {
-    await loadInto(src, K.view(Uint8Array, p, src.size), options);
+    if (src.cache != null)
+      src.loaded = await streamInto(src.streamUrl, { cache: src.cache, size: src.size, onProgress: options?.onProgress,
+        dest: (total) => K.view(Uint8Array, p, total) });
+    else
+      await loadInto(src, K.view(Uint8Array, p, src.size), options);
   } catch (e) {
     K.free(p);
     throw e;
@@ -120,10 +127,28 @@ export async function loadModelBytes(src, K, options) {
   return p;
 }
 
-// fn(src) over the source opened from `source` (a URL, path, File, bytes or source object);
-// a file this opened is closed after.
+// {url, cache}: the model at url kept in OPFS under the file name `cache`, streamed from
+// there (no network once complete) or from the network into wasm memory while it is
+// written to OPFS; the GGUF header is read from the complete cached copy, else by a Range
+// request. So the bytes go from OPFS or the network straight into wasm memory in the
+// Worker, never through a copy in the page.
+export const isCachedUrl = (s) => s != null && typeof s === 'object' && typeof s.url === 'string' && typeof s.cache === 'string';
+
+async function cachedUrlSource({ url, cache }) {
+  const state = await streamCacheState(cache).catch(() => null);
+  let head = null;
+  if (state?.complete && state.id === url) {
+    const file = await (await (await navigator.storage.getDirectory()).getFileHandle(cache)).getFile();
+    if (file.size >= state.total) head = new BlobSource(file);
+  }
+  head ??= await HttpSource.open(url);
+  return { name: url, size: head.size, read: (at, n) => head.read(at, n), cache, streamUrl: url };
+}
+
+// fn(src) over the source opened from `source` (a URL, path, File, bytes, {url, cache} or
+// source object); a file this opened is closed after.
 export async function withSource(source, fn) {
-  const src = await openSource(source);
+  const src = isCachedUrl(source) ? await cachedUrlSource(source) : await openSource(source);
   try {
     return await fn(src);
   } finally {

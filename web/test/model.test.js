@@ -39,7 +39,7 @@ function weightBlocks(size, scales, nb, r) {
   return b;
 }
 
-test('each SIMD128 dot and tile equals its scalar reference bit for bit', async () => {
+test('each SIMD128 dot, tile and 4-row dot equals its scalar reference bit for bit', async () => {
   const K = await loadModelKernel();
   const r = rng(7);
   for (const [name, [type, size, scales]] of Object.entries(TYPES)) {
@@ -53,24 +53,44 @@ test('each SIMD128 dot and tile equals its scalar reference bit for bit', async 
         as = K.x.qa_wasm_type_quantize_act(type, 1, n, xp, ap); // bytes of one activation row
         assert.ok(as > 0, `${name}: no activation quantizer`);
         for (let j = 1; j < 4; j++) K.x.qa_wasm_type_quantize_act(type, 1, n, xp + 4 * j * n, ap + j * as);
-        wp = K.copyIn(Uint8Array, weightBlocks(size, scales, 2 * nb, r));
+        // the SIMD quantizer writes the reference's bytes (zero, subnormal and, for Q8_0's
+        // act type, non-finite blocks included)
+        const special = Float32Array.from(x.subarray(0, n), (v, i) => (i < 32 ? 0 : i < 64 ? v * 1e-40
+          : i === 70 ? Infinity : v));
+        for (const xs of [x, special]) {
+          const sp = K.copyIn(Float32Array, xs), simd = K.alloc(Uint8Array, 4 * as), ref = K.alloc(Uint8Array, 4 * as);
+          const rows = xs.length / n;
+          for (let j = 0; j < rows; j++) {
+            K.x.qa_wasm_type_quantize_act(type, 0, n, sp + 4 * j * n, simd + j * as);
+            K.x.qa_wasm_type_quantize_act(type, 1, n, sp + 4 * j * n, ref + j * as);
+          }
+          assert.deepEqual(K.view(Uint8Array, simd, rows * as), K.view(Uint8Array, ref, rows * as), `${name} quantizer n=${n}`);
+          [sp, simd, ref].forEach((p) => K.free(p));
+        }
+        wp = K.copyIn(Uint8Array, weightBlocks(size, scales, 4 * nb, r));
       } else {
-        wp = K.copyIn(Float32Array, Float32Array.from({ length: 2 * n + 3 }, () => r() - 0.5));
+        wp = K.copyIn(Float32Array, Float32Array.from({ length: 4 * n + 3 }, () => r() - 0.5));
       }
-      const ref = [0, 1].map((row) => [0, 1, 2, 3].map((j) => K.x.qa_wasm_type_dot(type, 1, n, wp + row * nb * size, ap + j * as)));
+      const ref = [0, 1, 2, 3].map((row) => [0, 1, 2, 3].map((j) => K.x.qa_wasm_type_dot(type, 1, n, wp + row * nb * size, ap + j * as)));
       for (let row = 0; row < 2; row++)
         for (let j = 0; j < 4; j++) {
           const simd = K.x.qa_wasm_type_dot(type, 0, n, wp + row * nb * size, ap + j * as);
           assert.ok(Number.isFinite(ref[row][j]) && ref[row][j] !== 0, `${name}: degenerate test data`);
           assert.equal(simd, ref[row][j], `${name} n=${n} row ${row} act ${j}`);
         }
-      const out = K.alloc(Float32Array, 8);
+      const out = K.alloc(Float32Array, 8), j4 = (n >> 5) % 4; // rows4 against one of the activation rows
       if (K.x.qa_wasm_type_tile(type, n, wp, nb * size, ap, as, out) === 0) {
         const t = K.view(Float32Array, out, 8);
         for (let row = 0; row < 2; row++)
           for (let j = 0; j < 4; j++) assert.equal(t[row * 4 + j], ref[row][j], `${name} tile n=${n} [${row}][${j}]`);
       } else {
         assert.notEqual(name, 'Q4_1', 'Q4_1 has a SIMD128 tile');
+      }
+      if (K.x.qa_wasm_type_rows4(type, n, wp, nb * size, ap + j4 * as, out) === 0) {
+        const t = K.view(Float32Array, out, 4);
+        for (let row = 0; row < 4; row++) assert.equal(t[row], ref[row][j4], `${name} rows4 n=${n} row ${row}`);
+      } else {
+        assert.ok(!['Q4_1', 'Q8_0'].includes(name), `${name} has a SIMD128 4-row dot`);
       }
       new Set([xp, ap, wp, out]).forEach((p) => K.free(p));
     }
@@ -190,6 +210,31 @@ test('SmolLM2 greedy tokens identical to native scalar, plain and chat prompts; 
   await assert.rejects(g.generate('x', { temperature: -1 }), /temperature/);
   g.close();
   await assert.rejects(g.generate('x'), /closed/);
+});
+
+// The decoder ops' SIMD128 variants (attention over the fp16 cache, softmax exp, SiLU with
+// wasi-libc's fmaf emulated in f64x2) against their scalar references: the logits of a
+// 20-token prompt (prompt attention) and of 3 single-token steps, bit for bit.
+test('SmolLM2 logits with the SIMD128 decoder ops equal the scalar references bit for bit', { skip: smollm.skip, timeout: 900000 }, async () => {
+  const g = await Generator.open(smollm.path, { memoryBudget: '300MB' });
+  const K = g.K, x = K.x, ids = g.tokenize('Once upon a time, in a small village, there lived an old clockmaker who');
+  assert.ok(ids.length >= 16, 'a prompt long enough for blocks of 16 cache cells');
+  const run = (simd) => {
+    x.qa_wasm_decoder_ops_simd(simd);
+    const p = K.copyIn(Int32Array, ids), out = [];
+    assert.equal(x.qa_wasm_decoder_prefill(g.h, p, ids.length, 0, 1), 0);
+    K.free(p);
+    for (let i = 0; i < 4; i++) {
+      const l = K.view(Float32Array, x.qa_wasm_decoder_logits(g.h), g.nVocab).slice();
+      out.push(l);
+      if (i < 3) assert.equal(x.qa_wasm_decoder_step(g.h, l.indexOf(Math.max(...l))), 0);
+    }
+    return out;
+  };
+  const ref = run(0), simd = run(1);
+  for (let i = 0; i < 4; i++)
+    assert.deepEqual(new Uint32Array(simd[i].buffer), new Uint32Array(ref[i].buffer), `logits ${i}`);
+  g.close();
 });
 
 test('closing a generator or embedder gives its wasm memory back', { skip: smollm.skip || minilm.skip }, async () => {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The models in headless Chromium against native and wllama (npm @wllama/wllama, llama.cpp
 // in wasm) on the same GGUF, single-thread: prints one JSON object.
-//   PYTHON=/work/venv/bin/python node tools/model-bench.js [--tokens 32] [--no-wllama]
+//   PYTHON=/work/venv/bin/python node tools/model-bench.js [--tokens 32] [--no-wllama] [--browser-name chromium|firefox]
 // Keys: embed_ms / native_embed_ms (one short query, medians), first_token_ms,
 // prefill_tok_s, decode_tok_s (page-side timings), native_* (quantann.Generator, default
 // SIMD), wllama_*, tokens_match (fraction of prompts whose greedy tokens equal native's
@@ -17,6 +17,7 @@ import { runPage } from './run-page.js';
 
 const argv = process.argv.slice(2);
 const tokens = Number(argv.includes('--tokens') ? argv[argv.indexOf('--tokens') + 1] : 32);
+const browserName = argv.includes('--browser-name') ? argv[argv.indexOf('--browser-name') + 1] : 'chromium';
 const PROMPTS = ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,',
   'The three primary colours are'];
 const TEXTS = ['How do I install a Debian package from a local .deb file?'];
@@ -33,11 +34,11 @@ try {
   const natEmb = native({ op: 'embed', path: emb.path, texts: TEXTS, repeat: 30 });
   const url = `${server.url}/model-parity.html?cases=/cases/cases.json&embedder=/mini/${basename(emb.path)}` +
     `&generator=/smol/${basename(gen.path)}${argv.includes('--no-wllama') ? '' : '&wllama=1'}`;
-  const r = await runPage(url, { timeout: 1800 });
+  const r = await runPage(url, { timeout: 1800, browser: browserName });
   if (!r.ok) throw new Error(r.error);
   const match = (ref) => r.tokens.filter((t, i) => JSON.stringify(t) === JSON.stringify(ref.tokens[i])).length / PROMPTS.length;
   const out = {
-    embed_ms: r.embedMs, native_embed_ms: natEmb.ms,
+    browser: browserName, embed_ms: r.embedMs, native_embed_ms: natEmb.ms,
     first_token_ms: med(r.stats.map((s) => s.pageFirstMs)),
     prefill_tok_s: med(r.stats.map((s) => s.prefillTokS)),
     decode_tok_s: med(r.stats.map((s) => s.pageDecodeTokS)),

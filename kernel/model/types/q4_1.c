@@ -134,28 +134,75 @@ static float q4_1_dot_wasm(int64_t n, const void *w_, const void *a_) {
     return s;
 }
 
-/* 2 x 4 tile (prompt batches): each weight block's nibbles and scales are decoded once
- * for 4 activation rows; every output has q4_1_dot_ref's bits. */
+/* The nibbles of a Q4_1 block as 4 int16 vectors: lane k of the 16 bytes holds values
+ * 2k, 2k+1 (low nibbles) and 2k+16, 2k+17 (high nibbles), taken by masks and 16-bit shifts;
+ * they pair with the even / odd int8 lanes of the activation halves (qa_i8_even / odd). */
+static inline void q4_1_nibbles16(const uint8_t *qs, v128_t q[4]) {
+    const v128_t m4 = wasm_i16x8_splat(15), v = wasm_v128_load(qs);
+    q[0] = wasm_v128_and(v, m4);
+    q[1] = wasm_v128_and(wasm_u16x8_shr(v, 8), m4);
+    q[2] = wasm_v128_and(wasm_u16x8_shr(v, 4), m4);
+    q[3] = wasm_u16x8_shr(v, 12);
+}
+
+static inline v128_t q4_1_dot16(const v128_t q[4], v128_t e0, v128_t o0, v128_t e1, v128_t o1) {
+    return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(q[0], e0), wasm_i32x4_dot_i16x8(q[1], o0)),
+                          wasm_i32x4_add(wasm_i32x4_dot_i16x8(q[2], e1), wasm_i32x4_dot_i16x8(q[3], o1)));
+}
+
+/* 2 x 4 tile (prompt batches): each weight block's nibbles are decoded once for 4
+ * activation rows; a weight row's 4 block sums are reduced together and its 4 float sums
+ * run in the lanes of one vector, each in q4_1_dot_ref's order and bits. */
 static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
     const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
-    float s[2][4] = {{0}};
-    const v128_t m4 = wasm_i8x16_splat(15);
+    v128_t s[2] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
     for (int64_t b = 0; b < n / 32; b++) {
-        const qa_block_q4_1 *w0 = (const qa_block_q4_1 *)w + b, *w1 = (const qa_block_q4_1 *)(w + ws) + b;
-        const v128_t q0 = wasm_v128_load(w0->qs), q1 = wasm_v128_load(w1->qs);
-        const v128_t l0 = wasm_v128_and(q0, m4), h0 = wasm_u8x16_shr(q0, 4);
-        const v128_t l1 = wasm_v128_and(q1, m4), h1 = wasm_u8x16_shr(q1, 4);
-        const float d0 = qa_fp16_to_fp32_wasm(w0->d), d1 = qa_fp16_to_fp32_wasm(w1->d);
-        const float m0 = qa_fp16_to_fp32_wasm(w0->m), m1 = qa_fp16_to_fp32_wasm(w1->m);
+        v128_t q[2][4], acc[2][4];
+        q4_1_nibbles16(((const qa_block_q4_1 *)w + b)->qs, q[0]);
+        q4_1_nibbles16(((const qa_block_q4_1 *)(w + ws) + b)->qs, q[1]);
         for (int j = 0; j < 4; j++) {
             const qa_block_q8_1 *ab = (const qa_block_q8_1 *)(x + j * xs) + b;
-            const float da = qa_fp16_to_fp32_wasm(ab->d), sa = qa_fp16_to_fp32_wasm(ab->s);
-            s[0][j] += d0 * da * (float)q4_1_block_dot(l0, h0, ab) + m0 * sa;
-            s[1][j] += d1 * da * (float)q4_1_block_dot(l1, h1, ab) + m1 * sa;
+            const v128_t y0 = wasm_v128_load(ab->qs), y1 = wasm_v128_load(ab->qs + 16);
+            const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
+            acc[0][j] = q4_1_dot16(q[0], e0, o0, e1, o1);
+            acc[1][j] = q4_1_dot16(q[1], e0, o0, e1, o1);
+        }
+        const v128_t ds = qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_1)); /* d | s << 16 per row */
+        const v128_t da = qa_f16x4_to_f32(ds), sa = qa_f16x4_to_f32(wasm_u32x4_shr(ds, 16));
+        for (int r = 0; r < 2; r++) {
+            const qa_block_q4_1 *wb = (const qa_block_q4_1 *)(w + r * ws) + b;
+            const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+            const v128_t d = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)), m = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->m));
+            s[r] = wasm_f32x4_add(s[r], wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(d, da), p), wasm_f32x4_mul(m, sa)));
         }
     }
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < 4; j++) out[r * 4 + j] = s[r][j];
+    wasm_v128_store(out, s[0]);
+    wasm_v128_store(out + 4, s[1]);
+}
+
+/* 4 weight rows x 1 activation row (decoding): the activation block is split into even /
+ * odd int16 lanes once for 4 rows, and the 4 rows' float sums run in the lanes of one
+ * vector, each in q4_1_dot_ref's order and bits. */
+static void q4_1_rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, float *out) {
+    const uint8_t *w = (const uint8_t *)w_;
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    v128_t s = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const v128_t y0 = wasm_v128_load(a[b].qs), y1 = wasm_v128_load(a[b].qs + 16);
+        const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
+        v128_t acc[4];
+        for (int r = 0; r < 4; r++) {
+            v128_t q[4];
+            q4_1_nibbles16(((const qa_block_q4_1 *)(w + r * ws) + b)->qs, q);
+            acc[r] = q4_1_dot16(q, e0, o0, e1, o1);
+        }
+        const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
+        const v128_t dm = qa_load32_rows4(w, ws, (size_t)b * sizeof(qa_block_q4_1)); /* d | m << 16 per row */
+        const v128_t d = qa_f16x4_to_f32(dm), m = qa_f16x4_to_f32(wasm_u32x4_shr(dm, 16));
+        const v128_t da = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].d)), sa = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].s));
+        s = wasm_f32x4_add(s, wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(d, da), p), wasm_f32x4_mul(m, sa)));
+    }
+    wasm_v128_store(out, s);
 }
 #endif
 
@@ -167,6 +214,7 @@ qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_
 void qa_type_q4_1_select(void) {
     qa_type_q4_1.vec_dot = q4_1_dot_ref;
     qa_type_q4_1.tile = NULL;
+    qa_type_q4_1.rows4 = NULL;
 #if defined(QA_X86)
     if (qa_model_avx2()) {
         qa_type_q4_1.vec_dot = qa_have_avx512vnni ? q4_1_dot_vnni : q4_1_dot_avx2;
@@ -176,6 +224,7 @@ void qa_type_q4_1_select(void) {
 #if defined(QA_WASM_SIMD)
     qa_type_q4_1.vec_dot = q4_1_dot_wasm;
     qa_type_q4_1.tile = q4_1_tile_wasm;
+    qa_type_q4_1.rows4 = q4_1_rows4_wasm;
 #endif
     qa_type_q4_1.quantize_act = qa_type_q8_1.quantize_act;
     qa_type_q4_1.quantize_act_ref = qa_q8_1_quantize_ref;

@@ -104,6 +104,23 @@ QA_TARGET_MODEL_VNNI static void tile_vnni(int64_t n, const void *w, size_t ws, 
 #endif /* QA_X86 */
 
 #if defined(QA_WASM_SIMD)
+/* quantize_ref's bytes: non-finite blocks go to the reference itself */
+static void quantize_wasm(const float *x, void *y_, int64_t n) {
+    qa_block_q8_0 *y = (qa_block_q8_0 *)y_;
+    for (int64_t b = 0; b < n / QK; b++, x += QK) {
+        int finite;
+        float amax = qa_amax32_wasm(x, &finite);
+        if (!finite) {
+            quantize_ref(x, y + b, QK);
+            continue;
+        }
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        if (!isfinite(id)) id = 0.0f;
+        y[b].d = qa_fp32_to_fp16(d);
+        qa_round32_wasm(x, id, y[b].qs);
+    }
+}
+
 static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
     float s = 0.0f;
@@ -115,39 +132,64 @@ static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     return s;
 }
 
-/* 2 x 4 tile (encoder batches, prompts): each weight block is loaded and widened to 16
- * bits once for 4 activation rows and each activation block once for 2 weight rows;
- * every output has dot_ref's bits. */
+/* 2 x 4 tile (encoder batches, prompts): each weight block is widened to 16 bits once for
+ * 4 activation rows and each activation block once for 2 weight rows; a row's 4 integer
+ * block sums are reduced together and its 4 float sums run in the lanes of one vector,
+ * each in dot_ref's order and bits. */
 static void tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
     const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
-    float s[2][4] = {{0}};
+    v128_t s[2] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
     for (int64_t b = 0; b < n / QK; b++) {
-        v128_t wl[2][4];
-        float dw[2];
+        v128_t wl[2][4], acc[2][4];
         for (int r = 0; r < 2; r++) {
             const qa_block_q8_0 *wb = (const qa_block_q8_0 *)(w + r * ws) + b;
             const v128_t q0 = wasm_v128_load(wb->qs), q1 = wasm_v128_load(wb->qs + 16);
-            wl[r][0] = wasm_i16x8_extend_low_i8x16(q0);
-            wl[r][1] = wasm_i16x8_extend_high_i8x16(q0);
-            wl[r][2] = wasm_i16x8_extend_low_i8x16(q1);
-            wl[r][3] = wasm_i16x8_extend_high_i8x16(q1);
-            dw[r] = qa_fp16_to_fp32_wasm(wb->d);
+            wl[r][0] = qa_i8_even(q0);
+            wl[r][1] = qa_i8_odd(q0);
+            wl[r][2] = qa_i8_even(q1);
+            wl[r][3] = qa_i8_odd(q1);
         }
         for (int j = 0; j < 4; j++) {
             const qa_block_q8_0 *xb = (const qa_block_q8_0 *)(x + j * xs) + b;
             const v128_t y0 = wasm_v128_load(xb->qs), y1 = wasm_v128_load(xb->qs + 16);
-            const v128_t a0 = wasm_i16x8_extend_low_i8x16(y0), a1 = wasm_i16x8_extend_high_i8x16(y0);
-            const v128_t a2 = wasm_i16x8_extend_low_i8x16(y1), a3 = wasm_i16x8_extend_high_i8x16(y1);
-            const float dx = qa_fp16_to_fp32_wasm(xb->d);
-            for (int r = 0; r < 2; r++) {
-                v128_t acc = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][0], a0), wasm_i32x4_dot_i16x8(wl[r][1], a1)),
-                                            wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][2], a2), wasm_i32x4_dot_i16x8(wl[r][3], a3)));
-                s[r][j] += (float)qa_hsum_i32x4(acc) * (dw[r] * dx);
-            }
+            const v128_t a0 = qa_i8_even(y0), a1 = qa_i8_odd(y0), a2 = qa_i8_even(y1), a3 = qa_i8_odd(y1);
+            for (int r = 0; r < 2; r++)
+                acc[r][j] = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][0], a0), wasm_i32x4_dot_i16x8(wl[r][1], a1)),
+                                           wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][2], a2), wasm_i32x4_dot_i16x8(wl[r][3], a3)));
+        }
+        const v128_t dx = qa_f16x4_to_f32(qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_0)));
+        for (int r = 0; r < 2; r++) {
+            const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+            const float dw = qa_fp16_to_fp32_wasm(((const qa_block_q8_0 *)(w + r * ws) + b)->d);
+            s[r] = wasm_f32x4_add(s[r], wasm_f32x4_mul(p, wasm_f32x4_mul(wasm_f32x4_splat(dw), dx)));
         }
     }
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < 4; j++) out[r * 4 + j] = s[r][j];
+    wasm_v128_store(out, s[0]);
+    wasm_v128_store(out + 4, s[1]);
+}
+
+/* 4 weight rows x 1 activation row (decoding, the tied LM head): the activation block is
+ * split into even / odd int16 lanes once for 4 rows; the 4 rows' float sums run in the
+ * lanes of one vector, each in dot_ref's order and bits. */
+static void rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, float *out) {
+    const uint8_t *w = (const uint8_t *)w_;
+    const qa_block_q8_0 *x = (const qa_block_q8_0 *)a_;
+    v128_t s = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / QK; b++) {
+        const v128_t y0 = wasm_v128_load(x[b].qs), y1 = wasm_v128_load(x[b].qs + 16);
+        const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
+        v128_t acc[4];
+        for (int r = 0; r < 4; r++) {
+            const qa_block_q8_0 *wb = (const qa_block_q8_0 *)(w + r * ws) + b;
+            const v128_t q0 = wasm_v128_load(wb->qs), q1 = wasm_v128_load(wb->qs + 16);
+            acc[r] = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(q0), e0), wasm_i32x4_dot_i16x8(qa_i8_odd(q0), o0)),
+                                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(q1), e1), wasm_i32x4_dot_i16x8(qa_i8_odd(q1), o1)));
+        }
+        const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
+        const v128_t d = qa_f16x4_to_f32(qa_load32_rows4(w, ws, (size_t)b * sizeof(qa_block_q8_0)));
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(p, wasm_f32x4_mul(d, wasm_f32x4_splat(qa_fp16_to_fp32_wasm(x[b].d)))));
+    }
+    wasm_v128_store(out, s);
 }
 #endif
 
@@ -163,6 +205,7 @@ void qa_type_q8_0_select(void) {
     qa_type_q8_0.quantize_act = quantize_ref;
     qa_type_q8_0.vec_dot = dot_ref;
     qa_type_q8_0.tile = NULL;
+    qa_type_q8_0.rows4 = NULL;
 #if defined(QA_X86)
     if (qa_model_avx2()) {
         qa_type_q8_0.quantize_act = quantize_avx2;
@@ -171,7 +214,9 @@ void qa_type_q8_0_select(void) {
     }
 #endif
 #if defined(QA_WASM_SIMD)
+    qa_type_q8_0.quantize_act = quantize_wasm;
     qa_type_q8_0.vec_dot = dot_wasm;
     qa_type_q8_0.tile = tile_wasm;
+    qa_type_q8_0.rows4 = rows4_wasm;
 #endif
 }

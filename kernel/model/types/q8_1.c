@@ -63,6 +63,26 @@ __attribute__((target("avx2,fma,f16c"))) static void q8_1_quantize_avx2(const fl
 }
 #endif
 
+#if defined(QA_WASM_SIMD)
+/* qa_q8_1_quantize_ref's bytes: blocks with a non-finite value or scale (whose int8
+ * conversions only the reference's own code answers) go to the reference */
+static void q8_1_quantize_wasm(const float *x, void *y_, int64_t n) {
+    qa_block_q8_1 *y = (qa_block_q8_1 *)y_;
+    for (int64_t b = 0; b < n / 32; b++, x += 32) {
+        int finite;
+        float amax = qa_amax32_wasm(x, &finite);
+        float d = amax / 127.0f, id = amax != 0.0f ? 127.0f / amax : 0.0f;
+        if (!finite || !isfinite(id)) {
+            qa_q8_1_quantize_ref(x, y + b, 32);
+            continue;
+        }
+        int sum = qa_round32_wasm(x, id, y[b].qs);
+        y[b].d = qa_fp32_to_fp16(d);
+        y[b].s = qa_fp32_to_fp16((float)sum * d);
+    }
+}
+#endif
+
 qa_type_traits qa_type_q8_1 = {QA_T_Q8_1, "Q8_1", 32, sizeof(qa_block_q8_1), QA_T_Q8_1,
                                q8_1_to_float, qa_q8_1_quantize_ref, NULL, NULL,
                                qa_q8_1_quantize_ref, NULL};
@@ -74,5 +94,8 @@ void qa_type_q8_1_select(void) {
     if (avx2) qa_type_q8_1.quantize_act = q8_1_quantize_avx2;
 #else
     (void)avx2;
+#endif
+#if defined(QA_WASM_SIMD)
+    qa_type_q8_1.quantize_act = q8_1_quantize_wasm;
 #endif
 }

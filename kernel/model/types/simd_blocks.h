@@ -92,6 +92,68 @@ static inline int32_t qa_hsum_i32x4(v128_t v) {
     return wasm_i32x4_extract_lane(v, 0);
 }
 
+/* 4 fp16 (the low halves of 32-bit lanes; the high halves may hold anything) -> fp32,
+ * exactly as qa_fp16_to_fp32: exponent and mantissa moved into place and scaled by 2^112
+ * (subnormals become normal floats exactly), inf / NaN given the all-ones exponent, the
+ * sign or-ed in. */
+static inline v128_t qa_f16x4_to_f32(v128_t h) {
+    v128_t f = wasm_f32x4_mul(wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x7fff)), 13), wasm_f32x4_splat(0x1p112f));
+    v128_t special = wasm_i32x4_eq(wasm_v128_and(h, wasm_i32x4_splat(0x7c00)), wasm_i32x4_splat(0x7c00));
+    f = wasm_v128_or(f, wasm_v128_and(special, wasm_i32x4_splat(0x7f800000)));
+    return wasm_v128_or(f, wasm_i32x4_shl(wasm_v128_and(h, wasm_i32x4_splat(0x8000)), 16));
+}
+
+/* The 4 bytes at byte offset `at` of 4 rows ws bytes apart, one row per lane (a block's
+ * fp16 scales: the low and high halves) */
+static inline v128_t qa_load32_rows4(const uint8_t *w, size_t ws, size_t at) {
+    v128_t v = wasm_v128_load32_zero(w + at);
+    v = wasm_v128_load32_lane(w + ws + at, v, 1);
+    v = wasm_v128_load32_lane(w + 2 * ws + at, v, 2);
+    return wasm_v128_load32_lane(w + 3 * ws + at, v, 3);
+}
+
+/* [sum a, sum b, sum c, sum d]: the integer block sums of 4 weight rows in one vector */
+static inline v128_t qa_hsum4_i32x4(v128_t a, v128_t b, v128_t c, v128_t d) {
+    v128_t ab = wasm_i32x4_add(wasm_i32x4_shuffle(a, b, 0, 4, 1, 5), wasm_i32x4_shuffle(a, b, 2, 6, 3, 7));
+    v128_t cd = wasm_i32x4_add(wasm_i32x4_shuffle(c, d, 0, 4, 1, 5), wasm_i32x4_shuffle(c, d, 2, 6, 3, 7));
+    return wasm_i32x4_add(wasm_i32x4_shuffle(ab, cd, 0, 1, 4, 5), wasm_i32x4_shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+/* The even / odd int8 lanes of v sign-extended to int16 (lane k: byte 2k / 2k+1): two
+ * shifts instead of the extend_low/high shuffles; a dot pairs even with even. */
+static inline v128_t qa_i8_even(v128_t v) { return wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8); }
+static inline v128_t qa_i8_odd(v128_t v) { return wasm_i16x8_shr(v, 8); }
+
+/* max |x| over 32 floats as the references' fmaxf loop (pmax keeps the left operand when
+ * the right is NaN, as fmaxf ignores a NaN), and whether all 32 are finite */
+static inline float qa_amax32_wasm(const float *x, int *finite) {
+    v128_t m = wasm_f32x4_splat(0.0f), fin = wasm_i32x4_splat(-1);
+    const v128_t inf = wasm_f32x4_splat(__builtin_inff());
+    for (int i = 0; i < 32; i += 4) {
+        v128_t a = wasm_f32x4_abs(wasm_v128_load(x + i));
+        m = wasm_f32x4_pmax(m, a);
+        fin = wasm_v128_and(fin, wasm_f32x4_lt(a, inf));
+    }
+    m = wasm_f32x4_pmax(m, wasm_i32x4_shuffle(m, m, 2, 3, 0, 1));
+    m = wasm_f32x4_pmax(m, wasm_i32x4_shuffle(m, m, 1, 0, 3, 2));
+    *finite = wasm_i32x4_all_true(fin);
+    return wasm_f32x4_extract_lane(m, 0);
+}
+
+/* qs[j] = rint(x[j] * id) for 32 floats (round to nearest even, as rintf); returns their sum */
+static inline int32_t qa_round32_wasm(const float *x, float id, int8_t *qs) {
+    const v128_t mul = wasm_f32x4_splat(id);
+    v128_t q[8], sum = wasm_i32x4_splat(0);
+    for (int i = 0; i < 8; i++) {
+        q[i] = wasm_i32x4_trunc_sat_f32x4(wasm_f32x4_nearest(wasm_f32x4_mul(wasm_v128_load(x + 4 * i), mul)));
+        sum = wasm_i32x4_add(sum, q[i]);
+    }
+    for (int i = 0; i < 2; i++)
+        wasm_v128_store(qs + 16 * i, wasm_i8x16_narrow_i16x8(wasm_i16x8_narrow_i32x4(q[4 * i], q[4 * i + 1]),
+                                                             wasm_i16x8_narrow_i32x4(q[4 * i + 2], q[4 * i + 3])));
+    return qa_hsum_i32x4(sum);
+}
+
 static inline float qa_hsum_f32x4(v128_t v) {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));

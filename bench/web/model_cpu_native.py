@@ -1,0 +1,38 @@
+"""Native side of web/tools/model-cpu-bench.js: CPU time (this process's, so other load on a
+shared machine counts less than in wall time) of SmolLM2 decoding and one MiniLM query
+embedding, single thread, the default SIMD build. Reads {"generator", "embedder", "prompt",
+"tokens", "repeat"} as JSON on stdin; prints {"decode_cpu_ms", "embed_cpu_ms"} (medians)."""
+import json
+import statistics
+import sys
+import time
+
+
+def main():
+    req = json.load(sys.stdin)
+    import quantann
+    from quantann.model.embedder import Embedder
+    cpu = time.process_time
+    g = quantann.Generator.open(req["generator"], threads=1)
+    per_token = []
+    for _ in range(req.get("repeat", 3)):  # decode = (prefill + n steps) - (prefill + 1 step)
+        c0 = cpu()
+        g.generate(req["prompt"], max_tokens=1, temperature=0)
+        c1 = cpu()
+        g.generate(req["prompt"], max_tokens=req["tokens"] + 1, temperature=0)
+        c2 = cpu()
+        per_token.append(((c2 - c1) - (c1 - c0)) / req["tokens"] * 1000)
+    m = Embedder.open(req["embedder"], n_threads=1)
+    text = [req["text"]]
+    for _ in range(3):
+        m.embed(text)
+    emb = []
+    for _ in range(20):
+        c0 = cpu()
+        m.embed(text)
+        emb.append((cpu() - c0) * 1000)
+    print(json.dumps({"decode_cpu_ms": statistics.median(per_token), "embed_cpu_ms": statistics.median(emb)}))
+
+
+if __name__ == "__main__":
+    main()
