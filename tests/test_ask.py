@@ -203,7 +203,7 @@ def test_passage_tokens_cut_the_prompt_not_the_sources(index, gen):
 def test_ask_bad_input(index, built, gen, tmp_path):
     with pytest.raises(ValueError, match="question is empty"):
         index.ask("  \n", generator=gen)
-    with pytest.raises(ValueError, match="question is too long"):
+    with pytest.raises(quantann.PromptTooLongError, match="question is too long"):
         index.ask("word " * 700, generator=gen, max_tokens=8)
     for k in (0, 21, "3", 2.0):
         with pytest.raises(ValueError, match="k must be an integer in 1..20"):

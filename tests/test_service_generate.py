@@ -217,6 +217,13 @@ def test_ask_mistakes_are_4xx_json(srv, body, message):
     assert code == 400 and list(out) == ["error"] and message in out["error"]
 
 
+def test_ask_too_long_is_its_own_kind(srv):
+    before = metric(srv.port, 'quantann_request_errors_total{kind="too_long"}')
+    code, out, _ = call(srv.port, "POST", "/ask", {"question": "why " * 600, "max_tokens": 8})
+    assert code == 400 and "question is too long" in out["error"]
+    assert metric(srv.port, 'quantann_request_errors_total{kind="too_long"}') == before + 1
+
+
 def test_ask_needs_texts_and_an_llm(real, tmp_path):
     x, _ = real
     path = tmp_path / "v.qann"
