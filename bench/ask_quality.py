@@ -13,9 +13,15 @@ the question) shared with the gold gloss are at least 2 (`uses_gold`; at least 1
 whose prompt does not hold the gold passage cannot pass. `uses_right` counts a GCIDE entry
 of the same word as a right passage too (it answers the question as well as the gloss).
 
-    python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 40] [--latency 3]
+    python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 40] [--latency 20]
                                 [--max-tokens 48] [--llm M.gguf] [--json bench/results/ask-quality.json]
     python bench/ask_quality.py --rescore bench/results/ask-quality.json   # figures again, no LLM
+    python bench/ask_quality.py --answers 40 --sweep     # prompt variants: cut, order, instruction, k
+    python bench/ask_quality.py --answers 0 --latency 20 # first token only (< 5 min on 2 cores)
+
+Latency: each question asked at 1 and 2 threads (alternating), warm (the Generator's KV cache
+holds the previous question's prompt, as in a service slot: the system block is reused) and
+cold (the cache emptied first).
 
 The index (sq8, M=16, ef_construction=200) and the Q8_0 MiniLM embedder are built once into
 --workdir (default bench/cache/ask).

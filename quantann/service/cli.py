@@ -91,7 +91,7 @@ def run(a) -> int:
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
         gen = (f", POST /generate{', POST /ask' if texts is not None and embedder else ''} with "
                f"{os.path.basename(llm.model_path)} ({len(llm.generators)} slot{'s' if len(llm.generators) > 1 else ''}"
-               f", {llm.n_ctx}-token context)") if llm else ""
+               + (f", {llm.n_ctx}-token context)" if llm.n_ctx else ", opened on the first request)")) if llm else ""
         print(f"serving {a.index} ({len(index)} vectors, {index.dim}-d) on {url} with {threads} search "
               f"thread{'s' if threads > 1 else ''}: POST /search, GET /healthz, GET /metrics" + gen
               + (", text queries on" if embedder else "") + ("; token required" if a.token else ""),
@@ -118,9 +118,14 @@ def _open_llm(a):
     else:
         _refuse_encoder(path)
     threads = a.llm_threads or default_threads()
-    gens = [Generator.open(path, threads=threads, n_ctx=a.llm_ctx)
-            for _ in range(a.llm_slots)]
-    return LLMSlots(gens, a.llm_queue, path)
+
+    def opener():
+        return Generator.open(path, threads=threads, n_ctx=a.llm_ctx)
+    # auto: the installed model, opened by the first /generate or /ask (a server that only
+    # searches holds no KV cache); a model file named on the command line is opened now,
+    # so that a bad file fails the start, not a request
+    gens = [None] * a.llm_slots if a.llm == "auto" else [opener() for _ in range(a.llm_slots)]
+    return LLMSlots(gens, a.llm_queue, path, opener)
 
 
 def _open_index(a):
