@@ -321,7 +321,8 @@ def main():
         return
     answers = answer_quality(ti, rows, qs, gens[2], a)
     use = score(answers, rows)
-    print_use(use, a.max_tokens)
+    if answers:
+        print_use(use, a.max_tokens)
     speed = latency(ti, qs, gens, a)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
