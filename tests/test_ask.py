@@ -157,12 +157,14 @@ def test_ask_answers_from_the_right_passage(index, built, gen):
     assert [s.distance for s in a.sources] == sorted(s.distance for s in a.sources)
     assert a.answer.strip() and 0 < a.timings["tokens"] <= 12
     t = a.timings
-    assert set(t) == {"embed_ms", "search_ms", "prompt_tokens", "prefill_ms", "first_token_ms", "decode_tok_s",
-                      "tokens", "total_ms"}
+    assert set(t) == {"embed_ms", "search_ms", "prompt_tokens", "cached_tokens", "prefill_ms", "first_token_ms",
+                      "decode_tok_s", "tokens", "total_ms"}
     assert t["total_ms"] >= t["first_token_ms"] >= t["prefill_ms"] > 0 and t["prompt_tokens"] > 30
     # the prompt is the model's own chat template around the numbered passages
     again = quantann.ask.ask(index, "What is an eschar?", generator=gen, k=3, max_tokens=12)
     assert again.answer == a.answer  # greedy
+    # the same prompt again: all but its last 2 tokens come from the generator's KV cache
+    assert again.timings["cached_tokens"] == t["prompt_tokens"] - 2
 
 
 @needs_llm
