@@ -191,11 +191,11 @@ class Generator:
         self._dec.rewind(0)
 
     def _prefill(self, ids: list) -> tuple:
-        """(the last prompt token's logits, positions reused): the KV of the longest prefix ids share with the
-        previous prompt reused. Only prompt positions are reused (a generated token was
-        evaluated alone, in another attention order), and >= 2 tokens are evaluated (the
-        kernel evaluates no lone row then), so the logits equal a cold evaluation's bit for
-        bit."""
+        """(the last prompt token's logits, positions reused): the KV of the longest prefix
+        ids share with the previous prompt is kept (qa_llama_keep), the rest evaluated. Only
+        prompt positions are reused (a generated token was evaluated alone, in another
+        attention order), and >= 2 tokens are evaluated (the kernel evaluates no lone row
+        then), so the logits equal a cold evaluation's bit for bit."""
         keep = 0
         if self.prefix_cache and len(ids) >= 2:
             old, limit = self._kv_prompt, min(len(self._kv_prompt), len(ids) - 2)
