@@ -13,10 +13,16 @@ the question) shared with the gold gloss are at least 2 (`uses_gold`; at least 1
 whose prompt does not hold the gold passage cannot pass. `uses_right` counts a GCIDE entry
 of the same word as a right passage too (it answers the question as well as the gloss).
 
-    python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 40] [--latency 3]
+    python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 40] [--latency 20]
                                 [--max-tokens 48] [--llm M.gguf] [--json bench/results/ask-quality.json]
     python bench/ask_quality.py --rescore bench/results/ask-quality.json   # figures again, no LLM
     python bench/ask_quality.py --retrieval-only   # hit@5 vector / lexical / hybrid, search ms, bytes
+    python bench/ask_quality.py --answers 40 --sweep     # prompt variants: cut, order, instruction, k
+    python bench/ask_quality.py --answers 0 --latency 20 # first token only (< 5 min on 2 cores)
+
+Latency: each question asked at 1 and 2 threads (alternating), warm (the Generator's KV cache
+holds the previous question's prompt, as in a service slot: the system block is reused) and
+cold (the cache emptied first).
 
 The index (sq8, M=16, ef_construction=200) and the Q8_0 MiniLM embedder are built once into
 --workdir (default bench/cache/ask).
@@ -36,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import quantann  # noqa: E402
+import quantann.ask as ask_mod  # noqa: E402
 from quantann.ask import PASSAGE_TOKENS, ask, open_generator  # noqa: E402
 from quantann.jsonl import read_records  # noqa: E402
 from quantann.text import TextIndex, TextStore, sidecar  # noqa: E402
@@ -226,7 +233,7 @@ def lexical_hybrid(ti, qs, vecs, k: int, vocab, hit_vector) -> dict:
             "lexical_bytes": int(mem.get("lexical", 0)), "index_memory_bytes": int(mem["total"] - mem.get("lexical", 0))}
 
 
-def answer_quality(ti, rows, qs, gen, a) -> list:
+def answer_quality(ti, rows, qs, gen, a, quiet=False) -> list:
     """The first a.answers questions answered (2 threads): answer records with overlaps."""
     pin(2)
     answers = []
@@ -236,35 +243,85 @@ def answer_quality(ti, rows, qs, gen, a) -> list:
         answers.append({"question": q, "gold_row": g, "gold": rows[g]["text"], "answer": ans.answer,
                         "retrieved": g in got, "overlaps": {str(r): v for r, v in got.items()},
                         "timings": ans.timings})
-        print(f"  [{j + 1}/{min(a.answers, len(qs))}] {'USES' if uses_gold(got, g) else 'miss'} {q} -> "
-              f"{ans.answer[:90]!r}", flush=True)
+        if not quiet:
+            print(f"  [{j + 1}/{min(a.answers, len(qs))}] {'USES' if uses_gold(got, g) else 'miss'} {q} -> "
+                  f"{ans.answer[:90]!r}", flush=True)
     return answers
 
 
 def latency(ti, qs, gens, a) -> dict:
-    """End to end timings, medians per thread count; the thread counts alternate."""
-    lat = {1: [], 2: []}
+    """End to end timings, medians per thread count; the thread counts alternate. Each
+    question is asked warm (the generator's KV cache holds the previous question's prompt,
+    as in a running service: the system block is reused) and cold (the cache emptied first;
+    first token only)."""
+    lat = {(t, c): [] for t in (1, 2) for c in ("warm", "cold")}
+    for t in (1, 2):  # a first question fills each cache
+        ask(ti, qs[0][2], generator=gens[t], k=a.k, max_tokens=1, passage_tokens=a.passage_tokens)
     for j, (g, w, q) in enumerate(qs[-a.latency:]):
         for t in ((1, 2) if j % 2 == 0 else (2, 1)):
             pin(t)
-            lat[t].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=a.max_tokens,
-                              passage_tokens=a.passage_tokens).timings)
+            lat[t, "warm"].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=a.max_tokens,
+                                      passage_tokens=a.passage_tokens).timings)
+            gens[t].forget()
+            lat[t, "cold"].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=1,
+                                      passage_tokens=a.passage_tokens).timings)
     pin(2)
     speed = {}
-    for t, runs in lat.items():
+    for (t, c), runs in lat.items():
         med = {key: statistics.median(r[key] for r in runs) for key in
-               ("prompt_tokens", "embed_ms", "search_ms", "prefill_ms", "first_token_ms", "decode_tok_s", "total_ms")}
-        med["prefill_tok_s"] = med["prompt_tokens"] / med["prefill_ms"] * 1000 if med["prefill_ms"] else 0.0
-        speed[str(t)] = med
-    print("\n| threads | prompt tokens | embed ms | search ms | prefill ms | prefill tok/s | first token ms | "
-          "decode tok/s | total s |\n|---|---|---|---|---|---|---|---|---|")
-    for t, m in speed.items():
-        print(f"| {t} | {m['prompt_tokens']:.0f} | {m['embed_ms']:.1f} | {m['search_ms']:.2f} | {m['prefill_ms']:.0f} | "
-              f"{m['prefill_tok_s']:.0f} | {m['first_token_ms']:.0f} | {m['decode_tok_s']:.1f} | "
-              f"{m['total_ms'] / 1000:.1f} |")
-    print(f"(medians over {a.latency} questions each, k={a.k}, max_tokens={a.max_tokens}; "
+               ("prompt_tokens", "cached_tokens", "embed_ms", "search_ms", "prefill_ms", "first_token_ms",
+                "decode_tok_s", "total_ms")}
+        med["first_token_ms_spread"] = [min(r["first_token_ms"] for r in runs), max(r["first_token_ms"] for r in runs)]
+        med["prefill_tok_s"] = ((med["prompt_tokens"] - med["cached_tokens"]) / med["prefill_ms"] * 1000
+                                if med["prefill_ms"] else 0.0)
+        speed[f"{t}_{c}"] = med
+    print("\n| threads | KV cache | prompt tokens | reused | embed ms | search ms | prefill ms | prefill tok/s | "
+          "first token ms (min-max) | decode tok/s | total s |\n|---|---|---|---|---|---|---|---|---|---|---|")
+    for key, m in speed.items():
+        t, c = key.split("_")
+        warm = c == "warm"
+        print(f"| {t} | {c} | {m['prompt_tokens']:.0f} | {m['cached_tokens']:.0f} | {m['embed_ms']:.1f} | "
+              f"{m['search_ms']:.2f} | {m['prefill_ms']:.0f} | {m['prefill_tok_s']:.0f} | **{m['first_token_ms']:.0f}** "
+              f"({m['first_token_ms_spread'][0]:.0f}-{m['first_token_ms_spread'][1]:.0f}) | "
+              f"{m['decode_tok_s']:.1f} | {m['total_ms'] / 1000 if warm else float('nan'):.1f} |")
+    print(f"(medians over {a.latency} questions each, k={a.k}, passage_tokens={a.passage_tokens}, "
+          f"best_last={ask_mod.BEST_LAST}, max_tokens={a.max_tokens} warm, 1 cold; "
           f"load average at the end: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     return speed
+
+
+# the prompt variants --sweep compares: (name, passage_tokens, k, best_last, system or None = constants.json)
+SHORT_SYSTEM = "Answer the question from the numbered passages. Cite them as [n]."
+VARIANTS = [("64 tok, best first (before)", 64, 5, False, None),
+            ("48 tok, best first", 48, 5, False, None),
+            ("32 tok, best first", 32, 5, False, None),
+            ("64 tok, best last", 64, 5, True, None),
+            ("48 tok, best last", 48, 5, True, None),
+            ("32 tok, best last", 32, 5, True, None),
+            ("48 tok, best first, short instruction", 48, 5, False, SHORT_SYSTEM),
+            ("48 tok, k=3, best first", 48, 3, False, None)]
+
+
+def sweep(ti, rows, qs, gen, a) -> list:
+    """Answer use and prompt cost of each prompt variant over the same questions (2 threads,
+    warm cache: tokens evaluated = prompt tokens - the reused prefix)."""
+    out = []
+    keep = ask_mod.SYSTEM, ask_mod.BEST_LAST
+    for name, pt, k, best_last, system in VARIANTS:
+        ask_mod.SYSTEM, ask_mod.BEST_LAST = system or keep[0], best_last
+        v = argparse.Namespace(**dict(vars(a), passage_tokens=pt, k=k))
+        answers = answer_quality(ti, rows, qs, gen, v, quiet=True)
+        use = score(answers, rows)
+        tm = [x["timings"] for x in answers]
+        row = {"variant": name, "passage_tokens": pt, "k": k, "best_last": best_last, "system": system or keep[0],
+               **use, "prompt_tokens": statistics.median(t["prompt_tokens"] for t in tm),
+               "evaluated_tokens": statistics.median(t["prompt_tokens"] - t["cached_tokens"] for t in tm),
+               "first_token_ms": statistics.median(t["first_token_ms"] for t in tm), "answers_detail": answers}
+        out.append(row)
+        print(f"| {name} | {row['uses_gold']:.3f} | {row['uses_right']:.3f} | {row['retrieved']:.3f} | "
+              f"{row['prompt_tokens']:.0f} | {row['evaluated_tokens']:.0f} | {row['first_token_ms']:.0f} |", flush=True)
+    ask_mod.SYSTEM, ask_mod.BEST_LAST = keep
+    return out
 
 
 def main():
@@ -274,7 +331,9 @@ def main():
     p.add_argument("--workdir", type=Path, default=ROOT / "bench" / "cache" / "ask")
     p.add_argument("--questions", type=int, default=500, help="questions for retrieval hit@5")
     p.add_argument("--answers", type=int, default=40, help="of them, answered by the LLM (2 threads)")
-    p.add_argument("--latency", type=int, default=3, help="questions timed per thread count (1, 2), alternating")
+    p.add_argument("--latency", type=int, default=20, help="questions timed per thread count (1, 2), alternating")
+    p.add_argument("--sweep", action="store_true",
+                   help="compare the prompt variants (passage cut, order, instruction, k) on --answers questions")
     p.add_argument("--max-tokens", type=int, default=48)
     p.add_argument("-k", type=int, default=5)
     p.add_argument("--passage-tokens", type=int, default=PASSAGE_TOKENS,
@@ -307,9 +366,21 @@ def main():
         a.rescore.write_text(json.dumps(res, indent=1))
         return
     gens = {t: open_generator(a.llm, threads=t, n_ctx=2048) for t in (1, 2)}
+    if a.sweep:
+        pin(2)
+        print("\n| prompt | uses gold | uses a right passage | gold in prompt | prompt tokens | evaluated | "
+              "first token ms |\n|---|---|---|---|---|---|---|")
+        res = sweep(ti, rows, qs, gens[2], a)
+        print(f"({a.answers} answers each, max_tokens {a.max_tokens}, 2 threads, load average at the end "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
+        if a.json:
+            a.json.parent.mkdir(parents=True, exist_ok=True)
+            a.json.write_text(json.dumps({"command": " ".join(sys.argv), "variants": res}, indent=1))
+        return
     answers = answer_quality(ti, rows, qs, gens[2], a)
     use = score(answers, rows)
-    print_use(use, a.max_tokens)
+    if answers:
+        print_use(use, a.max_tokens)
     speed = latency(ti, qs, gens, a)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ and reranked exactly.
     index = quantann.open("passages.qann", memory_budget="300MB")
     ids, distances = index.search(queries, k=10, ef=64, rerank=4)
 """
-from .errors import FormatError, MemoryBudgetError, QuantannError
+from .errors import FormatError, MemoryBudgetError, PromptTooLongError, QuantannError
 from .index import NO_ID, Index, QueryStats
 from .store import MemoryStore, MmapStore, PreadStore, VectorStore
 from .text import TextIndex
@@ -58,5 +58,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'quantann' has no attribute {name!r}")
 
 
-__all__ = ["open", "build", "Index", "TextIndex", "Embedder", "Generator", "QueryStats", "NO_ID", "FormatError", "MemoryBudgetError",
+__all__ = ["open", "build", "Index", "TextIndex", "Embedder", "Generator", "QueryStats", "NO_ID", "FormatError", "MemoryBudgetError", "PromptTooLongError",
            "QuantannError", "VectorStore", "MemoryStore", "MmapStore", "PreadStore"]

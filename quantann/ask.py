@@ -14,7 +14,8 @@ first (`Answer.dropped`). Everything checkable is checked before the first event
 caller (the CLI, the service) can report a bad request before it starts streaming.
 
 timings (milliseconds unless named otherwise): embed_ms, search_ms, prompt_tokens,
-prefill_ms, first_token_ms (end to end: from the call to the first generated token),
+cached_tokens (of them, the prefix the generator's previous prompt left in its KV cache: the
+chat template's system block is the same for every question), prefill_ms, first_token_ms (end to end: from the call to the first generated token),
 decode_tok_s, tokens (generated), total_ms.
 """
 from __future__ import annotations
@@ -26,11 +27,12 @@ import weakref
 from dataclasses import asdict, dataclass, field
 
 from .constants import ASK
-from .errors import QuantannError
+from .errors import PromptTooLongError, QuantannError
 
 MAX_K = int(ASK["max_k"])
 PASSAGE_TOKENS = int(ASK["passage_tokens"])  # each passage's share of the prompt, by default
 SYSTEM = ASK["system"]
+BEST_LAST = bool(ASK["best_last"])  # passages listed weakest first, so the best is nearest the question
 ENCODER_ARCHS = ("bert", "nomic-bert", "jina-bert-v2")  # GGUF embedding models, not decoders
 
 
@@ -142,8 +144,10 @@ def retrieve(text_index, question: str, k: int = 5, ef: int = 64, hybrid: bool |
 
 
 def messages(question: str, passages: list) -> list:
-    """The chat: the system instruction, then the numbered passages and the question."""
-    numbered = "\n".join(f"[{n}] {p}" for n, p in enumerate(passages, 1))
+    """The chat: the system instruction, then the passages (best first, numbered [1]..; or
+    with BEST_LAST listed weakest first, keeping their numbers) and the question."""
+    numbered = [f"[{n}] {p}" for n, p in enumerate(passages, 1)]
+    numbered = "\n".join(reversed(numbered) if BEST_LAST else numbered)
     user = (f"Passages:\n{numbered}\n\nQuestion: {question}" if passages else f"Question: {question}")
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": user}]
 
@@ -174,7 +178,7 @@ def build_prompt(gen, question: str, sources: list, max_tokens: int,
         ids = gen.tokenize(gen.render_chat(messages(question, texts[:keep])), add_bos=False)
         if len(ids) <= room:
             return ids, len(sources) - keep
-    raise ValueError(f"the question is too long: with no passage the prompt has {len(ids)} tokens, and with "
+    raise PromptTooLongError(f"the question is too long: with no passage the prompt has {len(ids)} tokens, and with "
                      f"max_tokens={max_tokens} that exceeds the context of {gen.n_ctx} tokens")
 
 
@@ -226,7 +230,8 @@ def _answer(gen, ids, sources, dropped, timings, t0, kw):
     timings = dict(timings)
     timings.update(
         prompt_tokens=st.prompt_tokens,
-        prefill_ms=st.prompt_tokens / st.prefill_tok_s * 1000 if st.prefill_tok_s else 0.0,
+        cached_tokens=st.cached_tokens,
+        prefill_ms=(st.prompt_tokens - st.cached_tokens) / st.prefill_tok_s * 1000 if st.prefill_tok_s else 0.0,
         first_token_ms=(t_gen - t0) * 1000 + st.first_token_ms,
         decode_tok_s=st.decode_tok_s,
         tokens=st.generated_tokens,

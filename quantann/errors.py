@@ -16,3 +16,8 @@ class MemoryBudgetError(QuantannError, MemoryError):
         super().__init__(message)
         self.breakdown = breakdown
         self.budget = budget
+
+
+class PromptTooLongError(QuantannError, ValueError):
+    """A prompt (a question with no passage, say) leaves no room for max_tokens in the
+    model's context."""

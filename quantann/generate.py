@@ -44,9 +44,10 @@ def default_model_path() -> str:
 @dataclass
 class GenerationStats:
     prompt_tokens: int = 0
+    cached_tokens: int = 0        # of them, a prefix the previous prompt left in the KV cache (not evaluated)
     generated_tokens: int = 0
     first_token_ms: float = 0.0   # from the call to the first generated token
-    prefill_tok_s: float = 0.0
+    prefill_tok_s: float = 0.0    # tokens evaluated (prompt_tokens - cached_tokens) per second
     decode_tok_s: float = 0.0
     kv_bytes: int = 0
     stop_reason: str = ""         # "eos", "stop", "length"
@@ -91,6 +92,8 @@ class Generator:
         eot = dec.metadata("tokenizer.ggml.eot_token_id")
         self._stop_ids = {int(x) for x in (self.eos, eot) if x is not None}
         self.last_stats = GenerationStats()
+        self.prefix_cache = True  # reuse the KV of the previous prompt's common prefix
+        self._kv_prompt = []      # the prompt whose KV the cache holds from position 0
 
     @classmethod
     def open(cls, path=None, memory_budget=None, threads: int = 1, n_ctx: int = None,
@@ -162,7 +165,7 @@ class Generator:
         ids = np.asarray(ids, dtype=np.int32)
         if len(ids) == 0 or len(ids) > self.n_ctx:
             raise ValueError(f"need 1..{self.n_ctx} tokens, got {len(ids)}")
-        self._dec.rewind(0)
+        self.forget()
         return self._dec.eval(ids, all=True)
 
     def perplexity(self, text: str) -> dict:
@@ -179,6 +182,30 @@ class Generator:
             nll += float((lse - lo[np.arange(len(win) - 1), win[1:]]).sum())
             n += len(win) - 1
         return {"ppl": float(np.exp(nll / n)), "tokens": n}
+
+    # -------------------------------------------------------- prefix cache
+
+    def forget(self) -> None:
+        """Empties the KV cache: the next prompt is evaluated from its first token."""
+        self._kv_prompt = []
+        self._dec.rewind(0)
+
+    def _prefill(self, ids: list) -> tuple:
+        """(the last prompt token's logits, positions reused): the KV of the longest prefix
+        ids share with the previous prompt is kept (qa_llama_keep), the rest evaluated. Only
+        prompt positions are reused (a generated token was evaluated alone, in another
+        attention order), and >= 2 tokens are evaluated (the kernel evaluates no lone row
+        then), so the logits equal a cold evaluation's bit for bit."""
+        keep = 0
+        if self.prefix_cache and len(ids) >= 2:
+            old, limit = self._kv_prompt, min(len(self._kv_prompt), len(ids) - 2)
+            while keep < limit and old[keep] == ids[keep]:
+                keep += 1
+        self._kv_prompt = []  # until the evaluation below has succeeded
+        self._dec.rewind(keep)
+        logits = self._dec.eval(np.asarray(ids[keep:], dtype=np.int32))
+        self._kv_prompt = list(ids)
+        return logits, keep
 
     # -------------------------------------------------------- generation
 
@@ -202,10 +229,9 @@ class Generator:
         st = GenerationStats(prompt_tokens=len(ids), kv_bytes=self.kv_bytes)
         self.last_stats = st
         t0 = time.perf_counter()
-        self._dec.rewind(0)
-        logits = self._dec.eval(np.asarray(ids, dtype=np.int32))
+        logits, st.cached_tokens = self._prefill(ids)
         t_prefill = time.perf_counter() - t0
-        st.prefill_tok_s = len(ids) / t_prefill if t_prefill > 0 else 0.0
+        st.prefill_tok_s = (len(ids) - st.cached_tokens) / t_prefill if t_prefill > 0 else 0.0
         recent = list(ids[-RECENT_FOR_PENALTY:])
         utf8 = codecs.getincrementaldecoder("utf-8")("replace")
         pending = ""  # text held back while it may be the start of a stop string

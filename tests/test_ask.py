@@ -157,12 +157,14 @@ def test_ask_answers_from_the_right_passage(index, built, gen):
     assert [s.distance for s in a.sources] == sorted(s.distance for s in a.sources)
     assert a.answer.strip() and 0 < a.timings["tokens"] <= 12
     t = a.timings
-    assert set(t) == {"embed_ms", "search_ms", "prompt_tokens", "prefill_ms", "first_token_ms", "decode_tok_s",
-                      "tokens", "total_ms"}
+    assert set(t) == {"embed_ms", "search_ms", "prompt_tokens", "cached_tokens", "prefill_ms", "first_token_ms",
+                      "decode_tok_s", "tokens", "total_ms"}
     assert t["total_ms"] >= t["first_token_ms"] >= t["prefill_ms"] > 0 and t["prompt_tokens"] > 30
     # the prompt is the model's own chat template around the numbered passages
     again = quantann.ask.ask(index, "What is an eschar?", generator=gen, k=3, max_tokens=12)
     assert again.answer == a.answer  # greedy
+    # the same prompt again: all but its last 2 tokens come from the generator's KV cache
+    assert again.timings["cached_tokens"] == t["prompt_tokens"] - 2
 
 
 @needs_llm
@@ -203,7 +205,7 @@ def test_passage_tokens_cut_the_prompt_not_the_sources(index, gen):
 def test_ask_bad_input(index, built, gen, tmp_path):
     with pytest.raises(ValueError, match="question is empty"):
         index.ask("  \n", generator=gen)
-    with pytest.raises(ValueError, match="question is too long"):
+    with pytest.raises(quantann.PromptTooLongError, match="question is too long"):
         index.ask("word " * 700, generator=gen, max_tokens=8)
     for k in (0, 21, "3", 2.0):
         with pytest.raises(ValueError, match="k must be an integer in 1..20"):

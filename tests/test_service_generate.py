@@ -4,6 +4,7 @@ the library's, streamed as Server-Sent Events or as one JSON object; every bad i
 stage metrics are filled. Speed figures are benchmarks, not tests."""
 import http.client
 import json
+import os
 import socket
 import time
 
@@ -15,6 +16,7 @@ from quantann.service.limits import Limits
 
 pytest.importorskip("uvicorn")
 pytest.importorskip("jinja2")
+from quantann.ask import SYSTEM  # noqa: E402
 from quantann.generate import Generator, default_model_path  # noqa: E402
 from quantann.service.llm import LLMSlots  # noqa: E402
 from test_serve import Running, call  # noqa: E402
@@ -157,6 +159,36 @@ def test_stage_metrics(srv):
     assert metric(srv.port, 'quantann_llm_slots{state="free"}') == 1
 
 
+def test_a_second_ask_reuses_the_system_block(srv):
+    """The slot's Generator keeps its last prompt's KV: the next question's prompt shares
+    the chat template's system block, which is not evaluated again."""
+    outs = [call(srv.port, "POST", "/ask", {"question": q, "k": 2, "max_tokens": 2})[1]
+            for q in ("What is a pump?", "What is a valve?")]
+    system = srv.service.llm.generators[0].tokenize(
+        srv.service.llm.generators[0].render_chat([{"role": "system", "content": SYSTEM}],
+                                                  add_generation_prompt=False), add_bos=False)
+    assert outs[1]["timings"]["cached_tokens"] >= len(system) > 10
+
+
+def test_lazy_slots_open_on_the_first_request(text_index):
+    opened = []
+
+    def opener():
+        opened.append(Generator.open(LLM, threads=1, n_ctx=N_CTX))
+        return opened[-1]
+    s = Running(text_index, threads=1, limits=LIMITS, llm=LLMSlots([None], 8, LLM, opener))
+    try:
+        assert metric(s.port, "quantann_kv_cache_bytes") == 0 and not opened
+        assert metric(s.port, 'quantann_model_bytes{model="llm"}') == os.path.getsize(LLM)
+        for _ in range(2):
+            code, out, _ = call(s.port, "POST", "/generate", {"prompt": "Hello", "max_tokens": 2, "temperature": 0})
+            assert code == 200 and out["stats"]["prompt_tokens"] > 0
+        assert len(opened) == 1 and s.service.llm.generators == opened
+        assert metric(s.port, "quantann_kv_cache_bytes") == opened[0].kv_bytes > 0
+    finally:
+        s.stop()
+
+
 # ---- bad input: 4xx JSON ---------------------------------------------------------------------
 
 BAD_GENERATE = [
@@ -215,6 +247,13 @@ BAD_ASK = [
 def test_ask_mistakes_are_4xx_json(srv, body, message):
     code, out, _ = call(srv.port, "POST", "/ask", body)
     assert code == 400 and list(out) == ["error"] and message in out["error"]
+
+
+def test_ask_too_long_is_its_own_kind(srv):
+    before = metric(srv.port, 'quantann_request_errors_total{kind="too_long"}')
+    code, out, _ = call(srv.port, "POST", "/ask", {"question": "why " * 600, "max_tokens": 8})
+    assert code == 400 and "question is too long" in out["error"]
+    assert metric(srv.port, 'quantann_request_errors_total{kind="too_long"}') == before + 1
 
 
 def test_ask_needs_texts_and_an_llm(real, tmp_path):

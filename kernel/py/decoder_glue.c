@@ -196,11 +196,11 @@ static PyObject *Decoder_rewind(DecoderObject *self, PyObject *args) {
     int n;
     if (!PyArg_ParseTuple(args, "i", &n)) return NULL;
     CHECK_STARTED(self);
-    if (n < 0 || n > self->ctx.n_past) {
-        PyErr_Format(PyExc_ValueError, "cannot rewind to %d (cache holds %d)", n, self->ctx.n_past);
+    char err[128];
+    if (qa_llama_keep(&self->ctx, n, err, sizeof err)) {
+        PyErr_SetString(PyExc_ValueError, err);
         return NULL;
     }
-    self->ctx.n_past = n;
     Py_RETURN_NONE;
 }
 

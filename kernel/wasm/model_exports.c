@@ -360,17 +360,20 @@ EXPORT(qa_wasm_decoder_tokenize) int qa_wasm_decoder_tokenize(decoder *d, const 
 
 EXPORT(qa_wasm_decoder_ids) int32_t *qa_wasm_decoder_ids(decoder *d) { return d->ids; }
 
-/* Starts a generation: the cache is cleared, the prompt ids[0, n) evaluated (logits of its
- * last token kept for qa_wasm_decoder_sample), the random state seeded. 0 or an error. */
+/* Starts a generation: the cache keeps its first `keep` positions (the host's previous
+ * prompt shared ids[0, keep): see qa_llama_keep; 0 clears it), the rest of the prompt is
+ * evaluated (logits of its last token kept for qa_wasm_decoder_sample), the random state
+ * seeded. 0 or an error. */
 EXPORT(qa_wasm_decoder_prefill)
-int qa_wasm_decoder_prefill(decoder *d, const int32_t *ids, int n, double seed_hi, double seed_lo) {
+int qa_wasm_decoder_prefill(decoder *d, const int32_t *ids, int n, int keep, double seed_hi, double seed_lo) {
     if (n < 1) return fail(QA_ERR_ARG, "the prompt is empty");
-    d->ctx.n_past = 0;
+    if (keep < 0 || keep >= n) return fail(QA_ERR_ARG, "keep must be in 0..n-1");
+    if (qa_llama_keep(&d->ctx, keep, last_error, sizeof last_error)) return QA_ERR_ARG;
     d->rng = ((uint64_t)seed_hi << 32) | (uint64_t)seed_lo;
     d->n_recent = 0;
     for (int i = n > RECENT ? n - RECENT : 0; i < n; i++) d->recent[d->n_recent++] = ids[i];
     qa_tok_stream_init(&d->stream, 0);
-    return qa_llama_eval(&d->ctx, ids, n, d->logits, 0, last_error, sizeof last_error);
+    return qa_llama_eval(&d->ctx, ids + keep, n - keep, d->logits, 0, last_error, sizeof last_error);
 }
 
 /* The next token from the current logits (temperature <= 0: greedy); the logits are

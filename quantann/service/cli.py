@@ -130,7 +130,7 @@ def _run(a, workers: int, mp_dir) -> int:
     if workers == 1:
         n = len(llm.generators) if llm else 0
         serve(lambda _: banner(llm and f"{os.path.basename(llm.model_path)} ({n} slot{'s' if n > 1 else ''}, "
-                                       f"{llm.n_ctx}-token context)"), llm)
+                                       + (f"{llm.n_ctx}-token context)" if llm.n_ctx else "opened on the first request)")), llm)
         print("stopped", file=sys.stderr)
         return 0
 
@@ -179,9 +179,14 @@ def _open_llm(a):
     from ..generate import Generator
     from .llm import LLMSlots
     threads = a.llm_threads or default_threads()
-    gens = [Generator.open(path, threads=threads, n_ctx=a.llm_ctx)
-            for _ in range(a.llm_slots)]
-    return LLMSlots(gens, a.llm_queue, path)
+
+    def opener():
+        return Generator.open(path, threads=threads, n_ctx=a.llm_ctx)
+    # auto: the installed model, opened by the first /generate or /ask (a server that only
+    # searches holds no KV cache); a model file named on the command line is opened now,
+    # so that a bad file fails the start, not a request
+    gens = [None] * a.llm_slots if a.llm == "auto" else [opener() for _ in range(a.llm_slots)]
+    return LLMSlots(gens, a.llm_queue, path, opener)
 
 
 def _open_index(a):

@@ -15,7 +15,7 @@ import json
 import math
 import time
 
-from ..errors import QuantannError
+from ..errors import PromptTooLongError, QuantannError
 from . import jsonio
 from .limits import ApiError, Limits, json_depth
 
@@ -219,8 +219,10 @@ def ask_job(req: dict, text_index, metrics):
         try:
             events = ask(text_index, req["question"], generator=gen, k=req["k"], ef=req["ef"], stream=True,
                          hybrid=req.get("hybrid"), **kw)
+        except PromptTooLongError as e:
+            raise ApiError(400, "too_long", str(e)) from None
         except ValueError as e:  # the question or the values, seen by ask(): the client's to fix
-            raise ApiError(400, "too_long" if "too long" in str(e) else "bad_request", str(e)) from None
+            raise ApiError(400, "bad_request", str(e)) from None
         clock = TokenClock(metrics, "/ask")
         n = 0
         for kind, value in events:

@@ -15,11 +15,17 @@ stops before the next token.
 
 The job (a function of the Generator yielding events) runs on the slot's thread; its
 events reach the event loop through an asyncio queue.
+
+Slots given an opener start empty and open their Generator on their first job (`serve
+--llm auto`: a server that only searches never allocates the LLM's KV cache and scratch).
+Each slot's Generator keeps its last prompt's KV: the next /ask on that slot reuses the
+chat template's system block (Generator's prefix cache).
 """
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -41,20 +47,30 @@ class Events:
 
 
 class LLMSlots:
-    def __init__(self, generators: list, waiting: int, model_path: str):
+    def __init__(self, generators: list, waiting: int, model_path: str, opener=None):
+        """generators: one per slot; None entries are opened by opener() on their slot's first job."""
         if not generators:
             raise ValueError("need at least one generator")
+        if opener is None and None in generators:
+            raise ValueError("a slot without a generator needs an opener")
         self.generators = list(generators)
         self.model_path = model_path
+        self.weights_bytes = os.path.getsize(model_path)
         self.waiting = waiting
-        self._free = list(self.generators)
+        self._opener = opener
+        self._free = list(range(len(self.generators)))  # slot numbers
         self._waiters: collections.deque = collections.deque()
         self._executor = ThreadPoolExecutor(len(generators), thread_name_prefix="quantann-llm")
         self._running: set = set()  # the Events of jobs on a slot now (stopped by close())
 
     @property
-    def n_ctx(self) -> int:
-        return self.generators[0].n_ctx
+    def opened(self) -> list:
+        return [g for g in self.generators if g is not None]
+
+    @property
+    def n_ctx(self):
+        """The context of the opened slots (None before the first job of lazy ones)."""
+        return self.opened[0].n_ctx if self.opened else None
 
     @property
     def busy(self) -> int:
@@ -84,20 +100,20 @@ class LLMSlots:
                 self._waiters.remove(fut)
             raise
 
-    def _release(self, gen) -> None:
+    def _release(self, slot: int) -> None:
         while self._waiters:
             fut = self._waiters.popleft()
             if not fut.done():
-                fut.set_result(gen)
+                fut.set_result(slot)
                 return
-        self._free.append(gen)
+        self._free.append(slot)
 
     # ---- running a job ------------------------------------------------------------------
 
     async def start(self, job) -> Events:
         """Waits for a slot (503 when too many wait) and starts job(generator) on it;
         job is a function returning an iterator of (kind, value) events."""
-        gen = await self._acquire()
+        slot = await self._acquire()
         loop = asyncio.get_running_loop()
         ev = Events()
 
@@ -110,7 +126,9 @@ class LLMSlots:
         def run():
             self._running.add(ev)
             try:
-                it = job(gen)
+                if self.generators[slot] is None:  # only this slot's thread opens it
+                    self.generators[slot] = self._opener()
+                it = job(self.generators[slot])
                 try:
                     for item in it:
                         put(item)
@@ -127,13 +145,13 @@ class LLMSlots:
             finally:
                 self._running.discard(ev)
                 try:
-                    loop.call_soon_threadsafe(self._release, gen)
+                    loop.call_soon_threadsafe(self._release, slot)
                 except RuntimeError:
                     pass
         try:
             self._executor.submit(run)
         except RuntimeError:  # shutting down
-            self._release(gen)
+            self._release(slot)
             raise ApiError(503, "busy", "the server is stopping") from None
         return ev
 

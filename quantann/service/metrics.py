@@ -145,8 +145,7 @@ class Metrics:
         if embedder_bytes:
             self.model_bytes.labels("embedder").set(embedder_bytes)
         if llm is not None:
-            self.model_bytes.labels("llm").set(llm.generators[0].memory["weights"])
-            self.kv_cache_bytes.set(sum(g.kv_bytes for g in llm.generators))
+            self.model_bytes.labels("llm").set(llm.weights_bytes)
             for stage in ("prefill", "first_token", "decode_token"):
                 self.generation_seconds.labels(stage)
             self._set_gauges()
@@ -156,6 +155,7 @@ class Metrics:
             self.llm_slots.labels("busy").set(self._llm.busy)
             self.llm_slots.labels("free").set(len(self._llm.generators) - self._llm.busy)
             self.llm_slots.labels("waiting").set(self._llm.queued)
+            self.kv_cache_bytes.set(sum(g.kv_bytes for g in self._llm.opened))  # lazy slots open on first use
         for part, v in self._index.memory().items():
             self.memory.labels(part).set(v)
         self.size.set(len(self._index))

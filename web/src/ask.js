@@ -29,10 +29,12 @@ export function checkQuestion(question) {
   return question.trim(); // Python's str.strip() and String.trim() strip the same whitespace for text people type
 }
 
-/** The chat: the system instruction, then the numbered passages and the question. */
+/** The chat: the system instruction, then the passages (best first, numbered [1]..; or with
+ * ASK.best_last listed weakest first, keeping their numbers) and the question. */
 export function messages(question, passages) {
-  const numbered = passages.map((p, i) => `[${i + 1}] ${p}`).join('\n');
-  const user = passages.length ? `Passages:\n${numbered}\n\nQuestion: ${question}` : `Question: ${question}`;
+  const numbered = passages.map((p, i) => `[${i + 1}] ${p}`);
+  if (ASK.best_last) numbered.reverse();
+  const user = passages.length ? `Passages:\n${numbered.join('\n')}\n\nQuestion: ${question}` : `Question: ${question}`;
   return [{ role: 'system', content: ASK.system }, { role: 'user', content: user }];
 }
 
@@ -109,7 +111,8 @@ export async function ask(docs, question, { k = 5, maxTokens = 256, temperature 
   const tEnd = now();
   const st = g.stats;
   Object.assign(timings, {
-    promptTokens: st.promptTokens, prefillMs: st.prefillTokS ? st.promptTokens / st.prefillTokS * 1000 : 0,
+    promptTokens: st.promptTokens, cachedTokens: st.cachedTokens,
+    prefillMs: st.prefillTokS ? (st.promptTokens - st.cachedTokens) / st.prefillTokS * 1000 : 0,
     firstTokenMs: (first ?? tEnd) - t0, // end to end, as the page sees it: from the call to the first piece
     generateFirstTokenMs: (first ?? tEnd) - tGen,
     decodeTokS: st.decodeTokS, tokens: st.generatedTokens, totalMs: tEnd - t0,

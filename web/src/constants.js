@@ -95,6 +95,7 @@ export const CONSTANTS = Object.freeze({
   "ask": {
     "max_k": 20,
     "passage_tokens": 64,
+    "best_last": false,
     "system": "Answer the question using only the numbered passages below. Cite the passages you use as [n]. If they do not hold the answer, say so."
   },
   "size_units": {

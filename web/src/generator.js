@@ -54,6 +54,8 @@ export class Generator {
       const [nVocab, nCtxUsed, bos, eos, eot, addBos] = K.view(Float64Array, out, 8);
       const tptr = K.x.qa_wasm_decoder_chat_template(h, out), tlen = K.view(Uint32Array, out, 1)[0];
       Object.assign(g, { K, h, buf, name: src.name, memory, nVocab, nCtx: nCtxUsed, bos, eos, eot, addBos: !!addBos, loaded: src.loaded ?? null });
+      g.prefixCache = true; // reuse the KV of the previous prompt's common prefix
+      g.kvPrompt = []; // the prompt whose KV the cache holds from position 0
       g.chatTemplate = tptr ? new TextDecoder().decode(K.view(Uint8Array, tptr, tlen)) : null;
       g.bosToken = g.piece(bos, out);
       g.eosToken = g.piece(eos, out);
@@ -112,15 +114,34 @@ export class Generator {
     return this._run(ids, o, t0);
   }
 
+  // The next prompt is evaluated from its first token.
+  forget() {
+    this.kvPrompt = [];
+  }
+
+  // Positions of ids the cache can keep: the prefix shared with the previous prompt (not its
+  // generated tokens, evaluated alone), leaving >= 2 to evaluate, so the logits equal a cold
+  // evaluation's bit for bit (quantann/generate.py Generator._prefill).
+  _reusable(ids) {
+    if (!this.prefixCache || ids.length < 2) return 0;
+    const old = this.kvPrompt, limit = Math.min(old.length, ids.length - 2);
+    let keep = 0;
+    while (keep < limit && old[keep] === ids[keep]) keep++;
+    return keep;
+  }
+
   _run(ids, o, t0) {
     const K = this.K, x = K.x, h = this.h;
     const seed = o.seed ?? Math.floor(Math.random() * 2 ** 53);
+    const keep = this._reusable(ids);
+    this.kvPrompt = [];
     const p = K.copyIn(Int32Array, ids);
-    const rc = x.qa_wasm_decoder_prefill(h, p, ids.length, Math.floor(seed / 2 ** 32), seed % 2 ** 32);
+    const rc = x.qa_wasm_decoder_prefill(h, p, ids.length, keep, Math.floor(seed / 2 ** 32), seed % 2 ** 32);
     K.free(p);
     if (rc) throw new ModelError(`${this.name}: ${K.error()}`);
-    const stats = { promptTokens: ids.length, generatedTokens: 0, firstTokenMs: 0, prefillTokS: 0, decodeTokS: 0, stopReason: 'length' };
-    stats.prefillTokS = ids.length / Math.max((now() - t0) / 1000, 1e-9);
+    this.kvPrompt = ids.slice();
+    const stats = { promptTokens: ids.length, cachedTokens: keep, generatedTokens: 0, firstTokenMs: 0, prefillTokS: 0, decodeTokS: 0, stopReason: 'length' };
+    stats.prefillTokS = (ids.length - keep) / Math.max((now() - t0) / 1000, 1e-9);
     const tokens = [], dec = new TextDecoder();
     let text = '', tFirst = null;
     const emit = (n) => {
@@ -169,6 +190,7 @@ export async function openGenerator(source, options = {}) {
     ...w.info, inWorker: true,
     tokenize: (text, opts = {}) => w.call('tokenize', { text, opts }),
     detokenize: (ids) => w.call('detokenize', { ids: Array.from(ids, Number) }),
+    forget: () => w.call('forget', {}),
     renderChat: (messages) => renderChat(w.info.chatTemplate, messages, { bosToken: w.info.bosToken, eosToken: w.info.eosToken }),
     generate: (prompt, { onToken, ...opts } = {}) =>
       w.call('generate', { prompt, options: opts }, onToken && ((e) => onToken(e.piece, e.id))),

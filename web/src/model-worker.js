@@ -4,6 +4,7 @@
 //   embed    {texts}                 -> Float32Array[]
 //   generate {prompt, options}       -> the result           (events: {piece, id} per token)
 //   tokenize {text, opts}            -> token ids;  detokenize {ids} -> text
+//   forget   {}                      (a Generator's next prompt evaluated from its first token)
 //   close    {}
 import { Embedder } from './embedder.js';
 import { Generator } from './generator.js';
@@ -26,5 +27,6 @@ serve({
   },
   tokenize({ text, opts }) { return [model.tokenize(text, opts), []]; }, // an array result is [result, transfer]
   detokenize({ ids }) { return model.detokenize(ids); },
+  forget() { model.forget(); return true; },
   close() { model?.close(); model = null; return true; },
 });

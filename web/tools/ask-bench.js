@@ -4,7 +4,9 @@
 // the browsers interleaved, each keeping its profile (the first load fills OPFS, the rest
 // read from it). Optionally a screenshot of the page (Chromium, the last answer).
 //   node tools/ask-bench.js DIR INDEX.qann EMBEDDER.gguf LLM.gguf [--rounds 3] [--k 5] [--max-tokens 32]
-//        [--question Q ...] [--screenshot docs/ask-page.png]
+//        [--question Q ...] [--warmup Q] [--screenshot docs/ask-page.png]
+// --warmup: each page asks Q first, so the timed question finds the system block in the
+// generator's KV cache (as a second question in a session does).
 // DIR is served at /d/ (the index, its .texts, the embedder); the LLM's folder at /llm/.
 import { basename, dirname, resolve } from 'node:path';
 
@@ -14,7 +16,7 @@ import { startServer } from '../testlib/server.js';
 const argv = process.argv.slice(2);
 const opt = (name, def) => { const i = argv.indexOf(name); return i >= 0 ? argv.splice(i, 2)[1] : def; };
 const rounds = Number(opt('--rounds', 3)), k = opt('--k', '5'), maxTokens = opt('--max-tokens', '32');
-const screenshot = opt('--screenshot', undefined);
+const screenshot = opt('--screenshot', undefined), warmup = opt('--warmup', undefined);
 const questions = [];
 for (let q; (q = opt('--question', undefined)) !== undefined;) questions.push(q);
 if (!questions.length) questions.push('What is an eschar?', 'What is a haiku?', 'What is a debian package?');
@@ -32,7 +34,8 @@ try {
   for (let r = 0; r < rounds; r++) {
     for (const question of questions) {
       for (const b of browsers) {
-        const q = new URLSearchParams({ index: `/d/${index}`, embedder: `/d/${embedder}`, generator: `/llm/${basename(llm)}`, k, maxTokens, question });
+        const q = new URLSearchParams({ index: `/d/${index}`, embedder: `/d/${embedder}`, generator: `/llm/${basename(llm)}`, k, maxTokens, question,
+          ...(warmup ? { warmup } : {}) });
         const last = r === rounds - 1 && question === questions.at(-1) && b === 'chromium';
         const res = await runPage(`${server.url}/ask.html?${q}`, { browser: b, instance: instances[b], timeout: 900, log: () => {},
           screenshot: last ? screenshot : undefined, width: 760 });

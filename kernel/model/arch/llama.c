@@ -409,10 +409,24 @@ int qa_llama_eval(qa_llama_ctx *c, const int32_t *tokens, int n, float *logits, 
             qa_set_err(err, el, "token id %d out of range [0, %d)", tokens[i], c->m->n_vocab);
             return QA_ERR_ARG;
         }
-    for (int i = 0; i < n; i += c->n_batch) {
-        int k = n - i < c->n_batch ? n - i : c->n_batch, last = i + k == n;
+    for (int i = 0, k; i < n; i += k) {
+        k = n - i < c->n_batch ? n - i : c->n_batch;
+        /* No lone last row: a 1-row batch takes the single-row attention order, which
+         * differs in the last bits, so a prompt's values would depend on where it was
+         * cut (a cached prefix, n mod n_batch). Rows of batches of >= 2 are identical. */
+        if (n - i - k == 1 && k > 2) k--;
+        int last = i + k == n;
         float *out = all ? logits + (uint64_t)i * c->m->n_vocab : (last ? logits : NULL);
         forward(c, tokens + i, k, logits ? out : NULL, all);
     }
+    return QA_OK;
+}
+
+int qa_llama_keep(qa_llama_ctx *c, int n, char *err, size_t el) {
+    if (n < 0 || n > c->n_past) {
+        qa_set_err(err, el, "cannot keep %d positions: the cache holds %d", n, c->n_past);
+        return QA_ERR_ARG;
+    }
+    c->n_past = n;
     return QA_OK;
 }

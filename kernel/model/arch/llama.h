@@ -66,9 +66,17 @@ uint64_t qa_llama_scratch_bytes(const qa_llama *m, int n_batch, int n_ctx, int n
 int qa_llama_ctx_init(qa_llama_ctx *c, const qa_llama *m, qa_pool *pool, int n_ctx, int n_batch,
                       void *kv, uint64_t kv_len, void *scratch, uint64_t scratch_len, char *err, size_t err_len);
 
-/* Appends n tokens at position c->n_past (in batches of n_batch) and advances n_past.
+/* Appends n tokens at position c->n_past (in batches of n_batch, none of one row when
+ * n >= 2: a position's values are then the same however the tokens were split, as long as
+ * each call has >= 2 of them) and advances n_past.
  * logits: n_vocab floats for the last token, or n x n_vocab when all is set. Errors:
  * a token id out of range, the context full. */
 int qa_llama_eval(qa_llama_ctx *c, const int32_t *tokens, int n, float *logits, int all, char *err, size_t err_len);
+
+/* Keeps the first n cached positions and forgets the rest (a prompt prefix shared with
+ * the next prompt is not evaluated again: the next qa_llama_eval appends at n). The KV of
+ * a position depends only on the tokens up to it, so what follows is computed as from a
+ * cold start. Error: n outside 0..n_past. */
+int qa_llama_keep(qa_llama_ctx *c, int n, char *err, size_t err_len);
 
 #endif
