@@ -276,7 +276,29 @@ class Index:
         idx._append(x, ids, threads, progress, float_space=True)
         idx.store = MemoryStore(x)
         idx._pending = []
+        if quantizer is None and quant.startswith("rabitq"):  # a shared quantizer stays as given
+            idx._calibrate(x)
         return idx
+
+    def calibrate_bound(self) -> float:
+        """rabitq codes: picks rerank="auto"'s bound multiplier for this index from sample
+        rows (a build does this; files built before it use the default 1.9) and keeps it in
+        the quantizer (`quant.scale[0]`, saved with the index). Reads every full vector
+        once. Returns the multiplier."""
+        if not self.quant.startswith("rabitq"):
+            raise ValueError(f"calibrate_bound needs rabitq codes, not {self.quant}")
+        return self._calibrate(np.concatenate(list(self.vectors())) if self.rows else None)
+
+    def _calibrate(self, x) -> float:
+        if x is None:
+            return 0.0
+        eps = self._kernel_index().calibrate_bound(np.ascontiguousarray(x, np.float32))
+        qz = self.quantizer
+        scale = qz.scale.copy()  # a new array: another index may hold this quantizer
+        scale[0] = eps
+        self.quantizer = Quantizer(qz.kind, qz.d, qz.vmin, scale)
+        self._reset_searchers()
+        return eps
 
     def _append(self, x: np.ndarray, ids, threads, progress, float_space: bool) -> None:
         n0, m = self.rows, x.shape[0]

@@ -262,14 +262,9 @@ static int cmp_i32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int cmp_f32(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 /* rerank auto: keeps, in place, the candidates whose lower bound (estimate - the codec's
- * error bound) is not above the k-th smallest upper bound: the others cannot be in the top
- * k (with the bound's confidence). Returns how many are kept (>= k when found >= k). */
+ * error bound) is not above the k-th smallest upper bound (qa_bound_cut): the others cannot
+ * be in the top k (with the bound's confidence). Returns how many are kept (>= k when found >= k). */
 static int64_t keep_by_bound(qa_searcher *s, int64_t found, int64_t k) {
     const qa_index *ix = s->ix;
     const qa_codec *c = ix->sp.codec;
@@ -283,13 +278,10 @@ static int64_t keep_by_bound(qa_searcher *s, int64_t found, int64_t k) {
         lo[i] -= b;
     }
     if (found <= k) return found;
-    memcpy(s->rows, s->hi, sizeof(float) * (size_t)found); /* rows is scratch here (same size) */
-    qsort(s->rows, (size_t)found, sizeof(float), cmp_f32);
-    float kth;
-    memcpy(&kth, (const float *)(const void *)s->rows + (k - 1), sizeof kth);
+    const float cut = qa_bound_cut(s->hi, found, k, (float *)(void *)s->rows); /* rows: scratch (same size) */
     int64_t m = 0;
     for (int64_t i = 0; i < found; i++)
-        if (lo[i] <= kth) s->cand[m++] = s->cand[i];
+        if (lo[i] <= cut) s->cand[m++] = s->cand[i];
     return m;
 }
 
@@ -406,4 +398,73 @@ int qa_search_finish(qa_searcher *s, const float *vectors, int32_t *out_rows, fl
         (size_t)s->cand_cap * 20 > KEEP_BYTES)
         drop_query_buffers(s);
     return QA_OK;
+}
+
+/* ---- calibrating rerank auto's bound ------------------------------------------------ */
+
+int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, int k, int ef, double miss,
+                             float *eps, char *err, size_t err_len) {
+    const qa_codec *c = ix->sp.codec;
+    const int d = ix->qz.d;
+    *eps = 0.0f;
+    if (!c->error_bound) {
+        say(err, err_len, "codes %s have no error bound to calibrate", c->name);
+        return QA_EINVAL;
+    }
+    RANGE(nq, 1, 1 << 20, "sample queries");
+    RANGE(k, 1, QA_MAX_K, "k");
+    RANGE(ef, k, QA_MAX_EF, "ef");
+    if (ix->live < (int64_t)k + 2) return QA_OK; /* too few rows to learn from: the default stands */
+    /* the bound is linear in the multiplier (scale[0]): at 1 and 2 it gives a and r */
+    const float one = 1.0f, two = 2.0f;
+    qa_quantizer q1 = ix->qz, q2 = ix->qz;
+    q1.scale = &one;
+    q2.scale = &two;
+    qa_quantizer fz;
+    qa_quantizer_init(&fz, QA_CODEC_NONE, d, NULL, NULL);
+    const qa_codec *fc = qa_codec_get(QA_CODEC_NONE);
+    const int64_t cap = (int64_t)nq * ef;
+    float *est = malloc(sizeof(float) * (size_t)cap), *a = malloc(sizeof(float) * (size_t)cap);
+    float *r = malloc(sizeof(float) * (size_t)cap), *ex = malloc(sizeof(float) * (size_t)cap);
+    int64_t *off = malloc(sizeof(int64_t) * (size_t)(nq + 1));
+    qa_searcher *s = qa_searcher_new(ix);
+    int rc = QA_ENOMEM;
+    if (!est || !a || !r || !ex || !off || !s || grow_candidates(s, ef)) goto done;
+    int64_t o = 0, nj = 0;
+    off[0] = 0;
+    for (int j = 0; j < nq; j++) {
+        /* sample rows spread over the index stand for queries; each leaves itself out */
+        const int32_t row = (int32_t)((int64_t)j * ix->g.n / nq);
+        if (qa_is_deleted(&ix->g, row)) continue;
+        memcpy(s->q, vectors + (int64_t)row * d, sizeof(float) * (size_t)d);
+        int found = qa_hnsw_search(&ix->g, &ix->sp, s->q, ef, ef, &s->s, s->cand, s->cand_d, NULL);
+        if (found < 0) goto done;
+        qa_query qq = {.w = s->s.wbuf[0]}, fq;
+        c->prepare(&ix->qz, s->q, &qq);
+        fc->prepare(&fz, s->q, &fq);
+        for (int i = 0; i < found; i++) {
+            const int32_t x = s->cand[i];
+            if (x == row) continue;
+            const uint8_t *code = ix->a.codes + (int64_t)x * ix->qz.code_size;
+            const float b1 = c->error_bound(&q1, ix->sp.metric, &qq, code);
+            const float b2 = c->error_bound(&q2, ix->sp.metric, &qq, code);
+            est[o] = s->cand_d[i];
+            a[o] = b2 - b1;
+            r[o] = b1 - a[o];
+            ex[o] = fc->dist(&fz, ix->sp.metric, &fq, (const uint8_t *)(vectors + (int64_t)x * d), 0.0f);
+            o++;
+        }
+        off[++nj] = o;
+    }
+    qa_scratch_trim(&s->s, 64, ix->g.M0);
+    *eps = qa_rerank_calibrate(est, a, r, ex, off, (int)nj, k, miss);
+    if (*eps < 0.0f) goto done;
+    /* 0 in the file means "not calibrated": the smallest stored value is 1/16 */
+    if (*eps < 0.0625f) *eps = 0.0625f;
+    rc = QA_OK;
+done:
+    if (rc) say(err, err_len, "out of memory calibrating the bound");
+    free(est); free(a); free(r); free(ex); free(off);
+    qa_searcher_free(s);
+    return rc;
 }
