@@ -166,6 +166,8 @@ class Index:
         self.seed = 0  # level draws are seeded by (seed, first row of the batch)
         # level 0 packed after every build or add (the default: no slower, BENCHMARKS.md)
         self._compact = graph.packed or graph.n == 0
+        # experiment (bench/rabitq.py --graph-layout): searchers over linked level-0 records
+        self._linked0 = False
 
     @property
     def compact_graph(self) -> bool:
@@ -424,6 +426,8 @@ class Index:
         with self._pool_cond:
             if self._kix is None:
                 kix = self._kernel_index()
+                if self._linked0 and self._compact:
+                    kix.link_level0(True)
                 # the kernel reads the store itself in the search call, unless rows are pending
                 src = self.store.native_source() if self.store.count == self.rows else None
                 kix.set_source(src)

@@ -178,7 +178,7 @@ static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq,
                                     const uint8_t *codes, const float *norms,                   \
                                     const int32_t *nodes, int n, float *out) {                  \
         (void)norms;                                                                            \
-        const int64_t cs = qz->code_size;                                                       \
+        const int64_t cs = qz->stride;                                                          \
         const int dpad = qz->dpad, B = bits_of(qz);                                             \
         for (int i = 0; i < n; i++) {                                                           \
             const uint8_t *c = codes + nodes[i] * cs;                                           \

@@ -23,6 +23,7 @@ struct qa_index {
     qa_quantizer qz;
     qa_space sp;
     int64_t live;
+    uint8_t *linked; /* the linked level-0 records (qa_index_link_level0), or NULL */
 };
 
 struct qa_searcher {
@@ -139,7 +140,48 @@ int qa_index_open(const qa_index_arrays *a, qa_index **out, char *err, size_t er
     return QA_OK;
 }
 
-void qa_index_close(qa_index *ix) { free(ix); }
+void qa_index_close(qa_index *ix) {
+    if (ix) free(ix->linked);
+    free(ix);
+}
+
+int qa_index_link_level0(qa_index *ix, int on, char *err, size_t err_len) {
+    const int64_t rb = qa_link_row_bytes(ix->a.M0, ix->a.link_bits), cs = ix->qz.code_size;
+    if (!on) {
+        if (!ix->linked) return QA_OK;
+        free(ix->linked);
+        ix->linked = NULL;
+        ix->g.packed0 = ix->a.links0_packed;
+        ix->g.row_bytes = rb;
+        ix->sp.codes = ix->a.codes;
+        ix->qz.stride = cs;
+        return QA_OK;
+    }
+    if (ix->linked) return QA_OK;
+    if (!ix->g.packed0 || ix->qz.kind == QA_CODEC_NONE) {
+        say(err, err_len, "a linked level 0 needs packed links and codes (not float vectors)");
+        return QA_EINVAL;
+    }
+    /* node r: its packed list, then its code, in one record (+ 8 bytes so the list
+     * decoder's 64-bit loads of the last record stay inside) */
+    const int64_t rec = rb + cs, n = ix->g.n;
+    uint8_t *buf = (uint8_t *)malloc((size_t)(n * rec + 8));
+    if (!buf) {
+        say(err, err_len, "out of memory for the linked level 0");
+        return QA_ENOMEM;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        memcpy(buf + r * rec, ix->a.links0_packed + r * rb, (size_t)rb);
+        memcpy(buf + r * rec + rb, ix->a.codes + r * cs, (size_t)cs);
+    }
+    memset(buf + n * rec, 0, 8);
+    ix->linked = buf;
+    ix->g.packed0 = buf;
+    ix->g.row_bytes = rec;
+    ix->sp.codes = buf + rb;
+    ix->qz.stride = rec;
+    return QA_OK;
+}
 
 void qa_index_info_get(const qa_index *ix, qa_index_info *info) {
     info->entry = ix->g.entry;
@@ -268,12 +310,12 @@ static int cmp_i32(const void *a, const void *b) {
 static int64_t keep_by_bound(qa_searcher *s, int64_t found, int64_t k) {
     const qa_index *ix = s->ix;
     const qa_codec *c = ix->sp.codec;
-    const int64_t cs = ix->qz.code_size;
+    const int64_t cs = ix->qz.stride;
     qa_query qq = {.w = s->s.wbuf[0]};
     c->prepare(&ix->qz, s->q, &qq);
     float *lo = s->cand_d; /* becomes the lower bounds, as hi the upper */
     for (int64_t i = 0; i < found; i++) {
-        float b = c->error_bound(&ix->qz, ix->sp.metric, &qq, ix->a.codes + s->cand[i] * cs);
+        float b = c->error_bound(&ix->qz, ix->sp.metric, &qq, ix->sp.codes + s->cand[i] * cs);
         s->hi[i] = lo[i] + b;
         lo[i] -= b;
     }
@@ -445,7 +487,7 @@ int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, i
         for (int i = 0; i < found; i++) {
             const int32_t x = s->cand[i];
             if (x == row) continue;
-            const uint8_t *code = ix->a.codes + (int64_t)x * ix->qz.code_size;
+            const uint8_t *code = ix->sp.codes + (int64_t)x * ix->qz.stride;
             const float b1 = c->error_bound(&q1, ix->sp.metric, &qq, code);
             const float b2 = c->error_bound(&q2, ix->sp.metric, &qq, code);
             est[o] = s->cand_d[i];

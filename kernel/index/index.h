@@ -88,6 +88,12 @@ int qa_index_insert(qa_index *ix, const qa_insert_params *p, char *err, size_t e
 int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, int k, int ef, double miss,
                              float *eps, char *err, size_t err_len);
 
+/* Experiment (bench/rabitq.py --graph-layout): on = 1 copies each node's packed level-0
+ * list and its code into one record, so a hop reads one stream; 0 goes back to the two
+ * arrays. Not in the file format: it is kept only if it measures faster. Call it before
+ * creating searchers. */
+int qa_index_link_level0(qa_index *ix, int on, char *err, size_t err_len);
+
 qa_searcher *qa_searcher_new(const qa_index *ix);
 void qa_searcher_free(qa_searcher *s);
 const char *qa_searcher_error(const qa_searcher *s);

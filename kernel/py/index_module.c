@@ -247,7 +247,19 @@ static PyObject *Index_calibrate_bound(IndexObject *self, PyObject *args) {
     return PyFloat_FromDouble(eps);
 }
 
+/* link_level0(on) (kernel/index/index.h: an experiment of the level-0 layout) */
+static PyObject *Index_link_level0(IndexObject *self, PyObject *args) {
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
+    if (!self->ix) { PyErr_SetString(PyExc_RuntimeError, "index not initialised"); return NULL; }
+    char err[256];
+    int rc = qa_index_link_level0(self->ix, on, err, sizeof err);
+    if (rc) return kernel_error(rc, err);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Index_methods[] = {
+    {"link_level0", (PyCFunction)Index_link_level0, METH_VARARGS, "link_level0(on): level-0 lists and codes in one record (experiment)"},
     {"calibrate_bound", (PyCFunction)Index_calibrate_bound, METH_VARARGS,
      "calibrate_bound(vectors[, nq, k, ef, miss]) -> rerank auto's bound multiplier for this index"},
     {"insert", (PyCFunction)Index_insert, METH_VARARGS, "insert(start, end, vectors, space|None, threads) -> (entry, max_level)"},
