@@ -75,7 +75,7 @@ static int64_t misses(const float *est, const float *a, const float *r, const in
 }
 
 float qa_rerank_calibrate(const float *est, const float *a, const float *r, const float *ex,
-                          const int64_t *off, int nq, int k, double miss) {
+                          const int64_t *off, int nq, int k, double miss_lo, double miss_hi) {
     int64_t mmax = 0, want = 0;
     for (int j = 0; j < nq; j++) {
         const int64_t m = off[j + 1] - off[j];
@@ -88,13 +88,20 @@ float qa_rerank_calibrate(const float *est, const float *a, const float *r, cons
     qa_pair *p = (qa_pair *)malloc(sizeof(qa_pair) * (size_t)(mmax + 1));
     float eps = -1.0f;
     if (top && hi && scratch && p) {
-        /* each beam's exact top k, by position in the beam */
+        /* each beam's exact top k, by position in the beam, and how many of them the
+         * fixed 2k misses */
+        int64_t miss2k = 0;
         for (int j = 0; j < nq; j++) {
             const int64_t o = off[j], m = off[j + 1] - off[j];
             for (int64_t i = 0; i < m; i++) p[i] = (qa_pair){ex[o + i], (int32_t)i};
             qsort(p, (size_t)m, sizeof(qa_pair), cmp_by_key);
             for (int t = 0; t < k && t < m; t++) top[(int64_t)j * k + t] = p[t].id;
+            if (m <= 2 * (int64_t)k) continue;
+            const float cut2k = qa_bound_cut(est + o, m, 2 * (int64_t)k, hi);
+            for (int t = 0; t < k; t++) miss2k += est[o + top[(int64_t)j * k + t]] > cut2k;
         }
+        double miss = want ? (double)miss2k / (double)want : 0.0;
+        miss = miss < miss_lo ? miss_lo : miss > miss_hi ? miss_hi : miss;
         /* misses fall as eps grows: bisect for the smallest eps within the allowance */
         const int64_t allow = (int64_t)(miss * (double)want);
         float lo = 0.0f, up = (float)QA_MAX_BOUND_EPS;

@@ -192,11 +192,15 @@ def test_calibration_follows_the_allowed_misses(minilm10k):
     idx = Index.build(x[:3000], quant="rabitq2", M=12, seed=0)
     kix = idx._kernel_index()
     xs = np.concatenate(list(idx.vectors()))
-    eps = [kix.calibrate_bound(xs, 100, 10, 64, m) for m in (0.0, 0.001, 0.01, 0.1, 1.0)]
+    eps = [kix.calibrate_bound(xs, 100, 10, 64, m, m) for m in (0.0, 0.001, 0.01, 0.1, 1.0)]
     assert all(a >= b for a, b in zip(eps, eps[1:])), eps
     assert eps[0] > eps[-1] and eps[-1] == 0.0625  # all misses allowed: the floor
+    # the build's allowance: what the fixed 2k misses, held within [lo, hi]
+    as_2k = kix.calibrate_bound(xs, 100, 10, 64, 0.0, 1.0)
+    assert kix.calibrate_bound(xs, 100, 10, 64, 0.0, 0.0) >= as_2k >= kix.calibrate_bound(xs, 100, 10, 64, 1.0, 1.0)
+    assert eps[1] >= kix.calibrate_bound(xs, 100, 10, 64, 0.001, 0.01) >= eps[2]
     with pytest.raises(ValueError, match="ef=5 is out of range"):
-        kix.calibrate_bound(xs, 100, 10, 5, 0.001)
+        kix.calibrate_bound(xs, 100, 10, 5)
 
 
 def test_shared_quantizer_and_bad_multiplier(tmp_path):

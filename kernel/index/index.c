@@ -444,7 +444,8 @@ int qa_search_finish(qa_searcher *s, const float *vectors, int32_t *out_rows, fl
 
 /* ---- calibrating rerank auto's bound ------------------------------------------------ */
 
-int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, int k, int ef, double miss,
+int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, int k, int ef, double miss_lo,
+                             double miss_hi,
                              float *eps, char *err, size_t err_len) {
     const qa_codec *c = ix->sp.codec;
     const int d = ix->qz.d;
@@ -499,7 +500,7 @@ int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, i
         off[++nj] = o;
     }
     qa_scratch_trim(&s->s, 64, ix->g.M0);
-    *eps = qa_rerank_calibrate(est, a, r, ex, off, (int)nj, k, miss);
+    *eps = qa_rerank_calibrate(est, a, r, ex, off, (int)nj, k, miss_lo, miss_hi);
     if (*eps < 0.0f) goto done;
     /* 0 in the file means "not calibrated": the smallest stored value is 1/16 */
     if (*eps < 0.0625f) *eps = 0.0625f;
