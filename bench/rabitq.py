@@ -245,8 +245,11 @@ def main(argv=None):
     ap.add_argument("--graph-layout", action="store_true",
                     help="quantann alone: level 0 packed, linked records, int32 lists")
     ap.add_argument("--build-only", action="store_true", help="build the cached indexes (both cores) and stop")
+    ap.add_argument("--efs", help="only this ef grid (comma-separated), for a short run")
     a = ap.parse_args(argv)
     cfg = dict(DATASETS[a.dataset])
+    if a.efs:
+        cfg["efs"] = tuple(int(e) for e in a.efs.split(","))
     if a.quants:  # a subset of the configured codes (the others not built yet)
         cfg["quants"] = tuple(q for q in cfg["quants"] if q[0] in a.quants.split(","))
     ds = load_dataset(a.dataset, a.queries)
