@@ -218,3 +218,16 @@ def test_shared_quantizer_and_bad_multiplier(tmp_path):
         Index.open(tmp_path / "bad.qann")
     with pytest.raises(ValueError, match="calibrate_bound needs rabitq codes"):
         Index.build(x, quant="sq8").calibrate_bound()
+
+
+def test_calibrate_an_opened_file(tmp_path):
+    """A file written before calibration (multiplier 0: the default 1.9 stands) is
+    calibrated from its own vectors to the multiplier a build finds on the same rows."""
+    x = np.random.default_rng(4).normal(size=(1500, 48)).astype(np.float32)
+    idx = Index.build(x, quant="rabitq3", M=8)
+    built = float(idx.quantizer.scale[0])
+    idx.quantizer.scale[0] = 0.0
+    idx.save(tmp_path / "old.qann")
+    old = Index.open(tmp_path / "old.qann")
+    assert old.quantizer.scale[0] == 0.0
+    assert old.calibrate_bound() == pytest.approx(built) and old.quantizer.scale[0] == np.float32(built)
