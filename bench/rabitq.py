@@ -32,10 +32,10 @@ TARGET_RECALL, TARGET_MEMORY, TARGET_SPEEDUP = 0.99, 0.15, 1.3
 # Memory under 15% of the float bytes: at d=384, rabitq3 (160 B) + M=12 packed links (51 B);
 # at d=768, rabitq3 (304 B) + M=16 packed links (76 B).
 DATASETS = {
-    "minilm-100k": dict(M=12, efc=200, quants=(("rabitq2", ("auto", 2)), ("rabitq3", ("auto", 2))),
+    "minilm-100k": dict(M=12, efc=200, quants=(("rabitq2", ("auto", 1, 2)), ("rabitq3", ("auto", 1, 2))),
                         peer_M=16, peer_efc=200, nlist=512, flat_queries=None,
                         efs=(32, 48, 64, 96, 128, 192), nprobes=(8, 16, 32, 64, 128)),
-    "synthetic-480k": dict(M=16, efc=128, quants=(("rabitq2", ("auto", 2)), ("rabitq3", ("auto", 2))),
+    "synthetic-480k": dict(M=16, efc=128, quants=(("rabitq2", ("auto", 1, 2)), ("rabitq3", ("auto", 1, 2))),
                            peer_M=16, peer_efc=128, nlist=1024, flat_queries=100,
                            efs=(48, 64, 96, 128, 192, 256), nprobes=(8, 16, 32, 64, 128)),
 }
@@ -50,17 +50,23 @@ def load_dataset(name, queries):
 class QA_:
     """quantann over a cached .qann (pread store), rerank auto or a fixed factor."""
 
-    def __init__(self, quant, M, efc, rerank, efs, compact=True, quants=None):
-        self.quant, self.M, self.efc, self.rerank, self.compact = quant, M, efc, rerank, compact
+    def __init__(self, quant, M, efc, rerank, efs, layout="packed", quants=None):
+        """layout: level 0 "packed" (the default), "int32" lists, or "linked" records (each
+        node's packed list and its code together: kernel/index/index.h, an experiment)."""
+        self.quant, self.M, self.efc, self.rerank, self.layout = quant, M, efc, rerank, layout
         self.quants = quants or (quant,)  # built together: one graph for all of them
-        self.name = f"quantann {quant} M={M} rerank={rerank}" + ("" if compact else " int32 links")
+        self.name = f"quantann {quant} M={M} rerank={rerank}" + ("" if layout == "packed" else f" {layout} level 0")
         self.grid = [{"ef": ef} for ef in efs]
 
     def load(self, ds, log=print):
         import quantann
         path = quantann_files(ds, self.M, self.efc, quants=self.quants, threads=2, log=log)[self.quant]
         self.idx = quantann.open(path, store="pread")
-        self.idx.compact_graph = self.compact
+        self.idx.compact_graph = self.layout != "int32"
+        self.idx._linked0 = self.layout == "linked"
+        if self.quant.startswith("rabitq") and self.rerank == "auto" and not self.idx.quantizer.scale[0]:
+            # a file cached before the build calibrated rerank auto's bound: calibrate now
+            log(f"[calibrate] {self.name}: bound multiplier {self.idx.calibrate_bound():.3f}")
         self.idx.search(ds.queries[:200], k=K, ef=64, rerank=2)  # the read rows in the page cache
 
     def set(self, p):
@@ -175,9 +181,9 @@ def run_pass(m, p, queries, truth):
 def methods_for(name, cfg, peers, graph_layout):
     out = []
     quants = tuple(q for q, _ in cfg["quants"])
-    if graph_layout:  # the same graph and codes, level 0 packed or int32, one rerank
-        return [QA_(quants[0], cfg["M"], cfg["efc"], "auto", cfg["efs"], compact=c, quants=quants)
-                for c in (True, False)]
+    if graph_layout:  # the same graph and codes, the level-0 layouts, one rerank
+        return [QA_(quants[-1], cfg["M"], cfg["efc"], "auto", cfg["efs"], layout=lay, quants=quants)
+                for lay in ("packed", "linked", "int32")]
     if "quantann" in peers:
         for quant, reranks in cfg["quants"]:
             out += [QA_(quant, cfg["M"], cfg["efc"], rr, cfg["efs"], quants=quants) for rr in reranks]
@@ -236,10 +242,14 @@ def main(argv=None):
     ap.add_argument("--peers", default="quantann,hnswlib,faiss,usearch",
                     help="methods to include (comma-separated; also faiss-hnsw: IndexHNSWRaBitQ)")
     ap.add_argument("--quants", help="only these of the configured codes (comma-separated)")
-    ap.add_argument("--graph-layout", action="store_true", help="quantann alone: packed vs int32 level 0")
+    ap.add_argument("--graph-layout", action="store_true",
+                    help="quantann alone: level 0 packed, linked records, int32 lists")
     ap.add_argument("--build-only", action="store_true", help="build the cached indexes (both cores) and stop")
+    ap.add_argument("--efs", help="only this ef grid (comma-separated), for a short run")
     a = ap.parse_args(argv)
     cfg = dict(DATASETS[a.dataset])
+    if a.efs:
+        cfg["efs"] = tuple(int(e) for e in a.efs.split(","))
     if a.quants:  # a subset of the configured codes (the others not built yet)
         cfg["quants"] = tuple(q for q in cfg["quants"] if q[0] in a.quants.split(","))
     ds = load_dataset(a.dataset, a.queries)

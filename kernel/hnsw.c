@@ -60,7 +60,7 @@ void qa_scratch_free(qa_scratch *s) {
 /* ---- distances in a space ----------------------------------------------------------- */
 
 static inline float qdist(const qa_space *sp, const qa_query *qq, int32_t node) {
-    return sp->codec->dist(sp->qz, sp->metric, qq, sp->codes + (int64_t)node * sp->qz->code_size,
+    return sp->codec->dist(sp->qz, sp->metric, qq, sp->codes + (int64_t)node * sp->qz->stride,
                            sp->norms ? sp->norms[node] : 0.0f);
 }
 
@@ -71,7 +71,7 @@ static inline void prep_vec(const qa_space *sp, const float *v, qa_query *qq, in
 
 /* A stored node as a query (for neighbour selection). Float codes are the vector itself. */
 static inline void prep_node(const qa_space *sp, int32_t node, qa_query *qq, qa_scratch *s) {
-    const uint8_t *code = sp->codes + (int64_t)node * sp->qz->code_size;
+    const uint8_t *code = sp->codes + (int64_t)node * sp->qz->stride;
     if (sp->qz->kind == QA_CODEC_NONE) {
         prep_vec(sp, (const float *)code, qq, s->wbuf[1]);
         return;
@@ -150,7 +150,7 @@ static int search_layer(const qa_graph *g, const qa_space *sp, const qa_query *q
     qa_heap_push(&s->cand, -epd, ep);
     if (!(skip_deleted && qa_is_deleted(g, ep))) qa_heap_push(&s->res, epd, ep);
     float lower = s->res.n ? epd : INFINITY;
-    const int cs = sp->qz->code_size;
+    const int64_t cs = sp->qz->stride, cb = sp->qz->code_size;
     const uint8_t *base = sp->codes;
     while (s->cand.n) {
         qa_pair c = qa_heap_top(&s->cand);
@@ -165,7 +165,7 @@ static int search_layer(const qa_graph *g, const qa_space *sp, const qa_query *q
             if (!qa_visited_test_set(&s->vis, s->nbr[i])) s->nbr[fresh++] = s->nbr[i];
         for (int i = 0; i < fresh; i++) {
             const uint8_t *p = base + (int64_t)s->nbr[i] * cs;
-            for (int off = 0; off < cs; off += 64) QA_PREFETCH(p + off);
+            for (int off = 0; off < cb; off += 64) QA_PREFETCH(p + off);
         }
         sp->codec->dist_batch(sp->qz, sp->metric, qq, sp->codes, sp->norms, s->nbr, fresh, s->dbuf);
         if (ndist) *ndist += fresh;

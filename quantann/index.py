@@ -167,6 +167,8 @@ class Index:
         self.seed = 0  # level draws are seeded by (seed, first row of the batch)
         # level 0 packed after every build or add (the default: no slower, BENCHMARKS.md)
         self._compact = graph.packed or graph.n == 0
+        # experiment (bench/rabitq.py --graph-layout): searchers over linked level-0 records
+        self._linked0 = False
 
     @property
     def compact_graph(self) -> bool:
@@ -280,6 +282,8 @@ class Index:
         idx._append(x, ids, threads, progress, float_space=True)
         idx.store = MemoryStore(x)
         idx._pending = []
+        if quantizer is None and quant.startswith("rabitq"):  # a shared quantizer stays as given
+            idx._calibrate(x)
         if row_order != "none":
             idx.order_rows(row_order)
         return idx
@@ -306,6 +310,26 @@ class Index:
             self.store = MemoryStore(x[perm])
             self._pending = []
             self._reset_searchers()
+
+    def calibrate_bound(self) -> float:
+        """rabitq codes: picks rerank="auto"'s bound multiplier for this index from sample
+        rows (a build does this; files built before it use the default 1.9) and keeps it in
+        the quantizer (`quant.scale[0]`, saved with the index). Reads every full vector
+        once. Returns the multiplier."""
+        if not self.quant.startswith("rabitq"):
+            raise ValueError(f"calibrate_bound needs rabitq codes, not {self.quant}")
+        return self._calibrate(np.concatenate(list(self.vectors())) if self.rows else None)
+
+    def _calibrate(self, x) -> float:
+        if x is None:
+            return 0.0
+        eps = self._kernel_index().calibrate_bound(np.ascontiguousarray(x, np.float32))
+        qz = self.quantizer
+        scale = qz.scale.copy()  # a new array: another index may hold this quantizer
+        scale[0] = eps
+        self.quantizer = Quantizer(qz.kind, qz.d, qz.vmin, scale)
+        self._reset_searchers()
+        return eps
 
     def _append(self, x: np.ndarray, ids, threads, progress, float_space: bool) -> None:
         n0, m = self.rows, x.shape[0]
@@ -431,6 +455,8 @@ class Index:
         with self._pool_cond:
             if self._kix is None:
                 kix = self._kernel_index()
+                if self._linked0 and self._compact:
+                    kix.link_level0(True)
                 # the kernel reads the store itself in the search call, unless rows are pending
                 src = self.store.native_source() if self.store.count == self.rows else None
                 kix.set_source(src)

@@ -103,3 +103,22 @@ def test_add_after_packed_load(real, tmp_path):
     assert j.graph.packed and j.graph.link_bits == 10 and j.rows == 600
     found = j.search(x[250:260], k=1, ef=64, rerank=2)[0][:, 0]
     assert (found == np.arange(250, 260)).all()
+
+
+@pytest.mark.parametrize("quant,metric", [("rabitq3", "cosine"), ("sq8", "l2"), ("sq4", "ip")])
+def test_linked_level0_search_equals_packed(real, quant, metric):
+    """The linked level-0 experiment (each node's packed list and its code in one record)
+    returns the same rows, distances and reads as the two arrays."""
+    x, q = real
+    idx = quantann.Index.build(x[:3000], quant=quant, metric=metric, M=12)
+    rerank = "auto" if quant.startswith("rabitq") else 2
+    two = idx.search(q, k=10, ef=48, rerank=rerank)
+    reads = [s.vectors_read for s in idx.last_stats]
+    idx._linked0 = True
+    idx._reset_searchers()
+    one = idx.search(q, k=10, ef=48, rerank=rerank)
+    assert np.array_equal(two[0], one[0]) and np.array_equal(two[1], one[1])
+    assert reads == [s.vectors_read for s in idx.last_stats]
+    kix = quantann.Index.build(x[:300], quant="none", M=12)._kernel_index()
+    with pytest.raises(ValueError, match="a linked level 0 needs packed links and codes"):
+        kix.link_level0(True)

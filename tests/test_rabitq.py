@@ -157,3 +157,77 @@ def test_cli_build_eval_auto(tmp_path):
     bad = subprocess.run(run + ["eval", str(tmp_path / "i.qann"), "--queries", str(tmp_path / "q.npy"),
                                 "--rerank", "lots"], env=env, capture_output=True, text=True)
     assert bad.returncode != 0 and "expected an integer or 'auto'" in bad.stderr
+
+
+def test_calibrated_bound_reads_fewer_at_equal_recall(minilm10k, tmp_path):
+    """The build calibrates rerank auto's bound multiplier (quant.scale[0]) on sample rows:
+    tighter than the paper's 1.9 on real embeddings, it reads fewer rows than the default
+    and than a fixed 2k, at the recall of the fixed 2k; the file keeps it."""
+    x, q, truth = minilm10k
+    idx = Index.build(x, quant="rabitq3", M=12, seed=0)
+    eps = float(idx.quantizer.scale[0])
+    assert 0.0625 <= eps < 1.9
+    runs = {}
+    for name, mult in (("calibrated", eps), ("default", 0.0)):
+        idx.quantizer.scale[0] = mult
+        idx._reset_searchers()
+        ids, _ = idx.search(q, k=10, ef=128, rerank="auto")
+        runs[name] = recall(ids, truth), np.mean([s.vectors_read for s in idx.last_stats])
+    idx.quantizer.scale[0] = eps
+    idx._reset_searchers()
+    ids2, _ = idx.search(q, k=10, ef=128, rerank=2)
+    assert runs["calibrated"][1] < min(runs["default"][1], 20)
+    assert runs["calibrated"][0] >= recall(ids2, truth) - 0.002, (runs, recall(ids2, truth))
+    idx.save(tmp_path / "a.qann")
+    back = Index.open(tmp_path / "a.qann")
+    assert back.quantizer.scale[0] == np.float32(eps)
+    ids3, _ = back.search(q, k=10, ef=128, rerank="auto")
+    assert np.mean([s.vectors_read for s in back.last_stats]) == runs["calibrated"][1]
+
+
+def test_calibration_follows_the_allowed_misses(minilm10k):
+    """More allowed misses, a smaller multiplier (never larger); none allowed, every exact
+    top-k row of the sample beams kept, so a multiplier at least as large."""
+    x, _, _ = minilm10k
+    idx = Index.build(x[:3000], quant="rabitq2", M=12, seed=0)
+    kix = idx._kernel_index()
+    xs = np.concatenate(list(idx.vectors()))
+    eps = [kix.calibrate_bound(xs, 100, 10, 64, m, m) for m in (0.0, 0.001, 0.01, 0.1, 1.0)]
+    assert all(a >= b for a, b in zip(eps, eps[1:])), eps
+    assert eps[0] > eps[-1] and eps[-1] == 0.0625  # all misses allowed: the floor
+    # the build's allowance: what the fixed 2k misses, held within [lo, hi]
+    as_2k = kix.calibrate_bound(xs, 100, 10, 64, 0.0, 1.0)
+    assert kix.calibrate_bound(xs, 100, 10, 64, 0.0, 0.0) >= as_2k >= kix.calibrate_bound(xs, 100, 10, 64, 1.0, 1.0)
+    assert eps[1] >= kix.calibrate_bound(xs, 100, 10, 64, 0.001, 0.01) >= eps[2]
+    with pytest.raises(ValueError, match="ef=5 is out of range"):
+        kix.calibrate_bound(xs, 100, 10, 5)
+
+
+def test_shared_quantizer_and_bad_multiplier(tmp_path):
+    """A quantizer given to build (shards share one) is left as given; a file whose
+    multiplier is negative is refused by name."""
+    x = np.random.default_rng(3).normal(size=(500, 32)).astype(np.float32)
+    qz = Quantizer.train("rabitq2", x)
+    idx = Index.build(x, quant="rabitq2", quantizer=qz)
+    assert idx.quantizer.scale[0] == 0 and qz.scale[0] == 0
+    own = Index.build(x, quant="rabitq2")
+    assert own.quantizer.scale[0] > 0 and qz.scale[0] == 0
+    own.quantizer.scale[0] = -1.0
+    own.save(tmp_path / "bad.qann")
+    with pytest.raises(Exception, match="bound multiplier"):
+        Index.open(tmp_path / "bad.qann")
+    with pytest.raises(ValueError, match="calibrate_bound needs rabitq codes"):
+        Index.build(x, quant="sq8").calibrate_bound()
+
+
+def test_calibrate_an_opened_file(tmp_path):
+    """A file written before calibration (multiplier 0: the default 1.9 stands) is
+    calibrated from its own vectors to the multiplier a build finds on the same rows."""
+    x = np.random.default_rng(4).normal(size=(1500, 48)).astype(np.float32)
+    idx = Index.build(x, quant="rabitq3", M=8)
+    built = float(idx.quantizer.scale[0])
+    idx.quantizer.scale[0] = 0.0
+    idx.save(tmp_path / "old.qann")
+    old = Index.open(tmp_path / "old.qann")
+    assert old.quantizer.scale[0] == 0.0
+    assert old.calibrate_bound() == pytest.approx(built) and old.quantizer.scale[0] == np.float32(built)

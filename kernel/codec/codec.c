@@ -51,6 +51,7 @@ int qa_quantizer_init(qa_quantizer *qz, int kind, int d, const float *vmin, cons
     qz->d = d;
     qz->dpad = qa_pad_dims(d);
     qz->code_size = cs;
+    qz->stride = cs;
     qz->vmin = vmin;
     qz->scale = scale;
     return 0;

@@ -27,6 +27,8 @@ typedef struct {
     int d;              /* real dimensions */
     int dpad;           /* padded to a multiple of 64 */
     int code_size;      /* bytes per vector */
+    int64_t stride;     /* bytes from one code to the next: code_size, or a linked level-0
+                         * record's size when codes sit after their node's links (index.c) */
     const float *vmin;  /* [dpad] (SQ kinds) */
     const float *scale; /* [dpad] */
 } qa_quantizer;
@@ -116,7 +118,7 @@ static inline int qa_quantize_level(float x, float vmin, float scale, int levels
     attr static void batch_##suffix(const qa_quantizer *qz, int metric, const qa_query *qq,     \
                                     const uint8_t *codes, const float *norms,                   \
                                     const int32_t *nodes, int n, float *out) {                  \
-        const int64_t cs = qz->code_size;                                                       \
+        const int64_t cs = qz->stride;                                                          \
         const int dpad = qz->dpad;                                                              \
         for (int i = 0; i < n; i++) {                                                           \
             const int32_t r = nodes[i];                                                         \

@@ -1,6 +1,7 @@
 /* RABITQ1..4: RaBitQ-style codes, B = 1..4 bits per dimension (one row per B).
  *
- * Parameters: vmin[dpad] holds the centroid c (scale is unused, zero). A vector x becomes
+ * Parameters: vmin[dpad] holds the centroid c; scale[0] the bound's multiplier eps0 as
+ * calibrated at build (0: not calibrated, EPS0 stands), the rest of scale is zero. A vector x becomes
  * its residual r = x - c rotated, r' = P r (rotation.h), and the B-bit grid code u[i] in
  * 0..L (L = 2^B - 1) of r' at the scale t that maximises the cosine between r' and
  * y = u - L/2 (B = 1: the signs). After the B bit planes (dpad/8 bytes each, dimension i
@@ -8,8 +9,10 @@
  *     f0 = |r|^2          f1 = |r|^2 / <y, r'>   (so <v, r> ~ f1 <P v, y>, unbiased)
  *     f2 = <c, r>         f3 = |r| sqrt(1 - ip^2) / ip / sqrt(dpad - 1),  ip = <y, r'>/(|y||r'|)
  * The estimate of <q - c, r> is f1 * <P(q - c), y>; its error is below
- * EPS0 * |q - c| * f3 with high probability over the rotation (the RaBitQ bound, whose
- * error term for a unit query is sqrt(1 - ip^2)/ip times a ~N(0, 1/(D-1)) variable).
+ * eps0 * |q - c| * f3 with high probability over the rotation (the RaBitQ bound, whose
+ * error term for a unit query is sqrt(1 - ip^2)/ip times a ~N(0, 1/(D-1)) variable). How
+ * high depends on eps0; the build picks the smallest eps0 that keeps the true neighbours
+ * of sample queries (qa_index_calibrate_bound), the paper's 1.9 otherwise.
  *
  * Query side in integers as the SQ rows: w = round(P(q - c) / wscale) in int16, and
  * <P(q - c), y> ~ wscale * (sum w[i] u[i] - L/2 sum w[i]); the int32 dot is exact in every
@@ -19,7 +22,7 @@
 #include <string.h>
 
 #define NFAC 4
-#define EPS0 1.9f   /* confidence of the bound: ~1.9 standard deviations per the paper's choice */
+#define EPS0 1.9f   /* the bound's multiplier when the file has none: the paper's choice */
 #define NGRID 48    /* scales tried per vector when B > 1 */
 
 static inline int bits_of(const qa_quantizer *qz) { return qz->kind - QA_CODEC_RABITQ1 + 1; }
@@ -160,7 +163,8 @@ static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq,
     float f[NFAC];
     factors(qz, code, f);
     /* the rotation's term, plus the int16 rounding of the query: |sum (w wscale - q') y| */
-    float b = EPS0 * qq->qc_norm * f[3] + f[1] * 0.5f * qq->wscale * 0.5f * (float)L * (float)qz->dpad;
+    const float eps0 = qz->scale && qz->scale[0] > 0.0f ? qz->scale[0] : EPS0;
+    float b = eps0 * qq->qc_norm * f[3] + f[1] * 0.5f * qq->wscale * 0.5f * (float)L * (float)qz->dpad;
     return metric == QA_METRIC_L2 ? 2.0f * b : b;
 }
 
@@ -174,7 +178,7 @@ static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq,
                                     const uint8_t *codes, const float *norms,                   \
                                     const int32_t *nodes, int n, float *out) {                  \
         (void)norms;                                                                            \
-        const int64_t cs = qz->code_size;                                                       \
+        const int64_t cs = qz->stride;                                                          \
         const int dpad = qz->dpad, B = bits_of(qz);                                             \
         for (int i = 0; i < n; i++) {                                                           \
             const uint8_t *c = codes + nodes[i] * cs;                                           \

@@ -23,6 +23,7 @@ struct qa_index {
     qa_quantizer qz;
     qa_space sp;
     int64_t live;
+    uint8_t *linked; /* the linked level-0 records (qa_index_link_level0), or NULL */
 };
 
 struct qa_searcher {
@@ -139,7 +140,48 @@ int qa_index_open(const qa_index_arrays *a, qa_index **out, char *err, size_t er
     return QA_OK;
 }
 
-void qa_index_close(qa_index *ix) { free(ix); }
+void qa_index_close(qa_index *ix) {
+    if (ix) free(ix->linked);
+    free(ix);
+}
+
+int qa_index_link_level0(qa_index *ix, int on, char *err, size_t err_len) {
+    const int64_t rb = qa_link_row_bytes(ix->a.M0, ix->a.link_bits), cs = ix->qz.code_size;
+    if (!on) {
+        if (!ix->linked) return QA_OK;
+        free(ix->linked);
+        ix->linked = NULL;
+        ix->g.packed0 = ix->a.links0_packed;
+        ix->g.row_bytes = rb;
+        ix->sp.codes = ix->a.codes;
+        ix->qz.stride = cs;
+        return QA_OK;
+    }
+    if (ix->linked) return QA_OK;
+    if (!ix->g.packed0 || ix->qz.kind == QA_CODEC_NONE) {
+        say(err, err_len, "a linked level 0 needs packed links and codes (not float vectors)");
+        return QA_EINVAL;
+    }
+    /* node r: its packed list, then its code, in one record (+ 8 bytes so the list
+     * decoder's 64-bit loads of the last record stay inside) */
+    const int64_t rec = rb + cs, n = ix->g.n;
+    uint8_t *buf = (uint8_t *)malloc((size_t)(n * rec + 8));
+    if (!buf) {
+        say(err, err_len, "out of memory for the linked level 0");
+        return QA_ENOMEM;
+    }
+    for (int64_t r = 0; r < n; r++) {
+        memcpy(buf + r * rec, ix->a.links0_packed + r * rb, (size_t)rb);
+        memcpy(buf + r * rec + rb, ix->a.codes + r * cs, (size_t)cs);
+    }
+    memset(buf + n * rec, 0, 8);
+    ix->linked = buf;
+    ix->g.packed0 = buf;
+    ix->g.row_bytes = rec;
+    ix->sp.codes = buf + rb;
+    ix->qz.stride = rec;
+    return QA_OK;
+}
 
 void qa_index_info_get(const qa_index *ix, qa_index_info *info) {
     info->entry = ix->g.entry;
@@ -262,34 +304,26 @@ static int cmp_i32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static int cmp_f32(const void *a, const void *b) {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
-}
-
 /* rerank auto: keeps, in place, the candidates whose lower bound (estimate - the codec's
- * error bound) is not above the k-th smallest upper bound: the others cannot be in the top
- * k (with the bound's confidence). Returns how many are kept (>= k when found >= k). */
+ * error bound) is not above the k-th smallest upper bound (qa_bound_cut): the others cannot
+ * be in the top k (with the bound's confidence). Returns how many are kept (>= k when found >= k). */
 static int64_t keep_by_bound(qa_searcher *s, int64_t found, int64_t k) {
     const qa_index *ix = s->ix;
     const qa_codec *c = ix->sp.codec;
-    const int64_t cs = ix->qz.code_size;
+    const int64_t cs = ix->qz.stride;
     qa_query qq = {.w = s->s.wbuf[0]};
     c->prepare(&ix->qz, s->q, &qq);
     float *lo = s->cand_d; /* becomes the lower bounds, as hi the upper */
     for (int64_t i = 0; i < found; i++) {
-        float b = c->error_bound(&ix->qz, ix->sp.metric, &qq, ix->a.codes + s->cand[i] * cs);
+        float b = c->error_bound(&ix->qz, ix->sp.metric, &qq, ix->sp.codes + s->cand[i] * cs);
         s->hi[i] = lo[i] + b;
         lo[i] -= b;
     }
     if (found <= k) return found;
-    memcpy(s->rows, s->hi, sizeof(float) * (size_t)found); /* rows is scratch here (same size) */
-    qsort(s->rows, (size_t)found, sizeof(float), cmp_f32);
-    float kth;
-    memcpy(&kth, (const float *)(const void *)s->rows + (k - 1), sizeof kth);
+    const float cut = qa_bound_cut(s->hi, found, k, (float *)(void *)s->rows); /* rows: scratch (same size) */
     int64_t m = 0;
     for (int64_t i = 0; i < found; i++)
-        if (lo[i] <= kth) s->cand[m++] = s->cand[i];
+        if (lo[i] <= cut) s->cand[m++] = s->cand[i];
     return m;
 }
 
@@ -406,4 +440,74 @@ int qa_search_finish(qa_searcher *s, const float *vectors, int32_t *out_rows, fl
         (size_t)s->cand_cap * 20 > KEEP_BYTES)
         drop_query_buffers(s);
     return QA_OK;
+}
+
+/* ---- calibrating rerank auto's bound ------------------------------------------------ */
+
+int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, int k, int ef, double miss_lo,
+                             double miss_hi,
+                             float *eps, char *err, size_t err_len) {
+    const qa_codec *c = ix->sp.codec;
+    const int d = ix->qz.d;
+    *eps = 0.0f;
+    if (!c->error_bound) {
+        say(err, err_len, "codes %s have no error bound to calibrate", c->name);
+        return QA_EINVAL;
+    }
+    RANGE(nq, 1, 1 << 20, "sample queries");
+    RANGE(k, 1, QA_MAX_K, "k");
+    RANGE(ef, k, QA_MAX_EF, "ef");
+    if (ix->live < (int64_t)k + 2) return QA_OK; /* too few rows to learn from: the default stands */
+    /* the bound is linear in the multiplier (scale[0]): at 1 and 2 it gives a and r */
+    const float one = 1.0f, two = 2.0f;
+    qa_quantizer q1 = ix->qz, q2 = ix->qz;
+    q1.scale = &one;
+    q2.scale = &two;
+    qa_quantizer fz;
+    qa_quantizer_init(&fz, QA_CODEC_NONE, d, NULL, NULL);
+    const qa_codec *fc = qa_codec_get(QA_CODEC_NONE);
+    const int64_t cap = (int64_t)nq * ef;
+    float *est = malloc(sizeof(float) * (size_t)cap), *a = malloc(sizeof(float) * (size_t)cap);
+    float *r = malloc(sizeof(float) * (size_t)cap), *ex = malloc(sizeof(float) * (size_t)cap);
+    int64_t *off = malloc(sizeof(int64_t) * (size_t)(nq + 1));
+    qa_searcher *s = qa_searcher_new(ix);
+    int rc = QA_ENOMEM;
+    if (!est || !a || !r || !ex || !off || !s || grow_candidates(s, ef)) goto done;
+    int64_t o = 0, nj = 0;
+    off[0] = 0;
+    for (int j = 0; j < nq; j++) {
+        /* sample rows spread over the index stand for queries; each leaves itself out */
+        const int32_t row = (int32_t)((int64_t)j * ix->g.n / nq);
+        if (qa_is_deleted(&ix->g, row)) continue;
+        memcpy(s->q, vectors + (int64_t)row * d, sizeof(float) * (size_t)d);
+        int found = qa_hnsw_search(&ix->g, &ix->sp, s->q, ef, ef, &s->s, s->cand, s->cand_d, NULL);
+        if (found < 0) goto done;
+        qa_query qq = {.w = s->s.wbuf[0]}, fq;
+        c->prepare(&ix->qz, s->q, &qq);
+        fc->prepare(&fz, s->q, &fq);
+        for (int i = 0; i < found; i++) {
+            const int32_t x = s->cand[i];
+            if (x == row) continue;
+            const uint8_t *code = ix->sp.codes + (int64_t)x * ix->qz.stride;
+            const float b1 = c->error_bound(&q1, ix->sp.metric, &qq, code);
+            const float b2 = c->error_bound(&q2, ix->sp.metric, &qq, code);
+            est[o] = s->cand_d[i];
+            a[o] = b2 - b1;
+            r[o] = b1 - a[o];
+            ex[o] = fc->dist(&fz, ix->sp.metric, &fq, (const uint8_t *)(vectors + (int64_t)x * d), 0.0f);
+            o++;
+        }
+        off[++nj] = o;
+    }
+    qa_scratch_trim(&s->s, 64, ix->g.M0);
+    *eps = qa_rerank_calibrate(est, a, r, ex, off, (int)nj, k, miss_lo, miss_hi);
+    if (*eps < 0.0f) goto done;
+    /* 0 in the file means "not calibrated": the smallest stored value is 1/16 */
+    if (*eps < 0.0625f) *eps = 0.0625f;
+    rc = QA_OK;
+done:
+    if (rc) say(err, err_len, "out of memory calibrating the bound");
+    free(est); free(a); free(r); free(ex); free(off);
+    qa_searcher_free(s);
+    return rc;
 }

@@ -74,6 +74,29 @@ void qa_index_info_get(const qa_index *ix, qa_index_info *info);
 /* Links rows [start, end) into the graph, with threads natively. */
 int qa_index_insert(qa_index *ix, const qa_insert_params *p, char *err, size_t err_len);
 
+/* rerank auto's bound multiplier for this index (rabitq codes): nq sample rows of
+ * `vectors` (n x d float32, the index's rows as searched: unit under cosine) are searched
+ * with a beam of ef, and *eps is the smallest multiplier whose rule keeps all but the
+ * fraction of each beam's exact top k that a fixed rerank of 2k would miss, held within
+ * [miss_lo, miss_hi] (rerank.h: qa_rerank_calibrate). The host stores it in
+ * quant.scale[0]. *eps = 0 (the default stands) when the index is too small. */
+/* What a build calibrates on: sample queries, k, beam, and the bounds of the fraction of
+ * true neighbours the rule may drop (small against the graph's own misses at 0.99). */
+#define QA_CALIBRATE_QUERIES 200
+#define QA_CALIBRATE_K 10
+#define QA_CALIBRATE_EF 128
+#define QA_CALIBRATE_MISS_LO 0.001
+#define QA_CALIBRATE_MISS_HI 0.002
+int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, int k, int ef, double miss_lo,
+                             double miss_hi,
+                             float *eps, char *err, size_t err_len);
+
+/* Experiment (bench/rabitq.py --graph-layout): on = 1 copies each node's packed level-0
+ * list and its code into one record, so a hop reads one stream; 0 goes back to the two
+ * arrays. Not in the file format: it is kept only if it measures faster. Call it before
+ * creating searchers. */
+int qa_index_link_level0(qa_index *ix, int on, char *err, size_t err_len);
+
 qa_searcher *qa_searcher_new(const qa_index *ix);
 void qa_searcher_free(qa_searcher *s);
 const char *qa_searcher_error(const qa_searcher *s);

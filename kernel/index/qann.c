@@ -477,6 +477,11 @@ int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_in
     if (a->codec >= QA_CODEC_RABITQ1 && a->codec <= QA_CODEC_RABITQ4) {
         /* each code ends in four float factors (|r|^2, scale, <c,r>, bound): finite, and
          * |r|^2, scale and bound not negative, or an estimate could be NaN or unbounded */
+        /* scale[0]: rerank auto's bound multiplier (0: not calibrated) */
+        if (a->scale[0] < 0.0f || a->scale[0] > (float)QA_MAX_BOUND_EPS) {
+            qa_set_err(err, el, "rabitq bound multiplier (quant.scale[0]) is out of range");
+            goto done;
+        }
         int cs = code_size(a->codec, a->d);
         for (int64_t r = 0; r < a->n; r++) {
             float f[4];

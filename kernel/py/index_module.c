@@ -228,7 +228,41 @@ static PyObject *Index_set_source(IndexObject *self, PyObject *args) {
     Py_RETURN_NONE;
 }
 
+/* calibrate_bound(vectors, nq, k, ef, miss_lo, miss_hi) -> eps (kernel/index/index.h); defaults: the build's */
+static PyObject *Index_calibrate_bound(IndexObject *self, PyObject *args) {
+    PyObject *v_o;
+    int nq = QA_CALIBRATE_QUERIES, k = QA_CALIBRATE_K, ef = QA_CALIBRATE_EF;
+    double miss_lo = QA_CALIBRATE_MISS_LO, miss_hi = QA_CALIBRATE_MISS_HI;
+    if (!PyArg_ParseTuple(args, "O|iiidd", &v_o, &nq, &k, &ef, &miss_lo, &miss_hi)) return NULL;
+    if (!self->ix) { PyErr_SetString(PyExc_RuntimeError, "index not initialised"); return NULL; }
+    qa_py_buf v;
+    if (qa_py_get_buf(v_o, &v, 0, 4 * (Py_ssize_t)self->a.d, self->a.n, "vectors")) return NULL;
+    char err[256];
+    float eps;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = qa_index_calibrate_bound(self->ix, v.b.buf, nq, k, ef, miss_lo, miss_hi, &eps, err, sizeof err);
+    Py_END_ALLOW_THREADS
+    qa_py_rel(&v);
+    if (rc) return kernel_error(rc, err);
+    return PyFloat_FromDouble(eps);
+}
+
+/* link_level0(on) (kernel/index/index.h: an experiment of the level-0 layout) */
+static PyObject *Index_link_level0(IndexObject *self, PyObject *args) {
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on)) return NULL;
+    if (!self->ix) { PyErr_SetString(PyExc_RuntimeError, "index not initialised"); return NULL; }
+    char err[256];
+    int rc = qa_index_link_level0(self->ix, on, err, sizeof err);
+    if (rc) return kernel_error(rc, err);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef Index_methods[] = {
+    {"link_level0", (PyCFunction)Index_link_level0, METH_VARARGS, "link_level0(on): level-0 lists and codes in one record (experiment)"},
+    {"calibrate_bound", (PyCFunction)Index_calibrate_bound, METH_VARARGS,
+     "calibrate_bound(vectors[, nq, k, ef, miss_lo, miss_hi]) -> rerank auto's bound multiplier for this index"},
     {"insert", (PyCFunction)Index_insert, METH_VARARGS, "insert(start, end, vectors, space|None, threads) -> (entry, max_level)"},
     {"set_source", (PyCFunction)Index_set_source, METH_VARARGS, "set_source(('fd', fd, base, max_gap) | ('buffer', vectors) | None)"},
     {NULL, NULL, 0, NULL}};

@@ -60,6 +60,7 @@ export const CONSTANTS = Object.freeze({
     "max_k": 100000,
     "max_ef": 1048576,
     "max_candidates": 1048576,
+    "max_bound_eps": 16,
     "max_ef_construction": 65536,
     "max_threads": 256,
     "stream_chunk_max_bytes": 67108864
