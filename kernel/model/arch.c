@@ -1,7 +1,6 @@
 /* The architectures table (arch.h) and the binding helpers the architecture files share. */
 #include "arch.h"
 
-#include <stdio.h>
 #include <string.h>
 
 #define QA_ARCH_ROWS(X) X(bert)
@@ -32,8 +31,10 @@ static void names(int decoders, char *out, size_t cap) {
     size_t o = 0;
     out[0] = 0;
     for (size_t i = 0; i < N_ROWS; i++)
-        if ((rows[i].encoder == NULL) == decoders && o < cap)
-            o += (size_t)snprintf(out + o, cap - o, "%s%s", o ? ", " : "", rows[i].name);
+        if ((rows[i].encoder == NULL) == decoders) {
+            qa_format(out + o, cap - o, "%s%s", o ? ", " : "", rows[i].name);
+            o += strlen(out + o);
+        }
 }
 
 /* The row of the file's general.architecture (NULL when no row has it); its name into
@@ -48,7 +49,9 @@ static const arch_row *lookup(const qa_gguf *g, char *shown, size_t cap, char *e
     uint64_t n = 0;
     for (int b = 7; b >= 0; b--) n = n << 8 | kv->val[b];
     const char *s = (const char *)kv->val + 8;
-    snprintf(shown, cap, "%.*s", (int)(n < 63 ? n : 63), s);
+    size_t k = n < cap - 1 ? (size_t)n : cap - 1;
+    memcpy(shown, s, k);
+    shown[k] = 0;
     for (size_t i = 0; i < N_ROWS; i++)
         if (n == strlen(rows[i].name) && !memcmp(s, rows[i].name, n)) return &rows[i];
     return NULL;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -81,14 +82,5 @@ AVX2 static float q5_0_dot_avx2(int64_t n, const void *w_, const void *a_) {
 qa_type_traits qa_type_q5_0 = {QA_T_Q5_0, "Q5_0", 32, sizeof(qa_block_q5_0), QA_T_Q8_0,
                                q5_0_to_float, NULL, q5_0_dot_ref, q5_0_dot_ref};
 
-void qa_type_q5_0_select(void) {
-    int avx2 = qa_model_avx2();
-    qa_type_q5_0.quantize_act = qa_type_get(QA_T_Q8_0)->quantize_act;
-    qa_type_q5_0.quantize_act_ref = qa_type_get(QA_T_Q8_0)->quantize_act_ref;
-    qa_type_q5_0.vec_dot = q5_0_dot_ref;
-#if defined(__x86_64__)
-    if (avx2) qa_type_q5_0.vec_dot = q5_0_dot_avx2;
-#else
-    (void)avx2;
-#endif
-}
+const qa_type_variants qa_type_q5_0_variants = {
+    &qa_type_q5_0, .dot = {q5_0_dot_ref, QA_X86_FN(q5_0_dot_avx2), NULL, NULL}};

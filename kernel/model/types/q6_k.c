@@ -12,6 +12,7 @@
 #include <math.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -152,17 +153,5 @@ static float q6_k_dot_wasm(int64_t n, const void *w_, const void *a_) {
 qa_type_traits qa_type_q6_k = {QA_T_Q6_K, "Q6_K", QA_QK_K, sizeof(qa_block_q6_k), QA_T_Q8_K,
                                q6_k_to_float, NULL, q6_k_dot_ref, q6_k_dot_ref};
 
-void qa_type_q6_k_select(void) {
-    int avx2 = qa_model_avx2();
-    qa_type_q6_k.quantize_act = qa_type_q8_k.quantize_act;
-    qa_type_q6_k.quantize_act_ref = qa_type_q8_k.quantize_act_ref;
-    qa_type_q6_k.vec_dot = q6_k_dot_ref;
-#if defined(__x86_64__)
-    if (avx2) qa_type_q6_k.vec_dot = q6_k_dot_avx2;
-#else
-    (void)avx2;
-#endif
-#if defined(QA_WASM_SIMD)
-    qa_type_q6_k.vec_dot = q6_k_dot_wasm;
-#endif
-}
+const qa_type_variants qa_type_q6_k_variants = {
+    &qa_type_q6_k, .dot = {q6_k_dot_ref, QA_X86_FN(q6_k_dot_avx2), QA_WASM_FN(q6_k_dot_wasm), NULL}};

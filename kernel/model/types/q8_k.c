@@ -6,6 +6,7 @@
 #include <math.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -132,12 +133,5 @@ static void q8_k_to_float(const void *x_, float *y, int64_t n) {
 qa_type_traits qa_type_q8_k = {QA_T_Q8_K, "Q8_K", QA_QK_K, sizeof(qa_block_q8_k), QA_T_Q8_K,
                                q8_k_to_float, q8_k_quantize_ref, NULL, NULL, q8_k_quantize_ref, NULL};
 
-void qa_type_q8_k_select(void) {
-    qa_type_q8_k.quantize_act = q8_k_quantize_ref;
-#if defined(__x86_64__)
-    if (qa_model_avx2()) qa_type_q8_k.quantize_act = q8_k_quantize_avx2;
-#endif
-#if defined(QA_WASM_SIMD)
-    qa_type_q8_k.quantize_act = q8_k_quantize_wasm;
-#endif
-}
+const qa_type_variants qa_type_q8_k_variants = {
+    &qa_type_q8_k, .quantize = {q8_k_quantize_ref, QA_X86_FN(q8_k_quantize_avx2), QA_WASM_FN(q8_k_quantize_wasm), NULL}};
