@@ -128,7 +128,7 @@ def test_greedy_chat_continuations_match_or_split_at_a_near_tie(gen, ref):
 
 # ---------------------------------------------------------------- other layouts and types
 # Synthetic-weight files (tests/data/synthetic_decoders.py: K-quants, Q5_0, F32 / F16 / Q4_0, qwen2,
-# phi3, phi3 with LongRoPE's long and short factors, Llama 3's rope_freqs) and the
+# phi3, phi3 with LongRoPE's long and short factors, Llama 3's rope_freqs, gemma3) and the
 # real gemma3 Q4_K_M, each held to llama.cpp on the same file by the same checks.
 
 def _decoder_logprobs(path, windows):
@@ -173,7 +173,7 @@ def smollm2_vocab():
 
 
 @pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "llama-floats-q4_0", "qwen2", "phi3",
-                                  "phi3-longrope-long", "phi3-longrope-short", "llama3-rope-freqs"])
+                                  "phi3-longrope-long", "phi3-longrope-short", "llama3-rope-freqs", "gemma3"])
 def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     import synthetic_decoders
     refp = os.path.join(HERE, "data", f"synthetic_{name}_llama_reference.npz")
