@@ -128,7 +128,7 @@ def test_greedy_chat_continuations_match_or_split_at_a_near_tie(gen, ref):
 
 # ---------------------------------------------------------------- other layouts and types
 # Synthetic-weight files (tests/data/synthetic_decoders.py: K-quants, Q5_0, F32 / F16 / Q4_0, qwen2,
-# phi3, phi3 with LongRoPE's long and short factors, Llama 3's rope_freqs) and the
+# phi3, phi3 with LongRoPE's long and short factors, Llama 3's rope_freqs, gemma3) and the
 # real gemma3 Q4_K_M, each held to llama.cpp on the same file by the same checks.
 
 def _decoder_logprobs(path, windows):
@@ -173,7 +173,7 @@ def smollm2_vocab():
 
 
 @pytest.mark.parametrize("name", ["llama-kquants", "llama-q5_0", "llama-floats-q4_0", "qwen2", "phi3",
-                                  "phi3-longrope-long", "phi3-longrope-short", "llama3-rope-freqs"])
+                                  "phi3-longrope-long", "phi3-longrope-short", "llama3-rope-freqs", "gemma3"])
 def test_synthetic_layouts_match_llama_cpp(name, smollm2_vocab, tmp_path):
     import synthetic_decoders
     refp = os.path.join(HERE, "data", f"synthetic_{name}_llama_reference.npz")
@@ -355,12 +355,16 @@ def test_truncated_and_corrupt_files(tmp_path):
         Generator.open(tmp_path / "missing.gguf")
 
 
-def _tiny_gguf(path, arch="llama", weight_type=None):
-    """A small GGUF of the llama layout (random weights) for error paths."""
+def _tiny_gguf(path, arch="llama", weight_type=None, rope_scaling=None):
+    """A small GGUF of the llama layout (random weights) for error paths; rope_scaling:
+    (type, factor) written as {arch}.rope.scaling.type / .factor."""
     import gguf
     from gguf import GGMLQuantizationType as T
     rng = np.random.default_rng(0)
     w = gguf.GGUFWriter(str(path), arch)
+    if rope_scaling:
+        w.add_string(f"{arch}.rope.scaling.type", rope_scaling[0])
+        w.add_float32(f"{arch}.rope.scaling.factor", rope_scaling[1])
     d, ff, nv = 64, 128, 256
     w.add_block_count(1)
     w.add_embedding_length(d)
@@ -393,10 +397,39 @@ def _tiny_gguf(path, arch="llama", weight_type=None):
 
 def test_unsupported_architecture_and_tensor_type_are_named(tmp_path):
     from gguf import GGMLQuantizationType as T
-    with pytest.raises(quantann.QuantannError, match="unsupported architecture 'mamba'"):
+    with pytest.raises(quantann.QuantannError,
+                       match=r"unsupported architecture 'mamba' \(supported: llama, qwen2, phi3, gemma3\)"):
         Generator.open(_tiny_gguf(tmp_path / "a.gguf", arch="mamba"))
+    with pytest.raises(quantann.QuantannError, match="unsupported architecture 'bert'.*embedding encoder"):
+        Generator.open(_tiny_gguf(tmp_path / "e.gguf", arch="bert"))
     with pytest.raises(quantann.QuantannError, match="Q5_1"):
         Generator.open(_tiny_gguf(tmp_path / "b.gguf", weight_type=T.Q5_1))
+
+
+@pytest.mark.parametrize("kind", ["yarn", "longrope", "su"])
+def test_rope_scaling_we_do_not_compute_is_refused_by_name(tmp_path, kind):
+    with pytest.raises(quantann.QuantannError, match=f"RoPE scaling type '{kind}' is not supported"):
+        Generator.open(_tiny_gguf(tmp_path / "y.gguf", rope_scaling=(kind, 4.0)))
+
+
+def test_linear_rope_scaling_slows_the_rotation(tmp_path):
+    """linear scaling opens and changes the rotation: with the same weights, position 0
+    (no rotation) gives the plain file's logits and position 1 others; type 'none' with a
+    factor changes nothing."""
+    from quantann import _model
+    import mmap
+
+    def logits(path, ids):
+        with open(path, "rb") as f:
+            d = _model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1)
+        d.start(16, 16)
+        return d.eval(np.asarray(ids, np.int32), all=True)
+    plain = _tiny_gguf(tmp_path / "p.gguf")
+    for kind in ("linear", "none"):
+        scaled = _tiny_gguf(tmp_path / f"{kind}.gguf", rope_scaling=(kind, 4.0))
+        a, b = logits(plain, [5, 9]), logits(scaled, [5, 9])
+        np.testing.assert_array_equal(a[0], b[0])  # position 0: no rotation either way
+        assert (not np.array_equal(a[1], b[1])) == (kind == "linear")
 
 
 def test_decoder_runs_a_synthetic_file_and_rejects_bad_tokens(tmp_path):

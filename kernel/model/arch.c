@@ -8,23 +8,81 @@
 #define DECLARE(n) extern const qa_arch qa_arch_##n;
 QA_ARCH_ROWS(DECLARE)
 #undef DECLARE
-#define ROW(n) &qa_arch_##n,
-static const qa_arch *const archs[] = {QA_ARCH_ROWS(ROW)};
-#undef ROW
 
-const qa_arch *qa_arch_of(const qa_gguf *g, char *err, size_t err_len) {
+/* The architectures table: one row per general.architecture. Encoders point at their
+ * forward (arch/<name>.c); decoders share the llama-family forward and differ by flags. */
+typedef struct {
+    const char *name;
+    const qa_arch *encoder; /* NULL for a decoder */
+    unsigned decoder_flags;
+} arch_row;
+
+static const arch_row rows[] = {
+    {"bert", &qa_arch_bert, 0},
+    {"llama", NULL, 0},
+    {"qwen2", NULL, QA_DEC_QKV_BIAS | QA_DEC_NEOX},
+    {"phi3", NULL, QA_DEC_FUSED | QA_DEC_NEOX},
+    {"gemma3", NULL, QA_DEC_GEMMA | QA_DEC_NEOX},
+};
+#define N_ROWS (sizeof rows / sizeof rows[0])
+
+/* "a, b, c": the names of the encoder (or decoder) rows */
+static void names(int decoders, char *out, size_t cap) {
+    size_t o = 0;
+    out[0] = 0;
+    for (size_t i = 0; i < N_ROWS; i++)
+        if ((rows[i].encoder == NULL) == decoders) {
+            qa_format(out + o, cap - o, "%s%s", o ? ", " : "", rows[i].name);
+            o += strlen(out + o);
+        }
+}
+
+/* The row of the file's general.architecture (NULL when no row has it); its name into
+ * shown (printable, cut at 63 bytes) for errors. */
+static const arch_row *lookup(const qa_gguf *g, char *shown, size_t cap, char *err, size_t err_len, int *missing) {
     const qa_gguf_kv *kv = qa_gguf_find_kv(g, "general.architecture");
-    if (!kv || kv->type != QA_GV_STRING) {
+    *missing = !kv || kv->type != QA_GV_STRING;
+    if (*missing) {
         qa_set_err(err, err_len, "missing general.architecture");
         return NULL;
     }
     uint64_t n = 0;
     for (int b = 7; b >= 0; b--) n = n << 8 | kv->val[b];
-    for (size_t i = 0; i < sizeof archs / sizeof archs[0]; i++)
-        if (n == strlen(archs[i]->name) && !memcmp(kv->val + 8, archs[i]->name, n)) return archs[i];
-    qa_set_err(err, err_len, "unsupported general.architecture '%.*s' (supported: bert)", (int)(n < 64 ? n : 64),
-               (const char *)kv->val + 8);
+    const char *s = (const char *)kv->val + 8;
+    size_t k = n < cap - 1 ? (size_t)n : cap - 1;
+    memcpy(shown, s, k);
+    shown[k] = 0;
+    for (size_t i = 0; i < N_ROWS; i++)
+        if (n == strlen(rows[i].name) && !memcmp(s, rows[i].name, n)) return &rows[i];
     return NULL;
+}
+
+const qa_arch *qa_arch_of(const qa_gguf *g, char *err, size_t err_len) {
+    char shown[64], list[256];
+    int missing;
+    const arch_row *r = lookup(g, shown, sizeof shown, err, err_len, &missing);
+    if (missing) return NULL;
+    if (r && r->encoder) return r->encoder;
+    names(0, list, sizeof list);
+    qa_set_err(err, err_len, "unsupported general.architecture '%s' for embeddings (supported: %s%s)", shown, list,
+               r ? "; it is a decoder: use it for generation" : "");
+    return NULL;
+}
+
+int qa_decoder_arch_of(const qa_gguf *g, char *name, size_t cap, unsigned *flags, char *err, size_t err_len) {
+    char shown[64], list[256];
+    int missing;
+    const arch_row *r = lookup(g, shown, sizeof shown, err, err_len, &missing);
+    if (missing) return QA_ERR_FORMAT;
+    if (r && !r->encoder && strlen(r->name) < cap) {
+        strcpy(name, r->name);
+        *flags = r->decoder_flags;
+        return QA_OK;
+    }
+    names(1, list, sizeof list);
+    qa_set_err(err, err_len, "unsupported architecture '%s' (supported: %s%s)", shown, list,
+               r ? "; it is an embedding encoder" : "");
+    return QA_ERR_UNSUPPORTED;
 }
 
 int qa_bind_u32(const qa_gguf *g, const char *key, uint32_t lo, uint32_t hi, int *out, char *err,

@@ -22,6 +22,19 @@ struct qa_arch {
 /* The row named by the file's general.architecture, or NULL with err naming it. */
 const qa_arch *qa_arch_of(const qa_gguf *g, char *err, size_t err_len);
 
+/* Decoders: one forward (arch/llama.c) whose variants are these flags, one row per
+ * architecture in arch.c's table next to the encoders. */
+enum {
+    QA_DEC_QKV_BIAS = 1,  /* attn_q/k/v.bias (qwen2) */
+    QA_DEC_FUSED = 2,     /* attn_qkv and gate+up ffn_up, LongRoPE factor tensors (phi3) */
+    QA_DEC_NEOX = 4,      /* RoPE in neox mode (pairs i, i + n_rot/2) */
+    QA_DEC_GEMMA = 8,     /* sqrt(width) embedding scale, q/k norms, post-attention / post-ffn
+                             norms, GELU gate, sliding window on 5 of 6 layers (gemma3) */
+};
+/* The decoder row of the file's general.architecture: its name (copied to name, cap bytes)
+ * and flags; QA_ERR_UNSUPPORTED with err naming it and listing the decoders otherwise. */
+int qa_decoder_arch_of(const qa_gguf *g, char *name, size_t cap, unsigned *flags, char *err, size_t err_len);
+
 /* ---- binding helpers for the architecture files */
 
 /* An integer key in [lo, hi]. */

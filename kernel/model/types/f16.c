@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 
 float qa_fp16_to_fp32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000) << 16;
@@ -103,17 +104,14 @@ qa_type_traits qa_type_f16 = {
 float qa_f16_wasm_table[65536];
 #endif
 
-void qa_type_f16_select(void) {
 #if defined(QA_WASM_SIMD)
+static void fill_wasm_table(void) {
     if (qa_f16_wasm_table[0x3c00] != 1.0f)
         for (uint32_t h = 0; h < 65536; h++) qa_f16_wasm_table[h] = qa_fp16_to_fp32((uint16_t)h);
-#endif
-    qa_type_f16.to_float = to_float_ref;
-    qa_type_f16.vec_dot = dot_ref;
-#if defined(QA_X86)
-    if (qa_model_avx2()) { /* the conversion is exact: both give the same floats */
-        qa_type_f16.to_float = to_float_avx2;
-        qa_type_f16.vec_dot = dot_avx2;
-    }
-#endif
 }
+#endif
+
+/* AVX2's conversion is exact: both to_float variants give the same floats */
+const qa_type_variants qa_type_f16_variants = {
+    &qa_type_f16, .dot = {dot_ref, QA_X86_FN(dot_avx2), NULL, NULL},
+    .to_float = {to_float_ref, QA_X86_FN(to_float_avx2), NULL, NULL}, .init = QA_WASM_FN(fill_wasm_table)};

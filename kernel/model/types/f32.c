@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 
 static void to_float(const void *x, float *y, int64_t n) { memcpy(y, x, (size_t)n * sizeof(float)); }
 
@@ -50,12 +51,5 @@ qa_type_traits qa_type_f32 = {
     .to_float = to_float, .quantize_act = NULL, .vec_dot_ref = dot_ref, .vec_dot = dot_ref,
 };
 
-void qa_type_f32_select(void) {
-    qa_type_f32.vec_dot = dot_ref;
-#if defined(QA_X86)
-    if (qa_model_avx2()) qa_type_f32.vec_dot = dot_avx2;
-#endif
-#if defined(QA_WASM_SIMD)
-    qa_type_f32.vec_dot = dot_wasm;
-#endif
-}
+const qa_type_variants qa_type_f32_variants = {
+    &qa_type_f32, .dot = {dot_ref, QA_X86_FN(dot_avx2), QA_WASM_FN(dot_wasm), NULL}};

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 
 #define QK 32
 
@@ -105,19 +106,6 @@ qa_type_traits qa_type_q4_0 = {
     .quantize_act_ref = NULL, .tile = NULL,
 };
 
-/* after qa_type_q8_0_select: borrows its activation quantizer */
-void qa_type_q4_0_select(void) {
-    qa_type_q4_0.quantize_act = qa_type_q8_0.quantize_act;
-    qa_type_q4_0.quantize_act_ref = qa_type_q8_0.quantize_act_ref;
-    qa_type_q4_0.vec_dot = dot_ref;
-    qa_type_q4_0.tile = NULL;
-#if defined(QA_X86)
-    if (qa_model_avx2()) {
-        qa_type_q4_0.vec_dot = dot_avx2;
-        qa_type_q4_0.tile = qa_have_avx512vnni ? tile_vnni : tile_avx2;
-    }
-#endif
-#if defined(QA_WASM_SIMD)
-    qa_type_q4_0.vec_dot = dot_wasm;
-#endif
-}
+const qa_type_variants qa_type_q4_0_variants = {
+    &qa_type_q4_0, .dot = {dot_ref, QA_X86_FN(dot_avx2), QA_WASM_FN(dot_wasm), NULL},
+    .tile = {NULL, QA_X86_FN(tile_avx2), NULL, QA_X86_FN(tile_vnni)}};

@@ -4,6 +4,7 @@
  *   sum_i x[i] a[i] = d * da * sum_i q[i] qa[i] + m * sa
  * so the integer products stay unsigned x signed bytes (maddubs / dpbusd, no sign trick). */
 #include "simd_blocks.h"
+#include "variants.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -210,22 +211,7 @@ qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_
                                q4_1_to_float, qa_q8_1_quantize_ref, q4_1_dot_ref, q4_1_dot_ref,
                                qa_q8_1_quantize_ref, NULL};
 
-/* after qa_type_q8_1_select: borrows its activation quantizer */
-void qa_type_q4_1_select(void) {
-    qa_type_q4_1.vec_dot = q4_1_dot_ref;
-    qa_type_q4_1.tile = NULL;
-    qa_type_q4_1.rows4 = NULL;
-#if defined(QA_X86)
-    if (qa_model_avx2()) {
-        qa_type_q4_1.vec_dot = qa_have_avx512vnni ? q4_1_dot_vnni : q4_1_dot_avx2;
-        qa_type_q4_1.tile = qa_have_avx512vnni ? q4_1_tile_vnni : q4_1_tile_avx2;
-    }
-#endif
-#if defined(QA_WASM_SIMD)
-    qa_type_q4_1.vec_dot = q4_1_dot_wasm;
-    qa_type_q4_1.tile = q4_1_tile_wasm;
-    qa_type_q4_1.rows4 = q4_1_rows4_wasm;
-#endif
-    qa_type_q4_1.quantize_act = qa_type_q8_1.quantize_act;
-    qa_type_q4_1.quantize_act_ref = qa_q8_1_quantize_ref;
-}
+const qa_type_variants qa_type_q4_1_variants = {
+    &qa_type_q4_1, .dot = {q4_1_dot_ref, QA_X86_FN(q4_1_dot_avx2), QA_WASM_FN(q4_1_dot_wasm), QA_X86_FN(q4_1_dot_vnni)},
+    .tile = {NULL, QA_X86_FN(q4_1_tile_avx2), QA_WASM_FN(q4_1_tile_wasm), QA_X86_FN(q4_1_tile_vnni)},
+    .rows4 = {NULL, NULL, QA_WASM_FN(q4_1_rows4_wasm), NULL}};

@@ -1,9 +1,11 @@
 /* Q5_0 weights (ggml layout), the fallback of Q4_K_M files for rows that are not a
  * multiple of 256: x = d * (q - 16), q = low 4 bits as in Q4_0 | bit i of qh << 4.
  * Dot with Q8_0 activations. */
+#include <math.h>
 #include <string.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -25,16 +27,23 @@ static void q5_0_to_float(const void *x_, float *y, int64_t n) {
     }
 }
 
+/* ggml's AVX2 order (llama.cpp's Q5_0 matmul on x86): 8 integer lanes per block (lane k:
+ * values 4k..4k+3), each lane's float acc_k = fma(d * da, lane_k, acc_k) over the blocks,
+ * then the tree ((a0+a4)+(a2+a6)) + ((a1+a5)+(a3+a7)). */
 static float q5_0_dot_ref(int64_t n, const void *w_, const void *a_) {
     const qa_block_q5_0 *w = (const qa_block_q5_0 *)w_;
     const qa_block_q8_0 *a = (const qa_block_q8_0 *)a_;
-    float s = 0.0f;
+    float acc[8] = {0};
     for (int64_t b = 0; b < n / 32; b++) {
-        int32_t acc = 0;
-        for (int i = 0; i < 32; i++) acc += q5(&w[b], i) * a[b].qs[i];
-        s += qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d) * (float)acc;
+        const float d = qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d);
+        for (int k = 0; k < 8; k++) {
+            int32_t lane = 0;
+            for (int i = 4 * k; i < 4 * k + 4; i++) lane += q5(&w[b], i) * a[b].qs[i];
+            acc[k] = fmaf(d, (float)lane, acc[k]);
+        }
     }
-    return s;
+    float r0 = acc[4] + acc[0], r1 = acc[5] + acc[1], r2 = acc[6] + acc[2], r3 = acc[7] + acc[3];
+    return (r0 + r2) + (r1 + r3);
 }
 
 #if defined(__x86_64__)
@@ -73,14 +82,5 @@ AVX2 static float q5_0_dot_avx2(int64_t n, const void *w_, const void *a_) {
 qa_type_traits qa_type_q5_0 = {QA_T_Q5_0, "Q5_0", 32, sizeof(qa_block_q5_0), QA_T_Q8_0,
                                q5_0_to_float, NULL, q5_0_dot_ref, q5_0_dot_ref};
 
-void qa_type_q5_0_select(void) {
-    int avx2 = qa_model_avx2();
-    qa_type_q5_0.quantize_act = qa_type_get(QA_T_Q8_0)->quantize_act;
-    qa_type_q5_0.quantize_act_ref = qa_type_get(QA_T_Q8_0)->quantize_act_ref;
-    qa_type_q5_0.vec_dot = q5_0_dot_ref;
-#if defined(__x86_64__)
-    if (avx2) qa_type_q5_0.vec_dot = q5_0_dot_avx2;
-#else
-    (void)avx2;
-#endif
-}
+const qa_type_variants qa_type_q5_0_variants = {
+    &qa_type_q5_0, .dot = {q5_0_dot_ref, QA_X86_FN(q5_0_dot_avx2), NULL, NULL}};

@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 
 #define QK QA_QK8_0
 
@@ -201,22 +202,8 @@ qa_type_traits qa_type_q8_0 = {
     .quantize_act_ref = quantize_ref, .tile = NULL,
 };
 
-void qa_type_q8_0_select(void) {
-    qa_type_q8_0.quantize_act = quantize_ref;
-    qa_type_q8_0.vec_dot = dot_ref;
-    qa_type_q8_0.tile = NULL;
-    qa_type_q8_0.rows4 = NULL;
-#if defined(QA_X86)
-    if (qa_model_avx2()) {
-        qa_type_q8_0.quantize_act = quantize_avx2;
-        qa_type_q8_0.vec_dot = dot_avx2;
-        qa_type_q8_0.tile = qa_have_avx512vnni ? tile_vnni : tile_avx2;
-    }
-#endif
-#if defined(QA_WASM_SIMD)
-    qa_type_q8_0.quantize_act = quantize_wasm;
-    qa_type_q8_0.vec_dot = dot_wasm;
-    qa_type_q8_0.tile = tile_wasm;
-    qa_type_q8_0.rows4 = rows4_wasm;
-#endif
-}
+const qa_type_variants qa_type_q8_0_variants = {
+    &qa_type_q8_0, .dot = {dot_ref, QA_X86_FN(dot_avx2), QA_WASM_FN(dot_wasm), NULL},
+    .tile = {NULL, QA_X86_FN(tile_avx2), QA_WASM_FN(tile_wasm), QA_X86_FN(tile_vnni)},
+    .rows4 = {NULL, NULL, QA_WASM_FN(rows4_wasm), NULL},
+    .quantize = {quantize_ref, QA_X86_FN(quantize_avx2), QA_WASM_FN(quantize_wasm), NULL}};

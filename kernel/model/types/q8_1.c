@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "simd_blocks.h"
+#include "variants.h"
 #include "decoder_types.h"
 
 #if defined(__x86_64__)
@@ -86,16 +87,5 @@ static void q8_1_quantize_wasm(const float *x, void *y_, int64_t n) {
 qa_type_traits qa_type_q8_1 = {QA_T_Q8_1, "Q8_1", 32, sizeof(qa_block_q8_1), QA_T_Q8_1,
                                q8_1_to_float, qa_q8_1_quantize_ref, NULL, NULL,
                                qa_q8_1_quantize_ref, NULL};
-/* quantize_act is the one place the activation SIMD shows: picked here. */
-void qa_type_q8_1_select(void) {
-    int avx2 = qa_model_avx2();
-    qa_type_q8_1.quantize_act = qa_q8_1_quantize_ref;
-#if defined(__x86_64__)
-    if (avx2) qa_type_q8_1.quantize_act = q8_1_quantize_avx2;
-#else
-    (void)avx2;
-#endif
-#if defined(QA_WASM_SIMD)
-    qa_type_q8_1.quantize_act = q8_1_quantize_wasm;
-#endif
-}
+const qa_type_variants qa_type_q8_1_variants = {
+    &qa_type_q8_1, .quantize = {qa_q8_1_quantize_ref, QA_X86_FN(q8_1_quantize_avx2), QA_WASM_FN(q8_1_quantize_wasm), NULL}};
