@@ -1,6 +1,5 @@
 #include "threads.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 #ifndef __wasm__

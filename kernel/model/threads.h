@@ -13,7 +13,8 @@
 #define QA_THREADS_H
 
 #define QA_MAX_THREADS 16
-#define QA_POOL_SPIN_NS 200000 /* 0.2 ms: the gaps between the loops of one token */
+#define QA_POOL_SPIN_NS 50000 /* 50 us: covers the gaps between the loops of one token (a few us);
+                                * longer spins measured worse on a loaded machine */
 
 #ifndef __wasm__
 #include <pthread.h>
