@@ -24,6 +24,12 @@ PROMPTS = [
     "List three fruits.",
     "How do I reverse a list in Python?",
 ]
+# A ~320-token prompt, the size of `quantann ask`'s (a question over retrieved passages):
+# its prefill is the first-token time there (issue 12). Prefill only, once per repeat.
+LONG_PROMPT = ("Answer from these passages.\n" + " ".join(
+    f"Passage {i}: The river valley was settled early because the soil was rich, the water "
+    f"was close, and the hills gave shelter from the northern winds in winter." for i in range(9))
+    + "\nQuestion: why was the valley settled early?")
 
 
 def rss_bytes():
@@ -40,7 +46,14 @@ def run_quantann(model, threads, n_tokens, n_ctx):
     from quantann.generate import Generator
     gen = Generator.open(model, threads=threads, n_ctx=n_ctx)
     dec = gen._dec
-    prompts = [gen.tokenize(gen.render_chat([{"role": "user", "content": p}]), add_bos=False) for p in PROMPTS]
+    prompts = [gen.tokenize(gen.render_chat([{"role": "user", "content": p}]), add_bos=False)
+               for p in PROMPTS + [LONG_PROMPT]]
+    prompts, long_ids = prompts[:-1], prompts[-1]
+    dec.eval(np.asarray(prompts[0], np.int32))  # warm-up: the weights paged in, as on the llama.cpp side
+    dec.rewind(0)
+    t0 = time.perf_counter()
+    dec.eval(np.asarray(long_ids, np.int32))
+    long = {"prompt_tokens": len(long_ids), "prefill_tok_s": len(long_ids) / (time.perf_counter() - t0)}
     out = []
     for warm, ids in [(True, prompts[0])] + [(False, p) for p in prompts]:
         dec.rewind(0)
@@ -54,7 +67,8 @@ def run_quantann(model, threads, n_tokens, n_ctx):
         if not warm:
             out.append({"prompt_tokens": len(ids), "prefill_tok_s": len(ids) / (t1 - t0),
                         "first_token_ms": (t1 - t0) * 1000, "decode_tok_s": n_tokens / (t2 - t1)})
-    return {"runs": out, "rss": rss_bytes(), "kv_bytes": gen.kv_bytes, "file_bytes": os.path.getsize(gen.path)}
+    return {"runs": out, "long": long, "rss": rss_bytes(), "kv_bytes": gen.kv_bytes,
+            "file_bytes": os.path.getsize(gen.path)}
 
 
 def run_llama(model, threads, n_tokens, n_ctx):
@@ -65,7 +79,13 @@ def run_llama(model, threads, n_tokens, n_ctx):
     toks = [llm.detokenize([i], special=True).decode() for i in (llm.token_bos(), llm.token_eos())]
     fmt = Jinja2ChatFormatter(llm.metadata["tokenizer.chat_template"], eos_token=toks[1], bos_token=toks[0])
     prompts = [llm.tokenize(fmt(messages=[{"role": "user", "content": p}]).prompt.encode(), add_bos=False, special=True)
-               for p in PROMPTS]
+               for p in PROMPTS + [LONG_PROMPT]]
+    prompts, long_ids = prompts[:-1], prompts[-1]
+    llm.eval(prompts[0])  # warm-up, as on the quantann side
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(long_ids)
+    long = {"prompt_tokens": len(long_ids), "prefill_tok_s": len(long_ids) / (time.perf_counter() - t0)}
     out = []
     for warm, ids in [(True, prompts[0])] + [(False, p) for p in prompts]:
         llm.reset()
@@ -80,7 +100,7 @@ def run_llama(model, threads, n_tokens, n_ctx):
         if not warm:
             out.append({"prompt_tokens": len(ids), "prefill_tok_s": len(ids) / (t1 - t0),
                         "first_token_ms": (t1 - t0) * 1000, "decode_tok_s": n_tokens / (t2 - t1)})
-    return {"runs": out, "rss": rss_bytes(), "version": llama_cpp.__version__}
+    return {"runs": out, "long": long, "rss": rss_bytes(), "version": llama_cpp.__version__}
 
 
 def child(args):
@@ -119,22 +139,26 @@ def main():
                       f"{statistics.median(x['decode_tok_s'] for x in r['runs']):.1f} tok/s", file=sys.stderr)
     print(f"model {os.path.basename(args.model)}, {args.tokens} decoded tokens per prompt, "
           f"{len(PROMPTS)} chat prompts x {args.repeats} repeats, medians")
-    print("| contender | threads | prefill tok/s | first token ms | decode tok/s | RSS MB |")
-    print("|---|---|---|---|---|---|")
+    n_long = next(iter(results.values()))[0]["long"]["prompt_tokens"]
+    print(f"| contender | threads | prefill tok/s | first token ms | decode tok/s | prefill tok/s, {n_long}-token prompt "
+          f"| RSS MB |")
+    print("|---|---|---|---|---|---|---|")
     summary = {}
     for key, rs in results.items():
         runs = [x for r in rs for x in r["runs"]]
         med = {k: statistics.median(x[k] for x in runs) for k in ("prefill_tok_s", "first_token_ms", "decode_tok_s")}
         med["rss"] = statistics.median(r["rss"] for r in rs)
+        med["long_prefill_tok_s"] = statistics.median(r["long"]["prefill_tok_s"] for r in rs)
         summary[key] = med
         c, t = key.split("/")
         print(f"| {c} | {t} | {med['prefill_tok_s']:.0f} | {med['first_token_ms']:.0f} | {med['decode_tok_s']:.1f} | "
-              f"{med['rss'] / 1e6:.0f} |")
+              f"{med['long_prefill_tok_s']:.0f} | {med['rss'] / 1e6:.0f} |")
     for t in args.threads:
         q, l = summary.get(f"quantann/{t}"), summary.get(f"llama.cpp/{t}")
         if q and l:
             print(f"{t} thread(s): quantann / llama.cpp: decode {q['decode_tok_s'] / l['decode_tok_s']:.2f}x, "
-                  f"prefill {q['prefill_tok_s'] / l['prefill_tok_s']:.2f}x, first token "
+                  f"prefill {q['prefill_tok_s'] / l['prefill_tok_s']:.2f}x "
+                  f"({q['long_prefill_tok_s'] / l['long_prefill_tok_s']:.2f}x on the long prompt), first token "
                   f"{q['first_token_ms'] / l['first_token_ms']:.2f}x the time")
     q = results.get(f"quantann/{args.threads[0]}")
     if q:

@@ -57,7 +57,8 @@ void qa_mat_row(const qa_mat *m, int64_t row, float *out) {
     m->tt->to_float(m->data + (uint64_t)row * m->row_bytes, out, m->n_in);
 }
 
-static void quantize_task(void *c_, int i, int k) {
+static void quantize_task(void *c_, int i, int k, int th) {
+    (void)th;
     mm_ctx *c = (mm_ctx *)c_;
     int lo, hi;
     int64_t K = c->w[0]->n_in;
@@ -74,7 +75,7 @@ static inline void put(const mm_ctx *c, int kw, int t, int o, float v) {
     c->y[kw][at] = v;
 }
 
-static void mm_task(void *c_, int i, int k) {
+static void mm_task(void *c_, int i, int k, int th) {
     mm_ctx *c = (mm_ctx *)c_;
     for (int kw = 0; kw < c->nw; kw++) {
         const qa_mat *w = c->w[kw];
@@ -84,7 +85,7 @@ static void mm_task(void *c_, int i, int k) {
         uint64_t qrow = c->qrow;
         qa_share(N, i, k, 8, &o0, &o1);
         if (o0 >= o1) continue;
-        float *rb = c->rowbuf ? c->rowbuf + (uint64_t)i * qa_matmul_rowbuf_floats(K) : NULL;
+        float *rb = c->rowbuf ? c->rowbuf + (uint64_t)th * qa_matmul_rowbuf_floats(K) : NULL;
         /* 2 x 4 tiles from 4 tokens on; each type's tile sums in its single-row dot's order,
          * so results depend neither on n nor on the threads */
         int tiles = c->xq && tt->tile && c->n >= 4, r4 = c->xq && tt->rows4 != NULL;
@@ -150,7 +151,7 @@ void qa_matmul_group(qa_pool *pool, int nw, const qa_mat *const *w, const float 
         c.qrow = qa_ggml_row_bytes(w[0]->tt->act_type, w[0]->n_in);
         if (!reuse_xq) {
             if (n == 1)
-                quantize_task(&c, 0, 1); /* one row: not worth a pool round */
+                quantize_task(&c, 0, 1, 0); /* one row: not worth a pool round */
             else
                 qa_pool_run(pool, quantize_task, &c);
         }
@@ -290,11 +291,11 @@ uint64_t qa_attention_scratch_floats(int d, int n_head, int max_seq) {
     return (uint64_t)max_seq + (uint64_t)max_seq * (uint64_t)(d / n_head);
 }
 
-static void attn_task(void *c_, int wi, int wk) {
+static void attn_task(void *c_, int wi, int wk, int th) {
     attn_ctx *c = (attn_ctx *)c_;
     int D = c->D, H = c->H, hd = D / H;
     float scale = 1.0f / sqrtf((float)hd);
-    float *sc = c->scratch + (uint64_t)wi * qa_attention_scratch_floats(D, H, c->max_seq);
+    float *sc = c->scratch + (uint64_t)th * qa_attention_scratch_floats(D, H, c->max_seq);
     float *kt = sc + c->max_seq; /* K of one head, transposed: hd x L */
     int n_pairs = c->n_seq * H;
     for (int p = wi; p < n_pairs; p += wk) { /* interleaved: sequences differ in cost */

@@ -442,12 +442,11 @@ static void attend_row(const att_ctx *c, float *w, int t, int h) {
     for (int d = 0; d < hd; d++) o[d] = (lane[d] + lane[2 * hd + d]) + (lane[hd + d] + lane[3 * hd + d]);
 }
 
-static void att_task(void *c_, int wi, int wk) {
+static void att_task(void *c_, int wi, int wk, int th) {
     att_ctx *c = (att_ctx *)c_;
-    int lo, hi;
-    float *w = c->work + (uint64_t)wi * qa_attention_work_floats(c->kv->n_ctx, c->kv->head_dim);
-    qa_share(c->n * c->n_head, wi, wk, 1, &lo, &hi);
-    for (int job = lo; job < hi; job++) attend_row(c, w, job / c->n_head, job % c->n_head);
+    float *w = c->work + (uint64_t)th * qa_attention_work_floats(c->kv->n_ctx, c->kv->head_dim);
+    /* rows interleaved over the shares: a causal row costs its position */
+    for (int job = wi; job < c->n * c->n_head; job += wk) attend_row(c, w, job / c->n_head, job % c->n_head);
 }
 
 void qa_attention(qa_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,

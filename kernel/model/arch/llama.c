@@ -323,9 +323,79 @@ static void mm_group(qa_pool *pool, int nw, const qa_dmat *const *w, float *cons
     for (int i = 0; i < nw; i++) qa_matmul_group(pool, 1, w + i, b ? b + i : NULL, x, n, y + i, xq, 0, NULL, 0, NULL);
 }
 
+/* ---- per-token work of a batch (norms, RoPE, the KV store, the gate): each token's
+ * result depends on that token alone, so the tokens are split over the pool (inline for
+ * one token: decoding). */
+typedef struct {
+    const qa_llama_layer *L;
+    const float *g; /* the norm's weights */
+    qa_kv_layer kv;
+    float base;     /* RoPE frequency base of the layer */
+} tok_args;
+typedef void (*tok_fn)(qa_llama_ctx *c, const tok_args *a, int t0, int t1);
+typedef struct {
+    qa_llama_ctx *c;
+    const tok_args *a;
+    tok_fn fn;
+    int n;
+} tok_ctx;
+
+static void tok_task(void *p, int i, int k, int th) {
+    const tok_ctx *r = (const tok_ctx *)p;
+    int t0, t1;
+    (void)th;
+    qa_share(r->n, i, k, 1, &t0, &t1);
+    if (t0 < t1) r->fn(r->c, r->a, t0, t1);
+}
+
+static void per_token(qa_llama_ctx *c, tok_fn fn, const tok_args *a, int n) {
+    tok_ctx r = {c, a, fn, n};
+    if (n == 1)
+        fn(c, a, 0, 1);
+    else
+        qa_pool_run(c->pool, tok_task, &r);
+}
+
+/* xn = norm(x) with weights a->g */
+static void tok_norm(qa_llama_ctx *c, const tok_args *a, int t0, int t1) {
+    uint64_t d = c->m->n_embd;
+    qa_rmsnorm(c->x + t0 * d, a->g, c->xn + t0 * d, t1 - t0, (int)d, c->m->eps);
+}
+
+/* After the q, k, v matmuls: per-head norms (gemma3), RoPE, and k, v into the cache. */
+static void tok_qkv(qa_llama_ctx *c, const tok_args *a, int t0, int t1) {
+    const qa_llama *m = c->m;
+    int hd = m->head_dim, dq = m->n_head * hd, dkv = m->n_head_kv * hd, n = t1 - t0, pos = c->n_past + t0;
+    float *q = c->q + (uint64_t)t0 * dq, *k = c->k + (uint64_t)t0 * dkv;
+    if (a->L->q_norm) { /* per head: rows of head_dim */
+        qa_rmsnorm(q, a->L->q_norm, q, n * m->n_head, hd, m->eps);
+        qa_rmsnorm(k, a->L->k_norm, k, n * m->n_head_kv, hd, m->eps);
+    }
+    qa_rope(q, n, dq, m->n_head, hd, m->n_rot, pos, a->base, m->freq_scale, m->neox, c->rope_factors, m->rope_mscale);
+    qa_rope(k, n, dkv, m->n_head_kv, hd, m->n_rot, pos, a->base, m->freq_scale, m->neox, c->rope_factors,
+            m->rope_mscale);
+    qa_kv_store(&a->kv, k, c->v + (uint64_t)t0 * dkv, dkv, n, pos);
+}
+
+/* gate = act(gate) * up */
+static void tok_glu(qa_llama_ctx *c, const tok_args *a, int t0, int t1) {
+    uint64_t f = c->m->n_ff;
+    (void)a;
+    if (c->m->gelu)
+        qa_gelu_mul(c->gate + t0 * f, c->up + t0 * f, (int64_t)(t1 - t0) * (int64_t)f);
+    else
+        qa_silu_mul(c->gate + t0 * f, c->up + t0 * f, t1 - t0, (int)f);
+}
+
+/* x += norm(xn) with weights a->g (a norm after the block) */
+static void tok_post(qa_llama_ctx *c, const tok_args *a, int t0, int t1) {
+    uint64_t d = c->m->n_embd;
+    qa_rmsnorm(c->xn + t0 * d, a->g, c->xn + t0 * d, t1 - t0, (int)d, c->m->eps);
+    for (uint64_t i = t0 * d; i < t1 * d; i++) c->x[i] += c->xn[i];
+}
+
 /* out = W x; then, when the layer has a norm after the block, out = norm(out); x += out. */
 static void block_out(qa_llama_ctx *c, const qa_dmat *w, const float *in, int n, const float *post_norm) {
-    const qa_llama *m = c->m;
     const qa_dmat *ws[1] = {w};
     if (!post_norm) {
         float *y[1] = {c->x};
@@ -334,26 +404,27 @@ static void block_out(qa_llama_ctx *c, const qa_dmat *w, const float *in, int n,
     }
     float *y[1] = {c->xn};
     qa_matmul_group(c->pool, 1, ws, NULL, in, n, y, c->xq, 0, NULL, 0, NULL);
-    qa_rmsnorm(c->xn, post_norm, c->xn, n, m->n_embd, m->eps);
-    for (uint64_t i = 0; i < (uint64_t)n * m->n_embd; i++) c->x[i] += c->xn[i];
+    tok_args a = {.g = post_norm};
+    per_token(c, tok_post, &a, n);
 }
 
 static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, int all) {
     const qa_llama *m = c->m;
-    int d = m->n_embd, hd = m->head_dim, dq = m->n_head * hd, dkv = m->n_head_kv * hd, pos0 = c->n_past;
+    int d = m->n_embd, hd = m->head_dim, dq = m->n_head * hd, dkv = m->n_head_kv * hd;
     for (int t = 0; t < n; t++) {
         float *xr = c->x + (uint64_t)t * d;
         m->tok_embd.tt->to_float(m->tok_embd.data + (uint64_t)tok[t] * m->tok_embd.row_bytes, xr, d);
         if (m->embd_scale != 1.0f)
             for (int i = 0; i < d; i++) xr[i] *= m->embd_scale;
     }
+    (void)dkv; /* in the debug dumps only */
     uint64_t kv_layer = (uint64_t)m->n_head_kv * c->n_ctx * hd;
     for (int l = 0; l < m->n_layer; l++) {
         const qa_llama_layer *L = &m->layers[l];
         int swa = m->swa_pattern && l % m->swa_pattern < m->swa_pattern - 1;
-        float base = swa ? m->freq_base_swa : m->freq_base;
-        qa_kv_layer kv = {c->kv + 2 * l * kv_layer, c->kv + (2 * l + 1) * kv_layer, c->n_ctx, m->n_head_kv, hd};
-        qa_rmsnorm(c->x, L->attn_norm, c->xn, n, d, m->eps);
+        tok_args a = {L, L->attn_norm, {c->kv + 2 * l * kv_layer, c->kv + (2 * l + 1) * kv_layer, c->n_ctx, m->n_head_kv, hd},
+                      swa ? m->freq_base_swa : m->freq_base};
+        per_token(c, tok_norm, &a, n);
         {
             const qa_dmat *w[3] = {&L->q, &L->k, &L->v};
             float *y[3] = {c->q, c->k, c->v};
@@ -362,33 +433,26 @@ static void forward(qa_llama_ctx *c, const int32_t *tok, int n, float *logits, i
         }
         DUMP("attn_norm", l, c->xn, (uint64_t)n * d);
         DUMP("Vcur", l, c->v, (uint64_t)n * dkv);
-        if (L->q_norm) { /* per head: rows of head_dim */
-            qa_rmsnorm(c->q, L->q_norm, c->q, n * m->n_head, hd, m->eps);
-            qa_rmsnorm(c->k, L->k_norm, c->k, n * m->n_head_kv, hd, m->eps);
-        }
-        qa_rope(c->q, n, dq, m->n_head, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors, m->rope_mscale);
-        qa_rope(c->k, n, dkv, m->n_head_kv, hd, m->n_rot, pos0, base, m->freq_scale, m->neox, c->rope_factors,
-                m->rope_mscale);
+        per_token(c, tok_qkv, &a, n);
         DUMP("Qcur", l, c->q, (uint64_t)n * dq);
         DUMP("Kcur", l, c->k, (uint64_t)n * dkv);
-        qa_kv_store(&kv, c->k, c->v, dkv, n, pos0);
-        qa_attention(c->pool, &kv, c->q, dq, n, pos0, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att, c->work);
+        qa_attention(c->pool, &a.kv, c->q, dq, n, c->n_past, m->n_head, m->attn_scale, swa ? m->n_swa : 0, c->att,
+                     c->work);
         DUMP("kqv_out", l, c->att, (uint64_t)n * dq);
         block_out(c, &L->o, c->att, n, L->post_attn_norm);
         DUMP("ffn_inp", l, c->x, (uint64_t)n * d);
-        qa_rmsnorm(c->x, L->ffn_norm, c->xn, n, d, m->eps);
+        a.g = L->ffn_norm;
+        per_token(c, tok_norm, &a, n);
         {
             const qa_dmat *w[2] = {&L->gate, &L->up};
             float *y[2] = {c->gate, c->up};
             mm_group(c->pool, 2, w, y, NULL, c->xn, n, c->xq);
         }
-        if (m->gelu)
-            qa_gelu_mul(c->gate, c->up, (int64_t)n * m->n_ff);
-        else
-            qa_silu_mul(c->gate, c->up, n, m->n_ff);
+        per_token(c, tok_glu, &a, n);
         DUMP("ffn_swiglu", l, c->gate, (uint64_t)n * m->n_ff);
         block_out(c, &L->down, c->gate, n, L->post_ffn_norm);
-        if (c->hidden) memcpy(c->hidden + ((uint64_t)l * c->n_ctx + pos0) * d, c->x, (uint64_t)n * d * sizeof(float));
+        if (c->hidden)
+            memcpy(c->hidden + ((uint64_t)l * c->n_ctx + c->n_past) * d, c->x, (uint64_t)n * d * sizeof(float));
         DUMP("l_out", l, c->x, (uint64_t)n * d);
     }
     if (logits) {
