@@ -69,7 +69,8 @@ def _temp_prefix(path: str) -> str:
     return os.path.join(d, f".{base}.tmp-")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this pid exists (another user's counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -86,7 +87,7 @@ def remove_stale_temps(path) -> list[str]:
     removed = []
     for tmp in glob.glob(glob.escape(prefix) + "*"):
         pid = tmp[len(prefix):].split("-")[0]
-        if not pid.isdigit() or _alive(int(pid)):
+        if not pid.isdigit() or pid_alive(int(pid)):
             continue
         try:
             os.unlink(tmp)

@@ -135,15 +135,9 @@ def machine_busy() -> tuple[float, float]:
 
 
 def memory(pid) -> dict:
-    """/proc/PID/smaps_rollup in bytes (Rss, Pss, ...)."""
-    out = {}
-    with open(f"/proc/{pid}/smaps_rollup") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            parts = rest.split()
-            if len(parts) == 2 and parts[1] == "kB":
-                out[key] = int(parts[0]) * 1024
-    return out
+    """/proc/PID/smaps_rollup in bytes (Rss, Pss, ...), read by the service's own reader."""
+    from quantann.service.metrics import process_memory
+    return process_memory(pid)
 
 
 def request(body, path: str = "/search") -> bytes:

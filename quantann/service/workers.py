@@ -29,6 +29,8 @@ import tempfile
 import time
 import traceback
 
+from ..gguf_file import pid_alive
+
 MP_ENV = "PROMETHEUS_MULTIPROC_DIR"
 STOP_SECONDS = 40  # after SIGTERM: the workers' graceful shutdown (30 s) and some margin
 RESTARTS = (5, 10.0)  # this many deaths within these seconds: the workers keep dying, stop
@@ -42,21 +44,11 @@ def multiprocess_dir() -> str:
     for name in os.listdir(root):
         parts = name.split("-")
         if name.startswith("quantann-metrics-") and len(parts) == 4 and parts[2].isdigit() \
-                and not _alive(int(parts[2])):
+                and not pid_alive(int(parts[2])):
             shutil.rmtree(os.path.join(root, name), ignore_errors=True)
     path = tempfile.mkdtemp(prefix=f"quantann-metrics-{os.getpid()}-")
     os.environ[MP_ENV] = path
     return path
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 class Supervisor:

@@ -7,25 +7,13 @@ import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 
 import { loadModelKernel } from '../src/model.js';
+import { rng, weightBlocks } from '../testlib/blocks.js';
 
 if (!existsSync(new URL('../dist/quantann-model.wasm', import.meta.url)))
   execFileSync(new URL('../build-wasm.sh', import.meta.url).pathname, { stdio: 'inherit' });
 
 // ggml type id, block bytes, offsets of fp16 scales, values per block
 const TYPES = { Q5_0: [6, 22, [0], 32], Q4_K: [12, 144, [0, 2], 256], Q6_K: [14, 210, [208], 256] };
-
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-}
-
-function weightBlocks(size, scales, nb, r) {
-  const b = new Uint8Array(nb * size).map(() => Math.floor(r() * 256));
-  const dv = new DataView(b.buffer);
-  for (let i = 0; i < nb; i++)
-    for (const off of scales) dv.setUint16(i * size + off, (r() < 0.5 ? 0x8000 : 0) | (Math.floor(5 + r() * 15) << 10) | Math.floor(r() * 1024), true);
-  return b;
-}
 
 test('K-quant SIMD128 dots and the Q8_K quantizer equal their scalar references bit for bit', async () => {
   const K = await loadModelKernel();

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { Embedder } from '../src/embedder.js';
 import { Generator } from '../src/generator.js';
 import { loadModelKernel, MemoryBudgetError, ModelError } from '../src/model.js';
+import { rng, weightBlocks } from '../testlib/blocks.js';
 import { minilm as findMinilm, native, smollm2 } from '../testlib/models.js';
 
 if (!existsSync(new URL('../dist/quantann-model.wasm', import.meta.url)))
@@ -24,20 +25,6 @@ const smollm = smollm2();
 
 // ggml type ids (kernel/gguf/gguf.h) and block layouts: [bytes, offsets of fp16 scales]
 const TYPES = { F32: [0, 4, []], Q4_0: [2, 18, [0]], Q4_1: [3, 20, [0, 2]], Q8_0: [8, 34, [0]] };
-
-function rng(seed) {
-  let s = seed >>> 0;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-}
-
-// n values of random blocks with finite fp16 scales (random bytes could make NaN scales)
-function weightBlocks(size, scales, nb, r) {
-  const b = new Uint8Array(nb * size).map(() => Math.floor(r() * 256));
-  const dv = new DataView(b.buffer);
-  for (let i = 0; i < nb; i++)
-    for (const off of scales) dv.setUint16(i * size + off, (r() < 0.5 ? 0x8000 : 0) | (Math.floor(5 + r() * 15) << 10) | Math.floor(r() * 1024), true);
-  return b;
-}
 
 test('each SIMD128 dot, tile and 4-row dot equals its scalar reference bit for bit', async () => {
   const K = await loadModelKernel();
