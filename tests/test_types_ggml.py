@@ -2,10 +2,12 @@
 ggml itself: the CPU library that llama-cpp-python installs, called through ctypes, is the
 oracle of llama.cpp's numerics on this machine (its x86 quantize_row_q8_K, its AVX2
 Q6_K and Q5_0 dots, and the q4_K_8x8 gemv it runs on Q4_K matrices after repacking them).
-Skipped where llama-cpp-python is not installed; tests/test_types_kquant.py holds every
-SIMD level to the scalar references without it."""
+Where llama-cpp-python is not installed (CI), ggml's answers come from
+tests/data/ggml_oracle.json, recorded from it by tests/data/make_ggml_oracle.py."""
 import ctypes
 import glob
+import hashlib
+import json
 import os
 
 import numpy as np
@@ -17,22 +19,80 @@ from quantann import _model
 SCALAR, BEST = 0, 3
 
 
-def _ggml():
+RECORDED = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "ggml_oracle.json")
+RECORD_ENV = "QUANTANN_RECORD_GGML"  # set by make_ggml_oracle.py: write what ggml answered
+
+
+def _ggml_lib():
     try:
         import llama_cpp
     except ImportError:
-        pytest.skip("llama-cpp-python is not installed")
+        return None
     libs = glob.glob(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-cpu.so"))
     if not libs:
-        pytest.skip("no libggml-cpu.so in llama-cpp-python")
+        return None
     lib = ctypes.CDLL(libs[0])
     lib.ggml_cpu_init()
     return lib
 
 
+def _key(*parts) -> str:
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(p if isinstance(p, bytes) else str(p).encode())
+    return h.hexdigest()
+
+
+class Oracle:
+    """ggml's answers: live from llama-cpp-python's libggml-cpu, or as recorded from it
+    (quantized rows by their sha1, dots and gemv outputs as floats, each under the sha1 of
+    its inputs). Recorded, a quantized row is ours once its digest equals ggml's, so the
+    dots that follow look up exactly the inputs ggml was given."""
+
+    def __init__(self, lib, recorded):
+        self.lib, self.rec, self.seen = lib, recorded, {}
+
+    def _answer(self, key, live):
+        if self.lib is not None:
+            self.seen[key] = out = live()
+            return out
+        assert key in self.rec, "inputs ggml never saw: re-record tests/data/ggml_oracle.json"
+        return self.rec[key]
+
+    def quantize(self, fn, x) -> bytes:
+        x = np.ascontiguousarray(x, np.float32)
+        if self.lib is not None:
+            out = ggml_quantize(self.lib, fn, x)
+            self.seen[_key(fn, x.tobytes())] = hashlib.sha1(out).hexdigest()
+            return out
+        out = _model.type_quantize_act(int(T.Q4_K if fn == "quantize_row_q8_K" else T.Q5_0), x)
+        assert hashlib.sha1(out).hexdigest() == self.rec[_key(fn, x.tobytes())], f"{fn} differs from ggml's"
+        return out
+
+    def vec_dot(self, fn, n, w, a) -> float:
+        return self._answer(_key(fn, n, w, a), lambda: ggml_vec_dot(self.lib, fn, n, w, a))
+
+    def gemv_q4_k(self, n, packed, a) -> list:
+        def live():
+            out = (ctypes.c_float * 8)()
+            self.lib.ggml_gemv_q4_K_8x8_q8_K(ctypes.c_int(n), out, ctypes.c_size_t(8), _ptr(packed), _ptr(a),
+                                             ctypes.c_int(1), ctypes.c_int(8))
+            return list(out)
+        return self._answer(_key("gemv_q4_K_8x8", n, packed, a), live)
+
+
 @pytest.fixture(scope="module")
 def ggml():
-    return _ggml()
+    lib = _ggml_lib()
+    if lib is None and os.environ.get(RECORD_ENV):
+        pytest.fail("recording needs llama-cpp-python (libggml-cpu.so)")
+    oracle = Oracle(lib, None if lib is not None else json.load(open(RECORDED)))
+    yield oracle
+    if os.environ.get(RECORD_ENV):
+        rec = json.load(open(RECORDED)) if os.path.exists(RECORDED) else {}
+        rec.update(oracle.seen)
+        with open(RECORDED, "w") as f:
+            json.dump(rec, f, sort_keys=True, indent=0)
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +151,7 @@ def k_blocks(t, n_rows, n, seed):
 
 def test_q8_k_activations_equal_ggml(ggml):
     for x in activations(12, 1024, 1):
-        want = ggml_quantize(ggml, "quantize_row_q8_K", x)
+        want = ggml.quantize("quantize_row_q8_K", x)
         for level in (SCALAR, BEST):
             _model.set_simd(level)
             assert _model.type_quantize_act(int(T.Q4_K), x) == want, level
@@ -103,8 +163,8 @@ def test_dots_equal_ggml(ggml, t, fn, n):
     w = k_blocks(t, 40, n, 2)
     x = activations(40, n, 3)
     for i in range(len(w)):
-        a = ggml_quantize(ggml, "quantize_row_q8_0" if t == T.Q5_0 else "quantize_row_q8_K", x[i])
-        want = ggml_vec_dot(ggml, fn, n, w[i].tobytes(), a)
+        a = ggml.quantize("quantize_row_q8_0" if t == T.Q5_0 else "quantize_row_q8_K", x[i])
+        want = ggml.vec_dot(fn, n, w[i].tobytes(), a)
         for level in (SCALAR, BEST):
             _model.set_simd(level)
             got = _model.type_dot(int(t), w[i].tobytes(), a, n, level == SCALAR)
@@ -143,13 +203,11 @@ def test_q4_k_dot_equals_ggml_repacked_gemv(ggml, n):
     per-output sums): each output of that is what the Q4_K row's dot gives."""
     w = k_blocks(T.Q4_K, 32, n, 4)
     x = activations(6, n, 5)
-    out = (ctypes.c_float * 8)()
     for r in range(0, len(w), 8):
         packed = repack_q4_k_x8(w[r:r + 8])
         for xi in x:
-            a = ggml_quantize(ggml, "quantize_row_q8_K", xi)
-            ggml.ggml_gemv_q4_K_8x8_q8_K(ctypes.c_int(n), out, ctypes.c_size_t(8), _ptr(packed), _ptr(a),
-                                         ctypes.c_int(1), ctypes.c_int(8))
+            a = ggml.quantize("quantize_row_q8_K", xi)
+            out = ggml.gemv_q4_k(n, packed, a)
             for c in range(8):
                 for level in (SCALAR, BEST):
                     _model.set_simd(level)
