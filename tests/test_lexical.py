@@ -4,7 +4,6 @@ fusion, and hybrid search beating vector search on rare-word questions over real
 import gzip
 import json
 import math
-import re
 import sys
 
 import numpy as np
@@ -17,6 +16,8 @@ from quantann.demo import BUILTIN
 from quantann.gguf_file import GGUFFile
 from quantann.text import LEX_TENSORS, TextIndex, TextStore, sidecar
 from quantann.constants import TEXT_STORE as T
+
+from bench.ask_quality import questions
 
 terms = _kernel.Lexical.terms
 
@@ -144,23 +145,6 @@ def test_corrupt_lexical_index_is_a_format_error(tmp_path, tensor, at, value, ms
         TextStore(path)
 
 
-def _questions(rows, n, seed):
-    """'What is a <word>?' for WordNet nouns whose lemma heads no other gloss (as
-    bench/ask_quality.py builds them), with the gold row."""
-    heads = {}
-    for r in rows:
-        if r["src"] == "wordnet":
-            for lemma in r["text"].split(": ", 1)[0].split(", "):
-                heads[lemma.lower()] = heads.get(lemma.lower(), 0) + 1
-    cands = []
-    for i, r in enumerate(rows):
-        w = r["text"].split(": ", 1)[0].split(", ")[0]
-        if r["src"] == "wordnet" and r["id"].startswith("noun:") and re.fullmatch(r"[a-z][a-z -]+", w) \
-                and heads[w] == 1:
-            cands.append((i, w, f"What is {'an' if w[0] in 'aeiou' else 'a'} {w}?"))
-    pick = np.random.default_rng(seed).choice(len(cands), size=min(n, len(cands)), replace=False)
-    return [cands[j] for j in pick]
-
 
 @pytest.fixture(scope="module")
 def passages_index(rows, tmp_path_factory):
@@ -179,7 +163,7 @@ def test_hybrid_beats_vectors_on_rare_word_questions(passages_index):
     gloss in its top 5 more often than the vector search, and on the words MiniLM splits
     into pieces too."""
     ti, rows = passages_index
-    qs = _questions(rows, 120, seed=1)
+    qs, _ = questions(rows, 120, seed=1)  # as bench/ask_quality.py asks them
     vecs = ti.embedder.embed([q for _, _, q in qs])
     hv = hh = 0
     rare_v = rare_h = rare = 0
