@@ -16,23 +16,16 @@ import numpy as np
 
 import quantann
 from bench.peers import CACHE, Hnswlib
-from bench.rabitq import K, Graph_, load_dataset, run_pass
+from bench.rabitq import K, QA_, Graph_, load_dataset, run_pass
 
 EFS = (96, 128, 160, 192)
 
 
-class Q:
+class Q(QA_):
+    """bench.rabitq's quantann method over an index already opened."""
+
     def __init__(self, idx, name, rerank):
         self.idx, self.name, self.rerank = idx, name, rerank
-
-    def set(self, p):
-        self.p = p
-
-    def query(self, q, k):
-        return self.idx.search(q, k=k, ef=self.p["ef"], rerank=self.rerank)[0][0]
-
-    def reads(self):
-        return self.idx.last_stats[0].vectors_read
 
 
 def main():

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -23,6 +22,7 @@ if __package__ in (None, ""):
 
 from bench.build import ordered_file, quantann_files  # noqa: E402
 from bench.datasets import MINILM, minilm  # noqa: E402
+from bench.web.browser import timed  # noqa: E402
 
 
 def _coalescing(idx, queries, gaps, k, ef, rerank):
@@ -38,16 +38,6 @@ def _coalescing(idx, queries, gaps, k, ef, rerank):
             nrows.append(int((r[:, 1] - r[:, 0] + 1).sum()))
         out[str(gap)] = {"ranges": float(np.mean(nr)), "rows_read": float(np.mean(nrows))}
     return out
-
-
-def _timed(idx, queries, k, ef, rerank):
-    lat, ids = [], []
-    for q in queries:
-        t0 = time.perf_counter()
-        i, _ = idx.search(q, k=k, ef=ef, rerank=rerank)
-        lat.append((time.perf_counter() - t0) * 1e3)
-        ids.append(i[0])
-    return np.array(lat), np.array(ids)
 
 
 def main(argv=None) -> dict:
@@ -69,7 +59,7 @@ def main(argv=None) -> dict:
     ids = {}
     for r in range(a.reps):
         for name in (list(idx) if r % 2 == 0 else list(idx)[::-1]):
-            lat, ids[name] = _timed(idx[name], q, k, ef, rerank)
+            lat, ids[name] = timed(idx[name], q, k, ef, rerank)
             runs[name].append((np.percentile(lat, 50), np.percentile(lat, 99)))
     for name, i in idx.items():
         p50s, p99s = sorted(x[0] for x in runs[name]), sorted(x[1] for x in runs[name])

@@ -32,17 +32,23 @@ def _recall(rows, truth, k):
     return float(np.mean([len(np.intersect1d(r, t[:k])) / k for r, t in zip(rows, truth)]))
 
 
-def _native(path, queries, k, ef, rerank):
-    import quantann
-    idx = quantann.open(path)
-    idx.search(queries[:50], k=k, ef=ef, rerank=rerank)  # warm-up (page cache, searcher)
+def timed(idx, queries, k, ef, rerank):
+    """One query per call: (latencies in ms, ids (nq, k) int64)."""
     lat, ids = [], []
     for q in queries:
         t0 = time.perf_counter()
         i, _ = idx.search(q, k=k, ef=ef, rerank=rerank)
         lat.append((time.perf_counter() - t0) * 1e3)
         ids.append(i[0])
-    return np.array(ids, np.int64), np.array(lat)
+    return np.array(lat), np.array(ids, np.int64)
+
+
+def _native(path, queries, k, ef, rerank):
+    import quantann
+    idx = quantann.open(path)
+    idx.search(queries[:50], k=k, ef=ef, rerank=rerank)  # warm-up (page cache, searcher)
+    lat, ids = timed(idx, queries, k, ef, rerank)
+    return ids, lat
 
 
 def _summary(reps: list, key: str) -> dict:
