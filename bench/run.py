@@ -6,6 +6,7 @@
     python -m bench.run report                           # tables + plots from bench/results
     python -m bench.run --browser                        # headless Chromium (bench/web/browser.py)
     python -m bench.run --browser --browser-name firefox --store idb   # or Firefox; opfs (default) | idb | http
+    python -m bench.run --browser --generate             # SmolLM2 + MiniLM in the page vs native and wllama
 
 `python bench/run.py ...` works too. The lazy-loading baseline needs its extension:
 `python bench/setup_lazy.py` (bench/_lazy*.so).
@@ -65,6 +66,10 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with --browser: where the page reads the vectors (default OPFS)")
     p.add_argument("--row-order", choices=("cells", "none"), default="cells",
                    help="with --browser: the index's rows in a locality order (default) or as built")
+    p.add_argument("--generate", action="store_true",
+                   help="with --browser: the models instead of search (web/tools/model-bench.js): SmolLM2 "
+                        "generation and a MiniLM query embedding in the page against native and wllama, one JSON object")
+    p.add_argument("--tokens", type=int, default=32, help="with --browser --generate: tokens generated per prompt")
     p.add_argument("--not-isolated", action="store_true",
                    help="with --browser: serve without COOP/COEP (coarser page timers)")
     return p
@@ -72,6 +77,8 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     a = make_parser().parse_args(argv)
+    if a.browser and a.generate:
+        sys.exit(generate_in_browser(a))
     if a.browser:
         from .web import browser
         return browser.main(a)
@@ -80,6 +87,18 @@ def main(argv=None) -> None:
         write_report(a.out)
         return
     run(a)
+
+
+def generate_in_browser(a) -> int:
+    """Runs the page-side model benchmark with node (it drives the browser and native itself)."""
+    import shutil
+    import subprocess
+    if not shutil.which("node"):
+        sys.exit("error: --browser --generate needs node (and `npm ci` in web/): see web/README.md")
+    env = dict(os.environ, PYTHON=sys.executable,
+               PYTHONPATH=os.pathsep.join(p for p in (REPO, os.environ.get("PYTHONPATH")) if p))
+    cmd = ["node", "tools/model-bench.js", "--browser-name", a.browser_name, "--tokens", str(a.tokens)]
+    return subprocess.call(cmd, cwd=os.path.join(REPO, "web"), env=env)
 
 
 def suite(a, ds):

@@ -318,7 +318,7 @@ def make_parser():
     d.add_argument("--show", type=int, default=3, help="queries to print with their passages (default %(default)s)")
     d.set_defaults(func=cmd_demo)
 
-    for mod in ("quantann.model.cli", "quantann.generate_cli", "quantann.ask_cli"):
+    for mod in ("quantann.model.cli", "quantann.generate_cli", "quantann.ask_cli", "quantann.bench_cli"):
         try:
             __import__(mod)
             sys.modules[mod].register(sub)
@@ -357,7 +357,13 @@ def _message(e: BaseException, target=None) -> str:
 
 def main(argv=None):
     from .errors import QuantannError
-    args = make_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = make_parser()
+    if argv[:1] == ["bench"]:  # every argument belongs to bench.run: argparse would claim its options
+        args = parser.parse_args(["bench"])
+        args.args = argv[1:]
+    else:
+        args = parser.parse_args(argv)
     try:
         rc = args.func(args)
     except BrokenPipeError:

@@ -153,3 +153,20 @@ def test_build_with_rows_in_cells_order(files, tmp_path, capsys):
     assert ordered.max() < 2000 and np.mean(ordered == plain) > 0.9  # the input's row numbers (graphs differ by threads)
     failed(run("build", files / "x.npy", "-o", tmp_path / "d.qann", "--row-order", "cells", "--texts", files / "q.npy"),
            "--row-order applies to a plain vector index")
+
+
+def test_bench_forwards_every_argument_to_the_suite():
+    """`quantann bench ARGS` is `python -m bench.run ARGS` in the checkout, options included."""
+    r = run("bench", "--help")
+    assert r.returncode == 0, r.stderr
+    assert "python -m bench.run" in r.stdout and "--generate" in r.stdout and "--browser-name" in r.stdout
+    r = run("bench", "--browser", "--no-such-option")
+    assert r.returncode == 2 and "unrecognized arguments: --no-such-option" in r.stderr
+
+
+def test_bench_outside_a_checkout_is_a_clear_error(monkeypatch, tmp_path, capsys):
+    import quantann.bench_cli as bench_cli
+    monkeypatch.setattr(bench_cli, "REPO", str(tmp_path))
+    assert main(["bench", "--browser"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: the benchmarks ship with the source checkout") and "Traceback" not in err
