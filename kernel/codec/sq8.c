@@ -53,19 +53,39 @@ static inline int32_t hsum_i32x4(v128_t v) {
            wasm_i32x4_extract_lane(v, 2) + wasm_i32x4_extract_lane(v, 3);
 }
 
-/* dot of 16 unsigned bytes (as i16) with 16 int16 weights */
-static inline v128_t dot16_u8(v128_t c, const int16_t *w) {
-    v128_t lo = wasm_u16x8_extend_low_u8x16(c), hi = wasm_u16x8_extend_high_u8x16(c);
-    return wasm_i32x4_add(wasm_i32x4_dot_i16x8(lo, wasm_v128_load(w)),
-                          wasm_i32x4_dot_i16x8(hi, wasm_v128_load(w + 8)));
+/* 16 code bytes, widened to i16, against the 16 weights w0 | w1: four i32 lanes */
+static inline v128_t dot16_u8(v128_t c, v128_t w0, v128_t w1) {
+    return wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_u16x8_extend_low_u8x16(c), w0),
+                          wasm_i32x4_dot_i16x8(wasm_u16x8_extend_high_u8x16(c), w1));
 }
 
+/* 64 bytes a step (dpad is a multiple of 64), two accumulators. */
 static inline int32_t dot_simd128(const int16_t *w, const uint8_t *c, int dpad) {
-    v128_t acc = wasm_i32x4_splat(0);
-    for (int i = 0; i < dpad; i += 16) acc = wasm_i32x4_add(acc, dot16_u8(wasm_v128_load(c + i), w + i));
-    return hsum_i32x4(acc);
+    v128_t a0 = wasm_i32x4_splat(0), a1 = a0;
+    for (const uint8_t *end = c + dpad; c < end; c += 64, w += 64) {
+        a0 = wasm_i32x4_add(a0, dot16_u8(wasm_v128_load(c), wasm_v128_load(w), wasm_v128_load(w + 8)));
+        a1 = wasm_i32x4_add(a1, dot16_u8(wasm_v128_load(c + 16), wasm_v128_load(w + 16), wasm_v128_load(w + 24)));
+        a0 = wasm_i32x4_add(a0, dot16_u8(wasm_v128_load(c + 32), wasm_v128_load(w + 32), wasm_v128_load(w + 40)));
+        a1 = wasm_i32x4_add(a1, dot16_u8(wasm_v128_load(c + 48), wasm_v128_load(w + 48), wasm_v128_load(w + 56)));
+    }
+    return hsum_i32x4(wasm_i32x4_add(a0, a1));
 }
-QA_SQ_VARIANT(simd128, , dot_simd128)
+
+/* Two codes in one pass: each weight vector is loaded once for both. */
+static inline void dot2_simd128(const int16_t *w, const uint8_t *x, const uint8_t *y, int dpad, int32_t *out) {
+    v128_t ax = wasm_i32x4_splat(0), ay = ax;
+    for (const uint8_t *end = x + dpad; x < end; x += 32, y += 32, w += 32) {
+        v128_t w0 = wasm_v128_load(w), w1 = wasm_v128_load(w + 8);
+        v128_t w2 = wasm_v128_load(w + 16), w3 = wasm_v128_load(w + 24);
+        ax = wasm_i32x4_add(ax, dot16_u8(wasm_v128_load(x), w0, w1));
+        ay = wasm_i32x4_add(ay, dot16_u8(wasm_v128_load(y), w0, w1));
+        ax = wasm_i32x4_add(ax, dot16_u8(wasm_v128_load(x + 16), w2, w3));
+        ay = wasm_i32x4_add(ay, dot16_u8(wasm_v128_load(y + 16), w2, w3));
+    }
+    out[0] = hsum_i32x4(ax);
+    out[1] = hsum_i32x4(ay);
+}
+QA_SQ_VARIANT2(simd128, , dot_simd128, dot2_simd128)
 #endif
 
 static const qa_codec_variant variants[] = {

@@ -304,6 +304,21 @@ static int cmp_i32(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+/* Ascending rows: an insertion sort for a query's few candidates (wasi-libc's qsort is a
+ * smoothsort calling the comparator per step: a few % of a wasm query), qsort beyond. */
+static void sort_rows(int32_t *a, int64_t m) {
+    if (m > 64) {
+        qsort(a, (size_t)m, sizeof *a, cmp_i32);
+        return;
+    }
+    for (int64_t i = 1; i < m; i++) {
+        const int32_t v = a[i];
+        int64_t j = i;
+        for (; j > 0 && a[j - 1] > v; j--) a[j] = a[j - 1];
+        a[j] = v;
+    }
+}
+
 /* rerank auto: keeps, in place, the candidates whose lower bound (estimate - the codec's
  * error bound) is not above the k-th smallest upper bound (qa_bound_cut): the others cannot
  * be in the top k (with the bound's confidence). Returns how many are kept (>= k when found >= k). */
@@ -395,7 +410,7 @@ int64_t qa_search_begin(qa_searcher *s, const float *q, const qa_search_params *
     if (autor) found = (int)keep_by_bound(s, found, p->k);
     if (p->rerank && found) {
         memcpy(s->rows, s->cand, sizeof(int32_t) * (size_t)found);
-        qsort(s->rows, (size_t)found, sizeof(int32_t), cmp_i32);
+        sort_rows(s->rows, found);
         int64_t span, nr = qa_coalesce_rows(s->rows, found, p->max_gap, s->ranges, &span);
         if (grow_vectors(s, found)) {
             say(s->err, sizeof s->err, "out of memory for %d candidate vectors", found);

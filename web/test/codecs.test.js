@@ -30,15 +30,18 @@ test('every codec variant equals its reference, bit for bit', async () => {
       const pv = K.copyIn(Float32Array, vmin), ps = K.copyIn(Float32Array, scale), pq = K.copyIn(Float32Array, q);
       const pc = K.copyIn(Uint8Array, codes), pn = K.copyIn(Float32Array, norms), po = K.alloc(Float32Array, n);
       for (const metric of [0, 1]) {
-        const run = (v, batch) => {
-          assert.equal(x.qa_wasm_codec_distances(kind, v, metric, d, pv, ps, pq, pc, metric === 0 ? pn : 0, n, batch, po), 0);
-          return Array.from(new Uint32Array(K.x.memory.buffer, po, n));
+        const run = (v, batch, m = n) => {
+          assert.equal(x.qa_wasm_codec_distances(kind, v, metric, d, pv, ps, pq, pc, metric === 0 ? pn : 0, m, batch, po), 0);
+          return Array.from(new Uint32Array(K.x.memory.buffer, po, m));
         };
         const ref = run(0, 0);
         assert.deepEqual(run(0, 1), ref);
         for (let v = 1; v < nv; v++) {
           assert.deepEqual(run(v, 0), ref, `${name} d=${d} metric=${metric} variant ${v}`);
           assert.deepEqual(run(v, 1), ref, `${name} d=${d} metric=${metric} variant ${v} (batch)`);
+          // short batches: a batch may take codes in groups (sq8: pairs) and the rest one by one
+          for (const m of [1, 2, 3, 5])
+            assert.deepEqual(run(v, 1, m), ref.slice(0, m), `${name} d=${d} metric=${metric} variant ${v} (batch of ${m})`);
         }
       }
       for (const p of [pv, ps, pq, pc, pn, po]) K.free(p);
