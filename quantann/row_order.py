@@ -8,13 +8,20 @@ into up to `fanout` cells until it holds at most `leaf` rows), rows listed cell 
 so rows close in the order are close in space at every scale.
 
 The graph is built first and then relabelled (Graph.permute): the same graph, the same
-results; the file's `ids` tensor maps the new rows back to the caller's ids.
+results; the file's `ids` tensor maps the new rows back to the caller's ids, or to the
+index's own numbering (with `quantann.ids.next`, FORMAT.md), so `add` keeps numbering.
+
+"auto", the default of a build, orders the rows from AUTO_MIN_ROWS rows up: there the
+k-means tree costs ~5% of the graph build and native search gets 1.5-1.7x faster
+(BENCHMARKS.md, "The cells row order by default"); below it the whole index sits in
+the CPU's caches, the gain is small and the ids tensor (8 bytes a row) is not worth it.
 """
 from __future__ import annotations
 
 import numpy as np
 
-ORDERS = ("none", "cells")
+ORDERS = ("auto", "none", "cells")
+AUTO_MIN_ROWS = 20_000  # "auto" orders the rows of an index at least this large
 LEAF = 24  # rows per finest cell
 FANOUT = 64  # cells per split
 ITERS = 6  # Lloyd rounds per split
@@ -64,8 +71,15 @@ def cell_order(x: np.ndarray, leaf: int = LEAF, fanout: int = FANOUT, seed: int 
     return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
-def order(x: np.ndarray, how: str, seed: int = 0) -> np.ndarray | None:
-    """The permutation for `how` ("cells"), or None for "none"."""
+def resolve(how: str, rows: int) -> str:
+    """The order "auto" means for an index of `rows` rows; other orders as they are."""
     if how not in ORDERS:
         raise ValueError(f"unknown row order {how!r}: choose one of {', '.join(ORDERS)}")
-    return None if how == "none" else cell_order(x, seed=seed)
+    if how == "auto":
+        return "cells" if rows >= AUTO_MIN_ROWS else "none"
+    return how
+
+
+def order(x: np.ndarray, how: str, seed: int = 0) -> np.ndarray | None:
+    """The permutation for `how` ("cells", or "auto" by the size of x), or None for "none"."""
+    return None if resolve(how, len(x)) == "none" else cell_order(x, seed=seed)
