@@ -179,7 +179,9 @@ def cmd_info(a):
     for k, v in mem.items():
         if k != "total":
             print(f"  {k:<9} {v:>12} B")
-    print(f"ids         {'user ids' if idx.has_user_ids else 'row numbers'}")
+    ids = ("user ids" if idx.has_user_ids else "row numbers" if idx.stored_ids is None
+           else f"numbered by the index (rows in a locality order), next id {idx.next_id}")
+    print(f"ids         {ids}")
     ok = verify_vectors(f) if a.verify else True
     print("checksums   in-memory part ok" + (", vectors " + ("ok" if ok else "MISMATCH")
                                                 if a.verify else " (vectors: use --verify)"))
