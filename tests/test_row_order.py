@@ -266,3 +266,24 @@ def test_sharded_build_in_cells_order_answers_as_in_input_order(tmp_path):
     c = quantann.open(tmp_path / "b.json")
     assert len(c) == 2400 and c.search(x[:1] + 0.01, k=1)[0][0, 0] == 2400
     assert 5 not in c.ids and c.search(x[2000:2001], k=3)[0][0, 0] != 2000
+
+
+@pytest.mark.parametrize("store", ["pread", "mmap", "memory", "http"])
+def test_a_numbered_file_answers_alike_from_every_store(tmp_path, store):
+    """Opened lazily (the vectors left in the file or behind HTTP Range) or whole, a file in
+    cells order returns the numbering and reads the rows the numbering maps to."""
+    from quantann.pageserver import Server
+    x, q = clustered(n=1500)
+    a = quantann.Index.build(x, quant="sq8", metric="cosine", M=8, ef_construction=64, threads=1, row_order="none")
+    b = quantann.Index.build(x, quant="sq8", metric="cosine", M=8, ef_construction=64, threads=1, row_order="cells")
+    b.save(tmp_path / "b.qann")
+    want_ids, want_d = a.search(q, k=10, rerank=4)
+    if store == "http":
+        with Server({"/": str(tmp_path)}) as s:
+            c = quantann.open(f"{s.url}/b.qann")
+            got_ids, got_d = c.search(q, k=10, rerank=4)
+    else:
+        c = quantann.open(tmp_path / "b.qann", store=store)
+        got_ids, got_d = c.search(q, k=10, rerank=4)
+    assert not c.has_user_ids and c.next_id == len(x)
+    assert np.array_equal(got_ids, want_ids) and np.array_equal(got_d, want_d)
