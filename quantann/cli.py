@@ -255,7 +255,7 @@ def make_parser():
     b.add_argument("--row-order", default="auto", choices=["auto", "none", "cells"],
                    help="cells: store the rows in a locality order (near vectors on near rows: faster search, "
                         "fewer, longer reads per query; the ids stay the input's row numbers or --ids, and add "
-                        "continues the numbering); auto: cells from 20,000 rows up (per shard); none: rows in "
+                        "continues the numbering); auto: cells from 50,000 rows up (per shard); none: rows in "
                         "input order (default %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     from .shard.cli import add_arguments as add_shard_arguments

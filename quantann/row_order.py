@@ -11,17 +11,19 @@ The graph is built first and then relabelled (Graph.permute): the same graph, th
 results; the file's `ids` tensor maps the new rows back to the caller's ids, or to the
 index's own numbering (with `quantann.ids.next`, FORMAT.md), so `add` keeps numbering.
 
-"auto", the default of a build, orders the rows from AUTO_MIN_ROWS rows up: there the
-k-means tree costs ~5% of the graph build and native search gets 1.5-1.7x faster
-(BENCHMARKS.md, "The cells row order by default"); below it the whole index sits in
-the CPU's caches, the gain is small and the ids tensor (8 bytes a row) is not worth it.
+"auto", the default of a build, orders the rows from AUTO_MIN_ROWS rows up: the k-means
+tree costs 1-6% of the graph build, and native search measured no slower at 50,000 rows
+and faster from 100,000 (BENCHMARKS.md, "The cells row order by default"). Below it
+native search measured no gain, so the ids tensor (8 bytes a row) is not spent; the read
+calls of a query still halve in any size, so `cells` pays for an index that a browser
+or an HTTP store reads (docs/BROWSER.md §9).
 """
 from __future__ import annotations
 
 import numpy as np
 
 ORDERS = ("auto", "none", "cells")
-AUTO_MIN_ROWS = 20_000  # "auto" orders the rows of an index at least this large
+AUTO_MIN_ROWS = 50_000  # "auto" orders the rows of an index at least this large
 LEAF = 24  # rows per finest cell
 FANOUT = 64  # cells per split
 ITERS = 6  # Lloyd rounds per split
