@@ -287,3 +287,17 @@ def test_a_numbered_file_answers_alike_from_every_store(tmp_path, store):
         got_ids, got_d = c.search(q, k=10, rerank=4)
     assert not c.has_user_ids and c.next_id == len(x)
     assert np.array_equal(got_ids, want_ids) and np.array_equal(got_d, want_d)
+
+
+def test_a_session_4_cells_file_still_opens_as_one_with_user_ids(tmp_path):
+    """Before quantann.ids.next a reordered index was written as format 3 with its row
+    numbers as user ids: such a file opens as it did (the same answers; add needs ids)."""
+    x, q = clustered(n=800)
+    b = quantann.Index.build(x, M=8, ef_construction=32, row_order="cells")
+    old = quantann.Index(b.quantizer, b.metric, b.graph, b.codes, b.norms, b.stored_ids, b.store)
+    old.save(tmp_path / "old.qann")
+    c = quantann.open(tmp_path / "old.qann")
+    assert c.file.format_version == 3 and c.has_user_ids and c.next_id is None
+    assert np.array_equal(c.search(q, k=10)[0], b.search(q, k=10)[0])
+    with pytest.raises(ValueError, match="has user ids"):
+        c.add(x[:1])
