@@ -153,6 +153,7 @@ class Index:
         # ids the index numbers itself, stored in a permuted row order (row_order.py): the
         # id `add` gives next. None: the ids are the rows, or (with _ids) the caller's.
         self._next_id = next_id
+        self._id_order = (None, None)  # (the ids array, its argsort) for rows_of
         self.store = store
         self._pending: list[np.ndarray] = []  # vectors added since the last save
         self._deleted = deleted  # bitset over rows, None when nothing is deleted
@@ -253,7 +254,10 @@ class Index:
             ok = ids < np.uint64(self.rows)
             rows[ok] = ids[ok]
             return rows
-        order = np.argsort(self._ids, kind="stable")
+        ids_now, order = self._id_order
+        if ids_now is not self._ids:  # sorted once per ids array (every change makes a new one)
+            order = np.argsort(self._ids, kind="stable")
+            self._id_order = (self._ids, order)
         pos = np.minimum(np.searchsorted(self._ids, ids, sorter=order), len(order) - 1)
         rows = order[pos].astype(np.int64)
         return np.where(self._ids[rows] == ids, rows, -1)
