@@ -52,7 +52,8 @@ def quantann_files(ds: Dataset, M: int = 16, efc: int = 200, quants=("sq8", "sq4
     x = np.ascontiguousarray(ds.base, dtype=np.float32)
     log(f"[build] quantann graph {ds.name} {x.shape} M={M} efc={efc} ...")
     t0 = time.perf_counter()
-    idx = Index.build(x, quant="none", metric=ds.metric, M=M, ef_construction=efc, threads=threads)
+    # rows as built: the quantized copies below share this graph over codes in input order
+    idx = Index.build(x, quant="none", metric=ds.metric, M=M, ef_construction=efc, threads=threads, row_order="none")
     graph_s = time.perf_counter() - t0
     log(f"[build] graph done in {graph_s:.1f} s")
     for q in missing:

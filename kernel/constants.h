@@ -3,7 +3,7 @@
 #define QA_CONSTANTS_H
 
 #define QA_FORMAT_ARCH "quantann"
-#define QA_FORMAT_VERSION 3
+#define QA_FORMAT_VERSION 4
 #define QA_FORMAT_MIN_VERSION 1
 #define QA_FORMAT_ALIGNMENT 32
 
@@ -35,6 +35,7 @@
 #define QA_KEY_CHECKSUM_TENSORS "quantann.checksums.tensors"
 #define QA_KEY_CHECKSUM_CRC32 "quantann.checksums.crc32"
 #define QA_KEY_CHECKSUM_HEADER "quantann.checksums.header"
+#define QA_KEY_IDS_NEXT "quantann.ids.next"
 
 #define QA_TENSOR_VMIN "quant.vmin"
 #define QA_TENSOR_SCALE "quant.scale"

@@ -38,7 +38,7 @@ ENCODER_ARCHS = ("bert", "nomic-bert", "jina-bert-v2")  # GGUF embedding models,
 
 @dataclass
 class Source:
-    row: int          # the index row (for a build from VECTORS.npy + PASSAGES.jsonl: the line)
+    row: int          # the passage's row in the build input (VECTORS.npy + PASSAGES.jsonl: the line; TextIndex.rows)
     id: int
     distance: float
     text: str

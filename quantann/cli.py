@@ -46,7 +46,7 @@ def cmd_build_text(a):
     elif not a.model:
         raise SystemExit("error: building from texts needs --model MODEL.gguf to embed them")
     ti = TextIndex.create(a.model, quant=a.quant, M=a.M, ef_construction=a.ef_construction,
-                          max_tokens=a.max_tokens, lexical=not a.no_lexical)
+                          max_tokens=a.max_tokens, lexical=not a.no_lexical, row_order=a.row_order)
     if vectors is None:
         print(f"embedding {len(texts)} texts with {a.model}", file=sys.stderr)
         vectors = _embed_with_progress(ti.embedder, texts, not a.quiet)
@@ -71,8 +71,6 @@ def _embed_with_progress(embedder, texts, progress):
 def cmd_build(a):
     import quantann
     from .shard import cli as shard_cli
-    if a.row_order != "none" and (shard_cli.wants_shards(a) or a.texts or a.vectors.endswith(".jsonl")):
-        raise SystemExit("error: --row-order applies to a plain vector index (not with --texts, a .jsonl or shards)")
     if shard_cli.wants_shards(a):
         return shard_cli.run(a, _load_npy, _read_records)
     if a.texts or a.vectors.endswith(".jsonl"):
@@ -181,7 +179,9 @@ def cmd_info(a):
     for k, v in mem.items():
         if k != "total":
             print(f"  {k:<9} {v:>12} B")
-    print(f"ids         {'user ids' if idx.has_user_ids else 'row numbers'}")
+    ids = ("user ids" if idx.has_user_ids else "row numbers" if idx.stored_ids is None
+           else f"numbered by the index (rows in a locality order), next id {idx.next_id}")
+    print(f"ids         {ids}")
     ok = verify_vectors(f) if a.verify else True
     print("checksums   in-memory part ok" + (", vectors " + ("ok" if ok else "MISMATCH")
                                                 if a.verify else " (vectors: use --verify)"))
@@ -252,10 +252,11 @@ def make_parser():
     b.add_argument("--ef-construction", type=int, default=200, help="build beam width (default %(default)s)")
     b.add_argument("--ids", help="optional (n,) .npy of uint64 ids; default: row numbers")
     b.add_argument("--threads", type=int, default=None, help="build threads (default: all cores)")
-    b.add_argument("--row-order", default="none", choices=["none", "cells"],
-                   help="cells: store the rows in a locality order (near vectors on near rows: fewer, longer "
-                        "reads per query; the ids stay the input's row numbers or --ids, kept in the file) "
-                        "(default %(default)s)")
+    b.add_argument("--row-order", default="auto", choices=["auto", "none", "cells"],
+                   help="cells: store the rows in a locality order (near vectors on near rows: faster search, "
+                        "fewer, longer reads per query; the ids stay the input's row numbers or --ids, and add "
+                        "continues the numbering); auto: cells from 50,000 rows up (per shard); none: rows in "
+                        "input order (default %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     from .shard.cli import add_arguments as add_shard_arguments
     add_shard_arguments(b)

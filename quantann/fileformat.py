@@ -43,11 +43,11 @@ def _compacted(index):
     """The index's arrays with deleted rows dropped: (keep rows, arrays dict, graph)."""
     n = index.rows
     g = index.graph
-    user_ids = index.ids if index.has_user_ids else None
+    stored = index.stored_ids
     dead = index.deleted_mask()
     if dead is None or index.n_deleted == 0:
         keep = None
-        arrays = dict(codes=index.codes, norms=index.norms, ids=user_ids)
+        arrays = dict(codes=index.codes, norms=index.norms, ids=stored)
         return keep, arrays, g
     keep = np.flatnonzero(~dead)
     if len(keep) == 0:
@@ -97,7 +97,9 @@ def _compacted(index):
                g.ef_construction)
     if g.packed:
         ng.pack()
-    ids = user_ids[keep] if user_ids is not None else keep.astype(np.uint64)
+    # ids kept: the survivors' (their row numbers when the ids were the rows: the file then
+    # holds them with quantann.ids.next, so `add` keeps numbering after the gap)
+    ids = stored[keep] if stored is not None else keep.astype(np.uint64)
     arrays = dict(codes=index.codes[keep], norms=None if index.norms is None else index.norms[keep], ids=ids)
     return keep, arrays, ng
 
@@ -107,6 +109,10 @@ def write_index(index, path, progress: bool = False) -> None:
     keep, arrays, g = _compacted(index)
     qz = index.quantizer
     n = g.n
+    # format 4 only for ids the index numbers in a stored order: other files stay format 3,
+    # which readers since format 3 read
+    next_id = None if index.has_user_ids or arrays["ids"] is None else index.next_id
+    version = FORMAT_VERSION if next_id is not None else 3
     tensors = {
         "quant.vmin": qz.vmin, "quant.scale": qz.scale,
         "codes": arrays["codes"].view(np.int8),
@@ -135,7 +141,7 @@ def write_index(index, path, progress: bool = False) -> None:
 
     def write(tmp):
         w = GGUFWriter(tmp, ARCH)
-        w.add_uint32(f"{ARCH}.format_version", FORMAT_VERSION)
+        w.add_uint32(f"{ARCH}.format_version", version)
         w.add_uint32(f"{ARCH}.dim", qz.d)
         w.add_string(f"{ARCH}.metric", index.metric)
         w.add_string(f"{ARCH}.quant", qz.kind)
@@ -151,6 +157,8 @@ def write_index(index, path, progress: bool = False) -> None:
         w.add_array(f"{ARCH}.checksums.tensors", list(tensors))
         w.add_key_value(f"{ARCH}.checksums.crc32", [_crc(a) for a in tensors.values()],
                         GGUFValueType.ARRAY, sub_type=GGUFValueType.UINT32)
+        if next_id is not None:
+            w.add_uint64(KEYS["ids_next"], next_id)
         w.add_uint32(KEYS["checksum_header"], 0)  # patched below, once the header is written
         for name, a in tensors.items():
             w.add_tensor_info(name, a.shape, a.dtype, a.nbytes, raw_dtype=_RAW[a.dtype])
@@ -215,6 +223,7 @@ class IndexParts:
     store: VectorStore
     file: IndexFile
     memory_budget: int | None
+    next_id: int | None = None  # ids the index numbers itself (quantann.ids.next); None: rows or user ids
 
 
 _METRIC_NAMES = {(0, False): "l2", (1, False): "ip", (1, True): "cosine"}
@@ -318,7 +327,7 @@ def _parts(buf, r, path, size, kind, store, budget) -> IndexParts:
     else:
         st = open_store(kind, path, f.vectors_offset, n, d)
     return IndexParts(qz, _METRIC_NAMES[r["metric"], r["cosine"]], graph, arr("codes", np.uint8, qz.code_size),
-                      arr("norms", np.float32), arr("ids", np.uint64), st, f, budget)
+                      arr("norms", np.float32), arr("ids", np.uint64), st, f, budget, info["next_id"] or None)
 
 
 def verify_vectors(f: IndexFile) -> bool:

@@ -25,7 +25,7 @@ from .fileformat import IndexFile, read_index, write_index
 from .graph import Graph, default_threads
 from .progress import Progress
 from .quantize import KINDS, Quantizer
-from .row_order import ORDERS as ROW_ORDERS, order as locality_order
+from .row_order import ORDERS as ROW_ORDERS, order as locality_order, resolve as resolve_order
 from .store import MemoryStore, VectorStore
 
 from .constants import ARCH, FORMAT_VERSION, LIMITS, METRICS  # noqa: E402  (re-exported)
@@ -142,13 +142,18 @@ class Index:
     def __init__(self, quantizer: Quantizer, metric: str, graph: Graph, codes: np.ndarray,
                  norms: np.ndarray | None, ids: np.ndarray | None, store: VectorStore,
                  deleted: np.ndarray | None = None, path: str | None = None,
-                 memory_budget: int | None = None, file: IndexFile | None = None):
+                 memory_budget: int | None = None, file: IndexFile | None = None,
+                 next_id: int | None = None):
         self.quantizer = quantizer
         self.metric = metric
         self.graph = graph
         self.codes = codes
         self.norms = norms
-        self._ids = ids  # None: ids are the rows
+        self._ids = ids  # id of each row; None: ids are the rows
+        # ids the index numbers itself, stored in a permuted row order (row_order.py): the
+        # id `add` gives next. None: the ids are the rows, or (with _ids) the caller's.
+        self._next_id = next_id
+        self._id_order = (None, None)  # (the ids array, its argsort) for rows_of
         self.store = store
         self._pending: list[np.ndarray] = []  # vectors added since the last save
         self._deleted = deleted  # bitset over rows, None when nothing is deleted
@@ -223,8 +228,39 @@ class Index:
 
     @property
     def has_user_ids(self) -> bool:
-        """False when the ids are the row numbers."""
-        return self._ids is not None
+        """True when the caller gave the ids; False when the index numbers the vectors
+        itself (0, 1, 2, ... in the order they were built and added), whatever the order
+        of the rows that hold them."""
+        return self._ids is not None and self._next_id is None
+
+    @property
+    def stored_ids(self) -> np.ndarray | None:
+        """The id of each row as the file stores it; None when the ids are the rows."""
+        return self._ids
+
+    @property
+    def next_id(self) -> int | None:
+        """The id `add` gives the next vector when no ids are given (None: the index has
+        user ids, so `add` needs them)."""
+        if self._ids is None:
+            return self.rows
+        return self._next_id
+
+    def rows_of(self, ids) -> np.ndarray:
+        """The rows (int64) that hold these ids; -1 for an id not in the index."""
+        ids = np.atleast_1d(np.asarray(ids)).astype(np.uint64).ravel()
+        rows = np.full(len(ids), -1, np.int64)
+        if self._ids is None or not self.rows:
+            ok = ids < np.uint64(self.rows)
+            rows[ok] = ids[ok]
+            return rows
+        ids_now, order = self._id_order
+        if ids_now is not self._ids:  # sorted once per ids array (every change makes a new one)
+            order = np.argsort(self._ids, kind="stable")
+            self._id_order = (self._ids, order)
+        pos = np.minimum(np.searchsorted(self._ids, ids, sorter=order), len(order) - 1)
+        rows = order[pos].astype(np.int64)
+        return np.where(self._ids[rows] == ids, rows, -1)
 
     def deleted_mask(self) -> np.ndarray | None:
         """bool per row, True for deleted rows; None when nothing was ever deleted."""
@@ -244,17 +280,19 @@ class Index:
         quantann.open)."""
         p = read_index(path, store=store, memory_budget=memory_budget)
         return cls(p.quantizer, p.metric, p.graph, p.codes, p.norms, p.ids, p.store, path=str(path),
-                   memory_budget=p.memory_budget, file=p.file)
+                   memory_budget=p.memory_budget, file=p.file, next_id=p.next_id)
 
     @classmethod
     def build(cls, vectors, quant: str = "sq8", metric: str = "cosine", M: int = 16,
               ef_construction: int = 200, ids=None, threads: int | None = None,
               progress: bool = False, seed: int = 0, clip: float | None = None,
-              quantizer: Quantizer | None = None, row_order: str = "none") -> "Index":
+              quantizer: Quantizer | None = None, row_order: str = "auto") -> "Index":
         """Trains the quantizer on `vectors` (or takes `quantizer`, trained elsewhere: the
         shards of one sharded index share one), encodes them and builds the graph from the
         float vectors (both cores). The vectors stay in an in-memory store until `save`.
-        row_order="cells" then stores the rows in a locality order (see `order_rows`)."""
+        row_order="cells" then stores the rows in a locality order (see `order_rows`);
+        "auto" (the default) does so from row_order.AUTO_MIN_ROWS rows up, "none" never.
+        Either way vector i gets id i (or ids[i]), and `add` continues the numbering."""
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
         if quant not in KINDS:
@@ -284,17 +322,19 @@ class Index:
         idx._pending = []
         if quantizer is None and quant.startswith("rabitq"):  # a shared quantizer stays as given
             idx._calibrate(x)
-        if row_order != "none":
-            idx.order_rows(row_order)
+        how = resolve_order(row_order, idx.rows)
+        if how != "none":
+            idx.order_rows(how)
         return idx
 
     def order_rows(self, how: str = "cells") -> None:
         """Stores the rows in a locality order (quantann/row_order.py): near vectors on
         near rows, so that a query's rerank reads coalesce into fewer ranges. The graph is
-        relabelled, not rebuilt: searches return the same ids and distances. Ids stay the
-        caller's (row numbers before the reorder when none were given), so the index then
-        has user ids. Needs every vector in memory (they are read from the store) and no
-        deleted rows."""
+        relabelled, not rebuilt: searches return the same ids and distances. Ids stay what
+        they were: the caller's, or the index's own numbering (the row numbers before the
+        reorder; saved as the ids tensor with `quantann.ids.next`, so `add` without ids
+        still continues at next_id). Needs every vector in memory (they are read from the
+        store) and no deleted rows."""
         with self._rw.write():
             if self._n_deleted:
                 raise ValueError("order_rows needs an index without deleted rows: save it first")
@@ -302,7 +342,9 @@ class Index:
             perm = locality_order(x, how, seed=self.seed)
             if perm is None:
                 return
-            self._ids = (self._ids if self._ids is not None else np.arange(self.rows, dtype=np.uint64))[perm]
+            if self._ids is None:  # the index's own numbering, now stored
+                self._ids, self._next_id = np.arange(self.rows, dtype=np.uint64), self.rows
+            self._ids = self._ids[perm]
             self.codes = np.ascontiguousarray(self.codes[perm])
             if self.norms is not None:
                 self.norms = np.ascontiguousarray(self.norms[perm])
@@ -341,8 +383,11 @@ class Index:
             self.norms = np.concatenate([self.norms, nrm]) if self.norms is not None else nrm
         if new_ids is not None or self._ids is not None:
             old = self._ids if self._ids is not None else np.arange(n0, dtype=np.uint64)
-            new = new_ids if new_ids is not None else np.arange(n0, n0 + m, dtype=np.uint64)
+            nxt = self.next_id
+            new = new_ids if new_ids is not None else np.arange(nxt, nxt + m, dtype=np.uint64)
             self._ids = np.concatenate([old, new])
+            # the index keeps numbering unless the caller gave ids (then they are user ids)
+            self._next_id = None if new_ids is not None or self._next_id is None else nxt + m
         if self._deleted is not None:
             grown = np.zeros((n0 + m + 7) // 8, np.uint8)
             grown[:len(self._deleted)] = self._deleted
@@ -366,7 +411,7 @@ class Index:
 
     def _check_new_ids(self, ids, m):
         if ids is None:
-            if self._ids is not None:
+            if self.has_user_ids:
                 raise ValueError("this index has user ids: pass ids= for the new vectors")
             return None
         ids = np.asarray(ids)
@@ -394,9 +439,12 @@ class Index:
 
     # ---- mutation ----------------------------------------------------------------------
 
-    def add(self, vectors, ids=None, threads: int | None = None, progress: bool = False) -> None:
+    def add(self, vectors, ids=None, threads: int | None = None, progress: bool = False) -> np.ndarray:
         """Adds vectors: codes from the trained quantizer, inserted into the graph over
-        the codes. Their full vectors are kept in memory until `save`."""
+        the codes, as new rows at the end. Their full vectors are kept in memory until
+        `save`. ids: one new id per vector; None (an index without user ids): next_id,
+        next_id + 1, ... Ids given to an index without user ids make it one with user ids
+        (its earlier vectors keep theirs). Returns the new vectors' ids."""
         x = as_matrix(vectors, self.dim)
         if self.metric == "cosine":
             x = normalize(x)
@@ -408,8 +456,10 @@ class Index:
                     f"memory budget of {human(self.memory_budget)} ({format_breakdown(after)})",
                     after, self.memory_budget)
         with self._rw.write():
+            n0 = self.rows
             self._append(x, ids, threads, progress, float_space=False)
             self._pending.append(x)
+            return self.ids[n0:].copy()
 
     def delete(self, ids) -> int:
         """Marks the vectors with these ids deleted (search skips them; `save` drops
@@ -419,15 +469,8 @@ class Index:
 
     def _delete(self, ids) -> int:
         ids = np.atleast_1d(np.asarray(ids)).astype(np.uint64)
-        if self._ids is None:
-            rows = ids.astype(np.int64)
-            missing = ids[rows >= self.rows]
-        else:
-            order = np.argsort(self._ids, kind="stable")
-            pos = np.searchsorted(self._ids, ids, sorter=order)
-            pos = np.minimum(pos, len(order) - 1)
-            rows = order[pos].astype(np.int64)
-            missing = ids[self._ids[rows] != ids]
+        rows = self.rows_of(ids)
+        missing = ids[rows < 0]
         if len(missing):
             raise KeyError(f"id {missing[0]} is not in the index")
         if self._deleted is None:

@@ -8,13 +8,22 @@ into up to `fanout` cells until it holds at most `leaf` rows), rows listed cell 
 so rows close in the order are close in space at every scale.
 
 The graph is built first and then relabelled (Graph.permute): the same graph, the same
-results; the file's `ids` tensor maps the new rows back to the caller's ids.
+results; the file's `ids` tensor maps the new rows back to the caller's ids, or to the
+index's own numbering (with `quantann.ids.next`, FORMAT.md), so `add` keeps numbering.
+
+"auto", the default of a build, orders the rows from AUTO_MIN_ROWS rows up: the k-means
+tree costs 1-6% of the graph build, and native search measured no slower at 50,000 rows
+and faster from 100,000 (BENCHMARKS.md, "The cells row order by default"). Below it
+native search measured no gain, so the ids tensor (8 bytes a row) is not spent; the read
+calls of a query still halve in any size, so `cells` pays for an index that a browser
+or an HTTP store reads (docs/BROWSER.md §9).
 """
 from __future__ import annotations
 
 import numpy as np
 
-ORDERS = ("none", "cells")
+ORDERS = ("auto", "none", "cells")
+AUTO_MIN_ROWS = 50_000  # "auto" orders the rows of an index at least this large
 LEAF = 24  # rows per finest cell
 FANOUT = 64  # cells per split
 ITERS = 6  # Lloyd rounds per split
@@ -64,8 +73,15 @@ def cell_order(x: np.ndarray, leaf: int = LEAF, fanout: int = FANOUT, seed: int 
     return np.concatenate(out) if out else np.empty(0, np.int64)
 
 
-def order(x: np.ndarray, how: str, seed: int = 0) -> np.ndarray | None:
-    """The permutation for `how` ("cells"), or None for "none"."""
+def resolve(how: str, rows: int) -> str:
+    """The order "auto" means for an index of `rows` rows; other orders as they are."""
     if how not in ORDERS:
         raise ValueError(f"unknown row order {how!r}: choose one of {', '.join(ORDERS)}")
-    return None if how == "none" else cell_order(x, seed=seed)
+    if how == "auto":
+        return "cells" if rows >= AUTO_MIN_ROWS else "none"
+    return how
+
+
+def order(x: np.ndarray, how: str, seed: int = 0) -> np.ndarray | None:
+    """The permutation for `how` ("cells", or "auto" by the size of x), or None for "none"."""
+    return None if resolve(how, len(x)) == "none" else cell_order(x, seed=seed)

@@ -179,19 +179,20 @@ class TextIndex:
         self._new: dict[int, str] = {}
         self._new_fields: dict[int, dict] = {}
         self._build_args = build_args or {}
-        self._row_order = None  # argsort of user ids, for rows()
         self._lexical = lexical  # save() writes the lexical index
 
     @classmethod
     def create(cls, model=None, quant: str = "sq8", M: int = 16, ef_construction: int = 200,
-               max_tokens: int | None = None, lexical: bool = True) -> "TextIndex":
+               max_tokens: int | None = None, lexical: bool = True, row_order: str = "auto") -> "TextIndex":
         """An empty text index; `model` (a GGUF path or an Embedder) may be None when
         every `add_texts` call brings its vectors. `max_tokens` truncates the texts it
         embeds (default: the model's own max_seq_length). lexical=False: save() writes no
-        lexical index (search by vectors only)."""
+        lexical index (search by vectors only). row_order: of the first `add_texts`'s build
+        (Index.build); text i is id i either way."""
         from .model.embedder import Embedder
         emb = Embedder.open(model, max_tokens=max_tokens) if isinstance(model, (str, os.PathLike)) else model
-        return cls(emb, build_args=dict(quant=quant, M=M, ef_construction=ef_construction), lexical=lexical)
+        return cls(emb, build_args=dict(quant=quant, M=M, ef_construction=ef_construction,
+                                              row_order=row_order), lexical=lexical)
 
     @classmethod
     def open(cls, path, model=None, store: str = "pread", memory_budget=None) -> "TextIndex":
@@ -234,19 +235,16 @@ class TextIndex:
             fields = list(fields)
             if len(fields) != len(texts) or not all(isinstance(f, dict) for f in fields):
                 raise ValueError(f"fields must be one dict per text ({len(texts)})")
-        if self.index is None:
+        if self.index is None:  # text i gets id i (or ids[i]), whatever order the rows are stored in
             self.index = Index.build(vectors, metric="cosine", ids=ids, progress=progress, **self._build_args)
-            new_ids = self.index.ids
+            new_ids = np.arange(len(texts), dtype=np.uint64) if ids is None else np.asarray(ids, np.uint64)
         else:
-            start = self.index.rows
-            self.index.add(vectors, ids=ids, progress=progress)
-            new_ids = self.index.ids[start:]
+            new_ids = self.index.add(vectors, ids=ids, progress=progress)
         for i, t in zip(new_ids, texts):
             self._new[int(i)] = t
         for i, f in zip(new_ids, fields or ()):
             if f:
                 self._new_fields[int(i)] = dict(f)
-        self._row_order = None
         return new_ids
 
     @property
@@ -265,17 +263,12 @@ class TextIndex:
                 for i, f in zip(np.ravel(ids), out)]
 
     def rows(self, ids) -> np.ndarray:
-        """The index rows of ids (for an index built from VECTORS.npy + PASSAGES.jsonl, row i
-        is line i of both); -1 for an id not in the index."""
+        """The row of each id in the build's input (for an index built from VECTORS.npy +
+        PASSAGES.jsonl, line i of both is id i, whatever order the index stores its rows
+        in; with user ids: the index row); -1 for an id not in the index."""
         ids = np.asarray(ids, np.uint64).ravel()
-        all_ids = self.index.ids
-        if not self.index.has_user_ids:
-            return np.where(ids < len(all_ids), ids, -1).astype(np.int64)
-        if self._row_order is None:
-            self._row_order = np.argsort(all_ids, kind="stable")
-        pos = np.minimum(np.searchsorted(all_ids, ids, sorter=self._row_order), len(all_ids) - 1)
-        rows = self._row_order[pos].astype(np.int64)
-        return np.where(all_ids[rows] == ids, rows, -1)
+        rows = self.index.rows_of(ids)
+        return rows if self.index.has_user_ids else np.where(rows >= 0, ids.astype(np.int64), -1)
 
     @property
     def has_lexical(self) -> bool:
@@ -350,7 +343,7 @@ class TextIndex:
 
     def _distances(self, vector, ids) -> list:
         """Exact cosine distances from vector to the texts of ids, from one batched read."""
-        rows = self.rows(ids).astype(np.int32)
+        rows = self.index.rows_of(ids).astype(np.int32)
         order = np.argsort(rows)
         ranges = np.frombuffer(_kernel.coalesce_rows(rows[order], 0), np.int32).reshape(-1, 2)
         vecs, _ = self.index._read(rows[order], ranges)
@@ -379,7 +372,6 @@ class TextIndex:
             model = os.path.relpath(os.path.abspath(model), os.path.dirname(os.path.abspath(path)))
         TextStore.write(sidecar(path), merged, model, fields, lexical=self._lexical)
         self._stored, self._new, self._new_fields = TextStore(sidecar(path)), {}, {}
-        self._row_order = None
 
     def ask(self, question: str, generator=None, k: int = 5, stream: bool = False, **kw):
         """An answer to `question` from the top-k passages by a decoder LLM (default: the

@@ -151,8 +151,15 @@ def test_build_with_rows_in_cells_order(files, tmp_path, capsys):
     assert main(["search", str(files / "i.qann"), "--queries", str(files / "q.npy"), "-k", "10", "--json"]) == 0
     plain = np.array(json.loads(capsys.readouterr().out)["ids"])
     assert ordered.max() < 2000 and np.mean(ordered == plain) > 0.9  # the input's row numbers (graphs differ by threads)
-    failed(run("build", files / "x.npy", "-o", tmp_path / "d.qann", "--row-order", "cells", "--texts", files / "q.npy"),
-           "--row-order applies to a plain vector index")
+    assert main(["info", str(tmp_path / "c.qann")]) == 0
+    assert "numbered by the index (rows in a locality order), next id 2000" in capsys.readouterr().out
+    assert main(["info", str(files / "i.qann")]) == 0
+    assert "ids         row numbers" in capsys.readouterr().out
+    evals = [json.loads(run("eval", f, "--queries", files / "q.npy", "-k", 10, "--json").stdout)
+             for f in (tmp_path / "c.qann", files / "i.qann")]  # ground truth by ids: the same recall
+    assert evals[0]["recall"] >= 0.95 and abs(evals[0]["recall"] - evals[1]["recall"]) <= 0.02
+    r = run("build", files / "x.npy", "-o", tmp_path / "d.qann", "--row-order", "zorder")
+    assert r.returncode == 2 and "invalid choice: 'zorder'" in r.stderr
 
 
 def test_bench_forwards_every_argument_to_the_suite():

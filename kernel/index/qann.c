@@ -197,6 +197,11 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
     const qa_gguf_kv *k_bits = NULL;
     if (version >= 3 && !(k_bits = req(h, QA_KEY_HNSW_LINK_BITS, QA_GV_U32, 0, err, el))) return QA_ERR_FORMAT;
 
+    /* format 4: ids numbered by the index, in a permuted row order (checked against the ids below) */
+    const qa_gguf_kv *k_next = qa_gguf_find_kv(g, QA_KEY_IDS_NEXT);
+    if (k_next && version < 4) FAIL("key %s in a format %u file (it came with format 4)", QA_KEY_IDS_NEXT, version);
+    if (k_next && !(k_next = req(h, QA_KEY_IDS_NEXT, QA_GV_U64, 0, err, el))) return QA_ERR_FORMAT;
+
     /* format 2: one CRC over the whole header (every key, every tensor record) */
     const qa_gguf_kv *k_hcrc = qa_gguf_find_kv(g, QA_KEY_CHECKSUM_HEADER);
     if (version >= 2 || k_hcrc) {
@@ -276,6 +281,13 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
         return QA_ERR_FORMAT;
     if (n_off != n_up) FAIL("tensor graph.up_off has %lld entries, graph.up_nodes %lld", (long long)n_off, (long long)n_up);
     if (h->t[T_IDS] && n_ids != a->n) FAIL("tensor ids has %lld entries, expected %lld", (long long)n_ids, (long long)a->n);
+    if (k_next) {
+        h->info.next_id = le64(k_next->val);
+        if (!h->t[T_IDS]) FAIL("key %s without an ids tensor", QA_KEY_IDS_NEXT);
+        if (h->info.next_id < n || h->info.next_id == UINT64_MAX)
+            FAIL("header value out of range: ids.next=%llu (count=%llu .. 2^64-2)", (unsigned long long)h->info.next_id,
+                 (unsigned long long)n);
+    }
     a->n_up = n_up;
     a->n_upper = n_upper;
 
@@ -397,9 +409,10 @@ int qa_qann_check_graph(const qa_index_arrays *a, char *err, size_t el) {
     return QA_OK;
 }
 
-/* Unique ids, none equal to the empty-slot id 2^64-1: an open-addressing set of 2n..4n
- * slots (the file holds 8n bytes of ids, so the file justifies it). */
-static int check_ids(const uint64_t *ids, int64_t n, char *err, size_t el) {
+/* Unique ids, none equal to the empty-slot id 2^64-1 (numbered ids: each below next_id, so
+ * that `add` cannot repeat one): an open-addressing set of 2n..4n slots (the file holds 8n
+ * bytes of ids, so the file justifies it). */
+static int check_ids(const uint64_t *ids, int64_t n, uint64_t next_id, char *err, size_t el) {
     uint64_t cap = 16;
     while (cap < 2 * (uint64_t)n) cap <<= 1;
     uint64_t *set = (uint64_t *)malloc(cap * sizeof *set);
@@ -413,6 +426,12 @@ static int check_ids(const uint64_t *ids, int64_t n, char *err, size_t el) {
         uint64_t v = ids[i];
         if (v == UINT64_MAX) {
             qa_set_err(err, el, "id %llu (row %lld) is reserved for empty result slots", (unsigned long long)v, (long long)i);
+            rc = QA_ERR_FORMAT;
+            break;
+        }
+        if (next_id && v >= next_id) {
+            qa_set_err(err, el, "id %llu (row %lld) is not below ids.next=%llu", (unsigned long long)v, (long long)i,
+                       (unsigned long long)next_id);
             rc = QA_ERR_FORMAT;
             break;
         }
@@ -497,7 +516,7 @@ int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_in
         goto done;
     }
     if ((rc = qa_qann_check_graph(a, err, el))) goto done;
-    if (a->ids && (rc = check_ids(a->ids, a->n, err, el))) goto done;
+    if (a->ids && (rc = check_ids(a->ids, a->n, h->info.next_id, err, el))) goto done;
     *out = *a;
 done:
     free(h);

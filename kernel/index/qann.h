@@ -37,6 +37,10 @@ typedef struct {
     uint64_t part_bytes;     /* header + in-memory tensors: the vectors tensor starts here */
     /* memory of the in-memory part once open, by part (as Index.memory() counts it) */
     uint64_t mem_codes, mem_graph, mem_ids, mem_other;
+    /* format 4, quantann.ids.next: the ids tensor holds the index's own numbering (rows
+     * stored in a permuted order) and `add` gives this id next; 0 when absent (the ids are
+     * the rows, or the caller's) */
+    uint64_t next_id;
     /* the header values (pointers NULL) and where each tensor lies in the file (0, 0: absent) */
     qa_index_arrays header;
     uint64_t offset[QA_QANN_TENSORS], nbytes[QA_QANN_TENSORS];

@@ -14,11 +14,12 @@ static PyObject *fail(int rc, const char *err) {
 }
 
 static PyObject *info_dict(const qa_qann_info *in) {
-    return Py_BuildValue("{sIsIsKsKsKsKsKsKsK}", "gguf_version", in->gguf_version, "format_version",
+    return Py_BuildValue("{sIsIsKsKsKsKsKsKsKsK}", "gguf_version", in->gguf_version, "format_version",
                          in->format_version, "file_len", (unsigned long long)in->file_len, "header_bytes",
                          (unsigned long long)in->header_bytes, "part_bytes", (unsigned long long)in->part_bytes,
                          "codes", (unsigned long long)in->mem_codes, "graph", (unsigned long long)in->mem_graph,
-                         "ids", (unsigned long long)in->mem_ids, "other", (unsigned long long)in->mem_other);
+                         "ids", (unsigned long long)in->mem_ids, "other", (unsigned long long)in->mem_other,
+                         "next_id", (unsigned long long)in->next_id);
 }
 
 PyObject *qa_py_qann_info(PyObject *self, PyObject *args) {

@@ -40,11 +40,12 @@ static int fail(const char *msg) {
  *    arrays point into that buffer (which the host keeps until close).
  * 3. qa_wasm_index_open over those arrays (below). */
 
-enum { INFO_FIXED = 21, INFO_DOUBLES = INFO_FIXED + 2 * QA_QANN_TENSORS };
+enum { INFO_FIXED = 22, INFO_DOUBLES = INFO_FIXED + 2 * QA_QANN_TENSORS };
 
 /* out[INFO_DOUBLES]: header_bytes, part_bytes, memory codes, graph, ids, other,
  * gguf_version, format_version, metric, cosine, codec, d, n, M, M0, entry, max_level,
- * ef_construction, vectors_offset, vectors_crc32, link_bits, then (offset, bytes) of each tensor in
+ * ef_construction, vectors_offset, vectors_crc32, link_bits, next_id (0: none; exact below 2^53),
+ * then (offset, bytes) of each tensor in
  * QA_QANN_* order (0, 0 when absent). Returns 0, QA_ERR_NEED_MORE or an error. */
 EXPORT(qa_wasm_qann_info) int qa_wasm_qann_info(const uint8_t *buf, size_t len, double file_len, double *out) {
     qa_qann_info in;
@@ -58,7 +59,8 @@ EXPORT(qa_wasm_qann_info) int qa_wasm_qann_info(const uint8_t *buf, size_t len, 
                             (double)in.mem_graph, (double)in.mem_ids, (double)in.mem_other, in.gguf_version,
                             in.format_version, h->metric, h->cosine, h->codec, h->d, (double)h->n, h->M, h->M0,
                             h->entry, h->max_level, h->ef_construction, (double)h->vectors_offset,
-                            h->vectors_crc32, h->link_bits ? h->link_bits : QA_LINK_BITS_INT32};
+                            h->vectors_crc32, h->link_bits ? h->link_bits : QA_LINK_BITS_INT32,
+                            (double)in.next_id};
     memcpy(out, v, sizeof v);
     for (int t = 0; t < QA_QANN_TENSORS; t++) {
         out[INFO_FIXED + 2 * t] = (double)in.offset[t];

@@ -35,12 +35,13 @@ def embed_block(model: str, texts: list, max_tokens, threads: int, i: int) -> np
 
 
 def build_shard(x: np.ndarray, quantizer: tuple, metric: str, M: int, ef_construction: int, seed: int,
-                threads: int, i: int) -> bytes:
-    """Task: the bytes of shard i's .qann file, built over rows `x` with the shared quantizer."""
+                threads: int, i: int, row_order: str = "auto") -> bytes:
+    """Task: the bytes of shard i's .qann file, built over rows `x` with the shared quantizer
+    (row i of x is the shard's id i, whatever order its rows are stored in)."""
     fault_point("build", i)
     qz = Quantizer(*quantizer)
     idx = Index.build(x, quant=qz.kind, metric=metric, M=M, ef_construction=ef_construction, threads=threads,
-                      seed=seed, quantizer=qz)
+                      seed=seed, quantizer=qz, row_order=row_order)
     with tempfile.TemporaryDirectory(prefix="quantann-shard-") as d:
         path = os.path.join(d, f"shard{i}.qann")
         idx.save(path)
@@ -75,7 +76,7 @@ def shard_bounds(n: int, shards: int) -> np.ndarray:
 
 def build_sharded(output: str, vectors, shards: int, runner, quant: str = "sq8", metric: str = "cosine",
                   M: int = 16, ef_construction: int = 200, seed: int = 0, threads: int = 1, clip=None,
-                  progress: bool = True) -> Manifest:
+                  progress: bool = True, row_order: str = "auto") -> Manifest:
     """Builds `shards` shard files beside `output` and writes the manifest `output`."""
     from .index import _entry, _stem, write_file
     n = vectors.shape[0]
@@ -86,8 +87,8 @@ def build_sharded(output: str, vectors, shards: int, runner, quant: str = "sq8",
     qz = train_shared(vectors, quant, metric, seed, clip)
     bounds = shard_bounds(n, shards)
     params = (qz.kind, qz.d, qz.vmin, qz.scale)
-    args = [(np.ascontiguousarray(vectors[lo:hi], np.float32), params, metric, M, ef_construction, seed, threads, i)
-            for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
+    args = [(np.ascontiguousarray(vectors[lo:hi], np.float32), params, metric, M, ef_construction, seed, threads, i,
+             row_order) for i, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:]))]
     files = runner.map(build_shard, args, "build shards", [len(a[0]) for a in args], "vec", progress, cpus=threads)
     stem = _stem(output)
     entries = []

@@ -58,7 +58,7 @@ def run(a, load_npy, read_records) -> None:
         f"(M={a.M}, ef_construction={a.ef_construction}) on {runner.name} workers")
     m = build_sharded(a.output, x if isinstance(x, np.ndarray) else np.asarray(x), a.shards, runner, quant=a.quant,
                       metric=a.metric, M=a.M, ef_construction=a.ef_construction, threads=threads,
-                      progress=not a.quiet)
+                      progress=not a.quiet, row_order=a.row_order)
     if texts is not None:
         write_texts(a.output, texts, a.model, fields)
     say(f"wrote {a.output} and {len(m.shards)} shard files ({', '.join(e.file for e in m.shards)}); "

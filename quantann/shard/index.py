@@ -237,7 +237,7 @@ class ShardedIndex:
         s, e = self.shards[i], self.manifest.shards[i]
         with self._rw.write():  # no search sees a shard's ids and offset half changed
             if e.ids == "rows":  # the shard now holds ids of its own: its global ids, stored
-                s._ids = np.arange(s.rows, dtype=np.uint64) + np.uint64(e.id_offset)
+                s._ids, s._next_id = s.ids + np.uint64(e.id_offset), None
                 e.ids, e.id_offset = "stored", 0
             s.add(x, ids=new - np.uint64(e.id_offset), threads=threads, progress=progress)
             self.manifest.next_id = max(self.manifest.next_id, int(new.max()) + 1)

@@ -30,7 +30,7 @@ class _ShardSearcher:
         return dict(dim=s.dim, metric=s.metric, quant=s.quant, rows=s.rows, live=len(s), has_user_ids=s.has_user_ids,
                     file=SimpleNamespace(size=s.file.size, vectors_crc32=s.file.vectors_crc32),
                     quantizer=SimpleNamespace(vmin=s.quantizer.vmin, scale=s.quantizer.scale), memory=s.memory(),
-                    ids=s.ids if s.has_user_ids else None)
+                    ids=s.stored_ids)
 
     def search(self, q, k, ef, rerank):
         ids, dist = self.index.search(q, k=k, ef=ef, rerank=rerank)

@@ -24,7 +24,9 @@ def main(out="web/dist/testdata"):
     d = os.path.join(out, "sharded")
     os.makedirs(d, exist_ok=True)
     x, q = data()
-    build_sharded(os.path.join(d, "s.json"), x, 3, LocalRunner(2), M=12, ef_construction=100, seed=1, progress=False)
+    # shards in cells row order: their ids are their own numbering, stored (ids.next), + id_offset
+    build_sharded(os.path.join(d, "s.json"), x, 3, LocalRunner(2), M=12, ef_construction=100, seed=1, progress=False,
+                  row_order="cells")
     index = quantann.open(os.path.join(d, "s.json"))
     ids, dist = index.search(q, k=K, ef=EF, rerank=RERANK)
     with open(os.path.join(d, "expected.json"), "w") as f:

@@ -25,6 +25,8 @@ CASES = [  # name, quant, metric, user ids, compact graph (level 0 packed, the d
     ("rabitq2-l2", "rabitq2", "l2", False, True),
     ("rabitq2-cosine-int32-links", "rabitq2", "cosine", False, False),
     ("sq8-cosine-cells", "sq8", "cosine", False, True, "cells"),  # rows in locality order: ids from the file
+    # the same, then rows deleted and added before the save: numbering with a gap (ids.next > count)
+    ("sq8-cosine-cells-edited", "sq8", "cosine", False, True, "cells"),
 ]
 N, NQ, K, EF, RERANK = 3000, 60, 10, 64, 4
 
@@ -52,6 +54,9 @@ def main(out="web/dist/testdata"):
         built = quantann.Index.build(x, quant=quant, metric=metric, M=12, ef_construction=100, ids=ids, threads=2,
                                      seed=1, row_order=order[0] if order else "none")
         built.compact_graph = compact
+        if name.endswith("-edited"):
+            built.delete([3, 1000, len(x) - 1])
+            built.add(x[:5] * 0.5 + x[5:10] * 0.5)
         built.save(path)
         index = quantann.open(path)
         rerank = "auto" if quant.startswith("rabitq") else RERANK
@@ -60,7 +65,8 @@ def main(out="web/dist/testdata"):
         expected[name] = dict(file=f"{name}.qann", dim=int(x.shape[1]), metric=metric, quant=quant, k=K, ef=EF,
                               rerank=rerank, nq=int(len(q)), ids=got_ids.astype(str).tolist(),
                               distances=got_d.tolist(), graph_ids=graph_ids.astype(str).tolist(),
-                              graph_distances=graph_d.tolist())
+                              graph_distances=graph_d.tolist(), has_user_ids=index.has_user_ids,
+                              next_id=index.next_id)
     huge_header(os.path.join(out, "huge.qann.header"))
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)

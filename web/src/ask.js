@@ -85,7 +85,8 @@ export async function retrieve({ index, texts, embedder }, question, k = 5, ef =
   const sources = [];
   r.ids.forEach((id, i) => {
     if (found[i] && r.rows[i] >= 0)
-      sources.push({ row: r.rows[i], id: Number(id), distance: r.distances[i], text: found[i].text, fields: found[i].fields });
+      // row: the passage's line in the build input, as native (TextIndex.rows): its id unless user ids
+      sources.push({ row: index.hasUserIds ? r.rows[i] : Number(id), id: Number(id), distance: r.distances[i], text: found[i].text, fields: found[i].fields });
   });
   return { sources, timings: { embedMs: t1 - t0, searchMs: t2 - t1 } };
 }

@@ -2,7 +2,7 @@
 export const CONSTANTS = Object.freeze({
   "format": {
     "arch": "quantann",
-    "version": 3,
+    "version": 4,
     "min_version": 1,
     "alignment": 32
   },
@@ -36,7 +36,8 @@ export const CONSTANTS = Object.freeze({
     "vectors_crc32": "quantann.vectors.crc32",
     "checksum_tensors": "quantann.checksums.tensors",
     "checksum_crc32": "quantann.checksums.crc32",
-    "checksum_header": "quantann.checksums.header"
+    "checksum_header": "quantann.checksums.header",
+    "ids_next": "quantann.ids.next"
   },
   "tensors": {
     "vmin": "quant.vmin",

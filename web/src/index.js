@@ -36,7 +36,8 @@ export class MemoryBudgetError extends Error {
 // qa_wasm_qann_info's output (kernel/wasm/exports.c): fixed fields, then (offset, bytes)
 // per tensor in file order.
 const INFO_FIELDS = ['headerBytes', 'partBytes', 'codes', 'graph', 'ids', 'other', 'ggufVersion', 'formatVersion',
-  'metric', 'cosine', 'codec', 'd', 'n', 'M', 'M0', 'entry', 'maxLevel', 'efConstruction', 'vectorsOffset', 'vectorsCrc32', 'linkBits'];
+  'metric', 'cosine', 'codec', 'd', 'n', 'M', 'M0', 'entry', 'maxLevel', 'efConstruction', 'vectorsOffset', 'vectorsCrc32', 'linkBits',
+  'nextId'];
 const TENSORS = ['vmin', 'scale', 'codes', 'norms', 'level', 'links0', 'up_nodes', 'up_off', 'upper', 'ids', 'vectors']
   .map((k) => CONSTANTS.tensors[k]);
 const INFO_DOUBLES = INFO_FIELDS.length + 2 * TENSORS.length;
@@ -165,6 +166,10 @@ class Index {
     if (!this.handle) throw new RangeError(`${src.name}: ${K.error()}`);
     const ids = this.info.tensors.get('ids');
     if (ids) this.ids = new BigUint64Array(K.view(Uint8Array, part + ids.offset, ids.nbytes).slice().buffer);
+    // quantann.ids.next (format 4): the ids tensor is the index's own numbering of rows
+    // stored in a locality order, not user ids; the id an add would give next
+    this.hasUserIds = Boolean(ids) && !this.info.nextId;
+    this.nextId = ids ? (this.info.nextId || null) : this.count;
   }
 
   free(p) { this.kernel.free(p); }

@@ -30,6 +30,17 @@ for (const [name, exp] of Object.entries(expected)) {
   }
 }
 
+test('each file says what native says of its ids: user ids, or numbering and the next id', async () => {
+  for (const exp of Object.values(expected)) {
+    const index = await openIndex(DATA + exp.file);
+    assert.equal(index.hasUserIds, exp.has_user_ids, exp.file);
+    assert.equal(index.nextId, exp.next_id, exp.file);
+    index.close();
+  }
+  const edited = expected['sq8-cosine-cells-edited'];
+  assert.ok(edited.next_id === 3005 && !edited.has_user_ids); // 3000 built, 5 added, 3 deleted: 3002 rows
+});
+
 test('in-memory bytes source and memory store give the same answers', async () => {
   const exp = expected['sq8-cosine'];
   const bytes = readFileSync(DATA + exp.file);
