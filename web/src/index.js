@@ -240,7 +240,8 @@ class Index {
           const rs = this.store.readInto(K.view(Int32Array, x.qa_wasm_searcher_rows(s), c.m),
             K.view(Int32Array, x.qa_wasm_searcher_ranges(s), 2 * x.qa_wasm_searcher_nranges(s)),
             K.view(Uint8Array, x.qa_wasm_searcher_vectors(s), c.m * rb));
-          Object.assign(st, { bytesRead: rs.bytes, ranges: rs.ranges, requests: 0 });
+          st.bytesRead = rs.bytes;
+          st.ranges = rs.ranges;
         }
         this._finish(c, i, st);
       }
@@ -261,29 +262,35 @@ class Index {
     const d = this.dim, K = this.kernel;
     const q = queries instanceof Float32Array ? queries : Float32Array.from(queries);
     if (q.length === 0 || q.length % d) throw new RangeError(`queries have ${q.length} values, not a multiple of the index's dimension ${d}`);
-    for (const [name, v] of Object.entries({ k, ef, rerank }))
-      if (!Number.isSafeInteger(v)) throw new RangeError(`${name} must be an integer, got ${v}`);
+    if (!Number.isSafeInteger(k)) throw new RangeError(`k must be an integer, got ${k}`);
+    if (!Number.isSafeInteger(ef)) throw new RangeError(`ef must be an integer, got ${ef}`);
+    if (!Number.isSafeInteger(rerank)) throw new RangeError(`rerank must be an integer, got ${rerank}`);
     const nq = q.length / d;
     const kk = k >= 1 && k <= this.count ? k : 1; // outputs for a k the kernel accepts
     const rows = new Int32Array(nq * kk).fill(-1), dists = new Float32Array(nq * kk).fill(Infinity);
     const s = this._borrow();
     const pp = this._buf(`params${s}`, Uint8Array, SEARCH_PARAMS.bytes + SEARCH_STATS.bytes);
     const orp = this._buf(`orows${s}`, Int32Array, kk), odp = this._buf(`odists${s}`, Float32Array, kk);
-    K.writeStruct(SEARCH_PARAMS, pp, { k, ef, rerank, max_gap: this.store.maxGap ?? 0 }); // the store's gap: begin coalesces
+    const gap = this.store.maxGap ?? 0, last = this.bufs[`params${s}`];
+    if (last.k !== k || last.ef !== ef || last.rerank !== rerank || last.gap !== gap) { // written when they change
+      K.writeStruct(SEARCH_PARAMS, pp, { k, ef, rerank, max_gap: gap }); // the store's gap: begin coalesces
+      Object.assign(last, { k, ef, rerank, gap });
+    }
     return { q, nq, kk, rows, dists, s, pp, stp: pp + SEARCH_PARAMS.bytes, orp, odp, stats: [], m: 0, t1: 0 };
   }
 
   _begin(c, i) {
     const K = this.kernel, x = K.x, d = this.dim;
     const st = { candidates: 0, vectorsRead: 0, bytesRead: 0, ranges: 0, requests: 0, storeReads: 0, distances: 0, kernelMs: 0, storeMs: 0, rerankMs: 0 };
-    K.view(Float32Array, x.qa_wasm_searcher_query(c.s), d).set(c.q.subarray(i * d, (i + 1) * d)); // the one copy in
+    const mem = K.f32(), at = x.qa_wasm_searcher_query(c.s) >> 2, q = c.q, o = i * d;
+    for (let j = 0; j < d; j++) mem[at + j] = q[o + j]; // the one copy in (no view made per query)
     const t0 = performance.now();
     const m = x.qa_wasm_search_begin(c.s, c.pp);
     c.t1 = performance.now();
     if (m < 0) throw new RangeError(`${c.nq > 1 ? `query ${i}: ` : ''}${K.string(x.qa_wasm_searcher_error(c.s))}`);
     st.kernelMs = c.t1 - t0;
     c.m = m;
-    if (m > 0) Object.assign(st, { vectorsRead: m, storeReads: 1 });
+    if (m > 0) { st.vectorsRead = m; st.storeReads = 1; }
     return st;
   }
 
@@ -293,11 +300,11 @@ class Index {
     if (c.m > 0) st.storeMs = t2 - c.t1;
     if (x.qa_wasm_search_finish(c.s, c.orp, c.odp, c.stp) < 0) throw new RangeError(K.string(x.qa_wasm_searcher_error(c.s)));
     if (c.m > 0) st.rerankMs = performance.now() - t2;
-    const ks = K.readStruct(SEARCH_STATS, c.stp);
-    st.candidates = ks.candidates;
-    st.distances = ks.distances;
-    c.rows.set(K.view(Int32Array, c.orp, ks.found), i * c.kk);
-    c.dists.set(K.view(Float32Array, c.odp, ks.found), i * c.kk);
+    const dv = K.dataView(), F = SEARCH_STATS.fields, i32 = K.i32(), f32 = K.f32();
+    st.candidates = Number(dv.getBigInt64(c.stp + F.candidates[0], true));
+    st.distances = Number(dv.getBigInt64(c.stp + F.distances[0], true));
+    const found = Number(dv.getBigInt64(c.stp + F.found[0], true)), ro = c.orp >> 2, dof = c.odp >> 2;
+    for (let j = 0; j < found; j++) { c.rows[i * c.kk + j] = i32[ro + j]; c.dists[i * c.kk + j] = f32[dof + j]; }
     c.stats.push(st);
   }
 

@@ -69,7 +69,7 @@ export class OPFSSyncStore {
   static over(data, meta, name) {
     const s = new OPFSSyncStore();
     Object.assign(s, { name, file: opfsFiles(name).file, meta, data, count: meta.count, dim: meta.dim, readMs: 0, reads: 0,
-      scratch: new Uint8Array(0) });
+      scratch: new Uint8Array(0), _scratchViews: new Map(), _at: { at: 0 } });
     return s;
   }
 
@@ -83,6 +83,7 @@ export class OPFSSyncStore {
     if (!data) throw new Error(`OPFS ${this.file}: the store is closed`);
     if (m && (rows[0] < 0 || rows[m - 1] >= this.count)) throw new RangeError(`row outside the store's ${this.count} rows`);
     if (!ranges) ranges = Int32Array.from(rangePairs(rows).flat());
+    const at = this._at; // one options object and cached views: no garbage per read call
     let i = 0, bytes = 0;
     const nr = ranges.length >> 1;
     for (let g = 0; g < nr; g++) {
@@ -91,8 +92,9 @@ export class OPFSSyncStore {
       while (j < m && rows[j] <= b) j++;
       if (j === i || rows[i] !== a || rows[j - 1] !== b) throw new Error('OPFS: the ranges do not match the rows');
       const inPlace = i + span <= m;
-      const want = inPlace ? dest.subarray(i * rb, (i + span) * rb) : this._scratch(span * rb);
-      if (data.read(want, { at: a * rb }) !== want.length) throw new Error(`OPFS ${this.file}: short read at row ${a}`);
+      const want = inPlace ? this._view(dest, i, span) : this._scratch(span * rb);
+      at.at = a * rb;
+      if (data.read(want, at) !== want.length) throw new Error(`OPFS ${this.file}: short read at row ${a}`);
       bytes += want.length;
       if (j - i !== span) { // gap rows read: keep the wanted ones
         for (let r = i; r < j; r++) {
@@ -107,9 +109,23 @@ export class OPFSSyncStore {
     return { ranges: nr, bytes };
   }
 
+  // dest's rows [i, i + span) as a view, kept for the next query while dest is the same
+  // memory at the same place (a searcher's vectors buffer moves only when it grows).
+  _view(dest, i, span) {
+    const rb = this.dim * 4;
+    if (this._views?.buffer !== dest.buffer || this._views.offset !== dest.byteOffset || this._views.length !== dest.length)
+      this._views = { buffer: dest.buffer, offset: dest.byteOffset, length: dest.length, rows: dest.length / rb, cache: new Map() };
+    const key = i * (this._views.rows + 1) + span;
+    let v = this._views.cache.get(key);
+    if (!v) this._views.cache.set(key, v = dest.subarray(i * rb, (i + span) * rb));
+    return v;
+  }
+
   _scratch(n) {
-    if (this.scratch.length < n) this.scratch = new Uint8Array(n);
-    return this.scratch.subarray(0, n);
+    if (this.scratch.length < n) { this.scratch = new Uint8Array(n); this._scratchViews = new Map(); }
+    let v = this._scratchViews.get(n);
+    if (!v) this._scratchViews.set(n, v = this.scratch.subarray(0, n));
+    return v;
   }
 
   // readInto a new buffer -> {buffer: ArrayBuffer(rows.length * dim * 4), runs, ms}
