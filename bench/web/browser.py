@@ -59,7 +59,7 @@ def _summary(reps: list, key: str) -> dict:
 
 def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=16, efc=200, timeout=1800,
         chunk=None, idb_cache=0, stores=None, reps=1, isolated=True, lazy=True, k100=True,
-        store="opfs", browser="chromium", row_order="cells",
+        store="opfs", browser="chromium", row_order="cells", max_gap=None,
         log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """chunk: rows per IndexedDB record (default: the store's IDB_CHUNK_ROWS); idb_cache: bytes
     of the IndexedDB store's record cache (0: none). stores: e.g. ("indexeddb", "opfs",
@@ -70,7 +70,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     where the k=10 / k=100 / lazy runs read the vectors ('opfs', 'idb', 'http'); browser:
     'chromium' or 'firefox'. row_order: the index's rows in a locality order ('cells', the
     same graph relabelled: bench/build.py ordered_file) or as built ('none'); native runs
-    both, interleaved, to show what the order does to native speed."""
+    both, interleaved, to show what the order does to native speed. max_gap (store opfs):
+    rows read across instead of one more read call (default: measured when the store opens)."""
     if store not in ("opfs", "idb", "http"):
         raise ValueError(f"unknown store {store!r}: use opfs, idb or http")
     if browser not in ("chromium", "firefox"):
@@ -107,7 +108,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
                    f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}&store={store}"
                    + (f"&chunk={int(chunk)}" if chunk else "")
                    + (f"&stores={','.join(stores)}&reps={int(reps)}" if stores else "")
-                   + ("" if k100 else "&k100=0"))
+                   + ("" if k100 else "&k100=0")
+                   + (f"&gap={int(max_gap)}" if max_gap is not None else ""))
             log(f"[browser] {browser} {url}")
             p = subprocess.run(["node", os.path.join(web, "tools", "run-page.js"), url, "--timeout", str(timeout),
                                 "--browser", browser],
