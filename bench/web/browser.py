@@ -32,22 +32,25 @@ def _recall(rows, truth, k):
     return float(np.mean([len(np.intersect1d(r, t[:k])) / k for r, t in zip(rows, truth)]))
 
 
-def timed(idx, queries, k, ef, rerank):
-    """One query per call: (latencies in ms, ids (nq, k) int64)."""
+def timed(idx, queries, k, ef, rerank, pause_s=0.0):
+    """One query per call: (latencies in ms, ids (nq, k) int64). pause_s: a sleep between
+    queries (not timed), as when queries come one at a time."""
     lat, ids = [], []
     for q in queries:
         t0 = time.perf_counter()
         i, _ = idx.search(q, k=k, ef=ef, rerank=rerank)
         lat.append((time.perf_counter() - t0) * 1e3)
         ids.append(i[0])
+        if pause_s:
+            time.sleep(pause_s)
     return np.array(lat), np.array(ids, np.int64)
 
 
-def _native(path, queries, k, ef, rerank):
+def _native(path, queries, k, ef, rerank, pause_s=0.0):
     import quantann
     idx = quantann.open(path)
     idx.search(queries[:50], k=k, ef=ef, rerank=rerank)  # warm-up (page cache, searcher)
-    lat, ids = timed(idx, queries, k, ef, rerank)
+    lat, ids = timed(idx, queries, k, ef, rerank, pause_s)
     return ids, lat
 
 
@@ -92,6 +95,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     asbuilt_ids, asbuilt_lat = _native(built, queries, k, ef, rerank)
     native_lat = np.concatenate([native_lat, _native(paths[quant], queries, k, ef, rerank)[1]])
     asbuilt_lat = np.concatenate([asbuilt_lat, _native(built, queries, k, ef, rerank)[1]])
+    # the same calls with a 1 ms sleep between queries (the page's paced pass does the same)
+    native_paced = _native(paths[quant], queries, k, ef, rerank, pause_s=0.001)[1] if store == "opfs" else None
     web = os.path.join(REPO, "web")
     if not os.path.exists(os.path.join(web, "dist", "quantann.wasm")):
         subprocess.run([os.path.join(web, "build-wasm.sh")], check=True)
@@ -147,6 +152,10 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         "p99_over_p50": page["k10"]["p99_ms"] / page["k10"]["p50_ms"],
         # the same tail figure natively, same run: what the machine's load does to a loop of searches
         "native_p99_over_p50": float(np.percentile(native_lat, 99) / np.percentile(native_lat, 50)),
+        # paced: 1 ms asleep between queries, in the Worker and natively (a diagnostic of the tail)
+        "paced_p50_ms": page["k10"].get("paced_p50_ms"), "paced_p99_ms": page["k10"].get("paced_p99_ms"),
+        "native_paced_p50_ms": float(np.percentile(native_paced, 50)) if native_paced is not None else None,
+        "native_paced_p99_ms": float(np.percentile(native_paced, 99)) if native_paced is not None else None,
         "native_recall": _recall(native_ids, ds.truth, 10),
         "row_order": row_order, "native_asbuilt_p50_ms": float(np.percentile(asbuilt_lat, 50)),
         "native_asbuilt_recall": _recall(asbuilt_ids, ds.truth, 10),

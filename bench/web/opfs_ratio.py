@@ -18,7 +18,7 @@ from .browser import run
 
 KEYS = ("p50_ms", "p99_ms", "native_p50_ms", "native_p99_ms", "p50_over_native", "p99_over_p50", "native_p99_over_p50", "page_p50_ms",
         "page_p99_ms", "kernel_p50_ms", "store_p50_ms", "store_p99_ms", "ranges_per_query", "max_gap", "recall_at_10",
-        "ids_match", "timer_resolution_ms")
+        "ids_match", "timer_resolution_ms", "paced_p50_ms", "paced_p99_ms", "native_paced_p50_ms", "native_paced_p99_ms")
 
 
 def _med(v):
@@ -46,7 +46,9 @@ def main(argv=None):
                   f"{row['native_p99_over_p50']:.1f}x); page "
                   f"{row['page_p50_ms']:.3f} / {row['page_p99_ms']:.3f}; kernel p50 {row['kernel_p50_ms']:.3f}, store p50 "
                   f"{row['store_p50_ms']:.3f} ({row['ranges_per_query']:.1f} reads, gap {row['max_gap']}); recall "
-                  f"{row['recall_at_10']:.3f}, ids {row['ids_match']:.3f}; load {row['load']:.1f}", flush=True)
+                  f"{row['recall_at_10']:.3f}, ids {row['ids_match']:.3f}; paced (1 ms asleep between queries) p50 / p99 "
+                  f"{row['paced_p50_ms']:.3f} / {row['paced_p99_ms']:.3f}, native {row['native_paced_p50_ms']:.3f} / "
+                  f"{row['native_paced_p99_ms']:.3f}; load {row['load']:.1f}", flush=True)
     summary = {}
     for b in browsers:
         rs = [x for x in runs if x["browser"] == b]

@@ -46,7 +46,7 @@ export async function openIndexInWorker(source, { opfs, maxGap = 'auto', memoryB
     // a copy: posting a subarray would clone its whole underlying buffer
     search: (queries, options) => call('search', { queries: Float32Array.from(queries), options }),
     // one search call per query, each timed inside the Worker: {ms, ids, stats} (the benchmark's loop)
-    timed: (queries, options, { warmup = 0 } = {}) => call('timed', { queries: Float32Array.from(queries), options, warmup }),
+    timed: (queries, options, { warmup = 0, pauseMs = 0 } = {}) => call('timed', { queries: Float32Array.from(queries), options, warmup, pauseMs }),
     close: () => {
       if (closed) return Promise.resolve();
       const done = call('close').catch(() => {}).finally(() => worker.terminate());

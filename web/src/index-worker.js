@@ -5,7 +5,7 @@
 //   search {queries, options}         -> openIndex's search result (buffers transferred); with
 //                                        OPFS the whole query is one synchronous call here
 //                                        (searchSync: graph search, reads into wasm memory, rerank)
-//   timed  {queries, options, warmup} -> one search call per query, each timed here where the
+//   timed  {queries, options, warmup, pauseMs} -> one search call per query, each timed here where the
 //                                        index lives (as native's Index.search is timed):
 //                                        {ms: Float64Array, ids: BigUint64Array(nq*k), stats}
 //   close  {}
@@ -40,8 +40,11 @@ const ops = {
     const r = await search(queries, options);
     return [r, [r.ids.buffer, r.rows.buffer, r.distances.buffer]];
   },
-  async timed({ queries, options = {}, warmup = 0 }) {
+  // pauseMs: the thread sleeps that long between queries (Atomics.wait; cross-origin
+  // isolated pages only), as when queries come one at a time from a user
+  async timed({ queries, options = {}, warmup = 0, pauseMs = 0 }) {
     const d = need().dim, nq = queries.length / d, k = options.k ?? 10;
+    const sleeper = pauseMs > 0 ? new Int32Array(new SharedArrayBuffer(4)) : null;
     const ms = new Float64Array(nq), ids = new BigUint64Array(nq * k).fill(0xffffffffffffffffn), stats = [];
     const sync = !!index.store?.readInto; // no await (not even a microtask) inside the timed call
     for (let i = 0; i < Math.min(warmup, nq); i++) await search(queries.subarray(i * d, (i + 1) * d), options);
@@ -50,6 +53,7 @@ const ops = {
       const t0 = performance.now();
       const r = sync ? index.searchSync(q, options) : await index.search(q, options);
       ms[i] = performance.now() - t0;
+      if (sleeper) Atomics.wait(sleeper, 0, 0, pauseMs);
       ids.set(r.ids.subarray(0, k), i * k);
       stats.push(r.stats);
     }
