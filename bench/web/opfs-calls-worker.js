@@ -7,9 +7,8 @@
 const now = () => performance.now();
 const pct = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p / 100 * s.length))]; };
 
-async function handle(name, mode) {
+async function handle(name) {
   const fh = await (await navigator.storage.getDirectory()).getFileHandle(name, { create: true });
-  if (mode) return fh.createSyncAccessHandle({ mode });
   return fh.createSyncAccessHandle();
 }
 
@@ -25,13 +24,7 @@ self.onmessage = async (e) => {
       h.flush();
     }
     h.close();
-    const modes = {};
-    for (const m of ['readwrite', 'read-only', 'readwrite-unsafe']) {
-      try { modes[m] = await handle('qa-calls.bin', m === 'readwrite' ? undefined : m); out[`mode_${m}`] = true; break; } catch (err) { out[`mode_${m}`] = String(err); }
-    }
-    // only one handle at a time unless read-only/unsafe: keep the first that opened
-    const [mode, H] = Object.entries(modes)[0];
-    out.mode = mode;
+    const H = await handle('qa-calls.bin'); // the default mode (modes: opfs-handles.html)
     const mem = new WebAssembly.Memory({ initial: 16 });
     const sab = typeof SharedArrayBuffer !== 'undefined' && self.crossOriginIsolated ? new SharedArrayBuffer(1 << 20) : null;
     const ab = new ArrayBuffer(1 << 20);
