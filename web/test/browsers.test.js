@@ -35,6 +35,9 @@ for (const browser of ['chromium', 'firefox']) {
         assert.deepEqual(gaps.slice(0, 2), kind === 'opfs-gap-' ? [0, 8] : [8, 64]);
         assert.ok(Number.isInteger(gaps[2]) && gaps[2] >= 0 && gaps[2] <= 128, `measured gap ${gaps[2]}`);
       }
+      assert.equal(r.timed.n, 5, 'one time per query');
+      assert.equal(r.timed.same, 5, 'the Worker-timed loop gives native ids');
+      assert.ok(r.timed.positive && r.timed.reads.every((n) => n > 0), JSON.stringify(r.timed));
       // a missing or closed OPFS file: an error that says so, shown on the page
       assert.match(r.errors.notImported, /OPFS quantann-parity-none\.f32: not found \(run importToOPFS first\)/);
       assert.match(r.errors.fileMissing, /OPFS quantann-parity-cells\.f32: not found, though quantann-parity-cells\.meta\.json records a complete import/);
