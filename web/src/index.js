@@ -230,6 +230,7 @@ class Index {
    * stay valid and the rows and ranges are not copied out) and the rerank, in one call.
    */
   searchSync(queries, options = {}) {
+    if (!this.handle) throw new Error('the index is closed');
     if (typeof this.store?.readInto !== 'function') throw new Error('searchSync needs a store that reads synchronously (readInto)');
     const c = this._start(queries, options);
     try {
