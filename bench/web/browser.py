@@ -32,22 +32,25 @@ def _recall(rows, truth, k):
     return float(np.mean([len(np.intersect1d(r, t[:k])) / k for r, t in zip(rows, truth)]))
 
 
-def timed(idx, queries, k, ef, rerank):
-    """One query per call: (latencies in ms, ids (nq, k) int64)."""
+def timed(idx, queries, k, ef, rerank, pause_s=0.0):
+    """One query per call: (latencies in ms, ids (nq, k) int64). pause_s: a sleep between
+    queries (not timed), as when queries come one at a time."""
     lat, ids = [], []
     for q in queries:
         t0 = time.perf_counter()
         i, _ = idx.search(q, k=k, ef=ef, rerank=rerank)
         lat.append((time.perf_counter() - t0) * 1e3)
         ids.append(i[0])
+        if pause_s:
+            time.sleep(pause_s)
     return np.array(lat), np.array(ids, np.int64)
 
 
-def _native(path, queries, k, ef, rerank):
+def _native(path, queries, k, ef, rerank, pause_s=0.0):
     import quantann
     idx = quantann.open(path)
     idx.search(queries[:50], k=k, ef=ef, rerank=rerank)  # warm-up (page cache, searcher)
-    lat, ids = timed(idx, queries, k, ef, rerank)
+    lat, ids = timed(idx, queries, k, ef, rerank, pause_s)
     return ids, lat
 
 
@@ -59,7 +62,7 @@ def _summary(reps: list, key: str) -> dict:
 
 def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=16, efc=200, timeout=1800,
         chunk=None, idb_cache=0, stores=None, reps=1, isolated=True, lazy=True, k100=True,
-        store="opfs", browser="chromium", row_order="cells",
+        store="opfs", browser="chromium", row_order="cells", max_gap=None,
         log=lambda m: print(m, file=sys.stderr, flush=True)) -> dict:
     """chunk: rows per IndexedDB record (default: the store's IDB_CHUNK_ROWS); idb_cache: bytes
     of the IndexedDB store's record cache (0: none). stores: e.g. ("indexeddb", "opfs",
@@ -70,7 +73,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     where the k=10 / k=100 / lazy runs read the vectors ('opfs', 'idb', 'http'); browser:
     'chromium' or 'firefox'. row_order: the index's rows in a locality order ('cells', the
     same graph relabelled: bench/build.py ordered_file) or as built ('none'); native runs
-    both, interleaved, to show what the order does to native speed."""
+    both, interleaved, to show what the order does to native speed. max_gap (store opfs):
+    rows read across instead of one more read call (default: measured when the store opens)."""
     if store not in ("opfs", "idb", "http"):
         raise ValueError(f"unknown store {store!r}: use opfs, idb or http")
     if browser not in ("chromium", "firefox"):
@@ -91,6 +95,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     asbuilt_ids, asbuilt_lat = _native(built, queries, k, ef, rerank)
     native_lat = np.concatenate([native_lat, _native(paths[quant], queries, k, ef, rerank)[1]])
     asbuilt_lat = np.concatenate([asbuilt_lat, _native(built, queries, k, ef, rerank)[1]])
+    # the same calls with a 1 ms sleep between queries (the page's paced pass does the same)
+    native_paced = _native(paths[quant], queries, k, ef, rerank, pause_s=0.001)[1] if store == "opfs" else None
     web = os.path.join(REPO, "web")
     if not os.path.exists(os.path.join(web, "dist", "quantann.wasm")):
         subprocess.run([os.path.join(web, "build-wasm.sh")], check=True)
@@ -107,7 +113,8 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
                    f"&nq={len(queries)}&ef={ef}&rerank={rerank}&cache={int(idb_cache)}&store={store}"
                    + (f"&chunk={int(chunk)}" if chunk else "")
                    + (f"&stores={','.join(stores)}&reps={int(reps)}" if stores else "")
-                   + ("" if k100 else "&k100=0"))
+                   + ("" if k100 else "&k100=0")
+                   + (f"&gap={int(max_gap)}" if max_gap is not None else ""))
             log(f"[browser] {browser} {url}")
             p = subprocess.run(["node", os.path.join(web, "tools", "run-page.js"), url, "--timeout", str(timeout),
                                 "--browser", browser],
@@ -129,9 +136,26 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         "recall_at_100": _recall(rows100, ds.truth, 100) if rows100 is not None else None,
         "p50_ms": page["k10"]["p50_ms"], "p95_ms": page["k10"]["p95_ms"], "p99_ms": page["k10"]["p99_ms"],
         "kernel_ms": page["k10"]["kernel_ms"], "store_ms": page["k10"]["store_ms"], "rerank_ms": page["k10"]["rerank_ms"],
+        # opfs: p50_ms.. are timed inside the Worker that holds the index (as native's
+        # Index.search); the page's round trip (page -> Worker -> page) is timed apart
+        "timed_in": "worker" if store == "opfs" else "page",
+        "page_p50_ms": page["k10"].get("page_p50_ms", page["k10"]["p50_ms"]),
+        "page_p95_ms": page["k10"].get("page_p95_ms", page["k10"]["p95_ms"]),
+        "page_p99_ms": page["k10"].get("page_p99_ms", page["k10"]["p99_ms"]),
+        "kernel_p50_ms": page["k10"].get("kernel_p50_ms"), "kernel_p99_ms": page["k10"].get("kernel_p99_ms"),
+        "store_p50_ms": page["k10"].get("store_p50_ms"), "store_p99_ms": page["k10"].get("store_p99_ms"),
+        "max_ms": page["k10"].get("max_ms"), "tail": page["k10"].get("tail"), "gap_measure": page.get("gap_measure"),
         "k100_p50_ms": page["k100"]["p50_ms"] if rows100 is not None else None,
         "k100_p99_ms": page["k100"]["p99_ms"] if rows100 is not None else None,
         "native_p50_ms": float(np.percentile(native_lat, 50)), "native_p99_ms": float(np.percentile(native_lat, 99)),
+        "p50_over_native": page["k10"]["p50_ms"] / float(np.percentile(native_lat, 50)),
+        "p99_over_p50": page["k10"]["p99_ms"] / page["k10"]["p50_ms"],
+        # the same tail figure natively, same run: what the machine's load does to a loop of searches
+        "native_p99_over_p50": float(np.percentile(native_lat, 99) / np.percentile(native_lat, 50)),
+        # paced: 1 ms asleep between queries, in the Worker and natively (a diagnostic of the tail)
+        "paced_p50_ms": page["k10"].get("paced_p50_ms"), "paced_p99_ms": page["k10"].get("paced_p99_ms"),
+        "native_paced_p50_ms": float(np.percentile(native_paced, 50)) if native_paced is not None else None,
+        "native_paced_p99_ms": float(np.percentile(native_paced, 99)) if native_paced is not None else None,
         "native_recall": _recall(native_ids, ds.truth, 10),
         "row_order": row_order, "native_asbuilt_p50_ms": float(np.percentile(asbuilt_lat, 50)),
         "native_asbuilt_recall": _recall(asbuilt_ids, ds.truth, 10),
@@ -208,7 +232,10 @@ def main(args) -> dict:
     else:
         lines = [f"browser ({r['browser']}, wasm, store {r['store']}) vs native on {r['dataset']} {r['quant']}:",
                  f"  recall@10 {r['recall_at_10']:.3f}  recall@100 {r['recall_at_100']:.3f}  ids match native {r['ids_match']:.3f}",
-                 f"  p50 {r['p50_ms']:.3f} ms  p95 {r['p95_ms']:.3f}  p99 {r['p99_ms']:.3f}  (native p50 {r['native_p50_ms']:.3f} ms; "
+                 f"  p50 {r['p50_ms']:.3f} ms  p95 {r['p95_ms']:.3f}  p99 {r['p99_ms']:.3f}, timed in the {r['timed_in']} "
+                 f"(page round trip p50 {r['page_p50_ms']:.3f} ms, p99 {r['page_p99_ms']:.3f}); "
+                 f"p50 {r['p50_over_native']:.2f}x native, p99 {r['p99_over_p50']:.2f}x p50",
+                 f"  (native p50 {r['native_p50_ms']:.3f} ms; "
                  f"timer {r['timer_resolution_ms']} ms, cross-origin isolated {r['cross_origin_isolated']})",
                  f"  rows {r['row_order']}: {r['ranges_per_query']:.1f} reads of {r['vectors_per_query']:.0f} rows per query "
                  f"(max_gap {r['max_gap']}); native p50 rows as built {r['native_asbuilt_p50_ms']:.3f} ms",

@@ -202,67 +202,124 @@ class Index {
    * graph's approximate order; rerank='auto' (rabitq codes) rescores only the candidates
    * whose error bound leaves them a chance. The kernel checks k, ef and rerank.
    */
-  async search(queries, { k = 10, ef = 64, rerank = 4 } = {}) {
+  async search(queries, options = {}) {
+    const c = this._start(queries, options);
+    try {
+      for (let i = 0; i < c.nq; i++) {
+        const st = this._begin(c, i);
+        if (c.m > 0) {
+          // rows and their ranges (coalesced by begin, the one coalescing) are copied out:
+          // memory may grow while we wait. The store writes the rows into the searcher's
+          // vectors buffer (`into`) unless memory grew and detached it; then they are copied.
+          const K = this.kernel, x = K.x, s = c.s, m = c.m, d = this.dim;
+          const cand = K.view(Int32Array, x.qa_wasm_searcher_rows(s), m).slice();
+          const ranges = K.view(Int32Array, x.qa_wasm_searcher_ranges(s), 2 * x.qa_wasm_searcher_nranges(s)).slice();
+          const into = K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d);
+          const { vectors, stats: rs } = await this.store.read(cand, ranges, into);
+          const dst = K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d);
+          if (vectors.buffer !== dst.buffer || vectors.byteOffset !== dst.byteOffset) dst.set(vectors); // a store without `into`
+          Object.assign(st, { bytesRead: rs.bytes, ranges: rs.ranges, requests: rs.requests ?? 0 });
+        }
+        this._finish(c, i, st);
+      }
+    } finally {
+      this.idle.push(c.s);
+    }
+    return this._result(c);
+  }
+
+  /**
+   * search() without a promise, for a store that reads synchronously (OPFSSyncStore in a
+   * Worker: store.readInto): the graph search, the reads straight into the searcher's
+   * vectors buffer in wasm memory (nothing allocates wasm memory in between, so the views
+   * stay valid and the rows and ranges are not copied out) and the rerank, in one call.
+   */
+  searchSync(queries, options = {}) {
+    if (!this.handle) throw new Error('the index is closed');
+    if (typeof this.store?.readInto !== 'function') throw new Error('searchSync needs a store that reads synchronously (readInto)');
+    const c = this._start(queries, options);
+    try {
+      const K = this.kernel, x = K.x, s = c.s, rb = this.dim * 4;
+      for (let i = 0; i < c.nq; i++) {
+        const st = this._begin(c, i);
+        if (c.m > 0) {
+          const rs = this.store.readInto(K.view(Int32Array, x.qa_wasm_searcher_rows(s), c.m),
+            K.view(Int32Array, x.qa_wasm_searcher_ranges(s), 2 * x.qa_wasm_searcher_nranges(s)),
+            K.view(Uint8Array, x.qa_wasm_searcher_vectors(s), c.m * rb));
+          st.bytesRead = rs.bytes;
+          st.ranges = rs.ranges;
+        }
+        this._finish(c, i, st);
+      }
+    } finally {
+      this.idle.push(c.s);
+    }
+    return this._result(c);
+  }
+
+  // The parts of one search call, shared by search and searchSync: checks and buffers (_start),
+  // query i copied in and the graph search (_begin: c.m rows to read), the rerank and the
+  // top k copied out (_finish), the ids (_result).
+  _start(queries, { k = 10, ef = 64, rerank = 4 } = {}) {
     if (!this.handle) throw new Error('the index is closed');
     // 'auto' (rabitq codes): read only the candidates the codes' error bound keeps
     if (rerank === 'auto') rerank = CONSTANTS.limits.rerank_auto;
     else if (Number.isSafeInteger(rerank) && rerank < 0) throw new RangeError(`rerank=${rerank} is out of range: it must be 0.. or 'auto'`);
-    const d = this.dim, K = this.kernel, x = K.x;
+    const d = this.dim, K = this.kernel;
     const q = queries instanceof Float32Array ? queries : Float32Array.from(queries);
     if (q.length === 0 || q.length % d) throw new RangeError(`queries have ${q.length} values, not a multiple of the index's dimension ${d}`);
-    for (const [name, v] of Object.entries({ k, ef, rerank }))
-      if (!Number.isSafeInteger(v)) throw new RangeError(`${name} must be an integer, got ${v}`);
+    if (!Number.isSafeInteger(k)) throw new RangeError(`k must be an integer, got ${k}`);
+    if (!Number.isSafeInteger(ef)) throw new RangeError(`ef must be an integer, got ${ef}`);
+    if (!Number.isSafeInteger(rerank)) throw new RangeError(`rerank must be an integer, got ${rerank}`);
     const nq = q.length / d;
     const kk = k >= 1 && k <= this.count ? k : 1; // outputs for a k the kernel accepts
     const rows = new Int32Array(nq * kk).fill(-1), dists = new Float32Array(nq * kk).fill(Infinity);
     const s = this._borrow();
     const pp = this._buf(`params${s}`, Uint8Array, SEARCH_PARAMS.bytes + SEARCH_STATS.bytes);
-    const stp = pp + SEARCH_PARAMS.bytes;
     const orp = this._buf(`orows${s}`, Int32Array, kk), odp = this._buf(`odists${s}`, Float32Array, kk);
-    K.writeStruct(SEARCH_PARAMS, pp, { k, ef, rerank, max_gap: this.store.maxGap ?? 0 }); // the store's gap: begin coalesces
-    const stats = [];
-    const now = () => performance.now();
-    try {
-      for (let i = 0; i < nq; i++) {
-        const st = { candidates: 0, vectorsRead: 0, bytesRead: 0, ranges: 0, requests: 0, storeReads: 0, distances: 0, kernelMs: 0, storeMs: 0, rerankMs: 0 };
-        K.view(Float32Array, x.qa_wasm_searcher_query(s), d).set(q.subarray(i * d, (i + 1) * d)); // the one copy in
-        const t0 = now();
-        const m = x.qa_wasm_search_begin(s, pp);
-        const t1 = now();
-        if (m < 0) throw new RangeError(`${nq > 1 ? `query ${i}: ` : ''}${K.string(x.qa_wasm_searcher_error(s))}`);
-        st.kernelMs = t1 - t0;
-        let t2 = t1;
-        if (m > 0) {
-          // rows and their ranges (coalesced by begin, the one coalescing) are copied out:
-          // memory may grow while we wait. The store writes the rows into the searcher's
-          // vectors buffer (`into`) unless memory grew and detached it; then they are copied.
-          const cand = K.view(Int32Array, x.qa_wasm_searcher_rows(s), m).slice();
-          const ranges = K.view(Int32Array, x.qa_wasm_searcher_ranges(s), 2 * x.qa_wasm_searcher_nranges(s)).slice();
-          const into = K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d);
-          const { vectors, stats: rs } = await this.store.read(cand, ranges, into);
-          t2 = now();
-          const dst = K.view(Float32Array, x.qa_wasm_searcher_vectors(s), m * d);
-          if (vectors.buffer !== dst.buffer || vectors.byteOffset !== dst.byteOffset) dst.set(vectors); // a store without `into`
-          Object.assign(st, { vectorsRead: m, bytesRead: rs.bytes, ranges: rs.ranges, requests: rs.requests ?? 0, storeReads: 1 });
-          st.storeMs = t2 - t1;
-        }
-        if (x.qa_wasm_search_finish(s, orp, odp, stp) < 0) throw new RangeError(K.string(x.qa_wasm_searcher_error(s)));
-        if (m > 0) st.rerankMs = now() - t2;
-        const ks = K.readStruct(SEARCH_STATS, stp);
-        st.candidates = ks.candidates;
-        st.distances = ks.distances;
-        rows.set(K.view(Int32Array, orp, ks.found), i * kk);
-        dists.set(K.view(Float32Array, odp, ks.found), i * kk);
-        stats.push(st);
-      }
-    } finally {
-      this.idle.push(s);
+    const gap = this.store.maxGap ?? 0, last = this.bufs[`params${s}`];
+    if (last.k !== k || last.ef !== ef || last.rerank !== rerank || last.gap !== gap) { // written when they change
+      K.writeStruct(SEARCH_PARAMS, pp, { k, ef, rerank, max_gap: gap }); // the store's gap: begin coalesces
+      Object.assign(last, { k, ef, rerank, gap });
     }
-    const ids = new BigUint64Array(rows.length);
+    return { q, nq, kk, rows, dists, s, pp, stp: pp + SEARCH_PARAMS.bytes, orp, odp, stats: [], m: 0, t1: 0 };
+  }
+
+  _begin(c, i) {
+    const K = this.kernel, x = K.x, d = this.dim;
+    const st = { candidates: 0, vectorsRead: 0, bytesRead: 0, ranges: 0, requests: 0, storeReads: 0, distances: 0, kernelMs: 0, storeMs: 0, rerankMs: 0 };
+    const mem = K.f32(), at = x.qa_wasm_searcher_query(c.s) >> 2, q = c.q, o = i * d;
+    for (let j = 0; j < d; j++) mem[at + j] = q[o + j]; // the one copy in (no view made per query)
+    const t0 = performance.now();
+    const m = x.qa_wasm_search_begin(c.s, c.pp);
+    c.t1 = performance.now();
+    if (m < 0) throw new RangeError(`${c.nq > 1 ? `query ${i}: ` : ''}${K.string(x.qa_wasm_searcher_error(c.s))}`);
+    st.kernelMs = c.t1 - t0;
+    c.m = m;
+    if (m > 0) { st.vectorsRead = m; st.storeReads = 1; }
+    return st;
+  }
+
+  _finish(c, i, st) {
+    const K = this.kernel, x = K.x;
+    const t2 = performance.now();
+    if (c.m > 0) st.storeMs = t2 - c.t1;
+    if (x.qa_wasm_search_finish(c.s, c.orp, c.odp, c.stp) < 0) throw new RangeError(K.string(x.qa_wasm_searcher_error(c.s)));
+    if (c.m > 0) st.rerankMs = performance.now() - t2;
+    const dv = K.dataView(), F = SEARCH_STATS.fields, i32 = K.i32(), f32 = K.f32();
+    st.candidates = Number(dv.getBigInt64(c.stp + F.candidates[0], true));
+    st.distances = Number(dv.getBigInt64(c.stp + F.distances[0], true));
+    const found = Number(dv.getBigInt64(c.stp + F.found[0], true)), ro = c.orp >> 2, dof = c.odp >> 2;
+    for (let j = 0; j < found; j++) { c.rows[i * c.kk + j] = i32[ro + j]; c.dists[i * c.kk + j] = f32[dof + j]; }
+    c.stats.push(st);
+  }
+
+  _result(c) {
+    const rows = c.rows, ids = new BigUint64Array(rows.length);
     for (let i = 0; i < rows.length; i++)
       ids[i] = rows[i] < 0 ? 0xffffffffffffffffn : this.ids ? this.ids[rows[i]] : BigInt(rows[i]);
-    this.lastStats = stats;
-    return { ids, rows, distances: dists, stats: nq === 1 ? stats[0] : stats };
+    this.lastStats = c.stats;
+    return { ids, rows, distances: c.dists, stats: c.nq === 1 ? c.stats[0] : c.stats };
   }
 
   // wasm linear memory in use (bytes)

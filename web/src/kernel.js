@@ -65,6 +65,27 @@ export class Kernel {
 
   view(Type, ptr, count) { return new Type(this.x.memory.buffer, ptr, count); }
 
+  // One DataView over the memory, made again only when a growth replaced the buffer (a
+  // search reads and writes its structs through it without allocating one per call).
+  dataView() {
+    const b = this.x.memory.buffer;
+    if (this._dv?.buffer !== b) this._dv = new DataView(b);
+    return this._dv;
+  }
+
+  // The whole memory as a Float32Array / Int32Array (index = byte address / 4), likewise kept.
+  f32() {
+    const b = this.x.memory.buffer;
+    if (this._f32?.buffer !== b) this._f32 = new Float32Array(b);
+    return this._f32;
+  }
+
+  i32() {
+    const b = this.x.memory.buffer;
+    if (this._i32?.buffer !== b) this._i32 = new Int32Array(b);
+    return this._i32;
+  }
+
   // Copies a typed array (or bytes) into newly allocated wasm memory; returns the pointer.
   copyIn(Type, src) {
     const p = this.alloc(Type, src.length);
@@ -77,7 +98,7 @@ export class Kernel {
   // Writes `values` into a struct of `layout` at p (fields not given are left as they are).
   // An i64 takes any integer Number as is (the kernel checks its range).
   writeStruct(layout, p, values) {
-    const dv = new DataView(this.x.memory.buffer);
+    const dv = this.dataView();
     for (const [name, v] of Object.entries(values)) {
       const [off, type] = layout.fields[name];
       if (type === 'i32') dv.setInt32(p + off, v, true);
@@ -87,7 +108,7 @@ export class Kernel {
   }
 
   readStruct(layout, p) {
-    const dv = new DataView(this.x.memory.buffer), out = {};
+    const dv = this.dataView(), out = {};
     for (const [name, [off, type]] of Object.entries(layout.fields))
       out[name] = type === 'i32' ? dv.getInt32(p + off, true) : type === 'ptr' ? dv.getUint32(p + off, true) : Number(dv.getBigInt64(p + off, true));
     return out;

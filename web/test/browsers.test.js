@@ -29,10 +29,20 @@ for (const browser of ['chromium', 'firefox']) {
       }
       const nHttp = Object.keys(testVectors().expected).length; // every case over HTTP
       assert.deepEqual(r.cases.map((c) => c.store), [...Array(nHttp).fill('http'), 'indexeddb', 'opfs', 'opfs-async', 'opfs-inworker',
-        'opfs-gap-0', 'opfs-gap-8', 'opfs-gap-auto', 'persistent-opfs']);
-      const gaps = r.cases.filter((c) => c.store.startsWith('opfs-gap-')).map((c) => c.maxGap);
-      assert.deepEqual(gaps.slice(0, 2), [0, 8]);
-      assert.ok(Number.isInteger(gaps[2]) && gaps[2] >= 0 && gaps[2] <= 32, `measured gap ${gaps[2]}`);
+        'opfs-gap-0', 'opfs-gap-8', 'opfs-gap-auto', 'opfs-inworker-gap-8', 'opfs-inworker-gap-64', 'opfs-inworker-gap-auto', 'persistent-opfs']);
+      for (const kind of ['opfs-gap-', 'opfs-inworker-gap-']) {
+        const gaps = r.cases.filter((c) => c.store.startsWith(kind)).map((c) => c.maxGap);
+        assert.deepEqual(gaps.slice(0, 2), kind === 'opfs-gap-' ? [0, 8] : [8, 64]);
+        assert.ok(Number.isInteger(gaps[2]) && gaps[2] >= 0 && gaps[2] <= 128, `measured gap ${gaps[2]}`);
+      }
+      assert.equal(r.timed.n, 5, 'one time per query');
+      assert.equal(r.timed.same, 5, 'the Worker-timed loop gives native ids');
+      assert.ok(r.timed.positive && r.timed.reads.every((n) => n > 0), JSON.stringify(r.timed));
+      // a missing or closed OPFS file: an error that says so, shown on the page
+      assert.match(r.errors.notImported, /OPFS quantann-parity-none\.f32: not found \(run importToOPFS first\)/);
+      assert.match(r.errors.fileMissing, /OPFS quantann-parity-cells\.f32: not found, though quantann-parity-cells\.meta\.json records a complete import/);
+      assert.equal(r.errors.closed, 'the index is closed');
+      assert.match(r.shown, /not found \(run importToOPFS first\)/, 'the errors are on the page');
       assert.equal(r.cases.at(-1).storeClass, 'OPFSStore', 'OPFS is the default persistent store');
       const z = r.resume, rb = 384 * 4;
       assert.equal(z.aborted, 'AbortError');
