@@ -141,7 +141,7 @@ export class OPFSSyncStore {
   // The gap (rows) worth reading across rather than issuing one more read call, measured
   // on this file. A call costs ~1 us in Chromium but ~15-20 us in Firefox, where every
   // call on a sync access handle (even getSize()) runs a nested event loop while another
-  // thread does the work (docs/BROWSER.md §10); a row costs ~0.2 us more in both. Batches
+  // thread does the work (docs/BROWSER.md §11); a row costs ~0.2 us more in both. Batches
   // of reads of 1 and of SPAN rows at spread offsets, alternated; the fastest batch of each
   // (the least disturbed by other threads); the time of a call over the time of a row,
   // clamped to [0, maxGap].

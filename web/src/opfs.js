@@ -1,7 +1,7 @@
 // Origin Private File System (OPFS) store: the float vectors in one on-device file,
 // `<name>.f32` (row r at byte r * dim * 4), with `<name>.meta.json` beside it recording the
 // import ({id, total, count, dim, written, complete}). The default persistent store
-// (persistent.js; docs/BROWSER.md §5, §10). The fastest way to search it is the whole index
+// (persistent.js; docs/BROWSER.md §5, §11). The fastest way to search it is the whole index
 // in a Worker, openIndexInWorker(source, {opfs: name}): a query is then one synchronous call
 // there; OPFSStore below serves an index on the calling thread, one message per query.
 //
