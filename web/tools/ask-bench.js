@@ -4,7 +4,10 @@
 // prefill tok/s, first_token_ms (end to end, from the call to the first streamed piece),
 // decode tok/s, total; cold (the first question of a page: an empty KV cache) and warm (the
 // questions after it in the same page: the chat's system block reused); and whether each
-// answer's sources (rows and ids, in order) equal native's. Prints one JSON object.
+// answer's sources (rows and ids, in order) equal native's, and whether its text does (native
+// runs its default SIMD kernels, whose Q4_1 dot sums in another order than SIMD128's, so greedy
+// answers may part after a few tokens; web/test/ask-browsers.test.js holds the page's tokens to
+// native's scalar kernels exactly). Prints one JSON object, every answer pair in it.
 //
 //   PYTHON=/work/venv/bin/python PYTHONPATH=.. node tools/ask-bench.js [--browser-name chromium|firefox]
 //        [--rounds 2] [--k 5] [--max-tokens 32] [--question Q ...] [--dir DIR] [--llm LLM.gguf]
@@ -78,7 +81,7 @@ const split = (rs) => ({ cold: summary(rs.map((a) => a[0])), warm: summary(rs.fl
 
 const server = await startServer([`/d=${dir}`, `/llm=${dirname(llm)}`]);
 const instances = Object.fromEntries(await Promise.all(browsers.map(async (b) => [b, await launch(b)])));
-const runs = Object.fromEntries(browsers.map((b) => [b, { rounds: [], loads: [], sourcesEqual: 0, answersEqual: 0, asked: 0 }]));
+const runs = Object.fromEntries(browsers.map((b) => [b, { rounds: [], loads: [], sourcesEqual: 0, answersEqual: 0, asked: 0, pairs: [] }]));
 try {
   for (let r = 0; r < rounds; r++) {
     for (const b of browsers) {
@@ -89,6 +92,7 @@ try {
       const res = await runPage(`${server.url}/ask.html?${q}`, { browser: b, instance: instances[b], timeout: 1200, log: () => {},
         screenshot: last ? screenshot : undefined, width: 760 });
       if (!res.ok) throw new Error(`${b}: ${res.error}`);
+      res.answers = JSON.parse(res.answers);
       const run = runs[b];
       run.loads.push({ ms: res.loadMs, fromOpfs: Object.values(res.cached).every(Boolean) });
       run.rounds.push(res.answers.map((a) => snake(a.timings)));
@@ -97,6 +101,7 @@ try {
         run.asked++;
         run.sourcesEqual += JSON.stringify(a.sources.map((s) => [s.row, s.id])) === JSON.stringify(want.sources);
         run.answersEqual += a.answer === want.answer;
+        run.pairs.push({ round: r, question: a.question, answer: a.answer, native: want.answer });
         process.stderr.write(`${b} round ${r} ${i ? 'warm' : 'cold'} ${JSON.stringify(a.question)}: first token `
           + `${a.timings.firstTokenMs.toFixed(0)} ms (native ${want.timings.first_token_ms.toFixed(0)}), `
           + `${a.timings.decodeTokS.toFixed(1)} tok/s\n`);
@@ -112,7 +117,7 @@ const out = { questions, rounds, k, max_tokens: maxTokens, native_threads: threa
 for (const [b, run] of Object.entries(runs)) {
   out[b] = { ...split(run.rounds), sources_equal_native: `${run.sourcesEqual}/${run.asked}`, answers_equal_native: `${run.answersEqual}/${run.asked}`,
     first_load_ms: run.loads[0].ms, opfs_load_ms: run.loads.length > 1 ? median(run.loads.slice(1).map((l) => l.ms)) : null,
-    later_loads_from_opfs: run.loads.slice(1).every((l) => l.fromOpfs) };
+    later_loads_from_opfs: run.loads.slice(1).every((l) => l.fromOpfs), answers: run.pairs };
 }
 const text = JSON.stringify(out, null, 1) + '\n';
 if (jsonOut) writeFileSync(jsonOut, text);
