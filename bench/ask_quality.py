@@ -15,6 +15,7 @@ of the same word as a right passage too (it answers the question as well as the 
 
     python bench/ask_quality.py [--data DIR] [--questions 500] [--answers 40] [--latency 20]
                                 [--max-tokens 48] [--llm M.gguf] [--json bench/results/ask-quality.json]
+                                [--chat-template FILE] [--stop TEXT]   # a base model: a completion template
     python bench/ask_quality.py --rescore bench/results/ask-quality.json   # figures again, no LLM
     python bench/ask_quality.py --retrieval-only   # hit@5 vector / lexical / hybrid, search ms, bytes
     python bench/ask_quality.py --answers 40 --sweep     # prompt variants: cut, order, instruction, k
@@ -238,7 +239,7 @@ def answer_quality(ti, rows, qs, gen, a, quiet=False) -> list:
     pin(2)
     answers = []
     for j, (g, w, q) in enumerate(qs[:a.answers]):
-        ans = ask(ti, q, generator=gen, k=a.k, max_tokens=a.max_tokens, passage_tokens=a.passage_tokens)
+        ans = ask(ti, q, generator=gen, k=a.k, max_tokens=a.max_tokens, passage_tokens=a.passage_tokens, stop=a.stop)
         got = overlaps(ans.answer, ans.sources, q)
         answers.append({"question": q, "gold_row": g, "gold": rows[g]["text"], "answer": ans.answer,
                         "retrieved": g in got, "overlaps": {str(r): v for r, v in got.items()},
@@ -261,7 +262,7 @@ def latency(ti, qs, gens, a) -> dict:
         for t in ((1, 2) if j % 2 == 0 else (2, 1)):
             pin(t)
             lat[t, "warm"].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=a.max_tokens,
-                                      passage_tokens=a.passage_tokens).timings)
+                                      passage_tokens=a.passage_tokens, stop=a.stop).timings)
             gens[t].forget()
             lat[t, "cold"].append(ask(ti, q, generator=gens[t], k=a.k, max_tokens=1,
                                       passage_tokens=a.passage_tokens).timings)
@@ -339,6 +340,9 @@ def main():
     p.add_argument("--passage-tokens", type=int, default=PASSAGE_TOKENS,
                    help="cut each passage in the prompt to this many tokens (0: whole passages)")
     p.add_argument("--llm", default=None, help="GGUF decoder (default: the installed SmolLM2-135M-Instruct Q4_1)")
+    p.add_argument("--chat-template", type=Path, default=None,
+                   help="a jinja2 chat template file instead of the LLM's own (a base model: bench/templates/completion.jinja)")
+    p.add_argument("--stop", action="append", default=None, help="a text that ends each answer (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None)
     p.add_argument("--retrieval-only", action="store_true", help="stop after the retrieval figures (no LLM run)")
@@ -365,7 +369,8 @@ def main():
         print_use(res["answer_use"], res["max_tokens"])
         a.rescore.write_text(json.dumps(res, indent=1))
         return
-    gens = {t: open_generator(a.llm, threads=t, n_ctx=2048) for t in (1, 2)}
+    template = a.chat_template.read_text() if a.chat_template else None
+    gens = {t: open_generator(a.llm, threads=t, n_ctx=2048, chat_template=template) for t in (1, 2)}
     if a.sweep:
         pin(2)
         print("\n| prompt | uses gold | uses a right passage | gold in prompt | prompt tokens | evaluated | "
@@ -385,7 +390,8 @@ def main():
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({
-            "command": " ".join(sys.argv), "llm": gens[2].path, "k": a.k, "max_tokens": a.max_tokens,
+            "command": " ".join(sys.argv), "llm": gens[2].path, "chat_template": template, "stop": a.stop,
+            "k": a.k, "max_tokens": a.max_tokens,
             "passage_tokens": a.passage_tokens,
             "retrieval": ret, "answer_use": use, "speed": speed, "loadavg": os.getloadavg(),
             "answers": answers}, indent=1))

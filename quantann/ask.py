@@ -71,19 +71,27 @@ def default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def open_generator(path=None, threads: int | None = None, n_ctx: int | None = None, memory_budget=None):
+def open_generator(path=None, threads: int | None = None, n_ctx: int | None = None, memory_budget=None,
+                   chat_template: str | None = None):
     """A Generator for answers. path None: the installed SmolLM2, opened once per thread
-    count and cached. An embedding model (the index's own GGUF, say) is refused by name."""
+    count and cached. An embedding model (the index's own GGUF, say) is refused by name.
+    chat_template: a jinja2 chat template (text) used instead of the GGUF's own, for a model
+    whose GGUF has none (a base model) or a wrong one."""
     from .generate import Generator
     threads = threads or default_threads()
-    if path is None and n_ctx is None and memory_budget is None:
+    if chat_template is not None and (not isinstance(chat_template, str) or not chat_template.strip()):
+        raise ValueError("chat_template must be the non-empty text of a jinja2 chat template")
+    if path is None and n_ctx is None and memory_budget is None and chat_template is None:
         with _default_lock:
             if threads not in _default:
                 _default[threads] = Generator.open(threads=threads)
             return _default[threads]
     if path is not None:
         _refuse_encoder(os.fspath(path))
-    return Generator.open(path, threads=threads, n_ctx=n_ctx, memory_budget=memory_budget)
+    gen = Generator.open(path, threads=threads, n_ctx=n_ctx, memory_budget=memory_budget)
+    if chat_template is not None:
+        gen.chat_template = chat_template
+    return gen
 
 
 def _refuse_encoder(path: str) -> None:
@@ -184,15 +192,16 @@ def build_prompt(gen, question: str, sources: list, max_tokens: int,
 
 def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = False,
         max_tokens: int = 256, temperature: float = 0.0, seed: int | None = None, ef: int = 64,
-        passage_tokens: int | None = PASSAGE_TOKENS, hybrid: bool | None = None, **sample_kw):
+        passage_tokens: int | None = PASSAGE_TOKENS, hybrid: bool | None = None, stop=None, **sample_kw):
     """Answers question from the top-k passages of text_index with a decoder LLM.
 
     generator: a quantann.Generator, a GGUF path, or None for the installed SmolLM2 (cached).
     stream=False returns an Answer; stream=True an iterator of ("sources", [Source]),
     ("token", str)..., ("done", Answer). hybrid: fuse the vector search with the lexical one (None:
     when the index has a lexical index; False: vectors only). passage_tokens: cut each passage to that many tokens in
-    the prompt (shorter prefill, fewer distractions; the sources keep the whole text; 0: whole). sample_kw: top_k, top_p, min_p,
-    repeat_penalty."""
+    the prompt (shorter prefill, fewer distractions; the sources keep the whole text; 0: whole). stop: strings that
+    end the answer (Generator.stream's; for a base model prompted by a completion template). sample_kw: top_k,
+    top_p, min_p, repeat_penalty."""
     from .generate import Generator, _check_sampling
     t0 = time.perf_counter()
     question = check_question(question)
@@ -203,11 +212,14 @@ def ask(text_index, question: str, generator=None, k: int = 5, stream: bool = Fa
         raise TypeError(f"ask() got unexpected arguments: {', '.join(sorted(unknown))}")
     kw.update(sample_kw)
     _check_sampling(max_tokens, temperature, **kw)
+    stops = [stop] if isinstance(stop, str) else list(stop or [])
+    if any(not isinstance(x, str) or not x for x in stops):
+        raise ValueError("stop must be a non-empty string or a list of them")
     sources, timings = retrieve(text_index, question, k, ef, hybrid)
     ids, dropped = build_prompt(gen, question, sources, max_tokens, passage_tokens)
     sources = sources[:len(sources) - dropped]
     events = _answer(gen, ids, sources, dropped, timings, t0,
-                     dict(kw, max_tokens=max_tokens, temperature=temperature, seed=seed))
+                     dict(kw, max_tokens=max_tokens, temperature=temperature, seed=seed, stop=stops))
     if stream:
         return events
     for kind, value in events:

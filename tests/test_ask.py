@@ -2,6 +2,7 @@
 from its passages by the real SmolLM2 (greedy, few tokens), with every bad input."""
 import gzip
 import json
+import os
 import sys
 
 import numpy as np
@@ -12,6 +13,7 @@ from quantann.demo import BUILTIN
 from quantann.text import TextIndex, TextStore, sidecar
 from test_model_helpers import model_path
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 N = 400  # rows of the built-in demo data (the first rows of minilm-100k)
 
 
@@ -202,6 +204,23 @@ def test_passage_tokens_cut_the_prompt_not_the_sources(index, gen):
 
 
 @needs_llm
+def test_a_completion_template_and_a_stop_text_for_a_base_model(index, built):
+    """A GGUF without a chat template (a base model) is prompted through the template given
+    (bench/templates/completion.jinja); the stop text ends the answer before it."""
+    template = open(os.path.join(ROOT, "bench", "templates", "completion.jinja")).read()
+    g = quantann.ask.open_generator(None, threads=2, n_ctx=640, chat_template=template)
+    assert g is not quantann.ask.open_generator(threads=2)  # the cached default keeps its own template
+    a = index.ask("What is an eschar?", generator=g, k=2, max_tokens=24, stop=["\n\n", "Question:"])
+    assert "\n\n" not in a.answer and "Question:" not in a.answer
+    prompt = g.detokenize(g.tokenize(g.render_chat(quantann.ask.messages("What is an eschar?", ["p"]))))
+    assert prompt.rstrip().endswith("Question: What is an eschar?\n\nAnswer:") and "<|im_start|>" not in prompt
+    with pytest.raises(ValueError, match="stop must be"):
+        index.ask("What is an eschar?", generator=g, stop=[""])
+    with pytest.raises(ValueError, match="chat_template must be"):
+        quantann.ask.open_generator(None, threads=2, n_ctx=640, chat_template=" ")
+
+
+@needs_llm
 def test_ask_bad_input(index, built, gen, tmp_path):
     with pytest.raises(ValueError, match="question is empty"):
         index.ask("  \n", generator=gen)
@@ -260,3 +279,4 @@ def test_cli_ask_bad_input(built, data, tmp_path, capsys):
     assert "no embedding model is recorded" in err(tmp_path / "nm.qann", "What is an eschar?")
     (tmp_path / "junk.gguf").write_bytes(b"GGUF" + b"\0" * 20)
     assert "junk.gguf" in err(path, "What is an eschar?", "--llm", tmp_path / "junk.gguf")
+    assert "--chat-template" in err(path, "What is an eschar?", "--chat-template", tmp_path / "none.jinja")

@@ -118,12 +118,34 @@ def test_greedy_chat_continuations_match_or_split_at_a_near_tie(gen, ref):
         got = []
         gen.generate(prompt, max_tokens=len(want), temperature=0, tokens_out=got)
         if gen.last_stats.stop_reason == "eos":  # the reference went on past the end token
-            got.append(want[len(got)] if want[len(got)] in gen._stop_ids else -1)
+            got.append(want[len(got)] if gen.is_end(want[len(got)]) else -1)
         n = min(len(got), len(want))
         split = next((j for j in range(n) if got[j] != want[j]), None)
         if split is None:
             continue
         assert gaps[split] < 0.3, f"prompt {i}: split at token {split} where llama.cpp's gap is {gaps[split]:.3f}"
+
+
+def test_generation_ends_at_the_kernels_end_of_generation_tokens(gen):
+    """Generator.is_end is the kernel's rule (qa_tok_is_eog, the wasm Generator's too): eos by
+    id, and a control token that ends a turn by its text."""
+    im_end, endoftext, word = gen.tokenize("<|im_end|><|endoftext|> end", add_bos=False)
+    assert gen.eos == im_end and gen.is_end(im_end)
+    assert gen.is_end(endoftext)  # no id for it in the GGUF's metadata: its text
+    assert not gen.is_end(word)
+
+
+GEMMA = os.environ.get("QUANTANN_GEMMA", "/work/models/gemma-3-270m-q4_k_m.gguf")
+
+
+@pytest.mark.skipif(not os.path.exists(GEMMA), reason="no gemma-3-270m GGUF (QUANTANN_GEMMA)")
+def test_gemma_end_of_turn_ends_a_generation():
+    """gemma-3-270m's GGUF names no eot id; its <end_of_turn> ends a chat turn (before, the
+    Python Generator went on past it while the wasm one stopped)."""
+    g = Generator.open(GEMMA, threads=1, n_ctx=64)
+    (eot,) = g.tokenize("<end_of_turn>", add_bos=False)
+    assert g._dec.metadata("tokenizer.ggml.eot_token_id") is None and g.is_end(eot)
+    assert not g.is_end(g.tokenize("turn", add_bos=False)[0])
 
 
 # ---------------------------------------------------------------- other layouts and types

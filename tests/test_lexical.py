@@ -54,9 +54,10 @@ def _bm25_reference(docs, query, k):
         for w in set(t):
             df[w] = df.get(w, 0) + 1
     scores = np.zeros(len(docs))
-    for w in sorted(set(terms(query))):
-        if w not in df:
-            continue
+    found = [w for w in sorted(set(terms(query))) if w in df]
+    common = LEXICAL["common_df"] * len(docs)  # FORMAT.md: common terms count only when all are
+    rare = [w for w in found if df[w] <= common]
+    for w in rare or found:
         idf = math.log(1 + (len(docs) - df[w] + 0.5) / (df[w] + 0.5))
         for i, t in enumerate(toks):
             f = t.count(w)

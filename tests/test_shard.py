@@ -282,6 +282,51 @@ def test_text_build_embeds_in_tasks_and_searches_by_text(tmp_path):
     assert [h["fields"] for h in hits] == [{"n": len(texts[h["id"]])} for h in hits]  # the other fields kept
 
 
+def test_hybrid_search_on_a_sharded_text_index_equals_the_single_index(tmp_path):
+    """The sharded build writes one text store beside the manifest, its lexical index over every
+    shard's texts: BM25 ranks with the whole collection's statistics (document count, average
+    length, document frequencies), so the word ranking equals the single index's exactly. The
+    fused ids then differ from the single index's only where the vector top-N does (two
+    different approximate graphs): equal for every question whose vector top-N is equal, and
+    for >= 90% of all. A text only the words found gets its exact distance from the shard that
+    holds it (ShardedIndex._read; before, an AttributeError)."""
+    import gzip
+    import itertools
+    from quantann.demo import BUILTIN
+    from quantann.text import TextIndex
+    from test_model_helpers import model_path
+    model, n = model_path("q8_0"), 1500
+    np.save(tmp_path / "v.npy", np.load(BUILTIN / "vectors.npy")[:n])
+    with gzip.open(BUILTIN / "passages.jsonl.gz", "rt") as f:
+        lines = list(itertools.islice(f, n))
+    (tmp_path / "p.jsonl").write_text("".join(lines))
+    for out, extra in (("s.json", ("--shards", "3", "--workers", "2")), ("one.qann", ())):
+        r = cli("build", "v.npy", "--texts", "p.jsonl", "--model", model, *extra, "-o", out, "-q", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    sharded, single = TextIndex.open(tmp_path / "s.json"), TextIndex.open(tmp_path / "one.qann")
+    assert type(sharded.index).__name__ == "ShardedIndex" and sharded.has_lexical
+    words = [json.loads(x)["text"].split(":")[0].split(" \\")[0] for x in lines[::15]]
+    questions = [f"What is a {w}?" for w in words]
+    n_top = quantann.constants.LEXICAL["candidates"]
+    equal = lexical_only = 0
+    for v, q in zip(single.embedder.embed(questions), questions):
+        assert sharded.lexical_search(q, n_top) == single.lexical_search(q, n_top)
+        a, da = sharded.search_ids(v, q, k=5, hybrid=True)
+        b, db = single.search_ids(v, q, k=5, hybrid=True)
+        vec_a, vec_b = sharded.search_ids(v, q, k=n_top, ef=n_top, rerank=1)[0], \
+            single.search_ids(v, q, k=n_top, ef=n_top, rerank=1)[0]
+        if list(vec_a) == list(vec_b):
+            assert list(a) == list(b), q
+        lexical_only += len(set(map(int, a)) - set(map(int, vec_a)))
+        if list(a) == list(b):
+            equal += 1
+            assert np.allclose(da, db, atol=1e-5)
+        want = 1 - sharded.index.prepare_queries(v[None])[0] @ np.load(tmp_path / "v.npy")[a.astype(np.int64)].T
+        assert np.allclose(da, want, atol=1e-4)  # exact distances, read from the shards (float16 input)
+    assert equal >= 0.9 * len(questions), (equal, len(questions))
+    assert lexical_only > 0  # some fused results came from the words alone (their distances read above)
+
+
 def test_the_service_serves_a_manifest(built):
     pytest.importorskip("uvicorn")
     from test_serve import Running, call

@@ -393,9 +393,15 @@ int64_t qa_lex_search(const qa_lex *lx, const uint8_t *query, size_t len, int64_
     }
     const float k1 = (float)QA_LEXICAL_K1, b = (float)QA_LEXICAL_B, avg = (float)lx->avg_len;
     const double N = (double)lx->n_docs;
+    /* common terms (df > common_df * N: "a", "the", "is") are skipped when the query has a
+     * rarer one: their postings are most of a search's work, their idf at most ln 4 */
+    const double common = QA_LEXICAL_COMMON_DF * N;
+    int skip_common = 0;
+    for (size_t i = 0; i < q.n; i++) skip_common |= lx->df[q.ids[i]] <= common;
     for (size_t i = 0; i < q.n; i++) {
         if (i > 0 && q.ids[i] == q.ids[i - 1]) continue;
         uint32_t t = q.ids[i];
+        if (skip_common && lx->df[t] > common) continue;
         const float idf = (float)log(1.0 + (N - lx->df[t] + 0.5) / (lx->df[t] + 0.5));
         const uint8_t *p = lx->postings + lx->post_off[t], *end = lx->postings + lx->post_off[t + 1];
         uint64_t doc = 0;

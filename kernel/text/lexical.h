@@ -64,7 +64,9 @@ int qa_lex_check(qa_lex *lx, char *err, size_t err_size);
 int64_t qa_lex_find(const qa_lex *lx, const uint8_t *term, size_t len);
 
 /* The BM25 top-k documents of query (at most k; only documents holding one of its terms),
- * best first, ties by position: out_doc, out_score. Returns their count, or QA_ERR_NOMEM. */
+ * best first, ties by position: out_doc, out_score. A term in more than
+ * QA_LEXICAL_COMMON_DF of the documents counts only when every query term does (FORMAT.md).
+ * Returns their count, or QA_ERR_NOMEM. */
 int64_t qa_lex_search(const qa_lex *lx, const uint8_t *query, size_t len, int64_t k, uint32_t *out_doc,
                       float *out_score);
 

@@ -387,9 +387,10 @@ int qa_wasm_decoder_sample(decoder *d, float temperature, int top_k, float top_p
                      d->recent, d->n_recent, &d->rng, d->sample_work);
 }
 
-/* Whether a token ends the generation: eos or eot, the stop ids of quantann/generate.py. */
+/* Whether a token ends the generation: the kernel's one rule (qa_tok_is_eog), as
+ * quantann/generate.py's Generator.is_end. */
 EXPORT(qa_wasm_decoder_is_eog) int qa_wasm_decoder_is_eog(const decoder *d, int32_t id) {
-    return id >= 0 && (id == d->tok.eos || id == d->tok.eot);
+    return qa_tok_is_eog(&d->tok, id);
 }
 
 /* The text bytes of a generated token (complete UTF-8 only; the rest held for the next

@@ -198,6 +198,23 @@ class ShardedIndex:
             return [one(i) for i in live]
         return list(self._executor().map(one, live))
 
+    def _read(self, rows: np.ndarray, ranges=None):
+        """Full vectors of ascending global rows (shard after shard, the order of `ids`): one
+        batched read per shard that holds some, its ranges coalesced over its own rows (those
+        given, coalesced over global rows, could span two shards). For the exact distance of a
+        text that only the lexical search found (TextIndex's hybrid search)."""
+        from .. import _kernel
+        rows = np.asarray(rows, np.int64)
+        starts = np.cumsum([0] + [s.rows for s in self.shards])
+        out = np.empty((len(rows), self.dim), np.float32)
+        for i, s in enumerate(self.shards):
+            lo, hi = np.searchsorted(rows, [starts[i], starts[i + 1]])
+            if lo < hi:
+                local = (rows[lo:hi] - starts[i]).astype(np.int32)
+                rng = np.frombuffer(_kernel.coalesce_rows(local, 0), np.int32).reshape(-1, 2)
+                out[lo:hi] = s._read(local, rng)[0]
+        return out, None
+
     def _executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:

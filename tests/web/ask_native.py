@@ -8,6 +8,13 @@ as JSON on stdout. Reads a JSON request on stdin:
   {"op": "ask", "index", "llm", "question", "k", "max_tokens"}
                                    -> {"answer", "tokens", "prompt_ids", "sources", "dropped"}:
                                       native ask, greedy, one thread, the scalar kernels
+  {"op": "docs", "dir", "model", "n"} -> {"index"}: DIR/docs.qann, README's "Ask your documents"
+                                      index (the first n demo vectors and passages, no re-embedding)
+  {"op": "bench", "index", "llm", "rounds": [[question, ...], ...], "k", "max_tokens", "threads"}
+                                   -> {"rounds": per round, per question {"sources" [[row, id]],
+                                      "answer", "timings"}}: native ask on the default
+                                      (SIMD) kernels, greedy; each round a cold KV cache, its later
+                                      questions warm (as the page's Generator)
 """
 import json
 import os
@@ -50,6 +57,45 @@ def scalar():
         pass
 
 
+def make_docs(folder, model, n):
+    import gzip
+    import itertools
+
+    import numpy as np
+    from quantann.demo import BUILTIN
+    from quantann.jsonl import read_records
+    from quantann.text import TextIndex, sidecar
+    path = os.path.join(folder, "docs.qann")
+    if os.path.exists(path) and os.path.exists(sidecar(path)):
+        return path
+    os.makedirs(folder, exist_ok=True)
+    jsonl = os.path.join(folder, "passages.jsonl")
+    with gzip.open(BUILTIN / "passages.jsonl.gz", "rt") as f, open(jsonl, "w") as out:
+        out.writelines(itertools.islice(f, n))
+    texts, fields = read_records(jsonl)
+    ti = TextIndex.create(model)
+    ti.add_texts(texts, vectors=np.load(BUILTIN / "vectors.npy")[:n], fields=fields)
+    ti.save(path)
+    return path
+
+
+def bench(req):
+    import quantann
+    from quantann import ask
+    from quantann.text import TextIndex
+    ti = TextIndex.open(req["index"])
+    gen = quantann.Generator.open(req["llm"], threads=req.get("threads", 1))
+    out = []
+    for questions in req["rounds"]:
+        gen.forget()
+        answers = []
+        for q in questions:
+            a = ask.ask(ti, q, generator=gen, k=req["k"], max_tokens=req["max_tokens"], temperature=0.0)
+            answers.append({"sources": [[s.row, s.id] for s in a.sources], "answer": a.answer, "timings": a.timings})
+        out.append(answers)
+    return {"rounds": out}
+
+
 def main(req):
     op = req["op"]
     if op == "make":
@@ -62,6 +108,10 @@ def main(req):
         shutil.copyfile(path, bare)
         assert not os.path.exists(sidecar(bare))
         return {"index": path, "bare": bare}
+    if op == "docs":
+        return {"index": make_docs(req["dir"], req["model"], req["n"])}
+    if op == "bench":
+        return bench(req)
     scalar()
     import quantann
     from quantann import ask

@@ -7,6 +7,8 @@ JSON on stdout. Reads a JSON request on stdin:
   {"op": "hybrid", "dir", "n", "queries": [[row, text]], "k"} -> {"index", "results": per query
         {"ids", "rows", "distances"}}: a text index of the first n demo passages and vectors (user
         ids 7·row + 1) and TextIndex.search_ids(vector of row, text, hybrid=True)
+  {"op": "hybrid-sharded", ...the same}      -> the same over 3 shards (the sharded build: ids = rows,
+        one text store beside the manifest)
 """
 import gzip
 import json
@@ -22,6 +24,14 @@ from quantann.constants import LEXICAL  # noqa: E402
 from quantann.demo import BUILTIN  # noqa: E402
 from quantann import open as quantann_open  # noqa: E402
 from quantann.text import TextStore  # noqa: E402
+
+
+def hybrid(ti, x, req) -> list:
+    out = []
+    for row, text in req["queries"]:
+        ids, dist = ti.search_ids(x[row], text, k=req["k"], hybrid=True)
+        out.append({"ids": [str(i) for i in ids], "rows": ti.rows(ids).tolist(), "distances": dist.tolist()})
+    return out
 
 
 def main():
@@ -47,11 +57,19 @@ def main():
         path = os.path.join(req["dir"], "hybrid.qann")
         ti.save(path)
         ti = TextIndex(None, quantann_open(path), TextStore(path + ".texts"))
-        out = []
-        for row, text in req["queries"]:
-            ids, dist = ti.search_ids(x[row], text, k=req["k"], hybrid=True)
-            out.append({"ids": [str(i) for i in ids], "rows": ti.rows(ids).tolist(), "distances": dist.tolist()})
-        print(json.dumps({"index": path, "results": out}))
+        print(json.dumps({"index": path, "results": hybrid(ti, x, req)}))
+    elif req["op"] == "hybrid-sharded":
+        from quantann.shard.build import build_sharded
+        from quantann.shard.runner import LocalRunner
+        from quantann.text import TextIndex
+        with gzip.open(BUILTIN / "passages.jsonl.gz", "rt", encoding="utf-8") as f:
+            texts = [json.loads(next(f))["text"] for _ in range(req["n"])]
+        x = np.load(BUILTIN / "vectors.npy")[:req["n"]].astype(np.float32)
+        path = os.path.join(req["dir"], "hybrid.json")
+        build_sharded(path, x, 3, LocalRunner(1), M=8, ef_construction=64, seed=1, progress=False)
+        TextStore.write(path + ".texts", dict(enumerate(texts)), None)
+        ti = TextIndex(None, quantann_open(path), TextStore(path + ".texts"))
+        print(json.dumps({"index": path, "results": hybrid(ti, x, req)}))
     elif req["op"] == "vectors":
         print(json.dumps({"vectors": np.load(BUILTIN / "vectors.npy")[:req["n"]].astype(np.float32).ravel().tolist()}))
     elif req["op"] == "fuse":

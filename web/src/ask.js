@@ -11,6 +11,7 @@ import { CONSTANTS } from './constants.js';
 import { openEmbedder } from './embedder.js';
 import { openGenerator } from './generator.js';
 import { openIndex } from './index.js';
+import { parseSize } from './sizes.js';
 import { streamInto } from './stream-load.js';
 import { hybridSearch, openTexts } from './texts.js';
 
@@ -147,6 +148,11 @@ export async function openAsk({ index, texts, embedder, generator }, { cache = t
     }
     return cachedBytes(url, cacheName(url), ({ loaded, total }) => onStatus(what, { loaded, total }));
   };
+  try {
+    parseSize(memoryBudget); // a bad budget is the caller's, not the first model's to report
+  } catch (e) {
+    throw new AskError(`memoryBudget: ${e.message}`);
+  }
   const docs = { cached: {} };
   docs.close = async () => { await docs.embedder?.close(); await docs.generator?.close(); docs.index?.close(); };
   try {
@@ -159,10 +165,26 @@ export async function openAsk({ index, texts, embedder, generator }, { cache = t
   return docs;
 }
 
+// e's message; a fetch that reached no server (Chromium "Failed to fetch", Firefox
+// "NetworkError when attempting to fetch resource.", Safari "Load failed") says so, and a
+// full storage (a QuotaError whose message is the browser's own) says what is full
+function why(e) {
+  const network = e?.name === 'TypeError' && /fetch|network|load failed/i.test(e.message);
+  if (network) return `network error (${e.message}): the server could not be reached, and the file is not in this browser's storage yet`;
+  if (e?.name === 'QuotaExceededError' && !/quota/i.test(e.message))
+    return `no room left in this browser's storage (its quota for this site) to keep it for offline use: ${e.message}`;
+  return e?.message ?? String(e);
+}
+
 async function openAll(docs, { index, texts, embedder, generator }, load, { cache, memoryBudget, nCtx, onStatus }) {
   const textsUrl = texts ?? `${index}.texts`;
   onStatus('index');
-  const ib = await load('index', index);
+  let ib;
+  try {
+    ib = await load('index', index);
+  } catch (e) {
+    throw new AskError(`the index ${index} did not load: ${why(e)}`);
+  }
   docs.index = await openIndex(ib.bytes, { store: 'memory' });
   docs.cached.index = ib.fromCache;
   onStatus('texts');
@@ -170,7 +192,7 @@ async function openAll(docs, { index, texts, embedder, generator }, load, { cach
   try {
     tb = await load('texts', textsUrl);
   } catch (e) {
-    throw new AskError(`${index} has no texts beside it (${textsUrl}: ${e.message}), so it has no passages to answer from: `
+    throw new AskError(`${index} has no texts beside it (${textsUrl}: ${why(e)}), so it has no passages to answer from: `
       + 'build it with --texts PASSAGES.jsonl (or from a .jsonl of texts)');
   }
   docs.texts = await openTexts(tb.bytes, { name: textsUrl });
@@ -183,7 +205,7 @@ async function openAll(docs, { index, texts, embedder, generator }, load, { cach
     try {
       docs[key] = await open(source, key === 'generator' ? { memoryBudget, nCtx, onProgress } : { memoryBudget, onProgress });
     } catch (e) {
-      throw new AskError(`the ${key === 'generator' ? 'LLM' : 'embedding model'} ${url} did not load: ${e.message}`);
+      throw new AskError(`the ${key === 'generator' ? 'LLM' : 'embedding model'} ${url} did not load: ${why(e)}`);
     }
     const l = docs[key].loaded;
     docs.cached[key] = !!l && l.fromCache === l.total;

@@ -92,7 +92,9 @@ export const CONSTANTS = Object.freeze({
     "max_term_bytes": 32,
     "rrf_k": 60,
     "candidates": 50,
-    "max_candidates": 1000
+    "max_candidates": 1000,
+    "common_df": 0.25,
+    "_common_df": "a query term in more than this fraction of the documents is skipped when the query has a term in at most that fraction (its idf <= ln 4: its postings cost most of a search and move the ranking little)"
   },
   "ask": {
     "max_k": 20,

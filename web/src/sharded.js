@@ -94,6 +94,41 @@ class ShardedIndex {
     this.shards = shards;
     Object.assign(this, { dim: manifest.dim, metric: manifest.metric, quant: manifest.quant });
     this.count = shards.reduce((n, s) => n + s.count, 0);
+    this.kernel = shards[0]?.kernel; // the one wasm kernel every shard runs on (texts.js computes distances with it)
+    // global row = the shard's first row + its row (shard after shard, as native ShardedIndex.ids)
+    this.starts = shards.reduce((a, s) => [...a, a.at(-1) + s.count], [0]);
+  }
+
+  /** The global row of a global id, or -1. */
+  rowOf(id) {
+    id = BigInt(id);
+    for (const [j, s] of this.shards.entries()) {
+      const e = this.manifest.shards[j];
+      if (e.ids === 'rows') {
+        const r = id - BigInt(e.id_offset);
+        if (r >= 0n && r < BigInt(s.count)) return this.starts[j] + Number(r);
+      } else {
+        s._rowOfId ??= new Map(Array.from(s.ids, (x, r) => [x, r]));
+        const r = s._rowOfId.get(id - BigInt(e.id_offset));
+        if (r !== undefined) return this.starts[j] + r;
+      }
+    }
+    return -1;
+  }
+
+  /** Full vectors of ascending global rows: {vectors}, one read per shard that holds some
+   * (for the exact distance of a text only the lexical search found: texts.js hybridSearch). */
+  async readRows(rows) {
+    const out = new Float32Array(rows.length * this.dim);
+    await Promise.all(this.shards.map(async (s, j) => {
+      const at = [];
+      rows.forEach((r, i) => { if (r >= this.starts[j] && r < this.starts[j + 1]) at.push(i); });
+      if (!at.length) return;
+      const local = Int32Array.from(at, (i) => rows[i] - this.starts[j]);
+      const { vectors } = await s.store.read(local, Int32Array.from(Array.from(local, (r) => [r, r]).flat()));
+      at.forEach((i, t) => out.set(vectors.subarray(t * this.dim, (t + 1) * this.dim), i * this.dim));
+    }));
+    return { vectors: out };
   }
 
   // Bytes held in memory by part, summed over the shards.
@@ -104,7 +139,7 @@ class ShardedIndex {
   }
 
   /**
-   * As Index.search, over every shard: {ids: BigUint64Array(nq*k), distances, stats}; each
+   * As Index.search, over every shard: {ids: BigUint64Array(nq*k), rows (global), distances, stats}; each
    * shard answers its own top k (one batched store read per shard and query), merged by
    * distance, ties to the lower shard (as native quantann).
    */
@@ -116,16 +151,17 @@ class ShardedIndex {
     const nq = q.length / this.dim;
     const parts = await Promise.all(this.shards.map((s) => s.search(q, { k: Math.min(k, s.count), ef, rerank })));
     const ids = new BigUint64Array(nq * k).fill(NO_ID), distances = new Float32Array(nq * k).fill(Infinity);
+    const rows = new Int32Array(nq * k).fill(-1); // global rows (shard after shard)
     const stats = [];
     for (let i = 0; i < nq; i++) {
       const cand = [];
       parts.forEach((r, j) => {
         const kj = Math.min(k, this.shards[j].count), off = BigInt(this.manifest.shards[j].id_offset);
         for (let t = i * kj; t < (i + 1) * kj; t++)
-          if (r.ids[t] !== NO_ID) cand.push([r.distances[t], r.ids[t] + off]);
+          if (r.ids[t] !== NO_ID) cand.push([r.distances[t], r.ids[t] + off, this.starts[j] + r.rows[t]]);
       });
       cand.sort((a, b) => a[0] - b[0]); // stable: shard order among equals
-      cand.slice(0, k).forEach(([d, id], t) => { ids[i * k + t] = id; distances[i * k + t] = d; });
+      cand.slice(0, k).forEach(([d, id, row], t) => { ids[i * k + t] = id; distances[i * k + t] = d; rows[i * k + t] = row; });
       const st = {};
       for (const r of parts) {
         const s = nq === 1 ? r.stats : r.stats[i];
@@ -134,7 +170,7 @@ class ShardedIndex {
       stats.push(st);
     }
     this.lastStats = stats;
-    return { ids, distances, stats: nq === 1 ? stats[0] : stats };
+    return { ids, rows, distances, stats: nq === 1 ? stats[0] : stats };
   }
 
   close() {

@@ -168,14 +168,14 @@ export async function hybridSearch(index, texts, vector, text, { k = 10, ef = 64
   const v = await index.search(vector, { k: Math.min(n, index.count, CONSTANTS.limits.max_k), ef: Math.max(ef, n), rerank: rr });
   const known = new Map();
   v.ids.forEach((id, i) => { if (id !== NO_ID) known.set(id, [v.rows[i], v.distances[i]]); });
-  const rowOf = rowLookup(index);
+  const rowOf = index.rowOf ? (id) => index.rowOf(id) : rowLookup(index); // a ShardedIndex knows its global rows
   const lex = Array.from(texts.lexicalSearch(text, n).ids).filter((id) => rowOf(id) >= 0);
   const { ids } = texts.fuse([...known.keys()], lex, k);
   const missing = Array.from(ids).filter((id) => !known.has(id));
   if (missing.length) {
     const rows = Int32Array.from(missing, rowOf).sort();
     const ranges = Int32Array.from(Array.from(rows, (r) => [r, r]).flat());
-    const { vectors } = await index.store.read(rows, ranges);
+    const { vectors } = index.readRows ? await index.readRows(rows) : await index.store.read(rows, ranges);
     const dist = floatDistances(index, vector, vectors, rows.length);
     const idOfRow = new Map(missing.map((id) => [rowOf(id), id]));
     rows.forEach((r, i) => known.set(idOfRow.get(r), [r, dist[i]]));

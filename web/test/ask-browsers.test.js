@@ -2,9 +2,10 @@
 // search, greedy generation in Workers) with the sources and tokens of native ask on the
 // scalar kernels (tests/web/ask_native.py); a reload in the same profile reads the index,
 // texts and both models from OPFS; errors shown on the page (an index without texts, an
-// LLM that does not load, an empty question).
+// LLM that does not load, an empty question, a missing file, the memory budget, an
+// ambiguous budget, a server that cannot be reached, and in Chromium a full storage quota).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -51,6 +52,21 @@ test(`${browser}: ask.html answers as native ask does, from OPFS after a reload,
     assert.match(badLlm.error, /^error: the LLM \/d\/passages\.qann did not load: /);
     const empty = await page({ ...files, question: '  ' });
     assert.equal(empty.error, 'error: the question is empty');
+    const missing = await page({ ...files, index: '/d/nope.qann', question: QUESTION });
+    assert.match(missing.error, /^error: the index \/d\/nope\.qann did not load: .*HTTP 404/);
+    const budget = await page({ ...files, memoryBudget: '60MB', question: QUESTION });
+    assert.match(budget.error, /^error: the LLM .* did not load: .*the model needs .* over the budget of 60\.00 MB \(weights/);
+    const ambiguous = await page({ ...files, memoryBudget: '60M', question: QUESTION });
+    assert.match(ambiguous.error, /^error: memoryBudget: ambiguous memory size "60M"/);
+    const offline = await page({ ...files, generator: 'http://127.0.0.1:9/llm.gguf', question: QUESTION });
+    assert.match(offline.error, /^error: the LLM http:\/\/127\.0\.0\.1:9\/llm\.gguf did not load: network error .*could not be reached/);
+    if (browser === 'chromium') { // a full storage: the origin's quota set under what it holds (CDP)
+      copyFileSync(join(dir, 'passages.qann'), join(dir, 'copy.qann'));
+      const cdp = await (await instance.newPage()).createCDPSession();
+      await cdp.send('Storage.overrideQuotaForOrigin', { origin: new URL(server.url).origin, quotaSize: 1e6 });
+      const full = await page({ ...files, index: '/d/copy.qann', question: QUESTION });
+      assert.match(full.error, /^error: the index \/d\/copy\.qann did not load: (no room left in this browser's storage|.*quota)/);
+    }
   } finally {
     await instance.close();
     server.close();

@@ -70,6 +70,28 @@ test('hybrid search in wasm equals native search_ids: ids, rows and distances', 
   index.close();
 });
 
+test('hybrid search on a sharded text index in wasm equals native: the words ranked over every shard', async (t) => {
+  // the sharded build's one text store beside the manifest: BM25 over the whole collection
+  const queries = [[3, 'What is an eschar?'], [40, 'python string methods'], [700, 'Firefox ESR'], [1500, 'eschar'],
+    [1999, 'a loaf of bread']];
+  const want = runNative(NATIVE, { op: 'hybrid-sharded', dir, n: 2000, queries, k: 5 });
+  if (want.skip) return t.skip(want.skip);
+  const index = await openIndex(want.index);
+  const texts = await openTexts(readFileSync(want.index + '.texts'));
+  const x = new Float32Array(readNpyRows(2000));
+  assert.equal(index.shards.length, 3);
+  for (const [i, [row, text]] of queries.entries()) {
+    const got = await hybridSearch(index, texts, x.subarray(row * 384, row * 384 + 384), text, { k: 5 });
+    assert.deepEqual(Array.from(got.ids, String), want.results[i].ids, text);
+    assert.deepEqual(Array.from(got.rows), want.results[i].rows, text);
+    got.distances.forEach((d, j) => assert.ok(Math.abs(d - want.results[i].distances[j]) < 1e-5, `${text} #${j}`));
+  }
+  // a passage in the first shard that only the words found, from a query vector of the last shard
+  assert.ok(want.results[3].rows.includes(3), 'a passage only the lexical search found, its distance read from its shard');
+  texts.close();
+  index.close();
+});
+
 // the first n rows of the demo vectors (float16 .npy) as float32, read through native Python
 function readNpyRows(n) {
   const r = runNative(NATIVE, { op: 'vectors', n });
