@@ -92,6 +92,29 @@ static inline void put(const mm_ctx *c, int kw, int t, int o, float v) {
     c->y[kw][at] = v;
 }
 
+/* put() for a panel's outputs: rows o, o + 1 of tokens t .. t + QA_PANEL_TOKENS - 1 (r as the
+ * panel writes it), the context's fields read once (stores to y could alias them) */
+static void put_panel(const mm_ctx *c, int kw, int t, int o, const float *r) {
+    float *y = c->y[kw];
+    const float *b = c->b[kw], *res = c->res;
+    const uint64_t N = (uint64_t)c->w[kw]->n_out;
+    const float b0 = b ? b[o] : 0.0f, b1 = b ? b[o + 1] : 0.0f;
+    for (int j = 0; j < QA_PANEL_TOKENS; j++) {
+        uint64_t at = (uint64_t)(t + j) * N + o;
+        float v0 = r[j], v1 = r[QA_PANEL_TOKENS + j];
+        if (b) {
+            v0 = b0 + v0;
+            v1 = b1 + v1;
+        }
+        if (res) {
+            v0 = v0 + res[at];
+            v1 = v1 + res[at + 1];
+        }
+        y[at] = v0;
+        y[at + 1] = v1;
+    }
+}
+
 static void mm_task(void *c_, int i, int k, int th) {
     mm_ctx *c = (mm_ctx *)c_;
     for (int kw = 0; kw < c->nw; kw++) {
@@ -112,10 +135,7 @@ static void mm_task(void *c_, int i, int k, int th) {
                 float r[2 * QA_PANEL_TOKENS];
                 for (int t = t0; t < t1; t += QA_PANEL_TOKENS) {
                     tt->panel(K, wr, w->row_bytes, c->xp + (uint64_t)(t / QA_PANEL_TOKENS) * c->pbytes, r);
-                    for (int j = 0; j < QA_PANEL_TOKENS; j++) {
-                        put(c, kw, t + j, o, r[j]);
-                        put(c, kw, t + j, o + 1, r[QA_PANEL_TOKENS + j]);
-                    }
+                    put_panel(c, kw, t, o, r);
                 }
             }
             for (; o < o1; o++) /* an odd last row */
