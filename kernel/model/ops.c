@@ -51,15 +51,6 @@ static uint64_t act_row_bytes(uint32_t act_type, int64_t k) {
     return qa_ggml_row_bytes(act_type, k) + panel_row_bytes(qa_type_get(act_type), k);
 }
 
-uint64_t qa_matmul_act_bytes(int64_t n, int64_t k) {
-    uint64_t most = 0;
-    for (int i = 0; i < qa_n_types; i++) {
-        uint64_t r = act_row_bytes(qa_types[i]->act_type, k);
-        if (qa_types[i]->act_type != QA_T_F32 && r > most) most = r;
-    }
-    return (uint64_t)n * most;
-}
-
 uint64_t qa_matmul_rowbuf_floats(int64_t k) { return 2 * (uint64_t)k; }
 
 uint64_t qa_act_row_bytes(const qa_mat *w) {

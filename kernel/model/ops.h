@@ -24,10 +24,9 @@ typedef struct {
 /* Row `row` of m as floats (n_in of them), e.g. an embedding lookup. */
 void qa_mat_row(const qa_mat *m, int64_t row, float *out);
 
-/* Scratch of qa_matmul for n activation rows of k values: the quantized activations (xq,
- * shared by all threads: the rows, and where the act type packs, its panels), and per thread
- * a row buffer of qa_matmul_rowbuf_floats(k). */
-uint64_t qa_matmul_act_bytes(int64_t n, int64_t k);
+/* Scratch of qa_matmul for n activation rows: the quantized activations (xq, shared by all
+ * threads: n x the largest qa_act_row_bytes of the matrices), and per thread a row buffer of
+ * qa_matmul_rowbuf_floats(k) for rows of k values. */
 uint64_t qa_matmul_rowbuf_floats(int64_t k);
 
 /* Bytes of xq per token for w: n_in values quantized to its act_type, + their share of a panel
