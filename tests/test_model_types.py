@@ -177,3 +177,26 @@ def test_bad_arguments_are_value_errors():
         _model.type_quantize_act(int(QT.F32), np.zeros(32, np.float32))
     with pytest.raises(ValueError, match="activations"):
         _model.type_dot(int(QT.Q8_0), b"\0" * 34, b"\0" * 33, 32)
+
+
+@pytest.mark.parametrize("row", [r for r in ROWS if r["act_type"] != int(QT.F32)], ids=lambda r: r["name"])
+def test_panels_equal_dispatched_dots_bit_for_bit(row, levels):
+    """The prompt matmul's packed panels (2 weight rows x PANEL_TOKENS tokens, AVX-512) give
+    the single-row dot's bits at that level: the matmul mixes them with vec_dot and tiles
+    (odd rows, tokens past the last whole panel, decoding), and the logits must not depend
+    on which one computed an output."""
+    T = _model.PANEL_TOKENS
+    w, _ = weights(row, rows=2, seed=6)
+    a, _ = activations(row, rows=T, seed=7)
+    na = len(a) // T
+    paneled = 0
+    for lv in levels:
+        _model.set_simd(lv)
+        out = _model.type_panel(row["type"], w.tobytes(), a, N)
+        if out is None:
+            continue
+        paneled += 1
+        dots = [_model.type_dot(row["type"], w[r].tobytes(), a[j * na:(j + 1) * na], N) for r in range(2) for j in range(T)]
+        assert out == dots, (row["name"], lv)
+    if row["name"] == "Q4_1" and _model.SIMD_AVX512VNNI in levels:
+        assert paneled == 1  # SmolLM2's prompt matmuls run here

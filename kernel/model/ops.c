@@ -1,6 +1,7 @@
 /* Model ops (ops.h). The matmul (encoder and decoder share it) is the hot loop: weight rows
  * stream from the file while a block of TB tokens' quantized activations stays in L1; types
- * with a 2 x 4 tile decode each weight block once for 4 tokens. */
+ * with a panel (AVX-512) take a prompt's tokens 16 at a time from activations packed for it
+ * (types/panel.h), types with a 2 x 4 tile decode each weight block once for 4 tokens. */
 #include "ops.h"
 
 #include <math.h>
@@ -33,24 +34,28 @@ typedef struct {
     const float *x, *res;
     const uint8_t *xq;   /* activations quantized to the act_type of the matrices, or NULL for F32 */
     uint64_t qrow;       /* bytes per quantized activation row */
+    uint8_t *xp;         /* tokens [0, np) packed in panels (types/panel.h), or NULL */
+    int np;
+    uint64_t pbytes;     /* bytes per panel */
     float *rowbuf;       /* per thread: a weight row as floats (NULL: dot F32 activations directly) */
     const qa_type_traits *f32;
 } mm_ctx;
 
-uint64_t qa_matmul_act_bytes(int64_t n, int64_t k) {
-    uint64_t most = 0;
-    for (int i = 0; i < qa_n_types; i++) {
-        uint64_t r = qa_ggml_row_bytes(qa_types[i]->act_type, k);
-        if (qa_types[i]->act_type != QA_T_F32 && r > most) most = r;
-    }
-    return (uint64_t)n * most;
+/* Bytes per token of activations of act type a packed in panels (0: a does not pack). */
+static uint64_t panel_row_bytes(const qa_type_traits *a, int64_t k) {
+    return a && a->panel_block ? (uint64_t)(k / a->blck) * (uint64_t)a->panel_block / QA_PANEL_TOKENS : 0;
+}
+
+/* xq holds the panels first (64-byte aligned when xq is), then every token's row. */
+static uint64_t act_row_bytes(uint32_t act_type, int64_t k) {
+    return qa_ggml_row_bytes(act_type, k) + panel_row_bytes(qa_type_get(act_type), k);
 }
 
 uint64_t qa_matmul_rowbuf_floats(int64_t k) { return 2 * (uint64_t)k; }
 
 uint64_t qa_act_row_bytes(const qa_mat *w) {
     if (w->tt->act_type == QA_T_F32) return (uint64_t)w->n_in * sizeof(float);
-    return qa_ggml_row_bytes(w->tt->act_type, w->n_in);
+    return act_row_bytes(w->tt->act_type, w->n_in);
 }
 
 void qa_mat_row(const qa_mat *m, int64_t row, float *out) {
@@ -62,9 +67,13 @@ static void quantize_task(void *c_, int i, int k, int th) {
     mm_ctx *c = (mm_ctx *)c_;
     int lo, hi;
     int64_t K = c->w[0]->n_in;
+    const qa_type_traits *tt = c->w[0]->tt;
     qa_share(c->n, i, k, 1, &lo, &hi);
-    for (int t = lo; t < hi; t++)
-        c->w[0]->tt->quantize_act(c->x + (uint64_t)t * K, (uint8_t *)c->xq + t * c->qrow, K);
+    for (int t = lo; t < hi; t++) {
+        uint8_t *row = (uint8_t *)c->xq + t * c->qrow;
+        tt->quantize_act(c->x + (uint64_t)t * K, row, K);
+        if (t < c->np) tt->pack_act(row, t % QA_PANEL_TOKENS, c->xp + (uint64_t)(t / QA_PANEL_TOKENS) * c->pbytes, K);
+    }
 }
 
 /* y = dot (+ bias) (+ res): res is read before y is written, so it may be y itself */
@@ -73,6 +82,29 @@ static inline void put(const mm_ctx *c, int kw, int t, int o, float v) {
     if (c->b[kw]) v = c->b[kw][o] + v;
     if (c->res) v = v + c->res[at];
     c->y[kw][at] = v;
+}
+
+/* put() for a panel's outputs: rows o, o + 1 of tokens t .. t + QA_PANEL_TOKENS - 1 (r as the
+ * panel writes it), the context's fields read once (stores to y could alias them) */
+static void put_panel(const mm_ctx *c, int kw, int t, int o, const float *r) {
+    float *y = c->y[kw];
+    const float *b = c->b[kw], *res = c->res;
+    const uint64_t N = (uint64_t)c->w[kw]->n_out;
+    const float b0 = b ? b[o] : 0.0f, b1 = b ? b[o + 1] : 0.0f;
+    for (int j = 0; j < QA_PANEL_TOKENS; j++) {
+        uint64_t at = (uint64_t)(t + j) * N + o;
+        float v0 = r[j], v1 = r[QA_PANEL_TOKENS + j];
+        if (b) {
+            v0 = b0 + v0;
+            v1 = b1 + v1;
+        }
+        if (res) {
+            v0 = v0 + res[at];
+            v1 = v1 + res[at + 1];
+        }
+        y[at] = v0;
+        y[at + 1] = v1;
+    }
 }
 
 static void mm_task(void *c_, int i, int k, int th) {
@@ -86,10 +118,28 @@ static void mm_task(void *c_, int i, int k, int th) {
         qa_share(N, i, k, 8, &o0, &o1);
         if (o0 >= o1) continue;
         float *rb = c->rowbuf ? c->rowbuf + (uint64_t)th * qa_matmul_rowbuf_floats(K) : NULL;
-        /* 2 x 4 tiles from 4 tokens on; each type's tile sums in its single-row dot's order,
-         * so results depend neither on n nor on the threads */
-        int tiles = c->xq && tt->tile && c->n >= 4, r4 = c->xq && tt->rows4 != NULL;
-        for (int t0 = 0; t0 < c->n; t0 += TB) {
+        /* tokens [0, tp) in panels of 2 rows x QA_PANEL_TOKENS; the rest below */
+        int tp = tt->panel ? c->np : 0;
+        for (int t0 = 0; t0 < tp; t0 += TB) {
+            int t1 = t0 + TB < tp ? t0 + TB : tp, o = o0;
+            for (; o + 2 <= o1; o += 2) {
+                const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
+                float r[2 * QA_PANEL_TOKENS];
+                for (int t = t0; t < t1; t += QA_PANEL_TOKENS) {
+                    tt->panel(K, wr, w->row_bytes, c->xp + (uint64_t)(t / QA_PANEL_TOKENS) * c->pbytes, r);
+                    put_panel(c, kw, t, o, r);
+                }
+            }
+            for (; o < o1; o++) /* an odd last row */
+                for (int t = t0; t < t1; t++)
+                    put(c, kw, t, o, tt->vec_dot(K, w->data + (uint64_t)o * w->row_bytes, c->xq + t * qrow));
+            if (c->gelu)
+                for (int t = t0; t < t1; t++) gelu_fn(c->y[kw] + (uint64_t)t * N + o0, o1 - o0);
+        }
+        /* 2 x 4 tiles from 4 tokens on; each type's panel and tile sum in its single-row dot's
+         * order, so results depend neither on n nor on the threads */
+        int tiles = c->xq && tt->tile && c->n - tp >= 4, r4 = c->xq && tt->rows4 != NULL;
+        for (int t0 = tp; t0 < c->n; t0 += TB) {
             int t1 = t0 + TB < c->n ? t0 + TB : c->n, tt1 = tiles ? t0 + (t1 - t0) / 4 * 4 : t0;
             int o = o0;
             if (tt1 > t0)
@@ -145,9 +195,17 @@ static void mm_task(void *c_, int i, int k, int th) {
 void qa_matmul_group(qa_pool *pool, int nw, const qa_mat *const *w, const float *const *b, const float *x, int n,
                      float *const *y, void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf) {
     static const float *const nobias[QA_MATMUL_MAX_GROUP] = {0};
-    mm_ctx c = {nw, n, gelu, w, b ? b : nobias, y, x, res, NULL, 0, rowbuf, qa_type_get(QA_T_F32)};
+    mm_ctx c = {nw, n, gelu, w, b ? b : nobias, y, x, res, NULL, 0, NULL, 0, 0, rowbuf, qa_type_get(QA_T_F32)};
     if (w[0]->tt->act_type != QA_T_F32) {
-        c.xq = (const uint8_t *)xq;
+        const qa_type_traits *tt = w[0]->tt;
+        int panels = 0;
+        for (int i = 0; i < nw; i++) panels |= w[i]->tt->panel != NULL;
+        if (panels && tt->pack_act && n >= QA_PANEL_TOKENS) { /* the panels first, then the rows */
+            c.np = n / QA_PANEL_TOKENS * QA_PANEL_TOKENS;
+            c.xp = (uint8_t *)xq;
+            c.pbytes = panel_row_bytes(qa_type_get(tt->act_type), w[0]->n_in) * QA_PANEL_TOKENS;
+        }
+        c.xq = (const uint8_t *)xq + (uint64_t)c.np / QA_PANEL_TOKENS * c.pbytes;
         c.qrow = qa_ggml_row_bytes(w[0]->tt->act_type, w[0]->n_in);
         if (!reuse_xq) {
             if (n == 1)

@@ -24,12 +24,13 @@ typedef struct {
 /* Row `row` of m as floats (n_in of them), e.g. an embedding lookup. */
 void qa_mat_row(const qa_mat *m, int64_t row, float *out);
 
-/* Scratch of qa_matmul for n activation rows of k values: the quantized activations (xq,
- * shared by all threads), and per thread a row buffer of qa_matmul_rowbuf_floats(k). */
-uint64_t qa_matmul_act_bytes(int64_t n, int64_t k);
+/* Scratch of qa_matmul for n activation rows: the quantized activations (xq, shared by all
+ * threads: n x the largest qa_act_row_bytes of the matrices), and per thread a row buffer of
+ * qa_matmul_rowbuf_floats(k) for rows of k values. */
 uint64_t qa_matmul_rowbuf_floats(int64_t k);
 
-/* Bytes of one activation row for w: n_in values quantized to its act_type (floats for F32). */
+/* Bytes of xq per token for w: n_in values quantized to its act_type, + their share of a panel
+ * where the act type packs (floats for F32). */
 uint64_t qa_act_row_bytes(const qa_mat *w);
 
 /* y[t] = W x[t] + b (+ res[t]) for t < n, then GELU if gelu; x and y are n x n_in and
@@ -39,7 +40,7 @@ uint64_t qa_act_row_bytes(const qa_mat *w);
  * res may be y itself (a residual added in place). rowbuf (per thread
  * qa_matmul_rowbuf_floats(n_in), may be NULL) holds a weight row as floats for F32
  * activations. Each output depends only on its own row: results depend neither on n nor on
- * the threads (the tile and the single-row dot of a type sum in the same order). */
+ * the threads (the panel, the tile and the single-row dot of a type sum in the same order). */
 void qa_matmul(qa_pool *pool, const qa_mat *w, const float *b, const float *x, int n, float *y,
                void *xq, int reuse_xq, const float *res, int gelu, float *rowbuf);
 /* The same for nw <= QA_MATMUL_MAX_GROUP matrices of one act_type and n_in reading the same

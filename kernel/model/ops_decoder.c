@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "threads.h"
+#include "../simd.h"
 #include "types/decoder_types.h"
 
 #if defined(__x86_64__)
@@ -344,7 +345,10 @@ void qa_silu_mul(float *g, const float *u, int rows, int n) {
     for (int r = 0; r < rows; r++) silu_mul_row(g + (uint64_t)r * n, u + (uint64_t)r * n, n);
 }
 
+static void attention_init(int avx2);
+
 void qa_ops_decoder_init(int avx2) {
+    attention_init(avx2);
     dot16_f16 = dot16_f16_ref;
     dot64_f16 = dot64_f16_ref;
     lane_axpy_f16 = lane_axpy_f16_ref;
@@ -442,11 +446,86 @@ static void attend_row(const att_ctx *c, float *w, int t, int h) {
     for (int d = 0; d < hd; d++) o[d] = (lane[d] + lane[2 * hd + d]) + (lane[hd + d] + lane[3 * hd + d]);
 }
 
+#if defined(__x86_64__)
+#define AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+/* attend_row for a batch of >= 2 tokens (the 16-lane orders), head_dim a multiple of 16, with
+ * 512-bit vectors: a query . key dot is one vector of its 16 lanes; the value sums run 16
+ * outputs at a time with the 16 lanes (cells p % 16) in registers, each lane over its cells
+ * in order, and the lane tree is added there. The same operations per value, the same bits. */
+AVX512 static void attend_row_avx512(const att_ctx *c, float *w, int t, int h) {
+    const qa_kv_layer *kv = c->kv;
+    int hd = kv->head_dim, group = c->n_head / kv->n_head_kv, npos = c->pos0 + t + 1;
+    int p0 = c->n_swa > 0 && npos > c->n_swa ? npos - c->n_swa : 0;
+    int b0 = p0 & ~15, b1 = (npos + 15) & ~15;
+    float *s = w, *e = s + kv->n_ctx + 16, *qh = e + kv->n_ctx + 16;
+    const uint16_t *K = kv->k + (uint64_t)(h / group) * kv->n_ctx * hd;
+    const uint16_t *V = kv->v + (uint64_t)(h / group) * kv->n_ctx * hd;
+    const float *q = c->q + (uint64_t)t * c->row_stride + h * hd;
+    for (int i = 0; i < hd; i += 16) /* q rounded to fp16 */
+        _mm512_storeu_ps(qh + i, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_loadu_ps(q + i), _MM_FROUND_TO_NEAREST_INT)));
+    float mx = -INFINITY;
+    for (int p = b0; p < b1; p++) s[p] = 0.0f;
+    for (int p = p0; p < npos; p++) {
+        const uint16_t *kp = K + (uint64_t)p * hd;
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < hd; i += 16)
+            acc = _mm512_fmadd_ps(_mm512_loadu_ps(qh + i), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(kp + i))), acc);
+        __m256 a = _mm256_add_ps(_mm512_castps512_ps256(acc), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc), 1)));
+        __m128 r = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+        r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+        s[p] = _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r))) * c->scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    double sum = 0.0;
+    for (int b = b0; b < b1; b += 16) {
+        unsigned mask = 0;
+        for (int i = 0; i < 16; i++) mask |= (unsigned)(b + i >= p0 && b + i < npos) << i;
+        sum += (double)exp_block16_avx2(e + b, s + b, mx, mask);
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    for (int b = b0; b < b1; b += 16) /* the weights, rounded to fp16, over the scores (0 outside the row) */
+        _mm512_storeu_ps(s + b, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(e + b), inv), _MM_FROUND_TO_NEAREST_INT)));
+    float *o = c->out + (uint64_t)t * c->row_stride + h * hd;
+    for (int d = 0; d < hd; d += 16) {
+        __m512 l[16];
+        for (int j = 0; j < 16; j++) l[j] = _mm512_setzero_ps();
+        for (int b = b0; b < b1; b += 16) {
+            const uint16_t *vb = V + (uint64_t)b * hd + d;
+#define LANE(j) l[j] = _mm512_fmadd_ps(_mm512_set1_ps(s[b + (j)]), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(vb + (uint64_t)(j) * hd))), l[j])
+            if (b >= p0 && b + 16 <= npos) {
+                for (int j = 0; j < 16; j++) LANE(j);
+            } else { /* cells outside the row may hold anything: skipped, as the reference does */
+                for (int j = 0; j < 16; j++)
+                    if (b + j >= p0 && b + j < npos) LANE(j);
+            }
+#undef LANE
+        }
+        for (int i = 0; i < 8; i++) l[i] = _mm512_add_ps(l[i], l[i + 8]);
+        for (int i = 0; i < 4; i++) l[i] = _mm512_add_ps(l[i], l[i + 4]);
+        _mm512_storeu_ps(o + d, _mm512_add_ps(_mm512_add_ps(l[0], l[2]), _mm512_add_ps(l[1], l[3])));
+    }
+}
+#endif
+
+/* a batch's rows where a wider variant exists (NULL: attend_row) */
+static void (*attend_batch_row)(const att_ctx *, float *, int, int) = NULL;
+
+static void attention_init(int avx2) {
+    attend_batch_row = NULL;
+#if defined(__x86_64__)
+    if (avx2 && qa_have_avx512vnni) attend_batch_row = attend_row_avx512; /* AVX-512 F/BW/VL with it */
+#else
+    (void)avx2;
+#endif
+}
+
 static void att_task(void *c_, int wi, int wk, int th) {
     att_ctx *c = (att_ctx *)c_;
     float *w = c->work + (uint64_t)th * qa_attention_work_floats(c->kv->n_ctx, c->kv->head_dim);
+    void (*row)(const att_ctx *, float *, int, int) =
+        c->n > 1 && attend_batch_row && c->kv->head_dim % 16 == 0 ? attend_batch_row : attend_row;
     /* rows interleaved over the shares: a causal row costs its position */
-    for (int job = wi; job < c->n * c->n_head; job += wk) attend_row(c, w, job / c->n_head, job % c->n_head);
+    for (int job = wi; job < c->n * c->n_head; job += wk) row(c, w, job / c->n_head, job % c->n_head);
 }
 
 void qa_attention(qa_pool *pool, const qa_kv_layer *kv, const float *q, int row_stride, int n, int pos0,

@@ -43,6 +43,8 @@ void qa_types_init(void) {
         }
         r->tile = PICK(v->tile);
         r->rows4 = PICK(v->rows4);
+        r->panel = PICK(v->panel);
+        r->pack_act = PICK(v->pack);
         if (v->to_float[QA_SIMD_SCALAR]) r->to_float = PICK(v->to_float);
         if (v->quantize[QA_SIMD_SCALAR]) { /* an activation row */
             r->quantize_act_ref = v->quantize[QA_SIMD_SCALAR];
@@ -56,6 +58,8 @@ void qa_types_init(void) {
         if (a) {
             r->quantize_act = a->quantize_act;
             r->quantize_act_ref = a->quantize_act_ref;
+            r->pack_act = a->pack_act;
+            r->panel_block = a->panel_block;
         }
     }
 }

@@ -42,7 +42,19 @@ typedef struct {
     /* rows4: 4 weight rows (ws bytes apart) x 1 activation row, out[r] = vec_dot(row r), the
      * same bits (the single-token matmul: each activation block decoded once for 4 rows). */
     void (*rows4)(int64_t n, const void *w, size_t ws, const void *a, float *out);
+    /* The prompt matmul's panels (x86 AVX-512; types/panel.h): an activation row type that
+     * can be packed sets panel_block (bytes of one block of QA_PANEL_TOKENS tokens, fixed
+     * at build time so scratch sizes do not depend on the SIMD level picked at run time);
+     * pack_act copies token j of a panel (one act_type row of n values) into it; panel
+     * computes 2 weight rows (ws bytes apart) x the QA_PANEL_TOKENS tokens of a packed panel,
+     * out[r * QA_PANEL_TOKENS + j], the same bits as vec_dot. NULL / 0 where a type or the
+     * CPU has none; a weight row borrows its activation row's pack_act and panel_block. */
+    int panel_block;
+    void (*pack_act)(const void *a, int j, void *panel, int64_t n);
+    void (*panel)(int64_t n, const void *w, size_t ws, const void *panel, float *out);
 } qa_type_traits;
+
+#define QA_PANEL_TOKENS 16
 
 /* Shared by the type files: fp16 <-> fp32 as ggml rounds (types/f16.c), and the Q8_0 block,
  * which is also the activation type of every 32-value block type. */

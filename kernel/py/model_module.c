@@ -495,6 +495,43 @@ static PyObject *mod_type_tile(PyObject *m, PyObject *args) {
     return r;
 }
 
+/* type_panel(type, w bytes (2 rows), a bytes (QA_PANEL_TOKENS rows), n) -> 2 x QA_PANEL_TOKENS
+ * floats (row-major), or None where the level has no panel: the rows packed, one panel call */
+static PyObject *mod_type_panel(PyObject *m, PyObject *args) {
+    unsigned type;
+    Py_buffer w, a;
+    long long n;
+    if (!PyArg_ParseTuple(args, "Iy*y*L", &type, &w, &a, &n)) return NULL;
+    const qa_type_traits *t = type_arg(type);
+    PyObject *r = NULL;
+    if (t && n > 0 && n % t->blck == 0) {
+        uint64_t ws = qa_ggml_row_bytes(t->type, n), as = qa_ggml_row_bytes(t->act_type, n);
+        if ((uint64_t)w.len != 2 * ws || (uint64_t)a.len != QA_PANEL_TOKENS * as) {
+            PyErr_Format(PyExc_ValueError, "panel expects 2 weight rows and %d activation rows of n values", QA_PANEL_TOKENS);
+        } else if (!t->panel || !t->pack_act) {
+            r = Py_NewRef(Py_None);
+        } else {
+            uint64_t pb = (uint64_t)(n / qa_type_get(t->act_type)->blck) * t->panel_block;
+            void *p = PyMem_Malloc(pb ? pb : 1);
+            if (!p) {
+                r = PyErr_NoMemory();
+            } else {
+                float o[2 * QA_PANEL_TOKENS];
+                for (int j = 0; j < QA_PANEL_TOKENS; j++) t->pack_act((const uint8_t *)a.buf + j * as, j, p, n);
+                t->panel(n, w.buf, ws, p, o);
+                PyMem_Free(p);
+                r = PyList_New(2 * QA_PANEL_TOKENS);
+                for (int k = 0; r && k < 2 * QA_PANEL_TOKENS; k++) PyList_SET_ITEM(r, k, PyFloat_FromDouble(o[k]));
+            }
+        }
+    } else if (t) {
+        PyErr_SetString(PyExc_ValueError, "n must be a positive multiple of the block");
+    }
+    PyBuffer_Release(&w);
+    PyBuffer_Release(&a);
+    return r;
+}
+
 /* op(name, x, m=0, ref=False) runs one op on a copy of x: gelu, exp_sub (x - m), softmax */
 static PyObject *mod_op(PyObject *m, PyObject *args) {
     const char *name;
@@ -527,6 +564,7 @@ static PyMethodDef module_methods[] = {
      "type_quantize_act(type, x, ref=False) -> activation blocks (dispatched or reference)"},
     {"type_dot", mod_type_dot, METH_VARARGS, "type_dot(type, w, a, n, ref=False) -> float"},
     {"type_tile", mod_type_tile, METH_VARARGS, "type_tile(type, w2, a4, n) -> 8 dots, or None"},
+    {"type_panel", mod_type_panel, METH_VARARGS, "type_panel(type, w2, a16, n) -> 32 dots, or None"},
     {"op", mod_op, METH_VARARGS, "op(name, x, m=0, ref=False): gelu, exp_sub, softmax on a copy"},
     {NULL, NULL, 0, NULL},
 };
@@ -554,5 +592,6 @@ PyMODINIT_FUNC PyInit__model(void) {
     PyModule_AddIntConstant(mod, "SIMD_SCALAR", QA_SIMD_SCALAR);
     PyModule_AddIntConstant(mod, "SIMD_AVX2", QA_SIMD_AVX2);
     PyModule_AddIntConstant(mod, "SIMD_AVX512VNNI", QA_SIMD_AVX512VNNI);
+    PyModule_AddIntConstant(mod, "PANEL_TOKENS", QA_PANEL_TOKENS);
     return mod;
 }

@@ -98,6 +98,20 @@ typedef struct {
     uint8_t *xq;
 } scratch_t;
 
+/* xq bytes per token: the largest quantized activation row of the model's matrices (with the
+ * panels of its types where they pack; none: F32 activations are not quantized) */
+static uint64_t act_row_most(const qa_model *m) {
+    const bert_weights *w = (const bert_weights *)m->weights;
+    uint64_t most = 0;
+    for (int l = 0; l < m->hp.n_layer; l++) {
+        const qa_mat *ms[] = {&w->layers[l].q, &w->layers[l].k, &w->layers[l].v,
+                              &w->layers[l].o, &w->layers[l].up, &w->layers[l].down};
+        for (int j = 0; j < 6; j++)
+            if (ms[j]->tt && ms[j]->tt->act_type != QA_T_F32 && qa_act_row_bytes(ms[j]) > most) most = qa_act_row_bytes(ms[j]);
+    }
+    return most;
+}
+
 static uint64_t carve(const qa_model *m, int T, int max_seq, int nt, uint8_t *base, scratch_t *s) {
     uint64_t D = (uint64_t)m->hp.n_embd, F = (uint64_t)m->hp.n_ff, off = 0;
     uint64_t kmax = F > D ? F : D;
@@ -115,7 +129,7 @@ static uint64_t carve(const qa_model *m, int T, int max_seq, int nt, uint8_t *ba
     TAKE(attn, float, (uint64_t)nt * qa_attention_scratch_floats((int)D, m->hp.n_head, max_seq));
     TAKE(rowbuf, float, (uint64_t)nt * qa_matmul_rowbuf_floats((int64_t)kmax));
     TAKE(seq_start, int32_t, T + 1);
-    TAKE(xq, uint8_t, qa_matmul_act_bytes(T, (int64_t)kmax));
+    TAKE(xq, uint8_t, (uint64_t)T * act_row_most(m));
 #undef TAKE
     return off + 64;
 }

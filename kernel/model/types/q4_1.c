@@ -6,6 +6,7 @@
 #include "simd_blocks.h"
 #include "variants.h"
 #include "decoder_types.h"
+#include "panel.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -109,6 +110,48 @@ AVX2 static void q4_1_tile_avx2(int64_t n, const void *w_, size_t ws, const void
 VNNI static void q4_1_tile_vnni(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
     const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
     Q4_1_TILE(DOT_VNNI)
+}
+
+/* 2 weight rows x the 16 tokens of a packed panel (panel.h), 512-bit: lanes 0-7 of a vector
+ * are token 2p's 8 int32 / float lanes, 8-15 token 2p+1's. Per output the same steps as
+ * q4_1_dot_avx2: acc = fmadd(d * da, lane sums, acc) block by block, mins += m * sa, then
+ * the 8-lane sum + mins; only the vectors are wider. */
+VNNI static void q4_1_panel_vnni(int64_t n, const void *w_, size_t ws, const void *p_, float *out) {
+    const uint8_t *w = (const uint8_t *)w_;
+    const qa_panel_q8_1 *p = (const qa_panel_q8_1 *)p_;
+    enum { P = QA_PANEL_TOKENS / 2 };
+    __m512 acc[2][P], mins[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < P; j++) acc[r][j] = _mm512_setzero_ps();
+    /* the 16 bytes of nibbles in all four 128-bit lanes, lanes 1 and 3 shifted to the high
+     * nibbles: values 0-31 in order, twice */
+    const __m512i shift = _mm512_set_epi64(4, 4, 0, 0, 4, 4, 0, 0), m4 = _mm512_set1_epi8(15);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const qa_block_q4_1 *w0 = (const qa_block_q4_1 *)w + b, *w1 = (const qa_block_q4_1 *)(w + ws) + b;
+        const qa_panel_q8_1 *pb = p + b;
+        const __m512i q0 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w0->qs)), shift), m4);
+        const __m512i q1 = _mm512_and_si512(_mm512_srlv_epi64(_mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)w1->qs)), shift), m4);
+        const __m512 d0 = _mm512_set1_ps(_cvtsh_ss(w0->d)), d1 = _mm512_set1_ps(_cvtsh_ss(w1->d));
+        for (int j = 0; j < P; j++) {
+            const __m512i y = _mm512_loadu_si512((const void *)pb->qs[j]);
+            const __m512 da = _mm512_loadu_ps(pb->d[j]);
+            acc[0][j] = _mm512_fmadd_ps(_mm512_mul_ps(d0, da), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q0, y)), acc[0][j]);
+            acc[1][j] = _mm512_fmadd_ps(_mm512_mul_ps(d1, da), _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), q1, y)), acc[1][j]);
+        }
+        const __m512 sa = _mm512_loadu_ps(pb->s);
+        mins[0] = _mm512_add_ps(mins[0], _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(w0->m)), sa));
+        mins[1] = _mm512_add_ps(mins[1], _mm512_mul_ps(_mm512_set1_ps(_cvtsh_ss(w1->m)), sa));
+    }
+    for (int r = 0; r < 2; r++) {
+        float m[QA_PANEL_TOKENS];
+        _mm512_storeu_ps(m, mins[r]);
+        for (int j = 0; j < P; j++) {
+            const __m256 lo = _mm512_castps512_ps256(acc[r][j]);
+            const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(acc[r][j]), 1));
+            out[r * QA_PANEL_TOKENS + 2 * j] = qa_hsum256(lo) + m[2 * j];
+            out[r * QA_PANEL_TOKENS + 2 * j + 1] = qa_hsum256(hi) + m[2 * j + 1];
+        }
+    }
 }
 #endif
 
@@ -214,4 +257,5 @@ qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_
 const qa_type_variants qa_type_q4_1_variants = {
     &qa_type_q4_1, .dot = {q4_1_dot_ref, QA_X86_FN(q4_1_dot_avx2), QA_WASM_FN(q4_1_dot_wasm), QA_X86_FN(q4_1_dot_vnni)},
     .tile = {NULL, QA_X86_FN(q4_1_tile_avx2), QA_WASM_FN(q4_1_tile_wasm), QA_X86_FN(q4_1_tile_vnni)},
-    .rows4 = {NULL, NULL, QA_WASM_FN(q4_1_rows4_wasm), NULL}};
+    .rows4 = {NULL, NULL, QA_WASM_FN(q4_1_rows4_wasm), NULL},
+    .panel = {NULL, NULL, NULL, QA_X86_FN(q4_1_panel_vnni)}};

@@ -2,10 +2,12 @@
  *   d (fp16) | s (fp16) | qs[32] int8        x[i] = d * qs[i],  s = d * sum(qs)
  * Carrying s lets a Q4_1 dot add its offset m once per block (m * s) instead of per value. */
 #include <math.h>
+#include <string.h>
 
 #include "simd_blocks.h"
 #include "variants.h"
 #include "decoder_types.h"
+#include "panel.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -62,6 +64,19 @@ __attribute__((target("avx2,fma,f16c"))) static void q8_1_quantize_avx2(const fl
         y[b].s = qa_fp32_to_fp16((float)sum * d);
     }
 }
+
+/* Token j of a panel (panel.h): its blocks' values into the pair slots, its scales as floats
+ * (fp16 -> fp32 is exact: the panel kernel multiplies the values the single-row dot does). */
+static void q8_1_pack(const void *a_, int j, void *panel_, int64_t n) {
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    qa_panel_q8_1 *p = (qa_panel_q8_1 *)panel_;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const float d = qa_fp16_to_fp32(a[b].d);
+        memcpy(p[b].qs[j / 2] + (j & 1) * 32, a[b].qs, 32);
+        for (int i = 0; i < 8; i++) p[b].d[j / 2][(j & 1) * 8 + i] = d;
+        p[b].s[j] = qa_fp16_to_fp32(a[b].s);
+    }
+}
 #endif
 
 #if defined(QA_WASM_SIMD)
@@ -86,6 +101,8 @@ static void q8_1_quantize_wasm(const float *x, void *y_, int64_t n) {
 
 qa_type_traits qa_type_q8_1 = {QA_T_Q8_1, "Q8_1", 32, sizeof(qa_block_q8_1), QA_T_Q8_1,
                                q8_1_to_float, qa_q8_1_quantize_ref, NULL, NULL,
-                               qa_q8_1_quantize_ref, NULL};
+                               qa_q8_1_quantize_ref, NULL,
+                               .panel_block = QA_PANEL_BLOCK(sizeof(qa_panel_q8_1))};
 const qa_type_variants qa_type_q8_1_variants = {
-    &qa_type_q8_1, .quantize = {qa_q8_1_quantize_ref, QA_X86_FN(q8_1_quantize_avx2), QA_WASM_FN(q8_1_quantize_wasm), NULL}};
+    &qa_type_q8_1, .quantize = {qa_q8_1_quantize_ref, QA_X86_FN(q8_1_quantize_avx2), QA_WASM_FN(q8_1_quantize_wasm), NULL},
+    .pack = {NULL, NULL, NULL, QA_X86_FN(q8_1_pack)}};

@@ -19,6 +19,8 @@ typedef struct {
     void (*quantize[4])(const float *x, void *y, int64_t n);
     void (*to_float[4])(const void *x, float *y, int64_t n);
     void (*init)(void); /* run before the pick (NULL: none) */
+    void (*pack[4])(const void *a, int j, void *panel, int64_t n);
+    void (*panel[4])(int64_t n, const void *w, size_t ws, const void *panel, float *out);
 } qa_type_variants;
 
 /* A variant compiled only for x86 (AVX2, VNNI) or wasm (SIMD128): NULL elsewhere. */

@@ -1,0 +1,33 @@
+/* Packed activation panels for the prompt matmul (x86 AVX-512; types.h: panel_block,
+ * pack_act, panel).
+ *
+ * A prompt's activations are quantized once per matmul and then read by every weight row,
+ * so they are worth laying out for the kernel: QA_PANEL_TOKENS tokens block by block, two
+ * tokens' 32 int8 values side by side, so one 512-bit integer dot gives the 8 int32 lanes of
+ * both tokens' block dots, and each token's scale already spread over its 8 lanes, so the
+ * float steps (convert, scale, fmadd) also serve two outputs at once. Every output still
+ * sums its lanes block by block as the single-row dot does: the same bits, fewer
+ * instructions (a 2 x 4 tile spends most of them on per-output scalar scale products). */
+#ifndef QA_MODEL_TYPES_PANEL_H
+#define QA_MODEL_TYPES_PANEL_H
+
+#include "../types.h"
+
+/* One Q8_1 block (32 values) of a panel of QA_PANEL_TOKENS tokens; a panel of n values is
+ * n / 32 of these in block order. */
+typedef struct {
+    int8_t qs[QA_PANEL_TOKENS / 2][64];  /* pair p: token 2p's 32 values, then token 2p+1's */
+    float d[QA_PANEL_TOKENS / 2][16];    /* pair p: token 2p's scale in 8 lanes, then 2p+1's */
+    float s[QA_PANEL_TOKENS];            /* token j's d * sum(qs), as the block's fp16 s */
+} qa_panel_q8_1;
+_Static_assert(sizeof(qa_panel_q8_1) == 1088, "a Q8_1 panel block is 1088 bytes");
+_Static_assert(sizeof(qa_panel_q8_1) % 64 == 0, "panel blocks keep 64-byte alignment");
+
+/* panel_block of a row that packs only where a panel kernel can be compiled (x86) */
+#if defined(QA_X86)
+#define QA_PANEL_BLOCK(bytes) (bytes)
+#else
+#define QA_PANEL_BLOCK(bytes) 0
+#endif
+
+#endif
