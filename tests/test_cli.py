@@ -150,7 +150,10 @@ def test_build_with_rows_in_cells_order(files, tmp_path, capsys):
     ordered = np.array(json.loads(capsys.readouterr().out)["ids"])
     assert main(["search", str(files / "i.qann"), "--queries", str(files / "q.npy"), "-k", "10", "--json"]) == 0
     plain = np.array(json.loads(capsys.readouterr().out)["ids"])
-    assert ordered.max() < 2000 and np.mean(ordered == plain) > 0.9  # the input's row numbers (graphs differ by threads)
+    # the input's row numbers: the same neighbour sets as the plain index's (storage rows would share ~none);
+    # sets, not positions, since two threaded builds differ in near ties
+    overlap = np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(ordered, plain)])
+    assert ordered.max() < 2000 and overlap > 0.9, overlap
     assert main(["info", str(tmp_path / "c.qann")]) == 0
     assert "numbered by the index (rows in a locality order), next id 2000" in capsys.readouterr().out
     assert main(["info", str(files / "i.qann")]) == 0
