@@ -4,6 +4,8 @@ stdout. Reads a JSON request on stdin:
   {"op": "smollm2"}                                  -> {"path"} or {"skip": reason}
   {"op": "embed", "path", "texts", "scalar"}         -> {"vectors": [[...]], "ms"}: one text per call
   {"op": "generate", "path", "prompts", "max_tokens", "chat", "scalar"} -> {"tokens": [[...]], "prompts": [...]}
+  {"op": "logits", "path", "ids", "steps", "scalar"} -> {"bits": [[...]]}: the float32 bits of the
+      last prompt position's logits, then of `steps` greedy tokens fed back one at a time
 "scalar" runs the native kernel's scalar references (the summation order the wasm build keeps).
 """
 import json
@@ -62,6 +64,19 @@ def main(req):
             out.append(toks)
             stats.append(g.last_stats.as_dict())
         return {"tokens": out, "prompts": prompts, "stats": stats}
+    if op == "logits":
+        import mmap
+        import numpy as np
+        from quantann import _model
+        if req.get("scalar"):
+            _model.set_simd(0)
+        with open(req["path"], "rb") as f:
+            d = _model.Decoder(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ), 1)
+        d.start(256, 32)
+        logits = [np.asarray(d.eval(np.asarray(req["ids"], np.int32)), np.float32).reshape(-1)]
+        for _ in range(req.get("steps", 0)):
+            logits.append(np.asarray(d.eval(np.asarray([int(logits[-1].argmax())], np.int32)), np.float32).reshape(-1))
+        return {"bits": [v.view(np.uint32).tolist() for v in logits]}
     raise ValueError(f"unknown op {op}")
 
 

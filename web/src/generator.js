@@ -66,7 +66,7 @@ export class Generator {
 
   info() {
     return { nVocab: this.nVocab, nCtx: this.nCtx, memory: this.memory, chatTemplate: this.chatTemplate,
-      bosToken: this.bosToken, eosToken: this.eosToken, loaded: this.loaded };
+      bosToken: this.bosToken, eosToken: this.eosToken, loaded: this.loaded, wasmMemoryBytes: this.K.memoryBytes };
   }
 
   piece(id, lenPtr) {

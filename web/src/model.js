@@ -7,7 +7,7 @@ import { MemoryBudgetError } from './index.js';
 import { loadKernel, WASM32_LIMIT } from './kernel.js';
 import { formatSize as human, parseSize } from './sizes.js';
 import { BlobSource, HttpSource, openSource } from './source.js';
-import { streamCacheState, streamInto } from './stream-load.js';
+import { chunksOf, streamCacheState, streamInto } from './stream-load.js';
 
 export { MemoryBudgetError };
 export const MODEL_WASM = new URL('../dist/quantann-model.wasm', import.meta.url);
@@ -87,10 +87,7 @@ export async function loadInto(src, dest, { onProgress } = {}) {
   if (src.url && typeof fetch === 'function') {
     const r = await fetch(src.url);
     if (!r.ok) throw new ModelError(`${src.url}: HTTP ${r.status}`);
-    const reader = r.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+    for await (const value of chunksOf(r.body)) { // one reused scratch buffer (BYOB): no garbage per chunk
       if (at + value.length > dest.length) throw new ModelError(`${src.name}: the file grew while loading`);
       dest.set(value, at);
       at += value.length;

@@ -79,7 +79,7 @@ export async function dropStreamCache(name) {
 // The chunks of a byte stream, read into one reused scratch buffer (BYOB) where the stream
 // allows it, so that reading leaves no garbage behind: each chunk is a view that is valid
 // until the next one is asked for (the caller copies it out at once).
-async function* chunksOf(stream) {
+export async function* chunksOf(stream) {
   let reader, scratch = null;
   try {
     reader = stream.getReader({ mode: 'byob' });

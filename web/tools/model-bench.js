@@ -1,61 +1,180 @@
 #!/usr/bin/env node
-// The models in headless Chromium against native and wllama (npm @wllama/wllama, llama.cpp
+// The models in a headless browser against native and wllama (npm @wllama/wllama, llama.cpp
 // in wasm) on the same GGUF, single-thread: prints one JSON object.
-//   PYTHON=/work/venv/bin/python node tools/model-bench.js [--tokens 32] [--no-wllama] [--browser-name chromium|firefox]
-// Keys: embed_ms / native_embed_ms (one short query, medians), first_token_ms,
-// prefill_tok_s, decode_tok_s (page-side timings), native_* (quantann.Generator, default
-// SIMD), wllama_*, tokens_match (fraction of prompts whose greedy tokens equal native's
-// default build), tokens_match_scalar (native scalar: the order the wasm build keeps),
-// load_s, model_bytes, wasm_bytes / model_wasm_bytes.
+//   PYTHON=/work/venv/bin/python node tools/model-bench.js [--tokens 32] [--rounds 2] [--no-wllama] [--browser-name chromium|firefox]
+// One browser profile, four pages:
+//   0. the generator opened from its URL (streamed from the network into wasm memory):
+//      peak_memory_bytes = the peak of JS heap used + ArrayBuffer backing stores of the page
+//      and its Workers (Chromium: CDP Runtime.getHeapUsage every 50 ms through the load) +
+//      the wasm memory the model ends with (V8 counts it in neither; wasm memory only grows,
+//      so its end size is its peak; the sum is an upper bound of the simultaneous peak);
+//      Firefox has no such probe: null, with the reason in peak_memory_note;
+//   1. the generator opened with an OPFS cache (network -> OPFS + wasm memory): load_s, and
+//      peak_memory_caching_bytes, the same measure through this load;
+//   2. the page server restarted on the same origin without the model's directory (every
+//      model request fails) and the generator reopened: cached_load_s, cached_from_opfs;
+//   3. embeddings, then the prompts `--rounds` times, each prompt in quantann and then in
+//      wllama (both open: interleaved): first_token_ms, prefill_tok_s, decode_tok_s (page
+//      timings), wllama_*, tokens_match (fraction of prompts whose greedy tokens equal
+//      native's default kernel), tokens_match_scalar (native scalar references),
+//      decode_vs_wllama with its 95% bootstrap CI (resampling the interleaved pairs), and a
+//      one-sided Mann-Whitney p-value that quantann's per-token latencies are the smaller.
+// native_* come from a separate process (quantann.Generator, default SIMD), not interleaved.
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 
 import { minilm, native, smollm2 } from '../testlib/models.js';
 import { startServer } from '../testlib/server.js';
-import { runPage } from './run-page.js';
+import { launch, runPage } from './run-page.js';
 
 const argv = process.argv.slice(2);
-const tokens = Number(argv.includes('--tokens') ? argv[argv.indexOf('--tokens') + 1] : 32);
-const browserName = argv.includes('--browser-name') ? argv[argv.indexOf('--browser-name') + 1] : 'chromium';
+const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
+const tokens = Number(arg('--tokens', 32)), rounds = Number(arg('--rounds', 2));
+const browserName = arg('--browser-name', 'chromium');
 const PROMPTS = ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,',
   'The three primary colours are'];
 const TEXTS = ['How do I install a Debian package from a local .deb file?'];
 const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 
+// 95% percentile bootstrap interval of the median of xs (a seeded LCG: the same draws each run)
+function bootstrapMedianCI(xs, draws = 4000) {
+  let s = 12345;
+  const rnd = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
+  const meds = Array.from({ length: draws }, () => med(Array.from(xs, () => xs[Math.floor(rnd() * xs.length)])))
+    .sort((a, b) => a - b);
+  return [meds[Math.floor(0.025 * draws)], meds[Math.ceil(0.975 * draws) - 1]];
+}
+
+// One-sided Mann-Whitney U test that a's values tend to be smaller than b's: the normal
+// approximation with the tie correction (samples here are tens to hundreds of tokens).
+function mannWhitneyLess(a, b) {
+  const all = [...a.map((v) => [v, 0]), ...b.map((v) => [v, 1])].sort((x, y) => x[0] - y[0]);
+  const ranks = new Array(all.length);
+  let tie = 0;
+  for (let i = 0; i < all.length;) {
+    let j = i;
+    while (j + 1 < all.length && all[j + 1][0] === all[i][0]) j++;
+    for (let k = i; k <= j; k++) ranks[k] = (i + j) / 2 + 1;
+    const t = j - i + 1;
+    tie += t ** 3 - t;
+    i = j + 1;
+  }
+  const n1 = a.length, n2 = b.length, n = n1 + n2;
+  const r1 = all.reduce((acc, x, i) => acc + (x[1] === 0 ? ranks[i] : 0), 0);
+  const u = r1 - n1 * (n1 + 1) / 2;
+  const sd = Math.sqrt(n1 * n2 / 12 * ((n + 1) - tie / (n * (n - 1))));
+  const z = (u - n1 * n2 / 2 + 0.5) / sd; // continuity-corrected; small U = a smaller
+  return { u, p: 0.5 * erfc(-z / Math.SQRT2) };
+}
+
+function erfc(x) { // Numerical Recipes' erfcc (relative error < 1.2e-7)
+  const t = 1 / (1 + 0.5 * Math.abs(x));
+  const r = t * Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+    t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? r : 2 - r;
+}
+
+const freePort = () => new Promise((resolve) => {
+  const s = createServer().listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+});
+
+// the page server on `port` (retried while the one before it lets the port go)
+async function serve(args) {
+  for (let i = 0; ; i++) {
+    try {
+      return await startServer(args);
+    } catch (e) {
+      if (i >= 20) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 const emb = minilm(), gen = smollm2();
 if (emb.skip || gen.skip) throw new Error(emb.skip || gen.skip);
 const dir = mkdtempSync(join(tmpdir(), 'quantann-model-bench-'));
-writeFileSync(join(dir, 'cases.json'), JSON.stringify({ texts: TEXTS, prompts: PROMPTS, maxTokens: tokens, repeat: 30 }));
-const server = await startServer([`/cases=${dir}`, `/mini=${dirname(emb.path)}`, `/smol=${dirname(gen.path)}`]);
+const prompts = Array.from({ length: rounds }, () => PROMPTS).flat();
+writeFileSync(join(dir, 'cases.json'), JSON.stringify({ texts: TEXTS, prompts, maxTokens: tokens, repeat: 30 }));
+const port = await freePort();
+const mounts = (withModel) => ['--port', String(port), `/cases=${dir}`, `/mini=${dirname(emb.path)}`,
+  ...(withModel ? [`/smol=${dirname(gen.path)}`] : [])];
+let server = await serve(mounts(true));
+const browser = await launch(browserName);
 try {
   const nat = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens });
   const natScalar = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens, scalar: true });
   const natEmb = native({ op: 'embed', path: emb.path, texts: TEXTS, repeat: 30 });
+  const smol = `/smol/${basename(gen.path)}`, cache = 'model-bench.gguf';
+  // 0. network -> wasm memory, memory sampled through the load
+  const plain = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&reopen=1`,
+    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50 });
+  if (!plain.ok) throw new Error(plain.error);
+  // 1. network -> OPFS + wasm memory, memory sampled through the load
+  const first = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&cache=${cache}&reopen=1`,
+    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50 });
+  if (!first.ok) throw new Error(first.error);
+  // 2. the model unreachable: reopened from OPFS
+  server.close();
+  server = await serve(mounts(false));
+  const cached = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&cache=${cache}&reopen=1`,
+    { browser: browserName, instance: browser, timeout: 900 });
+  if (!cached.ok) throw new Error(`cached reload with the model unreachable: ${cached.error}`);
+  server.close();
+  server = await serve(mounts(true));
+  // 3. parity and speed, interleaved with wllama
   const url = `${server.url}/model-parity.html?cases=/cases/cases.json&embedder=/mini/${basename(emb.path)}` +
-    `&generator=/smol/${basename(gen.path)}${argv.includes('--no-wllama') ? '' : '&wllama=1'}`;
-  const r = await runPage(url, { timeout: 1800, browser: browserName });
+    `&generator=${smol}${argv.includes('--no-wllama') ? '' : '&wllama=1'}`;
+  const r = await runPage(url, { browser: browserName, instance: browser, timeout: 3600 });
   if (!r.ok) throw new Error(r.error);
-  const match = (ref) => r.tokens.filter((t, i) => JSON.stringify(t) === JSON.stringify(ref.tokens[i])).length / PROMPTS.length;
+  const match = (ref) => r.tokens.filter((t, i) => JSON.stringify(t) === JSON.stringify(ref.tokens[i % PROMPTS.length])).length / r.tokens.length;
+  const memory = plain._memory, kv = first.genMemory?.['KV cache'];
+  const peak = (page) => (page._memory?.samples && page.genWasmMemoryBytes ? page._memory.peakSum + page.genWasmMemoryBytes : null);
   const out = {
-    browser: browserName, embed_ms: r.embedMs, native_embed_ms: natEmb.ms,
+    browser: browserName, rounds, tokens, embed_ms: r.embedMs, native_embed_ms: natEmb.ms,
     first_token_ms: med(r.stats.map((s) => s.pageFirstMs)),
     prefill_tok_s: med(r.stats.map((s) => s.prefillTokS)),
     decode_tok_s: med(r.stats.map((s) => s.pageDecodeTokS)),
     native_first_token_ms: med(nat.stats.map((s) => s.first_token_ms)),
     native_decode_tok_s: med(nat.stats.map((s) => s.decode_tok_s)),
     tokens_match: match(nat), tokens_match_scalar: match(natScalar),
-    load_s: r.genLoadMs / 1000, model_bytes: statSync(gen.path).size,
+    load_s: first.genLoadMs / 1000, cached_load_s: cached.genLoadMs / 1000, cached_from_opfs: cached.genLoaded?.fromCache ?? null,
+    model_bytes: statSync(gen.path).size, kv_cache_bytes: kv ?? null,
+    wasm_memory_bytes: first.genWasmMemoryBytes ?? null,
+    peak_memory_bytes: peak(plain), peak_memory_caching_bytes: peak(first),
     wasm_bytes: statSync(new URL('../dist/quantann.wasm', import.meta.url)).size,
     model_wasm_bytes: statSync(new URL('../dist/quantann-model.wasm', import.meta.url)).size,
   };
+  out.decode_vs_native = out.decode_tok_s / out.native_decode_tok_s;
+  if (out.peak_memory_bytes != null) {
+    out.peak_memory_js_bytes = memory.peakSum; // JS heap used + ArrayBuffers, page + Workers
+    out.peak_memory_js_heap_bytes = memory.peakHeapUsed;
+    out.memory_samples = memory.samples;
+    out.peak_memory_over_model_kv = out.peak_memory_bytes / (out.model_bytes + kv);
+    if (out.peak_memory_caching_bytes != null) out.peak_memory_caching_over_model_kv = out.peak_memory_caching_bytes / (out.model_bytes + kv);
+  } else {
+    out.peak_memory_note = browserName === 'firefox'
+      ? 'unavailable: Firefox offers no heap or ArrayBuffer usage over WebDriver BiDi, and no performance.measureUserAgentSpecificMemory()'
+      : 'no samples';
+  }
   if (r.wllama) {
-    out.wllama_first_token_ms = med(r.wllama.runs.map((x) => x.firstMs));
-    out.wllama_decode_tok_s = med(r.wllama.runs.map((x) => x.decodeTokS));
+    const w = r.wllama.runs;
+    out.wllama_first_token_ms = med(w.map((x) => x.firstMs));
+    out.wllama_decode_tok_s = med(w.map((x) => x.decodeTokS));
     out.wllama_load_s = r.wllama.loadMs / 1000;
+    const pairs = w.map((x, i) => r.stats[i].pageDecodeTokS / x.decodeTokS); // interleaved: prompt i in both
+    out.decode_vs_wllama = med(pairs);
+    out.decode_vs_wllama_ci95 = bootstrapMedianCI(pairs);
+    out.decode_vs_wllama_pairs = pairs.length;
+    const ours = r.stats.flatMap((s) => s.tokenMs), theirs = w.flatMap((x) => x.tokenMs);
+    out.token_ms_median = med(ours);
+    out.wllama_token_ms_median = med(theirs);
+    out.mannwhitney_p_faster_than_wllama = mannWhitneyLess(ours, theirs).p;
   }
   process.stdout.write(JSON.stringify(out, null, 1) + '\n');
 } finally {
   server.close();
+  await browser.close();
   rmSync(dir, { recursive: true, force: true });
 }

@@ -44,7 +44,7 @@ export async function launch(name = 'chromium', { executablePath = BROWSERS[name
 /**
  * Loads `url`, waits for window.quantannResult and returns it. browser: 'chromium' |
  * 'firefox'. sampleMemory (Chromium only: CDP Runtime.getHeapUsage every `sampleMemory` ms
- * while the page runs) adds `_memory: {peakHeapUsed, peakBacking, peakSum, samples}` to the
+ * while the page runs, the page and its Workers summed) adds `_memory: {peakHeapUsed, peakBacking, peakSum, samples}` to the
  * result: JS heap used, and ArrayBuffer backing stores (wasm memories among them).
  * instance: a browser from launch() to open the page in (a new tab; left open), instead of
  * a new browser with a fresh profile. downloadMbps (Chromium only): the page's network
@@ -70,12 +70,14 @@ export async function runPage(url, { browser: name = 'chromium', timeout = 600, 
       sampler = { stop: () => { on = false; return loop; } };
       const loop = (async () => {
         while (on) {
-          const h = await cdp.send('Runtime.getHeapUsage').catch(() => null);
-          if (h) {
-            const backing = h.backingStorageSize ?? 0;
-            memory.peakHeapUsed = Math.max(memory.peakHeapUsed, h.usedSize);
+          // the page's isolate and each Worker's (a model's wasm memory lives in its Worker)
+          const hs = (await Promise.all([cdp, ...page.workers().map((w) => w.client)].map((c) =>
+            c.send('Runtime.getHeapUsage').catch(() => null)))).filter(Boolean);
+          if (hs.length) {
+            const used = hs.reduce((a, h) => a + h.usedSize, 0), backing = hs.reduce((a, h) => a + (h.backingStorageSize ?? 0), 0);
+            memory.peakHeapUsed = Math.max(memory.peakHeapUsed, used);
             memory.peakBacking = Math.max(memory.peakBacking, backing);
-            memory.peakSum = Math.max(memory.peakSum, h.usedSize + backing);
+            memory.peakSum = Math.max(memory.peakSum, used + backing);
             memory.samples++;
           }
           await new Promise((r) => setTimeout(r, sampleMemory));
