@@ -13,7 +13,8 @@
 //      peak_memory_caching_bytes, the same measure through this load;
 //   2. the page server restarted on the same origin without the model's directory (every
 //      model request fails) and the generator reopened: cached_load_s, cached_from_opfs;
-//   3. embeddings, then the prompts `--rounds` times, each prompt in quantann and then in
+//   3. embeddings (embed_ms: one short query, the median after a warm-up of as many queries,
+//      whose median is embed_cold_ms and first embed_first_ms), then the prompts `--rounds` times, each prompt in quantann and then in
 //      wllama (both open: interleaved): first_token_ms, prefill_tok_s, decode_tok_s (page
 //      timings), wllama_*, tokens_match (fraction of prompts whose greedy tokens equal
 //      native's default kernel), tokens_match_scalar (native scalar references),
@@ -132,7 +133,7 @@ try {
   const memory = plain._memory, kv = first.genMemory?.['KV cache'];
   const peak = (page) => (page._memory?.samples && page.genWasmMemoryBytes ? page._memory.peakSum + page.genWasmMemoryBytes : null);
   const out = {
-    browser: browserName, rounds, tokens, embed_ms: r.embedMs, native_embed_ms: natEmb.ms,
+    browser: browserName, rounds, tokens, embed_ms: r.embedMs, embed_first_ms: r.embedFirstMs, embed_cold_ms: r.embedColdMs, native_embed_ms: natEmb.ms,
     first_token_ms: med(r.stats.map((s) => s.pageFirstMs)),
     prefill_tok_s: med(r.stats.map((s) => s.prefillTokS)),
     decode_tok_s: med(r.stats.map((s) => s.pageDecodeTokS)),
