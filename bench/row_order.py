@@ -40,6 +40,18 @@ def _coalescing(idx, queries, gaps, k, ef, rerank):
     return out
 
 
+def interleaved(idx: dict, q, k, ef, rerank, reps):
+    """Each index timed `reps` times, in alternating order: {name: [(p50, p99) per rep]}, and
+    each one's ids from its last pass."""
+    runs = {name: [] for name in idx}
+    ids = {}
+    for r in range(reps):
+        for name in (list(idx) if r % 2 == 0 else list(idx)[::-1]):
+            lat, ids[name] = timed(idx[name], q, k, ef, rerank)
+            runs[name].append((np.percentile(lat, 50), np.percentile(lat, 99)))
+    return runs, ids
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--queries", type=int, default=1000)
@@ -55,12 +67,7 @@ def main(argv=None) -> dict:
     for i in idx.values():
         i.search(q[:50], k=k, ef=ef, rerank=rerank)  # warm-up: page cache, searchers
     out = {"dataset": ds.name, "queries": len(q), "k": k, "ef": ef, "rerank": rerank, "orders": {}}
-    runs = {name: [] for name in idx}
-    ids = {}
-    for r in range(a.reps):
-        for name in (list(idx) if r % 2 == 0 else list(idx)[::-1]):
-            lat, ids[name] = timed(idx[name], q, k, ef, rerank)
-            runs[name].append((np.percentile(lat, 50), np.percentile(lat, 99)))
+    runs, ids = interleaved(idx, q, k, ef, rerank, a.reps)
     for name, i in idx.items():
         p50s, p99s = sorted(x[0] for x in runs[name]), sorted(x[1] for x in runs[name])
         out["orders"][name] = {

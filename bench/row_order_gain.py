@@ -20,8 +20,7 @@ import numpy as np
 
 import quantann
 from bench.datasets import MINILM
-from bench.row_order import _coalescing
-from bench.web.browser import timed
+from bench.row_order import _coalescing, interleaved
 
 
 def _files(x, n, workdir):
@@ -58,12 +57,7 @@ def main(argv=None):
         idx = {"none": quantann.open(base), "cells": quantann.open(cells)}
         for i in idx.values():
             i.search(q[:50], k=k, ef=ef, rerank=rerank)  # page cache, searchers
-        runs = {name: [] for name in idx}
-        ids = {}
-        for r in range(a.reps):
-            for name in (list(idx) if r % 2 == 0 else list(idx)[::-1]):
-                lat, ids[name] = timed(idx[name], q, k, ef, rerank)
-                runs[name].append((np.percentile(lat, 50), np.percentile(lat, 99)))
+        runs, ids = interleaved(idx, q, k, ef, rerank, a.reps)
         out = {"n": n, "load_average": os.getloadavg()[0], **meta}
         for name in idx:
             p50s, p99s = sorted(v[0] for v in runs[name]), sorted(v[1] for v in runs[name])

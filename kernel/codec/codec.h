@@ -108,13 +108,17 @@ static inline float qa_sq_dist(int metric, const qa_query *qq, int32_t s, float 
 }
 static inline int qa_quantize_level(float x, float vmin, float scale, int levels);
 
-/* The two distance functions of a variant whose integer dot is `dot` (SQ rows). `attr`
- * carries the target attribute so the dot inlines into the batch loop. */
-#define QA_SQ_VARIANT(suffix, attr, dot)                                                        \
+/* The single-code distance of a variant whose integer dot is `dot` (SQ rows), and with
+ * QA_SQ_VARIANT its batch. `attr` carries the target attribute so the dot inlines into the
+ * batch loop. */
+#define QA_SQ_DIST(suffix, attr, dot)                                                           \
     attr static float dist_##suffix(const qa_quantizer *qz, int metric, const qa_query *qq,     \
                                     const uint8_t *code, float xnorm2) {                        \
         return qa_sq_dist(metric, qq, dot(qq->w, code, qz->dpad), xnorm2);                      \
-    }                                                                                           \
+    }
+
+#define QA_SQ_VARIANT(suffix, attr, dot)                                                        \
+    QA_SQ_DIST(suffix, attr, dot)                                                               \
     attr static void batch_##suffix(const qa_quantizer *qz, int metric, const qa_query *qq,     \
                                     const uint8_t *codes, const float *norms,                   \
                                     const int32_t *nodes, int n, float *out) {                  \
@@ -130,10 +134,7 @@ static inline int qa_quantize_level(float x, float vmin, float scale, int levels
 /* As QA_SQ_VARIANT, with a batch that takes the codes two at a time through dot2 (one pass
  * over the weights for both: fewer loads), and the last odd one through dot. */
 #define QA_SQ_VARIANT2(suffix, attr, dot, dot2)                                                 \
-    attr static float dist_##suffix(const qa_quantizer *qz, int metric, const qa_query *qq,     \
-                                    const uint8_t *code, float xnorm2) {                        \
-        return qa_sq_dist(metric, qq, dot(qq->w, code, qz->dpad), xnorm2);                      \
-    }                                                                                           \
+    QA_SQ_DIST(suffix, attr, dot)                                                               \
     attr static void batch_##suffix(const qa_quantizer *qz, int metric, const qa_query *qq,     \
                                     const uint8_t *codes, const float *norms,                   \
                                     const int32_t *nodes, int n, float *out) {                  \
