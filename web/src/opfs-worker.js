@@ -5,7 +5,8 @@
 //   begin  {file, metaFile, id, total, unit?}  open (or reset) an import; -> {written, meta}
 //                                       (unit: what a resumed import rounds down to; default a
 //                                       vector row, dim * 4 bytes; 1 for plain bytes)
-//   write  {at, bytes}                   write a batch, flush, commit {written} to the meta
+//   write  {at, bytes, length?}          write a batch (the first length bytes), flush, commit {written} to the meta;
+//                                       -> {written, ...timings, bytes} (the buffer handed back)
 //   readAt {at, length}                  bytes of the file being imported (a resumed load's
 //                                       committed prefix) -> ArrayBuffer
 //   open   {name, measureGap}           open a store for reading (OPFSSyncStore); -> meta
@@ -52,10 +53,10 @@ const ops = {
   // flush: 'batch' (data flushed before the meta records it: durable even across an OS
   // crash) or 'none' (left to the OS: a closed tab or crashed browser still keeps the
   // written bytes, an OS crash may not); the last batch is always flushed.
-  write({ at, bytes, flush = 'batch' }) {
+  write({ at, bytes, length = bytes.byteLength, flush = 'batch' }) {
     if (at !== meta.written) throw new Error(`OPFS import: write at ${at}, but ${meta.written} bytes are committed`);
     const t0 = now();
-    const v = new Uint8Array(bytes);
+    const v = new Uint8Array(bytes, 0, length);
     let done = 0;
     while (done < v.length) {
       const n = data.write(v.subarray(done), { at: at + done });
@@ -68,7 +69,9 @@ const ops = {
     if (flush !== 'none' || meta.complete) data.flush();
     const t2 = now();
     writeMeta(metaHandle, meta, flush !== 'none' || meta.complete);
-    return { written: meta.written, writeMs: now() - t0, dataWriteMs: t1 - t0, flushMs: t2 - t1, metaMs: now() - t2 };
+    // the batch's buffer goes back (transferred) for the caller to fill again: one batch
+    // buffer for a whole import, not one per batch waiting for the GC
+    return [{ written: meta.written, writeMs: now() - t0, dataWriteMs: t1 - t0, flushMs: t2 - t1, metaMs: now() - t2, bytes }, [bytes]];
   },
 
   readAt({ at, length }) {

@@ -238,14 +238,18 @@ export async function streamInto(source, { size, dest, chunkBytes = DEFAULT_CHUN
   }
 
   // 3. with a cache: resume after its last committed byte, and write the rest as it arrives
-  let rpc = null, writing = null, sent = 0;
+  let rpc = null, writing = null, sent = 0, spare = null;
   const flushCache = async (upTo) => { // hands [sent, upTo) to the Worker, one batch in flight
     while (upTo - sent >= CACHE_BATCH || (upTo === total && sent < total)) {
       const end = Math.min(upTo, sent + CACHE_BATCH);
       await writing; // the previous batch written: copy the next one only now (one copy alive at a time)
-      const bytes = target().slice(sent, end);
+      // into the buffer the Worker handed back (one 4 MiB buffer for the whole load)
+      const buf = spare ?? new ArrayBuffer(CACHE_BATCH);
+      spare = null;
+      const bytes = new Uint8Array(buf, 0, end - sent);
+      bytes.set(target().subarray(sent, end));
       const at = sent;
-      writing = rpc.call('write', { at, bytes: bytes.buffer }, [bytes.buffer]).catch(async (e) => {
+      writing = rpc.call('write', { at, bytes: buf, length: end - sent }, [buf]).then((w) => { spare = w.bytes; return w; }, async (e) => {
         if (e.name === 'QuotaExceededError' || /quota/i.test(e.message))
           throw (await quotaProblem(cache, total - at)) ?? new QuotaError(`cache ${cache}: ${e.message}`);
         throw e;
