@@ -319,7 +319,7 @@ def make_parser():
     d.add_argument("--show", type=int, default=3, help="queries to print with their passages (default %(default)s)")
     d.set_defaults(func=cmd_demo)
 
-    for mod in ("quantann.model.cli", "quantann.generate_cli", "quantann.ask_cli", "quantann.bench_cli"):
+    for mod in ("quantann.model.cli", "quantann.generate_cli", "quantann.ask_cli", "quantann.suite_cli"):
         try:
             __import__(mod)
             sys.modules[mod].register(sub)

@@ -175,8 +175,8 @@ def test_bench_forwards_every_argument_to_the_suite():
 
 
 def test_bench_outside_a_checkout_is_a_clear_error(monkeypatch, tmp_path, capsys):
-    import quantann.bench_cli as bench_cli
-    monkeypatch.setattr(bench_cli, "REPO", str(tmp_path))
+    import quantann.suite_cli as suite_cli
+    monkeypatch.setattr(suite_cli, "REPO", str(tmp_path))
     assert main(["bench", "--browser"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: the benchmarks ship with the source checkout") and "Traceback" not in err

@@ -90,8 +90,5 @@ void qa_sq_prepare(const qa_quantizer *qz, const float *q, qa_query *out, int cm
     out->bias = bias;
     out->wscale = amax > 0.0f ? amax / (float)wmax : 1.0f;
     const float inv = 1.0f / out->wscale;
-    /* rintf rounds as lrintf (to nearest even) and is one instruction in wasm, where
-     * lrintf is a libc call per dimension */
-    for (int i = 0; i < qz->dpad; i++)
-        out->w[i] = i < d ? (int16_t)rintf(q[i] * qz->scale[i] * inv) : 0;
+    for (int i = 0; i < qz->dpad; i++) out->w[i] = i < d ? qa_weight_i16(q[i] * qz->scale[i] * inv) : 0;
 }

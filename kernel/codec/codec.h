@@ -20,6 +20,7 @@
 #define QA_CODEC_H
 #include "../constants.h"
 #include "../simd.h"
+#include <math.h>
 
 /* The trained parameters of one codec over d dimensions. */
 typedef struct {
@@ -108,6 +109,14 @@ static inline float qa_sq_dist(int metric, const qa_query *qq, int32_t s, float 
 }
 static inline int qa_quantize_level(float x, float vmin, float scale, int levels);
 
+/* A query weight as int16: rounded to nearest even (rintf: one instruction in wasm, where
+ * lrintf is a libc call), clamped, NaN as 0 (a float -> int conversion out of range is
+ * undefined behaviour; in-range weights, all a finite query gives, are unchanged). */
+static inline int16_t qa_weight_i16(float t) {
+    if (!(t > -32767.0f)) return t != t ? 0 : -32767;
+    return t < 32767.0f ? (int16_t)rintf(t) : 32767;
+}
+
 /* The single-code distance of a variant whose integer dot is `dot` (SQ rows), and with
  * QA_SQ_VARIANT its batch. `attr` carries the target attribute so the dot inlines into the
  * batch loop. */
@@ -159,7 +168,6 @@ int qa_codec_avx2(void);
 extern const qa_codec qa_codec_none_row, qa_codec_sq8_row, qa_codec_sq4_row;
 extern const qa_codec qa_codec_rabitq1_row, qa_codec_rabitq2_row, qa_codec_rabitq3_row, qa_codec_rabitq4_row;
 
-#include <math.h>
 static inline int qa_quantize_level(float x, float vmin, float scale, int levels) {
     if (scale <= 0.0f) return 0;
     float t = (x - vmin) / scale;

@@ -141,7 +141,7 @@ static void prepare(const qa_quantizer *qz, const float *q, qa_query *out) {
     const float inv = 1.0f / out->wscale;
     int32_t ws = 0;
     for (int i = 0; i < dpad; i++) {
-        out->w[i] = (int16_t)rintf(qp[i] * inv); /* as qa_sq_prepare */
+        out->w[i] = qa_weight_i16(qp[i] * inv); /* as qa_sq_prepare */
         ws += out->w[i];
     }
     out->wsum = ws;

@@ -134,6 +134,20 @@ class ShardedIndex:
     def ids(self) -> np.ndarray:
         return np.concatenate([to_global(s.ids, e.id_offset) for s, e in zip(self.shards, self.manifest.shards)])
 
+    def rows_of(self, ids) -> np.ndarray:
+        """The global rows (shard after shard, the order of `ids` and of `_read`) that hold these
+        ids; -1 for an id in no shard."""
+        ids = np.atleast_1d(np.asarray(ids)).astype(np.uint64).ravel()
+        out = np.full(len(ids), -1, np.int64)
+        start = 0
+        for s, e in zip(self.shards, self.manifest.shards):
+            mine = (out < 0) & (ids >= np.uint64(e.id_offset)) & (ids != NO_ID)
+            if mine.any():
+                r = s.rows_of(ids[mine] - np.uint64(e.id_offset))
+                out[np.flatnonzero(mine)[r >= 0]] = start + r[r >= 0]
+            start += s.rows
+        return out
+
     def deleted_mask(self) -> np.ndarray | None:
         """bool per row (shard after shard, the order of `ids`), True for deleted rows."""
         masks = [s.deleted_mask() for s in self.shards]
