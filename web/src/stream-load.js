@@ -19,7 +19,9 @@ import { formatSize } from './sizes.js';
 
 export const MAX_CHUNK_BYTES = CONSTANTS.limits.stream_chunk_max_bytes;
 const DEFAULT_CHUNK_BYTES = 16 << 20;
-const CACHE_BATCH = 4 << 20; // bytes per cache write: the largest transient copy the cache adds
+// bytes per cache write: the copy the cache adds (one buffer, handed back and forth with the
+// OPFS Worker; while a batch is in flight it is held there, beside the stream's read buffer)
+const CACHE_BATCH = 1 << 20;
 const PROGRESS_STEP = 1 << 20;
 const PIECE_BYTES = 256 << 10; // the scratch buffer network and file reads land in
 const now = () => performance.now();
@@ -243,7 +245,7 @@ export async function streamInto(source, { size, dest, chunkBytes = DEFAULT_CHUN
     while (upTo - sent >= CACHE_BATCH || (upTo === total && sent < total)) {
       const end = Math.min(upTo, sent + CACHE_BATCH);
       await writing; // the previous batch written: copy the next one only now (one copy alive at a time)
-      // into the buffer the Worker handed back (one 4 MiB buffer for the whole load)
+      // into the buffer the Worker handed back (one batch buffer for the whole load)
       const buf = spare ?? new ArrayBuffer(CACHE_BATCH);
       spare = null;
       const bytes = new Uint8Array(buf, 0, end - sent);
