@@ -253,8 +253,8 @@ def make_parser():
     b.add_argument("--ids", help="optional (n,) .npy of uint64 ids; default: row numbers")
     b.add_argument("--threads", type=int, default=None, help="build threads (default: all cores)")
     b.add_argument("--row-order", default="auto", choices=["auto", "none", "cells"],
-                   help="cells: store the rows in a locality order (near vectors on near rows: faster search, "
-                        "fewer, longer reads per query; the ids stay the input's row numbers or --ids, and add "
+                   help="cells: store the rows in a locality order (near vectors on near rows: "
+                        "fewer, longer reads per query, for browser and HTTP stores; the ids stay the input's row numbers or --ids, and add "
                         "continues the numbering); auto: cells from 50,000 rows up (per shard); none: rows in "
                         "input order (default %(default)s)")
     b.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

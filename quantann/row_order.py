@@ -12,11 +12,11 @@ results; the file's `ids` tensor maps the new rows back to the caller's ids, or 
 index's own numbering (with `quantann.ids.next`, FORMAT.md), so `add` keeps numbering.
 
 "auto", the default of a build, orders the rows from AUTO_MIN_ROWS rows up: the k-means
-tree costs 1-6% of the graph build, and native search measured no slower at 50,000 rows
-and faster from 100,000 (BENCHMARKS.md, "The cells row order by default"). Below it
-native search measured no gain, so the ids tensor (8 bytes a row) is not spent; the read
-calls of a query still halve in any size, so `cells` pays for an index that a browser
-or an HTTP store reads (docs/BROWSER.md §9).
+tree costs 1-6% of the graph build and cuts a query's read calls by about 37% (what a
+browser's OPFS store, an HTTP store or IndexedDB pays per call: docs/BROWSER.md §9, §11).
+Native search speed is unchanged by it on a quiet machine (BENCHMARKS.md: 0.97-1.02x from
+5,000 to 100,000 rows, fresh builds); below AUTO_MIN_ROWS the ids tensor (8 bytes a row) is
+not spent by default, and `cells` remains the choice for a small index a browser reads.
 """
 from __future__ import annotations
 
