@@ -181,6 +181,26 @@ def test_simd_kernels_match_reference(scalar_then_restore):
     assert np.allclose(sm, e / e.sum(), rtol=1e-5, atol=1e-9)
 
 
+def test_activations_close_to_exact(scalar_then_restore):
+    """GELU and exp are the kernel's own polynomials (kernel/model/ops_act.c: libm's erff and
+    expf differ between glibc and wasi-libc): the reference and the dispatched variant against
+    float64 math, GELU within 2e-7 x max(1, |x|), exp within 2.5e-7 relative; NaN stays NaN."""
+    import math
+
+    _model = scalar_then_restore
+    x = np.linspace(-12, 12, 20001).astype(np.float32)
+    gelu = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in x.astype(np.float64)])
+    y = np.linspace(-87, 0, 20001).astype(np.float32)
+    for ref in (True, False):
+        g = np.asarray(_model.op("gelu", x, 0, ref), np.float64)
+        assert (np.abs(g - gelu) / np.maximum(1, np.abs(x))).max() < 2e-7, ref
+        e = np.asarray(_model.op("exp_sub", y, 0, ref), np.float64)
+        assert (np.abs(e - np.exp(y.astype(np.float64))) / np.exp(y.astype(np.float64))).max() < 2.5e-7, ref
+    nan = np.array([np.nan, 1.0], np.float32)
+    assert np.isnan(np.asarray(_model.op("gelu", nan, 0, True))[0])
+    assert np.isnan(np.asarray(_model.op("exp_sub", nan, 0, True))[0])
+
+
 def test_simd_tiles_match_reference(scalar_then_restore):
     """The 2 x 4 matmul tiles (AVX2, and AVX-512 VNNI where present) against scalar dots."""
     _model = scalar_then_restore

@@ -11,15 +11,10 @@
 
 /* ---------------------------------------------------------------- dispatch */
 
-static void (*gelu_fn)(float *, int) = qa_gelu_ref;
-static void (*exp_sub_fn)(float *, int, float) = qa_exp_sub_ref;
 typedef void (*attn_row_fn)(const float *, const float *, const float *, float *, float *, int, int, int, float);
 static void attn_row_ref(const float *qi, const float *kt, const float *v, float *sc, float *o, int L, int hd,
                          int D, float scale);
 static attn_row_fn attn_row = attn_row_ref;
-
-void qa_gelu(float *x, int n) { gelu_fn(x, n); }
-void qa_exp_sub(float *x, int n, float m) { exp_sub_fn(x, n, m); }
 
 /* ---------------------------------------------------------------- matmul */
 
@@ -76,20 +71,28 @@ static void quantize_task(void *c_, int i, int k, int th) {
     }
 }
 
+/* Where one matrix's outputs go: the context's fields copied once into locals (stores to y
+ * could alias them, so read through the context they would be read again per output). */
+typedef struct {
+    float *y;
+    const float *b, *res;
+    uint64_t n_out;
+} mm_out;
+
 /* y = dot (+ bias) (+ res): res is read before y is written, so it may be y itself */
-static inline void put(const mm_ctx *c, int kw, int t, int o, float v) {
-    uint64_t at = (uint64_t)t * c->w[kw]->n_out + o;
-    if (c->b[kw]) v = c->b[kw][o] + v;
-    if (c->res) v = v + c->res[at];
-    c->y[kw][at] = v;
+static inline void put(const mm_out *d, int t, int o, float v) {
+    uint64_t at = (uint64_t)t * d->n_out + o;
+    if (d->b) v = d->b[o] + v;
+    if (d->res) v = v + d->res[at];
+    d->y[at] = v;
 }
 
 /* put() for a panel's outputs: rows o, o + 1 of tokens t .. t + QA_PANEL_TOKENS - 1 (r as the
- * panel writes it), the context's fields read once (stores to y could alias them) */
-static void put_panel(const mm_ctx *c, int kw, int t, int o, const float *r) {
-    float *y = c->y[kw];
-    const float *b = c->b[kw], *res = c->res;
-    const uint64_t N = (uint64_t)c->w[kw]->n_out;
+ * panel writes it) */
+static void put_panel(const mm_out *d, int t, int o, const float *r) {
+    float *y = d->y;
+    const float *b = d->b, *res = d->res;
+    const uint64_t N = d->n_out;
     const float b0 = b ? b[o] : 0.0f, b1 = b ? b[o + 1] : 0.0f;
     for (int j = 0; j < QA_PANEL_TOKENS; j++) {
         uint64_t at = (uint64_t)(t + j) * N + o;
@@ -117,6 +120,8 @@ static void mm_task(void *c_, int i, int k, int th) {
         uint64_t qrow = c->qrow;
         qa_share(N, i, k, 8, &o0, &o1);
         if (o0 >= o1) continue;
+        const mm_out d = {c->y[kw], c->b[kw], c->res, (uint64_t)N};
+        const uint8_t *xq = c->xq;
         float *rb = c->rowbuf ? c->rowbuf + (uint64_t)th * qa_matmul_rowbuf_floats(K) : NULL;
         /* tokens [0, tp) in panels of 2 rows x QA_PANEL_TOKENS; the rest below */
         int tp = tt->panel ? c->np : 0;
@@ -127,14 +132,14 @@ static void mm_task(void *c_, int i, int k, int th) {
                 float r[2 * QA_PANEL_TOKENS];
                 for (int t = t0; t < t1; t += QA_PANEL_TOKENS) {
                     tt->panel(K, wr, w->row_bytes, c->xp + (uint64_t)(t / QA_PANEL_TOKENS) * c->pbytes, r);
-                    put_panel(c, kw, t, o, r);
+                    put_panel(&d, t, o, r);
                 }
             }
             for (; o < o1; o++) /* an odd last row */
                 for (int t = t0; t < t1; t++)
-                    put(c, kw, t, o, tt->vec_dot(K, w->data + (uint64_t)o * w->row_bytes, c->xq + t * qrow));
+                    put(&d, t, o, tt->vec_dot(K, w->data + (uint64_t)o * w->row_bytes, xq + t * qrow));
             if (c->gelu)
-                for (int t = t0; t < t1; t++) gelu_fn(c->y[kw] + (uint64_t)t * N + o0, o1 - o0);
+                for (int t = t0; t < t1; t++) qa_gelu(c->y[kw] + (uint64_t)t * N + o0, o1 - o0);
         }
         /* 2 x 4 tiles from 4 tokens on; each type's panel and tile sum in its single-row dot's
          * order, so results depend neither on n nor on the threads */
@@ -147,15 +152,15 @@ static void mm_task(void *c_, int i, int k, int th) {
                     const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
                     float r[8];
                     for (int t = t0; t < tt1; t += 4) {
-                        tt->tile(K, wr, w->row_bytes, c->xq + t * qrow, qrow, r);
+                        tt->tile(K, wr, w->row_bytes, xq + t * qrow, qrow, r);
                         for (int j = 0; j < 4; j++) {
-                            put(c, kw, t + j, o, r[j]);
-                            put(c, kw, t + j, o + 1, r[4 + j]);
+                            put(&d, t + j, o, r[j]);
+                            put(&d, t + j, o + 1, r[4 + j]);
                         }
                     }
                     for (int t = tt1; t < t1 && !r4; t++) {
-                        put(c, kw, t, o, tt->vec_dot(K, wr, c->xq + t * qrow));
-                        put(c, kw, t, o + 1, tt->vec_dot(K, wr + w->row_bytes, c->xq + t * qrow));
+                        put(&d, t, o, tt->vec_dot(K, wr, xq + t * qrow));
+                        put(&d, t, o + 1, tt->vec_dot(K, wr + w->row_bytes, xq + t * qrow));
                     }
                 }
             if (r4 && tt1 < t1) { /* the tokens no tile took (all when decoding): 4 rows per pass */
@@ -164,30 +169,30 @@ static void mm_task(void *c_, int i, int k, int th) {
                     const uint8_t *wr = w->data + (uint64_t)q * w->row_bytes;
                     float r[4];
                     for (int t = tt1; t < t1; t++) {
-                        tt->rows4(K, wr, w->row_bytes, c->xq + t * qrow, r);
-                        for (int j = 0; j < 4; j++) put(c, kw, t, q + j, r[j]);
+                        tt->rows4(K, wr, w->row_bytes, xq + t * qrow, r);
+                        for (int j = 0; j < 4; j++) put(&d, t, q + j, r[j]);
                     }
                 }
                 if (tt1 == t0) o = q; /* the rest (all tokens) below */
                 else
                     for (; q < oe; q++)
-                        for (int t = tt1; t < t1; t++) put(c, kw, t, q, tt->vec_dot(K, w->data + (uint64_t)q * w->row_bytes, c->xq + t * qrow));
+                        for (int t = tt1; t < t1; t++) put(&d, t, q, tt->vec_dot(K, w->data + (uint64_t)q * w->row_bytes, xq + t * qrow));
             }
             for (; o < o1; o++) {
                 const uint8_t *wr = w->data + (uint64_t)o * w->row_bytes;
                 if (o + PREFETCH_ROWS < o1) /* weights stream from memory once per token */
                     for (uint64_t bb = 0; bb < w->row_bytes; bb += 64) __builtin_prefetch(wr + PREFETCH_ROWS * w->row_bytes + bb);
                 if (c->xq) { /* quantized activations */
-                    for (int t = t0; t < t1; t++) put(c, kw, t, o, tt->vec_dot(K, wr, c->xq + t * qrow));
+                    for (int t = t0; t < t1; t++) put(&d, t, o, tt->vec_dot(K, wr, xq + t * qrow));
                 } else if (tt->type != QA_T_F32 && rb) { /* float activations, other weights: one row as F32 */
                     tt->to_float(wr, rb, K);
-                    for (int t = t0; t < t1; t++) put(c, kw, t, o, c->f32->vec_dot(K, rb, c->x + (uint64_t)t * K));
+                    for (int t = t0; t < t1; t++) put(&d, t, o, c->f32->vec_dot(K, rb, c->x + (uint64_t)t * K));
                 } else {
-                    for (int t = t0; t < t1; t++) put(c, kw, t, o, tt->vec_dot(K, wr, c->x + (uint64_t)t * K));
+                    for (int t = t0; t < t1; t++) put(&d, t, o, tt->vec_dot(K, wr, c->x + (uint64_t)t * K));
                 }
             }
             if (c->gelu)
-                for (int t = t0; t < t1; t++) gelu_fn(c->y[kw] + (uint64_t)t * N + o0, o1 - o0);
+                for (int t = t0; t < t1; t++) qa_gelu(c->y[kw] + (uint64_t)t * N + o0, o1 - o0);
         }
     }
 }
@@ -236,70 +241,12 @@ void qa_layer_norm(float *x, int D, const float *w, const float *b, float eps) {
 void qa_softmax(float *x, int n) {
     float mx = x[0], sum = 0.0f;
     for (int j = 1; j < n; j++) mx = x[j] > mx ? x[j] : mx;
-    exp_sub_fn(x, n, mx);
+    qa_exp_sub(x, n, mx);
     for (int j = 0; j < n; j++) sum += x[j];
     const float inv = 1.0f / sum;
     for (int j = 0; j < n; j++) x[j] *= inv;
 }
 
-void qa_gelu_ref(float *x, int n) {
-    for (int i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
-}
-
-void qa_exp_sub_ref(float *x, int n, float m) {
-    for (int i = 0; i < n; i++) x[i] = expf(x[i] - m);
-}
-
-#if defined(QA_X86)
-#define AVX2 __attribute__((target("avx2,fma,f16c")))
-
-/* exp(x) for 8 floats (Cephes polynomial, ~1 ulp on [-87, 88]). */
-AVX2 static inline __m256 exp256(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500e-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
-/* GELU, erf form, erf by Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7). */
-AVX2 static void gelu_avx2(float *x, int n) {
-    const __m256 sign = _mm256_set1_ps(-0.0f), one = _mm256_set1_ps(1.0f);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_loadu_ps(x + i);
-        __m256 z = _mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f));
-        __m256 s = _mm256_and_ps(z, sign), a = _mm256_andnot_ps(sign, z);
-        __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(a, _mm256_set1_ps(0.3275911f), one));
-        __m256 p = _mm256_set1_ps(1.061405429f);
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
-        p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
-        p = _mm256_mul_ps(p, t);
-        __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(a, a)));
-        __m256 erf = _mm256_or_ps(_mm256_fnmadd_ps(p, e, one), s);
-        _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(one, erf)));
-    }
-    qa_gelu_ref(x + i, n - i);
-}
-
-AVX2 static void exp_sub_avx2(float *x, int n, float m) {
-    __m256 mv = _mm256_set1_ps(m);
-    int i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv)));
-    qa_exp_sub_ref(x + i, n - i, m);
-}
-#endif /* QA_X86 */
 
 /* ---------------------------------------------------------------- attention */
 
@@ -322,7 +269,7 @@ typedef struct {
     }                                                                             \
     float mx = sc[0];                                                             \
     for (int j = 1; j < L; j++) mx = sc[j] > mx ? sc[j] : mx;                     \
-    exp_sub_fn(sc, L, mx);                                                        \
+    qa_exp_sub(sc, L, mx);                                                        \
     float sum = 0.0f;                                                             \
     for (int j = 0; j < L; j++) sum += sc[j];                                     \
     const float inv = 1.0f / sum;                                                 \
@@ -375,13 +322,10 @@ void qa_attention_encoder(qa_pool *pool, const float *q, const float *k, const f
 }
 
 void qa_ops_init(void) {
-    gelu_fn = qa_gelu_ref;
-    exp_sub_fn = qa_exp_sub_ref;
+    qa_ops_act_init();
     attn_row = attn_row_ref;
 #if defined(QA_X86)
     if (qa_have_avx2 && qa_have_fma_f16c) {
-        gelu_fn = gelu_avx2;
-        exp_sub_fn = exp_sub_avx2;
         attn_row = attn_row_avx2;
     }
 #endif

@@ -54,12 +54,15 @@ void qa_matmul_group(qa_pool *pool, int nw, const qa_mat *const *w, const float 
 void qa_layer_norm(float *x, int d, const float *w, const float *b, float eps);
 /* x = softmax(x) over n values */
 void qa_softmax(float *x, int n);
+/* The activations (ops_act.c): the kernel's own polynomials, SIMD variants picked by
+ * qa_ops_act_init (from qa_ops_init). */
 /* GELU, erf form, in place (dispatched) */
 void qa_gelu(float *x, int n);
 /* x = exp(x - m) in place (dispatched) */
 void qa_exp_sub(float *x, int n, float m);
 void qa_gelu_ref(float *x, int n);
 void qa_exp_sub_ref(float *x, int n, float m);
+void qa_ops_act_init(void);
 
 /* Bidirectional multi-head attention within each of n_seq packed sequences (an encoder):
  * q, k, v, out are T x d floats (T = the sum of seq_len), seq_start[s] the first token of

@@ -20,6 +20,7 @@
 #include "../model/arch.h"
 #include "../model/arch/llama.h"
 #include "../model/model.h"
+#include "../model/ops.h"
 #include "../model/ops_decoder.h"
 #include "../model/sample.h"
 #include "../model/tokenizer/tokenizer.h"
@@ -479,5 +480,15 @@ int qa_wasm_type_rows4(uint32_t type, int n, const void *w, size_t ws, const voi
     const qa_type_traits *tt = qa_type_get(type);
     if (!tt || !tt->rows4) return -1;
     tt->rows4(n, w, ws, a, out);
+    return 0;
+}
+
+/* The encoder's activations on n floats in place (kernel/model/ops_act.c): op 0 GELU, 1
+ * exp(x - m); ref != 0 runs the scalar reference. For the tests holding SIMD128 to it. */
+EXPORT(qa_wasm_act) int qa_wasm_act(int op, int ref, float *x, int n, float m) {
+    select_simd();
+    if (op == 0) (ref ? qa_gelu_ref : qa_gelu)(x, n);
+    else if (op == 1) (ref ? qa_exp_sub_ref : qa_exp_sub)(x, n, m);
+    else return -1;
     return 0;
 }

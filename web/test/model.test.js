@@ -84,6 +84,34 @@ test('each SIMD128 dot, tile and 4-row dot equals its scalar reference bit for b
   }
 });
 
+// ---- SIMD128 activations against the scalar references (kernel/model/ops_act.c)
+
+test('the SIMD128 GELU and exp equal their scalar references bit for bit', async () => {
+  const K = await loadModelKernel();
+  const r = rng(11);
+  const n = 1027; // 256 vectors of 4 and a scalar tail
+  const cases = [
+    ['gelu', 0, 0, Float32Array.from({ length: n }, () => (r() - 0.5) * 24)],
+    ['gelu', 0, 0, Float32Array.from({ length: n }, (_, i) => [0, -0, 1e-40, -1e-40, 1e30, -1e30, -9, 9][i % 8] * (1 + r()))],
+    ['exp', 1, 2.5, Float32Array.from({ length: n }, () => 2.5 - r() * 100)], // x - m over [-100, 0]
+    ['exp', 1, 0, Float32Array.from({ length: n }, () => (r() - 0.5) * 200)], // clamped both sides
+  ];
+  for (const [name, op, m, x] of cases) {
+    const simd = K.copyIn(Float32Array, x), ref = K.copyIn(Float32Array, x);
+    assert.equal(K.x.qa_wasm_act(op, 0, simd, n, m), 0);
+    assert.equal(K.x.qa_wasm_act(op, 1, ref, n, m), 0);
+    const a = new Uint32Array(K.view(Float32Array, simd, n).slice().buffer);
+    const b = new Uint32Array(K.view(Float32Array, ref, n).slice().buffer);
+    assert.ok(K.view(Float32Array, ref, n).every(Number.isFinite), `${name}: finite`);
+    assert.deepEqual(a, b, `${name} (m=${m}): SIMD128 bits differ from the reference`);
+    [simd, ref].forEach((p) => K.free(p));
+  }
+  const p = K.copyIn(Float32Array, [NaN, NaN, NaN, NaN, NaN]); // a vector and the tail
+  K.x.qa_wasm_act(0, 0, p, 5, 0);
+  assert.ok(K.view(Float32Array, p, 5).every(Number.isNaN), 'GELU(NaN) is NaN');
+  K.free(p);
+});
+
 // ---- opening: the memory ceiling before loading, bad files
 
 // A source that counts the bytes read from it (the weights must not be read when over).
