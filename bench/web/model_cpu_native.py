@@ -1,7 +1,7 @@
-"""Native side of web/tools/model-cpu-bench.js: CPU time (this process's, so other load on a
-shared machine counts less than in wall time) of SmolLM2 decoding and one MiniLM query
-embedding, single thread, the default SIMD build. Reads {"generator", "embedder", "prompt",
-"tokens", "repeat"} as JSON on stdin; prints {"decode_cpu_ms", "embed_cpu_ms"} (medians)."""
+"""Native side of web/tools/model-cpu-bench.js's decoding: CPU time (this process's, so other
+load on a shared machine counts less than in wall time) of SmolLM2 decoding, single thread,
+the default SIMD build. Reads {"generator", "prompt", "tokens", "repeat"} as JSON on stdin;
+prints {"decode_cpu_ms"} (the median). The embedding's native side is embed_native.py."""
 import json
 import statistics
 import sys
@@ -11,7 +11,6 @@ import time
 def main():
     req = json.load(sys.stdin)
     import quantann
-    from quantann.model.embedder import Embedder
     cpu = time.process_time
     g = quantann.Generator.open(req["generator"], threads=1)
     per_token = []
@@ -22,16 +21,7 @@ def main():
         g.generate(req["prompt"], max_tokens=req["tokens"] + 1, temperature=0)
         c2 = cpu()
         per_token.append(((c2 - c1) - (c1 - c0)) / req["tokens"] * 1000)
-    m = Embedder.open(req["embedder"], n_threads=1)
-    text = [req["text"]]
-    for _ in range(3):
-        m.embed(text)
-    emb = []
-    for _ in range(20):
-        c0 = cpu()
-        m.embed(text)
-        emb.append((cpu() - c0) * 1000)
-    print(json.dumps({"decode_cpu_ms": statistics.median(per_token), "embed_cpu_ms": statistics.median(emb)}))
+    print(json.dumps({"decode_cpu_ms": statistics.median(per_token)}))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 // The models in a headless browser against native and wllama (npm @wllama/wllama, llama.cpp
 // in wasm) on the same GGUF, single-thread: prints one JSON object.
 //   PYTHON=/work/venv/bin/python node tools/model-bench.js [--tokens 32] [--rounds 2] [--no-wllama] [--browser-name chromium|firefox]
+//     [--embed-rounds 10] [--embed-only (step 4 alone)]
 // One browser profile, four pages:
 //   0. the generator opened from its URL (streamed from the network into wasm memory):
 //      peak_memory_bytes = the peak of JS heap used + ArrayBuffer backing stores of the page
@@ -13,14 +14,20 @@
 //      peak_memory_caching_bytes, the same measure through this load;
 //   2. the page server restarted on the same origin without the model's directory (every
 //      model request fails) and the generator reopened: cached_load_s, cached_from_opfs;
-//   3. embeddings (embed_ms: one short query, the median after a warm-up of as many queries,
-//      whose median is embed_cold_ms and first embed_first_ms), then the prompts `--rounds` times, each prompt in quantann and then in
+//   3. the prompts `--rounds` times, each prompt in quantann and then in
 //      wllama (both open: interleaved): first_token_ms, prefill_tok_s, decode_tok_s (page
 //      timings), wllama_*, tokens_match (fraction of prompts whose greedy tokens equal
 //      native's default kernel), tokens_match_scalar (native scalar references),
 //      decode_vs_wllama with its 95% bootstrap CI (resampling the interleaved pairs), and a
 //      one-sided Mann-Whitney p-value that quantann's per-token latencies are the smaller.
-// native_* come from a separate process (quantann.Generator, default SIMD), not interleaved.
+//   4. one short query embedded (tools/embed-page.html on a cross-origin isolated server, so
+//      timers resolve 5-20 us): after a warm-up of 20 calls (the first timed apart,
+//      embed_first_ms), `--embed-rounds` rounds of 6 calls through the Worker, 6 in the page's
+//      thread (embed_in_page_ms: the same wasm without the messages) and 6 native calls in one
+//      open native process (bench/web/embed_native.py), alternating (tools/embed-timing.js):
+//      embed_ms and native_embed_ms are medians of every warm call, embed_vs_native their
+//      ratio, embed_ratio_rounds the per-round ratios' median, range and bootstrap 95% CI.
+// native decode figures come from a separate process (quantann.Generator, default SIMD), not interleaved.
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,25 +35,17 @@ import { basename, dirname, join } from 'node:path';
 
 import { minilm, native, smollm2 } from '../testlib/models.js';
 import { startServer } from '../testlib/server.js';
+import { EMBED_TEXT, embedInterleaved, nativeEmbedder } from './embed-timing.js';
 import { launch, runPage } from './run-page.js';
+import { bootstrapMedianCI, med } from './stats.js';
 
 const argv = process.argv.slice(2);
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
-const tokens = Number(arg('--tokens', 32)), rounds = Number(arg('--rounds', 2));
+const tokens = Number(arg('--tokens', 32)), rounds = Number(arg('--rounds', 2)), embedRounds = Number(arg('--embed-rounds', 10));
 const browserName = arg('--browser-name', 'chromium');
 const PROMPTS = ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,',
   'The three primary colours are'];
-const TEXTS = ['How do I install a Debian package from a local .deb file?'];
-const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
-
-// 95% percentile bootstrap interval of the median of xs (a seeded LCG: the same draws each run)
-function bootstrapMedianCI(xs, draws = 4000) {
-  let s = 12345;
-  const rnd = () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-  const meds = Array.from({ length: draws }, () => med(Array.from(xs, () => xs[Math.floor(rnd() * xs.length)])))
-    .sort((a, b) => a - b);
-  return [meds[Math.floor(0.025 * draws)], meds[Math.ceil(0.975 * draws) - 1]];
-}
+const TEXTS = [EMBED_TEXT];
 
 // One-sided Mann-Whitney U test that a's values tend to be smaller than b's: the normal
 // approximation with the tie correction (samples here are tens to hundreds of tokens).
@@ -93,8 +92,47 @@ async function serve(args) {
   }
 }
 
+// Step 4: its own isolated page server; the page's rounds (Worker, then this thread) and
+// native's alternate.
+async function embedBench(instance, path) {
+  const iso = await serve(['--port', String(await freePort()), '--isolated', `/mini=${dirname(emb.path)}`]);
+  const nat = await nativeEmbedder(emb.path, EMBED_TEXT);
+  const page = await instance.newPage();
+  try {
+    page.on('console', (m) => process.stderr.write(`[page] ${m.text()}\n`));
+    await page.goto(`${iso.url}/tools/embed-page.html?embedder=${path}`);
+    await page.waitForFunction(() => window.quantannResult !== undefined, { timeout: 300000, polling: 200 });
+    const ready = await page.evaluate(() => window.quantannResult);
+    if (!ready.ok) throw new Error(`embed page: ${ready.error}`);
+    const calls = (n, where) => page.evaluate((t, k, w) => window.embedCalls(t, k, w), EMBED_TEXT, n, where);
+    const first = await calls(1, 'worker');
+    await calls(5, 'page');
+    const inPage = [];
+    const res = await embedInterleaved(async (n) => {
+      const ms = await calls(n, 'worker');
+      inPage.push(...await calls(n, 'page'));
+      return ms;
+    }, async (n) => (await nat.round(n)).ms, { rounds: embedRounds });
+    return { ...res, embed_first_ms: first[0], embed_in_page_ms: med(inPage), embed_tokens: nat.tokens,
+      embed_page_isolated: ready.isolated, embed_worker: ready.inWorker };
+  } finally {
+    await page.close().catch(() => {});
+    nat.close();
+    iso.close();
+  }
+}
+
 const emb = minilm(), gen = smollm2();
 if (emb.skip || gen.skip) throw new Error(emb.skip || gen.skip);
+if (argv.includes('--embed-only')) { // step 4 alone (~1-2 minutes)
+  const browser = await launch(browserName);
+  try {
+    process.stdout.write(JSON.stringify({ browser: browserName, ...await embedBench(browser, `/mini/${basename(emb.path)}`) }, null, 1) + '\n');
+  } finally {
+    await browser.close();
+  }
+  process.exit(0);
+}
 const dir = mkdtempSync(join(tmpdir(), 'quantann-model-bench-'));
 const prompts = Array.from({ length: rounds }, () => PROMPTS).flat();
 writeFileSync(join(dir, 'cases.json'), JSON.stringify({ texts: TEXTS, prompts, maxTokens: tokens, repeat: 30 }));
@@ -106,7 +144,6 @@ const browser = await launch(browserName);
 try {
   const nat = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens });
   const natScalar = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens, scalar: true });
-  const natEmb = native({ op: 'embed', path: emb.path, texts: TEXTS, repeat: 30 });
   const smol = `/smol/${basename(gen.path)}`, cache = 'model-bench.gguf';
   // 0. network -> wasm memory, memory sampled through the load
   const plain = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&reopen=1`,
@@ -125,15 +162,17 @@ try {
   server.close();
   server = await serve(mounts(true));
   // 3. parity and speed, interleaved with wllama
-  const url = `${server.url}/model-parity.html?cases=/cases/cases.json&embedder=/mini/${basename(emb.path)}` +
+  const url = `${server.url}/model-parity.html?cases=/cases/cases.json` +
     `&generator=${smol}${argv.includes('--no-wllama') ? '' : '&wllama=1'}`;
   const r = await runPage(url, { browser: browserName, instance: browser, timeout: 3600 });
   if (!r.ok) throw new Error(r.error);
+  // 4. the embedding, interleaved with native
+  const embed = await embedBench(browser, `/mini/${basename(emb.path)}`);
   const match = (ref) => r.tokens.filter((t, i) => JSON.stringify(t) === JSON.stringify(ref.tokens[i % PROMPTS.length])).length / r.tokens.length;
   const memory = plain._memory, kv = first.genMemory?.['KV cache'];
   const peak = (page) => (page._memory?.samples && page.genWasmMemoryBytes ? page._memory.peakSum + page.genWasmMemoryBytes : null);
   const out = {
-    browser: browserName, rounds, tokens, embed_ms: r.embedMs, embed_first_ms: r.embedFirstMs, embed_cold_ms: r.embedColdMs, native_embed_ms: natEmb.ms,
+    browser: browserName, rounds, tokens, ...embed,
     first_token_ms: med(r.stats.map((s) => s.pageFirstMs)),
     prefill_tok_s: med(r.stats.map((s) => s.prefillTokS)),
     decode_tok_s: med(r.stats.map((s) => s.pageDecodeTokS)),

@@ -4,25 +4,30 @@
 // its own process's CPU time: SmolLM2-135M Q4_1 greedy decode (ms per token) and one short
 // MiniLM Q8_0 query embedding (ms), single thread. Prints one JSON object with per-round
 // figures, medians and the wasm/native ratios. About 2-4 minutes on a quiet machine.
-//   PYTHON=/work/venv/bin/python node tools/model-cpu-bench.js [--rounds 3] [--tokens 16] [--wasm FILE]
+// The embedding: --embed-rounds x 6 warm calls on each side after a warm-up, alternating with
+// one native process that keeps its embedder open (tools/embed-timing.js); --embed-only skips
+// decoding (under a minute).
+//   PYTHON=/work/venv/bin/python node tools/model-cpu-bench.js [--rounds 3] [--tokens 16] [--embed-rounds 10] [--embed-only] [--wasm FILE]
 import { execFileSync } from 'node:child_process';
 
 import { Embedder } from '../src/embedder.js';
 import { Generator } from '../src/generator.js';
 import { minilm, smollm2 } from '../testlib/models.js';
 import { ROOT } from '../testlib/vectors.js';
+import { EMBED_TEXT, embedInterleaved, nativeEmbedder } from './embed-timing.js';
+import { med } from './stats.js';
 
 const argv = process.argv.slice(2);
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
-const rounds = Number(arg('--rounds', 3)), tokens = Number(arg('--tokens', 16));
+const rounds = argv.includes('--embed-only') ? 0 : Number(arg('--rounds', 3)), tokens = Number(arg('--tokens', 16));
+const embedRounds = Number(arg('--embed-rounds', 10));
 const wasm = arg('--wasm') ? new URL(arg('--wasm'), `file://${process.cwd()}/`) : undefined;
-const PROMPT = 'Once upon a time, in a small village,', TEXT = 'How do I install a Debian package from a local .deb file?';
-const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
+const PROMPT = 'Once upon a time, in a small village,';
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
-const emb = minilm(), gen = smollm2();
+const emb = minilm(), gen = rounds ? smollm2() : {};
 if (emb.skip || gen.skip) throw new Error(emb.skip || gen.skip);
-const g = await Generator.open(gen.path, { wasm }), e = await Embedder.open(emb.path, { wasm });
+const g = rounds ? await Generator.open(gen.path, { wasm }) : null, e = await Embedder.open(emb.path, { wasm });
 
 function wasmRound() {
   const perToken = [];
@@ -34,34 +39,35 @@ function wasmRound() {
       await g.generate(PROMPT, { maxTokens: tokens + 1, temperature: 0 });
       perToken.push(((cpu() - c1) - (c1 - c0)) / tokens);
     }
-    for (let i = 0; i < 3; i++) e.embedSync([TEXT]);
-    const ms = [];
-    for (let i = 0; i < 20; i++) { const c0 = cpu(); e.embedSync([TEXT]); ms.push(cpu() - c0); }
-    return { decode_cpu_ms: med(perToken), embed_cpu_ms: med(ms) };
+    return { decode_cpu_ms: med(perToken) };
   })();
 }
 
 const nativeRound = () => JSON.parse(execFileSync(process.env.PYTHON || 'python3', ['-m', 'bench.web.model_cpu_native'], {
-  cwd: ROOT, input: JSON.stringify({ generator: gen.path, embedder: emb.path, prompt: PROMPT, text: TEXT, tokens, repeat: 3 }),
+  cwd: ROOT, input: JSON.stringify({ generator: gen.path, prompt: PROMPT, tokens, repeat: 3 }),
   stdio: ['pipe', 'pipe', 'inherit'] }));
 
 const runs = [];
 for (let r = 0; r < rounds; r++) {
   const w = await wasmRound(), n = nativeRound();
-  runs.push({ wasm: w, native: n, decode_ratio: n.decode_cpu_ms / w.decode_cpu_ms, embed_ratio: w.embed_cpu_ms / n.embed_cpu_ms });
+  runs.push({ wasm: w, native: n, decode_ratio: n.decode_cpu_ms / w.decode_cpu_ms });
   process.stderr.write(`round ${r + 1}: ${JSON.stringify(runs.at(-1))}\n`);
 }
-g.close();
+g?.close();
+// embed_vs_native: wasm ms over native ms of every warm call (target <= 2)
+const nat = await nativeEmbedder(emb.path, EMBED_TEXT);
+const cpuCalls = async (n) => Array.from({ length: n }, () => { const c0 = cpu(); e.embedSync([EMBED_TEXT]); return cpu() - c0; });
+const embed = await embedInterleaved(cpuCalls, async (n) => (await nat.round(n)).cpu_ms, { rounds: embedRounds });
+nat.close();
 e.close();
 const out = {
-  wasm_decode_tok_s: 1000 / med(runs.map((x) => x.wasm.decode_cpu_ms)),
-  native_decode_tok_s: 1000 / med(runs.map((x) => x.native.decode_cpu_ms)),
-  decode_vs_native: med(runs.map((x) => x.decode_ratio)), // wasm tok/s over native tok/s (target >= 0.5)
-  embed_ms: med(runs.map((x) => x.wasm.embed_cpu_ms)),
-  native_embed_ms: med(runs.map((x) => x.native.embed_cpu_ms)),
-  embed_vs_native: med(runs.map((x) => x.embed_ratio)), // wasm ms over native ms (target <= 2)
-  ratio_spread: { decode: [Math.min(...runs.map((x) => x.decode_ratio)), Math.max(...runs.map((x) => x.decode_ratio))],
-    embed: [Math.min(...runs.map((x) => x.embed_ratio)), Math.max(...runs.map((x) => x.embed_ratio))] },
-  timing: 'CPU time of each process (user + system), medians over rounds', rounds, tokens, runs,
+  ...(rounds ? {
+    wasm_decode_tok_s: 1000 / med(runs.map((x) => x.wasm.decode_cpu_ms)),
+    native_decode_tok_s: 1000 / med(runs.map((x) => x.native.decode_cpu_ms)),
+    decode_vs_native: med(runs.map((x) => x.decode_ratio)), // wasm tok/s over native tok/s (target >= 0.5)
+    ratio_spread: { decode: [Math.min(...runs.map((x) => x.decode_ratio)), Math.max(...runs.map((x) => x.decode_ratio))] },
+  } : {}),
+  ...embed, embed_tokens: nat.tokens,
+  timing: 'CPU time of each process (user + system); decode: medians over rounds; embed: medians of every warm call', rounds, tokens, runs,
 };
 process.stdout.write(JSON.stringify(out, null, 1) + '\n');
