@@ -2,7 +2,7 @@
 // The models in a headless browser against native and wllama (npm @wllama/wllama, llama.cpp
 // in wasm) on the same GGUF, single-thread: prints one JSON object.
 //   PYTHON=/work/venv/bin/python node tools/model-bench.js [--tokens 32] [--rounds 2] [--no-wllama] [--browser-name chromium|firefox]
-//     [--embed-rounds 10] [--embed-only (step 4 alone)]
+//     [--embed-rounds 30] [--embed-only (step 4 alone)]
 // One browser profile, four pages:
 //   0. the generator opened from its URL (streamed from the network into wasm memory):
 //      peak_memory_bytes = the peak of JS heap used + ArrayBuffer backing stores of the page
@@ -22,11 +22,12 @@
 //      one-sided Mann-Whitney p-value that quantann's per-token latencies are the smaller.
 //   4. one short query embedded (tools/embed-page.html on a cross-origin isolated server, so
 //      timers resolve 5-20 us): after a warm-up of 20 calls (the first timed apart,
-//      embed_first_ms), `--embed-rounds` rounds of 6 calls through the Worker, 6 in the page's
-//      thread (embed_in_page_ms: the same wasm without the messages) and 6 native calls in one
+//      embed_first_ms), `--embed-rounds` rounds of 2 calls through the Worker, 2 in the page's
+//      thread (embed_in_page_ms: the same wasm without the messages) and 2 native calls in one
 //      open native process (bench/web/embed_native.py), alternating (tools/embed-timing.js):
 //      embed_ms and native_embed_ms are medians of every warm call, embed_vs_native their
-//      ratio, embed_ratio_rounds the per-round ratios' median, range and bootstrap 95% CI.
+//      ratio (embed_vs_native_p10: of the 10th percentiles), embed_ratio_rounds the per-round
+//      ratios' median, range and bootstrap 95% CI.
 // native decode figures come from a separate process (quantann.Generator, default SIMD), not interleaved.
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -41,7 +42,7 @@ import { bootstrapMedianCI, med } from './stats.js';
 
 const argv = process.argv.slice(2);
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
-const tokens = Number(arg('--tokens', 32)), rounds = Number(arg('--rounds', 2)), embedRounds = Number(arg('--embed-rounds', 10));
+const tokens = Number(arg('--tokens', 32)), rounds = Number(arg('--rounds', 2)), embedRounds = Number(arg('--embed-rounds', 30));
 const browserName = arg('--browser-name', 'chromium');
 const PROMPTS = ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,',
   'The three primary colours are'];

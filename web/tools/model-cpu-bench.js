@@ -4,10 +4,10 @@
 // its own process's CPU time: SmolLM2-135M Q4_1 greedy decode (ms per token) and one short
 // MiniLM Q8_0 query embedding (ms), single thread. Prints one JSON object with per-round
 // figures, medians and the wasm/native ratios. About 2-4 minutes on a quiet machine.
-// The embedding: --embed-rounds x 6 warm calls on each side after a warm-up, alternating with
+// The embedding: --embed-rounds x 2 warm calls on each side after a warm-up, alternating with
 // one native process that keeps its embedder open (tools/embed-timing.js); --embed-only skips
 // decoding (under a minute).
-//   PYTHON=/work/venv/bin/python node tools/model-cpu-bench.js [--rounds 3] [--tokens 16] [--embed-rounds 10] [--embed-only] [--wasm FILE]
+//   PYTHON=/work/venv/bin/python node tools/model-cpu-bench.js [--rounds 3] [--tokens 16] [--embed-rounds 30] [--embed-only] [--wasm FILE]
 import { execFileSync } from 'node:child_process';
 
 import { Embedder } from '../src/embedder.js';
@@ -20,7 +20,7 @@ import { med } from './stats.js';
 const argv = process.argv.slice(2);
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
 const rounds = argv.includes('--embed-only') ? 0 : Number(arg('--rounds', 3)), tokens = Number(arg('--tokens', 16));
-const embedRounds = Number(arg('--embed-rounds', 10));
+const embedRounds = Number(arg('--embed-rounds', 30));
 const wasm = arg('--wasm') ? new URL(arg('--wasm'), `file://${process.cwd()}/`) : undefined;
 const PROMPT = 'Once upon a time, in a small village,';
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
