@@ -3,7 +3,7 @@
 // in wasm) on the same GGUF, single-thread: prints one JSON object.
 //   PYTHON=/work/venv/bin/python node tools/model-bench.js [--tokens 32] [--rounds 2] [--no-wllama] [--browser-name chromium|firefox]
 //     [--embed-rounds 30] [--embed-only (step 4 alone)]
-// One browser profile, four pages:
+// One browser profile, five pages:
 //   0. the generator opened from its URL (streamed from the network into wasm memory):
 //      peak_memory_bytes = the peak of JS heap used + ArrayBuffer backing stores of the page
 //      and its Workers (Chromium: CDP Runtime.getHeapUsage every 50 ms through the load) +
@@ -46,7 +46,6 @@ const tokens = Number(arg('--tokens', 32)), rounds = Number(arg('--rounds', 2)),
 const browserName = arg('--browser-name', 'chromium');
 const PROMPTS = ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,',
   'The three primary colours are'];
-const TEXTS = [EMBED_TEXT];
 
 // One-sided Mann-Whitney U test that a's values tend to be smaller than b's: the normal
 // approximation with the tie correction (samples here are tens to hundreds of tokens).
@@ -123,9 +122,10 @@ async function embedBench(instance, path) {
   }
 }
 
-const emb = minilm(), gen = smollm2();
+const embedOnly = argv.includes('--embed-only');
+const emb = minilm(), gen = embedOnly ? {} : smollm2();
 if (emb.skip || gen.skip) throw new Error(emb.skip || gen.skip);
-if (argv.includes('--embed-only')) { // step 4 alone (~1-2 minutes)
+if (embedOnly) { // step 4 alone (~1-2 minutes)
   const browser = await launch(browserName);
   try {
     process.stdout.write(JSON.stringify({ browser: browserName, ...await embedBench(browser, `/mini/${basename(emb.path)}`) }, null, 1) + '\n');
@@ -136,7 +136,7 @@ if (argv.includes('--embed-only')) { // step 4 alone (~1-2 minutes)
 }
 const dir = mkdtempSync(join(tmpdir(), 'quantann-model-bench-'));
 const prompts = Array.from({ length: rounds }, () => PROMPTS).flat();
-writeFileSync(join(dir, 'cases.json'), JSON.stringify({ texts: TEXTS, prompts, maxTokens: tokens, repeat: 30 }));
+writeFileSync(join(dir, 'cases.json'), JSON.stringify({ prompts, maxTokens: tokens }));
 const port = await freePort();
 const mounts = (withModel) => ['--port', String(port), `/cases=${dir}`, `/mini=${dirname(emb.path)}`,
   ...(withModel ? [`/smol=${dirname(gen.path)}`] : [])];
