@@ -9,8 +9,12 @@
 //      the wasm memory the model ends with (V8 counts it in neither; wasm memory only grows,
 //      so its end size is its peak; the sum is an upper bound of the simultaneous peak);
 //      Firefox has no such probe: null, with the reason in peak_memory_note;
+//      peak_rss_growth_bytes, in both browsers: the peak resident growth (Linux /proc
+//      VmHWM - RSS before) of the one content process that hosts the page and its Workers
+//      (tools/process-memory.js; peak_rss_processes lists every process's): an upper bound,
+//      as it also holds compiled code, code pages read in and allocator slack;
 //   1. the generator opened with an OPFS cache (network -> OPFS + wasm memory): load_s, and
-//      peak_memory_caching_bytes, the same measure through this load;
+//      peak_memory_caching_bytes and peak_rss_growth_caching_bytes, the same measures;
 //   2. the page server restarted on the same origin without the model's directory (every
 //      model request fails) and the generator reopened: cached_load_s, cached_from_opfs;
 //   3. embeddings (embed_ms: one short query, the median after a warm-up of as many queries,
@@ -110,11 +114,11 @@ try {
   const smol = `/smol/${basename(gen.path)}`, cache = 'model-bench.gguf';
   // 0. network -> wasm memory, memory sampled through the load
   const plain = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&reopen=1`,
-    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50 });
+    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50, rss: true });
   if (!plain.ok) throw new Error(plain.error);
   // 1. network -> OPFS + wasm memory, memory sampled through the load
   const first = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&cache=${cache}&reopen=1`,
-    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50 });
+    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50, rss: true });
   if (!first.ok) throw new Error(first.error);
   // 2. the model unreachable: reopened from OPFS
   server.close();
@@ -148,6 +152,14 @@ try {
     model_wasm_bytes: statSync(new URL('../dist/quantann-model.wasm', import.meta.url)).size,
   };
   out.decode_vs_native = out.decode_tok_s / out.native_decode_tok_s;
+  out.peak_rss_growth_bytes = plain._rss?.bytes ?? null;
+  out.peak_rss_growth_caching_bytes = first._rss?.bytes ?? null;
+  if (kv != null) {
+    out.peak_rss_growth_over_model_kv = out.peak_rss_growth_bytes / (out.model_bytes + kv);
+    out.peak_rss_growth_caching_over_model_kv = out.peak_rss_growth_caching_bytes / (out.model_bytes + kv);
+  }
+  const rssList = (r) => r._rss?.processes.filter((p) => p.growth > 1 << 20).map((p) => ({ ...p, host: p.pid === r._rss.host }));
+  out.peak_rss_processes = { plain: rssList(plain), caching: rssList(first) };
   if (out.peak_memory_bytes != null) {
     out.peak_memory_js_bytes = memory.peakSum; // JS heap used + ArrayBuffers, page + Workers
     out.peak_memory_js_heap_bytes = memory.peakHeapUsed;
