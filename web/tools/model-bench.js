@@ -12,7 +12,8 @@
 //      peak_rss_growth_bytes, in both browsers: the peak resident growth (Linux /proc
 //      VmHWM - RSS before) of the one content process that hosts the page and its Workers
 //      (tools/process-memory.js; peak_rss_processes lists every process's): an upper bound,
-//      as it also holds compiled code, code pages read in and allocator slack;
+//      as it also holds compiled code, code pages read in (peak_rss_anon_growth_bytes: less
+//      those) and allocator slack; the KV cache's pages are not touched by a load;
 //   1. the generator opened with an OPFS cache (network -> OPFS + wasm memory): load_s, and
 //      peak_memory_caching_bytes and peak_rss_growth_caching_bytes, the same measures;
 //   2. the page server restarted on the same origin without the model's directory (every
@@ -106,7 +107,7 @@ const port = await freePort();
 const mounts = (withModel) => ['--port', String(port), `/cases=${dir}`, `/mini=${dirname(emb.path)}`,
   ...(withModel ? [`/smol=${dirname(gen.path)}`] : [])];
 let server = await serve(mounts(true));
-const browser = await launch(browserName);
+const browser = await launch(browserName, { network: false }); // no DevTools copies of the responses in the memory measured
 try {
   const nat = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens });
   const natScalar = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens, scalar: true });
@@ -154,6 +155,8 @@ try {
   out.decode_vs_native = out.decode_tok_s / out.native_decode_tok_s;
   out.peak_rss_growth_bytes = plain._rss?.bytes ?? null;
   out.peak_rss_growth_caching_bytes = first._rss?.bytes ?? null;
+  out.peak_rss_anon_growth_bytes = plain._rss?.anonBytes ?? null; // less the browser's code pages read in
+  out.peak_rss_anon_growth_caching_bytes = first._rss?.anonBytes ?? null;
   if (kv != null) {
     out.peak_rss_growth_over_model_kv = out.peak_rss_growth_bytes / (out.model_bytes + kv);
     out.peak_rss_growth_caching_over_model_kv = out.peak_rss_growth_caching_bytes / (out.model_bytes + kv);

@@ -60,26 +60,29 @@ export function processKind(cmd) {
   return 'browser';
 }
 
-/** {rss, hwm} in bytes from /proc/PID/status, or null once the process has ended. */
+/** {rss, hwm, file (resident file-backed pages: code and data of the browser's binaries)} in
+ * bytes from /proc/PID/status, or null once the process has ended. */
 export function residentBytes(pid) {
   const s = readOr(`/proc/${pid}/status`, null);
   if (!s) return null;
   const kib = (key) => Number((new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(s) || [])[1] ?? NaN);
-  return { rss: kib('VmRSS') * KIB, hwm: kib('VmHWM') * KIB };
+  return { rss: kib('VmRSS') * KIB, hwm: kib('VmHWM') * KIB, file: kib('RssFile') * KIB };
 }
 
 /**
  * Starts measuring the peak resident growth of rootPid's processes from now on (their peaks
- * reset). growth() -> {bytes (the host's growth, null if no content process was there
- * before), host (its pid), processes: [{pid, kind, before (null: started since), peak, growth}]}.
+ * reset). growth() -> {bytes: the host's growth (null if no content process was there
+ * before), anonBytes: that less the file-backed pages it read in meanwhile (the browser's
+ * own code, shared with its other processes; such pages stay resident, so the growth of
+ * RssFile by now is the part of the peak they took), host (its pid), processes: [{pid,
+ * kind, before (null: started since), peak, growth, fileGrowth}]}.
  */
 export function startRssProbe(rootPid) {
   const before = new Map();
   for (const p of processTree(rootPid)) {
+    try { writeFileSync(`/proc/${p.pid}/clear_refs`, '5'); } catch { continue; } // ended, or not ours: unmeasured
     const m = residentBytes(p.pid);
-    if (!m) continue;
-    try { writeFileSync(`/proc/${p.pid}/clear_refs`, '5'); } catch { continue; } // not ours: unmeasured
-    before.set(p.pid, residentBytes(p.pid)?.rss ?? m.rss);
+    if (m) before.set(p.pid, m);
   }
   return {
     growth() {
@@ -87,12 +90,14 @@ export function startRssProbe(rootPid) {
       for (const p of processTree(rootPid)) {
         const m = residentBytes(p.pid);
         if (!m) continue;
-        const start = before.get(p.pid) ?? null;
-        processes.push({ pid: p.pid, kind: processKind(p.cmd), before: start, peak: m.hwm, growth: m.hwm - (start ?? 0) });
+        const b = before.get(p.pid);
+        processes.push({ pid: p.pid, kind: processKind(p.cmd), before: b?.rss ?? null, peak: m.hwm,
+          growth: m.hwm - (b?.rss ?? 0), fileGrowth: m.file - (b?.file ?? 0) });
       }
       const host = processes.filter((p) => p.kind === 'content' && p.before != null)
         .reduce((a, p) => (!a || p.growth > a.growth ? p : a), null);
-      return { bytes: host?.growth ?? null, host: host?.pid ?? null, processes };
+      return { bytes: host?.growth ?? null, anonBytes: host ? host.growth - Math.max(0, host.fileGrowth) : null,
+        host: host?.pid ?? null, processes };
     },
   };
 }
