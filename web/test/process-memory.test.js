@@ -32,7 +32,7 @@ for (const name of ['chromium', 'firefox']) {
     const dir = mkdtempSync(join(tmpdir(), 'quantann-rss-'));
     writeFileSync(join(dir, 'model.bin'), randomFillSync(new Uint8Array(FILE_BYTES)));
     const server = await startServer([`/blob=${dir}`]);
-    const browser = await launch(name);
+    const browser = await launch(name, { network: false });
     try {
       const r = await runPage(`${server.url}/stream.html?file=/blob/model.bin&mode=memory&chunk=${4 << 20}`,
         { browser: name, instance: browser, timeout: 240, rss: true, log: () => {} });
