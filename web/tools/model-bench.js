@@ -158,8 +158,15 @@ try {
   out.peak_rss_anon_growth_bytes = plain._rss?.anonBytes ?? null; // less the browser's code pages read in
   out.peak_rss_anon_growth_caching_bytes = first._rss?.anonBytes ?? null;
   if (kv != null) {
-    out.peak_rss_growth_over_model_kv = out.peak_rss_growth_bytes / (out.model_bytes + kv);
-    out.peak_rss_growth_caching_over_model_kv = out.peak_rss_growth_caching_bytes / (out.model_bytes + kv);
+    const over = (bytes) => (bytes == null ? null : bytes / (out.model_bytes + kv));
+    out.peak_rss_growth_over_model_kv = over(out.peak_rss_growth_bytes);
+    out.peak_rss_growth_caching_over_model_kv = over(out.peak_rss_growth_caching_bytes);
+    // like for like with the target's wasm memory: a load leaves the KV cache's pages untouched
+    // (not resident), so they are added as if a full context had touched them
+    const withKv = (bytes) => (bytes == null ? null : over(bytes + kv));
+    out.peak_rss_with_kv_over_model_kv = withKv(out.peak_rss_growth_bytes);
+    out.peak_rss_anon_with_kv_over_model_kv = withKv(out.peak_rss_anon_growth_bytes);
+    out.peak_rss_anon_with_kv_caching_over_model_kv = withKv(out.peak_rss_anon_growth_caching_bytes);
   }
   const rssList = (r) => r._rss?.processes.filter((p) => p.growth > 1 << 20).map((p) => ({ ...p, host: p.pid === r._rss.host }));
   out.peak_rss_processes = { plain: rssList(plain), caching: rssList(first) };
