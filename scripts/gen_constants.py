@@ -26,7 +26,9 @@ def c_header(c: dict) -> str:
     out += [f"#define QA_METRIC_{ident(k)} {v}" for k, v in c["metrics"].items() if k != "cosine"]
     out += [""] + [f"#define QA_CODEC_{ident(k)} {v}" for k, v in c["codecs"].items()]
     out += [f"#define QA_CODEC_COUNT {len(c['codecs'])}", ""]
-    out += [f'#define QA_KEY_{ident(k)} "{v}"' for k, v in c["keys"].items()] + [""]
+    out += [f'#define QA_KEY_{ident(k)} "{v}"' for k, v in c["keys"].items()]
+    out += ["/* every key of the index header, as an array initialiser */",
+            "#define QA_KEY_LIST {" + ", ".join(f"QA_KEY_{ident(k)}" for k in c["keys"]) + "}", ""]
     out += [f'#define QA_TENSOR_{ident(k)} "{v}"' for k, v in c["tensors"].items()] + [""]
     out += [f'#define QA_TEXT_STORE_{ident(k)} "{v}"' for k, v in c["text_store"].items()] + [""]
     out += [f"#define QA_LEXICAL_{ident(k)} {v}" for k, v in c["lexical"].items() if not k.startswith("_")] + [""]

@@ -367,3 +367,34 @@ def test_kill_during_add_and_save(tmp_path):
         assert d[0, 0] < 1e-3  # the last vectors written are all there
         assert _temps(tmp_path) == []
     print(f"{temps_cleaned} temporaries of killed saves removed over 20 kills; final rows {last}")
+
+
+@pytest.mark.parametrize("key, refused", [("quantann.build.seconds", True), ("quantann.ids.nxt", True),
+                                          ("general.name", False)])
+def test_unknown_header_keys(real, tmp_path, key, refused):
+    """An unknown key of ours is refused (meaning comes with a format version: FORMAT.md);
+    a key of another namespace is skipped. The header checksum is patched as usual, so only
+    the key decides."""
+    x, _ = real
+    idx = quantann.Index.build(x[:300], quant="sq8")
+    from quantann import constants
+
+    class ExtraKeyWriter(GGUFWriter):
+        def add_uint32(self, k, val):
+            if k == constants.KEYS["checksum_header"]:
+                self.add_string(key, "x")
+            super().add_uint32(k, val)
+    import quantann.fileformat as ff
+    orig = ff.GGUFWriter
+    ff.GGUFWriter = ExtraKeyWriter
+    try:
+        idx.save(tmp_path / "extra.qann")
+    finally:
+        ff.GGUFWriter = orig
+    assert key.encode() in (tmp_path / "extra.qann").read_bytes()
+    if refused:
+        with pytest.raises(quantann.FormatError, match=f"unknown key '{key}'"):
+            quantann.open(tmp_path / "extra.qann")
+    else:
+        j = quantann.open(tmp_path / "extra.qann")
+        assert np.array_equal(j.search(x[:20], k=5)[0], idx.search(x[:20], k=5)[0])

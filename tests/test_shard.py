@@ -171,6 +171,26 @@ def test_bad_manifests_are_refused_with_a_clear_error(built, tmp_path, edit, mes
         quantann.open(path)
 
 
+def test_id_ranges_after_saved_deletes_reach_the_next_id(real, tmp_path):
+    """A shard numbered by its rows keeps the ids of its deleted rows taken (its file's
+    quantann.ids.next runs past its count): the next shard may start there, not before."""
+    x, _ = real
+    path = tmp_path / "s.json"
+    build_sharded(str(path), x[:600], 2, LocalRunner(1), progress=False)
+    s = quantann.open(path)
+    s.delete([5, 299])
+    s.save()
+    m = json.load(open(path))
+    assert [e["count"] for e in m["shards"]] == [298, 300] and [e["ids"] for e in m["shards"]] == ["rows", "rows"]
+    assert quantann.open(tmp_path / m["shards"][0]["file"]).next_id == 300
+    r = quantann.open(path)  # [0, 300) and [300, 600): they touch, no overlap
+    assert len(r) == 598 and r.search(x[[298, 300]], k=1)[0][:, 0].tolist() == [298, 300]
+    m["shards"][1]["id_offset"] = 298  # count alone says [0, 298): id 298 would be held twice
+    path.write_text(json.dumps(m))
+    with pytest.raises(quantann.FormatError, match="id ranges of shards 0 and 1 overlap .at id 298; shard 0's ids run to 299"):
+        quantann.open(path)
+
+
 def test_a_shard_with_another_quantizer_is_refused(real, built, tmp_path):
     x, _ = real
 

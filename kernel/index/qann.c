@@ -210,6 +210,23 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
         if (want != got) FAIL("header checksum mismatch (stored %08x, computed %08x): the header is corrupt", want, got);
     }
 
+    /* An unknown quantann.* key is refused: a writer that gives the file new meaning writes a
+       new format version (as format 4 did for ids.next), so within the versions read here such a
+       key is misspelt or crafted, and skipping it could change what the file means. Keys of
+       other namespaces (general.name, ...) say nothing about the index and are skipped. */
+    static const char *const known[] = QA_KEY_LIST;
+    const size_t pre = strlen(QA_FORMAT_ARCH);
+    for (uint64_t i = 0; i < g->n_kv; i++) {
+        const qa_gguf_kv *k = &g->kv[i];
+        if (k->key_len <= pre || memcmp(k->key, QA_FORMAT_ARCH, pre) || k->key[pre] != '.') continue;
+        int found = 0;
+        for (size_t j = 0; j < sizeof known / sizeof *known && !found; j++)
+            found = k->key_len == strlen(known[j]) && !memcmp(k->key, known[j], k->key_len);
+        if (!found)
+            FAIL("unknown key '%.*s' in a format %u file (a newer quantann writes a newer format version)",
+                 (int)(k->key_len > 64 ? 64 : k->key_len), (const char *)k->key, version);
+    }
+
     qa_index_arrays *a = &h->a;
     memset(a, 0, sizeof *a);
     uint32_t d = le32(k_dim->val), M = le32(k_M->val), M0 = le32(k_M0->val), maxl = le32(k_maxl->val);

@@ -468,67 +468,83 @@ static PyObject *mod_type_dot(PyObject *m, PyObject *args) {
     return r;
 }
 
-/* type_tile(type, w bytes (2 rows), a bytes (4 rows), n) -> 8 floats, or None without a tile */
-static PyObject *mod_type_tile(PyObject *m, PyObject *args) {
-    unsigned type;
+/* The arguments of type_tile and type_panel, (type, w bytes, a bytes, n), checked: n whole
+ * blocks, w two weight rows and a `act_rows` activation rows of n values. 0 with the buffers
+ * held (release them with rows_release), or -1 with the error set and nothing held. */
+typedef struct {
+    const qa_type_traits *t;
     Py_buffer w, a;
     long long n;
-    if (!PyArg_ParseTuple(args, "Iy*y*L", &type, &w, &a, &n)) return NULL;
-    const qa_type_traits *t = type_arg(type);
-    PyObject *r = NULL;
-    if (t && n > 0 && n % t->blck == 0) {
-        uint64_t ws = qa_ggml_row_bytes(t->type, n), as = qa_ggml_row_bytes(t->act_type, n);
-        if ((uint64_t)w.len != 2 * ws || (uint64_t)a.len != 4 * as) {
-            PyErr_SetString(PyExc_ValueError, "tile expects 2 weight rows and 4 activation rows of n values");
-        } else if (!t->tile) {
-            r = Py_NewRef(Py_None);
-        } else {
-            float o[8];
-            t->tile(n, w.buf, ws, a.buf, as, o);
-            r = Py_BuildValue("[ffffffff]", o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]);
-        }
-    } else if (t) {
-        PyErr_SetString(PyExc_ValueError, "n must be a positive multiple of the block");
+    uint64_t ws, as; /* bytes of one weight row, one activation row */
+} rows_args;
+
+static void rows_release(rows_args *r) {
+    PyBuffer_Release(&r->w);
+    PyBuffer_Release(&r->a);
+}
+
+static int rows_arg(PyObject *args, const char *what, int act_rows, rows_args *r) {
+    unsigned type;
+    if (!PyArg_ParseTuple(args, "Iy*y*L", &type, &r->w, &r->a, &r->n)) return -1;
+    if (!(r->t = type_arg(type))) {
+        rows_release(r);
+        return -1;
     }
-    PyBuffer_Release(&w);
-    PyBuffer_Release(&a);
+    if (r->n <= 0 || r->n % r->t->blck) {
+        PyErr_SetString(PyExc_ValueError, "n must be a positive multiple of the block");
+        rows_release(r);
+        return -1;
+    }
+    r->ws = qa_ggml_row_bytes(r->t->type, r->n);
+    r->as = qa_ggml_row_bytes(r->t->act_type, r->n);
+    if ((uint64_t)r->w.len != 2 * r->ws || (uint64_t)r->a.len != (uint64_t)act_rows * r->as) {
+        PyErr_Format(PyExc_ValueError, "%s expects 2 weight rows and %d activation rows of n values", what, act_rows);
+        rows_release(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* type_tile(type, w bytes (2 rows), a bytes (4 rows), n) -> 8 floats, or None without a tile */
+static PyObject *mod_type_tile(PyObject *m, PyObject *args) {
+    rows_args x;
+    if (rows_arg(args, "tile", 4, &x)) return NULL;
+    PyObject *r;
+    if (!x.t->tile) {
+        r = Py_NewRef(Py_None);
+    } else {
+        float o[8];
+        x.t->tile(x.n, x.w.buf, x.ws, x.a.buf, x.as, o);
+        r = Py_BuildValue("[ffffffff]", o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]);
+    }
+    rows_release(&x);
     return r;
 }
 
 /* type_panel(type, w bytes (2 rows), a bytes (QA_PANEL_TOKENS rows), n) -> 2 x QA_PANEL_TOKENS
  * floats (row-major), or None where the level has no panel: the rows packed, one panel call */
 static PyObject *mod_type_panel(PyObject *m, PyObject *args) {
-    unsigned type;
-    Py_buffer w, a;
-    long long n;
-    if (!PyArg_ParseTuple(args, "Iy*y*L", &type, &w, &a, &n)) return NULL;
-    const qa_type_traits *t = type_arg(type);
+    rows_args x;
+    if (rows_arg(args, "panel", QA_PANEL_TOKENS, &x)) return NULL;
+    const qa_type_traits *t = x.t;
     PyObject *r = NULL;
-    if (t && n > 0 && n % t->blck == 0) {
-        uint64_t ws = qa_ggml_row_bytes(t->type, n), as = qa_ggml_row_bytes(t->act_type, n);
-        if ((uint64_t)w.len != 2 * ws || (uint64_t)a.len != QA_PANEL_TOKENS * as) {
-            PyErr_Format(PyExc_ValueError, "panel expects 2 weight rows and %d activation rows of n values", QA_PANEL_TOKENS);
-        } else if (!t->panel || !t->pack_act) {
-            r = Py_NewRef(Py_None);
+    if (!t->panel || !t->pack_act) {
+        r = Py_NewRef(Py_None);
+    } else {
+        uint64_t pb = (uint64_t)(x.n / qa_type_get(t->act_type)->blck) * t->panel_block;
+        void *p = PyMem_Malloc(pb ? pb : 1);
+        if (!p) {
+            r = PyErr_NoMemory();
         } else {
-            uint64_t pb = (uint64_t)(n / qa_type_get(t->act_type)->blck) * t->panel_block;
-            void *p = PyMem_Malloc(pb ? pb : 1);
-            if (!p) {
-                r = PyErr_NoMemory();
-            } else {
-                float o[2 * QA_PANEL_TOKENS];
-                for (int j = 0; j < QA_PANEL_TOKENS; j++) t->pack_act((const uint8_t *)a.buf + j * as, j, p, n);
-                t->panel(n, w.buf, ws, p, o);
-                PyMem_Free(p);
-                r = PyList_New(2 * QA_PANEL_TOKENS);
-                for (int k = 0; r && k < 2 * QA_PANEL_TOKENS; k++) PyList_SET_ITEM(r, k, PyFloat_FromDouble(o[k]));
-            }
+            float o[2 * QA_PANEL_TOKENS];
+            for (int j = 0; j < QA_PANEL_TOKENS; j++) t->pack_act((const uint8_t *)x.a.buf + j * x.as, j, p, x.n);
+            t->panel(x.n, x.w.buf, x.ws, p, o);
+            PyMem_Free(p);
+            r = PyList_New(2 * QA_PANEL_TOKENS);
+            for (int k = 0; r && k < 2 * QA_PANEL_TOKENS; k++) PyList_SET_ITEM(r, k, PyFloat_FromDouble(o[k]));
         }
-    } else if (t) {
-        PyErr_SetString(PyExc_ValueError, "n must be a positive multiple of the block");
     }
-    PyBuffer_Release(&w);
-    PyBuffer_Release(&a);
+    rows_release(&x);
     return r;
 }
 

@@ -93,6 +93,7 @@ class ShardedIndex:
             _check_shard(path, i, m, e, s, shards[0] if shards else None)
             used += s.memory()["total"]
             shards.append(s)
+        _check_id_ranges(path, m, shards)
         if any(e.ids == "stored" for e in m.shards):
             _check_unique_ids(path, m, shards)
         return cls(m, shards, path, budget)
@@ -372,6 +373,18 @@ def _check_shard(path, i, m: Manifest, e: ShardEntry, s: Index, first: Index | N
     if first is not None and not (np.array_equal(s.quantizer.vmin, first.quantizer.vmin)
                                   and np.array_equal(s.quantizer.scale, first.quantizer.scale)):
         raise bad("its quantizer differs from shard 0's: the shards' codes would not mean the same")
+
+
+def _check_id_ranges(path, m: Manifest, shards) -> None:
+    """The shards numbered by their rows hold disjoint id ranges: each one's ids run from
+    id_offset up to its next id (its count, or past it for a numbered file after saved
+    deletes: the ids of deleted rows stay taken)."""
+    spans = sorted((e.id_offset, e.id_offset + s.next_id, i)
+                   for i, (s, e) in enumerate(zip(shards, m.shards)) if e.ids == "rows")
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise FormatError(f"{path}: the id ranges of shards {a} and {b} overlap (at id {start}; "
+                              f"shard {a}'s ids run to {end - 1})")
 
 
 def _check_unique_ids(path, m: Manifest, shards) -> None:

@@ -81,11 +81,24 @@ export async function openShardedIndex(source, { store, memoryBudget, wasm } = {
         throw new FormatError(`${loc}: shard ${i} (${e.file}): the file is not the one the manifest was written with`);
       used += idx.memory().total;
     }
+    checkIdRanges(m, shards, loc);
   } catch (err) {
     new ShardedIndex(m, shards).close();
     throw err;
   }
   return new ShardedIndex(m, shards);
+}
+
+// The shards numbered by their rows hold disjoint id ranges: each one's ids run from
+// id_offset up to its next id (its count, or past it for a numbered file after saved
+// deletes: the ids of deleted rows stay taken). As native quantann/shard/index.py.
+function checkIdRanges(m, shards, loc) {
+  const spans = m.shards.map((e, i) => [e.id_offset, e.id_offset + shards[i].nextId, i])
+    .filter((_, i) => m.shards[i].ids === 'rows').sort((a, b) => a[0] - b[0]);
+  for (let j = 1; j < spans.length; j++) {
+    const [, end, a] = spans[j - 1], [start, , b] = spans[j];
+    if (start < end) throw new FormatError(`${loc}: the id ranges of shards ${a} and ${b} overlap (at id ${start}; shard ${a}'s ids run to ${end - 1})`);
+  }
 }
 
 class ShardedIndex {
@@ -104,7 +117,7 @@ class ShardedIndex {
     id = BigInt(id);
     for (const [j, s] of this.shards.entries()) {
       const e = this.manifest.shards[j];
-      if (e.ids === 'rows') {
+      if (e.ids === 'rows' && !s.ids) { // ids are the rows (a numbered file's are not)
         const r = id - BigInt(e.id_offset);
         if (r >= 0n && r < BigInt(s.count)) return this.starts[j] + Number(r);
       } else {

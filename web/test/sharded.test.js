@@ -68,3 +68,38 @@ test('bad manifests are refused with a FormatError', async () => {
   await assert.rejects(index.search(queries.subarray(0, exp.dim), { k: 100000 }), /k=100000 is out of range/);
   index.close();
 });
+
+// Two shards numbered by their rows after saved deletes (the first one's ids run past its
+// count): made natively, with the native global rows of some ids.
+const MAKE_DELETED = `
+import json, sys
+sys.path.insert(0, "tests/web")
+import numpy as np, quantann
+from make_vectors import data
+from quantann.shard.build import build_sharded
+from quantann.shard.runner import LocalRunner
+out = sys.argv[1]
+x, _ = data()
+build_sharded(out + "/s.json", x[:600], 2, LocalRunner(1), M=12, ef_construction=100, seed=1, progress=False, row_order="cells")
+s = quantann.open(out + "/s.json")
+s.delete([5, 299])
+s.save()
+ids = np.array([0, 7, 298, 300, 599], np.uint64)
+print(json.dumps({"ids": ids.astype(str).tolist(), "rows": s.rows_of(ids).tolist()}))
+`;
+
+test('shards numbered by their rows after saved deletes: ranges up to the next id, rows of ids as native', { timeout: 120000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'qa-deleted-shards-'));
+  const want = JSON.parse(execFileSync(process.env.PYTHON || 'python3', ['-c', MAKE_DELETED, dir],
+    { cwd: ROOT, env: { ...process.env, PYTHONPATH: ROOT } }).toString());
+  const path = join(dir, 's.json'), m = JSON.parse(readFileSync(path, 'utf8'));
+  assert.deepEqual(m.shards.map((e) => e.count), [298, 300]);
+  const index = await openIndex(path); // [0, 300) and [300, 600): they touch
+  try {
+    assert.equal(index.shards[0].nextId, 300);
+    assert.deepEqual(want.ids.map((id) => index.rowOf(BigInt(id))), want.rows);
+  } finally { index.close(); }
+  m.shards[1].id_offset = 298; // by count [0, 298): id 298 would be held twice
+  writeFileSync(path, JSON.stringify(m));
+  await assert.rejects(openIndex(path), (e) => e instanceof FormatError && /id ranges of shards 0 and 1 overlap \(at id 298/.test(e.message));
+});

@@ -10,8 +10,13 @@
 //      the wasm memory the model ends with (V8 counts it in neither; wasm memory only grows,
 //      so its end size is its peak; the sum is an upper bound of the simultaneous peak);
 //      Firefox has no such probe: null, with the reason in peak_memory_note;
+//      peak_rss_growth_bytes, in both browsers: the peak resident growth (Linux /proc
+//      VmHWM - RSS before) of the one content process that hosts the page and its Workers
+//      (tools/process-memory.js; peak_rss_processes lists every process's): an upper bound,
+//      as it also holds compiled code, code pages read in (peak_rss_anon_growth_bytes: less
+//      those) and allocator slack; the KV cache's pages are not touched by a load;
 //   1. the generator opened with an OPFS cache (network -> OPFS + wasm memory): load_s, and
-//      peak_memory_caching_bytes, the same measure through this load;
+//      peak_memory_caching_bytes and peak_rss_growth_caching_bytes, the same measures;
 //   2. the page server restarted on the same origin without the model's directory (every
 //      model request fails) and the generator reopened: cached_load_s, cached_from_opfs;
 //   3. the prompts `--rounds` times, each prompt in quantann and then in
@@ -141,18 +146,18 @@ const port = await freePort();
 const mounts = (withModel) => ['--port', String(port), `/cases=${dir}`, `/mini=${dirname(emb.path)}`,
   ...(withModel ? [`/smol=${dirname(gen.path)}`] : [])];
 let server = await serve(mounts(true));
-const browser = await launch(browserName);
+const browser = await launch(browserName, { network: false }); // no DevTools copies of the responses in the memory measured
 try {
   const nat = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens });
   const natScalar = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: tokens, scalar: true });
   const smol = `/smol/${basename(gen.path)}`, cache = 'model-bench.gguf';
   // 0. network -> wasm memory, memory sampled through the load
   const plain = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&reopen=1`,
-    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50 });
+    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50, rss: true });
   if (!plain.ok) throw new Error(plain.error);
   // 1. network -> OPFS + wasm memory, memory sampled through the load
   const first = await runPage(`${server.url}/model-parity.html?cases=/cases/cases.json&generator=${smol}&cache=${cache}&reopen=1`,
-    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50 });
+    { browser: browserName, instance: browser, timeout: 900, sampleMemory: 50, rss: true });
   if (!first.ok) throw new Error(first.error);
   // 2. the model unreachable: reopened from OPFS
   server.close();
@@ -188,6 +193,23 @@ try {
     model_wasm_bytes: statSync(new URL('../dist/quantann-model.wasm', import.meta.url)).size,
   };
   out.decode_vs_native = out.decode_tok_s / out.native_decode_tok_s;
+  out.peak_rss_growth_bytes = plain._rss?.bytes ?? null;
+  out.peak_rss_growth_caching_bytes = first._rss?.bytes ?? null;
+  out.peak_rss_anon_growth_bytes = plain._rss?.anonBytes ?? null; // less the browser's code pages read in
+  out.peak_rss_anon_growth_caching_bytes = first._rss?.anonBytes ?? null;
+  if (kv != null) {
+    const over = (bytes) => (bytes == null ? null : bytes / (out.model_bytes + kv));
+    out.peak_rss_growth_over_model_kv = over(out.peak_rss_growth_bytes);
+    out.peak_rss_growth_caching_over_model_kv = over(out.peak_rss_growth_caching_bytes);
+    // like for like with the target's wasm memory: a load leaves the KV cache's pages untouched
+    // (not resident), so they are added as if a full context had touched them
+    const withKv = (bytes) => (bytes == null ? null : over(bytes + kv));
+    out.peak_rss_with_kv_over_model_kv = withKv(out.peak_rss_growth_bytes);
+    out.peak_rss_anon_with_kv_over_model_kv = withKv(out.peak_rss_anon_growth_bytes);
+    out.peak_rss_anon_with_kv_caching_over_model_kv = withKv(out.peak_rss_anon_growth_caching_bytes);
+  }
+  const rssList = (r) => r._rss?.processes.filter((p) => p.growth > 1 << 20).map((p) => ({ ...p, host: p.pid === r._rss.host }));
+  out.peak_rss_processes = { plain: rssList(plain), caching: rssList(first) };
   if (out.peak_memory_bytes != null) {
     out.peak_memory_js_bytes = memory.peakSum; // JS heap used + ArrayBuffers, page + Workers
     out.peak_memory_js_heap_bytes = memory.peakHeapUsed;

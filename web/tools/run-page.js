@@ -8,6 +8,8 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { startRssProbe } from './process-memory.js';
+
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const FIREFOX = process.env.FIREFOX || '/usr/bin/firefox-esr';
 export const BROWSERS = { chromium: CHROMIUM, firefox: FIREFOX };
@@ -28,14 +30,19 @@ export function browserSkip(name) {
   return false;
 }
 
-/** A headless browser with a fresh profile; close() removes the profile. */
-export async function launch(name = 'chromium', { executablePath = BROWSERS[name] } = {}) {
+/**
+ * A headless browser with a fresh profile; close() removes the profile. network: false
+ * leaves DevTools' Network domain off in pages and Workers: with it on, Chromium keeps a
+ * copy of each response body (up to ~100 MB) in the renderer, which a memory measure of the
+ * page would count (tools/process-memory.js); page.emulateNetworkConditions needs it on.
+ */
+export async function launch(name = 'chromium', { executablePath = BROWSERS[name], network = true } = {}) {
   const why = browserSkip(name);
   if (why && !(executablePath && existsSync(executablePath) && puppeteer)) throw new Error(`run-page: ${why}`);
   const profile = mkdtempSync(join(tmpdir(), `quantann-${name}-`));
   const browser = name === 'firefox'
-    ? await puppeteer.launch({ browser: 'firefox', executablePath, headless: true, userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS })
-    : await puppeteer.launch({ browser: 'chrome', executablePath, headless: true, userDataDir: profile, args: CHROMIUM_ARGS });
+    ? await puppeteer.launch({ browser: 'firefox', executablePath, headless: true, userDataDir: profile, extraPrefsFirefox: FIREFOX_PREFS, networkEnabled: network })
+    : await puppeteer.launch({ browser: 'chrome', executablePath, headless: true, userDataDir: profile, args: CHROMIUM_ARGS, networkEnabled: network });
   const close = browser.close.bind(browser);
   browser.close = async () => { try { await close(); } finally { rmSync(profile, { recursive: true, force: true }); } };
   return browser;
@@ -50,10 +57,15 @@ export async function launch(name = 'chromium', { executablePath = BROWSERS[name
  * a new browser with a fresh profile. downloadMbps (Chromium only): the page's network
  * throttled to that many Mbit/s (CDP network emulation, 10 ms latency). screenshot: a PNG
  * path, the page as it is once the result is set (viewport `width` x its content's height).
+ * rss (both browsers, Linux): the peak resident growth of the process that hosts the page
+ * (tools/process-memory.js) adds `_rss: {bytes, host, processes}`; the tab first opens a
+ * document of the page's origin, so that the origin's process exists before the probe, and
+ * then navigates itself to `url` (same site: the same process). A browser launched here for
+ * it has DevTools' Network domain off (launch's `network`); pass an `instance` launched so.
  */
-export async function runPage(url, { browser: name = 'chromium', timeout = 600, executablePath, sampleMemory = 0, instance, downloadMbps, screenshot, width = 800,
+export async function runPage(url, { browser: name = 'chromium', timeout = 600, executablePath, sampleMemory = 0, rss = false, instance, downloadMbps, screenshot, width = 800,
   log = (m) => process.stderr.write(m + '\n') } = {}) {
-  const browser = instance ?? await launch(name, { executablePath: executablePath ?? BROWSERS[name] });
+  const browser = instance ?? await launch(name, { executablePath: executablePath ?? BROWSERS[name], network: !rss || !!downloadMbps });
   let sampler = null, page = null;
   try {
     page = await browser.newPage();
@@ -84,10 +96,19 @@ export async function runPage(url, { browser: name = 'chromium', timeout = 600, 
         }
       })();
     }
-    await page.goto(url);
+    let probe = null;
+    if (rss) {
+      // a small document of the origin (a module the pages share); a navigation the page
+      // itself starts stays in its process, where page.goto may move to a fresh one
+      await page.goto(new URL('/page-lib.js', url).href);
+      probe = startRssProbe(browser.process().pid);
+      await Promise.all([page.waitForNavigation({ timeout: timeout * 1000 }), page.evaluate((u) => { location.href = u; }, url)]);
+    } else {
+      await page.goto(url);
+    }
     await page.waitForFunction(() => window.quantannResult !== undefined, { timeout: timeout * 1000, polling: 200 });
     await sampler?.stop();
-    const result = await page.evaluate(() => window.quantannResult);
+    const result = { ...await page.evaluate(() => window.quantannResult), ...(probe ? { _rss: probe.growth() } : {}) };
     if (screenshot) {
       await page.setViewport({ width, height: 600 });
       await page.screenshot({ path: screenshot, fullPage: true });
