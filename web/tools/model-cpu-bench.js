@@ -4,27 +4,36 @@
 // its own process's CPU time: SmolLM2-135M Q4_1 greedy decode (ms per token) and one short
 // MiniLM Q8_0 query embedding (ms), single thread. Prints one JSON object with per-round
 // figures, medians and the wasm/native ratios. About 2-4 minutes on a quiet machine.
-//   PYTHON=/work/venv/bin/python node tools/model-cpu-bench.js [--rounds 3] [--tokens 16] [--wasm FILE]
+//   PYTHON=/work/venv/bin/python node [--experimental-wasm-relaxed-simd] tools/model-cpu-bench.js
+//       [--rounds 3] [--tokens 16] [--wasm relaxed,simd128,FILE...]
+// --wasm: the model builds to time (src/model.js: 'relaxed', 'simd128', or a .wasm file), each
+// round running every one of them then native; default the build the loader picks here. The
+// top-level wasm_* figures are the first build's; `builds` has each one's.
 import { execFileSync } from 'node:child_process';
 
 import { Embedder } from '../src/embedder.js';
 import { Generator } from '../src/generator.js';
+import { modelBuild } from '../src/model.js';
 import { minilm, smollm2 } from '../testlib/models.js';
 import { ROOT } from '../testlib/vectors.js';
 
 const argv = process.argv.slice(2);
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
 const rounds = Number(arg('--rounds', 3)), tokens = Number(arg('--tokens', 16));
-const wasm = arg('--wasm') ? new URL(arg('--wasm'), `file://${process.cwd()}/`) : undefined;
+const wasms = (arg('--wasm') || modelBuild()).split(',').map((w) => (w === 'relaxed' || w === 'simd128' ? w : new URL(w, `file://${process.cwd()}/`)));
 const PROMPT = 'Once upon a time, in a small village,', TEXT = 'How do I install a Debian package from a local .deb file?';
 const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
 const emb = minilm(), gen = smollm2();
 if (emb.skip || gen.skip) throw new Error(emb.skip || gen.skip);
-const g = await Generator.open(gen.path, { wasm }), e = await Embedder.open(emb.path, { wasm });
+const contenders = [];
+for (const wasm of wasms) {
+  const g = await Generator.open(gen.path, { wasm }), e = await Embedder.open(emb.path, { wasm });
+  contenders.push({ name: wasm instanceof URL ? wasm.pathname : wasm, g, e, build: g.info().wasmBuild });
+}
 
-function wasmRound() {
+function wasmRound({ g, e }) {
   const perToken = [];
   return (async () => {
     for (let i = 0; i < 3; i++) { // decode = (prefill + n steps) - (prefill + 1 step)
@@ -45,15 +54,24 @@ const nativeRound = () => JSON.parse(execFileSync(process.env.PYTHON || 'python3
   cwd: ROOT, input: JSON.stringify({ generator: gen.path, embedder: emb.path, prompt: PROMPT, text: TEXT, tokens, repeat: 3 }),
   stdio: ['pipe', 'pipe', 'inherit'] }));
 
-const runs = [];
+const runs = [], byBuild = contenders.map(() => []);
 for (let r = 0; r < rounds; r++) {
-  const w = await wasmRound(), n = nativeRound();
-  runs.push({ wasm: w, native: n, decode_ratio: n.decode_cpu_ms / w.decode_cpu_ms, embed_ratio: w.embed_cpu_ms / n.embed_cpu_ms });
-  process.stderr.write(`round ${r + 1}: ${JSON.stringify(runs.at(-1))}\n`);
+  const ws = [];
+  for (const c of contenders) ws.push(await wasmRound(c));
+  const n = nativeRound();
+  ws.forEach((w, i) => byBuild[i].push({ wasm: w, native: n, decode_ratio: n.decode_cpu_ms / w.decode_cpu_ms, embed_ratio: w.embed_cpu_ms / n.embed_cpu_ms }));
+  runs.push(byBuild[0].at(-1));
+  process.stderr.write(`round ${r + 1}: ${JSON.stringify(byBuild.map((b) => b.at(-1)))}\n`);
 }
-g.close();
-e.close();
+contenders.forEach((c) => { c.g.close(); c.e.close(); });
+const builds = Object.fromEntries(contenders.map((c, i) => [c.name, {
+  build: c.build, wasm_decode_tok_s: 1000 / med(byBuild[i].map((x) => x.wasm.decode_cpu_ms)),
+  decode_vs_native: med(byBuild[i].map((x) => x.decode_ratio)), embed_ms: med(byBuild[i].map((x) => x.wasm.embed_cpu_ms)),
+  embed_vs_native: med(byBuild[i].map((x) => x.embed_ratio)),
+  ratio_spread: { decode: [Math.min(...byBuild[i].map((x) => x.decode_ratio)), Math.max(...byBuild[i].map((x) => x.decode_ratio))],
+    embed: [Math.min(...byBuild[i].map((x) => x.embed_ratio)), Math.max(...byBuild[i].map((x) => x.embed_ratio))] } }]));
 const out = {
+  wasm_build: contenders[0].build, builds,
   wasm_decode_tok_s: 1000 / med(runs.map((x) => x.wasm.decode_cpu_ms)),
   native_decode_tok_s: 1000 / med(runs.map((x) => x.native.decode_cpu_ms)),
   decode_vs_native: med(runs.map((x) => x.decode_ratio)), // wasm tok/s over native tok/s (target >= 0.5)
