@@ -160,28 +160,37 @@ VNNI static void q4_1_panel_vnni(int64_t n, const void *w_, size_t ws, const voi
 #endif
 
 #if defined(QA_WASM_SIMD)
-/* An activation block made ready for q4_1_lanes (even / odd int16 lanes of its two halves),
- * once for every weight row it meets. (Not relaxed SIMD's i8 x i7 dot, which would fit the
- * nibbles: Node 20's V8 returns twice the sum for it when the addend is zero.) */
+/* An activation block made ready for q4_1_lanes, once for every weight row it meets: its
+ * two halves as they are (relaxed SIMD) or as even / odd int16 lanes. */
 static inline void q8_1_ready(const qa_block_q8_1 *a, v128_t y[4]) {
     const v128_t y0 = wasm_v128_load(a->qs), y1 = wasm_v128_load(a->qs + 16);
+#if defined(QA_WASM_RELAXED)
+    y[0] = y0, y[1] = y1;
+#else
     y[0] = qa_i8_even(y0);
     y[1] = qa_i8_odd(y0);
     y[2] = qa_i8_even(y1);
     y[3] = qa_i8_odd(y1);
+#endif
 }
 
 /* The 8 integer lane sums of qa_lanes8 (lane k: values 4k..4k+3) of weight block qs and a
- * ready activation block: lanes 0..3 in *lo (the low nibbles), 4..7 in *hi. int16 lane k of
- * the 16 bytes holds values 2k, 2k+1 (low nibbles) and 2k+16, 2k+17 (high), taken by masks
- * and 16-bit shifts and paired with the even / odd activation lanes: int32 lane k gets
- * values 4k, 4k+2 by the even dot, 4k+1, 4k+3 by the odd. */
+ * ready activation block: lanes 0..3 in *lo (the low nibbles), 4..7 in *hi. */
 static inline void q4_1_lanes(const uint8_t *qs, const v128_t y[4], v128_t *lo, v128_t *hi) {
+#if defined(QA_WASM_RELAXED)
+    const v128_t v = wasm_v128_load(qs); /* the nibbles are in 0..127: the i8 x i7 dot is exact */
+    *lo = qa_dot4_i8_i7(y[0], wasm_v128_and(v, wasm_i8x16_splat(15)));
+    *hi = qa_dot4_i8_i7(y[1], wasm_u8x16_shr(v, 4));
+#else
+    /* int16 lane k of the 16 bytes holds values 2k, 2k+1 (low nibbles) and 2k+16, 2k+17
+     * (high), taken by masks and 16-bit shifts and paired with the even / odd activation
+     * lanes: int32 lane k gets values 4k, 4k+2 by the even dot, 4k+1, 4k+3 by the odd */
     const v128_t m4 = wasm_i16x8_splat(15), v = wasm_v128_load(qs);
     *lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(v, m4), y[0]),
                          wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), m4), y[1]));
     *hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), m4), y[2]),
                          wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), y[3]));
+#endif
 }
 
 #define Q4_1_PMAX (4.0 * 15 * 128) /* the largest |integer lane sum| (qa_exact4) */

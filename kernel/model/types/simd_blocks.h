@@ -190,10 +190,24 @@ static inline void qa_lanes8_fma_wasm(qa_lanes8_wasm *l, float scale, v128_t lo,
     l->hi = wasm_f32x4_relaxed_madd(s, wasm_f32x4_convert_i32x4(hi), l->hi);
 }
 
+/* the same step with the scale already in every lane of s */
+static inline void qa_lanes8_fmav_wasm(qa_lanes8_wasm *l, v128_t s, v128_t lo, v128_t hi) {
+    l->lo = wasm_f32x4_relaxed_madd(s, wasm_f32x4_convert_i32x4(lo), l->lo);
+    l->hi = wasm_f32x4_relaxed_madd(s, wasm_f32x4_convert_i32x4(hi), l->hi);
+}
+
 static inline float qa_lanes8_sum_wasm(const qa_lanes8_wasm *l) {
     const v128_t u = wasm_f32x4_add(l->lo, l->hi); /* l0 + l4, l1 + l5, l2 + l6, l3 + l7 */
     return (wasm_f32x4_extract_lane(u, 0) + wasm_f32x4_extract_lane(u, 2)) +
            (wasm_f32x4_extract_lane(u, 1) + wasm_f32x4_extract_lane(u, 3));
+}
+
+/* int32 lane k = the sum of a[i] * b[i] over bytes i = 4k..4k+3, exact when every b is in
+ * 0..127 (relaxed SIMD's i8 x i7 dot: pmaddubsw's pair sums cannot saturate then). The i16
+ * form and a pairwise add, not i32x4.relaxed_dot_i8x16_i7x16_add: Node 20's V8 returns twice
+ * the sum for that one when its addend is a constant zero. */
+static inline v128_t qa_dot4_i8_i7(v128_t a, v128_t b) {
+    return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_relaxed_dot_i8x16_i7x16(a, b));
 }
 
 /* every row is exact with a fused madd: the bound of the f64x2 build holds trivially */
