@@ -7,20 +7,27 @@
 //   PYTHON=/work/venv/bin/python node [--experimental-wasm-relaxed-simd] tools/model-cpu-bench.js
 //       [--rounds 3] [--tokens 16] [--wasm relaxed,simd128,FILE...]
 // --wasm: the model builds to time (src/model.js: 'relaxed', 'simd128', or a .wasm file), each
-// round running every one of them then native; default the build the loader picks here. The
-// top-level wasm_* figures are the first build's; `builds` has each one's.
-import { execFileSync } from 'node:child_process';
+// round running every one of them then native; default relaxed,simd128 (Node 20 runs relaxed
+// SIMD only with --experimental-wasm-relaxed-simd: the bench re-runs itself with it). The
+// top-level wasm_* figures are the first build's (the one browsers pick); `builds` has each one's.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
 import { Embedder } from '../src/embedder.js';
 import { Generator } from '../src/generator.js';
-import { modelBuild } from '../src/model.js';
+import { relaxedMaddFused } from '../src/model.js';
 import { minilm, smollm2 } from '../testlib/models.js';
 import { ROOT } from '../testlib/vectors.js';
 
 const argv = process.argv.slice(2);
+const FLAG = '--experimental-wasm-relaxed-simd';
+if (!relaxedMaddFused() && !process.execArgv.includes(FLAG)) {
+  const r = spawnSync(process.execPath, [FLAG, ...process.execArgv, fileURLToPath(import.meta.url), ...argv], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
 const rounds = Number(arg('--rounds', 3)), tokens = Number(arg('--tokens', 16));
-const wasms = (arg('--wasm') || modelBuild()).split(',').map((w) => (w === 'relaxed' || w === 'simd128' ? w : new URL(w, `file://${process.cwd()}/`)));
+const wasms = (arg('--wasm') || (relaxedMaddFused() ? 'relaxed,simd128' : 'simd128')).split(',').map((w) => (w === 'relaxed' || w === 'simd128' ? w : new URL(w, `file://${process.cwd()}/`)));
 const PROMPT = 'Once upon a time, in a small village,', TEXT = 'How do I install a Debian package from a local .deb file?';
 const med = (a) => [...a].sort((x, y) => x - y)[Math.floor(a.length / 2)];
 const cpu = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
