@@ -242,12 +242,43 @@ static void q4_1_rows1x2_wasm(int64_t n, const uint8_t *w, const uint8_t *x, siz
     out[1] = qa_exact4_ok(&ex, 1, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[1]) + wasm_f32x4_extract_lane(mins, 1) : q4_1_dot_wasm(n, w, x + xs);
 }
 
+#if defined(QA_WASM_RELAXED)
+/* One weight row x 4 activation rows (xs bytes apart) into out[0..3], relaxed SIMD (every
+ * row exact: no bound): the weight block's nibbles once for the 4 rows, their scale products
+ * and m * sa in the lanes of one vector each. */
+static void q4_1_rows1x4_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, float *out) {
+    qa_lanes8_wasm acc[4];
+    for (int j = 0; j < 4; j++) qa_lanes8_zero_wasm(&acc[j]);
+    v128_t mins = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const qa_block_q4_1 *wb = (const qa_block_q4_1 *)w + b;
+        const v128_t v = wasm_v128_load(wb->qs), lo = wasm_v128_and(v, wasm_i8x16_splat(15)), hi = wasm_u8x16_shr(v, 4);
+        const v128_t ds = qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_1)); /* d | s << 16 per row */
+        float d[4];
+        wasm_v128_store(d, wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)), qa_f16x4_to_f32(ds)));
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+            const int8_t *qs = ((const qa_block_q8_1 *)(x + j * xs) + b)->qs;
+            qa_lanes8_fmav_wasm(&acc[j], wasm_f32x4_splat(d[j]), qa_dot4_i8_i7(wasm_v128_load(qs), lo),
+                                qa_dot4_i8_i7(wasm_v128_load(qs + 16), hi));
+        }
+        mins = wasm_f32x4_add(mins, wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->m)), qa_f16x4_to_f32(wasm_u32x4_shr(ds, 16))));
+    }
+    float m[4];
+    wasm_v128_store(m, mins);
+    for (int j = 0; j < 4; j++) out[j] = qa_lanes8_sum_wasm(&acc[j]) + m[j];
+}
+#endif
+
 /* 2 x 4 tile (prompt batches): out[r * 4 + j] = dot(weight row r, activation row j), by
- * pairs of activation rows */
+ * 1 x 4 (relaxed SIMD) or 1 x 2 rows */
 static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
     const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
+#if defined(QA_WASM_RELAXED)
+    for (int r = 0; r < 2; r++) q4_1_rows1x4_wasm(n, w + r * ws, x, xs, out + r * 4);
+#else
     for (int r = 0; r < 2; r++)
         for (int j = 0; j < 4; j += 2) q4_1_rows1x2_wasm(n, w + r * ws, x + j * xs, xs, out + r * 4 + j);
+#endif
 }
 
 /* 4 weight rows x 1 activation row (decoding): the activation block is made ready once for
