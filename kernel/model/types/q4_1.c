@@ -213,6 +213,7 @@ static float q4_1_dot_wasm(int64_t n, const void *w_, const void *a_) {
     return qa_lanes8_sum_wasm(&acc) + mins;
 }
 
+#if !defined(QA_WASM_RELAXED)
 /* One weight row x 2 activation rows (x, x + xs) into out[0], out[1]: each keeps
  * q4_1_dot_ref's lanes, order and bits (2 rows: the lane accumulators stay in registers). */
 static void q4_1_rows1x2_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, float *out) {
@@ -241,6 +242,7 @@ static void q4_1_rows1x2_wasm(int64_t n, const uint8_t *w, const uint8_t *x, siz
     out[0] = qa_exact4_ok(&ex, 0, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[0]) + wasm_f32x4_extract_lane(mins, 0) : q4_1_dot_wasm(n, w, x);
     out[1] = qa_exact4_ok(&ex, 1, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[1]) + wasm_f32x4_extract_lane(mins, 1) : q4_1_dot_wasm(n, w, x + xs);
 }
+#endif
 
 #if defined(QA_WASM_RELAXED)
 /* One weight row x 4 activation rows (xs bytes apart) into out[0..3], relaxed SIMD (every

@@ -179,6 +179,7 @@ static float dot_wasm(int64_t n, const void *w_, const void *a_) {
     return qa_lanes8_sum_wasm(&acc);
 }
 
+#if !defined(QA_WASM_RELAXED)
 /* One weight row x 2 activation rows (x, x + xs) into out[0], out[1]: each keeps dot_ref's
  * lanes, order and bits (2 rows: the lane accumulators stay in registers). */
 static void rows1x2_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, float *out) {
@@ -204,6 +205,7 @@ static void rows1x2_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t x
     out[0] = qa_exact4_ok(&ex, 0, Q8_0_PMAX) ? qa_lanes8_sum_wasm(&acc[0]) : dot_wasm(n, w, x);
     out[1] = qa_exact4_ok(&ex, 1, Q8_0_PMAX) ? qa_lanes8_sum_wasm(&acc[1]) : dot_wasm(n, w, x + xs);
 }
+#endif
 
 #if defined(QA_WASM_RELAXED)
 /* One weight row x 4 activation rows (xs bytes apart) into out[0..3], relaxed SIMD (every
