@@ -5,7 +5,7 @@
 # bench/results/ (SUFFIX=... names them, default relaxed).
 #   PYTHON=/work/venv/bin/python sh bench/web/relaxed_parity.sh
 # 1. CPU time, Node (the bench re-runs itself with --experimental-wasm-relaxed-simd): the
-#    relaxed and plain SIMD128 builds and native, round by round on one core;
+#    relaxed build and native, round by round on one core;
 # 2. each browser: tokens_match (native default), decode vs native and wllama, embed_ms.
 set -eu
 cd "$(dirname "$0")/../../web"
@@ -18,7 +18,7 @@ done
 node -e '
 const r = (f) => JSON.parse(require("fs").readFileSync(`../bench/results/${f}`, "utf8"));
 const c = r(process.argv[1]);
-for (const [k, v] of Object.entries(c.builds)) console.log(`node cpu ${k}: decode ${v.decode_vs_native.toFixed(2)}x native, embed ${v.embed_vs_native.toFixed(2)}x native`);
+console.log(`node cpu (${c.wasm_build}): decode ${c.decode_vs_native.toFixed(2)}x native, embed ${c.embed_vs_native.toFixed(2)}x native`);
 for (const b of ["chromium", "firefox"]) { const m = r(`model-bench-${b}-${process.argv[2]}.json`);
   console.log(`${b} (${m.wasm_build}): tokens_match ${m.tokens_match}, decode ${m.decode_vs_native.toFixed(2)}x native, ${(m.decode_vs_wllama ?? NaN).toFixed(2)}x wllama, embed ${(m.embed_ms / m.native_embed_ms).toFixed(2)}x native`); }
 ' "model-cpu-bench-$s.json" "$s"

@@ -73,5 +73,5 @@ const out = {
     embed: [Math.min(...runs.map((x) => x.embed_ratio)), Math.max(...runs.map((x) => x.embed_ratio))] },
   timing: 'CPU time of each process (user + system), medians over rounds', rounds, tokens, runs,
 };
-out.wasm_build = g.info().wasmBuild; // 'relaxed' or 'simd128'
+out.wasm_build = e.info().wasmBuild; // 'relaxed' or 'simd128'
 process.stdout.write(JSON.stringify(out, null, 1) + '\n');
