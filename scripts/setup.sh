@@ -35,6 +35,9 @@ command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
 if [ $full = 1 ]; then
   # libclang-rt-14-dev: the sanitizer and libFuzzer runtimes of Debian 12's clang (make fuzz)
   apt_install clang lld wasi-libc libclang-rt-dev-wasm32 libclang-rt-14-dev chromium firefox-esr
+  # clang-19 + its wasm32 runtime: the relaxed-SIMD model build (web/build-wasm.sh; clang 14
+  # cannot emit the final relaxed SIMD opcodes)
+  apt_install clang-19 lld-19 libclang-rt-19-dev-wasm32
   command -v node >/dev/null 2>&1 || apt_install nodejs
   command -v npm >/dev/null 2>&1 || apt_install npm
 fi

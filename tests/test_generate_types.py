@@ -68,18 +68,51 @@ def test_q8_1_activations_simd_equal_scalar_and_carry_their_sum():
     np.testing.assert_allclose(blocks["s"].astype(np.float32), s, rtol=2e-3, atol=1e-4)
 
 
-@pytest.mark.parametrize("t,n", [(T.Q4_1, 576), (T.Q4_1, 1536), (T.Q4_1, 32), (T.Q8_0, 576)])
-def test_vec_dot_simd_matches_reference_and_float(t, n):
-    w = quantize(rows(100, n, 3), t)
-    a = rows(100, n, 4, scale=0.5)
+LEVELS = (0, 1, 3)  # scalar, AVX2, AVX2 + AVX-512 VNNI: those this CPU lacks fall back to the one below
+
+
+def extreme_rows(t, n, seed):
+    """Weight and activation blocks with sums that make lane partial sums, block scales and
+    magnitudes vary widely (so that a different lane partition, order or rounding shows)."""
+    rng = np.random.default_rng(seed)
+    x = rows(64, n, seed) * np.exp(rng.normal(scale=1.5, size=(64, n // 32, 1))).repeat(32, 2).reshape(64, n)
+    return quantize(x.astype(np.float32), t)
+
+
+@pytest.mark.parametrize("t,n", [(T.Q4_1, 576), (T.Q4_1, 1536), (T.Q4_1, 32), (T.Q8_0, 576), (T.Q8_0, 1536)])
+def test_vec_dot_every_level_equals_the_reference_bit_for_bit(t, n):
+    """The Q4_1 and Q8_0 dots of every SIMD level give the scalar reference's bits (ggml's x86
+    order: 8 fma lanes, the hsum tree), so logits do not depend on the CPU or on wasm."""
+    for plain, w in ((True, quantize(rows(100, n, 3), t)), (False, extreme_rows(t, n, 13))):
+        a = rows(len(w), n, 4, scale=0.5)
+        for i in range(len(w)):
+            ab = act(t, a[i])
+            ref = dot(t, w[i].tobytes(), ab, ref=True)
+            if plain:  # (the extreme rows cancel: float32 sums stray from numpy's float64)
+                assert ref == pytest.approx(numpy_dot(t, w[i], ab), rel=1e-4, abs=1e-3)
+            for level in LEVELS:
+                _model.set_simd(level)
+                got = dot(t, w[i].tobytes(), ab)
+                assert np.float32(got).tobytes() == np.float32(ref).tobytes(), (level, i, got, ref)
+
+
+def test_the_reference_is_ggml_lane_order_not_a_plain_sum():
+    """The reference sums 8 fused lanes (not one running sum): on these rows the two orders
+    differ, so a reference that went back to one sum would fail here."""
+    n, differ = 1536, 0
+    w = quantize(rows(50, n, 21), T.Q4_1)
+    a = rows(50, n, 22)
     for i in range(len(w)):
-        ab = act(t, a[i])
-        _model.set_simd(SCALAR)
-        ref = dot(t, w[i].tobytes(), ab, ref=True)
-        _model.set_simd(BEST)
-        got = dot(t, w[i].tobytes(), ab)
-        assert got == pytest.approx(ref, rel=1e-4, abs=1e-3)
-        assert ref == pytest.approx(numpy_dot(t, w[i], ab), rel=1e-4, abs=1e-3)
+        ab = act(T.Q4_1, a[i])
+        wb, xb = np.frombuffer(w[i].tobytes(), Q4_1), np.frombuffer(ab, Q8_1)
+        q = np.concatenate([wb["qs"] & 15, wb["qs"] >> 4], axis=1).astype(np.int32)
+        acc = (q * xb["qs"]).sum(1)
+        plain = np.float32(0)
+        for b in range(len(wb)):  # the old order: one float sum, block by block
+            plain = np.float32(plain + np.float32(np.float32(wb["d"][b]) * np.float32(xb["d"][b]) * np.float32(acc[b])
+                                                  + np.float32(wb["m"][b]) * np.float32(xb["s"][b])))
+        differ += dot(T.Q4_1, w[i].tobytes(), ab, ref=True) != plain
+    assert differ > 10
 
 
 Q8 = np.dtype([("d", "<f2"), ("qs", "i1", 32)])
@@ -98,22 +131,22 @@ def numpy_dot(t, w, a):
 
 
 @pytest.mark.parametrize("t", [T.Q4_1, T.Q8_0])
-def test_tile_matches_vec_dot(t):
+def test_tile_equals_vec_dot_bit_for_bit(t):
     n = 576
-    w = quantize(rows(40, n, 5), t)
-    a = rows(80, n, 6)
-    for i in range(0, 40, 2):
-        xs = [act(t, a[(i * 2 + j) % 80]) for j in range(4)]
-        # tiles exist at the SIMD levels only (the matmul uses vec_dot where a row has none)
-        for level in (BEST,):
-            _model.set_simd(level)
-            out = tile(t, w[i].tobytes() + w[i + 1].tobytes(), b"".join(xs))
-            for r in range(2):
-                for j in range(4):
-                    want = dot(t, w[i + r].tobytes(), xs[j])
-                    ref = dot(t, w[i + r].tobytes(), xs[j], ref=True)
-                    assert out[r * 4 + j] == pytest.approx(want, rel=1e-4, abs=1e-3)
-                    assert out[r * 4 + j] == pytest.approx(ref, rel=1e-4, abs=1e-3)
+    for w in (quantize(rows(40, n, 5), t), extreme_rows(t, n, 15)[:40]):
+        a = rows(80, n, 6)
+        for i in range(0, 40, 2):
+            xs = [act(t, a[(i * 2 + j) % 80]) for j in range(4)]
+            for level in LEVELS:  # tiles exist at the SIMD levels only (the matmul uses vec_dot where a row has none)
+                _model.set_simd(level)
+                out = tile(t, w[i].tobytes() + w[i + 1].tobytes(), b"".join(xs))
+                if out is None:
+                    assert level == 0
+                    continue
+                for r in range(2):
+                    for j in range(4):
+                        ref = dot(t, w[i + r].tobytes(), xs[j], ref=True)
+                        assert np.float32(out[r * 4 + j]).tobytes() == np.float32(ref).tobytes(), (level, i, r, j)
 
 
 # ---------------------------------------------------------------- Q5_0 and the K-quants
@@ -173,3 +206,18 @@ def test_q8_k_activations_map_the_extreme_to_127_and_carry_sums():
         np.testing.assert_array_equal(blocks["bsums"], blocks["qs"].reshape(-1, 16, 16).astype(np.int32).sum(2))
         deq = (blocks["d"][:, None] * blocks["qs"]).reshape(-1)
         assert np.all(np.abs(deq - r) <= np.repeat(np.abs(blocks["d"]), 256) * 0.5 + 1e-6)
+
+
+def test_q8_0_dot_rounds_once_like_fma_on_a_float_midpoint():
+    """Block 1 adds 16777217 * 2^-17 (a midpoint between two floats) to lane 0's 2^-48 from
+    block 0: one rounding (fma) gives 128 + 2^-16; rounding the double sum to float again
+    (the midpoint's tie to even) would give 128. Every level, and wasm (web/test/model.test.js),
+    must give fma's."""
+    f16 = lambda e, m: (e << 10 | m).to_bytes(2, "little")
+    def block(d, q0):
+        return d + bytes([q0 & 255]) + bytes(31)
+    w = block(f16(0, 1), 1) + block(f16(15, 1346 - 1024), 97)
+    a = block(f16(0, 1), 1) + block(f16(15, 4), 1)
+    for level in LEVELS:
+        _model.set_simd(level)
+        assert dot(T.Q8_0, w, a, ref=level == 0) == 128 + 2 ** -16

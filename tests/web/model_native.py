@@ -6,7 +6,8 @@ stdout. Reads a JSON request on stdin:
   {"op": "generate", "path", "prompts", "max_tokens", "chat", "scalar"} -> {"tokens": [[...]], "prompts": [...]}
   {"op": "logits", "path", "ids", "steps", "scalar"} -> {"bits": [[...]]}: the float32 bits of the
       last prompt position's logits, then of `steps` greedy tokens fed back one at a time
-"scalar" runs the native kernel's scalar references (the summation order the wasm build keeps).
+"scalar" runs the native kernel's scalar references (the order the wasm builds keep; for Q4_1 and Q8_0 it is
+also the default kernel's, llama.cpp's x86 order).
 """
 import json
 import os

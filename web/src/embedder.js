@@ -40,7 +40,7 @@ export class Embedder {
     });
   }
 
-  info() { return { dim: this.dim, maxTokens: this.maxTokens, memory: this.memory, loaded: this.loaded }; }
+  info() { return { dim: this.dim, maxTokens: this.maxTokens, memory: this.memory, loaded: this.loaded, wasmBuild: this.K.build }; }
 
   // Float32Array per text (pooled and, as the file says, L2-normalised).
   async embed(texts) { return this.embedSync(texts); }
@@ -75,7 +75,7 @@ export async function openEmbedder(source, options = {}) {
   if (!useWorker(worker)) return Embedder.open(source, options);
   const w = await callWorker('embedder', source, rest, onProgress);
   return {
-    dim: w.info.dim, maxTokens: w.info.maxTokens, memory: w.info.memory, loaded: w.info.loaded, inWorker: true,
+    dim: w.info.dim, maxTokens: w.info.maxTokens, memory: w.info.memory, loaded: w.info.loaded, wasmBuild: w.info.wasmBuild, inWorker: true,
     embed: (texts) => w.call('embed', { texts }),
     close: () => w.close(),
   };

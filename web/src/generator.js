@@ -66,7 +66,8 @@ export class Generator {
 
   info() {
     return { nVocab: this.nVocab, nCtx: this.nCtx, memory: this.memory, chatTemplate: this.chatTemplate,
-      bosToken: this.bosToken, eosToken: this.eosToken, loaded: this.loaded, wasmMemoryBytes: this.K.memoryBytes };
+      bosToken: this.bosToken, eosToken: this.eosToken, loaded: this.loaded, wasmMemoryBytes: this.K.memoryBytes,
+      wasmBuild: this.K.build };
   }
 
   piece(id, lenPtr) {

@@ -1,5 +1,5 @@
-// What the embedder and the generator share: the model kernel (web/dist/quantann-model.wasm,
-// built from kernel/model by web/build-wasm.sh), the GGUF header read from a prefix, the
+// What the embedder and the generator share: the model kernel (web/dist/quantann-model*.wasm,
+// built from kernel/model by web/build-wasm.sh, one of two builds picked per process), the GGUF header read from a prefix, the
 // memory check made before any weight byte is fetched, and loading the file into wasm
 // memory. The kernel sizes everything (kernel/wasm/model_exports.c); this file compares
 // those sizes with the budget by the rule of src/index.js and quantann/generate.py.
@@ -10,7 +10,11 @@ import { BlobSource, HttpSource, openSource } from './source.js';
 import { chunksOf, streamCacheState, streamInto } from './stream-load.js';
 
 export { MemoryBudgetError };
+// The model kernel's two builds of the same C: relaxed SIMD (fused f32x4.relaxed_madd where
+// native x86 fuses) and plain SIMD128 (that fma emulated exactly in f64x2); both give native's
+// bits, the relaxed one faster.
 export const MODEL_WASM = new URL('../dist/quantann-model.wasm', import.meta.url);
+export const MODEL_WASM_RELAXED = new URL('../dist/quantann-model-relaxed.wasm', import.meta.url);
 const NEED_MORE = -5; // QA_ERR_NEED_MORE
 const CHUNK = 16 << 20; // bytes per read while loading (the ceiling is 64 MB)
 
@@ -21,7 +25,41 @@ export class ModelError extends Error {
   }
 }
 
-export const loadModelKernel = (wasm = MODEL_WASM) => loadKernel(wasm);
+// Whether this engine validates relaxed SIMD and its f32x4.relaxed_madd is fused: a module
+// returning relaxed_madd(a, a, c) for a = 1 + 2^-12, c = -(1 + 2^-11) gives 2^-24 fused
+// (one rounding) and 0 unfused (a * a rounds the 2^-24 away first).
+let relaxed;
+export function relaxedMaddFused() {
+  if (relaxed === undefined) {
+    const bytes = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0,
+      1, 8, 1, 0x60, 3, 0x7d, 0x7d, 0x7d, 1, 0x7d, // type (f32, f32, f32) -> f32
+      3, 2, 1, 0, 7, 5, 1, 1, 0x66, 0, 0, // function 0, exported as "f"
+      10, 0x16, 1, 0x14, 0, // code: splat each argument, relaxed_madd, lane 0
+      0x20, 0, 0xfd, 0x13, 0x20, 1, 0xfd, 0x13, 0x20, 2, 0xfd, 0x13, 0xfd, 0x85, 0x02, 0xfd, 0x1f, 0, 0x0b]);
+    try {
+      const f = WebAssembly.validate(bytes) && new WebAssembly.Instance(new WebAssembly.Module(bytes)).exports.f;
+      const a = 1 + 2 ** -12;
+      relaxed = !!f && f(a, a, -(1 + 2 ** -11)) === 2 ** -24;
+    } catch {
+      relaxed = false;
+    }
+  }
+  return relaxed;
+}
+
+// The build this process runs: 'relaxed' when relaxedMaddFused(), else 'simd128'.
+export const modelBuild = () => (relaxedMaddFused() ? 'relaxed' : 'simd128');
+export const modelWasm = (build = modelBuild()) => (build === 'relaxed' ? MODEL_WASM_RELAXED : MODEL_WASM);
+
+// The model kernel (wasm: the build's name, a URL or bytes); K.build names the build it runs
+// ('custom' for bytes).
+export async function loadModelKernel(wasm = modelWasm()) {
+  if (wasm === 'relaxed' || wasm === 'simd128') wasm = modelWasm(wasm);
+  const K = await loadKernel(wasm);
+  const url = typeof wasm === 'string' || wasm instanceof URL ? String(wasm) : null;
+  K.build ??= url === null ? 'custom' : url.endsWith('-relaxed.wasm') ? 'relaxed' : 'simd128';
+  return K;
+}
 
 // The GGUF header of src (its first 64 KiB, then at least double each time: the kernel
 // asks only for the next record, and each ask parses from the start), in wasm memory:

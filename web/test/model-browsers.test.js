@@ -1,6 +1,7 @@
-// The models in headless Chromium and Firefox, each in a Worker (web/model-parity.html): MiniLM
-// embeddings and SmolLM2 greedy tokens equal to the Node build's and to native scalar
-// Python's, streamed text, and the budget error crossing the Worker by name.
+// The models in headless Chromium and Firefox, each in a Worker (web/model-parity.html): the
+// relaxed-SIMD build picked (both support it, fused), MiniLM embeddings equal to native scalar
+// Python's, SmolLM2 greedy tokens equal to native's default kernel, streamed text, and the
+// budget error crossing the Worker by name.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,10 +21,10 @@ const MAX_TOKENS = 10;
 
 for (const browser of ['chromium', 'firefox']) {
 const skip = browserSkip(browser) || emb.skip || gen.skip || false;
-test(`${browser}: embeddings and greedy tokens equal native scalar; a budget error by name; in Workers`, { skip, timeout: 900000 }, async (t) => {
+test(`${browser}: the relaxed build; embeddings equal native scalar, greedy tokens native default; a budget error by name; in Workers`, { skip, timeout: 900000 }, async (t) => {
   const ref = native({ op: 'embed', path: emb.path, texts: TEXTS, scalar: true, repeat: 1 });
-  const plain = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: MAX_TOKENS, scalar: true });
-  const chat = native({ op: 'generate', path: gen.path, prompts: CHAT, max_tokens: MAX_TOKENS, chat: true, scalar: true });
+  const plain = native({ op: 'generate', path: gen.path, prompts: PROMPTS, max_tokens: MAX_TOKENS });
+  const chat = native({ op: 'generate', path: gen.path, prompts: CHAT, max_tokens: MAX_TOKENS, chat: true });
   if (ref.skip || plain.skip || chat.skip) return t.skip(ref.skip || plain.skip || chat.skip);
   const dir = mkdtempSync(join(tmpdir(), 'quantann-model-page-'));
   writeFileSync(join(dir, 'cases.json'), JSON.stringify({ texts: TEXTS, prompts: PROMPTS, chat: CHAT, maxTokens: MAX_TOKENS, repeat: 3 }));
@@ -33,6 +34,8 @@ test(`${browser}: embeddings and greedy tokens equal native scalar; a budget err
     const r = await runPage(url, { browser, timeout: 800, log: () => {} });
     assert.ok(r.ok, r.error);
     assert.ok(r.embedInWorker && r.genInWorker, 'the models run in Workers');
+    assert.equal(r.genWasmBuild, 'relaxed', 'the generator runs the relaxed-SIMD build');
+    assert.equal(r.embedWasmBuild, 'relaxed', 'the embedder runs the relaxed-SIMD build');
     r.embeddings.forEach((v, i) => assert.deepEqual(v, ref.vectors[i].map(Math.fround), `text ${i}`));
     assert.deepEqual(r.tokens, [...plain.tokens, ...chat.tokens]);
     assert.ok(r.streamedOk, 'the streamed pieces make the text');

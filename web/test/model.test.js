@@ -1,33 +1,60 @@
-// The model kernel in wasm (web/dist/quantann-model.wasm) under Node: each SIMD128 dot held
+// The model kernel in wasm (web/dist/quantann-model*.wasm) under Node: each SIMD128 dot held
 // to its scalar reference, the memory ceiling checked before any weight byte is read,
 // bad files, and parity with native Python (tests/web/model_native.py): MiniLM embeddings
-// bit-identical to the native scalar kernel, SmolLM2 greedy tokens identical to native's,
-// the chat template rendered as jinja2 renders it. Model tests skip when the packages or
-// Python are missing.
+// bit-identical to the native scalar kernel, SmolLM2 greedy tokens identical to native's
+// default kernel, the chat template rendered as jinja2 renders it. Model tests skip when the
+// packages or Python are missing. Both builds are tested: plain SIMD128 here, relaxed SIMD
+// here too when Node runs it, else in a child `node --experimental-wasm-relaxed-simd`.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 
 import { Embedder } from '../src/embedder.js';
 import { Generator } from '../src/generator.js';
-import { loadModelKernel, MemoryBudgetError, ModelError } from '../src/model.js';
+import { loadModelKernel, MemoryBudgetError, ModelError, relaxedMaddFused } from '../src/model.js';
 import { rng, weightBlocks } from '../testlib/blocks.js';
 import { minilm as findMinilm, native, smollm2 } from '../testlib/models.js';
 
-if (!existsSync(new URL('../dist/quantann-model.wasm', import.meta.url)))
+if (!existsSync(new URL('../dist/quantann-model.wasm', import.meta.url)) || !existsSync(new URL('../dist/quantann-model-relaxed.wasm', import.meta.url)))
   execFileSync(new URL('../build-wasm.sh', import.meta.url).pathname, { stdio: 'inherit' });
+
+// The builds this process tests: the child run for the relaxed build tests only that one.
+const CHILD = process.env.QUANTANN_RELAXED_CHILD === '1';
+const BUILDS = CHILD ? ['relaxed'] : relaxedMaddFused() ? ['simd128', 'relaxed'] : ['simd128'];
 
 const minilm = findMinilm();
 const smollm = smollm2();
 
 // ---- SIMD128 dots against the scalar references (kernel/model/types/*.c)
 
+// Block 1 adds 16777217 * 2^-17 (a midpoint between two floats) to lane 0's 2^-48 from block 0:
+// fma's one rounding gives 128 + 2^-16, two roundings (a product, then the sum; or a double
+// rounded again to float) 128. The reference, the checked dot, the 4-row dot and the tile
+// must all give fma's (as native's AVX2 does: tests/test_generate_types.py).
+for (const build of BUILDS) test(`${build} build: Q8_0 dots round once like fma on a float midpoint`, async () => {
+  const K = await loadModelKernel(build);
+  const block = (e, m, q0) => { const b = new Uint8Array(34); new DataView(b.buffer).setUint16(0, e << 10 | m, true); b[2] = q0; return b; };
+  const two = (a, b) => { const x = new Uint8Array(68); x.set(a); x.set(b, 34); return x; };
+  const w = two(block(0, 1, 1), block(15, 1346 - 1024, 97)), a = two(block(0, 1, 1), block(15, 4, 1));
+  const wp = K.copyIn(Uint8Array, new Uint8Array([...w, ...w, ...w, ...w])), ap = K.copyIn(Uint8Array, new Uint8Array([...a, ...a, ...a, ...a]));
+  const want = 128 + 2 ** -16, out = K.alloc(Float32Array, 8);
+  assert.equal(K.x.qa_wasm_type_dot(8, 1, 64, wp, ap), want, 'reference');
+  assert.equal(K.x.qa_wasm_type_dot(8, 0, 64, wp, ap), want, 'SIMD128 dot');
+  assert.equal(K.x.qa_wasm_type_rows4(8, 64, wp, 68, ap, out), 0);
+  assert.deepEqual(Array.from(K.view(Float32Array, out, 4)), [want, want, want, want], 'rows4');
+  assert.equal(K.x.qa_wasm_type_tile(8, 64, wp, 68, ap, 68, out), 0);
+  assert.deepEqual(Array.from(K.view(Float32Array, out, 8)), Array(8).fill(want), 'tile');
+  [wp, ap, out].forEach((p) => K.free(p));
+});
+
 // ggml type ids (kernel/gguf/gguf.h) and block layouts: [bytes, offsets of fp16 scales]
 const TYPES = { F32: [0, 4, []], Q4_0: [2, 18, [0]], Q4_1: [3, 20, [0, 2]], Q8_0: [8, 34, [0]] };
 
-test('each SIMD128 dot, tile and 4-row dot equals its scalar reference bit for bit', async () => {
-  const K = await loadModelKernel();
+for (const build of BUILDS) test(`${build} build: each SIMD128 dot, tile and 4-row dot equals its scalar reference bit for bit`, async () => {
+  const K = await loadModelKernel(build);
+  assert.equal(K.build, build);
   const r = rng(7);
   for (const [name, [type, size, scales]] of Object.entries(TYPES)) {
     for (const n of type ? [32, 64, 576, 1536] : [3, 32, 67, 576]) {
@@ -172,8 +199,9 @@ const TEXTS = ['How do I install a Debian package from a local .deb file?', 'The
 // Texts 0-3 are bit-identical to native scalar; the long text 4 (256 tokens) too since GELU's
 // erf and exp are the kernel's own (kernel/model/ops_act.c; libm's erff differs between glibc
 // and wasi-libc), held here within 1e-3 as before and exactly by the assertion after.
-test('MiniLM embeddings: bit-identical to the native scalar kernel on short texts', { skip: minilm.skip }, async (t) => {
-  const e = await Embedder.open(minilm.path, { memoryBudget: '100MB' });
+for (const build of BUILDS) test(`${build} build: MiniLM embeddings bit-identical to the native scalar kernel on short texts`, { skip: minilm.skip }, async (t) => {
+  const e = await Embedder.open(minilm.path, { memoryBudget: '100MB', wasm: build });
+  assert.equal(e.info().wasmBuild, build);
   const ours = await e.embed(TEXTS);
   const ref = native({ op: 'embed', path: minilm.path, texts: TEXTS, scalar: true, repeat: 1 });
   const simd = native({ op: 'embed', path: minilm.path, texts: TEXTS, repeat: 1 });
@@ -197,13 +225,14 @@ test('MiniLM embeddings: bit-identical to the native scalar kernel on short text
 
 const PROMPTS = ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,'];
 
-// The wasm dots keep the scalar references' summation order, so the logits equal native
-// scalar ones bit for bit and greedy tokens are identical; native's default AVX2 kernel
-// sums otherwise, and a near-tie can pick another token (measured by the benchmark).
-test('SmolLM2 greedy tokens identical to native scalar, plain and chat prompts; streamed text', { skip: smollm.skip, timeout: 900000 }, async (t) => {
-  const plain = native({ op: 'generate', path: smollm.path, prompts: PROMPTS, max_tokens: 12, scalar: true });
+// Every Q4_1 / Q8_0 dot (native scalar, AVX2, AVX-512 VNNI and its panels, both wasm builds)
+// follows llama.cpp's x86 order (kernel/model/types/simd_blocks.h), so greedy tokens equal
+// those of native's default kernel (tests/test_generate_levels.py holds native's levels equal).
+for (const build of BUILDS) test(`${build} build: SmolLM2 greedy tokens identical to native's default kernel, plain and chat prompts; streamed text`, { skip: smollm.skip, timeout: 900000 }, async (t) => {
+  const plain = native({ op: 'generate', path: smollm.path, prompts: PROMPTS, max_tokens: 12 });
   if (plain.skip) return t.skip(plain.skip);
-  const g = await Generator.open(smollm.path, { memoryBudget: '300MB' });
+  const g = await Generator.open(smollm.path, { memoryBudget: '300MB', wasm: build });
+  assert.equal(g.info().wasmBuild, build);
   for (const [i, p] of PROMPTS.entries()) {
     const pieces = [];
     const r = await g.generate(p, { maxTokens: 12, temperature: 0, onToken: (s) => pieces.push(s) });
@@ -212,7 +241,7 @@ test('SmolLM2 greedy tokens identical to native scalar, plain and chat prompts; 
     assert.equal(r.stats.generatedTokens, r.tokens.length);
   }
   const chatQ = ['What is the capital of France?', 'Name three colours.'];
-  const chat = native({ op: 'generate', path: smollm.path, prompts: chatQ, max_tokens: 10, chat: true, scalar: true });
+  const chat = native({ op: 'generate', path: smollm.path, prompts: chatQ, max_tokens: 10, chat: true });
   for (const [i, q] of chatQ.entries()) {
     assert.equal(await g.renderChat(q), chat.prompts[i], 'the chat template renders as jinja2 does');
     const r = await g.generate(q, { chat: true, maxTokens: 10, temperature: 0 });
@@ -261,4 +290,23 @@ test('closing a generator or embedder gives its wasm memory back', { skip: smoll
     for (let i = 0; i < 3; i++) (await open()).close();
     assert.equal(K.memoryBytes, after, 'reopening grew wasm memory: something was not freed');
   }
+});
+
+// The relaxed build where this Node does not run relaxed SIMD by default (Node 20): the tests
+// above for that build, in a child Node with the flag.
+test('relaxed build in a child node --experimental-wasm-relaxed-simd', { skip: CHILD || BUILDS.includes('relaxed') ? 'tested in this process' : false, timeout: 1800000 }, (t) => {
+  let out;
+  try {
+    const env = { ...process.env, QUANTANN_RELAXED_CHILD: '1' };
+    delete env.NODE_TEST_CONTEXT; // the child reports as a top-level run (TAP on stdout)
+    out = execFileSync(process.execPath, ['--experimental-wasm-relaxed-simd', '--test-reporter=tap', fileURLToPath(import.meta.url)],
+      { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+  } catch (e) {
+    if (/bad option|not allowed/.test(String(e.stderr))) return t.skip(`this Node has no --experimental-wasm-relaxed-simd: ${e.stderr.split('\n')[0]}`);
+    assert.fail(`the child run failed:\n${e.stdout}\n${e.stderr}`);
+  }
+  const count = (k) => Number((out.match(new RegExp(`^# ${k} (\\d+)`, 'm')) || [])[1]);
+  t.diagnostic(`child: pass ${count('pass')}, skipped ${count('skipped')}, fail ${count('fail')}`);
+  assert.equal(count('fail'), 0);
+  assert.ok(count('pass') >= 3, 'the child ran the relaxed build\'s tests');
 });

@@ -191,6 +191,8 @@ try {
     peak_memory_bytes: peak(plain), peak_memory_caching_bytes: peak(first),
     wasm_bytes: statSync(new URL('../dist/quantann.wasm', import.meta.url)).size,
     model_wasm_bytes: statSync(new URL('../dist/quantann-model.wasm', import.meta.url)).size,
+    model_wasm_relaxed_bytes: statSync(new URL('../dist/quantann-model-relaxed.wasm', import.meta.url)).size,
+    wasm_build: r.genWasmBuild ?? null, embed_wasm_build: r.embedWasmBuild ?? null, // src/model.js's pick
   };
   out.decode_vs_native = out.decode_tok_s / out.native_decode_tok_s;
   out.peak_rss_growth_bytes = plain._rss?.bytes ?? null;

@@ -12,12 +12,21 @@ import { execFileSync } from 'node:child_process';
 
 import { Embedder } from '../src/embedder.js';
 import { Generator } from '../src/generator.js';
+import { relaxedMaddFused } from '../src/model.js';
 import { minilm, smollm2 } from '../testlib/models.js';
 import { ROOT } from '../testlib/vectors.js';
 import { EMBED_TEXT, embedInterleaved, nativeEmbedder } from './embed-timing.js';
 import { med } from './stats.js';
 
 const argv = process.argv.slice(2);
+// The model build the browsers pick (src/model.js): Node 20 runs relaxed SIMD only with
+// --experimental-wasm-relaxed-simd, so the bench re-runs itself with it (--wasm FILE still
+// picks a build: dist/quantann-model.wasm is the plain SIMD128 fallback).
+if (!relaxedMaddFused() && !process.execArgv.includes('--experimental-wasm-relaxed-simd')) {
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync(process.execPath, ['--experimental-wasm-relaxed-simd', ...process.execArgv, new URL(import.meta.url).pathname, ...argv], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 const arg = (k, d) => (argv.includes(k) ? argv[argv.indexOf(k) + 1] : d);
 const rounds = argv.includes('--embed-only') ? 0 : Number(arg('--rounds', 3)), tokens = Number(arg('--tokens', 16));
 const embedRounds = Number(arg('--embed-rounds', 30));
@@ -70,4 +79,5 @@ const out = {
   ...embed, embed_tokens: nat.tokens,
   timing: 'CPU time of each process (user + system); decode: medians over rounds; embed: medians of every warm call', rounds, tokens, runs,
 };
+out.wasm_build = e.info().wasmBuild; // 'relaxed' or 'simd128'
 process.stdout.write(JSON.stringify(out, null, 1) + '\n');

@@ -23,18 +23,22 @@ static void q4_1_to_float(const void *x_, float *y, int64_t n) {
     }
 }
 
+/* llama.cpp's x86 order (qa_lanes8 of simd_blocks.h): lane k = fma(d * da, integer sum of
+ * values 4k..4k+3, lane k), the tree of the 8 lanes, plus m * sa summed apart in block order. */
 static float q4_1_dot_ref(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
     const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
-    float s = 0.0f;
+    float lanes[8] = {0}, mins = 0.0f;
     for (int64_t b = 0; b < n / 32; b++) {
-        int32_t acc = 0;
-        for (int j = 0; j < 16; j++)
-            acc += (w[b].qs[j] & 15) * a[b].qs[j] + (w[b].qs[j] >> 4) * a[b].qs[j + 16];
-        s += qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d) * (float)acc
-           + qa_fp16_to_fp32(w[b].m) * qa_fp16_to_fp32(a[b].s);
+        int32_t p[8] = {0};
+        for (int j = 0; j < 16; j++) {
+            p[j >> 2] += (w[b].qs[j] & 15) * a[b].qs[j];
+            p[4 + (j >> 2)] += (w[b].qs[j] >> 4) * a[b].qs[j + 16];
+        }
+        qa_lanes8_fma_ref(lanes, qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(a[b].d), p);
+        mins += qa_fp16_to_fp32(w[b].m) * qa_fp16_to_fp32(a[b].s);
     }
-    return s;
+    return qa_lanes8_sum(lanes) + mins;
 }
 
 #if defined(__x86_64__)
@@ -156,97 +160,160 @@ VNNI static void q4_1_panel_vnni(int64_t n, const void *w_, size_t ws, const voi
 #endif
 
 #if defined(QA_WASM_SIMD)
-/* SIMD128: the nibbles (0..15) are valid int8 lanes, so the signed 8-bit dot of
- * simd_blocks.h serves; each block's integer sum then enters the float sum in the
- * reference's order (the same bits as q4_1_dot_ref). */
-static inline int32_t q4_1_block_dot(v128_t lo, v128_t hi, const qa_block_q8_1 *a) {
-    return qa_hsum_i32x4(wasm_i32x4_add(qa_dot_i8x16(lo, wasm_v128_load(a->qs)),
-                                        qa_dot_i8x16(hi, wasm_v128_load(a->qs + 16))));
+/* An activation block made ready for q4_1_lanes, once for every weight row it meets: its
+ * two halves as they are (relaxed SIMD) or as even / odd int16 lanes. */
+static inline void q8_1_ready(const qa_block_q8_1 *a, v128_t y[4]) {
+    const v128_t y0 = wasm_v128_load(a->qs), y1 = wasm_v128_load(a->qs + 16);
+#if defined(QA_WASM_RELAXED)
+    y[0] = y0, y[1] = y1;
+#else
+    y[0] = qa_i8_even(y0);
+    y[1] = qa_i8_odd(y0);
+    y[2] = qa_i8_even(y1);
+    y[3] = qa_i8_odd(y1);
+#endif
 }
 
+/* The 8 integer lane sums of qa_lanes8 (lane k: values 4k..4k+3) of weight block qs and a
+ * ready activation block: lanes 0..3 in *lo (the low nibbles), 4..7 in *hi. */
+static inline void q4_1_lanes(const uint8_t *qs, const v128_t y[4], v128_t *lo, v128_t *hi) {
+#if defined(QA_WASM_RELAXED)
+    const v128_t v = wasm_v128_load(qs); /* the nibbles are in 0..127: the i8 x i7 dot is exact */
+    *lo = qa_dot4_i8_i7(y[0], wasm_v128_and(v, wasm_i8x16_splat(15)));
+    *hi = qa_dot4_i8_i7(y[1], wasm_u8x16_shr(v, 4));
+#else
+    /* int16 lane k of the 16 bytes holds values 2k, 2k+1 (low nibbles) and 2k+16, 2k+17
+     * (high), taken by masks and 16-bit shifts and paired with the even / odd activation
+     * lanes: int32 lane k gets values 4k, 4k+2 by the even dot, 4k+1, 4k+3 by the odd */
+    const v128_t m4 = wasm_i16x8_splat(15), v = wasm_v128_load(qs);
+    *lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(v, m4), y[0]),
+                         wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 8), m4), y[1]));
+    *hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wasm_v128_and(wasm_u16x8_shr(v, 4), m4), y[2]),
+                         wasm_i32x4_dot_i16x8(wasm_u16x8_shr(v, 12), y[3]));
+#endif
+}
+
+#define Q4_1_PMAX (4.0 * 15 * 128) /* the largest |integer lane sum| (qa_exact4) */
+
+/* The single-row dot, checked (qa_lanes8_wasm): exact for any row; the 4-row and tiled
+ * dots below run unchecked inside their bound and come here for a row outside it. */
 static float q4_1_dot_wasm(int64_t n, const void *w_, const void *a_) {
     const qa_block_q4_1 *w = (const qa_block_q4_1 *)w_;
     const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
-    const v128_t m4 = wasm_i8x16_splat(15);
-    float s = 0.0f;
+    qa_lanes8_wasm acc;
+    qa_lanes8_zero_wasm(&acc);
+    float mins = 0.0f;
     for (int64_t b = 0; b < n / 32; b++) {
-        const v128_t q = wasm_v128_load(w[b].qs);
-        int32_t acc = q4_1_block_dot(wasm_v128_and(q, m4), wasm_u8x16_shr(q, 4), a + b);
-        s += qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(a[b].d) * (float)acc
-           + qa_fp16_to_fp32_wasm(w[b].m) * qa_fp16_to_fp32_wasm(a[b].s);
+        v128_t y[4], lo, hi;
+        q8_1_ready(a + b, y);
+        q4_1_lanes(w[b].qs, y, &lo, &hi);
+        qa_lanes8_fma_wasm(&acc, qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(a[b].d), lo, hi, 1);
+        mins += qa_fp16_to_fp32_wasm(w[b].m) * qa_fp16_to_fp32_wasm(a[b].s);
     }
-    return s;
+    return qa_lanes8_sum_wasm(&acc) + mins;
 }
 
-/* The nibbles of a Q4_1 block as 4 int16 vectors: lane k of the 16 bytes holds values
- * 2k, 2k+1 (low nibbles) and 2k+16, 2k+17 (high nibbles), taken by masks and 16-bit shifts;
- * they pair with the even / odd int8 lanes of the activation halves (qa_i8_even / odd). */
-static inline void q4_1_nibbles16(const uint8_t *qs, v128_t q[4]) {
-    const v128_t m4 = wasm_i16x8_splat(15), v = wasm_v128_load(qs);
-    q[0] = wasm_v128_and(v, m4);
-    q[1] = wasm_v128_and(wasm_u16x8_shr(v, 8), m4);
-    q[2] = wasm_v128_and(wasm_u16x8_shr(v, 4), m4);
-    q[3] = wasm_u16x8_shr(v, 12);
+#if !defined(QA_WASM_RELAXED)
+/* One weight row x 2 activation rows (x, x + xs) into out[0], out[1]: each keeps
+ * q4_1_dot_ref's lanes, order and bits (2 rows: the lane accumulators stay in registers). */
+static void q4_1_rows1x2_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, float *out) {
+    qa_lanes8_wasm acc[2];
+    qa_exact4 ex;
+    qa_lanes8_zero_wasm(&acc[0]);
+    qa_lanes8_zero_wasm(&acc[1]);
+    qa_exact4_init(&ex);
+    v128_t mins = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const qa_block_q4_1 *wb = (const qa_block_q4_1 *)w + b;
+        const qa_block_q8_1 *a0 = (const qa_block_q8_1 *)x + b, *a1 = (const qa_block_q8_1 *)(x + xs) + b;
+        v128_t y[4], lo, hi;
+        const v128_t d = wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)),
+                                        wasm_f32x4_make(qa_fp16_to_fp32_wasm(a0->d), qa_fp16_to_fp32_wasm(a1->d), 0.0f, 0.0f));
+        qa_exact4_add(&ex, d);
+        q8_1_ready(a0, y);
+        q4_1_lanes(wb->qs, y, &lo, &hi);
+        qa_lanes8_fma_wasm(&acc[0], wasm_f32x4_extract_lane(d, 0), lo, hi, 0);
+        q8_1_ready(a1, y);
+        q4_1_lanes(wb->qs, y, &lo, &hi);
+        qa_lanes8_fma_wasm(&acc[1], wasm_f32x4_extract_lane(d, 1), lo, hi, 0);
+        mins = wasm_f32x4_add(mins, wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->m)),
+                                                   wasm_f32x4_make(qa_fp16_to_fp32_wasm(a0->s), qa_fp16_to_fp32_wasm(a1->s), 0.0f, 0.0f)));
+    }
+    out[0] = qa_exact4_ok(&ex, 0, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[0]) + wasm_f32x4_extract_lane(mins, 0) : q4_1_dot_wasm(n, w, x);
+    out[1] = qa_exact4_ok(&ex, 1, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[1]) + wasm_f32x4_extract_lane(mins, 1) : q4_1_dot_wasm(n, w, x + xs);
 }
+#endif
 
-static inline v128_t q4_1_dot16(const v128_t q[4], v128_t e0, v128_t o0, v128_t e1, v128_t o1) {
-    return wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(q[0], e0), wasm_i32x4_dot_i16x8(q[1], o0)),
-                          wasm_i32x4_add(wasm_i32x4_dot_i16x8(q[2], e1), wasm_i32x4_dot_i16x8(q[3], o1)));
+#if defined(QA_WASM_RELAXED)
+/* One weight row x 4 activation rows (xs bytes apart) into out[0..3], relaxed SIMD (every
+ * row exact: no bound): the weight block's nibbles once for the 4 rows, their scale products
+ * and m * sa in the lanes of one vector each. */
+static void q4_1_rows1x4_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, float *out) {
+    qa_lanes8_wasm acc[4];
+    for (int j = 0; j < 4; j++) qa_lanes8_zero_wasm(&acc[j]);
+    v128_t mins = wasm_f32x4_splat(0.0f);
+    for (int64_t b = 0; b < n / 32; b++) {
+        const qa_block_q4_1 *wb = (const qa_block_q4_1 *)w + b;
+        const v128_t v = wasm_v128_load(wb->qs), lo = wasm_v128_and(v, wasm_i8x16_splat(15)), hi = wasm_u8x16_shr(v, 4);
+        const v128_t ds = qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_1)); /* d | s << 16 per row */
+        float d[4];
+        wasm_v128_store(d, wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)), qa_f16x4_to_f32(ds)));
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+            const int8_t *qs = ((const qa_block_q8_1 *)(x + j * xs) + b)->qs;
+            qa_lanes8_fmav_wasm(&acc[j], wasm_f32x4_splat(d[j]), qa_dot4_i8_i7(wasm_v128_load(qs), lo),
+                                qa_dot4_i8_i7(wasm_v128_load(qs + 16), hi));
+        }
+        mins = wasm_f32x4_add(mins, wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->m)), qa_f16x4_to_f32(wasm_u32x4_shr(ds, 16))));
+    }
+    float m[4];
+    wasm_v128_store(m, mins);
+    for (int j = 0; j < 4; j++) out[j] = qa_lanes8_sum_wasm(&acc[j]) + m[j];
 }
+#endif
 
-/* 2 x 4 tile (prompt batches): each weight block's nibbles are decoded once for 4
- * activation rows; a weight row's 4 block sums are reduced together and its 4 float sums
- * run in the lanes of one vector, each in q4_1_dot_ref's order and bits. */
+/* 2 x 4 tile (prompt batches): out[r * 4 + j] = dot(weight row r, activation row j), by
+ * 1 x 4 (relaxed SIMD) or 1 x 2 rows */
 static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
     const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
-    v128_t s[2] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
-    for (int64_t b = 0; b < n / 32; b++) {
-        v128_t q[2][4], acc[2][4];
-        q4_1_nibbles16(((const qa_block_q4_1 *)w + b)->qs, q[0]);
-        q4_1_nibbles16(((const qa_block_q4_1 *)(w + ws) + b)->qs, q[1]);
-        for (int j = 0; j < 4; j++) {
-            const qa_block_q8_1 *ab = (const qa_block_q8_1 *)(x + j * xs) + b;
-            const v128_t y0 = wasm_v128_load(ab->qs), y1 = wasm_v128_load(ab->qs + 16);
-            const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
-            acc[0][j] = q4_1_dot16(q[0], e0, o0, e1, o1);
-            acc[1][j] = q4_1_dot16(q[1], e0, o0, e1, o1);
-        }
-        const v128_t ds = qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_1)); /* d | s << 16 per row */
-        const v128_t da = qa_f16x4_to_f32(ds), sa = qa_f16x4_to_f32(wasm_u32x4_shr(ds, 16));
-        for (int r = 0; r < 2; r++) {
-            const qa_block_q4_1 *wb = (const qa_block_q4_1 *)(w + r * ws) + b;
-            const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-            const v128_t d = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)), m = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->m));
-            s[r] = wasm_f32x4_add(s[r], wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(d, da), p), wasm_f32x4_mul(m, sa)));
-        }
-    }
-    wasm_v128_store(out, s[0]);
-    wasm_v128_store(out + 4, s[1]);
+#if defined(QA_WASM_RELAXED)
+    for (int r = 0; r < 2; r++) q4_1_rows1x4_wasm(n, w + r * ws, x, xs, out + r * 4);
+#else
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 4; j += 2) q4_1_rows1x2_wasm(n, w + r * ws, x + j * xs, xs, out + r * 4 + j);
+#endif
 }
 
-/* 4 weight rows x 1 activation row (decoding): the activation block is split into even /
- * odd int16 lanes once for 4 rows, and the 4 rows' float sums run in the lanes of one
- * vector, each in q4_1_dot_ref's order and bits. */
+/* 4 weight rows x 1 activation row (decoding): the activation block is made ready once for
+ * 4 rows; each row keeps q4_1_dot_ref's lanes, order and bits, the 4 rows' m * sa sums in
+ * the lanes of one vector. */
 static void q4_1_rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, float *out) {
     const uint8_t *w = (const uint8_t *)w_;
     const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
-    v128_t s = wasm_f32x4_splat(0.0f);
+    qa_lanes8_wasm acc[4];
+    qa_exact4 ex;
+    for (int r = 0; r < 4; r++) qa_lanes8_zero_wasm(&acc[r]);
+    qa_exact4_init(&ex);
+    v128_t mins = wasm_f32x4_splat(0.0f);
     for (int64_t b = 0; b < n / 32; b++) {
-        const v128_t y0 = wasm_v128_load(a[b].qs), y1 = wasm_v128_load(a[b].qs + 16);
-        const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
-        v128_t acc[4];
-        for (int r = 0; r < 4; r++) {
-            v128_t q[4];
-            q4_1_nibbles16(((const qa_block_q4_1 *)(w + r * ws) + b)->qs, q);
-            acc[r] = q4_1_dot16(q, e0, o0, e1, o1);
-        }
-        const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
+        v128_t y[4];
+        q8_1_ready(a + b, y);
         const v128_t dm = qa_load32_rows4(w, ws, (size_t)b * sizeof(qa_block_q4_1)); /* d | m << 16 per row */
-        const v128_t d = qa_f16x4_to_f32(dm), m = qa_f16x4_to_f32(wasm_u32x4_shr(dm, 16));
         const v128_t da = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].d)), sa = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(a[b].s));
-        s = wasm_f32x4_add(s, wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(d, da), p), wasm_f32x4_mul(m, sa)));
+        const v128_t dv = wasm_f32x4_mul(qa_f16x4_to_f32(dm), da); /* exact: fp16 x fp16 */
+        float d[4];
+        qa_exact4_add(&ex, dv);
+        wasm_v128_store(d, dv);
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
+            v128_t lo, hi;
+            q4_1_lanes(((const qa_block_q4_1 *)(w + r * ws) + b)->qs, y, &lo, &hi);
+            qa_lanes8_fma_wasm(&acc[r], d[r], lo, hi, 0);
+        }
+        mins = wasm_f32x4_add(mins, wasm_f32x4_mul(qa_f16x4_to_f32(wasm_u32x4_shr(dm, 16)), sa));
     }
-    wasm_v128_store(out, s);
+    float m[4];
+    wasm_v128_store(m, mins);
+    for (int r = 0; r < 4; r++)
+        out[r] = qa_exact4_ok(&ex, r, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[r]) + m[r] : q4_1_dot_wasm(n, w + r * ws, a_);
 }
 #endif
 

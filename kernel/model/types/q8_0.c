@@ -39,15 +39,17 @@ static void to_float(const void *x_, float *y, int64_t n) {
     }
 }
 
+/* llama.cpp's x86 order (qa_lanes8 of simd_blocks.h): lane k = fma(dw * dx, integer sum of
+ * values 4k..4k+3, lane k) block by block, then the tree of the 8 lanes. */
 static float dot_ref(int64_t n, const void *w_, const void *a_) {
     const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
-    float s = 0.0f;
+    float lanes[8] = {0};
     for (int64_t b = 0; b < n / QK; b++) {
-        int32_t acc = 0;
-        for (int j = 0; j < QK; j++) acc += (int32_t)w[b].qs[j] * x[b].qs[j];
-        s += (float)acc * (qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d));
+        int32_t p[8] = {0};
+        for (int j = 0; j < QK; j++) p[j >> 2] += (int32_t)w[b].qs[j] * x[b].qs[j];
+        qa_lanes8_fma_ref(lanes, qa_fp16_to_fp32(w[b].d) * qa_fp16_to_fp32(x[b].d), p);
     }
-    return s;
+    return qa_lanes8_sum(lanes);
 }
 
 #if defined(QA_X86)
@@ -122,75 +124,151 @@ static void quantize_wasm(const float *x, void *y_, int64_t n) {
     }
 }
 
-static float dot_wasm(int64_t n, const void *w_, const void *a_) {
-    const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
-    float s = 0.0f;
-    for (int64_t b = 0; b < n / QK; b++) {
-        v128_t acc = wasm_i32x4_add(qa_dot_i8x16(wasm_v128_load(w[b].qs), wasm_v128_load(x[b].qs)),
-                                    qa_dot_i8x16(wasm_v128_load(w[b].qs + 16), wasm_v128_load(x[b].qs + 16)));
-        s += (float)qa_hsum_i32x4(acc) * (qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(x[b].d));
-    }
-    return s;
+/* An activation block made ready for q8_0_lanes, once for every weight row it meets: its
+ * two halves as they are (relaxed SIMD) or as even / odd int16 lanes. */
+static inline void q8_0_ready(const int8_t *qs, v128_t y[4]) {
+    const v128_t y0 = wasm_v128_load(qs), y1 = wasm_v128_load(qs + 16);
+#if defined(QA_WASM_RELAXED)
+    y[0] = y0, y[1] = y1;
+#else
+    y[0] = qa_i8_even(y0);
+    y[1] = qa_i8_odd(y0);
+    y[2] = qa_i8_even(y1);
+    y[3] = qa_i8_odd(y1);
+#endif
 }
 
-/* 2 x 4 tile (encoder batches, prompts): each weight block is widened to 16 bits once for
- * 4 activation rows and each activation block once for 2 weight rows; a row's 4 integer
- * block sums are reduced together and its 4 float sums run in the lanes of one vector,
- * each in dot_ref's order and bits. */
-static void tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
-    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
-    v128_t s[2] = {wasm_f32x4_splat(0.0f), wasm_f32x4_splat(0.0f)};
+#if defined(QA_WASM_RELAXED)
+/* w * x summed 4 by 4 as |w| * (x with w's sign), ggml's sign trick (x is -127..127 from
+ * the quantizers, so the sign flip cannot wrap). |w| is 0..127 except for a weight of -128
+ * (which ggml's quantizers never write): its 128 is read unsigned by x86 engines (pmaddubsw)
+ * and exact there, as in native's AVX2 dot. */
+static inline v128_t q8_0_dot4(v128_t w, v128_t x) {
+    const v128_t m = wasm_i8x16_shr(w, 7);
+    return qa_dot4_i8_i7(wasm_i8x16_sub(wasm_v128_xor(x, m), m), wasm_i8x16_abs(w));
+}
+#endif
+
+/* The 8 integer lane sums of qa_lanes8 (lane k: values 4k..4k+3) of weight block qs and a
+ * ready activation block: lanes 0..3 in *lo, 4..7 in *hi. */
+static inline void q8_0_lanes(const int8_t *qs, const v128_t y[4], v128_t *lo, v128_t *hi) {
+    const v128_t w0 = wasm_v128_load(qs), w1 = wasm_v128_load(qs + 16);
+#if defined(QA_WASM_RELAXED)
+    *lo = q8_0_dot4(w0, y[0]);
+    *hi = q8_0_dot4(w1, y[1]);
+#else /* int32 lane k: values 4k, 4k+2 by the even dot, 4k+1, 4k+3 by the odd */
+    *lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(w0), y[0]), wasm_i32x4_dot_i16x8(qa_i8_odd(w0), y[1]));
+    *hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(w1), y[2]), wasm_i32x4_dot_i16x8(qa_i8_odd(w1), y[3]));
+#endif
+}
+
+#define Q8_0_PMAX (4.0 * 128 * 128) /* the largest |integer lane sum| (qa_exact4) */
+
+/* The single-row dot, checked (qa_lanes8_wasm): exact for any row; the 4-row and tiled
+ * dots below run unchecked inside their bound and come here for a row outside it. */
+static float dot_wasm(int64_t n, const void *w_, const void *a_) {
+    const qa_block_q8_0 *w = (const qa_block_q8_0 *)w_, *x = (const qa_block_q8_0 *)a_;
+    qa_lanes8_wasm acc;
+    qa_lanes8_zero_wasm(&acc);
     for (int64_t b = 0; b < n / QK; b++) {
-        v128_t wl[2][4], acc[2][4];
-        for (int r = 0; r < 2; r++) {
-            const qa_block_q8_0 *wb = (const qa_block_q8_0 *)(w + r * ws) + b;
-            const v128_t q0 = wasm_v128_load(wb->qs), q1 = wasm_v128_load(wb->qs + 16);
-            wl[r][0] = qa_i8_even(q0);
-            wl[r][1] = qa_i8_odd(q0);
-            wl[r][2] = qa_i8_even(q1);
-            wl[r][3] = qa_i8_odd(q1);
-        }
-        for (int j = 0; j < 4; j++) {
-            const qa_block_q8_0 *xb = (const qa_block_q8_0 *)(x + j * xs) + b;
-            const v128_t y0 = wasm_v128_load(xb->qs), y1 = wasm_v128_load(xb->qs + 16);
-            const v128_t a0 = qa_i8_even(y0), a1 = qa_i8_odd(y0), a2 = qa_i8_even(y1), a3 = qa_i8_odd(y1);
-            for (int r = 0; r < 2; r++)
-                acc[r][j] = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][0], a0), wasm_i32x4_dot_i16x8(wl[r][1], a1)),
-                                           wasm_i32x4_add(wasm_i32x4_dot_i16x8(wl[r][2], a2), wasm_i32x4_dot_i16x8(wl[r][3], a3)));
-        }
-        const v128_t dx = qa_f16x4_to_f32(qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_0)));
-        for (int r = 0; r < 2; r++) {
-            const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
-            const float dw = qa_fp16_to_fp32_wasm(((const qa_block_q8_0 *)(w + r * ws) + b)->d);
-            s[r] = wasm_f32x4_add(s[r], wasm_f32x4_mul(p, wasm_f32x4_mul(wasm_f32x4_splat(dw), dx)));
+        v128_t y[4], lo, hi;
+        q8_0_ready(x[b].qs, y);
+        q8_0_lanes(w[b].qs, y, &lo, &hi);
+        qa_lanes8_fma_wasm(&acc, qa_fp16_to_fp32_wasm(w[b].d) * qa_fp16_to_fp32_wasm(x[b].d), lo, hi, 1);
+    }
+    return qa_lanes8_sum_wasm(&acc);
+}
+
+#if !defined(QA_WASM_RELAXED)
+/* One weight row x 2 activation rows (x, x + xs) into out[0], out[1]: each keeps dot_ref's
+ * lanes, order and bits (2 rows: the lane accumulators stay in registers). */
+static void rows1x2_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, float *out) {
+    qa_lanes8_wasm acc[2];
+    qa_exact4 ex;
+    qa_lanes8_zero_wasm(&acc[0]);
+    qa_lanes8_zero_wasm(&acc[1]);
+    qa_exact4_init(&ex);
+    for (int64_t b = 0; b < n / QK; b++) {
+        const qa_block_q8_0 *wb = (const qa_block_q8_0 *)w + b;
+        const qa_block_q8_0 *a0 = (const qa_block_q8_0 *)x + b, *a1 = (const qa_block_q8_0 *)(x + xs) + b;
+        v128_t y[4], lo, hi;
+        const v128_t d = wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)),
+                                        wasm_f32x4_make(qa_fp16_to_fp32_wasm(a0->d), qa_fp16_to_fp32_wasm(a1->d), 0.0f, 0.0f));
+        qa_exact4_add(&ex, d);
+        q8_0_ready(a0->qs, y);
+        q8_0_lanes(wb->qs, y, &lo, &hi);
+        qa_lanes8_fma_wasm(&acc[0], wasm_f32x4_extract_lane(d, 0), lo, hi, 0);
+        q8_0_ready(a1->qs, y);
+        q8_0_lanes(wb->qs, y, &lo, &hi);
+        qa_lanes8_fma_wasm(&acc[1], wasm_f32x4_extract_lane(d, 1), lo, hi, 0);
+    }
+    out[0] = qa_exact4_ok(&ex, 0, Q8_0_PMAX) ? qa_lanes8_sum_wasm(&acc[0]) : dot_wasm(n, w, x);
+    out[1] = qa_exact4_ok(&ex, 1, Q8_0_PMAX) ? qa_lanes8_sum_wasm(&acc[1]) : dot_wasm(n, w, x + xs);
+}
+#endif
+
+#if defined(QA_WASM_RELAXED)
+/* One weight row x 4 activation rows (xs bytes apart) into out[0..3], relaxed SIMD (every
+ * row exact: no bound): the weight block's |w| and signs once for the 4 rows, the 4 scale
+ * products in one vector. */
+static void rows1x4_wasm(int64_t n, const uint8_t *w, const uint8_t *x, size_t xs, float *out) {
+    qa_lanes8_wasm acc[4];
+    for (int j = 0; j < 4; j++) qa_lanes8_zero_wasm(&acc[j]);
+    for (int64_t b = 0; b < n / QK; b++) {
+        const qa_block_q8_0 *wb = (const qa_block_q8_0 *)w + b;
+        const v128_t w0 = wasm_v128_load(wb->qs), w1 = wasm_v128_load(wb->qs + 16);
+        const v128_t m0 = wasm_i8x16_shr(w0, 7), m1 = wasm_i8x16_shr(w1, 7), a0 = wasm_i8x16_abs(w0), a1 = wasm_i8x16_abs(w1);
+        float d[4];
+        wasm_v128_store(d, wasm_f32x4_mul(wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)),
+                                          qa_f16x4_to_f32(qa_load32_rows4(x, xs, (size_t)b * sizeof(qa_block_q8_0)))));
+        _Pragma("clang loop unroll(full)") for (int j = 0; j < 4; j++) {
+            const int8_t *qs = ((const qa_block_q8_0 *)(x + j * xs) + b)->qs;
+            const v128_t y0 = wasm_v128_load(qs), y1 = wasm_v128_load(qs + 16);
+            qa_lanes8_fmav_wasm(&acc[j], wasm_f32x4_splat(d[j]), qa_dot4_i8_i7(wasm_i8x16_sub(wasm_v128_xor(y0, m0), m0), a0),
+                                qa_dot4_i8_i7(wasm_i8x16_sub(wasm_v128_xor(y1, m1), m1), a1));
         }
     }
-    wasm_v128_store(out, s[0]);
-    wasm_v128_store(out + 4, s[1]);
+    for (int j = 0; j < 4; j++) out[j] = qa_lanes8_sum_wasm(&acc[j]);
+}
+#endif
+
+/* 2 x 4 tile (encoder batches, prompts): out[r * 4 + j] = dot(weight row r, activation row
+ * j), by 1 x 4 (relaxed SIMD) or 1 x 2 rows */
+static void tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
+    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
+#if defined(QA_WASM_RELAXED)
+    for (int r = 0; r < 2; r++) rows1x4_wasm(n, w + r * ws, x, xs, out + r * 4);
+#else
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < 4; j += 2) rows1x2_wasm(n, w + r * ws, x + j * xs, xs, out + r * 4 + j);
+#endif
 }
 
 /* 4 weight rows x 1 activation row (decoding, the tied LM head): the activation block is
- * split into even / odd int16 lanes once for 4 rows; the 4 rows' float sums run in the
- * lanes of one vector, each in dot_ref's order and bits. */
+ * made ready once for 4 rows; each row keeps dot_ref's lanes, order
+ * and bits. */
 static void rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, float *out) {
     const uint8_t *w = (const uint8_t *)w_;
     const qa_block_q8_0 *x = (const qa_block_q8_0 *)a_;
-    v128_t s = wasm_f32x4_splat(0.0f);
+    qa_lanes8_wasm acc[4];
+    qa_exact4 ex;
+    for (int r = 0; r < 4; r++) qa_lanes8_zero_wasm(&acc[r]);
+    qa_exact4_init(&ex);
     for (int64_t b = 0; b < n / QK; b++) {
-        const v128_t y0 = wasm_v128_load(x[b].qs), y1 = wasm_v128_load(x[b].qs + 16);
-        const v128_t e0 = qa_i8_even(y0), o0 = qa_i8_odd(y0), e1 = qa_i8_even(y1), o1 = qa_i8_odd(y1);
-        v128_t acc[4];
-        for (int r = 0; r < 4; r++) {
-            const qa_block_q8_0 *wb = (const qa_block_q8_0 *)(w + r * ws) + b;
-            const v128_t q0 = wasm_v128_load(wb->qs), q1 = wasm_v128_load(wb->qs + 16);
-            acc[r] = wasm_i32x4_add(wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(q0), e0), wasm_i32x4_dot_i16x8(qa_i8_odd(q0), o0)),
-                                    wasm_i32x4_add(wasm_i32x4_dot_i16x8(qa_i8_even(q1), e1), wasm_i32x4_dot_i16x8(qa_i8_odd(q1), o1)));
+        v128_t y[4];
+        float d[4]; /* dw * dx: exact (fp16 x fp16) */
+        q8_0_ready(x[b].qs, y);
+        const v128_t dv = wasm_f32x4_mul(qa_f16x4_to_f32(qa_load32_rows4(w, ws, (size_t)b * sizeof(qa_block_q8_0))),
+                                         wasm_f32x4_splat(qa_fp16_to_fp32_wasm(x[b].d)));
+        qa_exact4_add(&ex, dv);
+        wasm_v128_store(d, dv);
+        _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
+            v128_t lo, hi;
+            q8_0_lanes(((const qa_block_q8_0 *)(w + r * ws) + b)->qs, y, &lo, &hi);
+            qa_lanes8_fma_wasm(&acc[r], d[r], lo, hi, 0);
         }
-        const v128_t p = wasm_f32x4_convert_i32x4(qa_hsum4_i32x4(acc[0], acc[1], acc[2], acc[3]));
-        const v128_t d = qa_f16x4_to_f32(qa_load32_rows4(w, ws, (size_t)b * sizeof(qa_block_q8_0)));
-        s = wasm_f32x4_add(s, wasm_f32x4_mul(p, wasm_f32x4_mul(d, wasm_f32x4_splat(qa_fp16_to_fp32_wasm(x[b].d)))));
     }
-    wasm_v128_store(out, s);
+    for (int r = 0; r < 4; r++) out[r] = qa_exact4_ok(&ex, r, Q8_0_PMAX) ? qa_lanes8_sum_wasm(&acc[r]) : dot_wasm(n, w + r * ws, a_);
 }
 #endif
 

@@ -6,8 +6,22 @@
 #ifndef QA_MODEL_SIMD_BLOCKS_H
 #define QA_MODEL_SIMD_BLOCKS_H
 
+#include <math.h>
+
 #include "../../simd.h"
 #include "../types.h"
+
+/* ggml's x86 float order for the 32-value block dots (llama.cpp's AVX2 Q4_1 and Q8_0 dots,
+ * and this kernel's AVX2 / VNNI dots, tiles and panels): 8 float lanes, lane k taking the
+ * integer sum of values 4k..4k+3 of each block as  lane_k = fma(scale, sum_k, lane_k)  block
+ * by block (one rounding), then qa_hsum256's tree. The scalar references and the SIMD128
+ * variants keep it, so every variant (and wasm) gives the bits of the native default. */
+static inline void qa_lanes8_fma_ref(float l[8], float scale, const int32_t p[8]) {
+    for (int k = 0; k < 8; k++) l[k] = fmaf(scale, (float)p[k], l[k]);
+}
+static inline float qa_lanes8_sum(const float l[8]) {
+    return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
+}
 
 #if defined(QA_X86)
 #define QA_TARGET_MODEL_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -153,6 +167,170 @@ static inline int32_t qa_round32_wasm(const float *x, float id, int8_t *qs) {
                                                              wasm_i16x8_narrow_i32x4(q[4 * i + 2], q[4 * i + 3])));
     return qa_hsum_i32x4(sum);
 }
+
+/* qa_lanes8 in SIMD128: lanes 0..3 and 4..7 step by the int32 lane sums lo and hi as
+ * qa_lanes8_fma_ref does. Two builds of the same C (web/build-wasm.sh), picked by the JS
+ * loader (web/src/model.js):
+ * - relaxed SIMD (clang -mrelaxed-simd): f32x4.relaxed_madd, which the loader's probe has
+ *   seen fused (one rounding: fmaf's bits);
+ * - plain SIMD128 (no fused multiply-add): fma emulated in f64x2, below. */
+#if defined(__wasm_relaxed_simd__)
+#define QA_WASM_RELAXED 1
+
+typedef struct {
+    v128_t lo, hi;
+} qa_lanes8_wasm;
+
+static inline void qa_lanes8_zero_wasm(qa_lanes8_wasm *l) { l->lo = l->hi = wasm_f32x4_splat(0.0f); }
+
+static inline void qa_lanes8_fma_wasm(qa_lanes8_wasm *l, float scale, v128_t lo, v128_t hi, int checked) {
+    (void)checked;
+    const v128_t s = wasm_f32x4_splat(scale);
+    l->lo = wasm_f32x4_relaxed_madd(s, wasm_f32x4_convert_i32x4(lo), l->lo);
+    l->hi = wasm_f32x4_relaxed_madd(s, wasm_f32x4_convert_i32x4(hi), l->hi);
+}
+
+/* the same step with the scale already in every lane of s */
+static inline void qa_lanes8_fmav_wasm(qa_lanes8_wasm *l, v128_t s, v128_t lo, v128_t hi) {
+    l->lo = wasm_f32x4_relaxed_madd(s, wasm_f32x4_convert_i32x4(lo), l->lo);
+    l->hi = wasm_f32x4_relaxed_madd(s, wasm_f32x4_convert_i32x4(hi), l->hi);
+}
+
+static inline float qa_lanes8_sum_wasm(const qa_lanes8_wasm *l) {
+    const v128_t u = wasm_f32x4_add(l->lo, l->hi); /* l0 + l4, l1 + l5, l2 + l6, l3 + l7 */
+    return (wasm_f32x4_extract_lane(u, 0) + wasm_f32x4_extract_lane(u, 2)) +
+           (wasm_f32x4_extract_lane(u, 1) + wasm_f32x4_extract_lane(u, 3));
+}
+
+/* int32 lane k = the sum of a[i] * b[i] over bytes i = 4k..4k+3, exact when every b is in
+ * 0..127 (relaxed SIMD's i8 x i7 dot: pmaddubsw's pair sums cannot saturate then). The i16
+ * form and a pairwise add, not i32x4.relaxed_dot_i8x16_i7x16_add: Node 20's V8 returns twice
+ * the sum for that one when its addend is a constant zero. */
+static inline v128_t qa_dot4_i8_i7(v128_t a, v128_t b) {
+    return wasm_i32x4_extadd_pairwise_i16x8(wasm_i16x8_relaxed_dot_i8x16_i7x16(a, b));
+}
+
+/* every row is exact with a fused madd: the bound of the f64x2 build holds trivially */
+typedef struct {
+    char unused;
+} qa_exact4;
+static inline void qa_exact4_init(qa_exact4 *e) { (void)e; }
+static inline void qa_exact4_add(qa_exact4 *e, v128_t scale) { (void)e, (void)scale; }
+static inline int qa_exact4_ok(const qa_exact4 *e, int lane, double pmax) { return (void)e, (void)lane, (void)pmax, 1; }
+
+#else
+/* The f64x2 emulation: the 8 float lanes are doubles holding float values (4 f64x2); a
+ * step computes scale * sum exactly in double (scale = fp16 * fp16 has <= 22 bits,
+ * |sum| < 2^17), adds the lane (one rounding to double) and rounds to float. When the
+ * double addition is exact, the one rounding to float is fmaf's. When it is not, the double
+ * still rounds to fmaf's float unless it lies exactly on a midpoint between two floats
+ * (bits 0..28 of its mantissa = 1 << 28): midpoints are doubles and rounding is monotonic,
+ * so the exact sum and its double lie between the same two midpoints; below float's normal
+ * range both addends are multiples of 2^-149 and the sum is exact.
+ *
+ * Two ways to use it:
+ * - checked (any row): a step with a lane on a midpoint tests the sums for exactness
+ *   (r - x == l and r - l == x: one of the differences is exact by Sterbenz's lemma) and
+ *   redoes an inexact one with fmaf (wasi-libc's, correctly rounded: the reference's call);
+ * - unchecked, for a row inside the bound tracked by qa_exact4, where every double sum is
+ *   exact:  P * sum_b |scale_b| <= 2^(G + 52)  with P the largest |sum| and 2^G the
+ *   coarsest power of two dividing every nonzero scale (a scale of float exponent e is an
+ *   11-bit * 11-bit integer times 2^g with g >= e - 21, so every product, lane and rounded
+ *   lane is a multiple of 2^G, and each partial sum is below 2^(G + 53) in magnitude; the
+ *   factor 2 covers the float sum of |scale|). A row outside it is redone checked. */
+typedef struct {
+    v128_t v[4]; /* lanes (0,1) (2,3) (4,5) (6,7) */
+} qa_lanes8_wasm;
+
+static inline void qa_lanes8_zero_wasm(qa_lanes8_wasm *l) {
+    for (int k = 0; k < 4; k++) l->v[k] = wasm_f64x2_splat(0.0);
+}
+
+/* the double rounded to float and back (the empty asm keeps clang from folding the pair
+ * into scalar code) */
+static inline v128_t qa_round_f64x2_to_f32(v128_t r) {
+    v128_t f = wasm_f32x4_demote_f64x2_zero(r);
+    __asm__("" : "+r"(f));
+    return wasm_f64x2_promote_low_f32x4(f);
+}
+
+static inline v128_t qa_midpoint_f64x2(v128_t r) {
+    return wasm_i64x2_eq(wasm_v128_and(r, wasm_i64x2_splat(0x1fffffff)), wasm_i64x2_splat(0x10000000));
+}
+
+/* the rare inexact step on a midpoint: the reference's fmaf on all 8 lanes */
+static inline __attribute__((noinline)) void qa_lanes8_fix_wasm(qa_lanes8_wasm *l, float scale, v128_t lo, v128_t hi) {
+    int32_t p[8];
+    float f[8];
+    wasm_v128_store(p, lo);
+    wasm_v128_store(p + 4, hi);
+    for (int k = 0; k < 8; k++) f[k] = (float)(k & 1 ? wasm_f64x2_extract_lane(l->v[k >> 1], 1) : wasm_f64x2_extract_lane(l->v[k >> 1], 0));
+    qa_lanes8_fma_ref(f, scale, p);
+    for (int k = 0; k < 4; k++) l->v[k] = wasm_f64x2_make(f[2 * k], f[2 * k + 1]);
+}
+
+/* `checked` a constant: see above */
+static inline void qa_lanes8_fma_wasm(qa_lanes8_wasm *l, float scale, v128_t lo, v128_t hi, int checked) {
+    const v128_t s2 = wasm_f64x2_splat(scale);
+    v128_t x[4], r[4];
+    x[0] = wasm_f64x2_mul(s2, wasm_f64x2_convert_low_i32x4(lo));
+    x[1] = wasm_f64x2_mul(s2, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(lo, lo, 2, 3, 2, 3)));
+    x[2] = wasm_f64x2_mul(s2, wasm_f64x2_convert_low_i32x4(hi));
+    x[3] = wasm_f64x2_mul(s2, wasm_f64x2_convert_low_i32x4(wasm_i32x4_shuffle(hi, hi, 2, 3, 2, 3)));
+    for (int k = 0; k < 4; k++) r[k] = wasm_f64x2_add(x[k], l->v[k]);
+    if (checked) {
+        const v128_t mid = wasm_v128_or(wasm_v128_or(qa_midpoint_f64x2(r[0]), qa_midpoint_f64x2(r[1])),
+                                        wasm_v128_or(qa_midpoint_f64x2(r[2]), qa_midpoint_f64x2(r[3])));
+        if (__builtin_expect(wasm_v128_any_true(mid), 0)) {
+            v128_t inexact = wasm_i64x2_splat(0);
+            for (int k = 0; k < 4; k++)
+                inexact = wasm_v128_or(inexact, wasm_v128_andnot(qa_midpoint_f64x2(r[k]),
+                                                                 wasm_v128_and(wasm_f64x2_eq(wasm_f64x2_sub(r[k], x[k]), l->v[k]),
+                                                                               wasm_f64x2_eq(wasm_f64x2_sub(r[k], l->v[k]), x[k]))));
+            if (wasm_v128_any_true(inexact)) {
+                qa_lanes8_fix_wasm(l, scale, lo, hi);
+                return;
+            }
+        }
+    }
+    for (int k = 0; k < 4; k++) l->v[k] = qa_round_f64x2_to_f32(r[k]);
+}
+
+static inline float qa_lanes8_sum_wasm(const qa_lanes8_wasm *l) {
+    const v128_t a = wasm_f32x4_demote_f64x2_zero(l->v[0]), b = wasm_f32x4_demote_f64x2_zero(l->v[1]);
+    const v128_t c = wasm_f32x4_demote_f64x2_zero(l->v[2]), d = wasm_f32x4_demote_f64x2_zero(l->v[3]);
+    const v128_t u = wasm_f32x4_add(wasm_i32x4_shuffle(a, b, 0, 1, 4, 5), wasm_i32x4_shuffle(c, d, 0, 1, 4, 5));
+    return (wasm_f32x4_extract_lane(u, 0) + wasm_f32x4_extract_lane(u, 2)) +
+           (wasm_f32x4_extract_lane(u, 1) + wasm_f32x4_extract_lane(u, 3));
+}
+
+/* The bound of the emulation for 4 rows (one per lane): the float sum of |scale| and the
+ * smallest float exponent field of a nonzero scale, less one (0 -> UINT32_MAX: skipped). */
+typedef struct {
+    v128_t sum, emin;
+} qa_exact4;
+
+static inline void qa_exact4_init(qa_exact4 *e) {
+    e->sum = wasm_f32x4_splat(0.0f);
+    e->emin = wasm_i32x4_splat(-1);
+}
+
+static inline void qa_exact4_add(qa_exact4 *e, v128_t scale) {
+    e->sum = wasm_f32x4_add(e->sum, wasm_f32x4_abs(scale));
+    e->emin = wasm_u32x4_min(e->emin, wasm_i32x4_sub(wasm_u32x4_shr(wasm_i32x4_shl(scale, 1), 24), wasm_i32x4_splat(1)));
+}
+
+/* whether row `lane` kept the bound, |sum| <= pmax for each integer lane sum */
+static inline int qa_exact4_ok(const qa_exact4 *e, int lane, double pmax) {
+    float sum[4];
+    uint32_t emin[4];
+    wasm_v128_store(sum, e->sum);
+    wasm_v128_store(emin, e->emin);
+    if (emin[lane] == UINT32_MAX) return 1; /* every scale zero: the lanes stay 0 */
+    const int g = (int)emin[lane] + 1 - 127 - 21;
+    return pmax * sum[lane] <= ldexp(1.0, g + 52); /* false for NaN and infinity */
+}
+#endif /* __wasm_relaxed_simd__ */
 
 static inline float qa_hsum_f32x4(v128_t v) {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
