@@ -361,7 +361,7 @@ int64_t qa_search_begin(qa_searcher *s, const float *q, const qa_search_params *
     if (!autor) CHECK(p->rerank, 0, QA_MAX_CANDIDATES, "rerank");
     CHECK(p->max_gap, 0, QA_MAX_ROWS, "max_gap");
     if (autor && !ix->sp.codec->error_bound) {
-        say(s->err, sizeof s->err, "rerank=auto needs codes with an error bound (rabitq1..rabitq4), not %s",
+        say(s->err, sizeof s->err, "rerank=auto needs codes with an error bound (sq8, rabitq1..rabitq4), not %s",
             ix->sp.codec->name);
         return QA_EINVAL;
     }
