@@ -213,6 +213,18 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     return out
 
 
+def rerank_arg(v):
+    """--rerank: 'auto' or a factor (default 4)."""
+    if v is None:
+        return 4
+    if v == "auto":
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        raise SystemExit(f"error: --rerank must be a number or auto, got {v!r}") from None
+
+
 def main(args) -> dict:
     """Entry point for `python -m bench.run --browser` (args: .data, .subset, .k, .json, and
     optionally .queries, .quant, .M, .ef_construction)."""
@@ -221,7 +233,8 @@ def main(args) -> dict:
             nq=getattr(args, "queries", None) or 1000, quant=getattr(args, "quant", None) or "sq8", k=min(k, 10),
             M=getattr(args, "M", 16) or 16, efc=getattr(args, "ef_construction", 200) or 200,
             store=getattr(args, "store", None) or "opfs", browser=getattr(args, "browser_name", None) or "chromium",
-            isolated=not getattr(args, "not_isolated", False), row_order=getattr(args, "row_order", None) or "cells")
+            isolated=not getattr(args, "not_isolated", False), row_order=getattr(args, "row_order", None) or "cells",
+            rerank=rerank_arg(getattr(args, "rerank", None)))
     js = getattr(args, "json", None)
     if js:
         text = json.dumps(r)

@@ -14,7 +14,7 @@ import json
 import os
 import sys
 
-from .browser import run
+from .browser import rerank_arg, run
 
 KEYS = ("p50_ms", "p99_ms", "native_p50_ms", "native_p99_ms", "p50_over_native", "p99_over_p50", "native_p99_over_p50", "page_p50_ms",
         "page_p99_ms", "kernel_p50_ms", "store_p50_ms", "store_p99_ms", "ranges_per_query", "max_gap", "recall_at_10",
@@ -33,12 +33,13 @@ def main(argv=None):
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--browsers", default="chromium,firefox")
     ap.add_argument("--json")
+    ap.add_argument("--rerank", default="4", help="a factor, or auto (sq8: only the candidates the bound keeps)")
     a = ap.parse_args(argv)
     browsers = a.browsers.split(",")
     runs = []
     for r in range(a.rounds):
         for b in browsers[r % len(browsers):] + browsers[:r % len(browsers)]:
-            out = run(nq=a.queries, store="opfs", browser=b, lazy=False, k100=False, log=lambda m: None)
+            out = run(nq=a.queries, rerank=rerank_arg(a.rerank), store="opfs", browser=b, lazy=False, k100=False, log=lambda m: None)
             row = {"round": r, "browser": b, "load": os.getloadavg()[0], **{k: out.get(k) for k in KEYS}}
             runs.append(row)
             print(f"round {r} {b:8s} p50 {row['p50_ms']:.3f} ms = {row['p50_over_native']:.2f}x native "
