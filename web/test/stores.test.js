@@ -123,6 +123,72 @@ for (const [name, gap] of [['sq8-cosine', 0], ['sq8-cosine-cells', 8], ['sq8-cos
   });
 }
 
+// A split import (importToOPFS's files): the rows in contiguous parts, each its own file.
+// The same answers and the same vectors as one file: a range crossing a part's end becomes
+// one read in each part, every read at the part's own offset. Parts through a reader (here
+// a stand-in with PartReader's post/collect that serves its pieces at collect) give the same.
+class FakeReader {
+  constructor(h, rb) { Object.assign(this, { h, rb, pieces: [] }); }
+  post(rows, pc, n, p, first, rb) {
+    this.pieces = [];
+    let bytes = 0;
+    for (let q = 0; q < n; q++) if (pc[3 * q + 2] === p) {
+      const s = pc[3 * q], e = pc[3 * q + 1], a = rows[s] - first, span = rows[e - 1] - rows[s] + 1;
+      this.pieces.push({ s, e, local: Array.from(rows.subarray(s, e), (r) => r - first), a, span });
+      bytes += span * rb;
+    }
+    return bytes;
+  }
+  collect(dest) {
+    for (const { s, local, a, span } of this.pieces) {
+      const v = new Uint8Array(span * this.rb);
+      this.h.read(v, { at: a * this.rb });
+      local.forEach((r, i) => dest.set(v.subarray((r - a) * this.rb, (r - a + 1) * this.rb), (s + i) * this.rb));
+    }
+    this.pieces = [];
+  }
+  close() { this.h.close(); }
+}
+
+for (const [files, remote] of [[3, false], [4, true]]) {
+  test(`OPFSSyncStore over ${files} files${remote ? ' (readers for all parts but the first)' : ''}: native's ids and distances, reads split at the parts' ends`, async () => {
+    const e = expected['sq8-cosine-cells'];
+    const index = await openIndex(DATA + e.file, { store: 'memory' });
+    const bytes = readFileSync(DATA + e.file), rb = index.dim * 4, per = Math.ceil(index.count / files);
+    const handles = Array.from({ length: files }, (_, p) => fakeHandle(bytes, index.info.vectorsOffset + p * per * rb));
+    const parts = handles.map((h, p) => (remote && p > 0 ? new FakeReader(h, rb) : h));
+    const store = OPFSSyncStore.over(parts, { count: index.count, dim: index.dim, parts: files, partRows: per }, 'split');
+    store.maxGap = 64;
+    index.store = store;
+    const one = OPFSSyncStore.over(fakeHandle(bytes, index.info.vectorsOffset), { count: index.count, dim: index.dim }, 'one');
+    let crossed = 0, used = new Set();
+    for (let i = 0; i < e.nq; i++) {
+      for (const h of handles) h.calls.length = 0;
+      const r = index.searchSync(queries.subarray(i * e.dim, (i + 1) * e.dim), { k: e.k, ef: e.ef, rerank: e.rerank });
+      assert.deepEqual(Array.from(r.ids, String), e.ids[i], `query ${i}`);
+      assert.deepEqual(Array.from(r.distances), e.distances[i], `query ${i}`);
+      handles.forEach((h, p) => { if (h.calls.length) used.add(p); for (const c of h.calls) assert.ok(c.at + c.n <= per * rb, 'inside its part'); });
+      assert.equal(handles.reduce((s, h) => s + h.calls.length, 0), r.stats.ranges, 'one read call per piece');
+      // the same vectors as one file read with the same ranges (rows, ranges as begin gives them)
+      const K = index.kernel, x = K.x, s = index.searchers[0];
+      const m = r.stats.vectorsRead, rows = K.view(Int32Array, x.qa_wasm_searcher_rows(s), m).slice();
+      const ranges = Int32Array.from(rows.reduce((acc, row) => { // coalesced at gap 64, as begin does
+        if (acc.length && row - acc[acc.length - 1] <= 65) acc[acc.length - 1] = row; else acc.push(row, row);
+        return acc; }, []));
+      const a = new Uint8Array(m * rb), b = new Uint8Array(m * rb);
+      const ra = store.readInto(rows, ranges, a);
+      one.readInto(rows, ranges, b);
+      assert.deepEqual(a, b, `query ${i}: the same vectors`);
+      crossed += ra.ranges > ranges.length / 2;
+    }
+    assert.ok(crossed > 0, 'some range crossed a part\'s end');
+    assert.equal(used.size, files, 'every part was read');
+    store.close();
+    assert.ok(handles.every((h) => h.closed));
+    index.close();
+  });
+}
+
 test('searchSync needs a synchronous store', async () => {
   const index = await openIndex(DATA + exp.file);
   assert.throws(() => index.searchSync(queries.subarray(0, exp.dim)), /searchSync needs a store that reads synchronously/);
