@@ -9,12 +9,10 @@
 // source: URL (resolved against the page), File/Blob or ArrayBuffer; opfs: the name given
 // to importToOPFS (default: the vectors are read from the source, as openIndex does);
 // maxGap: rows worth reading across instead of one more read call ('auto': measured on
-// the file when it opens, as OPFSStore does); parallel: an import split over files
-// (importToOPFS's `files`) read by one Worker per file ('auto': where the page is
-// cross-origin isolated; false: every file from the index's Worker in turn).
+// the file when it opens, as OPFSStore does).
 let next = 1;
 
-export async function openIndexInWorker(source, { opfs, maxGap = 'auto', parallel = 'auto', memoryBudget, verify, store } = {}) {
+export async function openIndexInWorker(source, { opfs, maxGap = 'auto', memoryBudget, verify, store } = {}) {
   if (typeof source === 'string' || source instanceof URL) source = new URL(source, location.href).href;
   const worker = new Worker(new URL('./index-worker.js', import.meta.url), { type: 'module', name: 'quantann-index' });
   const waiting = new Map();
@@ -36,7 +34,7 @@ export async function openIndexInWorker(source, { opfs, maxGap = 'auto', paralle
   });
   let info;
   try {
-    info = await call('open', { source, opfs, maxGap, parallel, options: { memoryBudget, verify, store } });
+    info = await call('open', { source, opfs, maxGap, options: { memoryBudget, verify, store } });
   } catch (e) {
     worker.terminate();
     throw e;

@@ -1,10 +1,8 @@
 // A whole index in a dedicated module Worker (src/index-worker-client.js is the main-thread side):
 // the kernel, and the vectors read synchronously from OPFS (OPFSSyncStore) or any store
 // openIndex accepts. Requests: {id, op, args} -> {id, ok, result} | {id, ok: false, error}.
-//   open   {source, opfs?, maxGap?, parallel?, options} -> {dim, count, metric, quant, hasUserIds, nextId, memory,
-//                                        wasmMemory, maxGap, gapMeasure, files, parallel}
-//                                        (parallel: 'auto' = where cross-origin isolated, a
-//                                        split import's parts read by one Worker each)
+//   open   {source, opfs?, maxGap?, options} -> {dim, count, metric, quant, hasUserIds, nextId, memory,
+//                                        wasmMemory, maxGap, gapMeasure}
 //   search {queries, options}         -> openIndex's search result (buffers transferred); with
 //                                        OPFS the whole query is one synchronous call here
 //                                        (searchSync: graph search, reads into wasm memory, rerank)
@@ -26,10 +24,8 @@ function need() {
 }
 
 const ops = {
-  async open({ source, opfs, maxGap = 'auto', parallel = 'auto', options = {} }) {
-    // a split import's parts each read by a Worker of its own where Atomics.wait may block
-    if (parallel === 'auto') parallel = !!globalThis.crossOriginIsolated;
-    const store = opfs ? await OPFSSyncStore.open(opfs, { parallel }) : options.store;
+  async open({ source, opfs, maxGap = 'auto', options = {} }) {
+    const store = opfs ? await OPFSSyncStore.open(opfs) : options.store;
     if (opfs) store.maxGap = maxGap === 'auto' ? store.measureGap() : maxGap; // the rows one read call costs (opfs-sync.js)
     try {
       index = await openIndex(source, { ...options, store });
@@ -39,7 +35,7 @@ const ops = {
     }
     return { dim: index.dim, count: index.count, metric: index.metric, quant: index.quant,
       hasUserIds: index.hasUserIds, nextId: index.nextId, memory: index.memory(), wasmMemory: index.wasmMemory,
-      maxGap: index.store.maxGap ?? 0, gapMeasure: store?.gapMeasure, files: store?.parts?.length ?? 1, parallel: !!store?.parallel };
+      maxGap: index.store.maxGap ?? 0, gapMeasure: store?.gapMeasure };
   },
   async search({ queries, options }) {
     need();

@@ -13,7 +13,6 @@
 //                                       (+ gap: OPFSSyncStore.measureGap() when asked)
 //   read   {rows, ranges: Int32Array}   the rows' vectors (ascending rows, their (first, last)
 //                                       ranges) -> ArrayBuffer
-//   record {metaFile, meta}             write a split import's record (importToOPFS's files)
 //   probe  {}                           whether this Worker has OPFS sync access handles
 //   close  {}
 import { serve } from './worker-rpc.js';
@@ -80,12 +79,6 @@ const ops = {
     const b = new Uint8Array(length);
     if (data.read(b, { at }) !== length) throw new Error(`OPFS import: short read at ${at}`);
     return [b.buffer, [b.buffer]];
-  },
-
-  async record({ metaFile, meta: m }) {
-    const h = await syncHandle(metaFile, true);
-    try { writeMeta(h, m); } finally { h.close(); }
-    return true;
   },
 
   ping() { return 0; },

@@ -1,8 +1,6 @@
 // Origin Private File System (OPFS) store: the float vectors in one on-device file,
 // `<name>.f32` (row r at byte r * dim * 4), with `<name>.meta.json` beside it recording the
-// import ({id, total, count, dim, written, complete}); or split over `files` files, each
-// an import of its own (`<name>.part<p>`, contiguous rows), recorded in `<name>.meta.json`
-// with {parts, partRows} (opfs-sync.js reads them in parallel, one Worker per file). The default persistent store
+// import ({id, total, count, dim, written, complete}). The default persistent store
 // (persistent.js; docs/BROWSER.md §5, §11). The fastest way to search it is the whole index
 // in a Worker, openIndexInWorker(source, {opfs: name}): a query is then one synchronous call
 // there; OPFSStore below serves an index on the calling thread, one message per query.
@@ -18,11 +16,9 @@
 // slice(a, b).arrayBuffer() per run, all runs at once ('async-fresh': a new snapshot per
 // query, for the profile only).
 import { output, rangePairs } from './stores.js';
-import { partName } from './opfs-sync.js';
 
 const now = () => performance.now();
 const files = (name) => ({ file: `${name}.f32`, metaFile: `${name}.meta.json` });
-const files_ = files; // (importParts has an argument named files)
 
 export function opfsSupported() {
   return typeof navigator !== 'undefined' && typeof navigator.storage?.getDirectory === 'function';
@@ -114,11 +110,10 @@ async function* batches(source, start, end, batchBytes) {
  * per batch (only the last): a closed tab or crashed browser keeps the written bytes, an OS
  * crash may lose some of what the meta records.
  */
-export async function importToOPFS(name, source, { offset, count, dim, batchBytes = 16 << 20, flush = 'batch', onProgress, signal, key, files = 1 } = {}) {
+export async function importToOPFS(name, source, { offset, count, dim, batchBytes = 16 << 20, flush = 'batch', onProgress, signal, key } = {}) {
   const { openSource } = await import('./source.js');
   const src = source && typeof source.read === 'function' ? source : await openSource(source);
   const rb = dim * 4, total = count * rb;
-  if (files !== 1) return importParts(name, src, { offset, count, dim, batchBytes, flush, onProgress, signal, key, files });
   batchBytes = Math.max(rb, Math.floor(batchBytes / rb) * rb);
   const rpc = new WorkerRpc();
   let it = null;
@@ -158,31 +153,6 @@ export async function importToOPFS(name, source, { offset, count, dim, batchByte
   }
 }
 
-// importToOPFS with files > 1: the rows in `files` contiguous parts, each imported (and
-// resumed) as an import of its own, then the record that names them. The record says
-// "not complete" until every part is.
-async function importParts(name, src, { offset, count, dim, batchBytes, flush, onProgress, signal, key, files }) {
-  if (!Number.isSafeInteger(files) || files < 1 || files > 16) throw new RangeError(`files=${files}: it must be 1..16`);
-  const rb = dim * 4, per = Math.ceil(count / files), parts = Math.ceil(count / per), t0 = now();
-  const id = key ?? `${src.name}|${src.size}|${offset}|${count}|${dim}`;
-  const meta = { id, total: count * rb, count, dim, offset, written: 0, complete: false, parts, partRows: per };
-  const record = async (m) => {
-    const rpc = new WorkerRpc();
-    try { await rpc.call('record', { metaFile: files_(name).metaFile, meta: m }); } finally { rpc.terminate(); }
-  };
-  await record(meta);
-  const sum = { rows: count, resumedAt: 0, fetchSeconds: 0, writeSeconds: 0, flushSeconds: 0, batches: 0, bytes: 0, files: parts };
-  for (let p = 0; p < parts; p++) {
-    const first = p * per, rows = Math.min(per, count - first);
-    const r = await importToOPFS(partName(name, p), src, { offset: offset + first * rb, count: rows, dim, batchBytes, flush, signal,
-      key: `${id}|part ${p} of ${parts}`, onProgress: onProgress && ((x) => onProgress({ ...x, rows: first + x.rows, count })) });
-    sum.resumedAt += r.resumedAt; // rows already there (an earlier, interrupted import)
-    for (const k of ['fetchSeconds', 'writeSeconds', 'flushSeconds', 'batches', 'bytes']) sum[k] += r[k];
-  }
-  await record({ ...meta, written: meta.total, complete: true });
-  return { ...sum, seconds: (now() - t0) / 1000 };
-}
-
 /** The import's record ({id, total, count, dim, written, complete}), or null. */
 export async function opfsImportState(name) {
   try {
@@ -220,7 +190,6 @@ export class OPFSStore {
     } else if (mode === 'async' || mode === 'async-fresh') {
       s.meta = await opfsImportState(name);
       if (!s.meta || !s.meta.complete) throw new Error(`OPFS ${name}: no complete import (run importToOPFS first)`);
-      if (s.meta.parts > 1) throw new Error(`OPFS ${name}: mode '${mode}' reads one file, and this import is split over ${s.meta.parts}: use mode 'worker' or openIndexInWorker`);
       const root = await navigator.storage.getDirectory();
       s.handle = await root.getFileHandle(files(name).file);
       s.file = await s.handle.getFile();
@@ -268,8 +237,6 @@ export class OPFSStore {
 
   static async delete(name) {
     const root = await navigator.storage.getDirectory();
-    const st = await opfsImportState(name).catch(() => null);
-    for (let p = 0; p < (st?.parts ?? 0); p++) await OPFSStore.delete(partName(name, p));
     for (const f of Object.values(files(name))) {
       try { await root.removeEntry(f); } catch (e) { if (e.name !== 'NotFoundError') throw e; }
     }

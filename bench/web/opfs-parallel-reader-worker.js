@@ -1,26 +1,34 @@
-// One part of a split OPFS import, read in a Worker of its own (PartReader in opfs-sync.js
-// is the other side): its sync access handle (Firefox gives one per file, and each call is
+// One part of a split OPFS import, read in a Worker of its own (PartReader in
+// opfs-parallel-reader.js is the other side; the probe opfs-parallel-worker.js): its sync access handle (Firefox gives one per file, and each call is
 // a thread hop: several readers' hops overlap). Started with {file, ctrl, out, dim, cap};
 // answers {ok, size} once the file is open, then serves requests through the shared
 // buffers, blocked in Atomics.wait between them (ctrl: [request seq, done seq, status,
 // pieces], the pieces (first slot, end slot), the part-local row of every slot; request
 // seq -1: close the file and stop).
-import { syncHandle } from './opfs-sync.js';
+import { syncHandle } from '../../web/src/opfs-sync.js';
 
 const HEAD = 8;
 
-self.onmessage = async (e) => {
-  const { file, ctrl, out, dim, cap } = e.data;
+// Set up by whoever started it, or ({port}) over a MessagePort: a reader started by the page
+// and handed to the index's Worker (a nested Worker's parent blocked in Atomics.wait can
+// stall it in Firefox).
+self.onmessage = (e) => {
+  if (e.data.port) e.data.port.onmessage = (m) => setup(m.data, e.data.port);
+  else setup(e.data, self);
+};
+
+async function setup({ file, ctrl, out, dim, cap }, reply) {
   let h;
   try {
     h = await syncHandle(file, false, 'read-only');
   } catch (err) {
-    self.postMessage({ ok: false, error: err.message, name: err.name });
+    reply.postMessage({ ok: false, error: err.message, name: err.name });
     return;
   }
-  self.postMessage({ ok: true, size: h.getSize() });
+  reply.postMessage({ ok: true, size: h.getSize() });
   serve(h, new Int32Array(ctrl), new Uint8Array(out), dim * 4, HEAD + 2 * cap);
-};
+  self.close();
+}
 
 function serve(h, c, out, rb, R) {
   const at = { at: 0 };
