@@ -23,21 +23,25 @@ static void prepare(const qa_quantizer *qz, const float *q, qa_query *out) { qa_
  *   q . x - (bias + wscale s) = sum q (x - x^) + sum c (q scale - wscale w)
  * <= qerr + wscale / 2 * sum c (each weight is rounded to the nearest integer). Under L2
  * the code's norm |x^|^2 stands for |x|^2 too: ||x|^2 - |x^|^2| <= sum scale/2 (2|x^| + scale/2).
- * Plus a float slack for the two sums' rounding. A coordinate clipped at training (quantize.py
- * DEFAULT_CLIP: 0.05 % per side) may be further off than this: the bound does not cover it. */
+ * Plus a float slack of 1e-5 of the terms' magnitude, for the sums' rounding here and in the
+ * exact rerank. A coordinate clipped at training (quantize.py DEFAULT_CLIP: 0.05 % per side)
+ * may be further off than this: the bound does not cover it. */
 static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code) {
-    int32_t csum = 0;
-    float nerr = 0.0f;
+    int64_t csum = 0, wsum = 0; /* sum c, sum |w| c */
+    float nerr = 0.0f, xn2 = 0.0f;
     for (int i = 0; i < qz->d; i++) {
         csum += code[i];
+        wsum += (int64_t)(qq->w[i] < 0 ? -qq->w[i] : qq->w[i]) * code[i];
         if (metric == QA_METRIC_L2) {
-            const float h = 0.5f * qz->scale[i];
-            nerr += h * (2.0f * fabsf(qz->vmin[i] + qz->scale[i] * (float)code[i]) + h);
+            const float h = 0.5f * qz->scale[i], x = qz->vmin[i] + qz->scale[i] * (float)code[i];
+            nerr += h * (2.0f * fabsf(x) + h);
+            xn2 += x * x;
         }
     }
     const float ip = qq->qerr + 0.5f * qq->wscale * (float)csum;
-    const float slack = 1e-5f * (1.0f + fabsf(qq->bias) + qq->qnorm2);
-    return metric == QA_METRIC_L2 ? 2.0f * ip + nerr + slack * 2.0f : ip + slack;
+    const float size = 1.0f + fabsf(qq->bias) + qq->wscale * (float)wsum; /* >= |q . x^| */
+    if (metric == QA_METRIC_L2) return 2.0f * ip + nerr + 1e-5f * (2.0f * size + qq->qnorm2 + xn2);
+    return ip + 1e-5f * size;
 }
 
 /* ---- sum w[i] * c[i] ------------------------------------------------------------------ */
