@@ -199,7 +199,7 @@ class Index {
    * Nearest neighbours of one query (Float32Array of dim) or several (nq * dim):
    * {ids: BigUint64Array(nq*k), rows: Int32Array, distances: Float32Array, stats}.
    * Distances are squared L2, or 1 - inner product (ip, cosine). rerank=0 returns the
-   * graph's approximate order; rerank='auto' (rabitq codes) rescores only the candidates
+   * graph's approximate order; rerank='auto' (sq8, rabitq codes) rescores only the candidates
    * whose error bound leaves them a chance. The kernel checks k, ef and rerank.
    */
   async search(queries, options = {}) {
