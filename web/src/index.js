@@ -262,7 +262,7 @@ class Index {
   // top k copied out (_finish), the ids (_result).
   _start(queries, { k = 10, ef = 64, rerank = 4 } = {}) {
     if (!this.handle) throw new Error('the index is closed');
-    // 'auto' (rabitq codes): read only the candidates the codes' error bound keeps
+    // 'auto' (sq8, rabitq codes): read only the candidates the codes' error bound keeps
     if (rerank === 'auto') rerank = CONSTANTS.limits.rerank_auto;
     else if (Number.isSafeInteger(rerank) && rerank < 0) throw new RangeError(`rerank=${rerank} is out of range: it must be 0.. or 'auto'`);
     const d = this.dim, K = this.kernel;
