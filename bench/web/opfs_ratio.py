@@ -17,7 +17,7 @@ import sys
 from .browser import rerank_arg, run
 
 KEYS = ("p50_ms", "p99_ms", "native_p50_ms", "native_p99_ms", "p50_over_native", "p99_over_p50", "native_p99_over_p50", "page_p50_ms",
-        "page_p99_ms", "kernel_p50_ms", "store_p50_ms", "store_p99_ms", "ranges_per_query", "max_gap", "recall_at_10",
+        "page_p99_ms", "kernel_p50_ms", "store_p50_ms", "store_p99_ms", "ranges_per_query", "bytes_per_query", "max_gap", "recall_at_10",
         "ids_match", "timer_resolution_ms", "paced_p50_ms", "paced_p99_ms", "native_paced_p50_ms", "native_paced_p99_ms")
 
 
@@ -46,7 +46,7 @@ def main(argv=None):
                   f"({row['native_p50_ms']:.3f}), p99 {row['p99_ms']:.3f} = {row['p99_over_p50']:.2f}x p50 (native "
                   f"{row['native_p99_over_p50']:.1f}x); page "
                   f"{row['page_p50_ms']:.3f} / {row['page_p99_ms']:.3f}; kernel p50 {row['kernel_p50_ms']:.3f}, store p50 "
-                  f"{row['store_p50_ms']:.3f} ({row['ranges_per_query']:.1f} reads, gap {row['max_gap']}); recall "
+                  f"{row['store_p50_ms']:.3f} ({row['ranges_per_query']:.1f} reads, {(row['bytes_per_query'] or 0) / 1024:.0f} KiB, gap {row['max_gap']}); recall "
                   f"{row['recall_at_10']:.3f}, ids {row['ids_match']:.3f}; paced (1 ms asleep between queries) p50 / p99 "
                   f"{row['paced_p50_ms']:.3f} / {row['paced_p99_ms']:.3f}, native {row['native_paced_p50_ms']:.3f} / "
                   f"{row['native_paced_p99_ms']:.3f}; load {row['load']:.1f}", flush=True)
