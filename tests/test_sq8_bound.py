@@ -48,7 +48,7 @@ def test_bound_is_tight_enough_on_embeddings():
         est, b = dists_and_bounds(qz, METRICS["ip"], q, codes)
         exact = 1 - x.astype(np.float64) @ q
         inside.append(np.abs(est - exact) <= b)
-        assert b.max() < 0.05 * (np.sort(exact)[100] - exact.min() + 1)
+        assert b.max() < 0.02  # under 1 % of the cosine distance's range [0, 2]
     assert np.mean(inside) > 0.99  # the clipped outliers (0.05% per side) are the exceptions
 
 
