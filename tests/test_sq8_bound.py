@@ -62,6 +62,10 @@ def test_rerank_auto_same_answers_fewer_reads(minilm10k, tmp_path):  # noqa: F81
     assert np.array_equal(ids, ids4) and np.array_equal(d, d4)
     assert recall(ids, truth) >= 0.95
     assert min(reads) >= 10 and np.mean(reads) < 0.6 * np.mean(reads4)
+    # k=100: the pool is at least rerank 4's (4k, over ef=64), so the answers are its answers
+    i100, d100 = idx.search(q[:30], k=100, ef=64, rerank=4)
+    a100, e100 = idx.search(q[:30], k=100, ef=64, rerank="auto")
+    assert np.array_equal(a100, i100) and np.array_equal(e100, d100)
     idx.save(tmp_path / "a.qann")  # and from the file
     ids2, d2 = Index.open(tmp_path / "a.qann").search(q, k=10, ef=64, rerank="auto")
     assert np.array_equal(ids, ids2) and np.array_equal(d, d2)
