@@ -66,6 +66,9 @@ def make_parser() -> argparse.ArgumentParser:
                    help="with --browser: where the page reads the vectors (default OPFS)")
     p.add_argument("--row-order", choices=("cells", "none"), default="cells",
                    help="with --browser: the index's rows in a locality order (default) or as built")
+    p.add_argument("--rerank", default="4",
+                   help="with --browser: candidates per result read from the store: a factor, or auto "
+                        "(sq8: only those the codes' error bound cannot rule out) (default %(default)s)")
     p.add_argument("--generate", action="store_true",
                    help="with --browser: the models instead of search (web/tools/model-bench.js): SmolLM2 "
                         "generation and a MiniLM query embedding in the page against native and wllama, one JSON object")

@@ -214,7 +214,7 @@ def _add_search_args(p, k=10):
     p.add_argument("--ef", type=int, default=64, help="search beam width; higher is slower and more exact (default %(default)s)")
     p.add_argument("--rerank", type=_rerank_arg, default=4,
                    help="rerank k*RERANK candidates with exact distances from the store; 0 = none; 'auto' "
-                        "(rabitq codes): only the candidates their error bound keeps (default %(default)s)")
+                        "(sq8, rabitq codes): only the candidates their error bound keeps (default %(default)s)")
     p.add_argument("--store", default="pread", choices=["pread", "mmap", "memory"],
                    help="how full vectors are read: pread from the file (default), mmap, or all in RAM")
     p.add_argument("--memory-budget", help="refuse to open if the in-memory part exceeds this (e.g. 300MB)")

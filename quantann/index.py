@@ -109,7 +109,7 @@ class _ReadersWriter:
 
 def _rerank(value) -> int:
     """rerank: a factor (0 = none), or "auto" (the kernel's code for reading only the
-    candidates the codes' error bound cannot rule out; rabitq codes)."""
+    candidates the codes' error bound cannot rule out; sq8 and rabitq codes)."""
     if value == "auto":
         return LIMITS["rerank_auto"]
     r = _count(value, "rerank")
@@ -527,8 +527,9 @@ class Index:
         """Nearest neighbours of each query: (ids uint64 (nq, k), distances float32
         (nq, k)), best first. Distances are squared L2, or 1 - inner product (ip,
         cosine). rerank=0 returns the graph's approximate order and distances; rerank=r
-        rescores k·r candidates exactly from the store; rerank="auto" (rabitq codes)
-        rescores only the candidates of the ef beam whose error bound leaves them a chance. threads > 1 splits a batch of
+        rescores k·r candidates exactly from the store; rerank="auto" (sq8, rabitq codes)
+        rescores only the candidates of the ef beam whose error bound leaves them a chance
+        (sq8: the step of its codes, exact for every coordinate inside the trained range). threads > 1 splits a batch of
         queries over threads. Safe to call from many threads at once. Per-query costs go
         to `last_stats`. The kernel checks k, ef and rerank against quantann's limits."""
         q = as_matrix(queries, self.dim, "queries")

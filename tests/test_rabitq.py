@@ -114,7 +114,7 @@ def test_rerank_auto_recall_floor_and_reads(minilm10k, tmp_path):
 def test_rerank_auto_errors():
     x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
     with pytest.raises(ValueError, match="rerank=auto needs codes with an error bound"):
-        Index.build(x, quant="sq8").search(x[:1], k=5, rerank="auto")
+        Index.build(x, quant="sq4").search(x[:1], k=5, rerank="auto")
     idx = Index.build(x, quant="rabitq2")
     with pytest.raises(ValueError, match="rerank=-1 is out of range"):
         idx.search(x[:1], k=5, rerank=-1)

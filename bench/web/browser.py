@@ -161,6 +161,7 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
         "native_asbuilt_recall": _recall(asbuilt_ids, ds.truth, 10),
         "native_ids_match_asbuilt": float(np.mean([np.array_equal(a, b) for a, b in zip(asbuilt_ids, native_ids)])),
         "ranges_per_query": page["k10"].get("ranges_read"), "vectors_per_query": page["k10"].get("vectors_read"),
+        "bytes_per_query": page["k10"].get("bytes_read"),
         "max_gap": page["k10"].get("max_gap"), "timer_resolution_ms": page.get("timer_resolution_ms"),
         "ids_match": float(np.mean([np.array_equal(a, b) for a, b in zip(rows10, native_ids)])),
         "wasm_bytes": page["wasm_bytes"], "wasm_memory": page["wasm_memory"], "index_memory": page["index_memory"],
@@ -213,6 +214,18 @@ def run(data=None, subset=None, nq=1000, quant="sq8", k=10, ef=64, rerank=4, M=1
     return out
 
 
+def rerank_arg(v):
+    """--rerank: 'auto' or a factor (default 4)."""
+    if v is None:
+        return 4
+    if v == "auto":
+        return v
+    try:
+        return int(v)
+    except ValueError:
+        raise SystemExit(f"error: --rerank must be a number or auto, got {v!r}") from None
+
+
 def main(args) -> dict:
     """Entry point for `python -m bench.run --browser` (args: .data, .subset, .k, .json, and
     optionally .queries, .quant, .M, .ef_construction)."""
@@ -221,7 +234,8 @@ def main(args) -> dict:
             nq=getattr(args, "queries", None) or 1000, quant=getattr(args, "quant", None) or "sq8", k=min(k, 10),
             M=getattr(args, "M", 16) or 16, efc=getattr(args, "ef_construction", 200) or 200,
             store=getattr(args, "store", None) or "opfs", browser=getattr(args, "browser_name", None) or "chromium",
-            isolated=not getattr(args, "not_isolated", False), row_order=getattr(args, "row_order", None) or "cells")
+            isolated=not getattr(args, "not_isolated", False), row_order=getattr(args, "row_order", None) or "cells",
+            rerank=rerank_arg(getattr(args, "rerank", None)))
     js = getattr(args, "json", None)
     if js:
         text = json.dumps(r)
@@ -237,7 +251,8 @@ def main(args) -> dict:
                  f"p50 {r['p50_over_native']:.2f}x native, p99 {r['p99_over_p50']:.2f}x p50",
                  f"  (native p50 {r['native_p50_ms']:.3f} ms; "
                  f"timer {r['timer_resolution_ms']} ms, cross-origin isolated {r['cross_origin_isolated']})",
-                 f"  rows {r['row_order']}: {r['ranges_per_query']:.1f} reads of {r['vectors_per_query']:.0f} rows per query "
+                 f"  rows {r['row_order']}: {r['ranges_per_query']:.1f} reads of {r['vectors_per_query']:.0f} rows per query, "
+                 f"{(r['bytes_per_query'] or 0) / 1024:.0f} KiB read with the gaps "
                  f"(max_gap {r['max_gap']}); native p50 rows as built {r['native_asbuilt_p50_ms']:.3f} ms",
                  f"  split: kernel {r['kernel_ms']:.2f} ms, store {r['store_ms']:.2f} ms, rerank {r['rerank_ms']:.3f} ms",
                  f"  wasm {r['wasm_bytes']} bytes, wasm memory {r['wasm_memory'] / 1e6:.1f} MB"]

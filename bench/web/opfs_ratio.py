@@ -14,10 +14,10 @@ import json
 import os
 import sys
 
-from .browser import run
+from .browser import rerank_arg, run
 
 KEYS = ("p50_ms", "p99_ms", "native_p50_ms", "native_p99_ms", "p50_over_native", "p99_over_p50", "native_p99_over_p50", "page_p50_ms",
-        "page_p99_ms", "kernel_p50_ms", "store_p50_ms", "store_p99_ms", "ranges_per_query", "max_gap", "recall_at_10",
+        "page_p99_ms", "kernel_p50_ms", "store_p50_ms", "store_p99_ms", "ranges_per_query", "bytes_per_query", "max_gap", "recall_at_10",
         "ids_match", "timer_resolution_ms", "paced_p50_ms", "paced_p99_ms", "native_paced_p50_ms", "native_paced_p99_ms")
 
 
@@ -33,19 +33,20 @@ def main(argv=None):
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--browsers", default="chromium,firefox")
     ap.add_argument("--json")
+    ap.add_argument("--rerank", default="4", help="a factor, or auto (sq8: only the candidates the bound keeps)")
     a = ap.parse_args(argv)
     browsers = a.browsers.split(",")
     runs = []
     for r in range(a.rounds):
         for b in browsers[r % len(browsers):] + browsers[:r % len(browsers)]:
-            out = run(nq=a.queries, store="opfs", browser=b, lazy=False, k100=False, log=lambda m: None)
+            out = run(nq=a.queries, rerank=rerank_arg(a.rerank), store="opfs", browser=b, lazy=False, k100=False, log=lambda m: None)
             row = {"round": r, "browser": b, "load": os.getloadavg()[0], **{k: out.get(k) for k in KEYS}}
             runs.append(row)
             print(f"round {r} {b:8s} p50 {row['p50_ms']:.3f} ms = {row['p50_over_native']:.2f}x native "
                   f"({row['native_p50_ms']:.3f}), p99 {row['p99_ms']:.3f} = {row['p99_over_p50']:.2f}x p50 (native "
                   f"{row['native_p99_over_p50']:.1f}x); page "
                   f"{row['page_p50_ms']:.3f} / {row['page_p99_ms']:.3f}; kernel p50 {row['kernel_p50_ms']:.3f}, store p50 "
-                  f"{row['store_p50_ms']:.3f} ({row['ranges_per_query']:.1f} reads, gap {row['max_gap']}); recall "
+                  f"{row['store_p50_ms']:.3f} ({row['ranges_per_query']:.1f} reads, {(row['bytes_per_query'] or 0) / 1024:.0f} KiB, gap {row['max_gap']}); recall "
                   f"{row['recall_at_10']:.3f}, ids {row['ids_match']:.3f}; paced (1 ms asleep between queries) p50 / p99 "
                   f"{row['paced_p50_ms']:.3f} / {row['paced_p99_ms']:.3f}, native {row['native_paced_p50_ms']:.3f} / "
                   f"{row['native_paced_p99_ms']:.3f}; load {row['load']:.1f}", flush=True)

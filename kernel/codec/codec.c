@@ -81,13 +81,15 @@ void qa_sq_prepare(const qa_quantizer *qz, const float *q, qa_query *out, int cm
     /* Largest |w| for which dpad * cmax * |w| stays inside int32. */
     int64_t wmax = 2147483647LL / ((int64_t)qz->dpad * cmax);
     if (wmax > 32767) wmax = 32767;
-    float amax = 0.0f, bias = 0.0f;
+    float amax = 0.0f, bias = 0.0f, qerr = 0.0f;
     for (int i = 0; i < d; i++) {
         float a = fabsf(q[i] * qz->scale[i]);
         if (a > amax) amax = a;
         bias += q[i] * qz->vmin[i];
+        qerr += a;
     }
     out->bias = bias;
+    out->qerr = 0.5f * qerr;
     out->wscale = amax > 0.0f ? amax / (float)wmax : 1.0f;
     const float inv = 1.0f / out->wscale;
     for (int i = 0; i < qz->dpad; i++) out->w[i] = i < d ? qa_weight_i16(q[i] * qz->scale[i] * inv) : 0;

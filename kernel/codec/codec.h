@@ -44,6 +44,7 @@ typedef struct {
     float wscale;       /* real weight = wscale * w */
     float bias;         /* sum q[i] * vmin[i] */
     float qnorm2;       /* |q|^2 */
+    float qerr;         /* SQ kinds: sum |q[i]| scale[i] / 2, what a code's rounding can move q . x^ */
     /* RaBitQ kinds (rabitq.c): the query's residual to the centroid, rotated, is w */
     int32_t wsum;       /* sum w[i] */
     float qc_norm;      /* |q - c| */
@@ -76,8 +77,9 @@ typedef struct {
     qa_dist_fn dist;
     qa_dist_batch_fn dist_batch;
     /* Bound on |estimated - exact| distance for a code, in the distance's units, that holds
-     * with high probability over the rotation (lets rerank read only the candidates that
-     * may still be in the top k). NULL: the row gives no bound (none, sq8, sq4). */
+     * with high probability over the rotation (rabitq), or for every coordinate the training
+     * range holds (sq8: clipped outliers excepted) (lets rerank read only the candidates that
+     * may still be in the top k). NULL: the row gives no bound (none, sq4). */
     float (*error_bound)(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code);
     const qa_codec_variant *variants; /* [0] = scalar reference */
     int n_variants;

@@ -2,6 +2,7 @@
  * dpad bytes (zero past d). Distance: the exact int32 dot of the int16 query weights with
  * the codes (codec.h), the same integer in every variant. */
 #include "codec.h"
+#include <math.h>
 #include <string.h>
 
 static int code_size(int d) { return qa_pad_dims(d); }
@@ -16,6 +17,32 @@ static void decode(const qa_quantizer *qz, const uint8_t *c, float *out) {
 }
 
 static void prepare(const qa_quantizer *qz, const float *q, qa_query *out) { qa_sq_prepare(qz, q, out, 255); }
+
+/* |estimated - exact| distance, for a vector whose every coordinate lies in the trained
+ * range (encode rounds it to the nearest step: |x - x^| <= scale / 2 per dimension):
+ *   q . x - (bias + wscale s) = sum q (x - x^) + sum c (q scale - wscale w)
+ * <= qerr + wscale / 2 * sum c (each weight is rounded to the nearest integer). Under L2
+ * the code's norm |x^|^2 stands for |x|^2 too: ||x|^2 - |x^|^2| <= sum scale/2 (2|x^| + scale/2).
+ * Plus a float slack of 1e-5 of the terms' magnitude, for the sums' rounding here and in the
+ * exact rerank. A coordinate clipped at training (quantize.py DEFAULT_CLIP: 0.05 % per side)
+ * may be further off than this: the bound does not cover it. */
+static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code) {
+    int64_t csum = 0, wsum = 0; /* sum c, sum |w| c */
+    float nerr = 0.0f, xn2 = 0.0f;
+    for (int i = 0; i < qz->d; i++) {
+        csum += code[i];
+        wsum += (int64_t)(qq->w[i] < 0 ? -qq->w[i] : qq->w[i]) * code[i];
+        if (metric == QA_METRIC_L2) {
+            const float h = 0.5f * qz->scale[i], x = qz->vmin[i] + qz->scale[i] * (float)code[i];
+            nerr += h * (2.0f * fabsf(x) + h);
+            xn2 += x * x;
+        }
+    }
+    const float ip = qq->qerr + 0.5f * qq->wscale * (float)csum;
+    const float size = 1.0f + fabsf(qq->bias) + qq->wscale * (float)wsum; /* >= |q . x^| */
+    if (metric == QA_METRIC_L2) return 2.0f * ip + nerr + 1e-5f * (2.0f * size + qq->qnorm2 + xn2);
+    return ip + 1e-5f * size;
+}
 
 /* ---- sum w[i] * c[i] ------------------------------------------------------------------ */
 
@@ -100,6 +127,6 @@ static const qa_codec_variant variants[] = {
 
 const qa_codec qa_codec_sq8_row = {
     .id = QA_CODEC_SQ8, .name = "sq8", .code_size = code_size, .encode = encode,
-    .decode = decode, .prepare = prepare, .error_bound = NULL,
+    .decode = decode, .prepare = prepare, .error_bound = error_bound,
     .variants = variants, .n_variants = sizeof variants / sizeof variants[0],
 };

@@ -67,6 +67,10 @@ def main(out="web/dist/testdata"):
                               distances=got_d.tolist(), graph_ids=graph_ids.astype(str).tolist(),
                               graph_distances=graph_d.tolist(), has_user_ids=index.has_user_ids,
                               next_id=index.next_id)
+        if quant == "sq8":  # rerank="auto": only the candidates sq8's error bound keeps
+            auto_ids, auto_d = index.search(q, k=K, ef=EF, rerank="auto")
+            expected[name].update(auto_ids=auto_ids.astype(str).tolist(), auto_distances=auto_d.tolist(),
+                                  auto_reads=[st.vectors_read for st in index.last_stats])
     huge_header(os.path.join(out, "huge.qann.header"))
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)

@@ -199,7 +199,7 @@ class Index {
    * Nearest neighbours of one query (Float32Array of dim) or several (nq * dim):
    * {ids: BigUint64Array(nq*k), rows: Int32Array, distances: Float32Array, stats}.
    * Distances are squared L2, or 1 - inner product (ip, cosine). rerank=0 returns the
-   * graph's approximate order; rerank='auto' (rabitq codes) rescores only the candidates
+   * graph's approximate order; rerank='auto' (sq8, rabitq codes) rescores only the candidates
    * whose error bound leaves them a chance. The kernel checks k, ef and rerank.
    */
   async search(queries, options = {}) {
@@ -262,7 +262,7 @@ class Index {
   // top k copied out (_finish), the ids (_result).
   _start(queries, { k = 10, ef = 64, rerank = 4 } = {}) {
     if (!this.handle) throw new Error('the index is closed');
-    // 'auto' (rabitq codes): read only the candidates the codes' error bound keeps
+    // 'auto' (sq8, rabitq codes): read only the candidates the codes' error bound keeps
     if (rerank === 'auto') rerank = CONSTANTS.limits.rerank_auto;
     else if (Number.isSafeInteger(rerank) && rerank < 0) throw new RangeError(`rerank=${rerank} is out of range: it must be 0.. or 'auto'`);
     const d = this.dim, K = this.kernel;

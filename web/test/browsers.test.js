@@ -29,7 +29,7 @@ for (const browser of ['chromium', 'firefox']) {
       }
       const nHttp = Object.keys(testVectors().expected).length; // every case over HTTP
       assert.deepEqual(r.cases.map((c) => c.store), [...Array(nHttp).fill('http'), 'indexeddb', 'opfs', 'opfs-async', 'opfs-inworker',
-        'opfs-gap-0', 'opfs-gap-8', 'opfs-gap-auto', 'opfs-inworker-gap-8', 'opfs-inworker-gap-64', 'opfs-inworker-gap-auto', 'persistent-opfs']);
+        'opfs-gap-0', 'opfs-gap-8', 'opfs-gap-auto', 'opfs-inworker-gap-8', 'opfs-inworker-gap-64', 'opfs-inworker-gap-auto', 'opfs-inworker-rerank-auto', 'persistent-opfs']);
       for (const kind of ['opfs-gap-', 'opfs-inworker-gap-']) {
         const gaps = r.cases.filter((c) => c.store.startsWith(kind)).map((c) => c.maxGap);
         assert.deepEqual(gaps.slice(0, 2), kind === 'opfs-gap-' ? [0, 8] : [8, 64]);

@@ -30,6 +30,21 @@ for (const [name, exp] of Object.entries(expected)) {
   }
 }
 
+// sq8 with rerank='auto': the candidates the error bound keeps, read and reranked; the ids,
+// distances and rows read equal native's
+for (const [name, exp] of Object.entries(expected).filter(([, e]) => e.auto_ids)) {
+  test(`${name} rerank=auto: same ids, distances and reads as native`, async () => {
+    const index = await openIndex(DATA + exp.file);
+    for (let i = 0; i < exp.nq; i++) {
+      const r = await index.search(queries.subarray(i * exp.dim, (i + 1) * exp.dim), { k: exp.k, ef: exp.ef, rerank: 'auto' });
+      assert.deepEqual(Array.from(r.ids, String), exp.auto_ids[i], `query ${i}: ids differ`);
+      assert.deepEqual(Array.from(r.distances), exp.auto_distances[i].map(Math.fround), `query ${i}: distances differ`);
+      assert.equal(r.stats.vectorsRead, exp.auto_reads[i], `query ${i}: rows read`);
+    }
+    index.close();
+  });
+}
+
 test('each file says what native says of its ids: user ids, or numbering and the next id', async () => {
   for (const exp of Object.values(expected)) {
     const index = await openIndex(DATA + exp.file);
