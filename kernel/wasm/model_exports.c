@@ -483,6 +483,25 @@ int qa_wasm_type_rows4(uint32_t type, int n, const void *w, size_t ws, const voi
     return 0;
 }
 
+/* The matmul (ops.c) of one type: rows weight rows of n values (w) times tokens float rows
+ * (x), y[t * rows + o], through whatever the token and row counts reach (panels, tiles,
+ * 4-row and single dots); 0, or -1 for a type without quantized activations or no memory.
+ * For the tests holding every path to the scalar reference. */
+EXPORT(qa_wasm_type_matmul)
+int qa_wasm_type_matmul(uint32_t type, int n, int rows, const void *w, const float *x, int tokens, float *y) {
+    select_simd();
+    const qa_type_traits *tt = qa_type_get(type);
+    if (!tt || tt->act_type == QA_T_F32 || n % tt->blck || rows < 1 || tokens < 1) return -1;
+    const qa_mat m = {tt, n, rows, qa_ggml_row_bytes(type, n), (const uint8_t *)w};
+    void *xq = malloc((size_t)tokens * qa_act_row_bytes(&m));
+    float *rb = malloc(qa_matmul_rowbuf_floats(n) * sizeof(float));
+    if (xq && rb) qa_matmul(NULL, &m, NULL, x, tokens, y, xq, 0, NULL, 0, rb);
+    int rc = xq && rb ? 0 : -1;
+    free(xq);
+    free(rb);
+    return rc;
+}
+
 /* The encoder's activations on n floats in place (kernel/model/ops_act.c): op 0 GELU, 1
  * exp(x - m); ref != 0 runs the scalar reference. For the tests holding SIMD128 to it. */
 EXPORT(qa_wasm_act) int qa_wasm_act(int op, int ref, float *x, int n, float m) {

@@ -111,6 +111,35 @@ for (const build of BUILDS) test(`${build} build: each SIMD128 dot, tile and 4-r
   }
 });
 
+// The matmul over every token count from 1 to 20 (SIMD128 Q8_0: panels of 8 tokens, then 2 x 4
+// tiles, then 4-row dots; an odd last weight row by single dots): each output equals the scalar
+// reference's dot of its weight row and its token's row bit for bit.
+for (const build of BUILDS) test(`${build} build: the matmul's panels, tiles and leftover tokens equal the scalar reference bit for bit`, async () => {
+  const K = await loadModelKernel(build);
+  const r = rng(11), rows = 7;
+  for (const [name, [type, size, scales]] of Object.entries(TYPES)) {
+    if (!type) continue;
+    for (const n of [64, 576]) {
+      const nb = n / 32, T = 20;
+      // every third token's block 1 tiny: past the plain build's bound for unchecked sums
+      const x = Float32Array.from({ length: T * n }, (_, i) => (r() - 0.5) * 8 * (r() < 0.05 ? 30 : 1) *
+        (Math.floor(i / n) % 3 === 2 && (i % n >> 5) === 1 ? 1e-30 : 1));
+      const xp = K.copyIn(Float32Array, x), ap = K.alloc(Uint8Array, T * n * 2), wp = K.copyIn(Uint8Array, weightBlocks(size, scales, rows * nb, r));
+      const as = K.x.qa_wasm_type_quantize_act(type, 1, n, xp, ap);
+      for (let t = 1; t < T; t++) K.x.qa_wasm_type_quantize_act(type, 1, n, xp + 4 * t * n, ap + t * as);
+      const ref = Array.from({ length: T }, (_, t) => Array.from({ length: rows }, (_, o) => K.x.qa_wasm_type_dot(type, 1, n, wp + o * nb * size, ap + t * as)));
+      const yp = K.alloc(Float32Array, T * rows);
+      for (let tokens = 1; tokens <= T; tokens++) {
+        assert.equal(K.x.qa_wasm_type_matmul(type, n, rows, wp, xp, tokens, yp), 0);
+        const y = K.view(Float32Array, yp, tokens * rows);
+        for (let t = 0; t < tokens; t++)
+          for (let o = 0; o < rows; o++) assert.equal(y[t * rows + o], ref[t][o], `${name} n=${n} ${tokens} tokens: token ${t} row ${o}`);
+      }
+      [xp, ap, wp, yp].forEach((p) => K.free(p));
+    }
+  }
+});
+
 // ---- SIMD128 activations against the scalar references (kernel/model/ops_act.c)
 
 test('the SIMD128 GELU and exp equal their scalar references bit for bit', async () => {

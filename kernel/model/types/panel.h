@@ -1,4 +1,4 @@
-/* Packed activation panels for the prompt matmul (x86 AVX-512; types.h: panel_block,
+/* Packed activation panels for the prompt matmul (x86 AVX-512, SIMD128 Q8_0; types.h: panel_block,
  * pack_act, panel).
  *
  * A prompt's activations are quantized once per matmul and then read by every weight row,
@@ -11,8 +11,10 @@
 #ifndef QA_MODEL_TYPES_PANEL_H
 #define QA_MODEL_TYPES_PANEL_H
 
+#include "../../simd.h"
 #include "../types.h"
 
+#if defined(QA_X86)
 /* One Q8_1 block (32 values) of a panel of QA_PANEL_TOKENS tokens; a panel of n values is
  * n / 32 of these in block order. */
 typedef struct {
@@ -22,12 +24,27 @@ typedef struct {
 } qa_panel_q8_1;
 _Static_assert(sizeof(qa_panel_q8_1) == 1088, "a Q8_1 panel block is 1088 bytes");
 _Static_assert(sizeof(qa_panel_q8_1) % 64 == 0, "panel blocks keep 64-byte alignment");
+#endif
 
-/* panel_block of a row that packs only where a panel kernel can be compiled (x86) */
+/* One Q8_0 block of a SIMD128 panel (types/q8_0.c): each token's 32 values widened to int16
+ * once per matmul (not once per pair of weight rows), in the order its dot reads them: the
+ * even then odd values of bytes 0-15, the same of bytes 16-31; and its scale as a float. */
+typedef struct {
+    int16_t q[QA_PANEL_TOKENS][32];
+    float d[QA_PANEL_TOKENS];
+} qa_panel_q8_0;
+
+/* panel_block of a row that packs only where a panel kernel can be compiled: x86 (AVX-512)
+ * or wasm (SIMD128) */
 #if defined(QA_X86)
 #define QA_PANEL_BLOCK(bytes) (bytes)
 #else
 #define QA_PANEL_BLOCK(bytes) 0
+#endif
+#if defined(QA_WASM_SIMD)
+#define QA_PANEL_BLOCK_WASM(bytes) (bytes)
+#else
+#define QA_PANEL_BLOCK_WASM(bytes) 0
 #endif
 
 #endif

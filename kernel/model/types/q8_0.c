@@ -4,6 +4,7 @@
  * Weights Q8_0 x activations Q8_0: an integer dot per block, scaled by both d. */
 #include <math.h>
 
+#include "panel.h"
 #include "simd_blocks.h"
 #include "variants.h"
 
@@ -270,18 +271,119 @@ static void rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_, flo
     }
     for (int r = 0; r < 4; r++) out[r] = qa_exact4_ok(&ex, r, Q8_0_PMAX) ? qa_lanes8_sum_wasm(&acc[r]) : dot_wasm(n, w + r * ws, a_);
 }
+/* ---- the panel (panel.h): 2 weight rows x QA_PANEL_TOKENS tokens, both builds */
+
+/* Token j of a panel: each block widened as q8_0_ready's plain form, its scale as a float */
+static void pack_wasm(const void *a_, int j, void *panel_, int64_t n) {
+    const qa_block_q8_0 *a = (const qa_block_q8_0 *)a_;
+    qa_panel_q8_0 *p = (qa_panel_q8_0 *)panel_;
+    for (int64_t b = 0; b < n / QK; b++) {
+        const v128_t y0 = wasm_v128_load(a[b].qs), y1 = wasm_v128_load(a[b].qs + 16);
+        int16_t *q = p[b].q[j];
+        wasm_v128_store(q, qa_i8_even(y0));
+        wasm_v128_store(q + 8, qa_i8_odd(y0));
+        wasm_v128_store(q + 16, qa_i8_even(y1));
+        wasm_v128_store(q + 24, qa_i8_odd(y1));
+        p[b].d[j] = qa_fp16_to_fp32_wasm(a[b].d);
+    }
+}
+
+/* A weight block widened as a panel slot is (even / odd int16 of each half) */
+static inline void q8_0_widen(const int8_t *qs, v128_t wv[4]) {
+    const v128_t q0 = wasm_v128_load(qs), q1 = wasm_v128_load(qs + 16);
+    wv[0] = qa_i8_even(q0);
+    wv[1] = qa_i8_odd(q0);
+    wv[2] = qa_i8_even(q1);
+    wv[3] = qa_i8_odd(q1);
+}
+
+/* q8_0_lanes for widened weights and a panel slot: int32 lane k sums values 4k..4k+3 */
+static inline void q8_0_lanes16(const v128_t wv[4], const int16_t *q, v128_t *lo, v128_t *hi) {
+    *lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wv[0], wasm_v128_load(q)), wasm_i32x4_dot_i16x8(wv[1], wasm_v128_load(q + 8)));
+    *hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wv[2], wasm_v128_load(q + 16)), wasm_i32x4_dot_i16x8(wv[3], wasm_v128_load(q + 24)));
+}
+
+/* One weight row x token j of a panel, checked (dot_wasm's steps): a row the unchecked
+ * panel's bound does not cover (plain build only) */
+static float panel_one_wasm(int64_t n, const uint8_t *w, const qa_panel_q8_0 *p, int j) {
+    qa_lanes8_wasm acc;
+    qa_lanes8_zero_wasm(&acc);
+    for (int64_t b = 0; b < n / QK; b++) {
+        const qa_block_q8_0 *wb = (const qa_block_q8_0 *)w + b;
+        v128_t wv[4], lo, hi;
+        q8_0_widen(wb->qs, wv);
+        q8_0_lanes16(wv, p[b].q[j], &lo, &hi);
+        qa_lanes8_fma_wasm(&acc, qa_fp16_to_fp32_wasm(wb->d) * p[b].d[j], lo, hi, 1);
+    }
+    return qa_lanes8_sum_wasm(&acc);
+}
+
+#define PANEL_CHUNK 32 /* weight blocks widened at a time: 4 KB on the stack */
+
+/* out[r * QA_PANEL_TOKENS + j] = dot(weight row r, token j), each in dot_ref's lanes, order
+ * and bits. Every weight block is widened once for the panel's tokens (into a stack chunk)
+ * and every activation block was widened once per matmul (pack_wasm), so the inner loop is
+ * the integer dots and each output's lane steps; a token runs its 2 rows over the chunk with
+ * its accumulators in registers. */
+static void panel_wasm(int64_t n, const void *w_, size_t ws, const void *panel_, float *out) {
+    enum { T = QA_PANEL_TOKENS };
+    const uint8_t *w = (const uint8_t *)w_;
+    const qa_panel_q8_0 *P = (const qa_panel_q8_0 *)panel_;
+    const int64_t nb = n / QK;
+    qa_lanes8_wasm acc[2][T];
+    qa_exact4 ex[2][T / 4];
+    v128_t wv[PANEL_CHUNK][2][4];
+    float dw[PANEL_CHUNK][2];
+    for (int r = 0; r < 2; r++) {
+        for (int j = 0; j < T; j++) qa_lanes8_zero_wasm(&acc[r][j]);
+        for (int g = 0; g < T / 4; g++) qa_exact4_init(&ex[r][g]);
+    }
+    for (int64_t c0 = 0; c0 < nb; c0 += PANEL_CHUNK) {
+        const int nc = nb - c0 < PANEL_CHUNK ? (int)(nb - c0) : PANEL_CHUNK;
+        for (int i = 0; i < nc; i++)
+            for (int r = 0; r < 2; r++) {
+                const qa_block_q8_0 *wb = (const qa_block_q8_0 *)(w + r * ws) + c0 + i;
+                q8_0_widen(wb->qs, wv[i][r]);
+                dw[i][r] = qa_fp16_to_fp32_wasm(wb->d);
+#if !defined(QA_WASM_RELAXED) /* the f64x2 build's bound (the relaxed one needs none) */
+                for (int g = 0; g < T / 4; g++)
+                    qa_exact4_add(&ex[r][g], wasm_f32x4_mul(wasm_f32x4_splat(dw[i][r]), wasm_v128_load(P[c0 + i].d + 4 * g)));
 #endif
+            }
+        for (int j = 0; j < T; j++) {
+            qa_lanes8_wasm a0 = acc[0][j], a1 = acc[1][j];
+            for (int i = 0; i < nc; i++) {
+                const qa_panel_q8_0 *pb = P + c0 + i;
+                const float dx = pb->d[j];
+                v128_t lo, hi;
+                q8_0_lanes16(wv[i][0], pb->q[j], &lo, &hi);
+                qa_lanes8_fma_wasm(&a0, dw[i][0] * dx, lo, hi, 0);
+                q8_0_lanes16(wv[i][1], pb->q[j], &lo, &hi);
+                qa_lanes8_fma_wasm(&a1, dw[i][1] * dx, lo, hi, 0);
+            }
+            acc[0][j] = a0;
+            acc[1][j] = a1;
+        }
+    }
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < T; j++)
+            out[r * T + j] = qa_exact4_ok(&ex[r][j / 4], j % 4, Q8_0_PMAX) ? qa_lanes8_sum_wasm(&acc[r][j])
+                                                                         : panel_one_wasm(n, w + r * ws, P, j);
+}
+#endif
+
 
 /* Q8_0 activations for the other 32-value block types (q4_0.c, ...): the dispatched
  * quantizer of this row. */
 qa_type_traits qa_type_q8_0 = {
     .type = QA_T_Q8_0, .name = "Q8_0", .blck = QK, .size = sizeof(qa_block_q8_0), .act_type = QA_T_Q8_0,
     .to_float = to_float, .quantize_act = quantize_ref, .vec_dot_ref = dot_ref, .vec_dot = dot_ref,
-    .quantize_act_ref = quantize_ref, .tile = NULL,
+    .quantize_act_ref = quantize_ref, .tile = NULL, .panel_block = QA_PANEL_BLOCK_WASM(sizeof(qa_panel_q8_0)),
 };
 
 const qa_type_variants qa_type_q8_0_variants = {
     &qa_type_q8_0, .dot = {dot_ref, QA_X86_FN(dot_avx2), QA_WASM_FN(dot_wasm), NULL},
     .tile = {NULL, QA_X86_FN(tile_avx2), QA_WASM_FN(tile_wasm), QA_X86_FN(tile_vnni)},
     .rows4 = {NULL, NULL, QA_WASM_FN(rows4_wasm), NULL},
+    .pack = {NULL, NULL, QA_WASM_FN(pack_wasm), NULL}, .panel = {NULL, NULL, QA_WASM_FN(panel_wasm), NULL},
     .quantize = {quantize_ref, QA_X86_FN(quantize_avx2), QA_WASM_FN(quantize_wasm), NULL}};
