@@ -271,17 +271,7 @@ static void q4_1_rows1x4_wasm(int64_t n, const uint8_t *w, const uint8_t *x, siz
 }
 #endif
 
-/* 2 x 4 tile (prompt batches): out[r * 4 + j] = dot(weight row r, activation row j), by
- * 1 x 4 (relaxed SIMD) or 1 x 2 rows */
-static void q4_1_tile_wasm(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) {
-    const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;
-#if defined(QA_WASM_RELAXED)
-    for (int r = 0; r < 2; r++) q4_1_rows1x4_wasm(n, w + r * ws, x, xs, out + r * 4);
-#else
-    for (int r = 0; r < 2; r++)
-        for (int j = 0; j < 4; j += 2) q4_1_rows1x2_wasm(n, w + r * ws, x + j * xs, xs, out + r * 4 + j);
-#endif
-}
+QA_TILE_WASM(q4_1_tile_wasm, q4_1_rows1x4_wasm, q4_1_rows1x2_wasm) /* 2 x 4 tile (prompt batches) */
 
 /* 4 weight rows x 1 activation row (decoding): the activation block is made ready once for
  * 4 rows; each row keeps q4_1_dot_ref's lanes, order and bits, the 4 rows' m * sa sums in

@@ -336,6 +336,23 @@ static inline float qa_hsum_f32x4(v128_t v) {
     return (wasm_f32x4_extract_lane(v, 0) + wasm_f32x4_extract_lane(v, 1)) +
            (wasm_f32x4_extract_lane(v, 2) + wasm_f32x4_extract_lane(v, 3));
 }
+
+/* The 2 x 4 tile of a type's wasm dots (prompt batches): out[r * 4 + j] = dot(weight row r,
+ * activation row j), by 1 x 4 rows (relaxed SIMD) or 1 x 2 rows (the plain build). */
+#if defined(QA_WASM_RELAXED)
+#define QA_TILE_WASM(NAME, ROWS1X4, ROWS1X2)                                                        \
+    static void NAME(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) { \
+        const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;                           \
+        for (int r = 0; r < 2; r++) ROWS1X4(n, w + r * ws, x, xs, out + r * 4);                    \
+    }
+#else
+#define QA_TILE_WASM(NAME, ROWS1X4, ROWS1X2)                                                        \
+    static void NAME(int64_t n, const void *w_, size_t ws, const void *x_, size_t xs, float *out) { \
+        const uint8_t *w = (const uint8_t *)w_, *x = (const uint8_t *)x_;                           \
+        for (int r = 0; r < 2; r++)                                                                 \
+            for (int j = 0; j < 4; j += 2) ROWS1X2(n, w + r * ws, x + j * xs, xs, out + r * 4 + j); \
+    }
+#endif
 #endif /* QA_WASM_SIMD */
 
 /* Whether the x86 AVX2 (+FMA, F16C) variants may run; set from the CPU flags. */
