@@ -81,6 +81,10 @@ typedef struct {
      * range holds (sq8: clipped outliers excepted) (lets rerank read only the candidates that
      * may still be in the top k). NULL: the row gives no bound (none, sq4). */
     float (*error_bound)(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code);
+    /* rerank=auto's least candidate pool, in multiples of k (0: the beam alone); a bound
+     * without a confidence (sq8) takes at least the default rerank's pool, so auto gives its
+     * answers at any k from fewer reads */
+    int auto_pool;
     const qa_codec_variant *variants; /* [0] = scalar reference */
     int n_variants;
 } qa_codec;

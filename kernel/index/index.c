@@ -365,12 +365,10 @@ int64_t qa_search_begin(qa_searcher *s, const float *q, const qa_search_params *
             ix->sp.codec->name);
         return QA_EINVAL;
     }
-    /* auto: every candidate of the beam, then the bound picks which to read; over sq8 codes
-     * (a bound without a confidence) at least the k * QA_RERANK_AUTO_SQ_POOL of the default
-     * rerank, so auto gives rerank 4's answers at any k, from fewer reads */
+    /* auto: every candidate of the beam (at least the codec's auto_pool * k), then the bound
+     * picks which to read */
     int64_t nres = autor ? (p->ef > p->k ? p->ef : p->k) : p->rerank ? p->k * p->rerank : p->k;
-    if (autor && ix->sp.codec->id == QA_CODEC_SQ8 && nres < p->k * QA_RERANK_AUTO_SQ_POOL)
-        nres = p->k * QA_RERANK_AUTO_SQ_POOL;
+    if (autor && nres < p->k * ix->sp.codec->auto_pool) nres = p->k * ix->sp.codec->auto_pool;
     if (nres > QA_MAX_CANDIDATES) {
         say(s->err, sizeof s->err, "k*rerank=%lld candidates is over the limit of %lld",
             (long long)nres, (long long)QA_MAX_CANDIDATES);
