@@ -27,7 +27,7 @@ test(`${browser}: the relaxed build; embeddings equal native scalar, greedy toke
   const chat = native({ op: 'generate', path: gen.path, prompts: CHAT, max_tokens: MAX_TOKENS, chat: true });
   if (ref.skip || plain.skip || chat.skip) return t.skip(ref.skip || plain.skip || chat.skip);
   const dir = mkdtempSync(join(tmpdir(), 'quantann-model-page-'));
-  writeFileSync(join(dir, 'cases.json'), JSON.stringify({ texts: TEXTS, prompts: PROMPTS, chat: CHAT, maxTokens: MAX_TOKENS, repeat: 3 }));
+  writeFileSync(join(dir, 'cases.json'), JSON.stringify({ texts: TEXTS, prompts: PROMPTS, chat: CHAT, maxTokens: MAX_TOKENS }));
   const server = await startServer([`/cases=${dir}`, `/mini=${dirname(emb.path)}`, `/smol=${dirname(gen.path)}`]);
   try {
     const url = `${server.url}/model-parity.html?cases=/cases/cases.json&embedder=/mini/${basename(emb.path)}&generator=/smol/${basename(gen.path)}`;
