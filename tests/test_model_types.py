@@ -168,6 +168,32 @@ def test_tiles_equal_reference_dots(row, levels):
         assert tiled >= 1  # the matmul's hot path is covered
 
 
+def test_q8_0_weight_of_minus_128_is_exact_in_every_variant(levels):
+    """ggml's quantizers write -127..127, but a Q8_0 file may hold -128: every level's dot and
+    tile must read it as -128 (x86's sign trick keeps |w| unsigned; on the activation side a
+    negated -128 would wrap to -128 and flip the product's sign)."""
+    row = next(r for r in ROWS if r["name"] == "Q8_0")
+    w, wd = weights(row, rows=2, seed=8)
+    blocks = w.reshape(2, N // 32, 34)
+    blocks[:, ::3, 2 + 5] = np.uint8(0x80)  # qs[5] = -128 in every third block of both rows
+    blocks[:, 1::4, 2 + 30] = np.uint8(0x80)
+    w = blocks.reshape(2, -1)
+    wd = gguf.quants.dequantize(w, QT.Q8_0).astype(np.float64).reshape(2, N)
+    assert (wd[:, 5::96] < 0).all()
+    a, ad = activations(row, rows=4, seed=9)
+    na = len(a) // 4
+    for lv in levels:
+        _model.set_simd(lv)
+        dots = [_model.type_dot(row["type"], w[r].tobytes(), a[j * na:(j + 1) * na], N) for r in range(2) for j in range(4)]
+        for r in range(2):
+            for j in range(4):
+                scale = float(np.abs(wd[r] * ad[j]).sum())
+                assert abs(dots[r * 4 + j] - float(wd[r] @ ad[j])) <= 2e-6 * scale + 1e-6, (lv, r, j)
+        tile = _model.type_tile(row["type"], w.tobytes(), a, N)
+        if tile is not None:  # the tile keeps the single-row dot's order: the same bits
+            assert list(tile) == dots, lv
+
+
 def test_bad_arguments_are_value_errors():
     with pytest.raises(ValueError, match="not in the types table"):
         _model.type_to_float(77, b"", 32)

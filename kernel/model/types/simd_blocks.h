@@ -55,9 +55,11 @@ QA_TARGET_MODEL_AVX2 static inline __m256 qa_mul_sum_i8(__m256i a, __m256i b) {
  * one 8-lane accumulator per output, acc += (dw * dx) * s block by block. The statement
  * block passed in loads weight block b of
  * rows 0 and 1 into a0, a1 (32 int8 each) and their scales into dw0, dw1. Each weight
- * block is loaded (and decoded) once for 4 activation rows; the sign trick sits on the
- * activation side: maddubs(|x|, sign(w, x)) = sum w*x. DOT4(ay, sw) sums 4 adjacent u8*s8
- * products into int32 lanes (maddubs + madd on AVX2, vpdpbusd on VNNI). */
+ * block is loaded (and decoded) once for 4 activation rows, its |w| taken once with it: the
+ * sign trick maddubs(|w|, sign(x, w)) = sum w*x, as in the single-row dot, so a weight of
+ * -128 reads as unsigned 128 (exact) and the sign moves onto x (-127..127 from the
+ * quantizers, so it cannot wrap). DOT4(aw, sx) sums 4 adjacent u8*s8 products into int32
+ * lanes (maddubs + madd on AVX2, vpdpbusd on VNNI). */
 #define QA_TILE_Q8_BODY(DOT4, ...)                                                               \
     __m256 acc[2][4];                                                                            \
     for (int r = 0; r < 2; r++)                                                                  \
@@ -66,13 +68,13 @@ QA_TARGET_MODEL_AVX2 static inline __m256 qa_mul_sum_i8(__m256i a, __m256i b) {
         __m256i a0, a1;                                                                          \
         __m256 dw0, dw1;                                                                         \
         __VA_ARGS__                                                                              \
+        const __m256i aw0 = _mm256_sign_epi8(a0, a0), aw1 = _mm256_sign_epi8(a1, a1);            \
         for (int j = 0; j < 4; j++) {                                                            \
             const qa_block_q8_0 *xb = (const qa_block_q8_0 *)((const uint8_t *)x + j * xs) + b;  \
             const __m256i y = _mm256_loadu_si256((const __m256i *)xb->qs);                       \
-            const __m256i ay = _mm256_sign_epi8(y, y);                                           \
             const __m256 dx = _mm256_set1_ps(_cvtsh_ss(xb->d));                                  \
-            __m256 s0 = _mm256_cvtepi32_ps(DOT4(ay, _mm256_sign_epi8(a0, y)));                   \
-            __m256 s1 = _mm256_cvtepi32_ps(DOT4(ay, _mm256_sign_epi8(a1, y)));                   \
+            __m256 s0 = _mm256_cvtepi32_ps(DOT4(aw0, _mm256_sign_epi8(y, a0)));                  \
+            __m256 s1 = _mm256_cvtepi32_ps(DOT4(aw1, _mm256_sign_epi8(y, a1)));                  \
             acc[0][j] = _mm256_fmadd_ps(_mm256_mul_ps(dw0, dx), s0, acc[0][j]);                  \
             acc[1][j] = _mm256_fmadd_ps(_mm256_mul_ps(dw1, dx), s1, acc[1][j]);                  \
         }                                                                                        \
