@@ -108,10 +108,11 @@ def clustered(n: int, d: int = 768, seed: int = 0, n_topics: int = 100, n_cluste
     for c0 in range(0, n, chunk):
         m = min(chunk, n - c0)
         rng = np.random.default_rng([seed, GEN_VERSION, stream, c0 // chunk])
-        cl = rng.choice(len(centres), size=chunk, p=weights)[:m]
-        local = 1.0 * rng.standard_normal((chunk, len(spectrum))).astype(np.float32)[:m] * spectrum
-        coef = centres[cl] + local
-        x = coef @ basis + mean
+        cl = rng.choice(len(centres), size=chunk, p=weights)
+        local = 1.0 * rng.standard_normal((chunk, len(spectrum))).astype(np.float32) * spectrum
+        # the whole chunk through the matmul, then the prefix: BLAS picks its kernel by shape,
+        # so an m-row product may round a row differently from the chunk-row one
+        x = ((centres[cl] + local) @ basis + mean)[:m]
         x += 0.055 * rng.standard_normal((chunk, d)).astype(np.float32)[:m]
         out[c0:c0 + m] = x
     return _unit(out)
