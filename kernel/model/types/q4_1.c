@@ -376,9 +376,9 @@ static void q4_1_panel_wasm(int64_t n, const void *w_, size_t ws, const void *pa
     qa_exact4 ex[2][G];
     v128_t mins[2][G], wv[Q4_1_CHUNK][2][Q4_1_NV];
     float ds[Q4_1_CHUNK][2][T];
-    for (int r = 0; r < 2; r++) {
-        for (int j = 0; j < T; j++) qa_lanes8_zero_wasm(&acc[r][j]);
+    for (int r = 0; r < 2; r++) { /* acc starts in the first chunk (zeroing it here is a memset call) */
         for (int g = 0; g < G; g++) qa_exact4_init(&ex[r][g]), mins[r][g] = wasm_f32x4_splat(0.0f);
+        for (int j = 0; j < T && nb == 0; j++) qa_lanes8_zero_wasm(&acc[r][j]);
     }
     for (int64_t c0 = 0; c0 < nb; c0 += Q4_1_CHUNK) {
         const int nc = nb - c0 < Q4_1_CHUNK ? (int)(nb - c0) : Q4_1_CHUNK;
@@ -397,7 +397,9 @@ static void q4_1_panel_wasm(int64_t n, const void *w_, size_t ws, const void *pa
             }
         }
         for (int j = 0; j < T; j++) {
-            qa_lanes8_wasm a0 = acc[0][j], a1 = acc[1][j];
+            qa_lanes8_wasm a0, a1;
+            if (c0) a0 = acc[0][j], a1 = acc[1][j];
+            else qa_lanes8_zero_wasm(&a0), qa_lanes8_zero_wasm(&a1);
             for (int i = 0; i < nc; i++) {
                 v128_t lo, hi;
                 q4_1_lanes_panel(wv[i][0], P[c0 + i].q[j], &lo, &hi);
