@@ -1,5 +1,5 @@
-/* Packed activation panels for the prompt matmul (x86 AVX-512, SIMD128 Q8_0 and Q4_1; types.h: panel_block,
- * pack_act, panel).
+/* Packed activation panels for the prompt matmul (x86 AVX-512, SIMD128 Q8_0 and Q4_1; types.h:
+ * panel_block, pack_act, panel).
  *
  * A prompt's activations are quantized once per matmul and then read by every weight row,
  * so they are worth laying out for the kernel: QA_PANEL_TOKENS tokens block by block, two
