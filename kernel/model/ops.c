@@ -1,6 +1,6 @@
 /* Model ops (ops.h). The matmul (encoder and decoder share it) is the hot loop: weight rows
  * stream from the file while a block of TB tokens' quantized activations stays in L1; types
- * with a panel (AVX-512; SIMD128 Q8_0) take a prompt's tokens QA_PANEL_TOKENS (16; 8 in wasm) at
+ * with a panel (AVX-512; SIMD128 Q8_0, Q4_1) take a prompt's tokens QA_PANEL_TOKENS (16; 8 in wasm) at
  * a time from activations packed for it (types/panel.h), types with a 2 x 4 tile decode each weight block once for 4 tokens. */
 #include "ops.h"
 

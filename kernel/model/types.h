@@ -42,8 +42,8 @@ typedef struct {
     /* rows4: 4 weight rows (ws bytes apart) x 1 activation row, out[r] = vec_dot(row r), the
      * same bits (the single-token matmul: each activation block decoded once for 4 rows). */
     void (*rows4)(int64_t n, const void *w, size_t ws, const void *a, float *out);
-    /* The prompt matmul's panels (x86 AVX-512, SIMD128 Q8_0; types/panel.h): an activation row type that
-     * can be packed sets panel_block (bytes of one block of QA_PANEL_TOKENS tokens, fixed
+    /* The prompt matmul's panels (x86 AVX-512, SIMD128 Q8_0 / Q4_1; types/panel.h): an
+     * activation row type that can be packed sets panel_block (bytes of one block of QA_PANEL_TOKENS tokens, fixed
      * at build time so scratch sizes do not depend on the SIMD level picked at run time);
      * pack_act copies token j of a panel (one act_type row of n values) into it; panel
      * computes 2 weight rows (ws bytes apart) x the QA_PANEL_TOKENS tokens of a packed panel,
@@ -54,8 +54,8 @@ typedef struct {
     void (*panel)(int64_t n, const void *w, size_t ws, const void *panel, float *out);
 } qa_type_traits;
 
-/* AVX-512's panels pair tokens in 512-bit vectors; SIMD128's Q8_0 panel (types/q8_0.c) takes
- * 8 so that a short query (8-15 tokens) reaches it too. */
+/* AVX-512's panels pair tokens in 512-bit vectors; SIMD128's Q8_0 and Q4_1 panels take 8 so
+ * that a short query (8-15 tokens) reaches them too. */
 #if defined(__wasm_simd128__)
 #define QA_PANEL_TOKENS 8
 #else

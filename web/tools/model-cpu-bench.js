@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // wasm (this Node process, the same module and JS as the page's Worker) against native
 // quantann (python -m bench.web.model_cpu_native), interleaved round by round, each side timed by
-// its own process's CPU time: SmolLM2-135M Q4_1 greedy decode (ms per token) and one short
-// MiniLM Q8_0 query embedding (ms), single thread. Prints one JSON object with per-round
+// its own process's CPU time: SmolLM2-135M Q4_1 greedy decode (ms per token), its cold prefill of
+// a ~280-token prompt (tools/prefill-timing.js, tok/s) and one short MiniLM Q8_0 query
+// embedding (ms), single thread. Prints one JSON object with per-round
 // figures, medians and the wasm/native ratios. About 2-4 minutes on a quiet machine.
 // The embedding: --embed-rounds x 2 warm calls on each side after a warm-up, alternating with
 // one native process that keeps its embedder open (tools/embed-timing.js); --embed-only skips
@@ -16,6 +17,7 @@ import { relaxedMaddFused } from '../src/model.js';
 import { minilm, smollm2 } from '../testlib/models.js';
 import { ROOT } from '../testlib/vectors.js';
 import { EMBED_TEXT, embedInterleaved, nativeEmbedder } from './embed-timing.js';
+import { PREFILL_PROMPT, prefillCpuMs } from './prefill-timing.js';
 import { med } from './stats.js';
 
 const argv = process.argv.slice(2);
@@ -48,18 +50,19 @@ function wasmRound() {
       await g.generate(PROMPT, { maxTokens: tokens + 1, temperature: 0 });
       perToken.push(((cpu() - c1) - (c1 - c0)) / tokens);
     }
-    return { decode_cpu_ms: med(perToken) };
+    const prefill = [await prefillCpuMs(g), await prefillCpuMs(g)];
+    return { decode_cpu_ms: med(perToken), prefill_cpu_ms: Math.min(...prefill) };
   })();
 }
 
 const nativeRound = () => JSON.parse(execFileSync(process.env.PYTHON || 'python3', ['-m', 'bench.web.model_cpu_native'], {
-  cwd: ROOT, input: JSON.stringify({ generator: gen.path, prompt: PROMPT, tokens, repeat: 3 }),
+  cwd: ROOT, input: JSON.stringify({ generator: gen.path, prompt: PROMPT, tokens, repeat: 3, prefill_prompt: PREFILL_PROMPT }),
   stdio: ['pipe', 'pipe', 'inherit'] }));
 
-const runs = [];
+const runs = [], prefillTokens = g ? g.tokenize(PREFILL_PROMPT).length : 0;
 for (let r = 0; r < rounds; r++) {
   const w = await wasmRound(), n = nativeRound();
-  runs.push({ wasm: w, native: n, decode_ratio: n.decode_cpu_ms / w.decode_cpu_ms });
+  runs.push({ wasm: w, native: n, decode_ratio: n.decode_cpu_ms / w.decode_cpu_ms, prefill_ratio: n.prefill_cpu_ms / w.prefill_cpu_ms });
   process.stderr.write(`round ${r + 1}: ${JSON.stringify(runs.at(-1))}\n`);
 }
 g?.close();
@@ -74,10 +77,15 @@ const out = {
     wasm_decode_tok_s: 1000 / med(runs.map((x) => x.wasm.decode_cpu_ms)),
     native_decode_tok_s: 1000 / med(runs.map((x) => x.native.decode_cpu_ms)),
     decode_vs_native: med(runs.map((x) => x.decode_ratio)), // wasm tok/s over native tok/s (target >= 0.5)
-    ratio_spread: { decode: [Math.min(...runs.map((x) => x.decode_ratio)), Math.max(...runs.map((x) => x.decode_ratio))] },
+    prefill_tokens: prefillTokens,
+    wasm_prefill_tok_s: prefillTokens / med(runs.map((x) => x.wasm.prefill_cpu_ms)) * 1000,
+    native_prefill_tok_s: prefillTokens / med(runs.map((x) => x.native.prefill_cpu_ms)) * 1000,
+    prefill_vs_native: med(runs.map((x) => x.prefill_ratio)), // wasm tok/s over native tok/s
+    ratio_spread: { decode: [Math.min(...runs.map((x) => x.decode_ratio)), Math.max(...runs.map((x) => x.decode_ratio))],
+      prefill: [Math.min(...runs.map((x) => x.prefill_ratio)), Math.max(...runs.map((x) => x.prefill_ratio))] },
   } : {}),
   ...embed, embed_tokens: nat.tokens,
-  timing: 'CPU time of each process (user + system); decode: medians over rounds; embed: medians of every warm call', rounds, tokens, runs,
+  timing: 'CPU time of each process (user + system); decode: medians over rounds; prefill: the faster of 2 cold prefills per round, medians over rounds; embed: medians of every warm call', rounds, tokens, runs,
 };
 out.wasm_build = e.info().wasmBuild; // 'relaxed' or 'simd128'
 process.stdout.write(JSON.stringify(out, null, 1) + '\n');

@@ -1,5 +1,5 @@
-/* Packed activation panels for the prompt matmul (x86 AVX-512, SIMD128 Q8_0; types.h: panel_block,
- * pack_act, panel).
+/* Packed activation panels for the prompt matmul (x86 AVX-512, SIMD128 Q8_0 and Q4_1; types.h:
+ * panel_block, pack_act, panel).
  *
  * A prompt's activations are quantized once per matmul and then read by every weight row,
  * so they are worth laying out for the kernel: QA_PANEL_TOKENS tokens block by block, two
@@ -33,6 +33,21 @@ typedef struct {
     int16_t q[QA_PANEL_TOKENS][32];
     float d[QA_PANEL_TOKENS];
 } qa_panel_q8_0;
+
+/* One Q8_1 block of a SIMD128 panel (types/q4_1.c): each token's 32 values as relaxed
+ * SIMD's i8 x i7 dot reads them (bytes as they are) or, in the plain build, widened to int16
+ * as qa_panel_q8_0's; its scale d and d * sum(qs) as floats (exact from fp16), the tokens
+ * side by side so that 4 tokens' scale products and m * s terms take one vector step. */
+#if defined(QA_WASM_SIMD)
+typedef struct {
+#if defined(__wasm_relaxed_simd__)
+    int8_t q[QA_PANEL_TOKENS][32];
+#else
+    int16_t q[QA_PANEL_TOKENS][32];
+#endif
+    float d[QA_PANEL_TOKENS], s[QA_PANEL_TOKENS];
+} qa_panel_q8_1_wasm;
+#endif
 
 /* panel_block of a row that packs only where a panel kernel can be compiled: x86 (AVX-512)
  * or wasm (SIMD128) */

@@ -305,6 +305,124 @@ static void q4_1_rows4_wasm(int64_t n, const void *w_, size_t ws, const void *a_
     for (int r = 0; r < 4; r++)
         out[r] = qa_exact4_ok(&ex, r, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[r]) + m[r] : q4_1_dot_wasm(n, w + r * ws, a_);
 }
+
+/* ---- the panel (panel.h qa_panel_q8_1_wasm): 2 weight rows x QA_PANEL_TOKENS tokens */
+
+/* A weight block's nibbles as a panel slot pairs with them: the low and high nibbles as
+ * bytes (relaxed), or q4_1_lanes' four masked int16 forms (plain) */
+#if defined(QA_WASM_RELAXED)
+enum { Q4_1_NV = 2 };
+#else
+enum { Q4_1_NV = 4 };
+#endif
+static inline void q4_1_widen(const uint8_t *qs, v128_t wv[Q4_1_NV]) {
+    const v128_t v = wasm_v128_load(qs);
+#if defined(QA_WASM_RELAXED)
+    wv[0] = wasm_v128_and(v, wasm_i8x16_splat(15));
+    wv[1] = wasm_u8x16_shr(v, 4);
+#else
+    const v128_t m4 = wasm_i16x8_splat(15);
+    wv[0] = wasm_v128_and(v, m4);
+    wv[1] = wasm_v128_and(wasm_u16x8_shr(v, 8), m4);
+    wv[2] = wasm_v128_and(wasm_u16x8_shr(v, 4), m4);
+    wv[3] = wasm_u16x8_shr(v, 12);
+#endif
+}
+
+/* q4_1_lanes for a widened weight block and a panel slot (token j of a block) */
+#if defined(QA_WASM_RELAXED)
+static inline void q4_1_lanes_panel(const v128_t wv[Q4_1_NV], const int8_t *q, v128_t *lo, v128_t *hi) {
+    *lo = qa_dot4_i8_i7(wasm_v128_load(q), wv[0]);
+    *hi = qa_dot4_i8_i7(wasm_v128_load(q + 16), wv[1]);
+}
+#else
+static inline void q4_1_lanes_panel(const v128_t wv[Q4_1_NV], const int16_t *q, v128_t *lo, v128_t *hi) {
+    *lo = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wv[0], wasm_v128_load(q)), wasm_i32x4_dot_i16x8(wv[1], wasm_v128_load(q + 8)));
+    *hi = wasm_i32x4_add(wasm_i32x4_dot_i16x8(wv[2], wasm_v128_load(q + 16)), wasm_i32x4_dot_i16x8(wv[3], wasm_v128_load(q + 24)));
+}
+
+/* One weight row x token j of a panel, checked (q4_1_dot_wasm's steps): a row outside the
+ * unchecked panel's bound */
+static float q4_1_panel_one_wasm(int64_t n, const uint8_t *w, const qa_panel_q8_1_wasm *p, int j) {
+    qa_lanes8_wasm acc;
+    qa_lanes8_zero_wasm(&acc);
+    float mins = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const qa_block_q4_1 *wb = (const qa_block_q4_1 *)w + b;
+        v128_t wv[Q4_1_NV], lo, hi;
+        q4_1_widen(wb->qs, wv);
+        q4_1_lanes_panel(wv, p[b].q[j], &lo, &hi);
+        qa_lanes8_fma_wasm(&acc, qa_fp16_to_fp32_wasm(wb->d) * p[b].d[j], lo, hi, 1);
+        mins += qa_fp16_to_fp32_wasm(wb->m) * p[b].s[j];
+    }
+    return qa_lanes8_sum_wasm(&acc) + mins;
+}
+#endif
+
+#define Q4_1_CHUNK 32 /* weight blocks widened at a time (the stack: 2-4 KB of nibbles, 2 KB of scales) */
+
+/* out[r * QA_PANEL_TOKENS + j] = dot(weight row r, token j), each in q4_1_dot_ref's lanes,
+ * order and bits. As q8_0.c's panel: the 2 rows' blocks widened once into a stack chunk, each
+ * token's 2 outputs run over it with their lane accumulators in registers; and the scale
+ * products d * da (exact: fp16 x fp16) and the m * sa terms taken 4 tokens to a vector once
+ * per weight block, so that a token's step per block is its 2 integer dots and 2 lane
+ * steps per row. */
+static void q4_1_panel_wasm(int64_t n, const void *w_, size_t ws, const void *panel_, float *out) {
+    enum { T = QA_PANEL_TOKENS, G = QA_PANEL_TOKENS / 4 };
+    const uint8_t *w = (const uint8_t *)w_;
+    const qa_panel_q8_1_wasm *P = (const qa_panel_q8_1_wasm *)panel_;
+    const int64_t nb = n / 32;
+    qa_lanes8_wasm acc[2][T];
+    qa_exact4 ex[2][G];
+    v128_t mins[2][G], wv[Q4_1_CHUNK][2][Q4_1_NV];
+    float ds[Q4_1_CHUNK][2][T];
+    for (int r = 0; r < 2; r++) { /* acc starts in the first chunk (zeroing it here is a memset call) */
+        for (int g = 0; g < G; g++) qa_exact4_init(&ex[r][g]), mins[r][g] = wasm_f32x4_splat(0.0f);
+        for (int j = 0; j < T && nb == 0; j++) qa_lanes8_zero_wasm(&acc[r][j]);
+    }
+    for (int64_t c0 = 0; c0 < nb; c0 += Q4_1_CHUNK) {
+        const int nc = nb - c0 < Q4_1_CHUNK ? (int)(nb - c0) : Q4_1_CHUNK;
+        for (int i = 0; i < nc; i++) {
+            const qa_panel_q8_1_wasm *pb = P + c0 + i;
+            for (int r = 0; r < 2; r++) {
+                const qa_block_q4_1 *wb = (const qa_block_q4_1 *)(w + r * ws) + c0 + i;
+                const v128_t d = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->d)), m = wasm_f32x4_splat(qa_fp16_to_fp32_wasm(wb->m));
+                q4_1_widen(wb->qs, wv[i][r]);
+                for (int g = 0; g < G; g++) {
+                    const v128_t dv = wasm_f32x4_mul(d, wasm_v128_load(pb->d + 4 * g));
+                    wasm_v128_store(ds[i][r] + 4 * g, dv);
+                    qa_exact4_add(&ex[r][g], dv);
+                    mins[r][g] = wasm_f32x4_add(mins[r][g], wasm_f32x4_mul(m, wasm_v128_load(pb->s + 4 * g)));
+                }
+            }
+        }
+        for (int j = 0; j < T; j++) {
+            qa_lanes8_wasm a0, a1;
+            if (c0) a0 = acc[0][j], a1 = acc[1][j];
+            else qa_lanes8_zero_wasm(&a0), qa_lanes8_zero_wasm(&a1);
+            for (int i = 0; i < nc; i++) {
+                v128_t lo, hi;
+                q4_1_lanes_panel(wv[i][0], P[c0 + i].q[j], &lo, &hi);
+                qa_lanes8_fma_wasm(&a0, ds[i][0][j], lo, hi, 0);
+                q4_1_lanes_panel(wv[i][1], P[c0 + i].q[j], &lo, &hi);
+                qa_lanes8_fma_wasm(&a1, ds[i][1][j], lo, hi, 0);
+            }
+            acc[0][j] = a0;
+            acc[1][j] = a1;
+        }
+    }
+    for (int r = 0; r < 2; r++) {
+        float m[T];
+        for (int g = 0; g < G; g++) wasm_v128_store(m + 4 * g, mins[r][g]);
+        for (int j = 0; j < T; j++)
+#if defined(QA_WASM_RELAXED) /* every row exact: no bound */
+            out[r * T + j] = qa_lanes8_sum_wasm(&acc[r][j]) + m[j];
+#else
+            out[r * T + j] = qa_exact4_ok(&ex[r][j / 4], j % 4, Q4_1_PMAX) ? qa_lanes8_sum_wasm(&acc[r][j]) + m[j]
+                                                                           : q4_1_panel_one_wasm(n, w + r * ws, P, j);
+#endif
+    }
+}
 #endif
 
 qa_type_traits qa_type_q4_1 = {QA_T_Q4_1, "Q4_1", 32, sizeof(qa_block_q4_1), QA_T_Q8_1,
@@ -315,4 +433,4 @@ const qa_type_variants qa_type_q4_1_variants = {
     &qa_type_q4_1, .dot = {q4_1_dot_ref, QA_X86_FN(q4_1_dot_avx2), QA_WASM_FN(q4_1_dot_wasm), QA_X86_FN(q4_1_dot_vnni)},
     .tile = {NULL, QA_X86_FN(q4_1_tile_avx2), QA_WASM_FN(q4_1_tile_wasm), QA_X86_FN(q4_1_tile_vnni)},
     .rows4 = {NULL, NULL, QA_WASM_FN(q4_1_rows4_wasm), NULL},
-    .panel = {NULL, NULL, NULL, QA_X86_FN(q4_1_panel_vnni)}};
+    .panel = {NULL, NULL, QA_WASM_FN(q4_1_panel_wasm), QA_X86_FN(q4_1_panel_vnni)}};

@@ -268,12 +268,7 @@ static void pack_wasm(const void *a_, int j, void *panel_, int64_t n) {
     const qa_block_q8_0 *a = (const qa_block_q8_0 *)a_;
     qa_panel_q8_0 *p = (qa_panel_q8_0 *)panel_;
     for (int64_t b = 0; b < n / QK; b++) {
-        const v128_t y0 = wasm_v128_load(a[b].qs), y1 = wasm_v128_load(a[b].qs + 16);
-        int16_t *q = p[b].q[j];
-        wasm_v128_store(q, qa_i8_even(y0));
-        wasm_v128_store(q + 8, qa_i8_odd(y0));
-        wasm_v128_store(q + 16, qa_i8_even(y1));
-        wasm_v128_store(q + 24, qa_i8_odd(y1));
+        qa_widen32_wasm(a[b].qs, p[b].q[j]);
         p[b].d[j] = qa_fp16_to_fp32_wasm(a[b].d);
     }
 }

@@ -97,12 +97,29 @@ static void q8_1_quantize_wasm(const float *x, void *y_, int64_t n) {
         y[b].s = qa_fp32_to_fp16((float)sum * d);
     }
 }
+
+/* Token j of a SIMD128 panel (panel.h, read by q4_1.c's panel): its values (widened as
+ * q8_1_ready's plain form in that build), its d and s as floats */
+static void q8_1_pack_wasm(const void *a_, int j, void *panel_, int64_t n) {
+    const qa_block_q8_1 *a = (const qa_block_q8_1 *)a_;
+    qa_panel_q8_1_wasm *p = (qa_panel_q8_1_wasm *)panel_;
+    for (int64_t b = 0; b < n / 32; b++) {
+#if defined(QA_WASM_RELAXED)
+        memcpy(p[b].q[j], a[b].qs, 32);
+#else
+        qa_widen32_wasm(a[b].qs, p[b].q[j]);
+#endif
+        p[b].d[j] = qa_fp16_to_fp32_wasm(a[b].d);
+        p[b].s[j] = qa_fp16_to_fp32_wasm(a[b].s);
+    }
+}
 #endif
 
 qa_type_traits qa_type_q8_1 = {QA_T_Q8_1, "Q8_1", 32, sizeof(qa_block_q8_1), QA_T_Q8_1,
                                q8_1_to_float, qa_q8_1_quantize_ref, NULL, NULL,
                                qa_q8_1_quantize_ref, NULL,
-                               .panel_block = QA_PANEL_BLOCK(sizeof(qa_panel_q8_1))};
+                               /* one of the two, by target (the other is 0) */
+                               .panel_block = QA_PANEL_BLOCK(sizeof(qa_panel_q8_1)) + QA_PANEL_BLOCK_WASM(sizeof(qa_panel_q8_1_wasm))};
 const qa_type_variants qa_type_q8_1_variants = {
     &qa_type_q8_1, .quantize = {qa_q8_1_quantize_ref, QA_X86_FN(q8_1_quantize_avx2), QA_WASM_FN(q8_1_quantize_wasm), NULL},
-    .pack = {NULL, NULL, NULL, QA_X86_FN(q8_1_pack)}};
+    .pack = {NULL, NULL, QA_WASM_FN(q8_1_pack_wasm), QA_X86_FN(q8_1_pack)}};

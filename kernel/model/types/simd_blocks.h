@@ -140,6 +140,16 @@ static inline v128_t qa_hsum4_i32x4(v128_t a, v128_t b, v128_t c, v128_t d) {
 static inline v128_t qa_i8_even(v128_t v) { return wasm_i16x8_shr(wasm_i16x8_shl(v, 8), 8); }
 static inline v128_t qa_i8_odd(v128_t v) { return wasm_i16x8_shr(v, 8); }
 
+/* An activation block's 32 int8 widened to int16 for a panel (types/panel.h): the even then
+ * odd values of bytes 0-15, the same of bytes 16-31 (the order the even / odd dots read) */
+static inline void qa_widen32_wasm(const int8_t *qs, int16_t *q) {
+    const v128_t y0 = wasm_v128_load(qs), y1 = wasm_v128_load(qs + 16);
+    wasm_v128_store(q, qa_i8_even(y0));
+    wasm_v128_store(q + 8, qa_i8_odd(y0));
+    wasm_v128_store(q + 16, qa_i8_even(y1));
+    wasm_v128_store(q + 24, qa_i8_odd(y1));
+}
+
 /* max |x| over 32 floats as the references' fmaxf loop (pmax keeps the left operand when
  * the right is NaN, as fmaxf ignores a NaN), and whether all 32 are finite */
 static inline float qa_amax32_wasm(const float *x, int *finite) {
