@@ -2,7 +2,7 @@
 export const CONSTANTS = Object.freeze({
   "format": {
     "arch": "quantann",
-    "version": 4,
+    "version": 5,
     "min_version": 1,
     "alignment": 32
   },
@@ -44,6 +44,7 @@ export const CONSTANTS = Object.freeze({
     "scale": "quant.scale",
     "codes": "codes",
     "norms": "norms",
+    "residuals": "residuals",
     "level": "graph.level",
     "links0": "graph.links0",
     "up_nodes": "graph.up_nodes",
