@@ -180,3 +180,22 @@ def test_a_file_without_residuals_opens_with_the_old_bound():
     assert np.array_equal(ids, full[0]) and np.array_equal(d, full[1])
     reads = [s.vectors_read for s in old.last_stats]
     assert min(reads) >= 3 and max(reads) < 48
+
+
+def test_auto_equals_the_pool_rerank_on_embeddings_with_outliers():
+    """minilm rows, every 50th with one coordinate 10x the largest value, outside a range
+    trained with a clip of 0.2 % per side (the parity case sq8-ip-outliers of
+    tests/web/make_vectors.py): auto's ids and distances are the exact
+    rerank of its whole pool on every query; the per-coordinate bound misses some."""
+    x = np.load(DATA / "vectors.npy", mmap_mode="r")[:3000].astype(np.float32)
+    q = np.load(DATA / "queries.npy")[:60].astype(np.float32)
+    rows = np.arange(0, len(x), 50)
+    x[rows, rows % x.shape[1]] = 10 * np.abs(x).max()
+    idx = Index.build(x, quant="sq8", metric="ip", M=12, ef_construction=100, seed=1, threads=1, clip=0.002)
+    ids, d = idx.search(q, k=10, ef=64, rerank="auto")
+    assert np.mean([s.vectors_read for s in idx.last_stats]) < 30
+    pool_ids, pool_d = pool_rerank(idx, q, 10, 64)
+    assert np.array_equal(ids, pool_ids) and np.array_equal(d, pool_d)
+    assert np.isin(pool_ids, rows).any(1).mean() > 0.3  # outliers are in many top 10s
+    old = without_residuals(idx).search(q, k=10, ef=64, rerank="auto")[0]
+    assert not np.array_equal(old, pool_ids)

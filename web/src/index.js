@@ -38,7 +38,7 @@ export class MemoryBudgetError extends Error {
 const INFO_FIELDS = ['headerBytes', 'partBytes', 'codes', 'graph', 'ids', 'other', 'ggufVersion', 'formatVersion',
   'metric', 'cosine', 'codec', 'd', 'n', 'M', 'M0', 'entry', 'maxLevel', 'efConstruction', 'vectorsOffset', 'vectorsCrc32', 'linkBits',
   'nextId'];
-const TENSORS = ['vmin', 'scale', 'codes', 'norms', 'level', 'links0', 'up_nodes', 'up_off', 'upper', 'ids', 'vectors']
+const TENSORS = ['vmin', 'scale', 'codes', 'norms', 'residuals', 'level', 'links0', 'up_nodes', 'up_off', 'upper', 'ids', 'vectors']
   .map((k) => CONSTANTS.tensors[k]);
 const INFO_DOUBLES = INFO_FIELDS.length + 2 * TENSORS.length;
 const CODEC_NAMES = Object.fromEntries(Object.entries(CONSTANTS.codecs).map(([k, v]) => [v, k]));
