@@ -530,17 +530,27 @@ class Index:
         q = as_matrix(queries, self.dim, "queries")
         return normalize(q, "queries") if self.metric == "cosine" else q
 
-    def search(self, queries, k: int = 10, ef: int = 64, rerank: int = 4, threads: int = 1):
+    @property
+    def default_rerank(self):
+        """What `search` reranks when not told: "auto" where the codes' error bound holds
+        for every row (sq8 with its residuals: the exact top k of the candidate pool from
+        the fewest reads), else constants.json limits.rerank_default (4): rabitq's bound is
+        calibrated, not a guarantee, and an sq8 file before format 5 has no residuals."""
+        return "auto" if self.residuals is not None else LIMITS["rerank_default"]
+
+    def search(self, queries, k: int = 10, ef: int = 64, rerank=None, threads: int = 1):
         """Nearest neighbours of each query: (ids uint64 (nq, k), distances float32
         (nq, k)), best first. Distances are squared L2, or 1 - inner product (ip,
         cosine). rerank=0 returns the graph's approximate order and distances; rerank=r
         rescores k·r candidates exactly from the store; rerank="auto" (sq8, rabitq codes)
-        rescores only the candidates of the ef beam whose error bound leaves them a chance
-        (sq8: the step of its codes, exact for every coordinate inside the trained range). threads > 1 splits a batch of
+        rescores only the candidates of the ef beam (at least 4k over sq8) whose error bound
+        leaves them a chance (sq8: |q| |x - x^| per row, a guarantee). None: `default_rerank`
+        ("auto" over sq8, else 4). threads > 1 splits a batch of
         queries over threads. Safe to call from many threads at once. Per-query costs go
         to `last_stats`. The kernel checks k, ef and rerank against quantann's limits."""
         q = as_matrix(queries, self.dim, "queries")
-        k, ef, rerank = _count(k, "k"), _count(ef, "ef"), _rerank(rerank)
+        k, ef = _count(k, "k"), _count(ef, "ef")
+        rerank = _rerank(self.default_rerank if rerank is None else rerank)
         threads = _count(threads, "threads")
         if threads != 1 and not 1 <= threads <= LIMITS["max_threads"]:
             raise ValueError(f"threads={threads} is out of range: it must be 1..{LIMITS['max_threads']}")

@@ -199,3 +199,19 @@ def test_auto_equals_the_pool_rerank_on_embeddings_with_outliers():
     assert np.isin(pool_ids, rows).any(1).mean() > 0.3  # outliers are in many top 10s
     old = without_residuals(idx).search(q, k=10, ef=64, rerank="auto")[0]
     assert not np.array_equal(old, pool_ids)
+
+
+def test_default_rerank_is_auto_where_the_bound_holds(tmp_path):
+    """search without rerank: "auto" over sq8 with residuals (its answers are the exact top
+    k of a pool at least rerank 4's), else 4: rabitq (a calibrated bound), sq4, none, and
+    sq8 from a file before format 5."""
+    x, v, q = outlier_set("ip")
+    xs = np.vstack([x, v])
+    for quant, want in (("sq8", "auto"), ("rabitq2", 4), ("sq4", 4), ("none", 4)):
+        idx = Index.build(xs, quant=quant, metric="ip", M=8, seed=0, threads=1, clip=0.01 if quant == "sq8" else None)
+        assert idx.default_rerank == want, quant
+        plain = idx.search(q, k=2, ef=64)
+        reads = idx.last_stats[0].vectors_read
+        given = idx.search(q, k=2, ef=64, rerank=want)
+        assert np.array_equal(plain[0], given[0]) and reads == idx.last_stats[0].vectors_read, quant
+    assert Index.open(DATA_DIR / "sq8-l2-format3.qann").default_rerank == 4

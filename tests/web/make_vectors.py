@@ -80,7 +80,7 @@ def main(out="web/dist/testdata"):
                               rerank=rerank, nq=int(len(q)), ids=got_ids.astype(str).tolist(),
                               distances=got_d.tolist(), graph_ids=graph_ids.astype(str).tolist(),
                               graph_distances=graph_d.tolist(), has_user_ids=index.has_user_ids,
-                              next_id=index.next_id)
+                              next_id=index.next_id, default_rerank=index.default_rerank)
         if quant == "sq8":  # rerank="auto": only the candidates sq8's error bound keeps
             auto_ids, auto_d = index.search(q, k=K, ef=EF, rerank="auto")
             expected[name].update(auto_ids=auto_ids.astype(str).tolist(), auto_distances=auto_d.tolist(),
