@@ -1,7 +1,8 @@
 """sq8's error bound (kernel/codec/sq8.c): |estimated - exact| distance <= the bound for every
-vector inside the trained range, under every metric; rerank="auto" over sq8 codes reads only
-the candidates the bound cannot rule out, and gives the same ids and distances as reading
-them all."""
+row given its residual |x - x^| (format 5), and without residuals for every vector inside the
+trained range, under every metric; rerank="auto" over sq8 codes reads only the candidates the
+bound cannot rule out, and gives the same ids and distances as reading them all (its
+default where the residuals make that a guarantee)."""
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,16 @@ def test_default_rerank_is_auto_where_the_bound_holds(tmp_path):
         given = idx.search(q, k=2, ef=64, rerank=want)
         assert np.array_equal(plain[0], given[0]) and reads == idx.last_stats[0].vectors_read, quant
     assert Index.open(DATA_DIR / "sq8-l2-format3.qann").default_rerank == 4
+
+
+def test_residuals_follow_the_rows(tmp_path):
+    """The residuals stay each row's through the cells row order, deletes saved away
+    (compaction) and a reopen: always the codec's encode of that row's vector."""
+    x = np.load(DATA / "vectors.npy", mmap_mode="r")[:3000].astype(np.float32)
+    idx = Index.build(x, quant="sq8", metric="l2", M=8, seed=0, threads=1, row_order="cells")
+    idx.delete([5, 700, 2999])
+    idx.save(tmp_path / "r.qann")
+    j = Index.open(tmp_path / "r.qann")
+    stored = np.concatenate(list(j.vectors()))
+    assert len(j) == 2997 and not np.array_equal(j.ids, np.arange(2997))  # rows permuted and compacted
+    assert np.array_equal(j.residuals, j.quantizer.encode_rows(stored)[1])
