@@ -19,6 +19,7 @@ import numpy as np
 
 import quantann
 from bench.datasets import minilm
+from quantann.constants import LIMITS
 
 
 def _run(idx, q, k, ef, rerank):
@@ -43,7 +44,7 @@ def main():
     idx = quantann.open(path)
     idx.store.max_gap = a.gap
     k, ef, q = a.k, a.ef, ds.queries
-    pool = ef if ef >= 4 * k else 4 * k  # auto's pool over sq8: the beam, at least k x rerank_auto_sq_pool
+    pool = max(ef, k * LIMITS["rerank_default"])  # auto's pool over sq8: the beam, at least rerank 4's
     exact, exact_d, _, _ = _run(idx, q, pool, pool, 1)  # the pool reranked exactly (same beam)
     exact, exact_d = exact[:, :k], exact_d[:, :k]
     res = idx.residuals

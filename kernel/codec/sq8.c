@@ -145,6 +145,6 @@ static const qa_codec_variant variants[] = {
 const qa_codec qa_codec_sq8_row = {
     .id = QA_CODEC_SQ8, .name = "sq8", .code_size = code_size, .encode = encode,
     .decode = decode, .prepare = prepare, .error_bound = error_bound, .residual = residual,
-    .auto_pool = QA_RERANK_AUTO_SQ_POOL,
+    .auto_pool = QA_RERANK_DEFAULT, /* auto's pool: at least rerank 4's, so its answers at any k */
     .variants = variants, .n_variants = sizeof variants / sizeof variants[0],
 };

@@ -55,7 +55,6 @@ export const CONSTANTS = Object.freeze({
   },
   "limits": {
     "rerank_auto": -1,
-    "rerank_auto_sq_pool": 4,
     "rerank_default": 4,
     "max_dim": 65536,
     "max_rows": 2147483646,
