@@ -62,7 +62,8 @@ def quantann_files(ds: Dataset, M: int = 16, efc: int = 200, quants=("sq8", "sq4
             qi = idx
         else:
             qz = Quantizer.train(q, x)
-            qi = Index(qz, ds.metric, idx.graph, qz.encode(x), None, None, MemoryStore(x))
+            codes, res = qz.encode_rows(x)  # sq8: its residuals, as a build writes them (format 5)
+            qi = Index(qz, ds.metric, idx.graph, codes, None, None, MemoryStore(x), residuals=res)
         enc_s = time.perf_counter() - t1
         qi.save(paths[q])
         save_meta(paths[q], {"graph_build_s": graph_s, "encode_s": enc_s, "build_s": graph_s + enc_s,

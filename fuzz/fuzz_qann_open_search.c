@@ -106,7 +106,7 @@ static void search(qa_index *ix, const qa_index_arrays *a, const src_t *src, con
     qa_searcher_free(s);
 }
 
-/* Grows the arrays by m rows (codes, norms, levels, empty links) into fresh buffers, as the
+/* Grows the arrays by m rows (codes, norms, residuals, levels, empty links) into fresh buffers, as the
  * Python host's add does, opens an index over them and links the new rows. */
 static void add_rows(const qa_index_arrays *a, const src_t *src, const float *x, int m, const uint8_t *pb) {
     qa_quantizer qz;
@@ -123,6 +123,11 @@ static void add_rows(const qa_index_arrays *a, const src_t *src, const float *x,
         norms = malloc(sizeof(float) * n);
         memcpy(norms, a->norms, sizeof(float) * a->n);
     }
+    float *resid = NULL;
+    if (a->resid) {
+        resid = malloc(sizeof(float) * n);
+        memcpy(resid, a->resid, sizeof(float) * a->n);
+    }
     uint8_t *level = malloc(n);
     memcpy(level, a->level, a->n);
     int32_t *links0 = malloc(sizeof(int32_t) * n * a->M0);
@@ -133,7 +138,7 @@ static void add_rows(const qa_index_arrays *a, const src_t *src, const float *x,
     for (int64_t i = a->n * a->M0; i < n * a->M0; i++) links0[i] = -1;
     int64_t n_up = a->n_up, n_upper = a->n_upper;
     for (int i = 0; i < m; i++) {
-        c->encode(&qz, x + (size_t)i * a->d, codes + (a->n + i) * qz.code_size);
+        qa_encode(&qz, x + (size_t)i * a->d, 1, codes + (a->n + i) * qz.code_size, resid ? resid + a->n + i : NULL);
         if (norms) {
             c->decode(&qz, codes + (a->n + i) * qz.code_size, dec);
             float s = 0;
@@ -157,7 +162,7 @@ static void add_rows(const qa_index_arrays *a, const src_t *src, const float *x,
             up_off[k++] = off;
             off += level[a->n + i] * a->M;
         }
-    g.codes = codes, g.norms = norms, g.level = level, g.links0 = links0;
+    g.codes = codes, g.norms = norms, g.resid = resid, g.level = level, g.links0 = links0;
     g.link_bits = 32, g.links0_packed = NULL;
     g.up_nodes = up_nodes, g.up_off = up_off, g.n_up = n_up, g.upper = upper, g.n_upper = n_upper;
     g.ids = NULL, g.deleted = NULL;
@@ -182,7 +187,7 @@ static void add_rows(const qa_index_arrays *a, const src_t *src, const float *x,
             qa_index_close(ix);
         }
     }
-    free(codes), free(dec), free(norms), free(level), free(links0);
+    free(codes), free(dec), free(norms), free(resid), free(level), free(links0);
     free(up_nodes), free(up_off), free(upper);
 }
 

@@ -3,7 +3,7 @@
 #define QA_CONSTANTS_H
 
 #define QA_FORMAT_ARCH "quantann"
-#define QA_FORMAT_VERSION 4
+#define QA_FORMAT_VERSION 5
 #define QA_FORMAT_MIN_VERSION 1
 #define QA_FORMAT_ALIGNMENT 32
 
@@ -43,6 +43,7 @@
 #define QA_TENSOR_SCALE "quant.scale"
 #define QA_TENSOR_CODES "codes"
 #define QA_TENSOR_NORMS "norms"
+#define QA_TENSOR_RESIDUALS "residuals"
 #define QA_TENSOR_LEVEL "graph.level"
 #define QA_TENSOR_LINKS0 "graph.links0"
 #define QA_TENSOR_UP_NODES "graph.up_nodes"
@@ -74,7 +75,7 @@
 #define QA_LEXICAL_COMMON_DF 0.25
 
 #define QA_RERANK_AUTO -1LL
-#define QA_RERANK_AUTO_SQ_POOL 4LL
+#define QA_RERANK_DEFAULT 4LL
 #define QA_MAX_DIM 65536LL
 #define QA_MAX_ROWS 2147483646LL
 #define QA_MAX_LEVEL 16LL

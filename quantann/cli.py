@@ -145,7 +145,7 @@ def cmd_eval(a):
         print()
         return
     print(f"index      {a.index}: {r['n']} x {r['dim']} {r['quant']} {r['metric']}")
-    print(f"search     k={a.k} ef={a.ef} rerank={a.rerank}, {r['queries']} queries, one thread "
+    print(f"search     k={a.k} ef={a.ef} rerank={r['rerank']}, {r['queries']} queries, one thread "
           f"(ground truth by brute force in {gt_s:.1f} s)")
     print(f"recall@{a.k}  {r['recall']:.4f} (min {r['recall_min']:.2f})")
     print(f"QPS        {r['qps']:.0f}")
@@ -212,9 +212,10 @@ def _rerank_arg(text):
 def _add_search_args(p, k=10):
     p.add_argument("-k", type=int, default=k, help="neighbours per query (default %(default)s)")
     p.add_argument("--ef", type=int, default=64, help="search beam width; higher is slower and more exact (default %(default)s)")
-    p.add_argument("--rerank", type=_rerank_arg, default=4,
+    p.add_argument("--rerank", type=_rerank_arg, default=None,
                    help="rerank k*RERANK candidates with exact distances from the store; 0 = none; 'auto' "
-                        "(sq8, rabitq codes): only the candidates their error bound keeps (default %(default)s)")
+                        "(sq8, rabitq codes): only the candidates their error bound keeps (default: the "
+                        "index's, 'auto' over sq8 codes, else 4)")
     p.add_argument("--store", default="pread", choices=["pread", "mmap", "memory"],
                    help="how full vectors are read: pread from the file (default), mmap, or all in RAM")
     p.add_argument("--memory-budget", help="refuse to open if the in-memory part exceeds this (e.g. 300MB)")

@@ -46,10 +46,11 @@ def recall(found: np.ndarray, truth: np.ndarray, k: int) -> np.ndarray:
 
 
 def measure(index: Index, queries: np.ndarray, truth: np.ndarray, k: int = 10, ef: int = 64,
-            rerank: int = 4, warmup: int = 20) -> dict:
+            rerank=None, warmup: int = 20) -> dict:
     """One query per call, one thread: recall, QPS, latency percentiles, time split,
-    reads per query and memory, as a flat dict."""
+    reads per query and memory, as a flat dict (rerank None: the index's default)."""
     q = np.asarray(queries, np.float32)
+    rerank = index.default_rerank if rerank is None else rerank
     for i in range(min(warmup, len(q))):
         index.search(q[i], k=k, ef=ef, rerank=rerank)
     lat = np.empty(len(q))

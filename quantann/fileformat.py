@@ -27,7 +27,7 @@ from .store import VectorStore, open_store
 
 ALIGN = 32
 # tensors of the in-memory part, in file order; the vectors come last
-TENSORS = ("quant.vmin", "quant.scale", "codes", "norms", "graph.level", "graph.links0",
+TENSORS = ("quant.vmin", "quant.scale", "codes", "norms", "residuals", "graph.level", "graph.links0",
            "graph.up_nodes", "graph.up_off", "graph.upper", "ids")
 _RAW = {np.dtype(np.float32): T.F32, np.dtype(np.int8): T.I8, np.dtype(np.int32): T.I32,
         np.dtype(np.int64): T.I64}
@@ -47,7 +47,7 @@ def _compacted(index):
     dead = index.deleted_mask()
     if dead is None or index.n_deleted == 0:
         keep = None
-        arrays = dict(codes=index.codes, norms=index.norms, ids=stored)
+        arrays = dict(codes=index.codes, norms=index.norms, residuals=index.residuals, ids=stored)
         return keep, arrays, g
     keep = np.flatnonzero(~dead)
     if len(keep) == 0:
@@ -100,7 +100,9 @@ def _compacted(index):
     # ids kept: the survivors' (their row numbers when the ids were the rows: the file then
     # holds them with quantann.ids.next, so `add` keeps numbering after the gap)
     ids = stored[keep] if stored is not None else keep.astype(np.uint64)
-    arrays = dict(codes=index.codes[keep], norms=None if index.norms is None else index.norms[keep], ids=ids)
+    arrays = {k: None if v is None else v[keep] for k, v in
+              dict(codes=index.codes, norms=index.norms, residuals=index.residuals).items()}
+    arrays["ids"] = ids
     return keep, arrays, ng
 
 
@@ -109,14 +111,15 @@ def write_index(index, path, progress: bool = False) -> None:
     keep, arrays, g = _compacted(index)
     qz = index.quantizer
     n = g.n
-    # format 4 only for ids the index numbers in a stored order: other files stay format 3,
-    # which readers since format 3 read
+    # the lowest version that holds the file, which the most readers read: 5 for residuals
+    # (sq8), 4 for ids the index numbers in a stored order, else 3
     next_id = None if index.has_user_ids or arrays["ids"] is None else index.next_id
-    version = FORMAT_VERSION if next_id is not None else 3
+    version = FORMAT_VERSION if arrays["residuals"] is not None else 4 if next_id is not None else 3
     tensors = {
         "quant.vmin": qz.vmin, "quant.scale": qz.scale,
         "codes": arrays["codes"].view(np.int8),
         "norms": arrays["norms"],
+        "residuals": arrays["residuals"],
         "graph.level": g.level.view(np.int8),
         "graph.links0": g.packed0.view(np.int8) if g.packed else g.links0,
         "graph.up_nodes": g.up_nodes, "graph.up_off": g.up_off, "graph.upper": g.upper,
@@ -224,6 +227,7 @@ class IndexParts:
     file: IndexFile
     memory_budget: int | None
     next_id: int | None = None  # ids the index numbers itself (quantann.ids.next); None: rows or user ids
+    residuals: np.ndarray | None = None  # sq8, format 5: |x - x^| per row (rerank auto's sound bound)
 
 
 _METRIC_NAMES = {(0, False): "l2", (1, False): "ip", (1, True): "cosine"}
@@ -327,7 +331,8 @@ def _parts(buf, r, path, size, kind, store, budget) -> IndexParts:
     else:
         st = open_store(kind, path, f.vectors_offset, n, d)
     return IndexParts(qz, _METRIC_NAMES[r["metric"], r["cosine"]], graph, arr("codes", np.uint8, qz.code_size),
-                      arr("norms", np.float32), arr("ids", np.uint64), st, f, budget, info["next_id"] or None)
+                      arr("norms", np.float32), arr("ids", np.uint64), st, f, budget, info["next_id"] or None,
+                      arr("residuals", np.float32))
 
 
 def verify_vectors(f: IndexFile) -> bool:

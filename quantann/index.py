@@ -143,12 +143,15 @@ class Index:
                  norms: np.ndarray | None, ids: np.ndarray | None, store: VectorStore,
                  deleted: np.ndarray | None = None, path: str | None = None,
                  memory_budget: int | None = None, file: IndexFile | None = None,
-                 next_id: int | None = None):
+                 next_id: int | None = None, residuals: np.ndarray | None = None):
         self.quantizer = quantizer
         self.metric = metric
         self.graph = graph
         self.codes = codes
         self.norms = norms
+        # sq8: |x - x^| per row (Quantizer.encode_rows), so rerank="auto"'s bound holds for
+        # every row; None: codecs without them, or a file written before them
+        self.residuals = residuals
         self._ids = ids  # id of each row; None: ids are the rows
         # ids the index numbers itself, stored in a permuted row order (row_order.py): the
         # id `add` gives next. None: the ids are the rows, or (with _ids) the caller's.
@@ -280,7 +283,7 @@ class Index:
         quantann.open)."""
         p = read_index(path, store=store, memory_budget=memory_budget)
         return cls(p.quantizer, p.metric, p.graph, p.codes, p.norms, p.ids, p.store, path=str(path),
-                   memory_budget=p.memory_budget, file=p.file, next_id=p.next_id)
+                   memory_budget=p.memory_budget, file=p.file, next_id=p.next_id, residuals=p.residuals)
 
     @classmethod
     def build(cls, vectors, quant: str = "sq8", metric: str = "cosine", M: int = 16,
@@ -348,6 +351,8 @@ class Index:
             self.codes = np.ascontiguousarray(self.codes[perm])
             if self.norms is not None:
                 self.norms = np.ascontiguousarray(self.norms[perm])
+            if self.residuals is not None:
+                self.residuals = np.ascontiguousarray(self.residuals[perm])
             self.graph.permute(perm)
             self.store = MemoryStore(x[perm])
             self._pending = []
@@ -376,8 +381,10 @@ class Index:
     def _append(self, x: np.ndarray, ids, threads, progress, float_space: bool) -> None:
         n0, m = self.rows, x.shape[0]
         new_ids = self._check_new_ids(ids, m)
-        codes = self.quantizer.encode(x)
+        codes, res = self.quantizer.encode_rows(x)
         self.codes = np.concatenate([self.codes, codes]) if n0 else codes
+        if res is not None and (self.residuals is not None or not n0):
+            self.residuals = np.concatenate([self.residuals, res]) if n0 else res
         if self.metric == "l2" and self.quant != "none":
             nrm = (self.quantizer.decode(codes) ** 2).sum(axis=1, dtype=np.float32)
             self.norms = np.concatenate([self.norms, nrm]) if self.norms is not None else nrm
@@ -434,7 +441,7 @@ class Index:
         return _kernel.Index(
             METRICS[self.metric], int(self.metric == "cosine"), qz.kind_id, self.dim, g.M, g.M0, g.entry,
             g.max_level, g.ef_construction, vmin=qz.vmin, scale=qz.scale, codes=self.codes,
-            norms=self.norms, level=g.level, links0=g.level0_array(), up_nodes=g.up_nodes, up_off=g.up_off,
+            norms=self.norms, residuals=self.residuals, level=g.level, links0=g.level0_array(), up_nodes=g.up_nodes, up_off=g.up_off,
             upper=g.upper, deleted=self._deleted, link_bits=g.link_bits)
 
     # ---- mutation ----------------------------------------------------------------------
@@ -523,17 +530,27 @@ class Index:
         q = as_matrix(queries, self.dim, "queries")
         return normalize(q, "queries") if self.metric == "cosine" else q
 
-    def search(self, queries, k: int = 10, ef: int = 64, rerank: int = 4, threads: int = 1):
+    @property
+    def default_rerank(self):
+        """What `search` reranks when not told: "auto" where the codes' error bound holds
+        for every row (sq8 with its residuals: the exact top k of the candidate pool from
+        the fewest reads), else constants.json limits.rerank_default (4): rabitq's bound is
+        calibrated, not a guarantee, and an sq8 file before format 5 has no residuals."""
+        return "auto" if self.residuals is not None else LIMITS["rerank_default"]
+
+    def search(self, queries, k: int = 10, ef: int = 64, rerank=None, threads: int = 1):
         """Nearest neighbours of each query: (ids uint64 (nq, k), distances float32
         (nq, k)), best first. Distances are squared L2, or 1 - inner product (ip,
         cosine). rerank=0 returns the graph's approximate order and distances; rerank=r
         rescores k·r candidates exactly from the store; rerank="auto" (sq8, rabitq codes)
-        rescores only the candidates of the ef beam whose error bound leaves them a chance
-        (sq8: the step of its codes, exact for every coordinate inside the trained range). threads > 1 splits a batch of
+        rescores only the candidates of the ef beam (at least 4k over sq8) whose error bound
+        leaves them a chance (sq8: |q| |x - x^| per row, a guarantee). None: `default_rerank`
+        ("auto" over sq8, else 4). threads > 1 splits a batch of
         queries over threads. Safe to call from many threads at once. Per-query costs go
         to `last_stats`. The kernel checks k, ef and rerank against quantann's limits."""
         q = as_matrix(queries, self.dim, "queries")
-        k, ef, rerank = _count(k, "k"), _count(ef, "ef"), _rerank(rerank)
+        k, ef = _count(k, "k"), _count(ef, "ef")
+        rerank = _rerank(self.default_rerank if rerank is None else rerank)
         threads = _count(threads, "threads")
         if threads != 1 and not 1 <= threads <= LIMITS["max_threads"]:
             raise ValueError(f"threads={threads} is out of range: it must be 1..{LIMITS['max_threads']}")
@@ -635,6 +652,7 @@ class Index:
         ids = 0 if self._ids is None else n * 8
         other = (self.quantizer.nbytes()
                  + (0 if self.norms is None else n * 4)
+                 + (0 if self.residuals is None else n * 4)
                  + (0 if self._deleted is None else (n + 7) // 8)
                  + 2 * n * max(1, self._n_searchers))  # each searcher's visited tags (uint16 per row)
         pending = sum(p.nbytes for p in self._pending) + extra_rows * self.dim * 4

@@ -15,6 +15,7 @@ from . import _kernel
 from .constants import CODECS
 
 KINDS = dict(CODECS)
+_HAS_RESIDUALS = {c["id"]: c["residual"] for c in _kernel.codecs()}  # the codec table says
 LEVELS = {"sq8": 255, "sq4": 15}
 # Quantiles that bound each dimension's range: wide enough to keep almost every value,
 # tight enough that a handful of outliers cannot stretch the grid.
@@ -70,10 +71,17 @@ class Quantizer:
         return cls(kind, d, vmin, scale)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
+        return self.encode_rows(x)[0]
+
+    def encode_rows(self, x: np.ndarray):
+        """(codes, residuals): residuals is what the codec's error bound needs of each row
+        beyond its code (float32 [n]; sq8: |x - x^|, so rerank="auto" holds for every row,
+        clipped coordinates included), None for codecs without them."""
         x = np.ascontiguousarray(x, dtype=np.float32)
         out = np.empty((x.shape[0], self.code_size), np.uint8)
-        _kernel.encode(self.kind_id, self.d, self.vmin, self.scale, x, out)
-        return out
+        res = np.empty(x.shape[0], np.float32) if _HAS_RESIDUALS[self.kind_id] else None
+        _kernel.encode(self.kind_id, self.d, self.vmin, self.scale, x, out, res)
+        return out, res
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         codes = np.ascontiguousarray(codes, dtype=np.uint8).reshape(-1, self.code_size)

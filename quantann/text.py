@@ -284,7 +284,7 @@ class TextIndex:
             out["total"] += lex
         return out
 
-    def search_text(self, queries, k: int = 10, ef: int = 64, rerank: int = 4, hybrid: bool = False):
+    def search_text(self, queries, k: int = 10, ef: int = 64, rerank=None, hybrid: bool = False):
         """For one text (or a list): [(id, distance, text), ...] best first (a list of such
         lists for a list of queries). hybrid=True: the vector top-N and the BM25 top-N
         (N = constants.json lexical.candidates, at least k) fused by reciprocal rank; the
@@ -312,10 +312,11 @@ class TextIndex:
         ids, scores = self._stored.lexical_search(query, k)
         return list(zip(map(int, ids), map(float, scores), self.texts(ids)))
 
-    def search_ids(self, vector, text: str, k: int = 10, ef: int = 64, rerank: int = 4,
+    def search_ids(self, vector, text: str, k: int = 10, ef: int = 64, rerank=None,
                    hybrid: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """One query given as its embedding and its text: (ids, distances), best first.
-        hybrid: fuse the vector top-N with the BM25 top-N of text (kernel/text/fuse.c)."""
+        hybrid: fuse the vector top-N with the BM25 top-N of text (kernel/text/fuse.c).
+        rerank None: the index's default_rerank."""
         if not hybrid:
             ids, dist = self.index.search(np.asarray(vector)[None], k=k, ef=ef, rerank=rerank)
             return ids[0], dist[0]
@@ -323,6 +324,7 @@ class TextIndex:
             raise ValueError("this text index has no lexical index for hybrid search: build it with texts "
                              "(quantann build ... --texts, without --no-lexical) or save it again")
         n = max(int(k), int(LEXICAL["candidates"]))
+        rerank = self.index.default_rerank if rerank is None else rerank
         # the vector top-n, reranked from as many candidates as the plain top-k would read (at least n)
         rr = rerank if rerank in (0, "auto") else max(1, -(-int(k) * int(rerank) // n))
         v_ids, v_dist = self.index.search(np.asarray(vector)[None], k=min(n, len(self), LIMITS["max_k"]),

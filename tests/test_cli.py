@@ -36,8 +36,11 @@ def test_eval_json(files):
     assert out["recall"] >= 0.95
     assert out["float_bytes"] == 2000 * 384 * 4
     assert out["memory_fraction"] == pytest.approx(out["memory_bytes"] / out["float_bytes"])
-    assert out["vectors_read_per_query"] == 40
+    # sq8's default rerank is "auto": between k and the pool of rerank 4 (40)
+    assert out["rerank"] == "auto" and 10 <= out["vectors_read_per_query"] < 30
     assert out["p50_ms"] <= out["p95_ms"] <= out["p99_ms"]
+    r = run("eval", files / "i.qann", "--queries", files / "q.npy", "-k", 10, "--rerank", 4, "--json")
+    assert json.loads(r.stdout)["vectors_read_per_query"] == 40
 
 
 def test_search_and_info(files, capsys):

@@ -112,6 +112,7 @@ def test_reads_old_formats(tmp_path, real, version):
     path = tmp_path / f"v{version}.qann"
     idx = quantann.Index.build(x[:300], quant="sq8")
     idx.compact_graph = False  # before format 3 level 0 was int32
+    idx.residuals = None  # before format 5 there were none
     from gguf import GGUFWriter
     from quantann import constants
 
@@ -160,7 +161,8 @@ def test_newer_format_version(saved, tmp_path):
     key = b"quantann.format_version"
     i = data.index(key) + len(key)
     vtype, value = struct.unpack_from("<II", data, i)
-    assert vtype == 4 and value == 3  # format 4 only for numbered ids in a permuted order (test_row_order)
+    # format 5 for sq8's residuals; 4 only for numbered ids in a permuted order (test_row_order)
+    assert vtype == 4 and value == 5
     bad = bytearray(data)
     struct.pack_into("<I", bad, i + 4, fileformat.FORMAT_VERSION + 1)
     with pytest.raises(quantann.FormatError, match="newer quantann"):

@@ -163,7 +163,9 @@ def test_memory_accounting_matches_arrays(built, tmp_path, quant):
     assert g.packed and g.link_bits == bits and g.packed0.shape == (j.rows, (g.M0 * bits + 7) // 8)
     assert m["graph"] == g.packed0.nbytes + g.level.nbytes + g.up_nodes.nbytes + g.up_off.nbytes + g.upper.nbytes
     assert m["ids"] == 0
-    assert m["other"] == j.quantizer.vmin.nbytes + j.quantizer.scale.nbytes + 2 * j.rows
+    resid = 0 if j.residuals is None else j.residuals.nbytes  # sq8: one float32 per row
+    assert (j.residuals is not None) == (quant == "sq8") and resid in (0, 4 * j.rows)
+    assert m["other"] == j.quantizer.vmin.nbytes + j.quantizer.scale.nbytes + resid + 2 * j.rows
     assert m["total"] == m["codes"] + m["graph"] + m["ids"] + m["other"]
     frac = m["total"] / j.float_bytes()
     assert frac < {"sq8": 0.35, "sq4": 0.25, "none": 1.1}[quant]

@@ -28,7 +28,7 @@ from quantann.service.pool import SearchPool  # noqa: E402
 from quantann.service.server import listen, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULTS = {"k": 10, "ef": 64, "rerank": 4}
+DEFAULTS = {"k": 10, "ef": 64, "rerank": None}  # as `quantann serve` gives them: rerank the index's default
 TOKEN = "a-long-enough-test-token"
 
 
@@ -125,6 +125,11 @@ def test_search_matches_library(srv, index_path, real):
     assert len(out["stats"]) == 40 and out["stats"][0]["store_reads"] == 1
     code, one, _ = call(srv.port, "POST", "/search", {"vector": q[0].tolist()})
     assert code == 200 and one["ids"] == idx.search(q[0], **DEFAULTS)[0].tolist()
+    # sq8: the default is rerank "auto", which a request may name too
+    code, auto, _ = call(srv.port, "POST", "/search", {"vector": q[0].tolist(), "rerank": "auto"})
+    assert code == 200 and idx.default_rerank == "auto"
+    assert (auto["ids"], auto["distances"]) == (one["ids"], one["distances"])
+    assert auto["stats"][0]["vectors_read"] == one["stats"][0]["vectors_read"] < 40
 
 
 def test_parallel_clients_get_their_own_answers(srv, index_path, real):
@@ -227,6 +232,7 @@ BAD = [
     ({"vector": V, "rerank": 10000}, 400, "--max-ef"),
     ({"vector": V, "rerank": -1}, 400, "outside"),
     ({"vector": V, "k": 100, "rerank": 41}, 400, "k*rerank=4100"),
+    ({"vector": V, "rerank": "all"}, 400, "rerank must be an integer"),
     ({"vectors": [V] * 65}, 400, "65 vectors in one request"),
     ({"vectors": []}, 400, "non-empty"),
     ({"vectors": [0.1, 0.2]}, 400, "numbers"),
@@ -461,7 +467,7 @@ def test_cli_errors(index_path):
     r = cli("serve", str(index_path), "--port", "0", "--max-k", "0")
     assert r.returncode == 1 and "error: max-k must be at least 1" in r.stderr and "Traceback" not in r.stderr
     r = cli("serve", str(index_path), "--port", "0", "--ef", "5000")
-    assert r.returncode == 1 and "error: -k 10 --ef 5000 --rerank 4 are outside this server's limits" in r.stderr
+    assert r.returncode == 1 and "error: -k 10 --ef 5000 --rerank (the index's default) are outside this server's limits" in r.stderr
     r = cli("serve", str(index_path), "--port", "0", "--max-body", "lots")
     assert r.returncode == 1 and "error: cannot read" in r.stderr
 

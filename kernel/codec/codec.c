@@ -57,9 +57,12 @@ int qa_quantizer_init(qa_quantizer *qz, int kind, int d, const float *vmin, cons
     return 0;
 }
 
-void qa_encode(const qa_quantizer *qz, const float *x, int64_t n, uint8_t *codes) {
+void qa_encode(const qa_quantizer *qz, const float *x, int64_t n, uint8_t *codes, float *resid) {
     const qa_codec *c = qa_codec_get(qz->kind);
-    for (int64_t r = 0; r < n; r++) c->encode(qz, x + r * qz->d, codes + r * qz->code_size);
+    for (int64_t r = 0; r < n; r++) {
+        c->encode(qz, x + r * qz->d, codes + r * qz->code_size);
+        if (resid && c->residual) resid[r] = c->residual(qz, x + r * qz->d, codes + r * qz->code_size);
+    }
 }
 
 void qa_decode(const qa_quantizer *qz, const uint8_t *code, float *out) {

@@ -77,10 +77,16 @@ typedef struct {
     qa_dist_fn dist;
     qa_dist_batch_fn dist_batch;
     /* Bound on |estimated - exact| distance for a code, in the distance's units, that holds
-     * with high probability over the rotation (rabitq), or for every coordinate the training
-     * range holds (sq8: clipped outliers excepted) (lets rerank read only the candidates that
-     * may still be in the top k). NULL: the row gives no bound (none, sq4). */
-    float (*error_bound)(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code);
+     * with high probability over the rotation (rabitq), or for every row (sq8, given the
+     * row's `residual`; resid < 0, a file without them: for every coordinate inside the
+     * trained range) (lets rerank read only the candidates that may still be in the top k).
+     * NULL: the row gives no bound (none, sq4). */
+    float (*error_bound)(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code,
+                         float resid);
+    /* What error_bound needs of a row that only its float vector tells, computed when it is
+     * encoded (qa_encode) and stored beside the codes (the `residuals` tensor); NULL: none.
+     * sq8: |x - x^|_2, rounded up. */
+    float (*residual)(const qa_quantizer *qz, const float *x, const uint8_t *code);
     /* rerank=auto's least candidate pool, in multiples of k (0: the beam alone); a bound
      * without a confidence (sq8) takes at least the default rerank's pool, so auto gives its
      * answers at any k from fewer reads */
@@ -100,8 +106,9 @@ int qa_code_size(int kind, int d);
 /* A quantizer from its parameters; returns -1 for an unknown kind or bad d. */
 int qa_quantizer_init(qa_quantizer *qz, int kind, int d, const float *vmin, const float *scale);
 
-/* Encode n row-major vectors; decode one code; |x^|^2 of n codes. */
-void qa_encode(const qa_quantizer *qz, const float *x, int64_t n, uint8_t *codes);
+/* Encode n row-major vectors (and, when resid is not NULL and the row has them, each
+ * row's residual); decode one code; |x^|^2 of n codes. */
+void qa_encode(const qa_quantizer *qz, const float *x, int64_t n, uint8_t *codes, float *resid);
 void qa_decode(const qa_quantizer *qz, const uint8_t *code, float *out);
 void qa_code_norms(const qa_quantizer *qz, const uint8_t *codes, int64_t n, float *out);
 

@@ -158,7 +158,9 @@ static inline float rq_dist(const qa_quantizer *qz, int metric, const qa_query *
     return 1.0f - (qq->qc_dot + f[2] + est);
 }
 
-static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code) {
+static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code,
+                         float resid) {
+    (void)resid;
     const int L = (1 << bits_of(qz)) - 1;
     float f[NFAC];
     factors(qz, code, f);

@@ -18,29 +18,46 @@ static void decode(const qa_quantizer *qz, const uint8_t *c, float *out) {
 
 static void prepare(const qa_quantizer *qz, const float *q, qa_query *out) { qa_sq_prepare(qz, q, out, 255); }
 
-/* |estimated - exact| distance, for a vector whose every coordinate lies in the trained
- * range (encode rounds it to the nearest step: |x - x^| <= scale / 2 per dimension):
- *   q . x - (bias + wscale s) = sum q (x - x^) + sum c (q scale - wscale w)
- * <= qerr + wscale / 2 * sum c (each weight is rounded to the nearest integer). Under L2
- * the code's norm |x^|^2 stands for |x|^2 too: ||x|^2 - |x^|^2| <= sum scale/2 (2|x^| + scale/2).
- * Plus a float slack of 1e-5 of the terms' magnitude, for the sums' rounding here and in the
- * exact rerank. A coordinate clipped at training (quantize.py DEFAULT_CLIP: 0.05 % per side)
- * may be further off than this: the bound does not cover it. */
-static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code) {
+/* |x - x^|_2 of a row, x^ in exact arithmetic (each term is exact in double), rounded up:
+ * float(r (1 + 1e-6)) >= r. Every coordinate counts, clipped ones included. */
+static float residual(const qa_quantizer *qz, const float *x, const uint8_t *code) {
+    double s = 0.0;
+    for (int i = 0; i < qz->d; i++) {
+        const double e = (double)x[i] - ((double)qz->vmin[i] + (double)qz->scale[i] * (double)code[i]);
+        s += e * e;
+    }
+    return (float)(sqrt(s) * (1.0 + 1e-6));
+}
+
+/* |estimated - exact| distance. With e = x - x^ and the row's residual R = |e| (resid):
+ *   q . x - (bias + wscale s) = q . e + sum c (q scale - wscale w)
+ * <= |q| R (Cauchy-Schwarz: every row, clipped coordinates included)
+ *    + wscale / 2 * sum c (each weight is rounded to the nearest integer).
+ * Under L2 the code's norm |x^|^2 stands for |x|^2 too (`norms`):
+ *   ||x|^2 - |x^|^2| = |e . (2 x^ + e)| <= R (2|x^| + R).
+ * resid < 0 (a file written before residuals): the per-coordinate form, sound only for
+ * coordinates inside the trained range (|e_i| <= scale_i / 2): qerr in place of |q| R and
+ * sum scale/2 (2|x^_i| + scale/2) for the norm; a coordinate clipped at training
+ * (quantize.py DEFAULT_CLIP) may be further off. Plus a float slack of 1e-5 of the terms'
+ * magnitude, for the sums' rounding here and in the exact rerank. */
+static float error_bound(const qa_quantizer *qz, int metric, const qa_query *qq, const uint8_t *code,
+                         float resid) {
+    const int l2 = metric == QA_METRIC_L2, known = resid >= 0.0f;
     int64_t csum = 0, wsum = 0; /* sum c, sum |w| c */
     float nerr = 0.0f, xn2 = 0.0f;
     for (int i = 0; i < qz->d; i++) {
         csum += code[i];
         wsum += (int64_t)(qq->w[i] < 0 ? -qq->w[i] : qq->w[i]) * code[i];
-        if (metric == QA_METRIC_L2) {
+        if (l2) {
             const float h = 0.5f * qz->scale[i], x = qz->vmin[i] + qz->scale[i] * (float)code[i];
-            nerr += h * (2.0f * fabsf(x) + h);
+            if (!known) nerr += h * (2.0f * fabsf(x) + h);
             xn2 += x * x;
         }
     }
-    const float ip = qq->qerr + 0.5f * qq->wscale * (float)csum;
+    if (l2 && known) nerr = resid * (2.0f * sqrtf(xn2) + resid);
+    const float ip = (known ? sqrtf(qq->qnorm2) * resid : qq->qerr) + 0.5f * qq->wscale * (float)csum;
     const float size = 1.0f + fabsf(qq->bias) + qq->wscale * (float)wsum; /* >= |q . x^| */
-    if (metric == QA_METRIC_L2) return 2.0f * ip + nerr + 1e-5f * (2.0f * size + qq->qnorm2 + xn2);
+    if (l2) return 2.0f * ip + nerr + 1e-5f * (2.0f * size + qq->qnorm2 + xn2);
     return ip + 1e-5f * size;
 }
 
@@ -127,6 +144,7 @@ static const qa_codec_variant variants[] = {
 
 const qa_codec qa_codec_sq8_row = {
     .id = QA_CODEC_SQ8, .name = "sq8", .code_size = code_size, .encode = encode,
-    .decode = decode, .prepare = prepare, .error_bound = error_bound, .auto_pool = QA_RERANK_AUTO_SQ_POOL,
+    .decode = decode, .prepare = prepare, .error_bound = error_bound, .residual = residual,
+    .auto_pool = QA_RERANK_DEFAULT, /* auto's pool: at least rerank 4's, so its answers at any k */
     .variants = variants, .n_variants = sizeof variants / sizeof variants[0],
 };

@@ -45,6 +45,9 @@ typedef struct {
      * qa_link_row_bytes(M0, link_bits) bytes at links0_packed; 0 or 32: the int32 links0 */
     int link_bits;
     const uint8_t *links0_packed;
+    /* [n] the codec's per-row residual (codec.h `residual`; sq8: |x - x^|), which makes
+     * rerank auto's bound hold for every row; NULL: absent (files before format 5) */
+    const float *resid;
 } qa_index_arrays;
 
 #endif

@@ -320,8 +320,9 @@ static void sort_rows(int32_t *a, int64_t m) {
 }
 
 /* rerank auto: keeps, in place, the candidates whose lower bound (estimate - the codec's
- * error bound) is not above the k-th smallest upper bound (qa_bound_cut): the others cannot
- * be in the top k (with the bound's confidence). Returns how many are kept (>= k when found >= k). */
+ * error bound, with the row's residual when the index has them) is not above the k-th
+ * smallest upper bound (qa_bound_cut): the others cannot be in the top k (with the bound's
+ * confidence). Returns how many are kept (>= k when found >= k). */
 static int64_t keep_by_bound(qa_searcher *s, int64_t found, int64_t k) {
     const qa_index *ix = s->ix;
     const qa_codec *c = ix->sp.codec;
@@ -330,7 +331,8 @@ static int64_t keep_by_bound(qa_searcher *s, int64_t found, int64_t k) {
     c->prepare(&ix->qz, s->q, &qq);
     float *lo = s->cand_d; /* becomes the lower bounds, as hi the upper */
     for (int64_t i = 0; i < found; i++) {
-        float b = c->error_bound(&ix->qz, ix->sp.metric, &qq, ix->sp.codes + s->cand[i] * cs);
+        const int32_t r = s->cand[i];
+        float b = c->error_bound(&ix->qz, ix->sp.metric, &qq, ix->sp.codes + r * cs, ix->a.resid ? ix->a.resid[r] : -1.0f);
         s->hi[i] = lo[i] + b;
         lo[i] -= b;
     }
@@ -506,8 +508,8 @@ int qa_index_calibrate_bound(const qa_index *ix, const float *vectors, int nq, i
             const int32_t x = s->cand[i];
             if (x == row) continue;
             const uint8_t *code = ix->sp.codes + (int64_t)x * ix->qz.stride;
-            const float b1 = c->error_bound(&q1, ix->sp.metric, &qq, code);
-            const float b2 = c->error_bound(&q2, ix->sp.metric, &qq, code);
+            const float b1 = c->error_bound(&q1, ix->sp.metric, &qq, code, -1.0f);
+            const float b2 = c->error_bound(&q2, ix->sp.metric, &qq, code, -1.0f);
             est[o] = s->cand_d[i];
             a[o] = b2 - b1;
             r[o] = b1 - a[o];

@@ -12,11 +12,11 @@
 #define MAX_TENSORS 16
 
 /* The tensors of a .qann, in file order (FORMAT.md). */
-enum { T_VMIN = QA_QANN_VMIN, T_SCALE, T_CODES, T_NORMS, T_LEVEL, T_LINKS0, T_UP_NODES, T_UP_OFF, T_UPPER,
-       T_IDS, T_VECTORS, T_COUNT };
+enum { T_VMIN = QA_QANN_VMIN, T_SCALE, T_CODES, T_NORMS, T_RESID, T_LEVEL, T_LINKS0, T_UP_NODES, T_UP_OFF,
+       T_UPPER, T_IDS, T_VECTORS, T_COUNT };
 static const char *const tensor_name[T_COUNT] = {
-    QA_TENSOR_VMIN,  QA_TENSOR_SCALE,  QA_TENSOR_CODES, QA_TENSOR_NORMS, QA_TENSOR_LEVEL,   QA_TENSOR_LINKS0,
-    QA_TENSOR_UP_NODES, QA_TENSOR_UP_OFF, QA_TENSOR_UPPER, QA_TENSOR_IDS, QA_TENSOR_VECTORS};
+    QA_TENSOR_VMIN,  QA_TENSOR_SCALE,  QA_TENSOR_CODES, QA_TENSOR_NORMS, QA_TENSOR_RESIDUALS, QA_TENSOR_LEVEL,
+    QA_TENSOR_LINKS0, QA_TENSOR_UP_NODES, QA_TENSOR_UP_OFF, QA_TENSOR_UPPER, QA_TENSOR_IDS, QA_TENSOR_VECTORS};
 
 typedef struct {
     qa_gguf g;
@@ -292,6 +292,11 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
         return QA_ERR_FORMAT;
     if (want_norms && expect_tensor(h, T_NORMS, QA_T_F32, 1, a->n, 0, err, el)) return QA_ERR_FORMAT;
     if (!want_norms && h->t[T_NORMS]) FAIL("unexpected tensor norms (only l2 over sq8/sq4 has norms)");
+    if (h->t[T_RESID]) { /* format 5, optional: without it rerank auto keeps the per-coordinate bound */
+        if (version < 5) FAIL("tensor %s in a format %u file (it came with format 5)", QA_TENSOR_RESIDUALS, version);
+        if (a->codec != QA_CODEC_SQ8) FAIL("unexpected tensor %s (only sq8 codes have residuals)", QA_TENSOR_RESIDUALS);
+        if (expect_tensor(h, T_RESID, QA_T_F32, 1, a->n, 0, err, el)) return QA_ERR_FORMAT;
+    }
     int64_t n_up, n_off, n_upper, n_ids;
     if (expect_list(h, T_UP_NODES, QA_T_I32, &n_up, err, el) || expect_list(h, T_UP_OFF, QA_T_I64, &n_off, err, el) ||
         expect_list(h, T_UPPER, QA_T_I32, &n_upper, err, el) || expect_list(h, T_IDS, QA_T_I64, &n_ids, err, el))
@@ -319,7 +324,7 @@ static int read_header(hdr_t *h, const uint8_t *buf, uint64_t len, uint64_t flen
     h->info.mem_codes = NB(T_CODES);
     h->info.mem_graph = NB(T_LEVEL) + NB(T_LINKS0) + NB(T_UP_NODES) + NB(T_UP_OFF) + NB(T_UPPER);
     h->info.mem_ids = NB(T_IDS);
-    h->info.mem_other = NB(T_VMIN) + NB(T_SCALE) + NB(T_NORMS) + 2 * n;
+    h->info.mem_other = NB(T_VMIN) + NB(T_SCALE) + NB(T_NORMS) + NB(T_RESID) + 2 * n;
 #undef NB
     for (int r = 0; r < T_COUNT; r++)
         if (h->t[r]) {
@@ -491,6 +496,7 @@ int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_in
     a->scale = DATA(T_SCALE, const float *);
     a->codes = DATA(T_CODES, const uint8_t *);
     a->norms = DATA(T_NORMS, const float *);
+    a->resid = DATA(T_RESID, const float *);
     a->level = DATA(T_LEVEL, const uint8_t *);
     if (a->link_bits == QA_LINK_BITS_INT32) a->links0 = DATA(T_LINKS0, const int32_t *);
     else a->links0_packed = DATA(T_LINKS0, const uint8_t *);
@@ -531,6 +537,13 @@ int qa_qann_read_info(const uint8_t *buf, uint64_t len, uint64_t file_len, qa_in
     if (a->norms && !all_finite(a->norms, (uint64_t)a->n)) {
         qa_set_err(err, el, "norms are not finite");
         goto done;
+    }
+    if (a->resid) { /* a NaN would drop its row from every bound, a negative one read as absent */
+        for (int64_t r = 0; r < a->n; r++)
+            if (!(a->resid[r] >= 0.0f) || !all_finite(&a->resid[r], 1)) {
+                qa_set_err(err, el, "residual of row %lld is not a finite non-negative number", (long long)r);
+                goto done;
+            }
     }
     if ((rc = qa_qann_check_graph(a, err, el))) goto done;
     if (a->ids && (rc = check_ids(a->ids, a->n, h->info.next_id, err, el))) goto done;

@@ -8,7 +8,7 @@
  * every tensor's type, shape and extent, the CRC-32 of every in-memory tensor, the graph
  * (links inside the index and only to nodes that have the level they are on, levels, the
  * upper-level lists and offsets, the entry on the top level), finite quantizer parameters
- * and float codes, unique ids. The vectors tensor is checked against the file's length
+ * and float codes, finite non-negative residuals, unique ids. The vectors tensor is checked against the file's length
  * only: it is never in the buffer.
  *
  * Two steps, so that a streamed or HTTP reader fetches exactly what it needs and checks
@@ -26,8 +26,9 @@
 #include "arrays.h"
 
 /* The tensors of a .qann, in file order (names: kernel/constants.h, QA_TENSOR_*). */
-enum { QA_QANN_VMIN, QA_QANN_SCALE, QA_QANN_CODES, QA_QANN_NORMS, QA_QANN_LEVEL, QA_QANN_LINKS0,
-       QA_QANN_UP_NODES, QA_QANN_UP_OFF, QA_QANN_UPPER, QA_QANN_IDS, QA_QANN_VECTORS, QA_QANN_TENSORS };
+enum { QA_QANN_VMIN, QA_QANN_SCALE, QA_QANN_CODES, QA_QANN_NORMS, QA_QANN_RESIDUALS, QA_QANN_LEVEL,
+       QA_QANN_LINKS0, QA_QANN_UP_NODES, QA_QANN_UP_OFF, QA_QANN_UPPER, QA_QANN_IDS, QA_QANN_VECTORS,
+       QA_QANN_TENSORS };
 
 typedef struct {
     uint32_t gguf_version;

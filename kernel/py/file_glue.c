@@ -57,8 +57,9 @@ PyObject *qa_py_qann_read(PyObject *self, PyObject *args) {
     const void *o = b.buf;
     int64_t dpad = (a.d + 63) & ~63;
     PyObject *arrays = Py_BuildValue(
-        "{sNsNsNsNsNsNsNsNsNsN}", "quant.vmin", span(a.vmin, o, dpad), "quant.scale", span(a.scale, o, dpad),
-        "codes", span(a.codes, o, a.n), "norms", span(a.norms, o, a.n), "graph.level", span(a.level, o, a.n),
+        "{sNsNsNsNsNsNsNsNsNsNsN}", "quant.vmin", span(a.vmin, o, dpad), "quant.scale", span(a.scale, o, dpad),
+        "codes", span(a.codes, o, a.n), "norms", span(a.norms, o, a.n), "residuals", span(a.resid, o, a.n),
+        "graph.level", span(a.level, o, a.n),
         "graph.links0", span(a.links0 ? (const void *)a.links0 : (const void *)a.links0_packed, o, a.n), "graph.up_nodes", span(a.up_nodes, o, a.n_up), "graph.up_off",
         span(a.up_off, o, a.n_up), "graph.upper", span(a.upper, o, a.n_upper), "ids", span(a.ids, o, a.n));
     if (!arrays) return NULL;

@@ -35,9 +35,9 @@ static inline int64_t now_ns(void) {
 
 /* ---- Index -------------------------------------------------------------------------- */
 
-enum { A_VMIN, A_SCALE, A_CODES, A_NORMS, A_LEVEL, A_LINKS0, A_UPN, A_UPO, A_UPPER, A_DEL, A_COUNT };
+enum { A_VMIN, A_SCALE, A_CODES, A_NORMS, A_LEVEL, A_LINKS0, A_UPN, A_UPO, A_UPPER, A_DEL, A_RESID, A_COUNT };
 static const char *array_names[A_COUNT] = {"vmin", "scale", "codes", "norms", "level",
-                                           "links0", "up_nodes", "up_off", "upper", "deleted"};
+                                           "links0", "up_nodes", "up_off", "upper", "deleted", "residuals"};
 
 typedef struct {
     PyObject_HEAD
@@ -64,12 +64,13 @@ static void index_release(IndexObject *self) {
 }
 
 /* Index(metric, cosine, codec, d, M, M0, entry, max_level, ef_construction, vmin=, scale=,
- *       codes=, norms=, level=, links0=, up_nodes=, up_off=, upper=, deleted=, link_bits=32)
+ *       codes=, norms=, level=, links0=, up_nodes=, up_off=, upper=, deleted=, link_bits=32,
+ *       residuals=)
  * link_bits < 32: links0 holds the packed level-0 lists (kernel/links.h). */
 static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"metric", "cosine", "codec", "d", "M", "M0", "entry", "max_level",
                              "ef_construction", "vmin", "scale", "codes", "norms", "level", "links0",
-                             "up_nodes", "up_off", "upper", "deleted", "link_bits", NULL};
+                             "up_nodes", "up_off", "upper", "deleted", "link_bits", "residuals", NULL};
     PyObject *o[A_COUNT] = {0};
     long long d, M, M0, entry, max_level, efc, link_bits = QA_LINK_BITS_INT32;
     int metric, cosine, codec;
@@ -78,10 +79,10 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
         return -1;
     }
     index_release(self);
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiLLLLLL|OOOOOOOOOOL", kwlist, &metric, &cosine, &codec, &d, &M,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "iiiLLLLLL|OOOOOOOOOOLO", kwlist, &metric, &cosine, &codec, &d, &M,
                                      &M0, &entry, &max_level, &efc, &o[A_VMIN], &o[A_SCALE], &o[A_CODES],
                                      &o[A_NORMS], &o[A_LEVEL], &o[A_LINKS0], &o[A_UPN], &o[A_UPO], &o[A_UPPER],
-                                     &o[A_DEL], &link_bits))
+                                     &o[A_DEL], &link_bits, &o[A_RESID]))
         return -1;
     if (link_bits < 1 || link_bits > QA_LINK_BITS_INT32) {
         PyErr_Format(PyExc_ValueError, "link_bits=%lld out of range (1..32)", link_bits);
@@ -109,6 +110,7 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
         bad = "packed links0 shorter than count x row bytes";
     else if (B[A_UPO].b.len / 8 != n_up) bad = "up_nodes and up_off differ in length";
     else if (B[A_NORMS].held && B[A_NORMS].b.len < n * 4) bad = "norms shorter than count";
+    else if (B[A_RESID].held && B[A_RESID].b.len < n * 4) bad = "residuals shorter than count";
     else if (B[A_DEL].held && B[A_DEL].b.len < (n + 7) / 8) bad = "deleted bitset shorter than count";
     else if (codec != QA_CODEC_NONE && (B[A_VMIN].b.len < qa_pad_dims((int)d) * 4 || B[A_SCALE].b.len < qa_pad_dims((int)d) * 4))
         bad = "quantizer parameters shorter than the padded dimensions";
@@ -137,6 +139,7 @@ static int Index_init(IndexObject *self, PyObject *args, PyObject *kw) {
     a->scale = B[A_SCALE].b.buf;
     a->codes = B[A_CODES].b.buf;
     a->norms = B[A_NORMS].held ? B[A_NORMS].b.buf : NULL;
+    a->resid = B[A_RESID].held ? B[A_RESID].b.buf : NULL;
     a->level = B[A_LEVEL].b.buf;
     a->link_bits = (int)link_bits;
     if (packed) a->links0_packed = B[A_LINKS0].b.buf;
@@ -537,20 +540,23 @@ static int quantizer_from(int kind, int d, PyObject *vmin_o, PyObject *scale_o, 
     return 0;
 }
 
+/* encode(kind, d, vmin, scale, x, out[, residuals float32[n]]): codes, and each row's
+ * residual when the codec has them (codec.h) */
 static PyObject *py_encode(PyObject *self, PyObject *args) {
     int kind, d;
-    PyObject *vmin_o, *scale_o, *x_o, *out_o;
-    if (!PyArg_ParseTuple(args, "iiOOOO", &kind, &d, &vmin_o, &scale_o, &x_o, &out_o)) return NULL;
+    PyObject *vmin_o, *scale_o, *x_o, *out_o, *res_o = NULL;
+    if (!PyArg_ParseTuple(args, "iiOOOO|O", &kind, &d, &vmin_o, &scale_o, &x_o, &out_o, &res_o)) return NULL;
     qa_quantizer qz;
-    qa_py_buf vmin, scale, x, out;
+    qa_py_buf vmin, scale, x, out, res = {0};
     if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
     if (qa_py_get_buf(x_o, &x, 0, 4, 0, "x")) { qa_py_rel(&vmin); qa_py_rel(&scale); return NULL; }
     int64_t n = x.b.len / (4 * (int64_t)d);
     if (qa_py_get_buf(out_o, &out, 1, qz.code_size, n, "out")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&x); return NULL; }
+    if (qa_py_get_buf(res_o, &res, 1, 4, res_o && res_o != Py_None ? n : 0, "residuals")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&x); qa_py_rel(&out); return NULL; }
     Py_BEGIN_ALLOW_THREADS
-    qa_encode(&qz, x.b.buf, n, out.b.buf);
+    qa_encode(&qz, x.b.buf, n, out.b.buf, res.held ? res.b.buf : NULL);
     Py_END_ALLOW_THREADS
-    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&x); qa_py_rel(&out);
+    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&x); qa_py_rel(&out); qa_py_rel(&res);
     Py_RETURN_NONE;
 }
 
@@ -598,7 +604,7 @@ static PyObject *py_code_size(PyObject *self, PyObject *args) {
     return PyLong_FromLong(cs);
 }
 
-/* codecs() -> [{"id", "name", "variants": [names available here], "error_bound": bool}] */
+/* codecs() -> [{"id", "name", "variants": [names available here], "error_bound": bool, "residual": bool}] */
 static PyObject *py_codecs(PyObject *self, PyObject *noargs) {
     PyObject *out = PyList_New(0);
     for (int id = 0; id < QA_CODEC_COUNT; id++) {
@@ -610,8 +616,9 @@ static PyObject *py_codecs(PyObject *self, PyObject *noargs) {
                 PyList_Append(vs, nm);
                 Py_DECREF(nm);
             }
-        PyObject *row = Py_BuildValue("{s:i,s:s,s:N,s:O}", "id", c->id, "name", c->name, "variants", vs,
-                                      "error_bound", c->error_bound ? Py_True : Py_False);
+        PyObject *row = Py_BuildValue("{s:i,s:s,s:N,s:O,s:O}", "id", c->id, "name", c->name, "variants", vs,
+                                      "error_bound", c->error_bound ? Py_True : Py_False,
+                                      "residual", c->residual ? Py_True : Py_False);
         PyList_Append(out, row);
         Py_DECREF(row);
     }
@@ -668,14 +675,15 @@ static PyObject *py_codec_distances(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* codec_bounds(kind, metric, d, vmin, scale, q, codes) -> float32 bytes: the row's error
- * bound per code (tests check how often it holds). */
+/* codec_bounds(kind, metric, d, vmin, scale, q, codes[, residuals]) -> float32 bytes: the
+ * row's error bound per code (tests check how often it holds); without residuals the
+ * bound of a file that has none. */
 static PyObject *py_codec_bounds(PyObject *self, PyObject *args) {
     int kind, metric, d;
-    PyObject *vmin_o, *scale_o, *q_o, *c_o;
-    if (!PyArg_ParseTuple(args, "iiiOOOO", &kind, &metric, &d, &vmin_o, &scale_o, &q_o, &c_o)) return NULL;
+    PyObject *vmin_o, *scale_o, *q_o, *c_o, *res_o = NULL;
+    if (!PyArg_ParseTuple(args, "iiiOOOO|O", &kind, &metric, &d, &vmin_o, &scale_o, &q_o, &c_o, &res_o)) return NULL;
     qa_quantizer qz;
-    qa_py_buf vmin, scale, q, c;
+    qa_py_buf vmin, scale, q, c, res = {0};
     if (quantizer_from(kind, d, vmin_o, scale_o, &qz, &vmin, &scale)) return NULL;
     const qa_codec *row = qa_codec_get(kind);
     if (!row->error_bound) {
@@ -685,6 +693,11 @@ static PyObject *py_codec_bounds(PyObject *self, PyObject *args) {
     if (qa_py_get_buf(q_o, &q, 0, 4, d, "q")) { qa_py_rel(&vmin); qa_py_rel(&scale); return NULL; }
     if (qa_py_get_buf(c_o, &c, 0, 1, 0, "codes")) { qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); return NULL; }
     int64_t n = c.b.len / qz.code_size;
+    if (qa_py_get_buf(res_o, &res, 0, 4, res_o && res_o != Py_None ? n : 0, "residuals")) {
+        qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); qa_py_rel(&c);
+        return NULL;
+    }
+    const float *resid = res.held ? res.b.buf : NULL;
     int16_t *w = calloc((size_t)qz.dpad, sizeof(int16_t));
     PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)(4 * n));
     if (w && out) {
@@ -692,13 +705,14 @@ static PyObject *py_codec_bounds(PyObject *self, PyObject *args) {
         qa_query qq = {.w = w};
         row->prepare(&qz, q.b.buf, &qq);
         for (int64_t i = 0; i < n; i++)
-            o[i] = row->error_bound(&qz, metric, &qq, (const uint8_t *)c.b.buf + i * qz.code_size);
+            o[i] = row->error_bound(&qz, metric, &qq, (const uint8_t *)c.b.buf + i * qz.code_size,
+                                    resid ? resid[i] : -1.0f);
     } else {
         Py_CLEAR(out);
         PyErr_NoMemory();
     }
     free(w);
-    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); qa_py_rel(&c);
+    qa_py_rel(&vmin); qa_py_rel(&scale); qa_py_rel(&q); qa_py_rel(&c); qa_py_rel(&res);
     return out;
 }
 
@@ -856,13 +870,13 @@ static PyMethodDef methods[] = {
     {"pack_links", py_pack_links, METH_VARARGS, "pack_links(links0, n, M0, bits, out): int32 lists -> packed rows"},
     {"unpack_links", py_unpack_links, METH_VARARGS, "unpack_links(packed, n, M0, bits, out): packed rows -> int32 lists"},
     {"link_bits", py_link_bits, METH_VARARGS, "link_bits(n, M0) -> (bits per id, bytes per packed row)"},
-    {"encode", py_encode, METH_VARARGS, "encode(kind, d, vmin, scale, x, out)"},
+    {"encode", py_encode, METH_VARARGS, "encode(kind, d, vmin, scale, x, out[, residuals])"},
     {"decode", py_decode, METH_VARARGS, "decode(kind, d, vmin, scale, codes, out)"},
     {"code_norms", py_code_norms, METH_VARARGS, "code_norms(kind, d, vmin, scale, codes, out)"},
     {"code_size", py_code_size, METH_VARARGS, "code_size(kind, d) -> bytes per code"},
     {"codecs", py_codecs, METH_NOARGS, "codecs() -> the codec table's rows and their variants"},
     {"codec_bounds", py_codec_bounds, METH_VARARGS,
-     "codec_bounds(kind, metric, d, vmin, scale, q, codes) -> float32 bytes: the error bound per code"},
+     "codec_bounds(kind, metric, d, vmin, scale, q, codes[, residuals]) -> float32 bytes: the error bound per code"},
     {"codec_distances", py_codec_distances, METH_VARARGS,
      "codec_distances(kind, variant, metric, d, vmin, scale, q, codes, norms, batch) -> float32 bytes"},
     {"pread_rows", py_pread_rows, METH_VARARGS, "pread_rows(fd, base, row_bytes, rows, ranges, out)"},

@@ -96,6 +96,7 @@ FIELD(entry, 32) FIELD(max_level, 36) FIELD(ef_construction, 40) FIELD(vmin, 44)
 FIELD(codes, 52) FIELD(norms, 56) FIELD(level, 60) FIELD(links0, 64) FIELD(up_nodes, 68) FIELD(up_off, 72)
 FIELD(n_up, 80) FIELD(upper, 88) FIELD(n_upper, 96) FIELD(ids, 104) FIELD(deleted, 108)
 FIELD(vectors_offset, 112) FIELD(vectors_crc32, 120) FIELD(link_bits, 124) FIELD(links0_packed, 128)
+FIELD(resid, 132)
 _Static_assert(sizeof(qa_index_arrays) == 136, "web/src/kernel.js ARRAYS_BYTES");
 _Static_assert(offsetof(qa_search_params, max_gap) == 24 && sizeof(qa_search_stats) == 48, "web/src/kernel.js");
 

@@ -56,10 +56,13 @@ class Limits:
         if self.body_memory and self.body_memory < self.max_body:
             raise ValueError("body-memory must hold at least one body of max-body bytes")
 
-    def check_defaults(self, k: int, ef: int, rerank: int) -> None:
-        """The server's own -k/--ef/--rerank must be requests it would accept."""
-        if not (1 <= k <= self.max_k and 1 <= ef <= self.max_ef and 0 <= rerank and k * rerank <= self.max_ef):
-            raise ValueError(f"-k {k} --ef {ef} --rerank {rerank} are outside this server's limits "
+    def check_defaults(self, k: int, ef: int, rerank) -> None:
+        """The server's own -k/--ef/--rerank must be requests it would accept (rerank None:
+        the index's default; it and "auto" read at most max(ef, k * rerank_default) rows)."""
+        per_k = LIMITS["rerank_default"] if rerank in (None, "auto") else rerank
+        if not (1 <= k <= self.max_k and 1 <= ef <= self.max_ef and 0 <= per_k and k * per_k <= self.max_ef):
+            given = "(the index's default)" if rerank is None else rerank
+            raise ValueError(f"-k {k} --ef {ef} --rerank {given} are outside this server's limits "
                              f"(k 1..{self.max_k}, ef and k*rerank up to {self.max_ef})")
 
     @property

@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 
+from ..constants import LIMITS
 from ..errors import QuantannError
 from . import jsonio
 from .limits import ApiError, Limits, json_depth
@@ -56,12 +57,16 @@ def _integer(body: dict, name: str, default: int, lo: int, hi: int, flag: str) -
 
 
 def _counts(req: dict, limits: Limits, defaults: dict, live: int) -> tuple[int, int, int]:
-    """k, ef and rerank of a request, checked against the limits and the index."""
+    """k, ef and rerank of a request, checked against the limits and the index. rerank
+    "auto", or None (the index's default), reads at most max(ef, k * rerank_default) rows."""
     k = _integer(req, "k", defaults["k"], 1, limits.max_k, "--max-k")
     ef = _integer(req, "ef", defaults["ef"], 1, limits.max_ef, "--max-ef")
-    rerank = _integer(req, "rerank", defaults["rerank"], 0, limits.max_ef, "--max-ef")
-    if k * rerank > limits.max_ef:
-        raise ApiError(400, "out_of_range", f"k*rerank={k * rerank} candidates is over this server's limit "
+    rerank = req.get("rerank", defaults["rerank"])
+    if rerank not in (None, "auto"):
+        rerank = _integer(req, "rerank", defaults["rerank"], 0, limits.max_ef, "--max-ef")
+    per_k = LIMITS["rerank_default"] if rerank in (None, "auto") else rerank
+    if k * per_k > limits.max_ef:
+        raise ApiError(400, "out_of_range", f"k*rerank={k * per_k} candidates is over this server's limit "
                                             f"of {limits.max_ef} (--max-ef)")
     if k > live:
         raise ApiError(400, "out_of_range", f"k={k} is larger than the {live} vectors in the index")
@@ -88,6 +93,9 @@ def parse_binary(body: bytes, params: list, limits: Limits, defaults: dict, dim:
             raise ApiError(400, "bad_request", f"query parameter {n!r} given twice")
     req = {}
     for n, v in params:
+        if n == "rerank" and v == "auto":
+            req[n] = v
+            continue
         if not _INT.fullmatch(v):
             raise ApiError(400, "bad_parameter", f"{n} must be an integer, got {v[:40]!r}")
         req[n] = int(v)

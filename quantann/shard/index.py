@@ -188,9 +188,15 @@ class ShardedIndex:
     def prepare_queries(self, queries) -> np.ndarray:
         return self.shards[0].prepare_queries(queries)
 
-    def search(self, queries, k: int = 10, ef: int = 64, rerank=4, threads: int = 1):
+    @property
+    def default_rerank(self):
+        """As Index.default_rerank, of the shards (one quantizer: the same for each)."""
+        return self.shards[0].default_rerank
+
+    def search(self, queries, k: int = 10, ef: int = 64, rerank=None, threads: int = 1):
         """As Index.search: (ids (nq, k) uint64, distances (nq, k) float32), best first,
-        over all shards; each shard returns its own top k (reranked in one batch read)."""
+        over all shards; each shard returns its own top k (reranked in one batch read;
+        rerank None: each shard's default_rerank)."""
         q = as_matrix(queries, self.dim, "queries")
         k = check_k(k, len(self))
         self._rw.acquire_read()

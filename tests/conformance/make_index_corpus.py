@@ -201,6 +201,17 @@ def cases(data: bytes, lay: Layout):
            in_tensor("graph.up_nodes", 0, "<i", int(up_nodes[0]) + 1 if up_nodes[0] + 1 not in up_nodes else 0))
     yield ("up_off_wrong", "upper-level offsets", in_tensor("graph.up_off", 1, "<q", 1))
     yield ("quantizer_nan", "quantizer parameters are not finite", in_tensor("quant.vmin", 0, "<f", float("nan")))
+    # sq8 residuals (format 5): rerank auto's bound trusts them, so each is checked
+    yield ("residual_nan", "residual of row 7 is not a finite non-negative number",
+           in_tensor("residuals", 7, "<f", float("nan")))
+    yield ("residual_negative", "residual of row 0 is not a finite non-negative number",
+           in_tensor("residuals", 0, "<f", -0.5))
+    yield ("residual_infinite", "residual of row 47 is not a finite non-negative number",
+           in_tensor("residuals", 47, "<f", float("inf")))
+    yield ("residuals_wrong_length", "tensor residuals is F32[47], expected F32[48]",
+           patched(T["residuals"]["dims_at"], "<Q", 47))
+    yield ("residuals_in_format_4", "tensor residuals in a format 4 file (it came with format 5)",
+           patched(lay.value("quantann.format_version"), "<I", 4))
     ids = tensor("ids", np.uint64)
     yield ("ids_duplicate", f"duplicate id {int(ids[0])}", in_tensor("ids", 1, "<Q", int(ids[0])))
     yield "truncated_header", "truncated", data[:200]

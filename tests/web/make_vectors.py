@@ -27,6 +27,9 @@ CASES = [  # name, quant, metric, user ids, compact graph (level 0 packed, the d
     ("sq8-cosine-cells", "sq8", "cosine", False, True, "cells"),  # rows in locality order: ids from the file
     # the same, then rows deleted and added before the save: numbering with a gap (ids.next > count)
     ("sq8-cosine-cells-edited", "sq8", "cosine", False, True, "cells"),
+    # rows with a coordinate far outside the trained range: rerank="auto" reads them through
+    # their residuals (format 5)
+    ("sq8-ip-outliers", "sq8", "ip", False, True),
 ]
 N, NQ, K, EF, RERANK = 3000, 60, 10, 64, 4
 
@@ -43,6 +46,15 @@ def data():
     return x, q
 
 
+def outliers(x):
+    """A copy of x in which every 50th row has one coordinate 10x the largest |value|: far
+    outside the range sq8 trains with a clip of 0.2 % per side."""
+    y = x.copy()
+    rows = np.arange(0, len(y), 50)
+    y[rows, rows % y.shape[1]] = 10 * np.abs(x).max()
+    return y
+
+
 def main(out="web/dist/testdata"):
     os.makedirs(out, exist_ok=True)
     x, q = data()
@@ -51,8 +63,10 @@ def main(out="web/dist/testdata"):
     for name, quant, metric, with_ids, compact, *order in CASES:
         ids = (np.arange(len(x), dtype=np.uint64) * 7 + 1000) if with_ids else None
         path = os.path.join(out, f"{name}.qann")
-        built = quantann.Index.build(x, quant=quant, metric=metric, M=12, ef_construction=100, ids=ids, threads=2,
-                                     seed=1, row_order=order[0] if order else "none")
+        odd = name.endswith("-outliers")  # a clip no single outlier per dimension moves
+        built = quantann.Index.build(outliers(x) if odd else x, quant=quant, metric=metric, M=12, ef_construction=100,
+                                     ids=ids, threads=2, seed=1, row_order=order[0] if order else "none",
+                                     clip=0.002 if odd else None)
         built.compact_graph = compact
         if name.endswith("-edited"):
             built.delete([3, 1000, len(x) - 1])
@@ -66,7 +80,7 @@ def main(out="web/dist/testdata"):
                               rerank=rerank, nq=int(len(q)), ids=got_ids.astype(str).tolist(),
                               distances=got_d.tolist(), graph_ids=graph_ids.astype(str).tolist(),
                               graph_distances=graph_d.tolist(), has_user_ids=index.has_user_ids,
-                              next_id=index.next_id)
+                              next_id=index.next_id, default_rerank=index.default_rerank)
         if quant == "sq8":  # rerank="auto": only the candidates sq8's error bound keeps
             auto_ids, auto_d = index.search(q, k=K, ef=EF, rerank="auto")
             expected[name].update(auto_ids=auto_ids.astype(str).tolist(), auto_distances=auto_d.tolist(),

@@ -2,7 +2,7 @@
 export const CONSTANTS = Object.freeze({
   "format": {
     "arch": "quantann",
-    "version": 4,
+    "version": 5,
     "min_version": 1,
     "alignment": 32
   },
@@ -44,6 +44,7 @@ export const CONSTANTS = Object.freeze({
     "scale": "quant.scale",
     "codes": "codes",
     "norms": "norms",
+    "residuals": "residuals",
     "level": "graph.level",
     "links0": "graph.links0",
     "up_nodes": "graph.up_nodes",
@@ -54,7 +55,7 @@ export const CONSTANTS = Object.freeze({
   },
   "limits": {
     "rerank_auto": -1,
-    "rerank_auto_sq_pool": 4,
+    "rerank_default": 4,
     "max_dim": 65536,
     "max_rows": 2147483646,
     "max_level": 16,

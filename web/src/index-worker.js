@@ -1,8 +1,8 @@
 // A whole index in a dedicated module Worker (src/index-worker-client.js is the main-thread side):
 // the kernel, and the vectors read synchronously from OPFS (OPFSSyncStore) or any store
 // openIndex accepts. Requests: {id, op, args} -> {id, ok, result} | {id, ok: false, error}.
-//   open   {source, opfs?, maxGap?, options} -> {dim, count, metric, quant, hasUserIds, nextId, memory,
-//                                        wasmMemory, maxGap, gapMeasure}
+//   open   {source, opfs?, maxGap?, options} -> {dim, count, metric, quant, hasUserIds, nextId,
+//                                        defaultRerank, memory, wasmMemory, maxGap, gapMeasure}
 //   search {queries, options}         -> openIndex's search result (buffers transferred); with
 //                                        OPFS the whole query is one synchronous call here
 //                                        (searchSync: graph search, reads into wasm memory, rerank)
@@ -34,7 +34,8 @@ const ops = {
       throw e;
     }
     return { dim: index.dim, count: index.count, metric: index.metric, quant: index.quant,
-      hasUserIds: index.hasUserIds, nextId: index.nextId, memory: index.memory(), wasmMemory: index.wasmMemory,
+      hasUserIds: index.hasUserIds, nextId: index.nextId, defaultRerank: index.defaultRerank,
+      memory: index.memory(), wasmMemory: index.wasmMemory,
       maxGap: index.store.maxGap ?? 0, gapMeasure: store?.gapMeasure };
   },
   async search({ queries, options }) {

@@ -38,7 +38,7 @@ export class MemoryBudgetError extends Error {
 const INFO_FIELDS = ['headerBytes', 'partBytes', 'codes', 'graph', 'ids', 'other', 'ggufVersion', 'formatVersion',
   'metric', 'cosine', 'codec', 'd', 'n', 'M', 'M0', 'entry', 'maxLevel', 'efConstruction', 'vectorsOffset', 'vectorsCrc32', 'linkBits',
   'nextId'];
-const TENSORS = ['vmin', 'scale', 'codes', 'norms', 'level', 'links0', 'up_nodes', 'up_off', 'upper', 'ids', 'vectors']
+const TENSORS = ['vmin', 'scale', 'codes', 'norms', 'residuals', 'level', 'links0', 'up_nodes', 'up_off', 'upper', 'ids', 'vectors']
   .map((k) => CONSTANTS.tensors[k]);
 const INFO_DOUBLES = INFO_FIELDS.length + 2 * TENSORS.length;
 const CODEC_NAMES = Object.fromEntries(Object.entries(CONSTANTS.codecs).map(([k, v]) => [v, k]));
@@ -200,7 +200,8 @@ class Index {
    * {ids: BigUint64Array(nq*k), rows: Int32Array, distances: Float32Array, stats}.
    * Distances are squared L2, or 1 - inner product (ip, cosine). rerank=0 returns the
    * graph's approximate order; rerank='auto' (sq8, rabitq codes) rescores only the candidates
-   * whose error bound leaves them a chance. The kernel checks k, ef and rerank.
+   * whose error bound leaves them a chance; by default `defaultRerank`. The kernel checks k,
+   * ef and rerank.
    */
   async search(queries, options = {}) {
     const c = this._start(queries, options);
@@ -260,7 +261,16 @@ class Index {
   // The parts of one search call, shared by search and searchSync: checks and buffers (_start),
   // query i copied in and the graph search (_begin: c.m rows to read), the rerank and the
   // top k copied out (_finish), the ids (_result).
-  _start(queries, { k = 10, ef = 64, rerank = 4 } = {}) {
+  /**
+   * What search reranks when not told (as Python's Index.default_rerank): 'auto' where the
+   * codes' error bound holds for every row (sq8 with its residuals, format 5), else
+   * CONSTANTS.limits.rerank_default (rabitq's bound is calibrated, not a guarantee).
+   */
+  get defaultRerank() {
+    return this.info.tensors.has(CONSTANTS.tensors.residuals) ? 'auto' : CONSTANTS.limits.rerank_default;
+  }
+
+  _start(queries, { k = 10, ef = 64, rerank = this.defaultRerank } = {}) {
     if (!this.handle) throw new Error('the index is closed');
     // 'auto' (sq8, rabitq codes): read only the candidates the codes' error bound keeps
     if (rerank === 'auto') rerank = CONSTANTS.limits.rerank_auto;

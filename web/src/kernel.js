@@ -14,7 +14,7 @@ export const ARRAYS = {
     vmin: [44, 'ptr'], scale: [48, 'ptr'], codes: [52, 'ptr'], norms: [56, 'ptr'], level: [60, 'ptr'],
     links0: [64, 'ptr'], up_nodes: [68, 'ptr'], up_off: [72, 'ptr'], n_up: [80, 'i64'], upper: [88, 'ptr'],
     n_upper: [96, 'i64'], ids: [104, 'ptr'], deleted: [108, 'ptr'], vectors_offset: [112, 'i64'],
-    vectors_crc32: [120, 'i32'], link_bits: [124, 'i32'], links0_packed: [128, 'ptr'] },
+    vectors_crc32: [120, 'i32'], link_bits: [124, 'i32'], links0_packed: [128, 'ptr'], resid: [132, 'ptr'] },
 };
 export const SEARCH_PARAMS = { bytes: 32, fields: { k: [0, 'i64'], ef: [8, 'i64'], rerank: [16, 'i64'], max_gap: [24, 'i64'] } };
 export const SEARCH_STATS = { bytes: 48, fields: { candidates: [0, 'i64'], distances: [8, 'i64'], fetch: [16, 'i64'],

@@ -156,7 +156,12 @@ class ShardedIndex {
    * shard answers its own top k (one batched store read per shard and query), merged by
    * distance, ties to the lower shard (as native quantann).
    */
-  async search(queries, { k = 10, ef = 64, rerank = 4 } = {}) {
+  /** As Index.defaultRerank, of the shards (one quantizer: the same for each). */
+  get defaultRerank() {
+    return this.shards[0].defaultRerank;
+  }
+
+  async search(queries, { k = 10, ef = 64, rerank = this.defaultRerank } = {}) {
     const q = queries instanceof Float32Array ? queries : Float32Array.from(queries);
     if (q.length === 0 || q.length % this.dim) throw new RangeError(`queries have ${q.length} values, not a multiple of the index's dimension ${this.dim}`);
     if (!Number.isSafeInteger(k) || k < 1 || k > Math.min(this.count, CONSTANTS.limits.max_k))

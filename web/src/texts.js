@@ -160,7 +160,7 @@ const NO_ID = 0xffffffffffffffffn;
  * by reciprocal rank (texts.fuse). {ids, rows, distances}, best first; each distance is the
  * vector's, computed by the kernel from one store read for a text only the words found.
  */
-export async function hybridSearch(index, texts, vector, text, { k = 10, ef = 64, rerank = 4 } = {}) {
+export async function hybridSearch(index, texts, vector, text, { k = 10, ef = 64, rerank = index.defaultRerank } = {}) {
   if (!texts.lexical) throw new Error(`${texts.name} has no lexical index for hybrid search: build the index with --texts (without --no-lexical)`);
   const n = Math.max(k, CONSTANTS.lexical.candidates);
   // the vector top-n, reranked from as many candidates as the plain top-k would read (at least n)

@@ -45,6 +45,20 @@ for (const [name, exp] of Object.entries(expected).filter(([, e]) => e.auto_ids)
   });
 }
 
+test("each file's default rerank is native's: 'auto' over sq8 (residuals), else 4; search without one uses it", async () => {
+  for (const exp of Object.values(expected)) {
+    const index = await openIndex(DATA + exp.file);
+    assert.equal(index.defaultRerank, exp.default_rerank, exp.file);
+    assert.equal(index.defaultRerank === 'auto', exp.quant === 'sq8', exp.file);
+    const q = queries.subarray(0, exp.dim);
+    const plain = await index.search(q, { k: exp.k, ef: exp.ef });
+    const given = await index.search(q, { k: exp.k, ef: exp.ef, rerank: exp.default_rerank });
+    assert.deepEqual(plain.ids, given.ids, exp.file);
+    assert.equal(plain.stats.vectorsRead, given.stats.vectorsRead, exp.file);
+    index.close();
+  }
+});
+
 test('each file says what native says of its ids: user ids, or numbering and the next id', async () => {
   for (const exp of Object.values(expected)) {
     const index = await openIndex(DATA + exp.file);
