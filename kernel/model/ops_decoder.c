@@ -73,6 +73,15 @@ int qa_argmax(const float *x, int n) {
 
 /* ---------------------------------------------------------------- attention */
 
+/* one call of qa_attention */
+typedef struct {
+    const qa_kv_layer *kv;
+    const float *q;
+    int row_stride, n, pos0, n_head, n_swa;
+    float scale;
+    float *out, *work;
+} att_ctx;
+
 /* Summation orders as llama.cpp's CPU backend (ggml) takes them, so that the same weights
  * give the same bits: this model family amplifies a last-bit difference anywhere into
  * logit differences of ~0.5 after 30 layers. ggml multiplies the fp16 KV cache in blocks of
@@ -331,6 +340,85 @@ static void lane_axpy_f16_wasm(float *lane, float w, const uint16_t *v, int d) {
     }
     for (; i < d; i++) lane[i] += w * qa_fp16_to_fp32(v[i]);
 }
+
+/* qa_fp16_to_fp32(qa_fp32_to_fp16(x)) for 4 values: the fp16 normal range drops 13 mantissa
+ * bits to nearest even (a carry may reach the exponent; 2^16 and up is infinity); below 2^-14
+ * the fp16 subnormals are the multiples of 2^-24, which adding and taking 0.5 rounds to */
+static inline v128_t round_f16x4(v128_t x) {
+    v128_t sign = wasm_v128_and(x, wasm_i32x4_splat((int32_t)0x80000000)), a = wasm_v128_xor(x, sign);
+    v128_t n = wasm_i32x4_add(wasm_i32x4_add(a, wasm_i32x4_splat(0xfff)), wasm_v128_and(wasm_u32x4_shr(a, 13), wasm_i32x4_splat(1)));
+    n = wasm_v128_and(n, wasm_i32x4_splat(~0x1fff));
+    n = wasm_v128_bitselect(wasm_i32x4_splat(0x7f800000), n, wasm_u32x4_ge(n, wasm_i32x4_splat(0x47800000)));
+    v128_t sub = wasm_f32x4_sub(wasm_f32x4_add(a, F4(0.5f)), F4(0.5f));
+    n = wasm_v128_bitselect(sub, n, wasm_u32x4_lt(a, wasm_i32x4_splat(0x38800000)));
+    n = wasm_v128_bitselect(wasm_i32x4_splat(0x7fc00000), n, wasm_u32x4_gt(a, wasm_i32x4_splat(0x7f800000))); /* NaN */
+    return wasm_v128_or(n, sign);
+}
+
+/* dst[0..n) = the fp16 src as f32 (exact), n a multiple of 4 */
+static void f16_to_f32_wasm(float *dst, const uint16_t *src, uint64_t n) {
+    for (uint64_t i = 0; i < n; i += 4)
+        wasm_v128_store(dst + i, qa_f16x4_to_f32(wasm_u32x4_extend_low_u16x8(wasm_v128_load64_zero(src + i))));
+}
+
+/* attend_row for a batch of >= 2 tokens (the 16-lane orders), head_dim a multiple of 4, over
+ * its KV head's keys and values converted to f32 once per batch (kf, vf: position p at p *
+ * head_dim; the conversion is exact). The query and the weights are rounded to fp16 in
+ * vectors; a dot's 16 lanes are 4 vectors, added as the tree; the value sums run 4 outputs at
+ * a time with the lanes (cells p % 16) in registers, 8 at a time, each lane over its cells in
+ * order. The same operations per value as attend_row, the same bits. */
+static void attend_row_wasm(const att_ctx *c, float *w, const float *kf, const float *vf, int t, int h) {
+    const qa_kv_layer *kv = c->kv;
+    int hd = kv->head_dim, npos = c->pos0 + t + 1;
+    int p0 = c->n_swa > 0 && npos > c->n_swa ? npos - c->n_swa : 0;
+    int b0 = p0 & ~15, b1 = (npos + 15) & ~15;
+    float *s = w, *e = s + kv->n_ctx + 16, *qh = e + kv->n_ctx + 16;
+    const float *q = c->q + (uint64_t)t * c->row_stride + h * hd;
+    for (int i = 0; i < hd; i += 4) wasm_v128_store(qh + i, round_f16x4(wasm_v128_load(q + i)));
+    float mx = -INFINITY;
+    for (int p = b0; p < b1; p++) s[p] = 0.0f;
+    for (int p = p0; p < npos; p++) {
+        const float *kp = kf + (uint64_t)p * hd;
+        v128_t a[4] = {F4(0.0f), F4(0.0f), F4(0.0f), F4(0.0f)}; /* lanes 4j..4j+3: item i in a[(i / 4) % 4] */
+        for (int i = 0; i < hd; i += 4)
+            a[(i >> 2) & 3] = wasm_f32x4_add(a[(i >> 2) & 3], wasm_f32x4_mul(wasm_v128_load(qh + i), wasm_v128_load(kp + i)));
+        v128_t r = wasm_f32x4_add(wasm_f32x4_add(a[0], a[2]), wasm_f32x4_add(a[1], a[3])); /* (i, i+8), (i, i+4) */
+        r = wasm_f32x4_add(r, wasm_i32x4_shuffle(r, r, 2, 3, 2, 3));                      /* (0,2), (1,3) */
+        s[p] = (wasm_f32x4_extract_lane(r, 0) + wasm_f32x4_extract_lane(r, 1)) * c->scale;
+        if (s[p] > mx) mx = s[p];
+    }
+    double sum = 0.0;
+    for (int b = b0; b < b1; b += 16) {
+        unsigned mask = 0;
+        for (int i = 0; i < 16; i++) mask |= (unsigned)(b + i >= p0 && b + i < npos) << i;
+        sum += (double)exp_block16_wasm(e + b, s + b, mx, mask);
+    }
+    const v128_t inv = F4((float)(1.0 / sum));
+    for (int b = b0; b < b1; b += 4) /* the weights over the scores (0 outside the row) */
+        wasm_v128_store(s + b, round_f16x4(wasm_f32x4_mul(wasm_v128_load(e + b), inv)));
+    float *o = c->out + (uint64_t)t * c->row_stride + h * hd;
+    for (int d = 0; d < hd; d += 4) {
+        v128_t lo[8], l[8];
+        for (int half = 0; half < 16; half += 8) { /* lanes 0-7, then 8-15 */
+            for (int j = 0; j < 8; j++) l[j] = F4(0.0f);
+            for (int b = b0 + half; b < b1; b += 16) {
+                const float *vb = vf + (uint64_t)b * hd + d;
+#define LANE(j) l[j] = wasm_f32x4_add(l[j], wasm_f32x4_mul(F4(s[b + (j)]), wasm_v128_load(vb + (uint64_t)(j) * hd)))
+                if (b >= p0 && b + 8 <= npos) {
+                    for (int j = 0; j < 8; j++) LANE(j);
+                } else { /* cells outside the row were not converted: skipped, as the reference does */
+                    for (int j = 0; j < 8; j++)
+                        if (b + j >= p0 && b + j < npos) LANE(j);
+                }
+#undef LANE
+            }
+            if (!half) memcpy(lo, l, sizeof l);
+        }
+        for (int i = 0; i < 8; i++) l[i] = wasm_f32x4_add(lo[i], l[i]);
+        for (int i = 0; i < 4; i++) l[i] = wasm_f32x4_add(l[i], l[i + 4]);
+        wasm_v128_store(o + d, wasm_f32x4_add(wasm_f32x4_add(l[0], l[2]), wasm_f32x4_add(l[1], l[3])));
+    }
+}
 #undef F4
 #endif
 
@@ -388,17 +476,17 @@ void qa_kv_store(const qa_kv_layer *kv, const float *k, const float *v, int row_
 
 /* per thread: scores of n_ctx positions (rounded up to 16) and their exp values, the query
  * as fp16-exact floats, up to 64 lanes of head_dim output sums, the fp16 query */
-uint64_t qa_attention_work_floats(int n_ctx, int head_dim) {
+static uint64_t row_work_floats(int n_ctx, int head_dim) {
     return (uint64_t)(n_ctx + 16) * 2 + 65 * (uint64_t)head_dim + head_dim / 2 + 1;
 }
-
-typedef struct {
-    const qa_kv_layer *kv;
-    const float *q;
-    int row_stride, n, pos0, n_head, n_swa;
-    float scale;
-    float *out, *work;
-} att_ctx;
+/* wasm: + one KV head's keys and values as f32 (attend_row_wasm) */
+uint64_t qa_attention_work_floats(int n_ctx, int head_dim) {
+#if defined(__wasm_simd128__)
+    return row_work_floats(n_ctx, head_dim) + 2 * (uint64_t)n_ctx * head_dim;
+#else
+    return row_work_floats(n_ctx, head_dim);
+#endif
+}
 
 /* One query row of one head as ggml computes it (see the summation orders above): the
  * scores q.k with q rounded to fp16, scaled; softmax with its exp in blocks of 16 cache
@@ -510,18 +598,50 @@ AVX512 static void attend_row_avx512(const att_ctx *c, float *w, int t, int h) {
 /* a batch's rows where a wider variant exists (NULL: attend_row) */
 static void (*attend_batch_row)(const att_ctx *, float *, int, int) = NULL;
 
+static int wasm_batch_rows; /* attend_row_wasm for batches */
+
 static void attention_init(int avx2) {
     attend_batch_row = NULL;
+    wasm_batch_rows = 0;
 #if defined(__x86_64__)
     if (avx2 && qa_have_avx512vnni) attend_batch_row = attend_row_avx512; /* AVX-512 F/BW/VL with it */
+#elif defined(__wasm_simd128__)
+    wasm_batch_rows = avx2; /* here: SIMD128 on */
 #else
     (void)avx2;
 #endif
 }
 
+#if defined(__wasm_simd128__)
+/* A batch's rows by KV head (then token, then the heads of its group), interleaved over the
+ * shares: each share converts a KV head's cells of the batch to f32 once, for all its rows. */
+static void att_task_wasm(const att_ctx *c, float *w, int wi, int wk) {
+    const qa_kv_layer *kv = c->kv;
+    int hd = kv->head_dim, group = c->n_head / kv->n_head_kv, per = c->n * group, cur = -1;
+    int npos = c->pos0 + c->n, lo = c->n_swa > 0 && c->pos0 + 1 > c->n_swa ? c->pos0 + 1 - c->n_swa : 0;
+    float *kf = w + row_work_floats(kv->n_ctx, hd), *vf = kf + (uint64_t)kv->n_ctx * hd;
+    for (int job = wi; job < c->n * c->n_head; job += wk) {
+        int g = job / per, r = job % per;
+        if (g != cur) { /* the cells rows of this batch read: lo (the first row's window) .. npos */
+            uint64_t at = ((uint64_t)g * kv->n_ctx + lo) * hd, n = (uint64_t)(npos - lo) * hd;
+            f16_to_f32_wasm(kf + (uint64_t)lo * hd, kv->k + at, n);
+            f16_to_f32_wasm(vf + (uint64_t)lo * hd, kv->v + at, n);
+            cur = g;
+        }
+        attend_row_wasm(c, w, kf, vf, r / group, g * group + r % group);
+    }
+}
+#endif
+
 static void att_task(void *c_, int wi, int wk, int th) {
     att_ctx *c = (att_ctx *)c_;
     float *w = c->work + (uint64_t)th * qa_attention_work_floats(c->kv->n_ctx, c->kv->head_dim);
+#if defined(__wasm_simd128__)
+    if (c->n > 1 && wasm_batch_rows && c->kv->head_dim % 4 == 0) {
+        att_task_wasm(c, w, wi, wk);
+        return;
+    }
+#endif
     void (*row)(const att_ctx *, float *, int, int) =
         c->n > 1 && attend_batch_row && c->kv->head_dim % 16 == 0 ? attend_batch_row : attend_row;
     /* rows interleaved over the shares: a causal row costs its position */
