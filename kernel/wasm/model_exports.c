@@ -511,3 +511,21 @@ EXPORT(qa_wasm_act) int qa_wasm_act(int op, int ref, float *x, int n, float m) {
     else return -1;
     return 0;
 }
+
+/* Causal attention (ops_decoder.c) of n query rows at positions pos0.. over a KV cache
+ * (k, v: n_head_kv x n_ctx x head_dim fp16), into out (the query layout); ref != 0 runs
+ * the scalar references. 0, or -1 without memory. For the test holding the SIMD128 rows
+ * to the reference on shapes the models do not reach. */
+EXPORT(qa_wasm_attention)
+int qa_wasm_attention(int ref, uint16_t *k, uint16_t *v, int n_ctx, int n_head_kv, int head_dim, const float *q,
+                      int row_stride, int n, int pos0, int n_head, float scale, int n_swa, float *out) {
+    select_simd();
+    float *work = malloc(qa_attention_work_floats(n_ctx, head_dim) * sizeof(float));
+    if (!work) return -1;
+    const qa_kv_layer kv = {k, v, n_ctx, n_head_kv, head_dim};
+    qa_ops_decoder_init(!ref);
+    qa_attention(NULL, &kv, q, row_stride, n, pos0, n_head, scale, n_swa, out, work);
+    qa_ops_decoder_init(1);
+    free(work);
+    return 0;
+}

@@ -168,6 +168,48 @@ test('the SIMD128 GELU and exp equal their scalar references bit for bit', async
   K.free(p);
 });
 
+// ---- attention over the fp16 KV cache (kernel/model/ops_decoder.c)
+
+// The batch rows (SIMD128: a KV head's cells as f32 once per batch, the query and weights
+// rounded to fp16 in vectors) against the scalar reference row, bit for bit, on shapes the
+// models do not reach: head_dim not a multiple of 16 (6: the reference's fallback), a cache
+// prefix, a sliding window, heads sharing a KV head, blocks of 16 cells cut at both ends,
+// queries on fp16 rounding ties and subnormals, weights in fp16's subnormals (scale 8). The
+// cells past the batch hold NaN: a row that read them would show it.
+for (const build of BUILDS) test(`${build} build: batch attention rows equal the scalar reference bit for bit`, async () => {
+  const K = await loadModelKernel(build);
+  const r = rng(5);
+  const f16 = () => (r() < 0.05 ? 0 : (5 + Math.floor(r() * 13)) << 10) | Math.floor(r() * 1024) | (r() < 0.5 ? 0x8000 : 0);
+  const qval = () => { // normal values, fp16 ties (a half unit in the last place), subnormals and their ties
+    const u = r(), sgn = r() < 0.5 ? -1 : 1;
+    if (u < 0.1) return sgn * (Math.floor(r() * 1024) + 1024.5) * 2 ** (-10 - Math.floor(r() * 8));
+    if (u < 0.15) return sgn * (Math.floor(r() * 1024) + 0.5) * 2 ** -24;
+    if (u < 0.2) return sgn * r() * 2 ** -18;
+    return sgn * r() * 3;
+  };
+  let cases = 0;
+  for (const hd of [64, 20, 12, 6]) for (const [nHead, nKv] of [[3, 1], [2, 2]]) for (const n of [2, 9, 33])
+    for (const pos0 of [0, 13]) for (const nSwa of [0, 10]) for (const scale of [0.125, 8]) {
+      const nCtx = pos0 + n + 20, end = pos0 + n, stride = nHead * hd;
+      const cache = () => Uint16Array.from({ length: nKv * nCtx * hd }, (_, i) => (Math.floor(i / hd) % nCtx < end ? f16() : 0x7e00));
+      const k = K.copyIn(Uint16Array, cache()), v = K.copyIn(Uint16Array, cache());
+      const q = K.copyIn(Float32Array, Float32Array.from({ length: n * stride }, qval));
+      const outs = [0, 1].map((ref) => {
+        const o = K.alloc(Float32Array, n * stride);
+        assert.equal(K.x.qa_wasm_attention(ref, k, v, nCtx, nKv, hd, q, stride, n, pos0, nHead, scale, nSwa, o), 0);
+        const y = K.view(Float32Array, o, n * stride).slice();
+        K.free(o);
+        return y;
+      });
+      const at = `head_dim ${hd}, ${nHead}/${nKv} heads, ${n} rows at ${pos0}, window ${nSwa}, scale ${scale}`;
+      assert.ok(outs[1].every(Number.isFinite), `${at}: finite`);
+      assert.deepEqual(new Uint32Array(outs[0].buffer), new Uint32Array(outs[1].buffer), at);
+      [k, v, q].forEach((p) => K.free(p));
+      cases++;
+    }
+  assert.equal(cases, 192);
+});
+
 // ---- opening: the memory ceiling before loading, bad files
 
 // A source that counts the bytes read from it (the weights must not be read when over).
