@@ -379,10 +379,20 @@ static void attend_row_wasm(const att_ctx *c, float *w, const float *kf, const f
     for (int p = b0; p < b1; p++) s[p] = 0.0f;
     for (int p = p0; p < npos; p++) {
         const float *kp = kf + (uint64_t)p * hd;
-        v128_t a[4] = {F4(0.0f), F4(0.0f), F4(0.0f), F4(0.0f)}; /* lanes 4j..4j+3: item i in a[(i / 4) % 4] */
-        for (int i = 0; i < hd; i += 4)
-            a[(i >> 2) & 3] = wasm_f32x4_add(a[(i >> 2) & 3], wasm_f32x4_mul(wasm_v128_load(qh + i), wasm_v128_load(kp + i)));
-        v128_t r = wasm_f32x4_add(wasm_f32x4_add(a[0], a[2]), wasm_f32x4_add(a[1], a[3])); /* (i, i+8), (i, i+4) */
+        v128_t a0 = F4(0.0f), a1 = a0, a2 = a0, a3 = a0; /* lanes 4j..4j+3: item i in a[(i / 4) % 4] */
+#define MAC(a, i) a = wasm_f32x4_add(a, wasm_f32x4_mul(wasm_v128_load(qh + (i)), wasm_v128_load(kp + (i))))
+        int i = 0;
+        for (; i + 16 <= hd; i += 16) {
+            MAC(a0, i);
+            MAC(a1, i + 4);
+            MAC(a2, i + 8);
+            MAC(a3, i + 12);
+        }
+        if (i + 4 <= hd) MAC(a0, i);
+        if (i + 8 <= hd) MAC(a1, i + 4);
+        if (i + 12 <= hd) MAC(a2, i + 8);
+#undef MAC
+        v128_t r = wasm_f32x4_add(wasm_f32x4_add(a0, a2), wasm_f32x4_add(a1, a3)); /* (i, i+8), (i, i+4) */
         r = wasm_f32x4_add(r, wasm_i32x4_shuffle(r, r, 2, 3, 2, 3));                      /* (0,2), (1,3) */
         s[p] = (wasm_f32x4_extract_lane(r, 0) + wasm_f32x4_extract_lane(r, 1)) * c->scale;
         if (s[p] > mx) mx = s[p];
@@ -403,7 +413,7 @@ static void attend_row_wasm(const att_ctx *c, float *w, const float *kf, const f
             for (int j = 0; j < 8; j++) l[j] = F4(0.0f);
             for (int b = b0 + half; b < b1; b += 16) {
                 const float *vb = vf + (uint64_t)b * hd + d;
-#define LANE(j) l[j] = wasm_f32x4_add(l[j], wasm_f32x4_mul(F4(s[b + (j)]), wasm_v128_load(vb + (uint64_t)(j) * hd)))
+#define LANE(j) l[j] = wasm_f32x4_add(l[j], wasm_f32x4_mul(wasm_v128_load32_splat(s + b + (j)), wasm_v128_load(vb + (uint64_t)(j) * hd)))
                 if (b >= p0 && b + 8 <= npos) {
                     for (int j = 0; j < 8; j++) LANE(j);
                 } else { /* cells outside the row were not converted: skipped, as the reference does */
