@@ -228,6 +228,19 @@ static float exp_block16_ref(float *e, const float *s, float mx, unsigned mask) 
     return tree16(e);
 }
 
+/* the softmax's sum as ggml takes it: e = exp(s - mx) by blocks of 16 cells b0..b1 (0 outside
+ * the row's cells p0..npos), the blocks' sums added in double */
+static inline double exp_sum(float (*block)(float *, const float *, float, unsigned), float *e, const float *s,
+                             float mx, int b0, int b1, int p0, int npos) {
+    double sum = 0.0;
+    for (int b = b0; b < b1; b += 16) {
+        unsigned mask = 0;
+        for (int i = 0; i < 16; i++) mask |= (unsigned)(b + i >= p0 && b + i < npos) << i;
+        sum += (double)block(e + b, s + b, mx, mask);
+    }
+    return sum;
+}
+
 #if defined(__wasm_simd128__)
 /* SIMD128 variants with the references' bits. wasm has no FMA instruction: fmaf is
  * wasi-libc's (musl's), which rounds a*b + c computed in double to float unless that
@@ -397,12 +410,7 @@ static void attend_row_wasm(const att_ctx *c, float *w, const float *kf, const f
         s[p] = (wasm_f32x4_extract_lane(r, 0) + wasm_f32x4_extract_lane(r, 1)) * c->scale;
         if (s[p] > mx) mx = s[p];
     }
-    double sum = 0.0;
-    for (int b = b0; b < b1; b += 16) {
-        unsigned mask = 0;
-        for (int i = 0; i < 16; i++) mask |= (unsigned)(b + i >= p0 && b + i < npos) << i;
-        sum += (double)exp_block16_wasm(e + b, s + b, mx, mask);
-    }
+    double sum = exp_sum(exp_block16_wasm, e, s, mx, b0, b1, p0, npos);
     const v128_t inv = F4((float)(1.0 / sum));
     for (int b = b0; b < b1; b += 4) /* the weights over the scores (0 outside the row) */
         wasm_v128_store(s + b, round_f16x4(wasm_f32x4_mul(wasm_v128_load(e + b), inv)));
@@ -521,12 +529,7 @@ static void attend_row(const att_ctx *c, float *w, int t, int h) {
         s[p] = (gemv ? dot64_f16 : dot16_f16)(qh, K + (uint64_t)p * hd, hd) * c->scale;
         if (s[p] > mx) mx = s[p];
     }
-    double sum = 0.0;
-    for (int b = b0; b < b1; b += 16) {
-        unsigned mask = 0;
-        for (int i = 0; i < 16; i++) mask |= (unsigned)(b + i >= p0 && b + i < npos) << i;
-        sum += (double)exp_block16(e + b, s + b, mx, mask);
-    }
+    double sum = exp_sum(exp_block16, e, s, mx, b0, b1, p0, npos);
     float inv = (float)(1.0 / sum);
     memset(lane, 0, (size_t)nl * hd * sizeof(float));
     for (int p = p0; p < npos; p++)
@@ -574,12 +577,7 @@ AVX512 static void attend_row_avx512(const att_ctx *c, float *w, int t, int h) {
         s[p] = _mm_cvtss_f32(_mm_add_ss(r, _mm_movehdup_ps(r))) * c->scale;
         if (s[p] > mx) mx = s[p];
     }
-    double sum = 0.0;
-    for (int b = b0; b < b1; b += 16) {
-        unsigned mask = 0;
-        for (int i = 0; i < 16; i++) mask |= (unsigned)(b + i >= p0 && b + i < npos) << i;
-        sum += (double)exp_block16_avx2(e + b, s + b, mx, mask);
-    }
+    double sum = exp_sum(exp_block16_avx2, e, s, mx, b0, b1, p0, npos);
     const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
     for (int b = b0; b < b1; b += 16) /* the weights, rounded to fp16, over the scores (0 outside the row) */
         _mm512_storeu_ps(s + b, _mm512_cvtph_ps(_mm512_cvtps_ph(_mm512_mul_ps(_mm512_loadu_ps(e + b), inv), _MM_FROUND_TO_NEAREST_INT)));
